@@ -1,0 +1,61 @@
+"""tactful: a conversational harness for reliable customer-facing LLM agents."""
+
+from tactful.config import Settings
+from tactful.domain import (
+    CannedResponse,
+    CannedResponseField,
+    CompositionMode,
+    Criticality,
+    Customer,
+    Event,
+    EventKind,
+    EventSource,
+    Guideline,
+    Session,
+    SessionMode,
+    Tag,
+    Term,
+    Trace,
+)
+from tactful.errors import (
+    ConfigurationError,
+    ConflictError,
+    ModelError,
+    NotFoundError,
+    PayloadTooLargeError,
+    StoreError,
+    TactfulError,
+    ValidationError,
+)
+from tactful.server import Agent, Server
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Agent",
+    "CannedResponse",
+    "CannedResponseField",
+    "CompositionMode",
+    "ConfigurationError",
+    "ConflictError",
+    "Criticality",
+    "Customer",
+    "Event",
+    "EventKind",
+    "EventSource",
+    "Guideline",
+    "ModelError",
+    "NotFoundError",
+    "PayloadTooLargeError",
+    "Server",
+    "Session",
+    "SessionMode",
+    "Settings",
+    "StoreError",
+    "TactfulError",
+    "Tag",
+    "Term",
+    "Trace",
+    "ValidationError",
+    "__version__",
+]

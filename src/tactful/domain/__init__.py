@@ -1,0 +1,75 @@
+"""Pure data and rules: pydantic models and enums of every entity, no I/O."""
+
+from tactful.domain.agents import Agent, CompositionMode, MessageOutputMode
+from tactful.domain.canned import CannedResponse, CannedResponseField
+from tactful.domain.common import Entity, new_id, utcnow
+from tactful.domain.customers import GUEST_CUSTOMER_ID, Customer
+from tactful.domain.events import Event, EventKind, EventSource, SessionStatus
+from tactful.domain.glossary import Term
+from tactful.domain.guidelines import Criticality, Guideline
+from tactful.domain.journeys import Journey, JourneyState, JourneyTransition, StateKind
+from tactful.domain.relationships import Endpoint, EndpointKind, Relationship, RelationshipKind
+from tactful.domain.sessions import ConsumptionOffsets, Session, SessionMode
+from tactful.domain.tags import Tag, agent_id_of_tag, agent_tag
+from tactful.domain.tools import ToolSpec, tool_id
+from tactful.domain.traces import Candidate, MatchVerdict, ModelCall, Trace
+from tactful.domain.variables import ContextVariable, ContextVariableValue
+
+ENTITY_TYPES: tuple[type[Entity], ...] = (
+    Tag,
+    Agent,
+    Customer,
+    Session,
+    Guideline,
+    Relationship,
+    Journey,
+    Term,
+    ContextVariable,
+    ContextVariableValue,
+    CannedResponse,
+    ToolSpec,
+    Trace,
+)
+
+__all__ = [
+    "ENTITY_TYPES",
+    "GUEST_CUSTOMER_ID",
+    "Agent",
+    "Candidate",
+    "CannedResponse",
+    "CannedResponseField",
+    "CompositionMode",
+    "ConsumptionOffsets",
+    "ContextVariable",
+    "ContextVariableValue",
+    "Criticality",
+    "Customer",
+    "Endpoint",
+    "EndpointKind",
+    "Entity",
+    "Event",
+    "EventKind",
+    "EventSource",
+    "Guideline",
+    "Journey",
+    "JourneyState",
+    "JourneyTransition",
+    "MatchVerdict",
+    "MessageOutputMode",
+    "ModelCall",
+    "Relationship",
+    "RelationshipKind",
+    "Session",
+    "SessionMode",
+    "SessionStatus",
+    "StateKind",
+    "Tag",
+    "Term",
+    "ToolSpec",
+    "Trace",
+    "agent_id_of_tag",
+    "agent_tag",
+    "new_id",
+    "tool_id",
+    "utcnow",
+]

@@ -1,0 +1,41 @@
+"""Agents: the unit of conversational configuration."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import ClassVar
+
+from pydantic import Field
+
+from tactful.domain.common import Entity
+
+
+class CompositionMode(StrEnum):
+    """How the reply is written: freely, or from canned responses (strictest last)."""
+
+    FLUID = "fluid"
+    CANNED_FLUID = "canned_fluid"
+    COMPOSITED = "composited_canned"
+    STRICT = "strict_canned"
+
+    @property
+    def strictness(self) -> int:
+        return list(CompositionMode).index(self)
+
+
+class MessageOutputMode(StrEnum):
+    BLOCK = "block"
+    STREAM = "stream"
+
+
+class Agent(Entity):
+    collection: ClassVar[str] = "agents"
+    name: str = Field(min_length=1, max_length=200)
+    description: str | None = None
+    composition_mode: CompositionMode = CompositionMode.FLUID
+    message_output_mode: MessageOutputMode = MessageOutputMode.BLOCK
+    max_engine_iterations: int = Field(default=3, ge=1, le=10)
+    no_match_reply: str = (
+        "Sorry, I can't help with that here. Could you rephrase, or ask for a person?"
+    )
+    tags: list[str] = Field(default_factory=list)

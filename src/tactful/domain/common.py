@@ -1,0 +1,34 @@
+"""Identifiers, timestamps and the base model shared by every entity."""
+
+from __future__ import annotations
+
+import secrets
+import string
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+_ALPHABET = string.ascii_letters + string.digits
+
+
+def new_id() -> str:
+    """A short random identifier, URL-safe, in the style of Parlant's ids."""
+    return "".join(secrets.choice(_ALPHABET) for _ in range(10))
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+JSONDict = dict[str, Any]
+
+
+class Entity(BaseModel):
+    """Base of every stored entity: an id, a creation time, and its table name."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    collection: ClassVar[str] = ""
+    id: str = Field(default_factory=new_id, min_length=1, max_length=128)
+    creation_utc: datetime = Field(default_factory=utcnow)

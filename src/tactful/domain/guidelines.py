@@ -1,0 +1,41 @@
+"""Guidelines: a condition and an action; without an action, an observation."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any, ClassVar
+
+from pydantic import Field
+
+from tactful.domain.agents import CompositionMode
+from tactful.domain.common import Entity
+
+
+class Criticality(StrEnum):
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+
+
+class Guideline(Entity):
+    collection: ClassVar[str] = "guidelines"
+    condition: str = Field(min_length=1, max_length=4000)
+    action: str | None = Field(default=None, max_length=4000)
+    description: str | None = None
+    priority: int = 0
+    criticality: Criticality = Criticality.MEDIUM
+    enabled: bool = True
+    tags: list[str] = Field(default_factory=list)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    composition_mode: CompositionMode | None = None
+    labels: list[str] = Field(default_factory=list)
+    # Tool ids ("service:tool") this guideline makes available while it is active.
+    tools: list[str] = Field(default_factory=list)
+    # Example customer utterances that help retrieval find this guideline.
+    examples: list[str] = Field(default_factory=list)
+    # Canned responses this guideline prefers.
+    canned_responses: list[str] = Field(default_factory=list)
+
+    @property
+    def is_observation(self) -> bool:
+        return self.action is None

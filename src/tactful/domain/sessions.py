@@ -1,0 +1,32 @@
+"""Sessions: one conversation between an agent and a customer."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, Field
+
+from tactful.domain.common import Entity
+
+
+class SessionMode(StrEnum):
+    AUTO = "auto"
+    MANUAL = "manual"
+
+
+class ConsumptionOffsets(BaseModel):
+    client: int = 0
+
+
+class Session(Entity):
+    collection: ClassVar[str] = "sessions"
+    agent_id: str
+    customer_id: str
+    mode: SessionMode = SessionMode.AUTO
+    title: str | None = Field(default=None, max_length=500)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    labels: list[str] = Field(default_factory=list)
+    consumption_offsets: ConsumptionOffsets = Field(default_factory=ConsumptionOffsets)
+    # Per-session agent state: guidelines applied so far, active journeys (later issues).
+    agent_state: dict[str, Any] = Field(default_factory=dict)

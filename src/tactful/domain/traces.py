@@ -1,0 +1,52 @@
+"""Traces: why the agent said what it said in one turn."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, Field
+
+from tactful.domain.common import Entity
+
+
+class ModelCall(BaseModel):
+    stage: str
+    model: str
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    latency_ms: float = 0.0
+    ok: bool = True
+    error: str | None = None
+
+
+class Candidate(BaseModel):
+    guideline_id: str
+    condition: str
+    score: float
+    rank: int
+
+
+class MatchVerdict(BaseModel):
+    guideline_id: str
+    condition: str
+    action: str | None = None
+    applies: bool
+    score: float | None = None
+    rationale: str = ""
+    method: str = ""
+
+
+class Trace(Entity):
+    collection: ClassVar[str] = "traces"
+    session_id: str
+    agent_id: str
+    customer_event_offset: int = 0
+    tier: str = ""
+    status: str = "running"
+    candidates: list[Candidate] = Field(default_factory=list)
+    matches: list[MatchVerdict] = Field(default_factory=list)
+    composition: dict[str, Any] = Field(default_factory=dict)
+    model_calls: list[ModelCall] = Field(default_factory=list)
+    stage_timings_ms: dict[str, float] = Field(default_factory=dict)
+    message_event_id: str | None = None
+    error: str | None = None

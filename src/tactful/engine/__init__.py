@@ -1,0 +1,1 @@
+"""The turn pipeline: one module per stage, orchestrated by ``turn.Engine``."""

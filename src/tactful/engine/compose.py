@@ -1,0 +1,160 @@
+"""Stage 7, compose: write the reply, freely (with a model) or from canned responses.
+
+Offline (no model) and in strict mode only canned responses are sent: the best template of the
+matched guidelines whose fields are all present this turn, else the agent's no-match reply.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel, Field
+
+from tactful.domain import CannedResponse, CompositionMode
+from tactful.engine import canned
+from tactful.engine.context import TurnContext
+from tactful.engine.match import Match
+from tactful.engine.retrieve import EmbeddingCache
+from tactful.engine.trace import TraceRecorder
+from tactful.errors import ModelError
+from tactful.llm.base import Generator, Prompt
+
+COMPOSE_STAGE = "compose"
+
+
+@dataclass
+class Reply:
+    text: str
+    method: str  # "fluid", "canned" or "no-match"
+    applied_guideline_ids: list[str]
+    canned_response_id: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+class ReplyAnswer(BaseModel):
+    message: str = Field(min_length=1, description="The agent's next message to the customer")
+
+
+def template_fields(ctx: TurnContext) -> dict[str, Any]:
+    """What templates may refer to this turn (tool results join in a later stage)."""
+    customer = {"name": ctx.customer.name, **ctx.customer.metadata}
+    agent = {"name": ctx.agent.name}
+    return {
+        "std": {"customer": customer, "agent": agent},
+        "customer": customer,
+        "agent": agent,
+        "customer_name": ctx.customer.name,
+        "agent_name": ctx.agent.name,
+    }
+
+
+class Composer:
+    def __init__(self, cache: EmbeddingCache, generator: Generator | None) -> None:
+        self.cache = cache
+        self.generator = generator
+
+    async def compose(
+        self, ctx: TurnContext, matched: Sequence[Match], rec: TraceRecorder
+    ) -> Reply:
+        actionable = [m for m in matched if m.ranked.guideline.action]
+        mode = ctx.agent.composition_mode
+        for m in actionable:
+            g_mode = m.ranked.guideline.composition_mode
+            if g_mode is not None and g_mode.strictness > mode.strictness:
+                mode = g_mode
+        rec.trace.composition["mode"] = mode.value
+        if self.generator is None or mode is not CompositionMode.FLUID:
+            reply = await self.from_canned(ctx, actionable)
+            if reply.method != "no-match" or self.generator is None:
+                return reply
+            if mode is CompositionMode.STRICT:
+                return reply
+        try:
+            return await self.fluid(ctx, actionable, rec)
+        except ModelError as e:
+            # A failed model degrades the turn to canned responses; it never kills it.
+            reply = await self.from_canned(ctx, actionable)
+            reply.details["degraded"] = f"model failed while composing: {e}"
+            return reply
+
+    async def from_canned(self, ctx: TurnContext, actionable: Sequence[Match]) -> Reply:
+        by_id = {c.id: c for c in ctx.canned_responses}
+        fields = template_fields(ctx)
+        considered: list[tuple[Match, CannedResponse, str]] = []
+        disqualified: list[dict[str, Any]] = []
+        for m in actionable:
+            for cid in m.ranked.guideline.canned_responses:
+                response = by_id.get(cid)
+                if response is None:
+                    continue
+                text = canned.render(response.value, fields)
+                if text is None:
+                    missing = sorted(canned.template_fields(response.value) - fields.keys())
+                    disqualified.append({"id": cid, "missing_fields": missing})
+                    continue
+                considered.append((m, response, text))
+        if not considered:
+            return Reply(
+                text=ctx.agent.no_match_reply,
+                method="no-match",
+                applied_guideline_ids=[],
+                details={"disqualified": disqualified, "reason": "no qualifying canned response"},
+            )
+        query = ctx.last_customer_message or " "
+        texts = [" ".join([r.value, *r.signals]) for _, r, _ in considered]
+        vectors = await self.cache.embed([query, *texts])
+        fit = vectors[1:] @ vectors[0]
+        scores = np.array([m.ranked.score for m, _, _ in considered]) + 0.5 * fit
+        best = int(np.argmax(scores))
+        m, response, text = considered[best]
+        return Reply(
+            text=text,
+            method="canned",
+            applied_guideline_ids=[m.ranked.guideline.id],
+            canned_response_id=response.id,
+            details={
+                "candidates": [
+                    {
+                        "id": r.id,
+                        "guideline_id": mm.ranked.guideline.id,
+                        "score": round(float(s), 4),
+                    }
+                    for (mm, r, _), s in zip(considered, scores, strict=True)
+                ],
+                "disqualified": disqualified,
+            },
+        )
+
+    def prompt(self, ctx: TurnContext, actionable: Sequence[Match]) -> Prompt:
+        system = (
+            f"You are {ctx.agent.name}, a customer-service agent. {ctx.agent.description or ''}\n"
+            "Write the agent's next message. Follow every guideline given; do not invent facts, "
+            "prices, policies or order details that are not in the conversation. Answer in JSON."
+        )
+        rules = "\n".join(
+            f"- When {m.ranked.guideline.condition}, then {m.ranked.guideline.action}"
+            for m in actionable
+        )
+        terms = "\n".join(f"- {t.name}: {t.description}" for t in ctx.terms[:20])
+        history = "\n".join(f"{u.role}: {u.text}" for u in ctx.window())
+        user = (
+            f"Customer: {ctx.customer.name}\n\nGuidelines to follow now:\n{rules or '- (none)'}\n\n"
+            f"Glossary:\n{terms or '- (none)'}\n\nConversation:\n{history}"
+        )
+        return Prompt(system=system, user=user)
+
+    async def fluid(
+        self, ctx: TurnContext, actionable: Sequence[Match], rec: TraceRecorder
+    ) -> Reply:
+        assert self.generator is not None
+        answer = await rec.generate(
+            self.generator, self.prompt(ctx, actionable), ReplyAnswer, stage=COMPOSE_STAGE
+        )
+        return Reply(
+            text=answer.content.message,
+            method="fluid",
+            applied_guideline_ids=[m.ranked.guideline.id for m in actionable],
+        )

@@ -1,0 +1,101 @@
+"""Stage 2, context: everything a turn needs, read once from the store (no model call)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tactful.domain import (
+    Agent,
+    CannedResponse,
+    Customer,
+    Event,
+    EventKind,
+    EventSource,
+    Guideline,
+    Session,
+    Term,
+    agent_tag,
+)
+from tactful.store.base import Store
+
+HISTORY_WINDOW = 8
+
+_AGENT_SOURCES = {
+    EventSource.AI_AGENT,
+    EventSource.HUMAN_AGENT,
+    EventSource.HUMAN_AGENT_ON_BEHALF_OF_AI_AGENT,
+}
+
+
+@dataclass(frozen=True)
+class Utterance:
+    """One message of the conversation as prompts and retrieval see it."""
+
+    role: str  # "customer" or "agent"
+    text: str
+    offset: int
+
+
+@dataclass
+class TurnContext:
+    agent: Agent
+    session: Session
+    customer: Customer
+    messages: list[Utterance]
+    guidelines: list[Guideline]
+    canned_responses: list[CannedResponse]
+    terms: list[Term]
+
+    @property
+    def last_customer_message(self) -> str:
+        for u in reversed(self.messages):
+            if u.role == "customer":
+                return u.text
+        return ""
+
+    def window(self, size: int = HISTORY_WINDOW) -> list[Utterance]:
+        return self.messages[-size:]
+
+    def recent_customer_messages(self, count: int = 3) -> list[str]:
+        return [u.text for u in self.messages if u.role == "customer"][-count:]
+
+
+def in_agent_scope(tags: list[str], agent: Agent) -> bool:
+    """Untagged definitions are global; tagged ones need the agent's tag or a tag it carries."""
+    return not tags or agent_tag(agent.id) in tags or bool(set(tags) & set(agent.tags))
+
+
+def _utterance(event: Event) -> Utterance | None:
+    if event.kind is not EventKind.MESSAGE or not isinstance(event.data, dict):
+        return None
+    text = event.data.get("message")
+    if not isinstance(text, str):
+        return None
+    role = "agent" if event.source in _AGENT_SOURCES else "customer"
+    if event.source is EventSource.SYSTEM:
+        return None
+    return Utterance(role=role, text=text, offset=event.offset)
+
+
+async def load_context(store: Store, session_id: str) -> TurnContext:
+    session = await store.get(Session, session_id)
+    agent = await store.get(Agent, session.agent_id)
+    customer = await store.find(Customer, session.customer_id) or Customer(
+        id=session.customer_id, name="Guest"
+    )
+    events = await store.list_events(session_id, kinds=[EventKind.MESSAGE])
+    messages = [u for u in map(_utterance, events) if u is not None]
+    guidelines = [
+        g for g in await store.list(Guideline) if g.enabled and in_agent_scope(g.tags, agent)
+    ]
+    canned = [c for c in await store.list(CannedResponse) if in_agent_scope(c.tags, agent)]
+    terms = [t for t in await store.list(Term) if in_agent_scope(t.tags, agent)]
+    return TurnContext(
+        agent=agent,
+        session=session,
+        customer=customer,
+        messages=messages,
+        guidelines=guidelines,
+        canned_responses=canned,
+        terms=terms,
+    )

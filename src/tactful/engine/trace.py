@@ -1,0 +1,55 @@
+"""The trace of a turn: stage timings and every model call, recorded as the turn runs."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from tactful.domain import ModelCall, Trace
+from tactful.errors import ModelError
+from tactful.llm.base import Generation, Generator, Prompt, T
+
+
+class TraceRecorder:
+    """Wraps a turn's ``Trace``; stages and model calls write into it."""
+
+    def __init__(self, trace: Trace) -> None:
+        self.trace = trace
+
+    @asynccontextmanager
+    async def stage(self, name: str) -> AsyncIterator[None]:
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.trace.stage_timings_ms[name] = round((time.perf_counter() - started) * 1000, 3)
+
+    async def generate(
+        self, generator: Generator, prompt: Prompt, schema: type[T], *, stage: str
+    ) -> Generation[T]:
+        """Call the model and record the call, failed or not."""
+        started = time.perf_counter()
+        try:
+            result = await generator.generate(prompt, schema, stage=stage)
+        except ModelError as e:
+            self.trace.model_calls.append(
+                ModelCall(
+                    stage=stage,
+                    model=generator.model_name,
+                    latency_ms=round((time.perf_counter() - started) * 1000, 3),
+                    ok=False,
+                    error=str(e),
+                )
+            )
+            raise
+        self.trace.model_calls.append(
+            ModelCall(
+                stage=stage,
+                model=result.model,
+                prompt_tokens=result.usage.prompt_tokens,
+                completion_tokens=result.usage.completion_tokens,
+                latency_ms=round(result.latency_ms, 3),
+            )
+        )
+        return result

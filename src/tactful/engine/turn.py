@@ -1,0 +1,286 @@
+"""Orchestrates one turn, stage by stage, and owns cancellation.
+
+A customer message is appended and acknowledged at once; the turn then runs in a task. A newer
+customer message cancels a turn that has not emitted its reply yet and starts a fresh one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from tactful.bus.base import Bus
+from tactful.domain import (
+    Candidate,
+    Event,
+    EventKind,
+    EventSource,
+    Session,
+    SessionMode,
+    SessionStatus,
+    Trace,
+    new_id,
+)
+from tactful.engine.compose import Composer
+from tactful.engine.context import load_context
+from tactful.engine.match import Match, ModelMatcher, OfflineMatcher
+from tactful.engine.retrieve import EmbeddingCache, Retriever
+from tactful.engine.trace import TraceRecorder
+from tactful.errors import ModelError, PayloadTooLargeError, ValidationError
+from tactful.llm.base import Embedder, Generator
+from tactful.store.base import Store
+
+log = logging.getLogger("tactful.engine")
+
+CUSTOMER_SOURCES = (EventSource.CUSTOMER, EventSource.CUSTOMER_UI)
+
+
+@dataclass
+class EngineOptions:
+    offline_threshold: float = 0.42
+    max_message_chars: int = 8000
+    # Candidates sent to the model for detailed checks (the two-tier screen comes later).
+    model_candidates: int = 20
+    trace_candidates: int = 20
+
+
+@dataclass
+class _Turn:
+    trace_id: str
+    emitted: bool = False
+    task: asyncio.Task[None] | None = field(default=None, repr=False)
+
+
+class Engine:
+    """The turn pipeline over the ports: store, bus, embedder and an optional generator."""
+
+    def __init__(
+        self,
+        store: Store,
+        bus: Bus,
+        embedder: Embedder,
+        generator: Generator | None = None,
+        options: EngineOptions | None = None,
+    ) -> None:
+        self.store = store
+        self.bus = bus
+        self.generator = generator
+        self.options = options or EngineOptions()
+        self.cache = EmbeddingCache(embedder, store)
+        self.retriever = Retriever(self.cache)
+        self.offline_matcher = OfflineMatcher(self.options.offline_threshold)
+        self.model_matcher = ModelMatcher(generator) if generator else None
+        self.composer = Composer(self.cache, generator)
+        self._turns: dict[str, _Turn] = {}
+
+    @property
+    def tier(self) -> str:
+        return f"model:{self.generator.model_name}" if self.generator else "offline"
+
+    # -- timeline writes ------------------------------------------------------------------------
+
+    async def append(
+        self,
+        session_id: str,
+        kind: EventKind,
+        source: EventSource,
+        data: Any,
+        *,
+        trace_id: str = "",
+        metadata: dict[str, Any] | None = None,
+    ) -> Event:
+        """Append an event and wake whoever waits on the session."""
+        event = await self.store.append_event(
+            session_id, kind=kind, source=source, data=data, trace_id=trace_id, metadata=metadata
+        )
+        self.bus.publish(session_id, event.offset)
+        return event
+
+    async def status(
+        self, session_id: str, status: SessionStatus, trace_id: str, **data: Any
+    ) -> Event:
+        return await self.append(
+            session_id,
+            EventKind.STATUS,
+            EventSource.AI_AGENT,
+            {"status": status.value, "data": data},
+            trace_id=trace_id,
+        )
+
+    async def post_customer_message(
+        self,
+        session_id: str,
+        message: str,
+        *,
+        source: EventSource = EventSource.CUSTOMER,
+        participant: dict[str, Any] | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> Event:
+        """Append a customer message, acknowledge it, and start the agent's turn."""
+        if source not in CUSTOMER_SOURCES:
+            raise ValidationError(f"a customer message cannot have source {source.value!r}")
+        if not message.strip():
+            raise ValidationError("the message is empty")
+        if len(message) > self.options.max_message_chars:
+            raise PayloadTooLargeError(
+                f"the message has {len(message)} characters; the limit is "
+                f"{self.options.max_message_chars}"
+            )
+        session = await self.store.get(Session, session_id)
+        data: dict[str, Any] = {"message": message}
+        if participant:
+            data["participant"] = participant
+        event = await self.append(session_id, EventKind.MESSAGE, source, data, metadata=metadata)
+        if session.mode is SessionMode.AUTO:
+            trace_id = new_id()
+            await self.status(session_id, SessionStatus.ACKNOWLEDGED, trace_id)
+            self._schedule(session_id, trace_id, event.offset)
+        return event
+
+    # -- turns ----------------------------------------------------------------------------------
+
+    def _schedule(self, session_id: str, trace_id: str, offset: int) -> None:
+        previous = self._turns.get(session_id)
+        if previous is not None and previous.task is not None and not previous.emitted:
+            previous.task.cancel()
+        turn = _Turn(trace_id=trace_id)
+        turn.task = asyncio.create_task(
+            self._run(session_id, turn, offset, previous), name=f"turn:{session_id}:{trace_id}"
+        )
+        self._turns[session_id] = turn
+        turn.task.add_done_callback(lambda _t: self._forget(session_id, turn))
+
+    def _forget(self, session_id: str, turn: _Turn) -> None:
+        if self._turns.get(session_id) is turn:
+            del self._turns[session_id]
+
+    async def wait_idle(self, session_id: str | None = None) -> None:
+        """Wait for running turns (of one session, or all) to finish. For tests and shutdown."""
+        while True:
+            turns = [
+                t.task
+                for sid, t in list(self._turns.items())
+                if t.task is not None and (session_id is None or sid == session_id)
+            ]
+            if not turns:
+                return
+            await asyncio.gather(*turns, return_exceptions=True)
+
+    async def close(self) -> None:
+        for turn in list(self._turns.values()):
+            if turn.task is not None:
+                turn.task.cancel()
+        await self.wait_idle()
+
+    async def _run(self, session_id: str, turn: _Turn, offset: int, previous: _Turn | None) -> None:
+        if previous is not None and previous.task is not None:
+            # One turn at a time per session: an emitting turn finishes before the next starts.
+            with contextlib.suppress(BaseException):
+                await asyncio.shield(previous.task)
+        trace = Trace(
+            id=turn.trace_id,
+            session_id=session_id,
+            agent_id="",
+            customer_event_offset=offset,
+            tier=self.tier,
+        )
+        rec = TraceRecorder(trace)
+        try:
+            await self._pipeline(session_id, turn, rec)
+            trace.status = "done"
+        except asyncio.CancelledError:
+            trace.status = "cancelled"
+            await asyncio.shield(self._finish_cancelled(session_id, trace))
+            raise
+        except Exception as e:
+            # A failing turn degrades to an error status; the server keeps serving.
+            log.exception("turn %s failed", turn.trace_id)
+            trace.status = "error"
+            trace.error = f"{type(e).__name__}: {e}"
+            await asyncio.shield(self._finish_failed(session_id, trace))
+        finally:
+            if trace.status != "cancelled":
+                await asyncio.shield(self._save_trace(trace))
+
+    async def _finish_cancelled(self, session_id: str, trace: Trace) -> None:
+        with contextlib.suppress(Exception):
+            await self.status(session_id, SessionStatus.CANCELLED, trace.id)
+        await self._save_trace(trace)
+
+    async def _finish_failed(self, session_id: str, trace: Trace) -> None:
+        with contextlib.suppress(Exception):
+            await self.status(session_id, SessionStatus.ERROR, trace.id, exception=trace.error)
+            await self.status(session_id, SessionStatus.READY, trace.id)
+
+    async def _save_trace(self, trace: Trace) -> None:
+        try:
+            await self.store.upsert(trace)
+        except Exception:
+            log.exception("could not save trace %s", trace.id)
+
+    async def _pipeline(self, session_id: str, turn: _Turn, rec: TraceRecorder) -> None:
+        trace = rec.trace
+        await self.status(session_id, SessionStatus.PROCESSING, trace.id, stage="interpreting")
+        async with rec.stage("context"):
+            ctx = await load_context(self.store, session_id)
+        trace.agent_id = ctx.agent.id
+        async with rec.stage("retrieve"):
+            ranked = await self.retriever.rank(ctx, ctx.guidelines)
+        trace.candidates = [
+            Candidate(
+                guideline_id=r.guideline.id,
+                condition=r.guideline.condition,
+                score=round(r.score, 4),
+                rank=i,
+            )
+            for i, r in enumerate(ranked[: self.options.trace_candidates])
+        ]
+        async with rec.stage("match"):
+            verdicts = None
+            if self.model_matcher is not None:
+                candidates = ranked[: self.options.model_candidates]
+                try:
+                    verdicts = await self.model_matcher.match(ctx, candidates, rec)
+                except ModelError as e:
+                    trace.composition["match_degraded"] = f"model failed while matching: {e}"
+            if verdicts is None:
+                verdicts = self.offline_matcher.match(ranked)
+        trace.matches = [v for v in verdicts if v.applies] + [
+            v for v in verdicts[: self.options.trace_candidates] if not v.applies
+        ]
+        by_id = {r.guideline.id: r for r in ranked}
+        matched = [Match(by_id[v.guideline_id], v) for v in verdicts if v.applies]
+        await self.status(session_id, SessionStatus.TYPING, trace.id)
+        async with rec.stage("compose"):
+            reply = await self.composer.compose(ctx, matched, rec)
+        trace.composition.update(
+            {
+                "method": reply.method,
+                "canned_response_id": reply.canned_response_id,
+                "applied_guideline_ids": reply.applied_guideline_ids,
+                **reply.details,
+            }
+        )
+        # From here on the reply goes out: a newer message no longer cancels this turn.
+        turn.emitted = True
+        message = await asyncio.shield(
+            self.append(
+                session_id,
+                EventKind.MESSAGE,
+                EventSource.AI_AGENT,
+                {
+                    "message": reply.text,
+                    "participant": {"id": ctx.agent.id, "display_name": ctx.agent.name},
+                    "canned_responses": [reply.canned_response_id]
+                    if reply.canned_response_id
+                    else [],
+                    "guidelines": reply.applied_guideline_ids,
+                },
+                trace_id=trace.id,
+            )
+        )
+        trace.message_event_id = message.id
+        await asyncio.shield(self.status(session_id, SessionStatus.READY, trace.id))

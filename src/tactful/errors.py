@@ -1,0 +1,40 @@
+"""One exception hierarchy; the REST layer maps each class to a status code in one place."""
+
+from __future__ import annotations
+
+
+class TactfulError(Exception):
+    """Base of every error tactful raises on purpose. The message tells the user what to do."""
+
+
+class NotFoundError(TactfulError):
+    """An id that names nothing."""
+
+    def __init__(self, kind: str, id: str) -> None:
+        super().__init__(f"{kind} {id!r} was not found")
+        self.kind = kind
+        self.id = id
+
+
+class ValidationError(TactfulError):
+    """Input that is well-formed JSON but makes no sense (e.g. a session for an unknown agent)."""
+
+
+class ConflictError(TactfulError):
+    """The request clashes with the current state (e.g. a duplicate name where names are unique)."""
+
+
+class PayloadTooLargeError(TactfulError):
+    """A message or payload over the configured size limit."""
+
+
+class ModelError(TactfulError):
+    """A model provider failed or answered with something unusable, even after a repair retry."""
+
+
+class StoreError(TactfulError):
+    """The store could not be opened or migrated."""
+
+
+class ConfigurationError(TactfulError):
+    """Settings that cannot work together (e.g. an unknown model provider)."""

@@ -1,0 +1,70 @@
+"""The model port: structured generation and embeddings.
+
+Adapters (openai, scripted, local) implement these small ABCs; the engine depends only on them.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Generic, TypeVar
+
+import numpy as np
+import numpy.typing as npt
+from pydantic import BaseModel
+
+T = TypeVar("T", bound=BaseModel)
+
+Vectors = npt.NDArray[np.float32]
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """A prompt split into a stable prefix (cacheable by providers) and the turn-specific body."""
+
+    system: str
+    user: str
+
+
+@dataclass(frozen=True)
+class Usage:
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+@dataclass(frozen=True)
+class Generation(Generic[T]):
+    """A validated structured answer and what it cost."""
+
+    content: T
+    usage: Usage
+    model: str
+    latency_ms: float
+    attempts: int = 1
+    raw: str = field(default="", repr=False)
+
+
+class Generator(ABC):
+    """Structured generation: the model answers JSON that validates against ``schema``."""
+
+    model_name: str
+
+    @abstractmethod
+    async def generate(self, prompt: Prompt, schema: type[T], *, stage: str) -> Generation[T]:
+        """Ask the model; return its answer validated as ``schema``.
+
+        Raises ``tactful.errors.ModelError`` when the provider fails or the answer does not
+        validate after one repair retry.
+        """
+
+
+class Embedder(ABC):
+    """Sentence embeddings, L2-normalised, one row per text."""
+
+    model_name: str
+    dimensions: int
+
+    @abstractmethod
+    async def embed(self, texts: Sequence[str]) -> Vectors:
+        """Return a ``(len(texts), dimensions)`` float32 array of unit vectors."""

@@ -1,0 +1,147 @@
+"""The deterministic model double for tests and benchmarks. It records every call.
+
+A responder per stage turns each call into an answer (a pydantic model, a dict, a JSON string, or
+an exception to raise). Token counts come from a fixed rule so that numbers are repeatable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import re
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel
+from pydantic import ValidationError as PydanticValidationError
+
+from tactful.errors import ModelError
+from tactful.llm.base import Embedder, Generation, Generator, Prompt, T, Usage, Vectors
+
+_TOKEN = re.compile(r"\w+|[^\w\s]")
+
+
+def count_tokens(text: str) -> int:
+    """A deterministic token count (words and punctuation marks), close to BPE for English."""
+    return len(_TOKEN.findall(text))
+
+
+@dataclass
+class ScriptedCall:
+    """One recorded call: what was asked and what was answered."""
+
+    stage: str
+    prompt: Prompt
+    schema: type[BaseModel]
+    started: float
+    ended: float = 0.0
+    answer: BaseModel | None = None
+    error: str | None = None
+    usage: Usage = field(default_factory=Usage)
+
+
+Responder = Callable[[ScriptedCall], BaseModel | dict[str, Any] | str | Exception]
+
+
+class ScriptedGenerator(Generator):
+    """Answers from responders keyed by stage; ``default`` answers stages without one."""
+
+    def __init__(
+        self,
+        responders: dict[str, Responder] | None = None,
+        *,
+        default: Responder | None = None,
+        latency_s: float = 0.0,
+        model_name: str = "scripted",
+    ) -> None:
+        self.responders: dict[str, Responder] = dict(responders or {})
+        self.default = default
+        self.latency_s = latency_s
+        self.model_name = model_name
+        self.calls: list[ScriptedCall] = []
+        self.in_flight = 0
+        self.max_in_flight = 0
+
+    def on(self, stage: str, responder: Responder) -> None:
+        """Set the responder of one stage."""
+        self.responders[stage] = responder
+
+    def calls_for(self, stage: str) -> list[ScriptedCall]:
+        return [c for c in self.calls if c.stage == stage]
+
+    async def generate(self, prompt: Prompt, schema: type[T], *, stage: str) -> Generation[T]:
+        call = ScriptedCall(stage=stage, prompt=prompt, schema=schema, started=time.perf_counter())
+        self.calls.append(call)
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            if self.latency_s:
+                await asyncio.sleep(self.latency_s)
+            responder = self.responders.get(stage, self.default)
+            if responder is None:
+                raise ModelError(f"scripted model has no answer for stage {stage!r}")
+            answer = responder(call)
+            if isinstance(answer, Exception):
+                raise answer
+            raw = answer if isinstance(answer, str) else _dump(answer)
+            try:
+                content = schema.model_validate_json(raw)
+            except PydanticValidationError as e:
+                raise ModelError(f"scripted answer for {stage!r} does not validate: {e}") from e
+            call.answer = content
+            call.usage = Usage(
+                prompt_tokens=count_tokens(prompt.system) + count_tokens(prompt.user),
+                completion_tokens=count_tokens(raw),
+            )
+            return Generation(
+                content=content,
+                usage=call.usage,
+                model=self.model_name,
+                latency_ms=(time.perf_counter() - call.started) * 1000,
+                raw=raw,
+            )
+        except Exception as e:
+            call.error = str(e)
+            raise
+        finally:
+            call.ended = time.perf_counter()
+            self.in_flight -= 1
+
+
+def _dump(answer: BaseModel | dict[str, Any]) -> str:
+    if isinstance(answer, BaseModel):
+        return answer.model_dump_json()
+    return json.dumps(answer)
+
+
+class HashingEmbedder(Embedder):
+    """A fast deterministic embedder for engine tests: hashed word and word-prefix features.
+
+    Texts that share words are similar; it is no substitute for the real offline embedder where
+    retrieval quality matters.
+    """
+
+    def __init__(self, dimensions: int = 256) -> None:
+        self.dimensions = dimensions
+        self.model_name = f"hashing-{dimensions}"
+        self.calls: list[list[str]] = []
+
+    def _features(self, text: str) -> list[str]:
+        words = [w for w in re.findall(r"[a-z0-9]+", text.lower()) if len(w) > 2]
+        return words + [w[:5] for w in words if len(w) > 5]
+
+    async def embed(self, texts: Sequence[str]) -> Vectors:
+        self.calls.append(list(texts))
+        out = np.zeros((len(texts), self.dimensions), dtype=np.float32)
+        for i, text in enumerate(texts):
+            for feature in self._features(text):
+                digest = hashlib.blake2b(feature.encode(), digest_size=8).digest()
+                out[i, int.from_bytes(digest[:4], "little") % self.dimensions] += 1.0
+            norm = float(np.linalg.norm(out[i]))
+            if norm > 0:
+                out[i] /= norm
+        return out

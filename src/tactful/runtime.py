@@ -1,0 +1,100 @@
+"""What a running tactful holds: settings, store, bus, engine, and which model tier it runs on."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from tactful.bus.base import Bus
+from tactful.bus.memory import MemoryBus
+from tactful.config import Settings
+from tactful.engine.turn import Engine, EngineOptions
+from tactful.errors import ConfigurationError
+from tactful.llm.base import Embedder, Generator
+from tactful.store.base import Store
+from tactful.store.sql import open_store
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    store: Store
+    bus: Bus
+    engine: Engine
+    tier_reason: str
+
+    @property
+    def tier(self) -> str:
+        return self.engine.tier
+
+    async def close(self) -> None:
+        await self.engine.close()
+        await self.store.close()
+
+
+def choose_generator(settings: Settings) -> tuple[Generator | None, str]:
+    """The generator the settings ask for, and a sentence saying why."""
+    key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else None
+    key = key or os.environ.get("OPENAI_API_KEY")
+    provider = settings.model_provider
+    if provider == "offline":
+        return None, "offline tier: TACTFUL_MODEL_PROVIDER=offline"
+    if provider == "auto" and not key and not settings.openai_base_url:
+        return None, (
+            "offline tier: no model provider configured (set TACTFUL_OPENAI_API_KEY or "
+            "TACTFUL_OPENAI_BASE_URL to use a model)"
+        )
+    from tactful.llm.openai import OpenAIGenerator
+
+    where = settings.openai_base_url or "api.openai.com"
+    return (
+        OpenAIGenerator(
+            settings.openai_model,
+            base_url=settings.openai_base_url,
+            api_key=key,
+            use_json_schema=settings.openai_json_schema,
+        ),
+        f"model tier: OpenAI-compatible {settings.openai_model} at {where}",
+    )
+
+
+def default_embedder() -> Embedder:
+    from tactful.llm.minilm import MiniLMEmbedder
+
+    return MiniLMEmbedder()
+
+
+async def start_runtime(
+    settings: Settings,
+    *,
+    generator: Generator | None = None,
+    embedder: Embedder | None = None,
+    offline: bool = False,
+) -> Runtime:
+    """Open the store, pick the model tier, and build the engine."""
+    if generator is not None:
+        reason = f"model tier: {generator.model_name} (given by the program)"
+    elif offline:
+        reason = "offline tier: requested by the program"
+    else:
+        generator, reason = choose_generator(settings)
+    if settings.database_url == "" and not settings.transient:
+        try:
+            settings.data_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise ConfigurationError(
+                f"cannot create the data folder {settings.data_dir}: {e}"
+            ) from e
+    store = await open_store(settings.resolved_database_url())
+    bus = MemoryBus()
+    engine = Engine(
+        store,
+        bus,
+        embedder or default_embedder(),
+        generator,
+        EngineOptions(
+            offline_threshold=settings.offline_match_threshold,
+            max_message_chars=settings.max_message_chars,
+        ),
+    )
+    return Runtime(settings=settings, store=store, bus=bus, engine=engine, tier_reason=reason)

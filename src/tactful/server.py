@@ -1,0 +1,427 @@
+"""The SDK: define an agent in Python, persistently and idempotently, and serve it.
+
+```python
+async with tactful.Server() as server:
+    agent = await server.create_agent(name="Support", description="...")
+    await agent.create_guideline(condition="...", action="...")
+```
+
+Definitions are upserted by a stable key (an explicit ``id``, else the name or the content), so
+running the same program twice does not duplicate anything.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from tactful.config import Settings
+from tactful.domain import (
+    GUEST_CUSTOMER_ID,
+    CannedResponse,
+    CannedResponseField,
+    CompositionMode,
+    Criticality,
+    Customer,
+    Entity,
+    Event,
+    EventKind,
+    EventSource,
+    Guideline,
+    Session,
+    Tag,
+    Term,
+    agent_tag,
+)
+from tactful.domain import Agent as AgentModel
+from tactful.engine import canned
+from tactful.errors import ValidationError
+from tactful.llm.base import Embedder, Generator
+from tactful.runtime import Runtime, start_runtime
+from tactful.store.base import E
+
+log = logging.getLogger("tactful")
+
+
+def _digest(*parts: str | None) -> str:
+    return hashlib.sha256("\x00".join(p or "" for p in parts).encode()).hexdigest()[:32]
+
+
+def _tool_ids(tools: Iterable[Any]) -> list[str]:
+    """Tool ids from strings (``service:name``) or objects carrying a ``tool_id``."""
+    ids = []
+    for t in tools:
+        tid = t if isinstance(t, str) else getattr(t, "tool_id", None)
+        if not isinstance(tid, str) or not tid:
+            raise ValidationError(
+                f"{t!r} is not a tool: pass a tool id or a @tactful.tool function"
+            )
+        ids.append(tid)
+    return ids
+
+
+class Agent:
+    """An agent defined through the SDK. Its ``create_*`` methods are idempotent."""
+
+    def __init__(self, server: Server, model: AgentModel) -> None:
+        self._server = server
+        self.model = model
+
+    @property
+    def id(self) -> str:
+        return self.model.id
+
+    @property
+    def name(self) -> str:
+        return self.model.name
+
+    @property
+    def tag(self) -> str:
+        """The tag that scopes definitions to this agent."""
+        return agent_tag(self.id)
+
+    async def _define(self, entity: E, key: str, explicit_id: str | None) -> E:
+        store = self._server.runtime.store
+        if explicit_id is not None:
+            stored, _ = await store.upsert(entity)
+        else:
+            stored, _ = await store.upsert(entity, key=key)
+        return stored
+
+    async def create_guideline(
+        self,
+        condition: str,
+        action: str | None = None,
+        *,
+        id: str | None = None,
+        description: str | None = None,
+        tools: Sequence[Any] = (),
+        priority: int = 0,
+        criticality: Criticality = Criticality.MEDIUM,
+        tags: Sequence[str] = (),
+        metadata: dict[str, Any] | None = None,
+        examples: Sequence[str] = (),
+        canned_responses: Sequence[CannedResponse | str] = (),
+        composition_mode: CompositionMode | None = None,
+        enabled: bool = True,
+    ) -> Guideline:
+        """Define "when ``condition``, then ``action``". Without an action it is an observation.
+
+        Idempotent: an explicit ``id`` is the stable identity; otherwise the condition and
+        action are.
+        """
+        guideline = Guideline(
+            condition=condition,
+            action=action,
+            description=description,
+            priority=priority,
+            criticality=criticality,
+            tags=[self.tag, *tags],
+            metadata=metadata or {},
+            examples=list(examples),
+            tools=_tool_ids(tools),
+            canned_responses=[c if isinstance(c, str) else c.id for c in canned_responses],
+            composition_mode=composition_mode,
+            enabled=enabled,
+            **({"id": id} if id else {}),
+        )
+        key = f"guideline:{self.id}:{_digest(condition, action)}"
+        return await self._define(guideline, key, id)
+
+    async def create_observation(
+        self,
+        condition: str,
+        *,
+        id: str | None = None,
+        description: str | None = None,
+        tags: Sequence[str] = (),
+        examples: Sequence[str] = (),
+    ) -> Guideline:
+        """A condition without an action: a fact other rules can depend on or be scoped by."""
+        return await self.create_guideline(
+            condition, None, id=id, description=description, tags=tags, examples=examples
+        )
+
+    async def create_canned_response(
+        self,
+        template: str,
+        *,
+        id: str | None = None,
+        signals: Sequence[str] = (),
+        fields: Sequence[CannedResponseField] = (),
+        tags: Sequence[str] = (),
+        metadata: dict[str, Any] | None = None,
+    ) -> CannedResponse:
+        """An exact reply template (Jinja2 ``{{field}}``); sent only when its fields are present."""
+        if error := canned.is_valid_template(template):
+            raise ValidationError(f"invalid canned response template: {error}")
+        response = CannedResponse(
+            value=template,
+            signals=list(signals),
+            fields=list(fields),
+            tags=[self.tag, *tags],
+            metadata=metadata or {},
+            **({"id": id} if id else {}),
+        )
+        return await self._define(response, f"canned:{self.id}:{_digest(template)}", id)
+
+    async def create_term(
+        self,
+        name: str,
+        description: str,
+        *,
+        synonyms: Sequence[str] = (),
+        id: str | None = None,
+        tags: Sequence[str] = (),
+    ) -> Term:
+        """A glossary term, identified by its name within this agent."""
+        term = Term(
+            name=name,
+            description=description,
+            synonyms=list(synonyms),
+            tags=[self.tag, *tags],
+            **({"id": id} if id else {}),
+        )
+        return await self._define(term, f"term:{self.id}:{name.lower()}", id)
+
+    async def guidelines(self) -> list[Guideline]:
+        """This agent's guidelines, in creation order."""
+        return [g for g in await self._server.runtime.store.list(Guideline) if self.tag in g.tags]
+
+
+class Server:
+    """A tactful server: the store, the engine and, with ``serve=True``, the HTTP API.
+
+    Use as ``async with tactful.Server(...) as server``. With no arguments it keeps its data in
+    ``./.tactful`` (SQLite) and runs on the offline tier unless a model provider is configured.
+    """
+
+    def __init__(
+        self,
+        *,
+        data_dir: str | Path | None = None,
+        database_url: str | None = None,
+        transient: bool = False,
+        generator: Generator | None = None,
+        embedder: Embedder | None = None,
+        offline: bool = False,
+        serve: bool = False,
+        host: str | None = None,
+        port: int | None = None,
+        settings: Settings | None = None,
+    ) -> None:
+        overrides: dict[str, Any] = {}
+        if data_dir is not None:
+            overrides["data_dir"] = Path(data_dir)
+        if database_url is not None:
+            overrides["database_url"] = database_url
+        if transient:
+            overrides["transient"] = True
+        if host is not None:
+            overrides["host"] = host
+        if port is not None:
+            overrides["port"] = port
+        base = settings or Settings()
+        self.settings = base.model_copy(update=overrides)
+        self._generator = generator
+        self._embedder = embedder
+        self._offline = offline
+        self._serve = serve
+        self._runtime: Runtime | None = None
+        self._http: Any = None
+        self._http_task: asyncio.Task[None] | None = None
+
+    @property
+    def runtime(self) -> Runtime:
+        if self._runtime is None:
+            raise RuntimeError("the server is not started: use `async with tactful.Server() as s`")
+        return self._runtime
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.settings.host}:{self.settings.port}"
+
+    async def __aenter__(self) -> Server:
+        self._runtime = await start_runtime(
+            self.settings,
+            generator=self._generator,
+            embedder=self._embedder,
+            offline=self._offline,
+        )
+        log.info("tactful runs on the %s", self._runtime.tier_reason)
+        if self._serve:
+            await self._start_http()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._serve and exc_type is None:
+            await self.serve_forever()
+        await self.close()
+
+    async def _start_http(self) -> None:
+        import uvicorn
+
+        from tactful.api.app import create_app
+
+        config = uvicorn.Config(
+            create_app(self.runtime),
+            host=self.settings.host,
+            port=self.settings.port,
+            log_level="warning",
+            lifespan="off",
+        )
+        self._http = uvicorn.Server(config)
+        self._http_task = asyncio.create_task(self._http.serve())
+        while not self._http.started:
+            if self._http_task.done():
+                await self._http_task
+                raise OSError(f"the HTTP server could not start on {self.url}")
+            await asyncio.sleep(0.01)
+
+    async def serve_forever(self) -> None:
+        """Serve HTTP until interrupted (only with ``serve=True``)."""
+        if self._http_task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._http_task
+
+    async def close(self) -> None:
+        if self._http is not None:
+            self._http.should_exit = True
+            if self._http_task is not None:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await self._http_task
+            self._http = None
+        if self._runtime is not None:
+            await self._runtime.close()
+            self._runtime = None
+
+    # -- definitions ----------------------------------------------------------------------------
+
+    async def create_agent(
+        self,
+        name: str,
+        description: str | None = None,
+        *,
+        id: str | None = None,
+        composition_mode: CompositionMode = CompositionMode.FLUID,
+        max_engine_iterations: int = 3,
+        no_match_reply: str | None = None,
+        tags: Sequence[str] = (),
+    ) -> Agent:
+        """Define an agent; idempotent by ``id``, else by name."""
+        extra: dict[str, Any] = {"id": id} if id else {}
+        if no_match_reply is not None:
+            extra["no_match_reply"] = no_match_reply
+        model = AgentModel(
+            name=name,
+            description=description,
+            composition_mode=composition_mode,
+            max_engine_iterations=max_engine_iterations,
+            tags=list(tags),
+            **extra,
+        )
+        store = self.runtime.store
+        if id is not None:
+            stored, _ = await store.upsert(model)
+        else:
+            stored, _ = await store.upsert(model, key=f"agent:{name}")
+        return Agent(self, stored)
+
+    async def find_agent(self, *, id: str | None = None, name: str | None = None) -> Agent | None:
+        store = self.runtime.store
+        if id is not None:
+            found = await store.find(AgentModel, id)
+            return Agent(self, found) if found else None
+        for a in await store.list(AgentModel, name=name or ""):
+            return Agent(self, a)
+        return None
+
+    async def create_customer(
+        self,
+        name: str,
+        *,
+        id: str | None = None,
+        metadata: dict[str, str] | None = None,
+        tags: Sequence[str] = (),
+    ) -> Customer:
+        """Define a customer; idempotent by ``id``, else by name."""
+        customer = Customer(
+            name=name, metadata=metadata or {}, tags=list(tags), **({"id": id} if id else {})
+        )
+        key = None if id else f"customer:{name}"
+        stored, _ = await self.runtime.store.upsert(customer, key=key)
+        return stored
+
+    async def create_tag(self, name: str) -> Tag:
+        """A tag, idempotent by name."""
+        stored, _ = await self.runtime.store.upsert(Tag(name=name), key=f"tag:{name}")
+        return stored
+
+    async def create_canned_response(
+        self, template: str, *, signals: Sequence[str] = (), id: str | None = None
+    ) -> CannedResponse:
+        """A canned response shared by all agents (untagged)."""
+        if error := canned.is_valid_template(template):
+            raise ValidationError(f"invalid canned response template: {error}")
+        response = CannedResponse(
+            value=template, signals=list(signals), **({"id": id} if id else {})
+        )
+        key = None if id else f"canned::{_digest(template)}"
+        stored, _ = await self.runtime.store.upsert(response, key=key)
+        return stored
+
+    # -- conversations --------------------------------------------------------------------------
+
+    async def create_session(
+        self,
+        agent: Agent | str,
+        customer: Customer | str | None = None,
+        *,
+        title: str | None = None,
+    ) -> Session:
+        agent_id = agent if isinstance(agent, str) else agent.id
+        await self.runtime.store.get(AgentModel, agent_id)
+        if customer is None:
+            customer_id = await self.guest_customer_id()
+        else:
+            customer_id = customer if isinstance(customer, str) else customer.id
+            await self.runtime.store.get(Customer, customer_id)
+        return await self.runtime.store.create(
+            Session(agent_id=agent_id, customer_id=customer_id, title=title)
+        )
+
+    async def guest_customer_id(self) -> str:
+        store = self.runtime.store
+        if await store.find(Customer, GUEST_CUSTOMER_ID) is None:
+            await store.upsert(Customer(id=GUEST_CUSTOMER_ID, name="Guest"))
+        return GUEST_CUSTOMER_ID
+
+    async def send(self, session: Session | str, message: str) -> Event:
+        """Post a customer message and wait for the agent's reply (its message event)."""
+        session_id = session if isinstance(session, str) else session.id
+        engine = self.runtime.engine
+        posted = await engine.post_customer_message(session_id, message)
+        await engine.wait_idle(session_id)
+        replies = await self.runtime.store.list_events(
+            session_id,
+            min_offset=posted.offset + 1,
+            kinds=[EventKind.MESSAGE],
+            source=EventSource.AI_AGENT,
+        )
+        if not replies:
+            raise ValidationError("the agent did not reply (is the session in manual mode?)")
+        return replies[-1]
+
+    async def entities(self, kind: type[Entity]) -> list[Any]:
+        return await self.runtime.store.list(kind)

@@ -1,0 +1,115 @@
+"""The persistence port. One SQL implementation (``sql.SQLStore``) serves SQLite and PostgreSQL;
+the engine, the API and the SDK only see this interface.
+"""
+
+from __future__ import annotations
+
+import builtins
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from typing import Any, TypeVar
+
+from tactful.domain import Entity, Event, EventKind, EventSource
+from tactful.llm.base import Vectors
+
+E = TypeVar("E", bound=Entity)
+
+
+class Store(ABC):
+    """Transactional storage of entities, session events, traces and cached embeddings.
+
+    Every write is one transaction: when a method returns, its write is durable; when it raises,
+    nothing of it was written.
+    """
+
+    backend: str
+
+    @abstractmethod
+    async def migrate(self) -> None:
+        """Bring the schema to the newest revision (Alembic)."""
+
+    @abstractmethod
+    async def close(self) -> None:
+        """Release connections."""
+
+    # -- entities ------------------------------------------------------------------------------
+
+    @abstractmethod
+    async def create(self, entity: E, *, key: str | None = None) -> E:
+        """Insert ``entity``. ``key`` (optional) must be unique per collection.
+
+        Raises ``ConflictError`` if the id or the key exists.
+        """
+
+    @abstractmethod
+    async def upsert(self, entity: E, *, key: str | None = None) -> tuple[E, bool]:
+        """Insert, or replace the entity holding the same key (or id when no key is given).
+
+        The stored entity keeps its original id and creation time. Returns it and whether it
+        was created.
+        """
+
+    @abstractmethod
+    async def update(self, entity: E) -> E:
+        """Replace the stored entity with the same id. Raises ``NotFoundError``."""
+
+    @abstractmethod
+    async def get(self, kind: type[E], id: str) -> E:
+        """Raises ``NotFoundError`` when no such entity exists."""
+
+    @abstractmethod
+    async def find(self, kind: type[E], id: str) -> E | None:
+        """The entity, or None."""
+
+    @abstractmethod
+    async def get_by_key(self, kind: type[E], key: str) -> E | None: ...
+
+    @abstractmethod
+    async def list(self, kind: type[E], **where: str) -> builtins.list[E]:
+        """Entities in creation order, filtered by equality on indexed columns."""
+
+    @abstractmethod
+    async def delete(self, kind: type[E], id: str) -> bool:
+        """Delete; returns whether something was deleted. Deleting a session deletes its events."""
+
+    # -- events ---------------------------------------------------------------------------------
+
+    @abstractmethod
+    async def append_event(
+        self,
+        session_id: str,
+        *,
+        kind: EventKind,
+        source: EventSource,
+        data: Any,
+        trace_id: str = "",
+        metadata: dict[str, Any] | None = None,
+    ) -> Event:
+        """Append with the session's next offset (atomic). Raises ``NotFoundError``."""
+
+    @abstractmethod
+    async def list_events(
+        self,
+        session_id: str,
+        *,
+        min_offset: int = 0,
+        kinds: Sequence[EventKind] | None = None,
+        source: EventSource | None = None,
+        trace_id: str | None = None,
+    ) -> builtins.list[Event]:
+        """Events in offset order."""
+
+    @abstractmethod
+    async def get_event(self, session_id: str, event_id: str) -> Event: ...
+
+    @abstractmethod
+    async def delete_events(self, session_id: str, *, min_offset: int) -> int:
+        """Mark events from ``min_offset`` on as deleted; returns how many."""
+
+    # -- embeddings cache ---------------------------------------------------------------------
+
+    @abstractmethod
+    async def load_embeddings(self, model: str, keys: Sequence[str]) -> dict[str, Vectors]: ...
+
+    @abstractmethod
+    async def save_embeddings(self, model: str, vectors: dict[str, Vectors]) -> None: ...

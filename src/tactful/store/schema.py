@@ -1,0 +1,100 @@
+"""SQL tables (SQLAlchemy Core). Every entity table has the same shape: the full pydantic
+document in ``data`` plus the few columns that queries filter on, copied from the document.
+Events and the per-session offset counter get real columns: they are the hot path.
+
+Changing a table here needs an Alembic migration in ``migrations/versions``;
+``tests/store/test_migrations.py`` fails when the two disagree.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+)
+from sqlalchemy.sql.schema import SchemaItem
+
+metadata = MetaData()
+
+# Entity collection -> the document attributes mirrored into indexed columns.
+INDEXED_COLUMNS: dict[str, tuple[str, ...]] = {
+    "tags": ("name",),
+    "agents": ("name",),
+    "customers": ("name",),
+    "sessions": ("agent_id", "customer_id"),
+    "guidelines": (),
+    "relationships": (),
+    "journeys": (),
+    "terms": ("name",),
+    "context_variables": ("name",),
+    "context_variable_values": ("variable_id", "key"),
+    "canned_responses": (),
+    "tools": ("service_name", "name"),
+    "traces": ("session_id",),
+}
+
+
+def _entity_table(name: str, indexed: tuple[str, ...]) -> Table:
+    columns: list[SchemaItem] = [
+        Column("id", String(128), primary_key=True),
+        # Idempotency key for definitions made by the SDK (stable id, name or content).
+        Column("natural_key", String(512), nullable=True),
+        Column("creation_utc", DateTime(timezone=True), nullable=False),
+        Column("updated_utc", DateTime(timezone=True), nullable=False),
+        Column("data", JSON, nullable=False),
+    ]
+    columns += [Column(c, String(512), nullable=True) for c in indexed]
+    if name == "sessions":
+        columns.append(Column("next_offset", Integer, nullable=False, server_default="0"))
+    table = Table(name, metadata, *columns)
+    Index(f"ix_{name}_natural_key", table.c.natural_key, unique=True)
+    for c in indexed:
+        Index(f"ix_{name}_{c}", table.c[c])
+    return table
+
+
+ENTITY_TABLES: dict[str, Table] = {
+    name: _entity_table(name, cols) for name, cols in INDEXED_COLUMNS.items()
+}
+
+events = Table(
+    "events",
+    metadata,
+    Column("id", String(128), primary_key=True),
+    Column(
+        "session_id",
+        String(128),
+        ForeignKey("sessions.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("offset", Integer, nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("source", String(64), nullable=False),
+    Column("trace_id", String(128), nullable=False),
+    Column("creation_utc", DateTime(timezone=True), nullable=False),
+    Column("data", JSON, nullable=True),
+    Column("metadata", JSON, nullable=False),
+    Column("deleted", Boolean, nullable=False, server_default="0"),
+)
+Index("ix_events_session_offset", events.c.session_id, events.c.offset, unique=True)
+Index("ix_events_trace_id", events.c.trace_id)
+
+# Cached embeddings, keyed by model and content hash, so a restart recomputes nothing.
+embeddings = Table(
+    "embeddings",
+    metadata,
+    Column("key", String(128), primary_key=True),
+    Column("model", String(200), nullable=False),
+    Column("dimensions", Integer, nullable=False),
+    Column("vector", LargeBinary, nullable=False),
+    Column("creation_utc", DateTime(timezone=True), nullable=False),
+)

@@ -1,0 +1,392 @@
+"""The SQL store on SQLAlchemy 2 async Core: SQLite (aiosqlite) and PostgreSQL (asyncpg)."""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from datetime import datetime
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Table, and_, delete, event, insert, select, update
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.pool import StaticPool
+
+from tactful.domain import Entity, Event, EventKind, EventSource, Session, new_id, utcnow
+from tactful.errors import ConflictError, NotFoundError, StoreError
+from tactful.llm.base import Vectors
+from tactful.store.base import E, Store
+from tactful.store.schema import ENTITY_TABLES, INDEXED_COLUMNS, embeddings, events
+
+
+def _as_async_url(url: str) -> str:
+    if url.startswith("postgresql://") or url.startswith("postgres://"):
+        return "postgresql+asyncpg://" + url.split("://", 1)[1]
+    if url.startswith("sqlite://") and not url.startswith("sqlite+aiosqlite://"):
+        return "sqlite+aiosqlite://" + url[len("sqlite://") :]
+    return url
+
+
+class SQLStore(Store):
+    """One implementation for every SQL backend; the URL chooses it."""
+
+    def __init__(self, url: str, *, pg_schema: str | None = None) -> None:
+        self.url = _as_async_url(url)
+        self.backend = "postgresql" if self.url.startswith("postgresql") else "sqlite"
+        # A PostgreSQL schema to use instead of ``public`` (isolated tests, several tenants).
+        self.pg_schema = pg_schema
+        self._engine: AsyncEngine = self._make_engine()
+        # SQLite allows one writer; serialising here avoids "database is locked" under load.
+        self._sqlite_lock: asyncio.Lock | None = (
+            asyncio.Lock() if self.backend == "sqlite" else None
+        )
+
+    def _make_engine(self) -> AsyncEngine:
+        if self.backend == "postgresql":
+            connect_args: dict[str, Any] = {}
+            if self.pg_schema:
+                connect_args["server_settings"] = {"search_path": self.pg_schema}
+            return create_async_engine(
+                self.url, pool_size=10, max_overflow=20, connect_args=connect_args
+            )
+        in_memory = ":memory:" in self.url or self.url.rstrip("/").endswith("sqlite+aiosqlite:")
+        if in_memory:
+            engine = create_async_engine(
+                self.url, poolclass=StaticPool, connect_args={"check_same_thread": False}
+            )
+        else:
+            engine = create_async_engine(self.url)
+
+        @event.listens_for(engine.sync_engine, "connect")
+        def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+            cur = dbapi_conn.cursor()
+            if not in_memory:
+                cur.execute("PRAGMA journal_mode=WAL")
+            # FULL: an acknowledged commit survives a crash or power loss.
+            cur.execute("PRAGMA synchronous=FULL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA busy_timeout=10000")
+            cur.close()
+
+        return engine
+
+    # -- plumbing -------------------------------------------------------------------------------
+
+    @asynccontextmanager
+    async def _tx(self) -> AsyncIterator[AsyncConnection]:
+        """One transaction: committed when the block ends, rolled back when it raises."""
+        if self._sqlite_lock is None:
+            async with self._engine.begin() as conn:
+                yield conn
+            return
+        async with self._sqlite_lock, self._engine.begin() as conn:
+            yield conn
+
+    async def migrate(self) -> None:
+        def run(sync_conn: Connection) -> None:
+            cfg = Config()
+            location = resources.files("tactful.store") / "migrations"
+            cfg.set_main_option("script_location", str(location))
+            cfg.attributes["connection"] = sync_conn
+            command.upgrade(cfg, "head")
+
+        try:
+            async with self._tx() as conn:
+                await conn.run_sync(run)
+        except OperationalError as e:
+            raise StoreError(f"cannot open the database at {self._safe_url()}: {e.orig}") from e
+        except OSError as e:
+            raise StoreError(f"cannot open the database at {self._safe_url()}: {e}") from e
+
+    def _safe_url(self) -> str:
+        return self._engine.url.render_as_string(hide_password=True)
+
+    async def close(self) -> None:
+        await self._engine.dispose()
+
+    @staticmethod
+    def _table(kind: type[Entity]) -> Table:
+        try:
+            return ENTITY_TABLES[kind.collection]
+        except KeyError:
+            raise TypeError(f"{kind.__name__} is not a stored entity") from None
+
+    @staticmethod
+    def _row(entity: Entity, key: str | None) -> dict[str, Any]:
+        row: dict[str, Any] = {
+            "id": entity.id,
+            "natural_key": key,
+            "creation_utc": entity.creation_utc,
+            "updated_utc": utcnow(),
+            "data": entity.model_dump(mode="json"),
+        }
+        for col in INDEXED_COLUMNS[entity.collection]:
+            row[col] = getattr(entity, col)
+        return row
+
+    # -- entities -------------------------------------------------------------------------------
+
+    async def create(self, entity: E, *, key: str | None = None) -> E:
+        table = self._table(type(entity))
+        try:
+            async with self._tx() as conn:
+                await conn.execute(insert(table).values(**self._row(entity, key)))
+        except IntegrityError as e:
+            what = f"key {key!r}" if key else f"id {entity.id!r}"
+            raise ConflictError(f"a {type(entity).__name__} with {what} already exists") from e
+        return entity
+
+    async def upsert(self, entity: E, *, key: str | None = None) -> tuple[E, bool]:
+        table = self._table(type(entity))
+        async with self._tx() as conn:
+            where = table.c.natural_key == key if key is not None else table.c.id == entity.id
+            existing = (
+                await conn.execute(select(table.c.id, table.c.creation_utc).where(where))
+            ).first()
+            if existing is None:
+                await conn.execute(insert(table).values(**self._row(entity, key)))
+                return entity, True
+            stored = entity.model_copy(update={"id": existing.id})
+            stored.creation_utc = _aware(existing.creation_utc)
+            row = self._row(stored, key)
+            del row["creation_utc"]
+            await conn.execute(update(table).where(table.c.id == existing.id).values(**row))
+            return stored, False
+
+    async def update(self, entity: E) -> E:
+        table = self._table(type(entity))
+        row = self._row(entity, None)
+        del row["natural_key"], row["creation_utc"]
+        async with self._tx() as conn:
+            result = await conn.execute(update(table).where(table.c.id == entity.id).values(**row))
+            if result.rowcount == 0:
+                raise NotFoundError(type(entity).__name__, entity.id)
+        return entity
+
+    async def find(self, kind: type[E], id: str) -> E | None:
+        table = self._table(kind)
+        async with self._tx() as conn:
+            row = (await conn.execute(select(table.c.data).where(table.c.id == id))).first()
+        return kind.model_validate(row.data) if row else None
+
+    async def get(self, kind: type[E], id: str) -> E:
+        found = await self.find(kind, id)
+        if found is None:
+            raise NotFoundError(kind.__name__, id)
+        return found
+
+    async def get_by_key(self, kind: type[E], key: str) -> E | None:
+        table = self._table(kind)
+        async with self._tx() as conn:
+            row = (
+                await conn.execute(select(table.c.data).where(table.c.natural_key == key))
+            ).first()
+        return kind.model_validate(row.data) if row else None
+
+    async def list(self, kind: type[E], **where: str) -> builtins.list[E]:
+        table = self._table(kind)
+        unknown = set(where) - set(INDEXED_COLUMNS[kind.collection])
+        if unknown:
+            raise TypeError(f"cannot filter {kind.__name__} by {sorted(unknown)}")
+        query = select(table.c.data).order_by(table.c.creation_utc, table.c.id)
+        if where:
+            query = query.where(and_(*(table.c[k] == v for k, v in where.items())))
+        async with self._tx() as conn:
+            rows = (await conn.execute(query)).all()
+        return [kind.model_validate(r.data) for r in rows]
+
+    async def delete(self, kind: type[E], id: str) -> bool:
+        table = self._table(kind)
+        async with self._tx() as conn:
+            if kind is Session:
+                await conn.execute(delete(events).where(events.c.session_id == id))
+            result = await conn.execute(delete(table).where(table.c.id == id))
+        return bool(result.rowcount)
+
+    # -- events ---------------------------------------------------------------------------------
+
+    async def append_event(
+        self,
+        session_id: str,
+        *,
+        kind: EventKind,
+        source: EventSource,
+        data: Any,
+        trace_id: str = "",
+        metadata: dict[str, Any] | None = None,
+    ) -> Event:
+        sessions = ENTITY_TABLES["sessions"]
+        async with self._tx() as conn:
+            # The UPDATE takes the row lock, so concurrent appends get distinct offsets.
+            bumped = (
+                await conn.execute(
+                    update(sessions)
+                    .where(sessions.c.id == session_id)
+                    .values(next_offset=sessions.c.next_offset + 1)
+                    .returning(sessions.c.next_offset)
+                )
+            ).first()
+            if bumped is None:
+                raise NotFoundError("Session", session_id)
+            ev = Event(
+                id=new_id(),
+                session_id=session_id,
+                offset=bumped.next_offset - 1,
+                kind=kind,
+                source=source,
+                trace_id=trace_id,
+                data=data,
+                metadata=metadata or {},
+            )
+            await conn.execute(
+                insert(events).values(
+                    id=ev.id,
+                    session_id=session_id,
+                    offset=ev.offset,
+                    kind=ev.kind.value,
+                    source=ev.source.value,
+                    trace_id=ev.trace_id,
+                    creation_utc=ev.creation_utc,
+                    data=ev.data,
+                    metadata=ev.metadata,
+                    deleted=False,
+                )
+            )
+        return ev
+
+    @staticmethod
+    def _event(row: Any) -> Event:
+        return Event(
+            id=row.id,
+            session_id=row.session_id,
+            offset=row.offset,
+            kind=EventKind(row.kind),
+            source=EventSource(row.source),
+            trace_id=row.trace_id,
+            creation_utc=_aware(row.creation_utc),
+            data=row.data,
+            metadata=row.metadata,
+            deleted=row.deleted,
+        )
+
+    async def list_events(
+        self,
+        session_id: str,
+        *,
+        min_offset: int = 0,
+        kinds: Sequence[EventKind] | None = None,
+        source: EventSource | None = None,
+        trace_id: str | None = None,
+    ) -> builtins.list[Event]:
+        query = (
+            select(events)
+            .where(
+                events.c.session_id == session_id,
+                events.c.offset >= min_offset,
+                events.c.deleted.is_(False),
+            )
+            .order_by(events.c.offset)
+        )
+        if kinds:
+            query = query.where(events.c.kind.in_([k.value for k in kinds]))
+        if source is not None:
+            query = query.where(events.c.source == source.value)
+        if trace_id is not None:
+            query = query.where(events.c.trace_id == trace_id)
+        async with self._tx() as conn:
+            rows = (await conn.execute(query)).all()
+        return [self._event(r) for r in rows]
+
+    async def get_event(self, session_id: str, event_id: str) -> Event:
+        query = select(events).where(events.c.session_id == session_id, events.c.id == event_id)
+        async with self._tx() as conn:
+            row = (await conn.execute(query)).first()
+        if row is None:
+            raise NotFoundError("Event", event_id)
+        return self._event(row)
+
+    async def delete_events(self, session_id: str, *, min_offset: int) -> int:
+        async with self._tx() as conn:
+            result = await conn.execute(
+                update(events)
+                .where(events.c.session_id == session_id, events.c.offset >= min_offset)
+                .values(deleted=True)
+            )
+        return int(result.rowcount)
+
+    # -- embeddings cache -----------------------------------------------------------------------
+
+    async def load_embeddings(self, model: str, keys: Sequence[str]) -> dict[str, Vectors]:
+        if not keys:
+            return {}
+        found: dict[str, Vectors] = {}
+        async with self._tx() as conn:
+            for chunk in _chunks(list(keys), 500):
+                rows = await conn.execute(
+                    select(embeddings.c.key, embeddings.c.vector).where(
+                        embeddings.c.model == model, embeddings.c.key.in_(chunk)
+                    )
+                )
+                for r in rows:
+                    found[r.key] = np.frombuffer(r.vector, dtype=np.float32).copy()
+        return found
+
+    async def save_embeddings(self, model: str, vectors: dict[str, Vectors]) -> None:
+        if not vectors:
+            return
+        now = utcnow()
+        async with self._tx() as conn:
+            present: set[str] = set()
+            for chunk in _chunks(list(vectors), 500):
+                rows = await conn.execute(
+                    select(embeddings.c.key).where(embeddings.c.key.in_(chunk))
+                )
+                present.update(r.key for r in rows)
+            new = [
+                {
+                    "key": k,
+                    "model": model,
+                    "dimensions": int(v.shape[-1]),
+                    "vector": np.asarray(v, dtype=np.float32).tobytes(),
+                    "creation_utc": now,
+                }
+                for k, v in vectors.items()
+                if k not in present
+            ]
+            if new:
+                await conn.execute(insert(embeddings), new)
+
+
+def _chunks(items: list[str], size: int) -> list[list[str]]:
+    return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+def _aware(value: datetime) -> datetime:
+    # SQLite returns naive datetimes; everything we store is UTC.
+    from datetime import UTC
+
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def sqlite_url(path: Path | None) -> str:
+    """The URL of the embedded default: a file, or memory when ``path`` is None."""
+    return "sqlite+aiosqlite:///:memory:" if path is None else f"sqlite+aiosqlite:///{path}"
+
+
+async def open_store(url: str, *, pg_schema: str | None = None) -> SQLStore:
+    """Open and migrate the store at ``url``."""
+    store = SQLStore(url, pg_schema=pg_schema)
+    try:
+        await store.migrate()
+    except BaseException:
+        await store.close()
+        raise
+    return store

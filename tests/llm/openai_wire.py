@@ -1,0 +1,251 @@
+"""A scripted server that speaks the OpenAI wire protocol, for testing adapters end to end.
+
+Tests queue what ``POST /v1/chat/completions`` answers (a content string, a ``Reply`` or a
+``Fail``) and read back every request body the client sent. ``POST /v1/embeddings`` answers
+deterministic vectors derived from each text (see ``vector_for``) unless a ``Fail`` is queued.
+``serve_openai_wire`` runs the app in a real uvicorn server on 127.0.0.1 in a background thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import itertools
+import socket
+import struct
+import threading
+import time
+from collections import deque
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import uvicorn
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+
+@dataclass(frozen=True)
+class Reply:
+    """A successful chat completion answering ``content``."""
+
+    content: str | None
+    prompt_tokens: int = 11
+    completion_tokens: int = 7
+    finish_reason: str = "stop"
+    refusal: str | None = None
+    # Seconds to wait before answering (returns early if the client hangs up).
+    delay_s: float = 0.0
+
+
+@dataclass(frozen=True)
+class Fail:
+    """An error response in OpenAI's ``{"error": {...}}`` shape."""
+
+    status: int
+    message: str = "scripted failure"
+    type: str = "server_error"
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """One request the server received."""
+
+    path: str
+    body: dict[str, Any]
+    headers: dict[str, str]
+
+
+def vector_for(text: str, dims: int) -> list[float]:
+    """A deterministic, *not* normalised vector for ``text`` (so tests can check normalising)."""
+    digest = hashlib.sha256(text.encode()).digest()
+    raw = [(digest[i % len(digest)] - 127.5) / 16.0 for i in range(dims)]
+    return [value * 3.0 for value in raw]
+
+
+@dataclass
+class OpenAIWire:
+    """The scripted state shared by the app (server thread) and the test (test thread)."""
+
+    replies: deque[Reply | Fail] = field(default_factory=deque)
+    embedding_failures: deque[Fail] = field(default_factory=deque)
+    requests: list[Recorded] = field(default_factory=list)
+    # Answer embeddings in reverse order (indices stay correct) to prove the client re-orders.
+    reverse_embeddings: bool = False
+    base_url: str = ""
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _ids: Iterator[int] = field(default_factory=itertools.count)
+
+    def script(self, *items: str | Reply | Fail | int) -> None:
+        """Queue chat answers: a content string, a ``Reply``, a ``Fail``, or an HTTP status."""
+        with self._lock:
+            for item in items:
+                if isinstance(item, str):
+                    self.replies.append(Reply(item))
+                elif isinstance(item, int):
+                    self.replies.append(Fail(item))
+                else:
+                    self.replies.append(item)
+
+    def fail_embeddings(self, *failures: Fail) -> None:
+        with self._lock:
+            self.embedding_failures.extend(failures)
+
+    def reset(self) -> None:
+        with self._lock:
+            self.replies.clear()
+            self.embedding_failures.clear()
+            self.requests.clear()
+            self.reverse_embeddings = False
+
+    @property
+    def chat_requests(self) -> list[dict[str, Any]]:
+        return [r.body for r in self.requests if r.path.endswith("/chat/completions")]
+
+    @property
+    def embedding_requests(self) -> list[dict[str, Any]]:
+        return [r.body for r in self.requests if r.path.endswith("/embeddings")]
+
+    def _record(self, request: Request, body: dict[str, Any]) -> None:
+        with self._lock:
+            self.requests.append(Recorded(request.url.path, body, dict(request.headers)))
+
+    def _next_reply(self) -> Reply | Fail:
+        with self._lock:
+            if self.replies:
+                return self.replies.popleft()
+        return Fail(500, "openai_wire: no scripted reply left")
+
+    def _next_embedding_failure(self) -> Fail | None:
+        with self._lock:
+            return self.embedding_failures.popleft() if self.embedding_failures else None
+
+    def _next_id(self) -> int:
+        with self._lock:
+            return next(self._ids)
+
+
+def _error(fail: Fail) -> JSONResponse:
+    return JSONResponse(
+        status_code=fail.status,
+        content={
+            "error": {"message": fail.message, "type": fail.type, "param": None, "code": None}
+        },
+    )
+
+
+async def _wait(request: Request, seconds: float, tick_s: float = 0.02) -> None:
+    # Polls so that a client that gave up (timed out) frees the server for a prompt shutdown.
+    for _ in range(max(1, round(seconds / tick_s))):
+        if await request.is_disconnected():
+            return
+        await asyncio.sleep(tick_s)
+
+
+def create_app(wire: OpenAIWire) -> FastAPI:
+    app = FastAPI()
+
+    @app.post("/v1/chat/completions")
+    async def chat_completions(request: Request) -> JSONResponse:
+        body = await request.json()
+        wire._record(request, body)
+        reply = wire._next_reply()
+        if isinstance(reply, Fail):
+            return _error(reply)
+        if reply.delay_s:
+            await _wait(request, reply.delay_s)
+        return JSONResponse(
+            {
+                "id": f"chatcmpl-wire{wire._next_id()}",
+                "object": "chat.completion",
+                "created": int(time.time()),
+                "model": body.get("model", "unknown"),
+                "system_fingerprint": "fp_openai_wire",
+                "choices": [
+                    {
+                        "index": 0,
+                        "message": {
+                            "role": "assistant",
+                            "content": reply.content,
+                            "refusal": reply.refusal,
+                        },
+                        "logprobs": None,
+                        "finish_reason": reply.finish_reason,
+                    }
+                ],
+                "usage": {
+                    "prompt_tokens": reply.prompt_tokens,
+                    "completion_tokens": reply.completion_tokens,
+                    "total_tokens": reply.prompt_tokens + reply.completion_tokens,
+                },
+            }
+        )
+
+    @app.post("/v1/embeddings")
+    async def embeddings(request: Request) -> JSONResponse:
+        body = await request.json()
+        wire._record(request, body)
+        failure = wire._next_embedding_failure()
+        if failure is not None:
+            return _error(failure)
+        texts = body["input"]
+        texts = [texts] if isinstance(texts, str) else texts
+        dims = int(body.get("dimensions") or 8)
+        data: list[dict[str, Any]] = []
+        for index, text in enumerate(texts):
+            vector = vector_for(text, dims)
+            embedding: list[float] | str = vector
+            if body.get("encoding_format") == "base64":
+                embedding = base64.b64encode(struct.pack(f"<{dims}f", *vector)).decode()
+            data.append({"object": "embedding", "index": index, "embedding": embedding})
+        if wire.reverse_embeddings:
+            data.reverse()
+        tokens = sum(len(text.split()) for text in texts)
+        return JSONResponse(
+            {
+                "object": "list",
+                "data": data,
+                "model": body.get("model", "unknown"),
+                "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+            }
+        )
+
+    return app
+
+
+@contextmanager
+def serve_openai_wire(startup_timeout_s: float = 5.0) -> Iterator[OpenAIWire]:
+    """Run a scripted OpenAI-compatible server on a free 127.0.0.1 port; yield its state."""
+    wire = OpenAIWire()
+    # Bind first and hand uvicorn the socket: no race for the port between choosing and binding.
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    wire.base_url = f"http://127.0.0.1:{port}/v1"
+    config = uvicorn.Config(
+        create_app(wire),
+        lifespan="off",
+        ws="none",
+        log_level="warning",
+        access_log=False,
+        timeout_graceful_shutdown=2,
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(
+        target=server.run, kwargs={"sockets": [sock]}, name="openai-wire", daemon=True
+    )
+    thread.start()
+    try:
+        deadline = time.monotonic() + startup_timeout_s
+        while not server.started:
+            if not thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("openai_wire: uvicorn did not start")
+            time.sleep(0.01)
+        yield wire
+    finally:
+        server.should_exit = True
+        thread.join(timeout=5)
+        sock.close()

@@ -1,0 +1,45 @@
+"""The public SDK surface is pinned: changing it is a deliberate act."""
+
+import tactful
+
+
+def test_public_names_are_pinned() -> None:
+    assert sorted(tactful.__all__) == sorted(
+        [
+            "Agent",
+            "CannedResponse",
+            "CannedResponseField",
+            "CompositionMode",
+            "ConfigurationError",
+            "ConflictError",
+            "Criticality",
+            "Customer",
+            "Event",
+            "EventKind",
+            "EventSource",
+            "Guideline",
+            "ModelError",
+            "NotFoundError",
+            "PayloadTooLargeError",
+            "Server",
+            "Session",
+            "SessionMode",
+            "Settings",
+            "StoreError",
+            "TactfulError",
+            "Tag",
+            "Term",
+            "Trace",
+            "ValidationError",
+            "__version__",
+        ]
+    )
+    for name in tactful.__all__:
+        assert hasattr(tactful, name), name
+
+
+def test_errors_share_one_base() -> None:
+    errors = ["ConflictError", "ModelError", "NotFoundError", "PayloadTooLargeError"]
+    errors += ["StoreError", "ValidationError", "ConfigurationError"]
+    for name in errors:
+        assert issubclass(getattr(tactful, name), tactful.TactfulError)

@@ -1,0 +1,93 @@
+"""The SDK: persistent, idempotent definitions; restart does not duplicate or re-embed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import tactful
+from tactful.domain import CannedResponse, Guideline, Term
+from tactful.llm.scripted import HashingEmbedder
+
+
+async def _define(server: tactful.Server) -> tactful.Agent:
+    agent = await server.create_agent("Voltmart", "Electronics support")
+    reply = await agent.create_canned_response("Returns are free within 30 days.", id="cr-returns")
+    await agent.create_guideline(
+        "the customer wants to return an item",
+        "explain the return policy",
+        canned_responses=[reply],
+        priority=2,
+        criticality=tactful.Criticality.HIGH,
+    )
+    await agent.create_observation("the customer has given an order number", id="obs-order-number")
+    await agent.create_term(
+        "Voltmart Protect", "An extended warranty plan", synonyms=["protect plan"]
+    )
+    return agent
+
+
+async def _counts(server: tactful.Server) -> tuple[int, int, int, int]:
+    store = server.runtime.store
+    return (
+        len(await store.list(tactful.domain.Agent)),
+        len(await store.list(Guideline)),
+        len(await store.list(CannedResponse)),
+        len(await store.list(Term)),
+    )
+
+
+async def test_definitions_persist_and_are_idempotent_across_restarts(tmp_path: Path) -> None:
+    embedder = HashingEmbedder()
+    async with tactful.Server(data_dir=tmp_path, embedder=embedder, offline=True) as server:
+        first = await _define(server)
+        await _define(server)
+        assert await _counts(server) == (1, 2, 1, 1)
+        session = await server.create_session(first)
+        await server.send(session, "I want to return my speaker")
+    condition_embeds = sum(len(c) for c in embedder.calls)
+
+    async with tactful.Server(data_dir=tmp_path, embedder=embedder, offline=True) as server:
+        again = await _define(server)
+        assert again.id == first.id
+        assert await _counts(server) == (1, 2, 1, 1)
+        guideline = next(g for g in await again.guidelines() if g.action)
+        assert guideline.priority == 2 and guideline.criticality is tactful.Criticality.HIGH
+        observation = await server.runtime.store.get(Guideline, "obs-order-number")
+        assert observation.is_observation
+        # Conditions were embedded before the restart: only the new message is embedded now.
+        before = len(embedder.calls)
+        session = await server.create_session(again)
+        await server.send(session, "I want to return my speaker")
+        new_texts = [t for call in embedder.calls[before:] for t in call]
+        assert "the customer wants to return an item" not in new_texts
+    assert condition_embeds > 0
+
+
+async def test_changed_definition_updates_in_place(tmp_path: Path) -> None:
+    async with tactful.Server(transient=True, embedder=HashingEmbedder(), offline=True) as server:
+        agent = await server.create_agent("A")
+        g1 = await agent.create_guideline("the customer is angry", "apologize", id="calm")
+        g2 = await agent.create_guideline("the customer is upset", "apologize sincerely", id="calm")
+        assert g1.id == g2.id == "calm"
+        stored = await server.runtime.store.get(Guideline, "calm")
+        assert stored.condition == "the customer is upset"
+        assert len(await agent.guidelines()) == 1
+
+
+async def test_sdk_rejects_bad_definitions_with_clear_errors() -> None:
+    async with tactful.Server(transient=True, embedder=HashingEmbedder(), offline=True) as server:
+        agent = await server.create_agent("A")
+        with pytest.raises(tactful.ValidationError, match="invalid canned response template"):
+            await agent.create_canned_response("Hello {{ name")
+        with pytest.raises(tactful.ValidationError, match="is not a tool"):
+            await agent.create_guideline("c", "a", tools=[42])
+        with pytest.raises(tactful.NotFoundError):
+            await server.create_session("no-such-agent")
+
+
+async def test_server_requires_start() -> None:
+    server = tactful.Server(transient=True)
+    with pytest.raises(RuntimeError, match="not started"):
+        await server.create_agent("A")
