@@ -13,6 +13,8 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from tactful.engine.match import DEFAULT_OFFLINE_THRESHOLD
+
 
 class Settings(BaseSettings):
     """Server settings. Secrets are never printed."""
@@ -37,7 +39,7 @@ class Settings(BaseSettings):
     openai_json_schema: bool = True
 
     # Offline tier: a guideline matches when its calibrated similarity reaches this.
-    offline_match_threshold: float = Field(default=0.42, ge=0.0, le=1.0)
+    offline_match_threshold: float = Field(default=DEFAULT_OFFLINE_THRESHOLD, ge=0.0, le=1.0)
     max_message_chars: int = Field(default=8000, ge=1)
     long_poll_max_s: float = Field(default=60.0, gt=0)
 

@@ -256,3 +256,35 @@ async def test_strict_mode_sends_only_templates_whose_fields_exist() -> None:
         fresh = await server.create_session(agent, customer)
         unrelated = await server.send(fresh, "what's the weather on mars")
         assert unrelated.data["message"] == "Let me get a person."
+
+
+async def test_customer_message_carries_its_turns_trace_id(server: tactful.Server) -> None:
+    agent = await _agent(server)
+    session = await server.create_session(agent)
+    reply = await server.send(session, "refund")
+    same_turn = await server.runtime.store.list_events(session.id, trace_id=reply.trace_id)
+    assert [(e.kind, e.source) for e in same_turn][0] == (EventKind.MESSAGE, EventSource.CUSTOMER)
+    assert len(same_turn) == 6
+
+
+async def test_session_deleted_mid_turn_leaves_no_trace(
+    server: tactful.Server, model: ScriptedGenerator
+) -> None:
+    release, entered = asyncio.Event(), asyncio.Event()
+    original_generate = model.generate
+
+    async def generate(prompt: Any, schema: Any, *, stage: str) -> Any:
+        entered.set()
+        await release.wait()
+        return await original_generate(prompt, schema, stage=stage)
+
+    model.generate = generate  # type: ignore[method-assign]
+    agent = await _agent(server)
+    session = await server.create_session(agent)
+    await server.runtime.engine.post_customer_message(session.id, "refund")
+    await entered.wait()
+    assert await server.runtime.store.delete(Session, session.id)
+    release.set()
+    await server.runtime.engine.wait_idle()
+    assert await server.runtime.store.list(Trace) == []
+    assert await server.runtime.store.list_events(session.id) == []

@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from backends import BACKENDS, drop_schema, open_backend
 from sqlalchemy.engine import Connection
 
-from conftest import BACKENDS, drop_schema, open_backend
 from tactful.store.schema import metadata
 
 

@@ -258,3 +258,11 @@ async def test_reopening_a_file_store_keeps_data_and_migrates_once(tmp_path: Pat
         assert (await again.get(Agent, "keep")).name == "kept"
     finally:
         await again.close()
+
+
+async def test_deleting_a_session_deletes_its_traces(store: SQLStore) -> None:
+    session = await _session(store)
+    await store.upsert(Trace(session_id=session.id, agent_id=session.agent_id))
+    await store.upsert(Trace(session_id="other", agent_id=session.agent_id))
+    await store.delete(Session, session.id)
+    assert [t.session_id for t in await store.list(Trace)] == ["other"]

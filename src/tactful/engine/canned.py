@@ -22,18 +22,20 @@ def template_fields(template: str) -> frozenset[str]:
     return _parse(template)[1]
 
 
-def render(template: str, fields: dict[str, Any]) -> str | None:
-    """The rendered text, or None when a field it needs is missing this turn."""
+def render(template: str, fields: dict[str, Any]) -> tuple[str | None, list[str]]:
+    """The rendered text, or None and what was missing this turn."""
     try:
         compiled, names = _parse(template)
-    except jinja2.TemplateSyntaxError:
-        return None
-    if not names <= fields.keys():
-        return None
+    except jinja2.TemplateSyntaxError as e:
+        return None, [f"syntax error: {e.message}"]
+    missing = sorted(names - fields.keys())
+    if missing:
+        return None, missing
     try:
-        return compiled.render(**fields)
-    except jinja2.UndefinedError:
-        return None
+        return compiled.render(**fields), []
+    except jinja2.UndefinedError as e:
+        # A nested field, e.g. {{std.customer.name}} for an anonymous customer.
+        return None, [e.message or "a nested field"]
 
 
 def is_valid_template(template: str) -> str | None:

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, Field
 
-from tactful.domain import CannedResponse, CompositionMode
+from tactful.domain import GUEST_CUSTOMER_ID, CannedResponse, CompositionMode
 from tactful.engine import canned
 from tactful.engine.context import TurnContext
 from tactful.engine.match import Match
@@ -40,14 +40,18 @@ class ReplyAnswer(BaseModel):
 
 def template_fields(ctx: TurnContext) -> dict[str, Any]:
     """What templates may refer to this turn (tool results join in a later stage)."""
-    customer = {"name": ctx.customer.name, **ctx.customer.metadata}
+    customer: dict[str, Any] = dict(ctx.customer.metadata)
+    fields: dict[str, Any] = {"agent_name": ctx.agent.name}
+    # An anonymous guest has no name: templates that greet by name are disqualified for it.
+    if ctx.customer.id != GUEST_CUSTOMER_ID:
+        customer["name"] = ctx.customer.name
+        fields["customer_name"] = ctx.customer.name
     agent = {"name": ctx.agent.name}
     return {
         "std": {"customer": customer, "agent": agent},
         "customer": customer,
         "agent": agent,
-        "customer_name": ctx.customer.name,
-        "agent_name": ctx.agent.name,
+        **fields,
     }
 
 
@@ -90,9 +94,8 @@ class Composer:
                 response = by_id.get(cid)
                 if response is None:
                     continue
-                text = canned.render(response.value, fields)
+                text, missing = canned.render(response.value, fields)
                 if text is None:
-                    missing = sorted(canned.template_fields(response.value) - fields.keys())
                     disqualified.append({"id": cid, "missing_fields": missing})
                     continue
                 considered.append((m, response, text))
@@ -107,7 +110,12 @@ class Composer:
         texts = [" ".join([r.value, *r.signals]) for _, r, _ in considered]
         vectors = await self.cache.embed([query, *texts])
         fit = vectors[1:] @ vectors[0]
-        scores = np.array([m.ranked.score for m, _, _ in considered]) + 0.5 * fit
+        # The matcher's own score (offline: focus on the latest message) ranks the guidelines.
+        strength = [
+            m.verdict.score if m.verdict.score is not None else m.ranked.score
+            for m, _, _ in considered
+        ]
+        scores = np.array(strength) + 0.5 * fit
         best = int(np.argmax(scores))
         m, response, text = considered[best]
         return Reply(

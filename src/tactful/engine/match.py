@@ -22,6 +22,8 @@ from tactful.llm.base import Generator, Prompt
 from tactful.llm.scripted import count_tokens
 
 MATCH_STAGE = "match"
+# Measured on the Voltmart example and the labeled set: see docs/offline-tier.md.
+DEFAULT_OFFLINE_THRESHOLD = 0.40
 
 
 @dataclass(frozen=True)
@@ -44,18 +46,22 @@ class OfflineMatcher:
         self.max_matches = max_matches
 
     def match(self, candidates: Sequence[Ranked]) -> list[MatchVerdict]:
-        best = candidates[0].score if candidates else 0.0
+        """Verdicts in order of focus on the latest message; observations take no slot."""
+        ordered = sorted(candidates, key=lambda r: -r.focus)
+        best = ordered[0].focus if ordered else 0.0
         verdicts = []
-        for i, r in enumerate(candidates):
-            applies = (
-                r.score >= self.threshold and r.score >= best - self.margin and i < self.max_matches
-            )
+        slots = self.max_matches
+        for r in ordered:
+            close = r.focus >= self.threshold and r.focus >= best - self.margin
+            applies = close and (slots > 0 or r.guideline.is_observation)
+            if applies and not r.guideline.is_observation:
+                slots -= 1
             why = (
-                f"similarity {r.score:.3f} "
-                + (">=" if r.score >= self.threshold else "<")
+                f"similarity {r.focus:.3f} "
+                + (">=" if r.focus >= self.threshold else "<")
                 + f" threshold {self.threshold:.2f}"
             )
-            if r.score >= self.threshold and not applies:
+            if r.focus >= self.threshold and not applies:
                 why += f"; outside the top {self.max_matches} or {self.margin:.2f} of the best"
             verdicts.append(
                 MatchVerdict(
@@ -63,7 +69,7 @@ class OfflineMatcher:
                     condition=r.guideline.condition,
                     action=r.guideline.action,
                     applies=applies,
-                    score=r.score,
+                    score=r.focus,
                     rationale=why + " (offline tier: no model decides)",
                     method=self.method,
                 )

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 
 from tactful.domain import Guideline
 from tactful.engine.context import TurnContext
@@ -24,8 +25,16 @@ def content_key(model: str, text: str) -> str:
 
 @dataclass(frozen=True)
 class Ranked:
+    """A guideline's retrieval score (for ranking) and its focus on the latest message.
+
+    ``score`` weighs earlier customer messages and the window almost like the latest one, so
+    that open requests stay candidates. ``focus`` discounts them, so that a decision made on
+    similarity alone (the offline tier) answers the latest message, not the previous one.
+    """
+
     guideline: Guideline
     score: float
+    focus: float = 0.0
 
 
 class EmbeddingCache:
@@ -60,28 +69,34 @@ def guideline_text(g: Guideline) -> str:
 class Retriever:
     """Scores every guideline against the latest customer messages and the recent window."""
 
+    RANK_EARLIER = 0.9
+    FOCUS_EARLIER = 0.6
+
     def __init__(self, cache: EmbeddingCache) -> None:
         self.cache = cache
-
-    async def situation(self, ctx: TurnContext) -> Vectors:
-        recent = ctx.recent_customer_messages(3)
-        window = " \n".join(u.text for u in ctx.window(6))
-        return await self.cache.embed([*recent, window] if recent else [window])
 
     async def rank(self, ctx: TurnContext, guidelines: Sequence[Guideline]) -> list[Ranked]:
         if not guidelines:
             return []
-        queries = await self.situation(ctx)
+        recent = ctx.recent_customer_messages(3)
+        window = " \n".join(u.text for u in ctx.window(6))
+        queries = await self.cache.embed([*recent, window])
+        latest = len(recent) - 1  # -1 (the window) when there is no customer message yet
         conditions = await self.cache.embed([guideline_text(g) for g in guidelines])
         sims = conditions @ queries.T  # (guidelines, queries)
-        # The latest message counts fully; earlier ones and the window slightly less.
-        weights = np.full(queries.shape[0], 0.9, dtype=np.float32)
-        if len(ctx.recent_customer_messages(3)) > 0:
-            weights[len(ctx.recent_customer_messages(3)) - 1] = 1.0
-        scores = (sims * weights).max(axis=1)
-        for i, g in enumerate(guidelines):
-            if g.examples:
-                examples = await self.cache.embed(g.examples)
-                scores[i] = max(float(scores[i]), float((examples @ queries.T).max()))
+        examples = [(i, e) for i, g in enumerate(guidelines) for e in g.examples]
+        if examples:
+            # Example utterances stand in for their guideline's condition.
+            example_sims = await self.cache.embed([e for _, e in examples]) @ queries.T
+            for (i, _), row in zip(examples, example_sims, strict=True):
+                np.maximum(sims[i], row, out=sims[i])
+        scores = (sims * self._weights(len(queries), latest, self.RANK_EARLIER)).max(axis=1)
+        focus = (sims * self._weights(len(queries), latest, self.FOCUS_EARLIER)).max(axis=1)
         order = np.argsort(-scores, kind="stable")
-        return [Ranked(guidelines[i], float(scores[i])) for i in order]
+        return [Ranked(guidelines[i], float(scores[i]), float(focus[i])) for i in order]
+
+    @staticmethod
+    def _weights(count: int, latest: int, earlier: float) -> npt.NDArray[np.float32]:
+        weights = np.full(count, earlier, dtype=np.float32)
+        weights[latest] = 1.0
+        return weights

@@ -26,10 +26,10 @@ from tactful.domain import (
 )
 from tactful.engine.compose import Composer
 from tactful.engine.context import load_context
-from tactful.engine.match import Match, ModelMatcher, OfflineMatcher
+from tactful.engine.match import DEFAULT_OFFLINE_THRESHOLD, Match, ModelMatcher, OfflineMatcher
 from tactful.engine.retrieve import EmbeddingCache, Retriever
 from tactful.engine.trace import TraceRecorder
-from tactful.errors import ModelError, PayloadTooLargeError, ValidationError
+from tactful.errors import ModelError, NotFoundError, PayloadTooLargeError, ValidationError
 from tactful.llm.base import Embedder, Generator
 from tactful.store.base import Store
 
@@ -40,7 +40,7 @@ CUSTOMER_SOURCES = (EventSource.CUSTOMER, EventSource.CUSTOMER_UI)
 
 @dataclass
 class EngineOptions:
-    offline_threshold: float = 0.42
+    offline_threshold: float = DEFAULT_OFFLINE_THRESHOLD
     max_message_chars: int = 8000
     # Candidates sent to the model for detailed checks (the two-tier screen comes later).
     model_candidates: int = 20
@@ -133,9 +133,12 @@ class Engine:
         data: dict[str, Any] = {"message": message}
         if participant:
             data["participant"] = participant
-        event = await self.append(session_id, EventKind.MESSAGE, source, data, metadata=metadata)
+        # The customer message carries the trace id of the turn it starts, as Parlant's do.
+        trace_id = new_id()
+        event = await self.append(
+            session_id, EventKind.MESSAGE, source, data, trace_id=trace_id, metadata=metadata
+        )
         if session.mode is SessionMode.AUTO:
-            trace_id = new_id()
             await self.status(session_id, SessionStatus.ACKNOWLEDGED, trace_id)
             self._schedule(session_id, trace_id, event.offset)
         return event
@@ -195,6 +198,10 @@ class Engine:
             trace.status = "cancelled"
             await asyncio.shield(self._finish_cancelled(session_id, trace))
             raise
+        except NotFoundError as e:
+            # The session (or its agent) was deleted while the turn ran: nothing to answer.
+            log.info("turn %s dropped: %s", turn.trace_id, e)
+            trace.status = "dropped"
         except Exception as e:
             # A failing turn degrades to an error status; the server keeps serving.
             log.exception("turn %s failed", turn.trace_id)
@@ -202,7 +209,7 @@ class Engine:
             trace.error = f"{type(e).__name__}: {e}"
             await asyncio.shield(self._finish_failed(session_id, trace))
         finally:
-            if trace.status != "cancelled":
+            if trace.status not in ("cancelled", "dropped"):
                 await asyncio.shield(self._save_trace(trace))
 
     async def _finish_cancelled(self, session_id: str, trace: Trace) -> None:

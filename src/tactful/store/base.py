@@ -70,7 +70,7 @@ class Store(ABC):
 
     @abstractmethod
     async def delete(self, kind: type[E], id: str) -> bool:
-        """Delete; returns whether something was deleted. Deleting a session deletes its events."""
+        """Delete; returns whether something was deleted. Deleting a session deletes its events and traces."""
 
     # -- events ---------------------------------------------------------------------------------
 

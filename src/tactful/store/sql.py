@@ -207,7 +207,9 @@ class SQLStore(Store):
         table = self._table(kind)
         async with self._tx() as conn:
             if kind is Session:
+                traces = ENTITY_TABLES["traces"]
                 await conn.execute(delete(events).where(events.c.session_id == id))
+                await conn.execute(delete(traces).where(traces.c.session_id == id))
             result = await conn.execute(delete(table).where(table.c.id == id))
         return bool(result.rowcount)
 
