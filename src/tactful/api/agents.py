@@ -1,0 +1,131 @@
+"""``/agents``: the unit of conversational configuration (Parlant 3.3 shapes)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from fastapi import APIRouter, Depends, Response, status
+from pydantic import BaseModel, Field
+
+from tactful.api.auth import STAFF, Role, allow
+from tactful.api.params import Params, TagsUpdate, add_and_remove
+from tactful.api.references import check_tags, delete_sessions
+from tactful.api.runtime import RuntimeDep
+from tactful.domain import Agent, CompositionMode, MessageOutputMode, Session
+
+router = APIRouter(prefix="/agents", tags=["agents"])
+
+
+class AgentDTO(BaseModel):
+    """An agent, as Parlant's ``Agent``; ``no_match_reply`` and ``creation_utc`` are ours."""
+
+    id: str
+    name: str
+    description: str | None = None
+    max_engine_iterations: int
+    composition_mode: CompositionMode
+    message_output_mode: MessageOutputMode
+    tags: list[str]
+    no_match_reply: str
+    creation_utc: datetime
+
+
+class AgentCreationParams(Params):
+    name: str = Field(min_length=1, max_length=200, description="Display name")
+    id: str | None = Field(default=None, min_length=1, max_length=128, description="Custom id")
+    description: str | None = None
+    max_engine_iterations: int | None = Field(default=None, ge=1, le=10)
+    composition_mode: CompositionMode | None = None
+    message_output_mode: MessageOutputMode | None = None
+    tags: list[str] | None = Field(default=None, description="Tag ids")
+    no_match_reply: str | None = Field(
+        default=None, min_length=1, description="What the agent says when nothing applies (ours)"
+    )
+
+
+class AgentUpdateParams(Params):
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    description: str | None = None
+    max_engine_iterations: int | None = Field(default=None, ge=1, le=10)
+    composition_mode: CompositionMode | None = None
+    message_output_mode: MessageOutputMode | None = None
+    tags: TagsUpdate | None = None
+    no_match_reply: str | None = Field(default=None, min_length=1)
+
+
+def agent_dto(agent: Agent) -> AgentDTO:
+    return AgentDTO(
+        id=agent.id,
+        name=agent.name,
+        description=agent.description,
+        max_engine_iterations=agent.max_engine_iterations,
+        composition_mode=agent.composition_mode,
+        message_output_mode=agent.message_output_mode,
+        tags=agent.tags,
+        no_match_reply=agent.no_match_reply,
+        creation_utc=agent.creation_utc,
+    )
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    dependencies=[Depends(allow(Role.ADMIN))],
+    responses={404: {"description": "A tag was not found"}, 409: {"description": "Id taken"}},
+)
+async def create_agent(params: AgentCreationParams, runtime: RuntimeDep) -> AgentDTO:
+    """Create an agent. Tags must exist; a custom ``id`` must be free."""
+    tags = await check_tags(runtime.store, params.tags or [], agent_tags=False)
+    values = params.model_dump(exclude_none=True, exclude={"tags"})
+    agent = Agent(**values, tags=tags)
+    return agent_dto(await runtime.store.create(agent))
+
+
+@router.get("", dependencies=[Depends(allow(*STAFF))])
+async def list_agents(runtime: RuntimeDep) -> list[AgentDTO]:
+    """Every agent, in creation order."""
+    return [agent_dto(a) for a in await runtime.store.list(Agent)]
+
+
+@router.get(
+    "/{agent_id}",
+    dependencies=[Depends(allow(*STAFF))],
+    responses={404: {"description": "Agent not found"}},
+)
+async def read_agent(agent_id: str, runtime: RuntimeDep) -> AgentDTO:
+    """One agent."""
+    return agent_dto(await runtime.store.get(Agent, agent_id))
+
+
+@router.patch(
+    "/{agent_id}",
+    dependencies=[Depends(allow(Role.ADMIN))],
+    responses={404: {"description": "Agent or tag not found"}},
+)
+async def update_agent(agent_id: str, params: AgentUpdateParams, runtime: RuntimeDep) -> AgentDTO:
+    """Change the given attributes; the others stay. Tags are added and removed by id."""
+    agent = await runtime.store.get(Agent, agent_id)
+    changes = params.model_dump(exclude_none=True, exclude={"tags"})
+    if params.tags is not None:
+        added = await check_tags(runtime.store, params.tags.add or [], agent_tags=False)
+        changes["tags"] = add_and_remove(agent.tags, added, params.tags.remove)
+    updated = Agent.model_validate({**agent.model_dump(), **changes})
+    return agent_dto(await runtime.store.update(updated))
+
+
+@router.delete(
+    "/{agent_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    dependencies=[Depends(allow(Role.ADMIN))],
+    responses={404: {"description": "Agent not found"}},
+)
+async def delete_agent(agent_id: str, runtime: RuntimeDep) -> Response:
+    """Delete an agent **and its sessions** (with their events and traces).
+
+    Definitions tagged ``agent:<id>`` stay in the store, unused, in case the agent is re-created
+    with the same id.
+    """
+    await runtime.store.get(Agent, agent_id)
+    await delete_sessions(runtime.store, await runtime.store.list(Session, agent_id=agent_id))
+    await runtime.store.delete(Agent, agent_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -1,0 +1,77 @@
+"""The FastAPI application: one router per resource, auth on every route, errors in one place."""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version
+
+from fastapi import Depends, FastAPI
+from pydantic import BaseModel
+
+from tactful.api import (
+    agents,
+    canned_responses,
+    customers,
+    events,
+    glossary,
+    guidelines,
+    sessions,
+    tags,
+    traces,
+)
+from tactful.api.auth import EVERYONE, Authenticator, DevelopmentAuthenticator, allow
+from tactful.api.errors import install_error_handling
+from tactful.api.runtime import RuntimeDep
+from tactful.runtime import Runtime
+
+MIB = 1024 * 1024
+ROUTERS = (
+    agents,
+    customers,
+    tags,
+    guidelines,
+    glossary,
+    canned_responses,
+    sessions,
+    events,
+    traces,
+)
+
+
+def _version() -> str:
+    try:
+        return version("tactful")
+    except PackageNotFoundError:  # running from a source tree that is not installed
+        return "0.0.0"
+
+
+class Health(BaseModel):
+    status: str
+    tier: str
+
+
+def max_body_bytes(runtime: Runtime) -> int:
+    """1 MiB, or more when the message limit needs it (4 bytes per character, worst case)."""
+    return max(MIB, 4 * runtime.settings.max_message_chars + 64 * 1024)
+
+
+def create_app(runtime: Runtime, *, authenticator: Authenticator | None = None) -> FastAPI:
+    """The REST API over ``runtime``. Without ``authenticator`` everyone is let through
+    (development default, see ``tactful.api.auth``)."""
+    app = FastAPI(
+        title="tactful",
+        version=_version(),
+        description="A conversational harness for customer-facing LLM agents. "
+        "Compatible with Parlant 3.3's REST API where they overlap.",
+    )
+    app.state.runtime = runtime
+    app.state.authenticator = authenticator or DevelopmentAuthenticator()
+    install_error_handling(app, max_body_bytes=max_body_bytes(runtime))
+    for module in ROUTERS:
+        app.include_router(module.router)
+
+    @app.get("/healthz", tags=["health"], dependencies=[Depends(allow(*EVERYONE, anonymous=True))])
+    async def healthz(runtime: RuntimeDep) -> Health:
+        """Liveness, and the model tier the server runs on (``offline`` or ``model:<name>``)."""
+        return Health(status="ok", tier=runtime.tier)
+
+    return app

@@ -1,0 +1,171 @@
+"""``/canned_responses``: exact reply templates (Jinja2 ``{{field}}``), Parlant 3.3 shapes."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Response, status
+from pydantic import BaseModel, Field
+
+from tactful.api.auth import STAFF, Role, allow
+from tactful.api.params import MetadataUpdate, Params, TagsUpdate, add_and_remove, unique
+from tactful.api.references import check_tags, forget_canned_response
+from tactful.api.runtime import RuntimeDep
+from tactful.domain import CannedResponse, CannedResponseField
+from tactful.engine.canned import is_valid_template
+from tactful.errors import ValidationError
+
+router = APIRouter(prefix="/canned_responses", tags=["canned responses"])
+
+
+class CannedResponseFieldDTO(Params):
+    name: str = Field(min_length=1)
+    description: str = ""
+    examples: list[str] = Field(default_factory=list)
+
+
+class CannedResponseDTO(BaseModel):
+    """A canned response, as Parlant's ``CannedResponse``."""
+
+    id: str
+    creation_utc: datetime
+    value: str
+    fields: list[CannedResponseFieldDTO]
+    tags: list[str]
+    signals: list[str]
+    metadata: dict[str, Any]
+    field_dependencies: list[str]
+
+
+class CannedResponseCreationParams(Params):
+    value: str = Field(min_length=1, max_length=8000, description="The template")
+    fields: list[CannedResponseFieldDTO] | None = None
+    tags: list[str] | None = Field(default=None, description="Tag ids or agent:<agent id>")
+    signals: list[str] | None = Field(default=None, description="Phrases that help matching")
+    metadata: dict[str, Any] | None = None
+    field_dependencies: list[str] | None = None
+
+
+class CannedResponseUpdateParams(Params):
+    value: str | None = Field(default=None, min_length=1, max_length=8000)
+    fields: list[CannedResponseFieldDTO] | None = Field(default=None, description="Replaces all")
+    tags: TagsUpdate | None = None
+    metadata: MetadataUpdate | None = None
+    signals: list[str] | None = Field(default=None, description="Replaces all (ours)")
+
+
+def canned_response_dto(c: CannedResponse) -> CannedResponseDTO:
+    return CannedResponseDTO(
+        id=c.id,
+        creation_utc=c.creation_utc,
+        value=c.value,
+        fields=[CannedResponseFieldDTO(**f.model_dump()) for f in c.fields],
+        tags=c.tags,
+        signals=c.signals,
+        metadata=c.metadata,
+        field_dependencies=c.field_dependencies,
+    )
+
+
+def _check_template(value: str) -> str:
+    if error := is_valid_template(value):
+        raise ValidationError(f"the canned response template is not valid Jinja2: {error}")
+    return value
+
+
+def _fields(fields: list[CannedResponseFieldDTO]) -> list[CannedResponseField]:
+    return [CannedResponseField(**f.model_dump()) for f in fields]
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    dependencies=[Depends(allow(Role.ADMIN))],
+    responses={
+        404: {"description": "A tag or agent was not found"},
+        422: {"description": "Invalid template"},
+    },
+)
+async def create_canned_response(
+    params: CannedResponseCreationParams, runtime: RuntimeDep
+) -> CannedResponseDTO:
+    """Create a canned response. ``value`` is a Jinja2 template such as
+    ``Hello {{customer_name}}``; a template whose fields are missing in a turn is not used."""
+    value = _check_template(params.value)
+    tags = await check_tags(runtime.store, params.tags or [])
+    response = CannedResponse(
+        value=value,
+        fields=_fields(params.fields or []),
+        tags=tags,
+        signals=unique(params.signals or []),
+        metadata=params.metadata or {},
+        field_dependencies=unique(params.field_dependencies or []),
+    )
+    return canned_response_dto(await runtime.store.create(response))
+
+
+@router.get("", dependencies=[Depends(allow(*STAFF))])
+async def list_canned_responses(
+    runtime: RuntimeDep,
+    tags: Annotated[
+        list[str] | None, Query(description="Only those with any of these tags")
+    ] = None,
+) -> list[CannedResponseDTO]:
+    """Every canned response (or those carrying one of ``tags``), in creation order."""
+    wanted = set(tags or [])
+    return [
+        canned_response_dto(c)
+        for c in await runtime.store.list(CannedResponse)
+        if not wanted or wanted & set(c.tags)
+    ]
+
+
+@router.get(
+    "/{canned_response_id}",
+    dependencies=[Depends(allow(*STAFF))],
+    responses={404: {"description": "Canned response not found"}},
+)
+async def read_canned_response(canned_response_id: str, runtime: RuntimeDep) -> CannedResponseDTO:
+    """One canned response."""
+    return canned_response_dto(await runtime.store.get(CannedResponse, canned_response_id))
+
+
+@router.patch(
+    "/{canned_response_id}",
+    dependencies=[Depends(allow(Role.ADMIN))],
+    responses={404: {"description": "Canned response or tag not found"}},
+)
+async def update_canned_response(
+    canned_response_id: str, params: CannedResponseUpdateParams, runtime: RuntimeDep
+) -> CannedResponseDTO:
+    """Change the template, fields or signals; add or remove tags; set or unset metadata."""
+    c = await runtime.store.get(CannedResponse, canned_response_id)
+    changes: dict[str, Any] = {}
+    if params.value is not None:
+        changes["value"] = _check_template(params.value)
+    if params.fields is not None:
+        changes["fields"] = _fields(params.fields)
+    if params.signals is not None:
+        changes["signals"] = unique(params.signals)
+    if params.tags is not None:
+        added = await check_tags(runtime.store, params.tags.add or [])
+        changes["tags"] = add_and_remove(c.tags, added, params.tags.remove)
+    if params.metadata is not None:
+        changes["metadata"] = params.metadata.apply(c.metadata)
+    updated = CannedResponse.model_validate({**c.model_dump(), **changes})
+    return canned_response_dto(await runtime.store.update(updated))
+
+
+@router.delete(
+    "/{canned_response_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    dependencies=[Depends(allow(Role.ADMIN))],
+    responses={404: {"description": "Canned response not found"}},
+)
+async def delete_canned_response(canned_response_id: str, runtime: RuntimeDep) -> Response:
+    """Delete a canned response; guidelines that preferred it forget it."""
+    await runtime.store.get(CannedResponse, canned_response_id)
+    await forget_canned_response(runtime.store, canned_response_id)
+    await runtime.store.delete(CannedResponse, canned_response_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

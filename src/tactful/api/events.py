@@ -1,0 +1,375 @@
+"""``/sessions/{id}/events``: a session's timeline. Post messages, read with long-poll or SSE.
+
+Waiting is driven by the bus (``tactful.engine.timeline.wait_for_events``): a request returns
+as soon as a matching event exists, never by polling the store.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, Field
+
+from tactful.api.auth import EVERYONE, STAFF, allow, require
+from tactful.api.params import Params
+from tactful.api.runtime import RuntimeDep
+from tactful.domain import (
+    Agent,
+    Customer,
+    Event,
+    EventKind,
+    EventSource,
+    Session,
+    SessionStatus,
+)
+from tactful.engine.timeline import wait_for_events
+from tactful.errors import PayloadTooLargeError, ValidationError
+from tactful.runtime import Runtime
+
+router = APIRouter(prefix="/sessions", tags=["events"])
+
+CUSTOMER_SOURCES = (EventSource.CUSTOMER, EventSource.CUSTOMER_UI)
+HUMAN_SOURCES = (EventSource.HUMAN_AGENT, EventSource.HUMAN_AGENT_ON_BEHALF_OF_AI_AGENT)
+# Parlant's default: a GET without wait_for_data waits up to a minute (capped by the settings).
+DEFAULT_WAIT_S = 60.0
+SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+
+class EventDTO(BaseModel):
+    """An event, as Parlant's ``Event``. ``correlation_id`` repeats ``trace_id``."""
+
+    id: str
+    source: EventSource
+    kind: EventKind
+    offset: int
+    creation_utc: datetime
+    trace_id: str
+    correlation_id: str
+    data: Any = None
+    metadata: dict[str, Any]
+    deleted: bool
+
+
+class ParticipantDTO(Params):
+    id: str | None = None
+    display_name: str = Field(min_length=1)
+
+
+class AgentMessageGuidelineDTO(Params):
+    action: str
+    rationale: str | None = None
+
+
+class Moderation(StrEnum):
+    AUTO = "auto"
+    PARANOID = "paranoid"
+    NONE = "none"
+
+
+class EventCreationParams(Params):
+    """Parlant's event creation body. Supported: ``message`` from customer, human_agent or
+    human_agent_on_behalf_of_ai_agent; ``custom`` with ``data``; ``status`` with ``status``."""
+
+    kind: EventKind
+    source: EventSource
+    message: str | None = None
+    data: Any = None
+    metadata: dict[str, Any] | None = None
+    guidelines: list[AgentMessageGuidelineDTO] | None = None
+    participant: ParticipantDTO | None = None
+    status: SessionStatus | None = None
+
+
+def event_dto(e: Event) -> EventDTO:
+    return EventDTO(
+        id=e.id,
+        source=e.source,
+        kind=e.kind,
+        offset=e.offset,
+        creation_utc=e.creation_utc,
+        trace_id=e.trace_id,
+        correlation_id=e.trace_id,
+        data=e.data,
+        metadata=e.metadata,
+        deleted=e.deleted,
+    )
+
+
+def combination_problem(p: EventCreationParams) -> str | None:
+    """Why this kind/source/field combination cannot be posted, or None."""
+    if p.guidelines:
+        return "'guidelines' (for agent messages on demand) are not supported yet"
+    if p.kind is EventKind.TOOL:
+        return "tool events are written by the engine; post message, custom or status events"
+    if p.kind is not EventKind.MESSAGE and (p.message is not None or p.participant is not None):
+        return "'message' and 'participant' apply only to message events"
+    if p.kind is not EventKind.STATUS and p.status is not None:
+        return "'status' applies only to status events"
+    if p.kind is EventKind.MESSAGE:
+        if p.source is EventSource.AI_AGENT:
+            return (
+                "the agent writes its own messages: post a customer message to start its turn "
+                "(asking it to speak unprompted is not supported yet)"
+            )
+        if p.source not in (*CUSTOMER_SOURCES, *HUMAN_SOURCES):
+            return (
+                "a message's source must be customer, human_agent or "
+                "human_agent_on_behalf_of_ai_agent"
+            )
+        if p.message is None or not p.message.strip():
+            return "a message event needs a non-empty 'message'"
+        if p.data is not None:
+            return "a message event takes its text in 'message', not in 'data'"
+        if p.source is EventSource.HUMAN_AGENT and p.participant is None:
+            return "a human_agent message needs a 'participant' with a 'display_name'"
+    if p.kind is EventKind.CUSTOM and p.data is None:
+        return "a custom event needs 'data'"
+    if p.kind is EventKind.STATUS:
+        if p.status is None:
+            return "a status event needs 'status'"
+        if p.status is SessionStatus.CANCELLED:
+            return (
+                "cancelling a turn through the API is not supported yet; a newer customer "
+                "message cancels a turn that has not replied"
+            )
+        if p.data is not None and not isinstance(p.data, dict):
+            return "a status event's 'data' must be a JSON object"
+    return None
+
+
+async def _participant(runtime: Runtime, entity: type[Agent | Customer], id: str) -> dict[str, Any]:
+    found = await runtime.store.find(entity, id)
+    return {"id": id, "display_name": found.name} if found else {"id": id}
+
+
+@router.post(
+    "/{session_id}/events",
+    status_code=status.HTTP_201_CREATED,
+    dependencies=[Depends(allow(*EVERYONE))],
+    responses={
+        404: {"description": "Session not found"},
+        413: {"description": "Message over the size limit"},
+        422: {"description": "Unsupported kind, source or field combination"},
+    },
+)
+async def create_event(
+    session_id: str,
+    params: EventCreationParams,
+    request: Request,
+    runtime: RuntimeDep,
+    moderation: Annotated[Moderation, Query(description="Accepted; ignored")] = Moderation.NONE,
+) -> EventDTO:
+    """Post an event. A customer message is acknowledged at once and starts the agent's turn;
+    follow its progress with ``GET .../events?min_offset=<offset+1>&wait_for_data=<s>``.
+    Human-agent messages, custom and status events are appended without a turn (staff only).
+    """
+    if problem := combination_problem(params):
+        raise ValidationError(problem)
+    session = await runtime.store.get(Session, session_id)
+    if params.kind is EventKind.MESSAGE and params.source in CUSTOMER_SOURCES:
+        assert params.message is not None
+        participant = (
+            params.participant.model_dump(exclude_none=True)
+            if params.participant
+            else await _participant(runtime, Customer, session.customer_id)
+        )
+        event = await runtime.engine.post_customer_message(
+            session_id,
+            params.message,
+            source=params.source,
+            participant=participant,
+            metadata=params.metadata,
+        )
+        return event_dto(event)
+    require(request, STAFF)
+    data: Any = params.data
+    if params.kind is EventKind.MESSAGE:
+        assert params.message is not None
+        limit = runtime.settings.max_message_chars
+        if len(params.message) > limit:
+            raise PayloadTooLargeError(
+                f"the message has {len(params.message)} characters; the limit is {limit}"
+            )
+        if params.source is EventSource.HUMAN_AGENT:
+            assert params.participant is not None
+            who = params.participant.model_dump(exclude_none=True)
+        else:
+            who = await _participant(runtime, Agent, session.agent_id)
+        data = {"message": params.message, "participant": who}
+    elif params.kind is EventKind.STATUS:
+        assert params.status is not None
+        data = {"status": params.status.value, "data": params.data or {}}
+    event = await runtime.engine.append(
+        session_id, params.kind, params.source, data, metadata=params.metadata
+    )
+    return event_dto(event)
+
+
+def parse_kinds(kinds: str | None) -> list[EventKind] | None:
+    """Parlant sends kinds comma-separated: ``message,status``."""
+    if not kinds:
+        return None
+    parsed = []
+    for name in (k.strip() for k in kinds.split(",")):
+        if not name:
+            continue
+        try:
+            parsed.append(EventKind(name))
+        except ValueError:
+            allowed = ", ".join(k.value for k in EventKind)
+            raise ValidationError(f"unknown event kind {name!r}; use {allowed}") from None
+    return parsed or None
+
+
+async def _stream(
+    runtime: Runtime,
+    session_id: str,
+    *,
+    min_offset: int,
+    kinds: Sequence[EventKind] | None,
+    source: EventSource | None,
+    trace_id: str | None,
+    idle_timeout: float,
+) -> AsyncIterator[str]:
+    # Each appended event wakes the listener; the stream ends after idle_timeout without events
+    # (or when the client goes away: Starlette cancels this generator).
+    offset = min_offset
+    while True:
+        try:
+            events = await wait_for_events(
+                runtime.store,
+                runtime.bus,
+                session_id,
+                min_offset=offset,
+                kinds=kinds,
+                source=source,
+                trace_id=trace_id,
+                timeout=idle_timeout,
+            )
+        except TimeoutError:
+            return
+        for e in events:
+            yield f"data: {event_dto(e).model_dump_json()}\n\n"
+            offset = e.offset + 1
+
+
+@router.get(
+    "/{session_id}/events",
+    response_model=list[EventDTO],
+    dependencies=[Depends(allow(*EVERYONE))],
+    responses={
+        200: {"content": {"text/event-stream": {}}, "description": "Events (JSON, or SSE)"},
+        404: {"description": "Session not found"},
+        504: {"description": "No matching event within wait_for_data seconds"},
+    },
+)
+async def list_events(
+    session_id: str,
+    runtime: RuntimeDep,
+    min_offset: Annotated[int, Query(ge=0, description="Only events from this offset on")] = 0,
+    source: Annotated[EventSource | None, Query(description="Only events from this source")] = None,
+    trace_id: Annotated[str | None, Query(description="Only events of this turn")] = None,
+    correlation_id: Annotated[str | None, Query(description="Alias of trace_id (Parlant)")] = None,
+    kinds: Annotated[str | None, Query(description="Comma-separated: message,status,...")] = None,
+    wait_for_data: Annotated[
+        float, Query(ge=0, description="Seconds to wait for a first matching event")
+    ] = DEFAULT_WAIT_S,
+    sse: Annotated[bool, Query(description="Stream events as Server-Sent Events")] = False,
+) -> list[EventDTO] | StreamingResponse:
+    """Events in offset order, filtered.
+
+    Long-poll: with ``wait_for_data`` > 0 the request returns as soon as a matching event exists
+    and answers 504 if none arrives in time (``wait_for_data=0`` answers at once, maybe with an
+    empty list). The wait is capped by the server's ``long_poll_max_s``.
+
+    SSE (``sse=true``): ``text/event-stream``, one ``data: <event JSON>`` per matching event,
+    pushed as it is appended; the stream closes after ``wait_for_data`` seconds without one.
+    """
+    if trace_id and correlation_id and trace_id != correlation_id:
+        raise ValidationError("trace_id and correlation_id differ; give one of them")
+    trace_id = trace_id or correlation_id or None
+    kind_list = parse_kinds(kinds)
+    await runtime.store.get(Session, session_id)
+    wait = min(wait_for_data, runtime.settings.long_poll_max_s)
+    if sse:
+        stream = _stream(
+            runtime,
+            session_id,
+            min_offset=min_offset,
+            kinds=kind_list,
+            source=source,
+            trace_id=trace_id,
+            idle_timeout=wait,
+        )
+        return StreamingResponse(stream, media_type="text/event-stream", headers=SSE_HEADERS)
+    if wait == 0:
+        found = await runtime.store.list_events(
+            session_id, min_offset=min_offset, kinds=kind_list, source=source, trace_id=trace_id
+        )
+        return [event_dto(e) for e in found]
+    try:
+        found = await wait_for_events(
+            runtime.store,
+            runtime.bus,
+            session_id,
+            min_offset=min_offset,
+            kinds=kind_list,
+            source=source,
+            trace_id=trace_id,
+            timeout=wait,
+        )
+    except TimeoutError:
+        raise HTTPException(
+            status.HTTP_504_GATEWAY_TIMEOUT,
+            f"no matching event from offset {min_offset} within {wait:g} s; ask again",
+        ) from None
+    return [event_dto(e) for e in found]
+
+
+@router.delete(
+    "/{session_id}/events",
+    status_code=status.HTTP_204_NO_CONTENT,
+    dependencies=[Depends(allow(*STAFF))],
+    responses={404: {"description": "Session not found"}},
+)
+async def delete_events(
+    session_id: str,
+    runtime: RuntimeDep,
+    min_offset: Annotated[int, Query(ge=0, description="Delete events from this offset on")],
+) -> Response:
+    """Mark the events from ``min_offset`` on as deleted; they no longer appear in listings."""
+    await runtime.store.get(Session, session_id)
+    await runtime.store.delete_events(session_id, min_offset=min_offset)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get(
+    "/{session_id}/events/{event_id}",
+    response_model=EventDTO,
+    dependencies=[Depends(allow(*EVERYONE))],
+    responses={404: {"description": "Session or event not found"}},
+)
+async def read_event(
+    session_id: str,
+    event_id: str,
+    runtime: RuntimeDep,
+    wait_for_completion: Annotated[bool, Query(description="Accepted; events are whole")] = False,
+    wait_for_data: Annotated[float, Query(ge=0, description="Accepted")] = DEFAULT_WAIT_S,
+    sse: Annotated[bool, Query(description="Send the event as one Server-Sent Event")] = False,
+) -> EventDTO | StreamingResponse:
+    """One event. Our message events are stored whole (no chunks), so an event is always
+    complete: ``wait_for_completion`` returns at once and ``sse`` sends one event and closes."""
+    await runtime.store.get(Session, session_id)
+    dto = event_dto(await runtime.store.get_event(session_id, event_id))
+    if sse:
+
+        async def once() -> AsyncIterator[str]:
+            yield f"data: {dto.model_dump_json()}\n\n"
+
+        return StreamingResponse(once(), media_type="text/event-stream", headers=SSE_HEADERS)
+    return dto

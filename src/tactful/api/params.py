@@ -1,0 +1,65 @@
+"""Request shapes shared by several resources, in Parlant's wire format."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Params(BaseModel):
+    """Base of request bodies: unknown fields are refused, so a typo is a 422, not a no-op."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class TagsUpdate(Params):
+    """Tag ids to add to and remove from an entity's tags."""
+
+    add: list[str] | None = Field(default=None, description="Tag ids to add")
+    remove: list[str] | None = Field(default=None, description="Tag ids to remove")
+
+    def apply(self, current: list[str]) -> list[str]:
+        return add_and_remove(current, self.add, self.remove)
+
+
+class MetadataUpdate(Params):
+    """Metadata keys to set and keys to remove."""
+
+    set: dict[str, Any] | None = Field(default=None, description="Keys to set")
+    unset: list[str] | None = Field(default=None, description="Keys to remove")
+
+    def apply(self, current: dict[str, Any]) -> dict[str, Any]:
+        updated = {**current, **(self.set or {})}
+        for key in self.unset or []:
+            updated.pop(key, None)
+        return updated
+
+
+class LabelsUpdate(Params):
+    """Labels to add (``upsert``) and labels to remove."""
+
+    upsert: list[str] | None = Field(default=None, description="Labels to add")
+    remove: list[str] | None = Field(default=None, description="Labels to remove")
+
+    def apply(self, current: list[str]) -> list[str]:
+        return add_and_remove(current, self.upsert, self.remove)
+
+
+class SortDirection(StrEnum):
+    ASC = "asc"
+    DESC = "desc"
+
+
+def unique(items: list[str]) -> list[str]:
+    """The items without repeats, in first-seen order."""
+    return list(dict.fromkeys(items))
+
+
+def add_and_remove(
+    current: list[str], add: list[str] | None, remove: list[str] | None
+) -> list[str]:
+    """``current`` plus ``add`` minus ``remove``, without repeats, order kept."""
+    dropped = set(remove or [])
+    return [t for t in unique([*current, *(add or [])]) if t not in dropped]

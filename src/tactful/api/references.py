@@ -1,0 +1,126 @@
+"""Checks that ids named in a request exist, and the clean-ups that deleting an entity needs.
+
+Routers call the checks before writing anything, so a request naming an unknown id writes
+nothing (404). Deletes cascade: sessions go with their agent or customer, references to a
+deleted tag, guideline or canned response are removed from whatever holds them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from tactful.api.params import unique
+from tactful.domain import (
+    GUEST_CUSTOMER_ID,
+    Agent,
+    CannedResponse,
+    ContextVariable,
+    Customer,
+    EndpointKind,
+    Entity,
+    Guideline,
+    Journey,
+    Relationship,
+    Session,
+    Tag,
+    Term,
+    ToolSpec,
+    Trace,
+    agent_id_of_tag,
+)
+from tactful.errors import ConflictError, NotFoundError
+from tactful.store.base import Store
+
+# Entities with a ``tags`` list of tag ids.
+TAGGED: tuple[type[Entity], ...] = (
+    Agent,
+    Customer,
+    Guideline,
+    Term,
+    CannedResponse,
+    Journey,
+    ContextVariable,
+)
+
+
+async def check_tags(store: Store, tags: Iterable[str], *, agent_tags: bool = True) -> list[str]:
+    """The tags without repeats; each must be a tag id or (if allowed) ``agent:<agent id>``."""
+    checked = unique(list(tags))
+    for tag in checked:
+        agent_id = agent_id_of_tag(tag)
+        if agent_id is not None and agent_tags:
+            if await store.find(Agent, agent_id) is None:
+                raise NotFoundError("Agent", agent_id)
+        elif await store.find(Tag, tag) is None:
+            raise NotFoundError("Tag", tag)
+    return checked
+
+
+async def check_canned_responses(store: Store, ids: Iterable[str]) -> list[str]:
+    checked = unique(list(ids))
+    for cid in checked:
+        await store.get(CannedResponse, cid)
+    return checked
+
+
+def split_tool_id(tool: str) -> tuple[str, str]:
+    service, _, name = tool.partition(":")
+    return service, name
+
+
+async def check_tool(store: Store, service_name: str, tool_name: str) -> str:
+    """The tool id ``service:name`` of a registered tool."""
+    found = await store.list(ToolSpec, service_name=service_name, name=tool_name)
+    if not found:
+        raise NotFoundError("Tool", f"{service_name}:{tool_name}")
+    return f"{service_name}:{tool_name}"
+
+
+async def ensure_guest(store: Store) -> Customer:
+    """The guest customer (id ``guest``), created on first use."""
+    guest = await store.find(Customer, GUEST_CUSTOMER_ID)
+    if guest is not None:
+        return guest
+    try:
+        return await store.create(Customer(id=GUEST_CUSTOMER_ID, name="Guest"))
+    except ConflictError:
+        # Another request created it in between.
+        return await store.get(Customer, GUEST_CUSTOMER_ID)
+
+
+async def delete_sessions(store: Store, sessions: Iterable[Session]) -> None:
+    """Delete sessions with their events and traces."""
+    for s in sessions:
+        await store.delete(Session, s.id)
+        for trace in await store.list(Trace, session_id=s.id):
+            await store.delete(Trace, trace.id)
+
+
+async def forget_tag(store: Store, tag_id: str) -> None:
+    """Remove a deleted tag from every tagged entity and drop relationships that name it."""
+    for kind in TAGGED:
+        for entity in await store.list(kind):
+            tags: list[str] = getattr(entity, "tags", [])
+            if tag_id in tags:
+                await store.update(
+                    entity.model_copy(update={"tags": [t for t in tags if t != tag_id]})
+                )
+    await _drop_relationships(store, EndpointKind.TAG, tag_id)
+
+
+async def forget_guideline(store: Store, guideline_id: str) -> None:
+    await _drop_relationships(store, EndpointKind.GUIDELINE, guideline_id)
+
+
+async def forget_canned_response(store: Store, canned_response_id: str) -> None:
+    for g in await store.list(Guideline):
+        if canned_response_id in g.canned_responses:
+            kept = [c for c in g.canned_responses if c != canned_response_id]
+            await store.update(g.model_copy(update={"canned_responses": kept}))
+
+
+async def _drop_relationships(store: Store, kind: EndpointKind, entity_id: str) -> None:
+    for r in await store.list(Relationship):
+        ends = (r.source, r.target)
+        if any(e.kind is kind and e.id == entity_id for e in ends):
+            await store.delete(Relationship, r.id)

@@ -1,0 +1,217 @@
+"""``/sessions``: conversations between an agent and a customer (Parlant 3.3 shapes).
+
+Events live in ``events.py`` and traces in ``traces.py``; they share the ``/sessions`` prefix.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Response, status
+from pydantic import BaseModel, Field
+
+from tactful.api.auth import EVERYONE, STAFF, allow
+from tactful.api.pagination import ordered, paginate
+from tactful.api.params import LabelsUpdate, MetadataUpdate, Params, SortDirection, unique
+from tactful.api.references import delete_sessions, ensure_guest
+from tactful.api.runtime import RuntimeDep
+from tactful.domain import Agent, ConsumptionOffsets, Customer, Session, SessionMode
+from tactful.store.base import Store
+
+router = APIRouter(prefix="/sessions", tags=["sessions"])
+
+
+class ConsumptionOffsetsDTO(Params):
+    client: int | None = Field(default=None, ge=0, description="Last offset the client read")
+
+
+class SessionDTO(BaseModel):
+    """A session, as Parlant's ``Session``."""
+
+    id: str
+    agent_id: str
+    customer_id: str
+    creation_utc: datetime
+    title: str | None = None
+    mode: SessionMode
+    consumption_offsets: ConsumptionOffsetsDTO
+    metadata: dict[str, Any]
+    labels: list[str]
+
+
+class SessionListing(BaseModel):
+    """One page of sessions (when ``limit`` is given)."""
+
+    items: list[SessionDTO]
+    total_count: int
+    has_more: bool
+    next_cursor: str | None = None
+
+
+class SessionCreationParams(Params):
+    agent_id: str = Field(min_length=1)
+    customer_id: str | None = Field(
+        default=None, description="Defaults to the guest customer (id 'guest')"
+    )
+    title: str | None = Field(default=None, max_length=500)
+    metadata: dict[str, Any] | None = None
+    labels: list[str] | None = None
+
+
+class SessionUpdateParams(Params):
+    consumption_offsets: ConsumptionOffsetsDTO | None = None
+    title: str | None = Field(default=None, max_length=500)
+    mode: SessionMode | None = Field(default=None, description="manual: the agent stays silent")
+    customer_id: str | None = None
+    agent_id: str | None = None
+    metadata: MetadataUpdate | None = None
+    labels: LabelsUpdate | None = None
+
+
+def session_dto(s: Session) -> SessionDTO:
+    return SessionDTO(
+        id=s.id,
+        agent_id=s.agent_id,
+        customer_id=s.customer_id,
+        creation_utc=s.creation_utc,
+        title=s.title,
+        mode=s.mode,
+        consumption_offsets=ConsumptionOffsetsDTO(client=s.consumption_offsets.client),
+        metadata=s.metadata,
+        labels=s.labels,
+    )
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    dependencies=[Depends(allow(*EVERYONE))],
+    responses={404: {"description": "Agent or customer not found"}},
+)
+async def create_session(
+    params: SessionCreationParams,
+    runtime: RuntimeDep,
+    allow_greeting: Annotated[bool, Query(description="Accepted for Parlant; ignored")] = False,
+) -> SessionDTO:
+    """Start a session with an agent, for a customer (by default the guest customer)."""
+    store = runtime.store
+    await store.get(Agent, params.agent_id)
+    if params.customer_id is None:
+        customer_id = (await ensure_guest(store)).id
+    else:
+        customer_id = (await store.get(Customer, params.customer_id)).id
+    session = Session(
+        agent_id=params.agent_id,
+        customer_id=customer_id,
+        title=params.title,
+        metadata=params.metadata or {},
+        labels=unique(params.labels or []),
+    )
+    return session_dto(await store.create(session))
+
+
+async def _find(
+    store: Store, agent_id: str | None, customer_id: str | None, labels: list[str]
+) -> list[Session]:
+    where = {
+        k: v for k, v in {"agent_id": agent_id, "customer_id": customer_id}.items() if v is not None
+    }
+    sessions = await store.list(Session, **where)
+    return [s for s in sessions if set(labels) <= set(s.labels)]
+
+
+@router.get("", dependencies=[Depends(allow(*EVERYONE))])
+async def list_sessions(
+    runtime: RuntimeDep,
+    agent_id: Annotated[str | None, Query(description="Only this agent's sessions")] = None,
+    customer_id: Annotated[str | None, Query(description="Only this customer's sessions")] = None,
+    labels: Annotated[
+        list[str] | None, Query(description="Only sessions with all these labels")
+    ] = None,
+    limit: Annotated[int | None, Query(ge=1, le=1000, description="Page size")] = None,
+    cursor: Annotated[str | None, Query(description="From a previous page")] = None,
+    sort: Annotated[SortDirection | None, Query(description="By creation time")] = None,
+) -> SessionListing | list[SessionDTO]:
+    """Sessions matching the filters; with ``limit``, one page of them (``SessionListing``)."""
+    sessions = await _find(runtime.store, agent_id, customer_id, labels or [])
+    if limit is None:
+        return [session_dto(s) for s in ordered(sessions, sort)]
+    page = paginate(sessions, limit=limit, cursor=cursor, sort=sort)
+    return SessionListing(
+        items=[session_dto(s) for s in page.items],
+        total_count=page.total_count,
+        has_more=page.has_more,
+        next_cursor=page.next_cursor,
+    )
+
+
+@router.delete(
+    "",
+    status_code=status.HTTP_204_NO_CONTENT,
+    dependencies=[Depends(allow(*STAFF))],
+)
+async def delete_matching_sessions(
+    runtime: RuntimeDep,
+    agent_id: str | None = None,
+    customer_id: str | None = None,
+) -> Response:
+    """Delete every session matching the filters (all sessions when none is given), with
+    their events and traces."""
+    await delete_sessions(runtime.store, await _find(runtime.store, agent_id, customer_id, []))
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get(
+    "/{session_id}",
+    dependencies=[Depends(allow(*EVERYONE))],
+    responses={404: {"description": "Session not found"}},
+)
+async def read_session(session_id: str, runtime: RuntimeDep) -> SessionDTO:
+    """One session."""
+    return session_dto(await runtime.store.get(Session, session_id))
+
+
+@router.patch(
+    "/{session_id}",
+    dependencies=[Depends(allow(*STAFF))],
+    responses={404: {"description": "Session, agent or customer not found"}},
+)
+async def update_session(
+    session_id: str, params: SessionUpdateParams, runtime: RuntimeDep
+) -> SessionDTO:
+    """Change the title, mode, consumption offsets, agent or customer; set or unset metadata;
+    add or remove labels."""
+    store = runtime.store
+    s = await store.get(Session, session_id)
+    changes: dict[str, Any] = {}
+    if params.title is not None:
+        changes["title"] = params.title
+    if params.mode is not None:
+        changes["mode"] = params.mode
+    if params.consumption_offsets is not None and params.consumption_offsets.client is not None:
+        changes["consumption_offsets"] = ConsumptionOffsets(
+            client=params.consumption_offsets.client
+        )
+    if params.agent_id is not None:
+        changes["agent_id"] = (await store.get(Agent, params.agent_id)).id
+    if params.customer_id is not None:
+        changes["customer_id"] = (await store.get(Customer, params.customer_id)).id
+    if params.metadata is not None:
+        changes["metadata"] = params.metadata.apply(s.metadata)
+    if params.labels is not None:
+        changes["labels"] = params.labels.apply(s.labels)
+    updated = Session.model_validate({**s.model_dump(), **changes})
+    return session_dto(await store.update(updated))
+
+
+@router.delete(
+    "/{session_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    dependencies=[Depends(allow(*STAFF))],
+    responses={404: {"description": "Session not found"}},
+)
+async def delete_session(session_id: str, runtime: RuntimeDep) -> Response:
+    """Delete a session with its events and traces."""
+    await delete_sessions(runtime.store, [await runtime.store.get(Session, session_id)])
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

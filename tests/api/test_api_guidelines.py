@@ -1,0 +1,176 @@
+"""``/guidelines``."""
+
+from __future__ import annotations
+
+import httpx
+
+from tactful.domain import (
+    Endpoint,
+    EndpointKind,
+    Guideline,
+    Relationship,
+    RelationshipKind,
+    ToolSpec,
+)
+from tactful.runtime import Runtime
+
+
+async def test_crud(client: httpx.AsyncClient, runtime: Runtime) -> None:
+    agent = (await client.post("/agents", json={"name": "A"})).json()
+    tag = (await client.post("/tags", json={"name": "billing"})).json()
+    created = await client.post(
+        "/guidelines",
+        json={
+            "condition": "the customer asks for a refund",
+            "action": "explain the refund policy",
+            "description": "refunds",
+            "criticality": "high",
+            "enabled": True,
+            "tags": [f"agent:{agent['id']}", tag["id"]],
+            "metadata": {"owner": "billing"},
+            "composition_mode": "strict_canned",
+            "priority": 2,
+            "labels": ["refunds"],
+            "track": True,
+        },
+    )
+    assert created.status_code == 201, created.text
+    g = created.json()
+    assert g["condition"] == "the customer asks for a refund"
+    assert g["action"] == "explain the refund policy"
+    assert g["criticality"] == "high"
+    assert g["tags"] == [f"agent:{agent['id']}", tag["id"]]
+    assert g["metadata"] == {"owner": "billing"}
+    assert g["composition_mode"] == "strict_canned"
+    assert g["priority"] == 2
+    assert g["labels"] == ["refunds"]
+    assert (await runtime.store.get(Guideline, g["id"])).priority == 2
+
+    read = (await client.get(f"/guidelines/{g['id']}")).json()
+    assert read == {"guideline": g, "relationships": [], "tool_associations": []}
+
+    assert [x["id"] for x in (await client.get("/guidelines")).json()] == [g["id"]]
+    assert (await client.get("/guidelines", params={"tag_id": tag["id"]})).json() == [g]
+    assert (await client.get("/guidelines", params={"tag_id": "other"})).json() == []
+
+    updated = await client.patch(
+        f"/guidelines/{g['id']}",
+        json={
+            "action": "apologise and explain the refund policy",
+            "enabled": False,
+            "metadata": {"set": {"reviewed": True}, "unset": ["owner"]},
+            "labels": {"upsert": ["policy"], "remove": ["refunds"]},
+            "tags": {"remove": [tag["id"]]},
+        },
+    )
+    assert updated.status_code == 200, updated.text
+    after = updated.json()["guideline"]
+    assert after["action"] == "apologise and explain the refund policy"
+    assert after["enabled"] is False
+    assert after["metadata"] == {"reviewed": True}
+    assert after["labels"] == ["policy"]
+    assert after["tags"] == [f"agent:{agent['id']}"]
+
+    assert (await client.delete(f"/guidelines/{g['id']}")).status_code == 204
+    assert (await client.get(f"/guidelines/{g['id']}")).status_code == 404
+
+
+async def test_observation_without_action(client: httpx.AsyncClient) -> None:
+    g = (await client.post("/guidelines", json={"condition": "the customer is angry"})).json()
+    assert g["action"] is None
+
+
+async def test_unknown_references_are_404_and_write_nothing(
+    client: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    cases = [
+        ({"condition": "c", "tags": ["agent:ghost"]}, "Agent 'ghost' was not found"),
+        ({"condition": "c", "tags": ["ghost"]}, "Tag 'ghost' was not found"),
+        ({"condition": "c", "canned_responses": ["ghost"]}, "CannedResponse 'ghost' was not found"),
+    ]
+    for body, detail in cases:
+        response = await client.post("/guidelines", json=body)
+        assert response.status_code == 404
+        assert response.json() == {"detail": detail}
+    assert await runtime.store.list(Guideline) == []
+
+
+async def test_empty_condition_is_422(client: httpx.AsyncClient) -> None:
+    response = await client.post("/guidelines", json={"condition": ""})
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"] == ["body", "condition"]
+
+
+async def test_relationships_and_tool_associations(
+    client: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    first = (await client.post("/guidelines", json={"condition": "a", "action": "x"})).json()
+    second = (await client.post("/guidelines", json={"condition": "b", "action": "y"})).json()
+    relationship = await runtime.store.create(
+        Relationship(
+            kind=RelationshipKind.PRIORITY,
+            source=Endpoint(kind=EndpointKind.GUIDELINE, id=first["id"]),
+            target=Endpoint(kind=EndpointKind.GUIDELINE, id=second["id"]),
+        )
+    )
+    await runtime.store.create(
+        ToolSpec(
+            service_name="orders",
+            name="lookup",
+            description="Find an order",
+            parameters={
+                "type": "object",
+                "properties": {"order_id": {"type": "string", "description": "The order"}},
+            },
+            required=["order_id"],
+        )
+    )
+    missing_tool = await client.patch(
+        f"/guidelines/{first['id']}",
+        json={"tool_associations": {"add": [{"service_name": "orders", "tool_name": "nope"}]}},
+    )
+    assert missing_tool.status_code == 404
+    assert missing_tool.json() == {"detail": "Tool 'orders:nope' was not found"}
+
+    patched = await client.patch(
+        f"/guidelines/{first['id']}",
+        json={"tool_associations": {"add": [{"service_name": "orders", "tool_name": "lookup"}]}},
+    )
+    assert patched.status_code == 200, patched.text
+    body = patched.json()
+    assert body["tool_associations"] == [
+        {
+            "id": f"{first['id']}:orders:lookup",
+            "guideline_id": first["id"],
+            "tool_id": {"service_name": "orders", "tool_name": "lookup"},
+        }
+    ]
+    [rel] = body["relationships"]
+    assert rel["id"] == relationship.id
+    assert rel["kind"] == "priority"
+    assert rel["source_guideline"]["id"] == first["id"]
+    assert rel["target_guideline"]["id"] == second["id"]
+
+    # Deleting an end of a relationship deletes the relationship.
+    assert (await client.delete(f"/guidelines/{second['id']}")).status_code == 204
+    assert await runtime.store.list(Relationship) == []
+    assert (await client.get(f"/guidelines/{first['id']}")).json()["relationships"] == []
+
+
+async def test_canned_responses_extension(client: httpx.AsyncClient, runtime: Runtime) -> None:
+    canned = (await client.post("/canned_responses", json={"value": "Hello!"})).json()
+    g = (
+        await client.post(
+            "/guidelines",
+            json={"condition": "greeting", "action": "greet", "canned_responses": [canned["id"]]},
+        )
+    ).json()
+    assert g["canned_responses"] == [canned["id"]]
+    removed = await client.patch(
+        f"/guidelines/{g['id']}", json={"canned_responses": {"remove": [canned["id"]]}}
+    )
+    assert removed.json()["guideline"]["canned_responses"] == []
+    await client.patch(f"/guidelines/{g['id']}", json={"canned_responses": {"add": [canned["id"]]}})
+    # Deleting the canned response removes it from the guideline.
+    assert (await client.delete(f"/canned_responses/{canned['id']}")).status_code == 204
+    assert (await runtime.store.get(Guideline, g["id"])).canned_responses == []
