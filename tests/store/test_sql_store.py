@@ -266,3 +266,21 @@ async def test_deleting_a_session_deletes_its_traces(store: SQLStore) -> None:
     await store.upsert(Trace(session_id="other", agent_id=session.agent_id))
     await store.delete(Session, session.id)
     assert [t.session_id for t in await store.list(Trace)] == ["other"]
+
+
+async def test_transaction_groups_calls_all_or_nothing(store: SQLStore) -> None:
+    with pytest.raises(RuntimeError, match="half-way"):
+        async with store.transaction():
+            await store.create(Tag(name="one"))
+            await store.create(Tag(name="two"))
+            assert len(await store.list(Tag)) == 2  # reads inside see the open transaction
+            raise RuntimeError("half-way")
+    assert await store.list(Tag) == []
+    async with store.transaction():
+        await store.create(Tag(name="one"))
+        session = await _session(store)
+        await store.append_event(
+            session.id, kind=EventKind.MESSAGE, source=EventSource.CUSTOMER, data={}
+        )
+    assert len(await store.list(Tag)) == 1
+    assert len(await store.list_events(session.id)) == 1

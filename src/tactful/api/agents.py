@@ -126,6 +126,7 @@ async def delete_agent(agent_id: str, runtime: RuntimeDep) -> Response:
     with the same id.
     """
     await runtime.store.get(Agent, agent_id)
-    await delete_sessions(runtime.store, await runtime.store.list(Session, agent_id=agent_id))
-    await runtime.store.delete(Agent, agent_id)
+    async with runtime.store.transaction():
+        await delete_sessions(runtime.store, await runtime.store.list(Session, agent_id=agent_id))
+        await runtime.store.delete(Agent, agent_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

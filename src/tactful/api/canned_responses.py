@@ -166,6 +166,7 @@ async def update_canned_response(
 async def delete_canned_response(canned_response_id: str, runtime: RuntimeDep) -> Response:
     """Delete a canned response; guidelines that preferred it forget it."""
     await runtime.store.get(CannedResponse, canned_response_id)
-    await forget_canned_response(runtime.store, canned_response_id)
-    await runtime.store.delete(CannedResponse, canned_response_id)
+    async with runtime.store.transaction():
+        await forget_canned_response(runtime.store, canned_response_id)
+        await runtime.store.delete(CannedResponse, canned_response_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -143,7 +143,8 @@ async def update_customer(
 async def delete_customer(customer_id: str, runtime: RuntimeDep) -> Response:
     """Delete a customer **and their sessions** (with their events and traces)."""
     await runtime.store.get(Customer, customer_id)
-    sessions = await runtime.store.list(Session, customer_id=customer_id)
-    await delete_sessions(runtime.store, sessions)
-    await runtime.store.delete(Customer, customer_id)
+    async with runtime.store.transaction():
+        sessions = await runtime.store.list(Session, customer_id=customer_id)
+        await delete_sessions(runtime.store, sessions)
+        await runtime.store.delete(Customer, customer_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -329,6 +329,7 @@ async def update_guideline(
 async def delete_guideline(guideline_id: str, runtime: RuntimeDep) -> Response:
     """Delete a guideline and the relationships it is an end of."""
     await runtime.store.get(Guideline, guideline_id)
-    await forget_guideline(runtime.store, guideline_id)
-    await runtime.store.delete(Guideline, guideline_id)
+    async with runtime.store.transaction():
+        await forget_guideline(runtime.store, guideline_id)
+        await runtime.store.delete(Guideline, guideline_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

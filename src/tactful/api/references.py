@@ -25,7 +25,6 @@ from tactful.domain import (
     Tag,
     Term,
     ToolSpec,
-    Trace,
     agent_id_of_tag,
 )
 from tactful.errors import ConflictError, NotFoundError
@@ -89,11 +88,9 @@ async def ensure_guest(store: Store) -> Customer:
 
 
 async def delete_sessions(store: Store, sessions: Iterable[Session]) -> None:
-    """Delete sessions with their events and traces."""
+    """Delete sessions with their events and traces (the store cascades both)."""
     for s in sessions:
         await store.delete(Session, s.id)
-        for trace in await store.list(Trace, session_id=s.id):
-            await store.delete(Trace, trace.id)
 
 
 async def forget_tag(store: Store, tag_id: str) -> None:

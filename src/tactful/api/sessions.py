@@ -158,7 +158,9 @@ async def delete_matching_sessions(
 ) -> Response:
     """Delete every session matching the filters (all sessions when none is given), with
     their events and traces."""
-    await delete_sessions(runtime.store, await _find(runtime.store, agent_id, customer_id, []))
+    async with runtime.store.transaction():
+        sessions = await _find(runtime.store, agent_id, customer_id, [])
+        await delete_sessions(runtime.store, sessions)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 

@@ -83,6 +83,7 @@ async def update_tag(tag_id: str, params: TagUpdateParams, runtime: RuntimeDep) 
 async def delete_tag(tag_id: str, runtime: RuntimeDep) -> Response:
     """Delete a tag; it is removed from every entity carrying it, with relationships naming it."""
     await runtime.store.get(Tag, tag_id)
-    await forget_tag(runtime.store, tag_id)
-    await runtime.store.delete(Tag, tag_id)
+    async with runtime.store.transaction():
+        await forget_tag(runtime.store, tag_id)
+        await runtime.store.delete(Tag, tag_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import builtins
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
 from typing import Any, TypeVar
 
 from tactful.domain import Entity, Event, EventKind, EventSource
@@ -23,6 +24,13 @@ class Store(ABC):
     """
 
     backend: str
+
+    @abstractmethod
+    def transaction(self) -> AbstractAsyncContextManager[object]:
+        """Group several calls into one transaction: all of them are written, or none.
+
+        Calls on this store made inside the ``async with`` block (in the same task) join it.
+        """
 
     @abstractmethod
     async def migrate(self) -> None:
@@ -70,7 +78,10 @@ class Store(ABC):
 
     @abstractmethod
     async def delete(self, kind: type[E], id: str) -> bool:
-        """Delete; returns whether something was deleted. Deleting a session deletes its events and traces."""
+        """Delete; returns whether something was deleted.
+
+        Deleting a session deletes its events and traces.
+        """
 
     # -- events ---------------------------------------------------------------------------------
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import contextlib
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from datetime import datetime
 from importlib import resources
 from pathlib import Path
@@ -48,6 +50,9 @@ class SQLStore(Store):
         self._sqlite_lock: asyncio.Lock | None = (
             asyncio.Lock() if self.backend == "sqlite" else None
         )
+        self._current: ContextVar[AsyncConnection | None] = ContextVar(
+            f"tactful_tx_{id(self)}", default=None
+        )
 
     def _make_engine(self) -> AsyncEngine:
         if self.backend == "postgresql":
@@ -82,13 +87,26 @@ class SQLStore(Store):
 
     @asynccontextmanager
     async def _tx(self) -> AsyncIterator[AsyncConnection]:
-        """One transaction: committed when the block ends, rolled back when it raises."""
-        if self._sqlite_lock is None:
-            async with self._engine.begin() as conn:
-                yield conn
+        """One transaction: committed when the block ends, rolled back when it raises.
+
+        Inside ``transaction()`` every call joins the open transaction instead.
+        """
+        joined = self._current.get()
+        if joined is not None:
+            yield joined
             return
-        async with self._sqlite_lock, self._engine.begin() as conn:
-            yield conn
+        async with contextlib.AsyncExitStack() as stack:
+            if self._sqlite_lock is not None:
+                await stack.enter_async_context(self._sqlite_lock)
+            conn = await stack.enter_async_context(self._engine.begin())
+            token = self._current.set(conn)
+            try:
+                yield conn
+            finally:
+                self._current.reset(token)
+
+    def transaction(self) -> contextlib.AbstractAsyncContextManager[object]:
+        return self._tx()
 
     async def migrate(self) -> None:
         def run(sync_conn: Connection) -> None:
