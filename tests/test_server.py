@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
+import httpx
 import pytest
 
 import tactful
@@ -91,3 +93,37 @@ async def test_server_requires_start() -> None:
     server = tactful.Server(transient=True)
     with pytest.raises(RuntimeError, match="not started"):
         await server.create_agent("A")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def test_start_http_serves_the_api_on_loopback() -> None:
+    port = _free_port()
+    async with tactful.Server(
+        transient=True, embedder=HashingEmbedder(), offline=True, port=port
+    ) as server:
+        await server.create_agent("Loopback")
+        await server.start_http()
+        async with httpx.AsyncClient(base_url=server.url) as client:
+            health = await client.get("/healthz")
+            agents = await client.get("/agents")
+        assert health.json()["tier"] == "offline"
+        assert [a["name"] for a in agents.json()] == ["Loopback"]
+
+
+async def test_start_http_on_a_taken_port_is_a_clear_error() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        async with tactful.Server(
+            transient=True, embedder=HashingEmbedder(), offline=True, port=port
+        ) as server:
+            with pytest.raises(tactful.ConfigurationError, match=f"port {port} .* already in use"):
+                await server.start_http()
+            # The server still works without HTTP.
+            assert (await server.create_agent("Still here")).name == "Still here"

@@ -67,7 +67,8 @@ class Settings(BaseSettings):
         shown["openai_api_key"] = "***" if self.openai_api_key else None
         from sqlalchemy.engine import make_url
 
-        shown["database_url"] = make_url(self.resolved_database_url()).render_as_string(
-            hide_password=True
-        )
+        url = self.resolved_database_url()
+        if make_url(url).password is not None:
+            url = make_url(url).render_as_string(hide_password=True)
+        shown["database_url"] = url
         return shown

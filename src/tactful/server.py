@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import hashlib
 import logging
+import socket
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from types import TracebackType
@@ -41,7 +43,7 @@ from tactful.domain import (
 )
 from tactful.domain import Agent as AgentModel
 from tactful.engine import canned
-from tactful.errors import ValidationError
+from tactful.errors import ConfigurationError, ValidationError
 from tactful.llm.base import Embedder, Generator
 from tactful.runtime import Runtime, start_runtime
 from tactful.store.base import E
@@ -198,7 +200,9 @@ class Agent:
 class Server:
     """A tactful server: the store, the engine and, with ``serve=True``, the HTTP API.
 
-    Use as ``async with tactful.Server(...) as server``. With no arguments it keeps its data in
+    Use as ``async with tactful.Server(...) as server``. With ``serve=True`` the HTTP API opens
+    when the block ends (after the agents it defines exist) and serves until interrupted; call
+    ``start_http()`` inside the block to open it earlier. With no arguments it keeps its data in
     ``./.tactful`` (SQLite) and runs on the offline tier unless a model provider is configured.
     """
 
@@ -255,8 +259,6 @@ class Server:
             offline=self._offline,
         )
         log.info("tactful runs on the %s", self._runtime.tier_reason)
-        if self._serve:
-            await self._start_http()
         return self
 
     async def __aexit__(
@@ -265,28 +267,48 @@ class Server:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if self._serve and exc_type is None:
-            await self.serve_forever()
-        await self.close()
+        try:
+            # With serve=True the block defines the agents; HTTP opens once they all exist.
+            if self._serve and exc_type is None:
+                if self._http is None:
+                    await self.start_http()
+                await self.serve_forever()
+        finally:
+            await self.close()
 
-    async def _start_http(self) -> None:
+    async def start_http(self) -> None:
+        """Start serving the REST API on ``settings.host:settings.port`` in the background.
+
+        Raises ``ConfigurationError`` when the address cannot be bound (e.g. the port is taken).
+        """
         import uvicorn
 
         from tactful.api.app import create_app
 
+        host, port = self.settings.host, self.settings.port
+        try:
+            # Binding here turns a taken port into an error we can explain (uvicorn would exit).
+            sock = socket.create_server((host, port), reuse_port=False)
+        except OSError as e:
+            if e.errno == errno.EADDRINUSE:
+                raise ConfigurationError(
+                    f"port {port} on {host} is already in use: stop the other server or "
+                    "choose another port"
+                ) from e
+            raise ConfigurationError(f"cannot listen on {host}:{port}: {e.strerror or e}") from e
         config = uvicorn.Config(
             create_app(self.runtime),
-            host=self.settings.host,
-            port=self.settings.port,
             log_level="warning",
             lifespan="off",
+            timeout_graceful_shutdown=5,
         )
         self._http = uvicorn.Server(config)
-        self._http_task = asyncio.create_task(self._http.serve())
+        self._http_task = asyncio.create_task(self._http.serve(sockets=[sock]))
         while not self._http.started:
             if self._http_task.done():
+                sock.close()
                 await self._http_task
-                raise OSError(f"the HTTP server could not start on {self.url}")
+                raise ConfigurationError(f"the HTTP server could not start on {self.url}")
             await asyncio.sleep(0.01)
 
     async def serve_forever(self) -> None:

@@ -263,7 +263,7 @@ async def test_customer_message_carries_its_turns_trace_id(server: tactful.Serve
     session = await server.create_session(agent)
     reply = await server.send(session, "refund")
     same_turn = await server.runtime.store.list_events(session.id, trace_id=reply.trace_id)
-    assert [(e.kind, e.source) for e in same_turn][0] == (EventKind.MESSAGE, EventSource.CUSTOMER)
+    assert (same_turn[0].kind, same_turn[0].source) == (EventKind.MESSAGE, EventSource.CUSTOMER)
     assert len(same_turn) == 6
 
 
@@ -288,3 +288,40 @@ async def test_session_deleted_mid_turn_leaves_no_trace(
     await server.runtime.engine.wait_idle()
     assert await server.runtime.store.list(Trace) == []
     assert await server.runtime.store.list_events(session.id) == []
+
+
+async def test_offline_tier_answers_the_latest_message_not_the_previous_one() -> None:
+    settings = tactful.Settings(offline_match_threshold=0.3)
+    async with tactful.Server(
+        transient=True, embedder=HashingEmbedder(), offline=True, settings=settings
+    ) as server:
+        agent = await server.create_agent("Support", no_match_reply="Could you rephrase?")
+        shipping = await agent.create_canned_response("Delivery takes 2 to 4 days.")
+        await agent.create_guideline(
+            "the customer asks how long delivery takes",
+            "give delivery times",
+            examples=["how long does delivery take"],
+            canned_responses=[shipping],
+        )
+        session = await server.create_session(agent)
+        first = await server.send(session, "how long does delivery take?")
+        assert first.data["message"] == "Delivery takes 2 to 4 days."
+        second = await server.send(session, "blah blorp")
+        assert second.data["message"] == "Could you rephrase?"
+
+
+async def test_trace_is_saved_before_ready(server: tactful.Server) -> None:
+    agent = await _agent(server)
+    session = await server.create_session(agent)
+    engine = server.runtime.engine
+    found_at_ready: list[bool] = []
+    original_status = engine.status
+
+    async def status(session_id: str, status: Any, trace_id: str, **data: Any) -> Any:
+        if status.value == "ready":
+            found_at_ready.append(await server.runtime.store.find(Trace, trace_id) is not None)
+        return await original_status(session_id, status, trace_id, **data)
+
+    engine.status = status  # type: ignore[method-assign]
+    await server.send(session, "refund")
+    assert found_at_ready == [True]

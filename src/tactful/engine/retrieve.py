@@ -28,8 +28,9 @@ class Ranked:
     """A guideline's retrieval score (for ranking) and its focus on the latest message.
 
     ``score`` weighs earlier customer messages and the window almost like the latest one, so
-    that open requests stay candidates. ``focus`` discounts them, so that a decision made on
-    similarity alone (the offline tier) answers the latest message, not the previous one.
+    that open requests stay candidates. ``focus`` is the similarity to the latest message only,
+    so that a decision made on similarity alone (the offline tier) answers that message, not
+    the previous one again.
     """
 
     guideline: Guideline
@@ -70,7 +71,7 @@ class Retriever:
     """Scores every guideline against the latest customer messages and the recent window."""
 
     RANK_EARLIER = 0.9
-    FOCUS_EARLIER = 0.6
+    FOCUS_EARLIER = 0.0
 
     def __init__(self, cache: EmbeddingCache) -> None:
         self.cache = cache

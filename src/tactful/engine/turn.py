@@ -181,8 +181,8 @@ class Engine:
     async def _run(self, session_id: str, turn: _Turn, offset: int, previous: _Turn | None) -> None:
         if previous is not None and previous.task is not None:
             # One turn at a time per session: an emitting turn finishes before the next starts.
-            with contextlib.suppress(BaseException):
-                await asyncio.shield(previous.task)
+            # asyncio.wait never raises the previous turn's outcome, only our own cancellation.
+            await asyncio.wait([previous.task])
         trace = Trace(
             id=turn.trace_id,
             session_id=session_id,
@@ -193,7 +193,6 @@ class Engine:
         rec = TraceRecorder(trace)
         try:
             await self._pipeline(session_id, turn, rec)
-            trace.status = "done"
         except asyncio.CancelledError:
             trace.status = "cancelled"
             await asyncio.shield(self._finish_cancelled(session_id, trace))
@@ -207,10 +206,8 @@ class Engine:
             log.exception("turn %s failed", turn.trace_id)
             trace.status = "error"
             trace.error = f"{type(e).__name__}: {e}"
+            await asyncio.shield(self._save_trace(trace))
             await asyncio.shield(self._finish_failed(session_id, trace))
-        finally:
-            if trace.status not in ("cancelled", "dropped"):
-                await asyncio.shield(self._save_trace(trace))
 
     async def _finish_cancelled(self, session_id: str, trace: Trace) -> None:
         with contextlib.suppress(Exception):
@@ -290,4 +287,7 @@ class Engine:
             )
         )
         trace.message_event_id = message.id
+        trace.status = "done"
+        # Saved before "ready", so a client that reads the trace on "ready" finds it.
+        await asyncio.shield(self._save_trace(trace))
         await asyncio.shield(self.status(session_id, SessionStatus.READY, trace.id))

@@ -1,0 +1,1 @@
+"""The ``tactful`` command: serve, chat, version."""

@@ -1,0 +1,177 @@
+"""The ``tactful`` command line: ``serve``, ``chat`` and ``version``."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Any
+
+import pydantic
+import typer
+
+from tactful import __version__
+from tactful.cli.output import console, fail
+from tactful.client import DEFAULT_URL
+from tactful.config import Settings
+
+app = typer.Typer(
+    name="tactful",
+    help="tactful: a conversational harness for customer-facing LLM agents.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """``TACTFUL_*`` settings with the given flags on top; bad settings are one red line."""
+    try:
+        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    except pydantic.ValidationError as e:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in e.errors()
+        )
+        fail(f"invalid settings (TACTFUL_* environment or tactful.toml): {problems}")
+
+
+def agent_files(example: bool, files: list[Path] | None) -> list[Path]:
+    from tactful.cli.definitions import DefinitionError, example_path
+
+    paths = list(files or [])
+    if example:
+        try:
+            paths.insert(0, example_path())
+        except DefinitionError as e:
+            fail(str(e))
+    for path in paths:
+        if not path.is_file():
+            fail(f"agent file {path} does not exist")
+    return paths
+
+
+DataDir = Annotated[
+    Path | None,
+    typer.Option(
+        "--data-dir", help="Folder of the embedded SQLite database.", show_default=".tactful"
+    ),
+]
+Transient = Annotated[
+    bool, typer.Option("--transient", help="Keep everything in memory; nothing is saved.")
+]
+Example = Annotated[
+    bool, typer.Option("--example/--no-example", help="Load the bundled Voltmart example agent.")
+]
+
+
+@app.command()
+def serve(
+    host: Annotated[
+        str | None, typer.Option(help="Address to listen on.", show_default="127.0.0.1")
+    ] = None,
+    port: Annotated[
+        int | None, typer.Option(min=1, max=65535, help="Port to listen on.", show_default="8800")
+    ] = None,
+    data_dir: DataDir = None,
+    transient: Transient = False,
+    database_url: Annotated[
+        str | None,
+        typer.Option(help="SQLAlchemy URL (sqlite or postgresql) instead of the data folder"),
+    ] = None,
+    example: Example = False,
+    agent: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--agent",
+            help="Python file defining `async def define(server)`; repeatable.",
+            metavar="FILE",
+            dir_okay=False,
+        ),
+    ] = None,
+) -> None:
+    """Serve the REST API until Ctrl-C, after loading agent definition files."""
+    from tactful.cli.serve import run_serve
+
+    settings = load_settings(
+        host=host,
+        port=port,
+        data_dir=data_dir,
+        transient=transient or None,
+        database_url=database_url,
+    )
+    run_serve(settings, agent_files(example, agent))
+
+
+@app.command()
+def chat(
+    url: Annotated[
+        str | None,
+        typer.Option(help="A running server.", show_default=f"$TACTFUL_URL or {DEFAULT_URL}"),
+    ] = None,
+    in_process: Annotated[
+        bool, typer.Option("--in-process", help="Run a server in this process, without HTTP.")
+    ] = False,
+    agent: Annotated[
+        str | None, typer.Option("--agent", help="Agent name or id (needed if several).")
+    ] = None,
+    data_dir: DataDir = None,
+    transient: Transient = False,
+    example: Annotated[
+        bool, typer.Option("--example", help="With --in-process: load the Voltmart example.")
+    ] = False,
+    agent_file: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--agent-file",
+            help="With --in-process: load this agent definition file.",
+            metavar="FILE",
+            dir_okay=False,
+        ),
+    ] = None,
+    timeout: Annotated[float, typer.Option(min=1, help="Seconds to wait for each reply.")] = 120.0,
+) -> None:
+    """Chat with an agent in the terminal (or from a pipe: one message per line).
+
+    Under each reply, dimmed, the guidelines that matched and why.
+    """
+    from tactful.cli.chat import run_chat
+    from tactful.cli.conversation import Conversation, InProcessConversation, RemoteConversation
+
+    conversation: Conversation
+    if in_process:
+        if url is not None:
+            raise typer.BadParameter("use either --url or --in-process", param_hint="--url")
+        settings = load_settings(data_dir=data_dir, transient=transient or None)
+        conversation = InProcessConversation(settings, agent_files(example, agent_file))
+        hint = "the in-process server did not start"
+    else:
+        for flag, given in (
+            ("--data-dir", data_dir is not None),
+            ("--transient", transient),
+            ("--example", example),
+            ("--agent-file", bool(agent_file)),
+        ):
+            if given:
+                raise typer.BadParameter(
+                    "only applies with --in-process (a running server loads its agents "
+                    "through `tactful serve`)",
+                    param_hint=flag,
+                )
+        target = (url or os.environ.get("TACTFUL_URL") or DEFAULT_URL).rstrip("/")
+        conversation = RemoteConversation(target, timeout)
+        hint = "is `tactful serve` running?"
+    run_chat(conversation, agent, hint)
+
+
+@app.command()
+def version() -> None:
+    """Print tactful's version."""
+    console.print(f"tactful {__version__}")
+
+
+def main() -> None:
+    """Entry point of the ``tactful`` script."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,119 @@
+"""``tactful serve``: print the settings and model tier, load agent files, serve until stopped."""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import signal
+import socket
+from collections.abc import Sequence
+from pathlib import Path
+
+from rich.table import Table
+
+from tactful import __version__
+from tactful.cli.definitions import load_agent_file, summarize_agents
+from tactful.cli.output import console, fail, note
+from tactful.config import Settings
+from tactful.errors import TactfulError
+from tactful.server import Server
+
+
+class PortUnavailableError(TactfulError):
+    """The address to listen on is taken or cannot be bound."""
+
+
+def check_port(host: str, port: int) -> None:
+    """Bind and release the address as uvicorn will (SO_REUSEADDR), to fail early and clearly.
+
+    uvicorn reports a taken port with ``sys.exit`` from inside its task, which the SDK cannot
+    turn into a clean error, so the command checks first.
+    """
+    try:
+        infos = socket.getaddrinfo(
+            host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )
+    except socket.gaierror as e:
+        raise PortUnavailableError(f"cannot listen on {host}:{port}: {e.strerror}") from e
+    for family, kind, proto, _, address in infos:
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                probe.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            try:
+                probe.bind(address)
+            except OSError as e:
+                if e.errno == errno.EADDRINUSE:
+                    raise PortUnavailableError(
+                        f"port {port} on {host} is already in use: stop the other server or "
+                        "choose another port with --port"
+                    ) from e
+                raise PortUnavailableError(
+                    f"cannot listen on {host}:{port}: {e.strerror or e}"
+                ) from e
+
+
+def print_settings(settings: Settings) -> None:
+    table = Table(title=f"tactful {__version__}", title_justify="left", show_header=False)
+    table.add_column("setting", style="cyan")
+    table.add_column("value")
+    for name, value in settings.describe().items():
+        table.add_row(name, "" if value is None else str(value))
+    console.print(table)
+
+
+async def serve(settings: Settings, agent_files: Sequence[Path]) -> None:
+    """Start the server, define the agents, then serve until Ctrl-C or SIGTERM."""
+    loop = asyncio.get_running_loop()
+    main = asyncio.current_task()
+    state = {"http_owns_signals": False, "stopping": False}
+
+    def on_sigterm() -> None:
+        # Before the HTTP server runs, SIGTERM stops like Ctrl-C does under asyncio.run. Once it
+        # runs, uvicorn handles SIGINT and SIGTERM itself and shuts down gracefully.
+        if main is not None and not state["http_owns_signals"] and not state["stopping"]:
+            state["stopping"] = True
+            main.cancel()
+
+    loop.add_signal_handler(signal.SIGTERM, on_sigterm)
+    try:
+        async with Server(settings=settings, serve=True) as server:
+            state["http_owns_signals"] = True
+            console.print(f"[bold]model[/]: {server.runtime.tier_reason}", soft_wrap=True)
+            for path in agent_files:
+                agents = await load_agent_file(server, path)
+                names = ", ".join(a.name for a in agents) or "no agent"
+                note(f"loaded {path}: {names}")
+            summaries = await summarize_agents(server)
+            for s in summaries:
+                console.print(f"[bold]agent[/] {s.line()}", soft_wrap=True)
+            if not summaries:
+                note(
+                    "no agents yet: add --example, or --agent FILE with `async def define(server)`"
+                )
+            console.print(f"[green]serving on {server.url}[/] (Ctrl-C to stop)", soft_wrap=True)
+        # Leaving the block serves until stopped, then closes the store.
+    finally:
+        loop.remove_signal_handler(signal.SIGTERM)
+
+
+def run_serve(settings: Settings, agent_files: Sequence[Path]) -> None:
+    """Run ``serve`` and turn every expected failure into one red line and exit code 1."""
+    try:
+        check_port(settings.host, settings.port)
+    except PortUnavailableError as e:
+        fail(str(e))
+    print_settings(settings)
+    try:
+        asyncio.run(serve(settings, agent_files))
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        pass
+    except TactfulError as e:
+        fail(str(e))
+    except OSError as e:
+        fail(f"cannot serve on {settings.host}:{settings.port}: {e.strerror or e}")
+    except SystemExit as e:
+        # uvicorn exits this way when it cannot bind (a race with the check above).
+        if e.code not in (0, None):
+            fail(f"the HTTP server could not start on {settings.host}:{settings.port}")
+    note("tactful stopped")

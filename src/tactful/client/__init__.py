@@ -1,0 +1,28 @@
+"""Typed async Python client for tactful's REST API."""
+
+from tactful.client.http import DEFAULT_URL, ClientError, TactfulClient, UnreachableError
+from tactful.client.models import (
+    AgentInfo,
+    EventInfo,
+    Health,
+    MatchInfo,
+    ModelCallInfo,
+    SessionInfo,
+    TraceInfo,
+    TurnResult,
+)
+
+__all__ = [
+    "DEFAULT_URL",
+    "AgentInfo",
+    "ClientError",
+    "EventInfo",
+    "Health",
+    "MatchInfo",
+    "ModelCallInfo",
+    "SessionInfo",
+    "TactfulClient",
+    "TraceInfo",
+    "TurnResult",
+    "UnreachableError",
+]

@@ -1,0 +1,291 @@
+"""A small typed async client for tactful's REST API, on httpx.
+
+```python
+async with TactfulClient("http://127.0.0.1:8800") as client:
+    agent = (await client.list_agents())[0]
+    session = await client.create_session(agent.id)
+    turn = await client.send(session.id, "Where is my order?")
+    print(turn.text)
+```
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+from collections.abc import Sequence
+from types import TracebackType
+from typing import Any, TypeVar
+
+import httpx
+import pydantic
+
+from tactful.client.models import (
+    AgentInfo,
+    EventInfo,
+    Health,
+    SessionInfo,
+    TraceInfo,
+    TurnResult,
+)
+from tactful.errors import TactfulError
+
+DEFAULT_URL = "http://127.0.0.1:8800"
+
+M = TypeVar("M")
+
+
+class ClientError(TactfulError):
+    """The API refused a request or could not be reached. ``detail`` is the server's own words."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        url: str,
+        status_code: int | None = None,
+        detail: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.url = url
+        self.status_code = status_code
+        self.detail = detail
+
+
+class UnreachableError(ClientError):
+    """Nothing answers at the base URL (refused, unknown host, connect timeout)."""
+
+
+def _detail_of(response: httpx.Response) -> str:
+    """The server's ``detail`` as one line: a string, or FastAPI's list of validation errors."""
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text.strip()[:500] or response.reason_phrase
+    detail = body.get("detail", body) if isinstance(body, dict) else body
+    if isinstance(detail, str):
+        return detail
+    if isinstance(detail, list) and all(isinstance(d, dict) for d in detail):
+        parts = []
+        for d in detail:
+            where = ".".join(str(p) for p in d.get("loc", []) if p != "body")
+            parts.append(f"{where}: {d.get('msg', d)}" if where else str(d.get("msg", d)))
+        return "; ".join(parts)
+    return json.dumps(detail)
+
+
+class TactfulClient:
+    """Async client for one tactful server. Use as ``async with`` or call ``aclose()``.
+
+    ``timeout`` bounds each ordinary request in seconds; long polls get their wait on top.
+    ``transport`` replaces the network (e.g. ``httpx.MockTransport`` or ``httpx.ASGITransport``).
+    """
+
+    def __init__(
+        self,
+        base_url: str = DEFAULT_URL,
+        timeout: float = 30.0,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+        self._http = httpx.AsyncClient(
+            base_url=self.base_url, timeout=timeout, transport=transport, headers=headers
+        )
+
+    async def __aenter__(self) -> TactfulClient:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    # -- endpoints ------------------------------------------------------------------------------
+
+    async def health(self) -> Health:
+        """``GET /healthz``."""
+        return self._parse(Health, await self._json("GET", "/healthz"), "GET /healthz")
+
+    async def list_agents(self) -> list[AgentInfo]:
+        """``GET /agents``."""
+        return self._parse(list[AgentInfo], await self._json("GET", "/agents"), "GET /agents")
+
+    async def create_session(
+        self, agent_id: str, customer_id: str | None = None, title: str | None = None
+    ) -> SessionInfo:
+        """``POST /sessions``: a new conversation with ``agent_id`` (a guest if no customer)."""
+        body: dict[str, Any] = {"agent_id": agent_id}
+        if customer_id is not None:
+            body["customer_id"] = customer_id
+        if title is not None:
+            body["title"] = title
+        data = await self._json("POST", "/sessions", json=body)
+        return self._parse(SessionInfo, data, "POST /sessions")
+
+    async def post_message(self, session_id: str, text: str) -> EventInfo:
+        """``POST /sessions/{id}/events``: a customer message; the agent's turn starts."""
+        path = f"/sessions/{session_id}/events"
+        body = {"kind": "message", "source": "customer", "message": text}
+        return self._parse(EventInfo, await self._json("POST", path, json=body), f"POST {path}")
+
+    async def wait_events(
+        self,
+        session_id: str,
+        min_offset: int = 0,
+        kinds: Sequence[str] | None = None,
+        wait_for_data: int = 30,
+    ) -> list[EventInfo]:
+        """Events from ``min_offset`` on; waits up to ``wait_for_data`` s for the first one.
+
+        Returns an empty list when nothing came in time (the server's 504).
+        """
+        path = f"/sessions/{session_id}/events"
+        params: dict[str, Any] = {"min_offset": min_offset, "wait_for_data": wait_for_data}
+        if kinds:
+            params["kinds"] = ",".join(kinds)
+        response = await self._request(
+            "GET", path, params=params, timeout=self.timeout + max(wait_for_data, 0)
+        )
+        if response.status_code == 504:
+            return []
+        return self._parse(list[EventInfo], self._body(response, "GET", path), f"GET {path}")
+
+    async def get_trace(self, trace_id: str, *, wait: float = 0.0) -> TraceInfo:
+        """``GET /traces/{id}``. With ``wait``, retry a not-yet-stored trace for that long.
+
+        A turn's trace is stored just after its ``ready`` status, so a caller that reads it
+        right after the reply may need a moment.
+        """
+        path = f"/traces/{trace_id}"
+        deadline = asyncio.get_running_loop().time() + wait
+        delay = 0.02
+        while True:
+            response = await self._request("GET", path)
+            now = asyncio.get_running_loop().time()
+            if response.status_code != 404 or now >= deadline:
+                break
+            await asyncio.sleep(min(delay, deadline - now))
+            delay = min(delay * 2, 0.25)
+        return self._parse(TraceInfo, self._body(response, "GET", path), f"GET {path}")
+
+    # -- one exchange ---------------------------------------------------------------------------
+
+    async def send(self, session_id: str, text: str, *, timeout: float = 120.0) -> TurnResult:
+        """Post a customer message and wait, by long poll, for the ``ready`` status of its turn.
+
+        Raises ``ClientError`` if the turn does not finish within ``timeout`` seconds.
+        """
+        posted = await self.post_message(session_id, text)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        offset = posted.offset + 1
+        replies: list[EventInfo] = []
+        trace_id = ""
+        error: str | None = None
+        while True:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise ClientError(
+                    f"the agent did not finish its turn within {timeout:g}s", url=self.base_url
+                )
+            wait = max(1, min(30, math.ceil(remaining)))
+            for event in await self.wait_events(session_id, offset, ["message", "status"], wait):
+                offset = max(offset, event.offset + 1)
+                if event.source in ("customer", "customer_ui"):
+                    continue
+                trace_id = trace_id or event.trace_id
+                if event.message is not None:
+                    replies.append(event)
+                elif event.status == "error":
+                    error = _status_error(event)
+                elif event.status == "ready":
+                    return TurnResult(
+                        customer_event=posted,
+                        replies=replies,
+                        trace_id=event.trace_id or trace_id,
+                        error=error,
+                    )
+
+    # -- plumbing -------------------------------------------------------------------------------
+
+    async def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        params: dict[str, Any] | None = None,
+        timeout: float | None = None,
+    ) -> httpx.Response:
+        try:
+            return await self._http.request(
+                method,
+                path,
+                json=json,
+                params=params,
+                timeout=timeout if timeout is not None else self.timeout,
+            )
+        except (httpx.ConnectError, httpx.ConnectTimeout) as e:
+            raise UnreachableError(
+                f"cannot reach tactful at {self.base_url}: {e or type(e).__name__}",
+                url=self.base_url,
+            ) from e
+        except httpx.TimeoutException as e:
+            raise ClientError(
+                f"tactful at {self.base_url} did not answer {method} {path} in time",
+                url=self.base_url,
+            ) from e
+        except httpx.HTTPError as e:
+            raise ClientError(
+                f"{method} {path} at {self.base_url} failed: {e or type(e).__name__}",
+                url=self.base_url,
+            ) from e
+
+    async def _json(self, method: str, path: str, *, json: Any = None) -> Any:
+        return self._body(await self._request(method, path, json=json), method, path)
+
+    def _body(self, response: httpx.Response, method: str, path: str) -> Any:
+        if response.is_error:
+            detail = _detail_of(response)
+            raise ClientError(
+                f"{method} {path} failed ({response.status_code}): {detail}",
+                url=self.base_url,
+                status_code=response.status_code,
+                detail=detail,
+            )
+        try:
+            return response.json()
+        except ValueError as e:
+            raise ClientError(
+                f"{method} {path} answered something that is not JSON "
+                f"(is {self.base_url} a tactful server?)",
+                url=self.base_url,
+                status_code=response.status_code,
+            ) from e
+
+    def _parse(self, shape: type[M], data: Any, what: str) -> M:
+        try:
+            return pydantic.TypeAdapter(shape).validate_python(data)
+        except pydantic.ValidationError as e:
+            raise ClientError(
+                f"unexpected answer to {what} (is {self.base_url} a tactful server of this "
+                f"version?): {e.error_count()} problem(s), first: {e.errors()[0]['msg']}",
+                url=self.base_url,
+            ) from e
+
+
+def _status_error(event: EventInfo) -> str:
+    data = event.data.get("data") if isinstance(event.data, dict) else None
+    if isinstance(data, dict) and data.get("exception"):
+        return str(data["exception"])
+    return "the turn failed"
