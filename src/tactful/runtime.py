@@ -29,6 +29,8 @@ class Runtime:
 
     async def close(self) -> None:
         await self.engine.close()
+        if self.engine.generator is not None:
+            await self.engine.generator.aclose()
         await self.store.close()
 
 

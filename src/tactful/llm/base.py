@@ -58,6 +58,9 @@ class Generator(ABC):
         validate after one repair retry.
         """
 
+    async def aclose(self) -> None:  # noqa: B027 - optional hook, most adapters hold nothing
+        """Release connections the adapter opened (called when the server stops)."""
+
 
 class Embedder(ABC):
     """Sentence embeddings, L2-normalised, one row per text."""
