@@ -12,7 +12,7 @@ from tactful.domain.relationships import Endpoint, EndpointKind, Relationship, R
 from tactful.domain.sessions import ConsumptionOffsets, Session, SessionMode
 from tactful.domain.tags import Tag, agent_id_of_tag, agent_tag
 from tactful.domain.tools import ToolSpec, tool_id
-from tactful.domain.traces import Candidate, MatchVerdict, ModelCall, Trace
+from tactful.domain.traces import Candidate, MatchVerdict, ModelCall, ResolutionStep, Trace
 from tactful.domain.variables import ContextVariable, ContextVariableValue
 
 ENTITY_TYPES: tuple[type[Entity], ...] = (
@@ -59,6 +59,7 @@ __all__ = [
     "ModelCall",
     "Relationship",
     "RelationshipKind",
+    "ResolutionStep",
     "Session",
     "SessionMode",
     "SessionStatus",

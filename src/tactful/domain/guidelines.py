@@ -35,6 +35,10 @@ class Guideline(Entity):
     examples: list[str] = Field(default_factory=list)
     # Canned responses this guideline prefers.
     canned_responses: list[str] = Field(default_factory=list)
+    # Author's override of the always-check classification (None: classified automatically).
+    always_check: bool | None = None
+    # Always-match marker: the guideline applies on every turn, with no check.
+    always: bool = False
 
     @property
     def is_observation(self) -> bool:

@@ -14,6 +14,8 @@ class ModelCall(BaseModel):
     model: str
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    # Prompt tokens the provider served from its prompt cache.
+    cached_tokens: int = 0
     latency_ms: float = 0.0
     ok: bool = True
     error: str | None = None
@@ -24,6 +26,10 @@ class Candidate(BaseModel):
     condition: str
     score: float
     rank: int
+    # 1: a detailed check; 2: the compact screen.
+    tier: int = 1
+    # Why it was a candidate: "top-k", "always-check: emotion", "recent match", "dependency"...
+    reasons: list[str] = Field(default_factory=list)
 
 
 class MatchVerdict(BaseModel):
@@ -34,6 +40,22 @@ class MatchVerdict(BaseModel):
     score: float | None = None
     rationale: str = ""
     method: str = ""
+    condition_restated: str = ""
+    evidence: str = ""
+    # Applied earlier in this session, and whether the model said it must be applied again.
+    applied_before: bool = False
+    reapply: bool | None = None
+    tier: int = 1
+
+
+class ResolutionStep(BaseModel):
+    """One deterministic step of resolving relationships: what it removed or added, and why."""
+
+    rule: str  # entailment, dependency, dependency_any, priority, exclusion, numeric_priority...
+    effect: str  # "added", "removed" or "clarify"
+    guideline_id: str
+    because: list[str] = Field(default_factory=list)
+    detail: str = ""
 
 
 class Trace(Entity):
@@ -45,6 +67,8 @@ class Trace(Entity):
     status: str = "running"
     candidates: list[Candidate] = Field(default_factory=list)
     matches: list[MatchVerdict] = Field(default_factory=list)
+    resolution: list[ResolutionStep] = Field(default_factory=list)
+    final_guideline_ids: list[str] = Field(default_factory=list)
     composition: dict[str, Any] = Field(default_factory=dict)
     model_calls: list[ModelCall] = Field(default_factory=list)
     stage_timings_ms: dict[str, float] = Field(default_factory=dict)
