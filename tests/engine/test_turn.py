@@ -12,37 +12,29 @@ import pytest_asyncio
 import tactful
 from tactful.domain import EventKind, EventSource, Session, SessionMode, Trace
 from tactful.engine.compose import ReplyAnswer
-from tactful.engine.match import GuidelineCheck, MatchAnswer
+from tactful.engine.match import GuidelineCheck, MatchAnswer, listed_guidelines
 from tactful.errors import ModelError, PayloadTooLargeError, ValidationError
 from tactful.llm.scripted import HashingEmbedder, ScriptedCall, ScriptedGenerator
 
 
-def guideline_ids(call: ScriptedCall) -> list[str]:
-    return [
-        line.split("id=")[1].split(":")[0]
-        for line in call.prompt.user.splitlines()
-        if "id=" in line
-    ]
-
-
-def applies_when(word: str) -> Any:
+def applies_when(word: str, *, reapply: bool | None = None) -> Any:
     """A matcher responder: a guideline applies when its condition mentions ``word``."""
 
     def answer(call: ScriptedCall) -> MatchAnswer:
-        checks = []
-        for line in call.prompt.user.splitlines():
-            if "id=" not in line:
-                continue
-            gid, condition = line.split("id=")[1].split(": ", 1)
-            checks.append(
-                GuidelineCheck(
-                    guideline_id=gid,
-                    condition_restated=condition,
-                    evidence=f"the customer talks about {word}" if word in condition else "no",
-                    applies=word in condition,
-                )
+        checks, flagged = [], []
+        for g in listed_guidelines(call.prompt.user):
+            check = GuidelineCheck(
+                guideline=g.number,
+                condition_restated=g.condition,
+                evidence=f"the customer talks about {word}" if word in g.condition else "no",
+                applies=word in g.condition,
+                reapply=reapply if "applied earlier" in g.marks else None,
             )
-        return MatchAnswer(checks=checks)
+            if g.detailed:
+                checks.append(check)
+            elif check.applies:
+                flagged.append(check)
+        return MatchAnswer(checks=checks, flagged=flagged)
 
     return answer
 
@@ -155,17 +147,21 @@ async def test_newer_message_cancels_a_turn_that_has_not_replied(
     assert sorted(t.status for t in traces) == ["cancelled", "done"]
 
 
-async def test_model_failure_in_matching_degrades_to_offline(
+async def test_invalid_match_answer_fails_closed_and_the_turn_completes(
     server: tactful.Server, model: ScriptedGenerator
 ) -> None:
-    model.on("match", lambda c: ModelError("provider is down"))
+    model.on("match", lambda c: ModelError("answer does not validate after a repair retry"))
     agent = await _agent(server)
     session = await server.create_session(agent)
     reply = await server.send(session, "refund")
     trace = await server.runtime.store.get(Trace, reply.trace_id)
-    assert "provider is down" in trace.composition["match_degraded"]
-    assert all(m.method == "offline-similarity" for m in trace.matches)
+    assert trace.composition["match_failures"] == [
+        "batch 1 failed closed: answer does not validate after a repair retry"
+    ]
+    assert trace.matches and not any(m.applies for m in trace.matches)
+    assert all("failed closed" in m.rationale for m in trace.matches)
     assert [c.ok for c in trace.model_calls if c.stage == "match"] == [False]
+    assert reply.data["guidelines"] == []
 
 
 async def test_model_failure_in_composition_sends_the_no_match_reply(

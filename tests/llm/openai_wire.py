@@ -36,6 +36,8 @@ class Reply:
     completion_tokens: int = 7
     finish_reason: str = "stop"
     refusal: str | None = None
+    # Prompt tokens the provider says it served from its prompt cache.
+    cached_tokens: int = 0
     # Seconds to wait before answering (returns early if the client hangs up).
     delay_s: float = 0.0
 
@@ -179,6 +181,7 @@ def create_app(wire: OpenAIWire) -> FastAPI:
                     "prompt_tokens": reply.prompt_tokens,
                     "completion_tokens": reply.completion_tokens,
                     "total_tokens": reply.prompt_tokens + reply.completion_tokens,
+                    "prompt_tokens_details": {"cached_tokens": reply.cached_tokens},
                 },
             }
         )

@@ -81,7 +81,7 @@ async def test_invalid_then_valid_repairs_once(
 ) -> None:
     openai_wire.script(
         Reply('{"guideline_id": "g1", "applies": "maybe"}', prompt_tokens=100, completion_tokens=9),
-        Reply(VALID, prompt_tokens=140, completion_tokens=20),
+        Reply(VALID, prompt_tokens=140, completion_tokens=20, cached_tokens=96),
     )
 
     result = await generator.generate(PROMPT, Verdict, stage="match")
@@ -89,6 +89,8 @@ async def test_invalid_then_valid_repairs_once(
     assert result.content.guideline_id == "g1"
     assert result.attempts == 2
     assert (result.usage.prompt_tokens, result.usage.completion_tokens) == (240, 29)
+    # The repair re-sends the same prefix, which the provider served from its cache.
+    assert result.usage.cached_tokens == 96
     first, second = openai_wire.chat_requests
     # The repair keeps the original prefix, then shows the bad answer and what was wrong.
     assert second["messages"][:2] == first["messages"]

@@ -28,7 +28,7 @@ async def test_a_turn_on_the_model_tier(openai_wire: OpenAIWire) -> None:
     match = {
         "checks": [
             {
-                "guideline_id": "refunds",
+                "guideline": 1,
                 "condition_restated": "asks about a refund",
                 "evidence": "customer: 'where is my refund?'",
                 "applies": True,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from tactful.domain import (
     Agent,
@@ -12,6 +12,7 @@ from tactful.domain import (
     EventKind,
     EventSource,
     Guideline,
+    Relationship,
     Session,
     Term,
     agent_tag,
@@ -45,6 +46,16 @@ class TurnContext:
     guidelines: list[Guideline]
     canned_responses: list[CannedResponse]
     terms: list[Term]
+    relationships: list[Relationship] = field(default_factory=list)
+    # The guideline ids each earlier agent reply applied, oldest first.
+    applied_history: list[list[str]] = field(default_factory=list)
+
+    @property
+    def applied_before(self) -> set[str]:
+        return {gid for ids in self.applied_history for gid in ids}
+
+    def recent_matches(self, turns: int = 3) -> set[str]:
+        return {gid for ids in self.applied_history[-turns:] for gid in ids}
 
     @property
     def last_customer_message(self) -> str:
@@ -85,11 +96,17 @@ async def load_context(store: Store, session_id: str) -> TurnContext:
     )
     events = await store.list_events(session_id, kinds=[EventKind.MESSAGE])
     messages = [u for u in map(_utterance, events) if u is not None]
+    applied_history = [
+        [g for g in e.data.get("guidelines", []) if isinstance(g, str)]
+        for e in events
+        if e.source is EventSource.AI_AGENT and isinstance(e.data, dict)
+    ]
     guidelines = [
         g for g in await store.list(Guideline) if g.enabled and in_agent_scope(g.tags, agent)
     ]
     canned = [c for c in await store.list(CannedResponse) if in_agent_scope(c.tags, agent)]
     terms = [t for t in await store.list(Term) if in_agent_scope(t.tags, agent)]
+    relationships = await store.list(Relationship)
     return TurnContext(
         agent=agent,
         session=session,
@@ -98,4 +115,6 @@ async def load_context(store: Store, session_id: str) -> TurnContext:
         guidelines=guidelines,
         canned_responses=canned,
         terms=terms,
+        relationships=relationships,
+        applied_history=applied_history,
     )

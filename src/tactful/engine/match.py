@@ -9,15 +9,17 @@ trace says so.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+import re
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 from pydantic import BaseModel, Field
 
-from tactful.domain import MatchVerdict
+from tactful.domain import Criticality, MatchVerdict
 from tactful.engine.context import TurnContext
 from tactful.engine.retrieve import Ranked
 from tactful.engine.trace import TraceRecorder
+from tactful.errors import ModelError
 from tactful.llm.base import Generator, Prompt
 from tactful.llm.scripted import count_tokens
 
@@ -78,86 +80,263 @@ class OfflineMatcher:
 
 
 class GuidelineCheck(BaseModel):
-    """The model's structured answer for one guideline."""
+    """The model's structured answer for one guideline (attentive-reasoning style)."""
 
-    guideline_id: str
+    guideline: int = Field(description="The guideline's number as listed")
     condition_restated: str = Field(description="The condition in your own words")
     evidence: str = Field(description="What in the conversation supports or refutes it")
     applies: bool = Field(description="Whether the condition holds at the latest customer turn")
+    reapply: bool | None = Field(
+        default=None,
+        description="Only for guidelines marked as applied earlier: must its action be "
+        "carried out again now (true for continuous behaviour or a new occasion, false for a "
+        "one-shot action already done)",
+    )
 
 
 class MatchAnswer(BaseModel):
-    checks: list[GuidelineCheck]
+    checks: list[GuidelineCheck] = Field(
+        default_factory=list, description="One entry per guideline under DETAILED CHECKS"
+    )
+    flagged: list[GuidelineCheck] = Field(
+        default_factory=list,
+        description="Entries only for guidelines under SCREEN whose condition holds now",
+    )
 
 
-_MATCH_INSTRUCTIONS = """You check which behavioral guidelines apply to the current moment of a \
-customer-service conversation. For EACH guideline listed, answer with its id, restate its \
-condition, cite the evidence from the conversation, and say whether the condition holds at the \
-latest customer message. Judge only the condition, not whether the action is a good idea. \
-Answer in JSON matching the schema."""
+_MATCH_INSTRUCTIONS = (
+    "You decide which behavioral guidelines apply at the current moment of a customer-service "
+    "conversation, for the agent's next reply.\n\n"
+    "A condition holds when it is true at the latest customer message, given the whole "
+    "conversation and the customer's profile. Requests stay open until the agent has answered "
+    "them and the customer moved on. Facts, once the customer stated them, stay true. Judge only "
+    "the condition, never whether the action is a good idea.\n\n"
+    "The guidelines come in two lists:\n"
+    '- DETAILED CHECKS: answer for EVERY one in "checks": its number, the condition restated, '
+    "the evidence from the conversation (quote it), and whether it applies. For a guideline "
+    'marked "applied earlier", also say in "reapply" whether its action must be carried out '
+    "again now: true for continuous behaviour (tone, style, standing rules) or a new occasion, "
+    "false for a one-shot action that is already done.\n"
+    '- SCREEN: read them all, but answer in "flagged" only for those whose condition holds now, '
+    "with the same fields.\n\n"
+    "Answer with one JSON object matching the schema."
+)
+
+_WINDOW_MESSAGES = 10
+_MESSAGE_CHARS = 600
 
 
 def _conversation(ctx: TurnContext) -> str:
-    lines = [f"{u.role}: {u.text}" for u in ctx.window()]
+    lines = [f"{u.role}: {u.text[:_MESSAGE_CHARS]}" for u in ctx.window(_WINDOW_MESSAGES)]
     return "\n".join(lines) or "(no messages yet)"
 
 
+@dataclass
+class MatchBatch:
+    detailed: list[Ranked]
+    screened: list[Ranked]
+    cost: int = 0
+
+
+@dataclass
+class MatchOutcome:
+    verdicts: list[MatchVerdict]
+    failures: list[str]
+
+
+def _detailed_cost(r: Ranked) -> int:
+    return count_tokens(r.guideline.condition) + 12
+
+
+def _screen_cost(r: Ranked) -> int:
+    return count_tokens(r.guideline.condition) + 3
+
+
 class ModelMatcher:
-    """Structured checks over the candidates, batched by token budget, batches in parallel."""
+    """Two-tier structured matching in one wave: detailed checks and a compact screen, spread
+    over at most ``max_batches`` parallel calls sized by a token budget.
+
+    Every batch shares the same system prompt and, within a turn, the same conversation
+    prefix, so that provider prompt caches hit. Numbers stand in for guideline ids in prompts
+    (cheaper, and the model cannot invent an id).
+    """
 
     method = "model"
 
-    def __init__(self, generator: Generator, *, batch_tokens: int = 1200) -> None:
+    def __init__(
+        self, generator: Generator, *, batch_tokens: int = 3000, max_batches: int = 3
+    ) -> None:
         self.generator = generator
         self.batch_tokens = batch_tokens
+        self.max_batches = max_batches
 
-    def batches(self, candidates: Sequence[Ranked]) -> list[list[Ranked]]:
-        batches: list[list[Ranked]] = []
-        current: list[Ranked] = []
-        used = 0
-        for r in candidates:
-            cost = count_tokens(r.guideline.condition) + 8
-            if current and used + cost > self.batch_tokens:
-                batches.append(current)
-                current, used = [], 0
-            current.append(r)
-            used += cost
-        if current:
-            batches.append(current)
-        return batches
+    def plan(self, detailed: Sequence[Ranked], screened: Sequence[Ranked]) -> list[MatchBatch]:
+        """Spread the work over as few batches as the budget allows (at most max_batches)."""
+        total = sum(map(_detailed_cost, detailed)) + sum(map(_screen_cost, screened))
+        if total == 0:
+            return []
+        count = max(1, min(self.max_batches, -(-total // self.batch_tokens)))
+        batches = [MatchBatch([], []) for _ in range(count)]
+        for r in detailed:
+            lightest = min(batches, key=lambda b: b.cost)
+            lightest.detailed.append(r)
+            lightest.cost += _detailed_cost(r)
+        for r in screened:
+            lightest = min(batches, key=lambda b: b.cost)
+            lightest.screened.append(r)
+            lightest.cost += _screen_cost(r)
+        return [b for b in batches if b.detailed or b.screened]
 
-    def prompt(self, ctx: TurnContext, batch: Sequence[Ranked]) -> Prompt:
-        # Stable prefix (instructions + agent) first, so provider prompt caches hit.
-        system = f"{_MATCH_INSTRUCTIONS}\n\nAgent: {ctx.agent.name}. {ctx.agent.description or ''}"
-        items = "\n".join(f"- id={r.guideline.id}: {r.guideline.condition}" for r in batch)
-        customer = f"Customer: {ctx.customer.name}"
-        user = f"{customer}\n\nConversation:\n{_conversation(ctx)}\n\nGuidelines:\n{items}"
-        return Prompt(system=system, user=user)
+    def prompt(
+        self, ctx: TurnContext, batch: MatchBatch, applied_before: Collection[str]
+    ) -> tuple[Prompt, dict[int, Ranked]]:
+        numbers: dict[int, Ranked] = {}
+        detailed_lines = []
+        for r in batch.detailed:
+            n = len(numbers) + 1
+            numbers[n] = r
+            marks = []
+            if r.guideline.id in applied_before:
+                marks.append("applied earlier")
+            if r.guideline.criticality is Criticality.HIGH:
+                marks.append("high criticality: require explicit evidence")
+            mark = f" [{'; '.join(marks)}]" if marks else ""
+            detailed_lines.append(f"{n}.{mark} {r.guideline.condition}")
+        screen_lines = []
+        for r in batch.screened:
+            n = len(numbers) + 1
+            numbers[n] = r
+            screen_lines.append(f"{n}. {r.guideline.condition}")
+        profile = ", ".join(f"{k}: {v}" for k, v in ctx.customer.metadata.items())
+        # The part shared by every batch of the turn comes first (a cacheable prefix).
+        user = (
+            f"Agent: {ctx.agent.name}. {ctx.agent.description or ''}\n"
+            f"Customer: {ctx.customer.name}{f' ({profile})' if profile else ''}\n\n"
+            f"Conversation (latest last):\n{_conversation(ctx)}\n\n"
+            f"DETAILED CHECKS:\n{chr(10).join(detailed_lines) or '(none)'}\n\n"
+            f"SCREEN:\n{chr(10).join(screen_lines) or '(none)'}"
+        )
+        return Prompt(system=_MATCH_INSTRUCTIONS, user=user), numbers
 
     async def match(
-        self, ctx: TurnContext, candidates: Sequence[Ranked], rec: TraceRecorder
-    ) -> list[MatchVerdict]:
-        batches = self.batches(candidates)
+        self,
+        ctx: TurnContext,
+        detailed: Sequence[Ranked],
+        screened: Sequence[Ranked],
+        rec: TraceRecorder,
+        *,
+        applied_before: Collection[str] = (),
+    ) -> MatchOutcome:
+        batches = self.plan(detailed, screened)
+        prompts = [self.prompt(ctx, b, applied_before) for b in batches]
         answers = await asyncio.gather(
-            *(
-                rec.generate(self.generator, self.prompt(ctx, b), MatchAnswer, stage=MATCH_STAGE)
-                for b in batches
-            )
+            *(rec.generate(self.generator, p, MatchAnswer, stage=MATCH_STAGE) for p, _ in prompts),
+            return_exceptions=True,
         )
-        verdicts: list[MatchVerdict] = []
-        for batch, answer in zip(batches, answers, strict=True):
-            by_id = {c.guideline_id: c for c in answer.content.checks}
-            for r in batch:
-                check = by_id.get(r.guideline.id)
-                verdicts.append(
-                    MatchVerdict(
-                        guideline_id=r.guideline.id,
-                        condition=r.guideline.condition,
-                        action=r.guideline.action,
-                        applies=bool(check and check.applies),
-                        score=r.score,
-                        rationale=check.evidence if check else "the model gave no verdict",
-                        method=self.method,
+        outcome = MatchOutcome([], [])
+        for i, (batch, (_, numbers), answer) in enumerate(
+            zip(batches, prompts, answers, strict=True)
+        ):
+            if isinstance(answer, BaseException):
+                if not isinstance(answer, ModelError):
+                    raise answer
+                # Fail closed: this batch's guidelines are not matched; the turn goes on.
+                outcome.failures.append(f"batch {i + 1} failed closed: {answer}")
+                for r in [*batch.detailed, *batch.screened]:
+                    outcome.verdicts.append(
+                        self._verdict(
+                            r,
+                            None,
+                            tier=1 if r in batch.detailed else 2,
+                            applied_before=applied_before,
+                            missing=f"batch failed closed: {answer}",
+                        )
+                    )
+                continue
+            by_number = {c.guideline: c for c in answer.content.checks}
+            flagged = {c.guideline: c for c in answer.content.flagged}
+            for n, r in numbers.items():
+                in_detail = n <= len(batch.detailed)
+                check = by_number.get(n) if in_detail else flagged.get(n)
+                if in_detail and check is None:
+                    check = flagged.get(n)
+                outcome.verdicts.append(
+                    self._verdict(
+                        r,
+                        check,
+                        tier=1 if in_detail else 2,
+                        applied_before=applied_before,
+                        missing="no verdict given" if in_detail else "screened: not flagged",
                     )
                 )
-        return verdicts
+        return outcome
+
+    def _verdict(
+        self,
+        r: Ranked,
+        check: GuidelineCheck | None,
+        *,
+        tier: int,
+        applied_before: Collection[str],
+        missing: str,
+    ) -> MatchVerdict:
+        before = r.guideline.id in applied_before
+        if check is None:
+            applies, rationale, restated, evidence, reapply = False, missing, "", "", None
+        else:
+            reapply = check.reapply if before else None
+            # Applied earlier: active again only when the model says it must be re-applied.
+            applies = check.applies and (not before or bool(check.reapply))
+            restated, evidence = check.condition_restated, check.evidence
+            rationale = evidence
+            if check.applies and before and not check.reapply:
+                rationale = f"{evidence} (applied earlier; not to be repeated)"
+        return MatchVerdict(
+            guideline_id=r.guideline.id,
+            condition=r.guideline.condition,
+            action=r.guideline.action,
+            applies=applies,
+            score=r.score,
+            rationale=rationale,
+            method=self.method,
+            condition_restated=restated,
+            evidence=evidence,
+            applied_before=before,
+            reapply=reapply,
+            tier=tier,
+        )
+
+
+_LISTED = re.compile(r"^(\d+)\.(?: \[([^\]]*)\])? (.*)$")
+
+
+@dataclass(frozen=True)
+class ListedGuideline:
+    """A guideline as a match prompt lists it (for test doubles and benchmarks)."""
+
+    number: int
+    condition: str
+    detailed: bool
+    marks: tuple[str, ...] = ()
+
+
+def listed_guidelines(prompt_user: str) -> list[ListedGuideline]:
+    """Parse the DETAILED CHECKS and SCREEN lists out of a match prompt's user part."""
+    listed = []
+    section = ""
+    for line in prompt_user.splitlines():
+        if line in ("DETAILED CHECKS:", "SCREEN:"):
+            section = line
+            continue
+        found = _LISTED.match(line) if section else None
+        if found:
+            marks = tuple(m.strip() for m in (found.group(2) or "").split(";") if m.strip())
+            listed.append(
+                ListedGuideline(
+                    number=int(found.group(1)),
+                    condition=found.group(3),
+                    detailed=section == "DETAILED CHECKS:",
+                    marks=marks,
+                )
+            )
+    return listed

@@ -49,6 +49,7 @@ class TraceRecorder:
                 model=result.model,
                 prompt_tokens=result.usage.prompt_tokens,
                 completion_tokens=result.usage.completion_tokens,
+                cached_tokens=result.usage.cached_tokens,
                 latency_ms=round(result.latency_ms, 3),
             )
         )

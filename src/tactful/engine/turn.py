@@ -29,7 +29,7 @@ from tactful.engine.context import load_context
 from tactful.engine.match import DEFAULT_OFFLINE_THRESHOLD, Match, ModelMatcher, OfflineMatcher
 from tactful.engine.retrieve import EmbeddingCache, Retriever
 from tactful.engine.trace import TraceRecorder
-from tactful.errors import ModelError, NotFoundError, PayloadTooLargeError, ValidationError
+from tactful.errors import NotFoundError, PayloadTooLargeError, ValidationError
 from tactful.llm.base import Embedder, Generator
 from tactful.store.base import Store
 
@@ -243,14 +243,16 @@ class Engine:
             for i, r in enumerate(ranked[: self.options.trace_candidates])
         ]
         async with rec.stage("match"):
-            verdicts = None
             if self.model_matcher is not None:
-                candidates = ranked[: self.options.model_candidates]
-                try:
-                    verdicts = await self.model_matcher.match(ctx, candidates, rec)
-                except ModelError as e:
-                    trace.composition["match_degraded"] = f"model failed while matching: {e}"
-            if verdicts is None:
+                detailed = ranked[: self.options.model_candidates]
+                screened = ranked[self.options.model_candidates :]
+                outcome = await self.model_matcher.match(
+                    ctx, detailed, screened, rec, applied_before=ctx.applied_before
+                )
+                verdicts = outcome.verdicts
+                if outcome.failures:
+                    trace.composition["match_failures"] = outcome.failures
+            else:
                 verdicts = self.offline_matcher.match(ranked)
         trace.matches = [v for v in verdicts if v.applies] + [
             v for v in verdicts[: self.options.trace_candidates] if not v.applies

@@ -31,6 +31,8 @@ class Prompt:
 class Usage:
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    # Prompt tokens served from the provider's prompt cache (part of prompt_tokens).
+    cached_tokens: int = 0
 
 
 @dataclass(frozen=True)

@@ -195,13 +195,16 @@ class OpenAIGenerator(_OwnedClient, Generator):
             {"role": "user", "content": prompt.user},
         ]
         response_format = self._response_format(schema)
-        prompt_tokens = completion_tokens = 0
+        prompt_tokens = completion_tokens = cached_tokens = 0
         problem = ""
         for attempt in (1, 2):
             completion = await self._complete(messages, response_format, stage=stage)
             if completion.usage is not None:
                 prompt_tokens += completion.usage.prompt_tokens
                 completion_tokens += completion.usage.completion_tokens
+                details = completion.usage.prompt_tokens_details
+                if details is not None and details.cached_tokens:
+                    cached_tokens += details.cached_tokens
             raw, refusal, truncated = _answer(completion)
             if refusal is not None:
                 problem = f"the model refused: {_truncate(refusal)}"
@@ -216,7 +219,9 @@ class OpenAIGenerator(_OwnedClient, Generator):
                     return Generation(
                         content=content,
                         usage=Usage(
-                            prompt_tokens=prompt_tokens, completion_tokens=completion_tokens
+                            prompt_tokens=prompt_tokens,
+                            completion_tokens=completion_tokens,
+                            cached_tokens=cached_tokens,
                         ),
                         model=completion.model or self.model_name,
                         latency_ms=(time.perf_counter() - started) * 1000.0,

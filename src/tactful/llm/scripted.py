@@ -63,6 +63,7 @@ class ScriptedGenerator(Generator):
         self.latency_s = latency_s
         self.model_name = model_name
         self.calls: list[ScriptedCall] = []
+        self._seen_prefixes: set[str] = set()
         self.in_flight = 0
         self.max_in_flight = 0
 
@@ -93,10 +94,14 @@ class ScriptedGenerator(Generator):
             except PydanticValidationError as e:
                 raise ModelError(f"scripted answer for {stage!r} does not validate: {e}") from e
             call.answer = content
+            system_tokens = count_tokens(prompt.system)
             call.usage = Usage(
-                prompt_tokens=count_tokens(prompt.system) + count_tokens(prompt.user),
+                prompt_tokens=system_tokens + count_tokens(prompt.user),
                 completion_tokens=count_tokens(raw),
+                # Like a provider's prefix cache: a system prompt seen before is served cached.
+                cached_tokens=system_tokens if prompt.system in self._seen_prefixes else 0,
             )
+            self._seen_prefixes.add(prompt.system)
             return Generation(
                 content=content,
                 usage=call.usage,

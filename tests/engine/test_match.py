@@ -1,0 +1,185 @@
+"""The model matcher: two tiers in one wave, bounded batches, re-application, failing closed."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tactful.domain import Agent, Criticality, Customer, Guideline, Session, Trace
+from tactful.engine.context import TurnContext, Utterance
+from tactful.engine.match import (
+    GuidelineCheck,
+    MatchAnswer,
+    ModelMatcher,
+    OfflineMatcher,
+    listed_guidelines,
+)
+from tactful.engine.retrieve import Ranked
+from tactful.engine.trace import TraceRecorder
+from tactful.errors import ModelError
+from tactful.llm.scripted import ScriptedCall, ScriptedGenerator
+
+
+def ranked(n: int, *, words: int = 8, **extra: Any) -> list[Ranked]:
+    return [
+        Ranked(
+            Guideline(id=f"g{i}", condition=f"condition {i} " + "word " * words, **extra),
+            score=1 - i / 1000,
+        )
+        for i in range(n)
+    ]
+
+
+def context(*messages: str) -> TurnContext:
+    agent = Agent(name="Support")
+    return TurnContext(
+        agent=agent,
+        session=Session(agent_id=agent.id, customer_id="c"),
+        customer=Customer(id="c", name="Ann", metadata={"tier": "premium"}),
+        messages=[
+            Utterance(role="customer" if i % 2 == 0 else "agent", text=m, offset=i)
+            for i, m in enumerate(messages)
+        ],
+        guidelines=[],
+        canned_responses=[],
+        terms=[],
+    )
+
+
+def answer_with(applies: set[str], *, reapply: bool | None = None) -> Any:
+    """Applies the guidelines whose condition starts with one of ``applies``."""
+
+    def respond(call: ScriptedCall) -> MatchAnswer:
+        checks, flagged = [], []
+        for g in listed_guidelines(call.prompt.user):
+            hit = any(g.condition.startswith(a + " ") for a in applies)
+            check = GuidelineCheck(
+                guideline=g.number,
+                condition_restated=g.condition,
+                evidence="quoted" if hit else "nothing",
+                applies=hit,
+                reapply=reapply if "applied earlier" in g.marks else None,
+            )
+            if g.detailed:
+                checks.append(check)
+            elif hit:
+                flagged.append(check)
+        return MatchAnswer(checks=checks, flagged=flagged)
+
+    return respond
+
+
+def recorder() -> TraceRecorder:
+    return TraceRecorder(Trace(session_id="s", agent_id="a"))
+
+
+def test_plan_spreads_work_over_at_most_three_batches() -> None:
+    matcher = ModelMatcher(ScriptedGenerator(), batch_tokens=300)
+    small = matcher.plan(ranked(3), ranked(5))
+    assert len(small) == 1
+    big = matcher.plan(ranked(30), ranked(1000))
+    assert len(big) == 3
+    assert sum(len(b.detailed) for b in big) == 30
+    assert sum(len(b.screened) for b in big) == 1000
+    loads = [b.cost for b in big]
+    assert max(loads) - min(loads) < 40  # balanced within about one entry
+    assert matcher.plan([], []) == []
+
+
+async def test_detailed_and_screened_verdicts_come_from_one_wave() -> None:
+    model = ScriptedGenerator({"match": answer_with({"condition 1", "condition 25"})})
+    matcher = ModelMatcher(model)
+    items = ranked(30)
+    outcome = await matcher.match(context("hello"), items[:10], items[10:], recorder())
+    applied = {v.guideline_id: v for v in outcome.verdicts if v.applies}
+    assert set(applied) == {"g1", "g25"}
+    assert applied["g1"].tier == 1 and applied["g25"].tier == 2
+    assert applied["g1"].evidence == "quoted" and applied["g1"].condition_restated
+    assert len(outcome.verdicts) == 30 and outcome.failures == []
+    assert len(model.calls) == 1
+
+
+async def test_prompt_is_compact_for_screened_guidelines() -> None:
+    model = ScriptedGenerator({"match": answer_with(set())})
+    matcher = ModelMatcher(model)
+    items = ranked(200, words=10)
+    await matcher.match(context("hello"), items[:10], items[10:], recorder())
+    tokens = sum(c.usage.prompt_tokens for c in model.calls)
+    fewer = ScriptedGenerator({"match": answer_with(set())})
+    await ModelMatcher(fewer).match(context("hello"), items[:10], items[10:100], recorder())
+    per_screened = (tokens - sum(c.usage.prompt_tokens for c in fewer.calls)) / 100
+    assert per_screened <= 20, per_screened  # a 12-word condition, its number and a line
+
+
+async def test_batches_share_the_cacheable_prefix() -> None:
+    model = ScriptedGenerator({"match": answer_with(set())})
+    matcher = ModelMatcher(model, batch_tokens=200)
+    items = ranked(60)
+    await matcher.match(context("hi", "hello!", "my order"), items[:20], items[20:], recorder())
+    prompts = [c.prompt for c in model.calls]
+    assert len(prompts) == 3
+    assert len({p.system for p in prompts}) == 1
+    heads = {p.user.split("DETAILED CHECKS:")[0] for p in prompts}
+    assert len(heads) == 1 and "customer: my order" in heads.pop()
+    assert [c.usage.cached_tokens > 0 for c in model.calls][1:] == [True, True]
+
+
+async def test_applied_before_needs_reapply() -> None:
+    items = ranked(3)
+    ctx = context("again?")
+    once = ScriptedGenerator({"match": answer_with({"condition 0"}, reapply=False)})
+    outcome = await ModelMatcher(once).match(ctx, items, [], recorder(), applied_before={"g0"})
+    v = outcome.verdicts[0]
+    assert (v.applies, v.applied_before, v.reapply) == (False, True, False)
+    assert "not to be repeated" in v.rationale
+    assert "applied earlier" in once.calls[0].prompt.user
+
+    again = ScriptedGenerator({"match": answer_with({"condition 0"}, reapply=True)})
+    outcome = await ModelMatcher(again).match(ctx, items, [], recorder(), applied_before={"g0"})
+    assert (outcome.verdicts[0].applies, outcome.verdicts[0].reapply) == (True, True)
+
+
+async def test_high_criticality_is_marked_for_careful_checking() -> None:
+    model = ScriptedGenerator({"match": answer_with(set())})
+    items = ranked(1, criticality=Criticality.HIGH)
+    await ModelMatcher(model).match(context("x"), items, [], recorder())
+    assert "high criticality" in model.calls[0].prompt.user
+
+
+async def test_a_failed_batch_fails_closed_and_others_still_count() -> None:
+    calls = {"n": 0}
+    good = answer_with({"condition 0", "condition 1", "condition 2"})
+
+    def flaky(call: ScriptedCall) -> Any:
+        calls["n"] += 1
+        return ModelError("invalid JSON twice") if calls["n"] == 2 else good(call)
+
+    model = ScriptedGenerator({"match": flaky})
+    items = ranked(40)
+    rec = recorder()
+    outcome = await ModelMatcher(model, batch_tokens=200).match(
+        context("x"), items[:6], items[6:], rec
+    )
+    assert outcome.failures == ["batch 2 failed closed: invalid JSON twice"]
+    closed = [v for v in outcome.verdicts if "failed closed" in v.rationale]
+    assert closed and not any(v.applies for v in closed)
+    assert {v.guideline_id for v in outcome.verdicts if v.applies} <= {"g0", "g1", "g2"}
+    assert len(outcome.verdicts) == 40
+    assert [c.ok for c in rec.trace.model_calls] == [True, False, True]
+
+
+async def test_missing_verdict_is_not_a_match() -> None:
+    model = ScriptedGenerator({"match": lambda c: MatchAnswer(checks=[], flagged=[])})
+    outcome = await ModelMatcher(model).match(context("x"), ranked(2), [], recorder())
+    assert [(v.applies, v.rationale) for v in outcome.verdicts] == [
+        (False, "no verdict given"),
+        (False, "no verdict given"),
+    ]
+
+
+def test_offline_observations_take_no_slot() -> None:
+    obs = [Ranked(Guideline(id=f"o{i}", condition=f"o{i}"), 0.9, 0.9) for i in range(3)]
+    acts = [
+        Ranked(Guideline(id=f"a{i}", condition=f"a{i}", action="x"), 0.85, 0.85) for i in range(5)
+    ]
+    verdicts = OfflineMatcher(0.4, max_matches=2).match([*obs, *acts])
+    assert {v.guideline_id for v in verdicts if v.applies} == {"o0", "o1", "o2", "a0", "a1"}
