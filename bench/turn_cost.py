@@ -1,0 +1,197 @@
+"""Per-turn model cost of the engine at 10, 100, 300 and 1,000 guidelines (scripted model).
+
+    .venv/bin/python bench/turn_cost.py [--sizes 10 100 300 1000] [--latency-ms 50]
+
+Builds the agent from the scenario of ../shared/anchors/parlant (the content the Parlant anchor
+measures; beyond its 900 guidelines, variants of them), runs its 5 customer turns through the
+real engine with the scripted double (match: word overlap with the latest customer message,
+like the anchor's fake; compose: a fixed reply), and reports per turn (median over turns):
+model calls, prompt tokens (o200k_base via bpe-openai when installed, counting the system
+prompt, the user prompt and the JSON schema sent; else tactful's word count), the largest
+single prompt, and model waves on the critical path. Writes docs/turn-cost.md with --write.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import re
+import statistics
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import tactful
+from tactful.engine.compose import ReplyAnswer
+from tactful.engine.match import GuidelineCheck, MatchAnswer, listed_guidelines
+from tactful.llm.scripted import ScriptedCall, ScriptedGenerator, count_tokens
+
+ROOT = Path(__file__).resolve().parents[1]
+ANCHOR = ROOT.parent / "shared" / "anchors" / "parlant" / "scenario.py"
+ANCHOR_MAX = 900
+_STOPWORDS = "the a an of to for and or is are was it its my me i you your on in with about"
+STOP = frozenset(_STOPWORDS.split(" "))
+
+
+def tokenizer() -> tuple[Any, str]:
+    try:
+        import bpe_openai  # type: ignore[import-not-found]
+    except ImportError:
+        return count_tokens, "tactful word count (bpe-openai not installed)"
+    enc = bpe_openai.get_encoding("o200k_base")
+    return (lambda s: len(enc.encode(s))), "o200k_base (bpe-openai)"
+
+
+def scenario(n: int) -> dict[str, Any]:
+    base = min(n, ANCHOR_MAX)
+    out = subprocess.run(
+        [sys.executable, str(ANCHOR), "--guidelines", str(base), "--dump"],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    data: dict[str, Any] = json.loads(out.stdout)
+    extra = n - base
+    for i in range(extra):
+        g = dict(data["guidelines"][i % base])
+        g["id"] = f"x{i:04d}"
+        g["condition"] += " for a business order"
+        g["action"] += " and mention business invoicing"
+        data["guidelines"].append(g)
+    return data
+
+
+def words(text: str) -> set[str]:
+    return {w for w in re.findall(r"[a-z]+", text.lower()) if w not in STOP and len(w) > 2}
+
+
+def fake_match(call: ScriptedCall) -> MatchAnswer:
+    latest = call.prompt.user.split("DETAILED CHECKS:")[0].strip().splitlines()[-1]
+    said = words(latest.split(":", 1)[-1])
+    checks, flagged = [], []
+    for g in listed_guidelines(call.prompt.user):
+        hit = len(words(g.condition) & said) >= 2
+        check = GuidelineCheck(
+            guideline=g.number,
+            condition_restated=g.condition,
+            evidence=latest if hit else "not mentioned",
+            applies=hit,
+            reapply=False if "applied earlier" in g.marks else None,
+        )
+        if g.detailed:
+            checks.append(check)
+        elif hit:
+            flagged.append(check)
+    return MatchAnswer(checks=checks, flagged=flagged)
+
+
+def waves(calls: list[ScriptedCall]) -> int:
+    """Connected groups of overlapping calls: sequential model round trips."""
+    spans = sorted((c.started, c.ended) for c in calls)
+    count, end = 0, float("-inf")
+    for start, stop in spans:
+        if start > end:
+            count += 1
+        end = max(end, stop)
+    return count
+
+
+@dataclass
+class TurnCost:
+    calls: int
+    prompt_tokens: int
+    largest: int
+    waves: int
+    matched: int
+
+
+async def measure(n: int, latency_s: float, count: Any) -> list[TurnCost]:
+    data = scenario(n)
+    model = ScriptedGenerator(
+        {"match": fake_match, "compose": lambda c: ReplyAnswer(message="Happy to help.")},
+        latency_s=latency_s,
+    )
+    async with tactful.Server(transient=True, generator=model) as server:
+        agent = await server.create_agent(data["agent"]["name"], data["agent"]["description"])
+        for g in data["guidelines"]:
+            await agent.create_guideline(g["condition"], g["action"], id=g["id"])
+        for t in data["glossary"]:
+            await agent.create_term(t["name"], t["description"], synonyms=t["synonyms"])
+        session = await server.create_session(agent)
+        await server.send(session, "hello")  # warm the embedding cache; not measured
+        costs = []
+        for text in data["customer_turns"]:
+            model.calls.clear()
+            reply = await server.send(session, text)
+            sizes = [
+                count(c.prompt.system)
+                + count(c.prompt.user)
+                + count(json.dumps(c.schema.model_json_schema()))
+                for c in model.calls
+            ]
+            costs.append(
+                TurnCost(
+                    calls=len(model.calls),
+                    prompt_tokens=sum(sizes),
+                    largest=max(sizes, default=0),
+                    waves=waves(model.calls),
+                    matched=len(reply.data["guidelines"]),
+                )
+            )
+    return costs
+
+
+def median(values: list[int]) -> float:
+    return float(statistics.median(values))
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[10, 100, 300, 1000])
+    parser.add_argument("--latency-ms", type=float, default=50.0)
+    parser.add_argument("--write", action="store_true", help="write docs/turn-cost.md")
+    args = parser.parse_args()
+    count, tokenizer_name = tokenizer()
+    rows = []
+    for n in args.sizes:
+        print(f"N={n}: measuring 5 turns ...", file=sys.stderr, flush=True)
+        costs = await measure(n, args.latency_ms / 1000, count)
+        rows.append(
+            (
+                n,
+                median([c.calls for c in costs]),
+                median([c.prompt_tokens for c in costs]),
+                median([c.largest for c in costs]),
+                median([c.waves for c in costs]),
+                median([c.matched for c in costs]),
+            )
+        )
+    lines = [
+        f"Tokenizer: {tokenizer_name}. Scripted model, {args.latency_ms:g} ms per call. "
+        "Medians over the scenario's 5 customer turns.",
+        "",
+        "| guidelines | model calls / turn | prompt tokens / turn | largest prompt | waves | "
+        "guidelines applied |",
+        "|---|---|---|---|---|---|",
+    ]
+    for n, calls, tokens, largest, w, matched in rows:
+        lines.append(f"| {n} | {calls:g} | {tokens:,.0f} | {largest:,.0f} | {w:g} | {matched:g} |")
+    if len(rows) >= 2:
+        (n0, _, t0, *_), (n1, _, t1, *_) = rows[0], rows[-1]
+        lines += ["", f"Marginal prompt tokens per added guideline: {(t1 - t0) / (n1 - n0):.1f}"]
+    table = "\n".join(lines)
+    print(table)
+    if args.write:
+        out = ROOT / "docs" / "turn-cost.md"
+        out.write_text(
+            "# Model cost per turn\n\nMeasured by `.venv/bin/python bench/turn_cost.py --write` "
+            "(see its docstring for the method).\n\n" + table + "\n"
+        )
+        print(f"wrote {out}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
