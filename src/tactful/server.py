@@ -31,11 +31,15 @@ from tactful.domain import (
     CompositionMode,
     Criticality,
     Customer,
+    Endpoint,
+    EndpointKind,
     Entity,
     Event,
     EventKind,
     EventSource,
     Guideline,
+    Relationship,
+    RelationshipKind,
     Session,
     Tag,
     Term,
@@ -43,6 +47,8 @@ from tactful.domain import (
 )
 from tactful.domain import Agent as AgentModel
 from tactful.engine import canned
+from tactful.engine.hooks import Hooks, MessageHook, Predicate, SelectedHook
+from tactful.engine.resolve import admit, guidelines_by_tag
 from tactful.errors import ConfigurationError, ValidationError
 from tactful.llm.base import Embedder, Generator
 from tactful.runtime import Runtime, start_runtime
@@ -53,6 +59,28 @@ log = logging.getLogger("tactful")
 
 def _digest(*parts: str | None) -> str:
     return hashlib.sha256("\x00".join(p or "" for p in parts).encode()).hexdigest()[:32]
+
+
+# A guideline (or its id) or a tag: one end of a relationship.
+GuidelineRef = Guideline | str
+EndRef = Guideline | Tag | str
+
+
+def _end(ref: EndRef) -> Endpoint:
+    if isinstance(ref, Guideline):
+        return Endpoint.guideline(ref.id)
+    if isinstance(ref, Tag):
+        return Endpoint.tag(ref.id)
+    if isinstance(ref, str) and ref:
+        return Endpoint.guideline(ref)
+    raise ValidationError(f"{ref!r} is not a guideline, a guideline id or a tactful.Tag")
+
+
+def _guideline_id(ref: GuidelineRef) -> str:
+    end = _end(ref)
+    if end.kind is not EndpointKind.GUIDELINE:
+        raise ValidationError(f"{ref!r} is not a guideline or a guideline id")
+    return end.id
 
 
 def _tool_ids(tools: Iterable[Any]) -> list[str]:
@@ -195,6 +223,116 @@ class Agent:
     async def guidelines(self) -> list[Guideline]:
         """This agent's guidelines, in creation order."""
         return [g for g in await self._server.runtime.store.list(Guideline) if self.tag in g.tags]
+
+    # -- relationships ----------------------------------------------------------------------------
+
+    async def prioritize(self, guideline: EndRef, *, over: EndRef) -> Relationship:
+        """When both are active, ``guideline`` wins and ``over`` is dropped. Either may be a
+        ``tactful.Tag`` (every guideline carrying it)."""
+        [r] = await self._relate(RelationshipKind.PRIORITY, guideline, [over])
+        return r
+
+    async def entail(self, guideline: EndRef, then: EndRef) -> Relationship:
+        """Whenever ``guideline`` is active, ``then`` is active too."""
+        [r] = await self._relate(RelationshipKind.ENTAILMENT, guideline, [then])
+        return r
+
+    async def exclude(self, guideline: EndRef, other: EndRef) -> Relationship:
+        """The two are never active together: the higher numeric priority stays, then the
+        better match, then ``guideline``."""
+        [r] = await self._relate(RelationshipKind.EXCLUSION, guideline, [other])
+        return r
+
+    async def depend(
+        self,
+        guideline: EndRef,
+        *,
+        on: Sequence[EndRef] = (),
+        on_any: Sequence[EndRef] = (),
+    ) -> list[Relationship]:
+        """``guideline`` is active only if ALL of ``on`` are, and (when ``on_any`` is given) at
+        least one of ``on_any``. Observations make good dependencies."""
+        if not on and not on_any:
+            raise ValidationError("depend() needs `on` (all of) or `on_any` (any of)")
+        async with self._server.runtime.store.transaction():
+            return [
+                *await self._relate(RelationshipKind.DEPENDENCY, guideline, on),
+                *await self._relate(RelationshipKind.DEPENDENCY_ANY, guideline, on_any),
+            ]
+
+    async def disambiguate(
+        self, observation: GuidelineRef, options: Sequence[EndRef]
+    ) -> list[Relationship]:
+        """When ``observation`` holds and two or more ``options`` match, the agent asks which
+        one the customer means instead of guessing."""
+        if len(options) < 2:
+            raise ValidationError("disambiguate() needs at least two options")
+        source = _guideline_id(observation)
+        return await self._relate(RelationshipKind.DISAMBIGUATION, source, options)
+
+    async def relationships(self) -> list[Relationship]:
+        """Relationships with an end among this agent's guidelines or tagged with its tag."""
+        ids = {g.id for g in await self.guidelines()}
+        ours = {(EndpointKind.GUIDELINE, i) for i in ids} | {(EndpointKind.TAG, self.tag)}
+        return [
+            r
+            for r in await self._server.runtime.store.list(Relationship)
+            if {(r.source.kind, r.source.id), (r.target.kind, r.target.id)} & ours
+        ]
+
+    async def _relate(
+        self, kind: RelationshipKind, source: EndRef, targets: Sequence[EndRef]
+    ) -> list[Relationship]:
+        """Create one relationship per target, idempotently (same kind and ends: the stored
+        one), all or none; unknown ends raise ``NotFoundError``, cycles ``ValidationError``."""
+        store = self._server.runtime.store
+        ends = [_end(source), *(_end(t) for t in targets)]
+        async with store.transaction():
+            for end in ends:
+                await store.get(Guideline if end.kind is EndpointKind.GUIDELINE else Tag, end.id)
+            existing = await store.list(Relationship)
+            by_tag = guidelines_by_tag(await store.list(Guideline))
+            made = []
+            for target in ends[1:]:
+                new = Relationship(kind=kind, source=ends[0], target=target)
+                same = admit(new, existing, by_tag)
+                if same is None:
+                    same, _ = await store.upsert(new, key=new.natural_key)
+                    existing.append(same)
+                made.append(same)
+            return made
+
+    # -- code matchers and hooks ------------------------------------------------------------------
+
+    def _hooks(self) -> Hooks:
+        return self._server.runtime.engine.hooks
+
+    def match_with(self, guideline: GuidelineRef, predicate: Predicate) -> Predicate:
+        """Decide whether ``guideline`` applies with ``predicate(MatchContext)`` (plain or
+        async, returning a bool) instead of a model check. In memory: register it again when
+        the program starts. Returns ``predicate``."""
+        self._hooks().add_matcher(_guideline_id(guideline), predicate)
+        return predicate
+
+    def on_selected(self, guideline: GuidelineRef, hook: SelectedHook) -> SelectedHook:
+        """Call ``hook(MatchContext, Guideline)`` whenever ``guideline`` is selected in a turn.
+        Its errors are logged and traced, never raised. Returns ``hook``."""
+        self._hooks().add_selected(_guideline_id(guideline), hook)
+        return hook
+
+    def on_message(self, hook: MessageHook) -> MessageHook:
+        """Call ``hook(MatchContext, Event)`` whenever this agent has sent a message (usable as
+        a decorator). Its errors are logged and traced, never raised. Returns ``hook``."""
+        self._hooks().add_message(self.id, hook)
+        return hook
+
+    async def match_always(self, guideline: GuidelineRef) -> Guideline:
+        """Mark ``guideline`` always-match: it applies on every turn, with no check."""
+        store = self._server.runtime.store
+        stored = await store.get(Guideline, _guideline_id(guideline))
+        if stored.always:
+            return stored
+        return await store.update(stored.model_copy(update={"always": True}))
 
 
 class Server:

@@ -26,6 +26,7 @@ from tactful.domain import (
 )
 from tactful.engine.compose import Composer
 from tactful.engine.context import load_context
+from tactful.engine.hooks import Hooks
 from tactful.engine.match import DEFAULT_OFFLINE_THRESHOLD, Match, ModelMatcher, OfflineMatcher
 from tactful.engine.retrieve import EmbeddingCache, Retriever
 from tactful.engine.trace import TraceRecorder
@@ -74,6 +75,8 @@ class Engine:
         self.offline_matcher = OfflineMatcher(self.options.offline_threshold)
         self.model_matcher = ModelMatcher(generator) if generator else None
         self.composer = Composer(self.cache, generator)
+        # Code matchers and hooks registered through the SDK (in memory, per process).
+        self.hooks = Hooks()
         self._turns: dict[str, _Turn] = {}
 
     @property

@@ -1,0 +1,173 @@
+"""Code matchers and hooks: Python callables registered through the SDK, held in memory.
+
+A code matcher decides whether one guideline applies with a predicate over the conversation
+(``MatchContext``) instead of a model check. ``on_selected`` hooks run when a guideline is in a
+turn's final set; ``on_message`` hooks run when an agent has sent a message. Callables may be
+plain or async. None of them can break a turn: an exception or a timeout is logged and comes
+back as an error string for the trace.
+
+The registry lives as long as the process (the engine holds one ``Hooks``): a program registers
+its callables again when it starts, as it defines its agents again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from tactful.domain import Event, Guideline
+from tactful.engine.context import TurnContext
+
+log = logging.getLogger("tactful.hooks")
+
+DEFAULT_TIMEOUT_SECONDS = 10.0
+
+
+@dataclass(frozen=True)
+class MatchContext:
+    """What a code matcher or hook sees of the conversation."""
+
+    agent_id: str
+    session_id: str
+    customer_id: str
+    customer_name: str
+    customer_metadata: Mapping[str, str] = field(default_factory=dict)
+    # The latest customer message ("" when there is none).
+    latest_message: str = ""
+    # The conversation so far as (role, text), role "customer" or "agent", oldest first.
+    messages: tuple[tuple[str, str], ...] = ()
+
+    @classmethod
+    def of(cls, ctx: TurnContext) -> MatchContext:
+        """The matcher's view of a turn's context."""
+        return cls(
+            agent_id=ctx.agent.id,
+            session_id=ctx.session.id,
+            customer_id=ctx.customer.id,
+            customer_name=ctx.customer.name,
+            customer_metadata=dict(ctx.customer.metadata),
+            latest_message=ctx.last_customer_message,
+            messages=tuple((u.role, u.text) for u in ctx.messages),
+        )
+
+
+Predicate = Callable[[MatchContext], bool | Awaitable[bool]]
+SelectedHook = Callable[[MatchContext, Guideline], Awaitable[None] | None]
+MessageHook = Callable[[MatchContext, Event], Awaitable[None] | None]
+
+C = TypeVar("C", bound=Callable[..., Any])
+
+
+class MatcherVerdicts(dict[str, bool]):
+    """Guideline id -> whether its code matcher says it applies; failed matchers say False and
+    leave their error in ``errors``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.errors: list[str] = []
+
+
+def _name(fn: Callable[..., Any]) -> str:
+    return getattr(fn, "__qualname__", None) or repr(fn)
+
+
+class Hooks:
+    """The registry of code matchers and hooks, and the helpers that run them safely."""
+
+    def __init__(self, *, timeout: float = DEFAULT_TIMEOUT_SECONDS) -> None:
+        self.timeout = timeout
+        self.matchers: dict[str, Predicate] = {}
+        self.on_selected: dict[str, list[SelectedHook]] = {}
+        self.on_message: dict[str, list[MessageHook]] = {}
+
+    # -- registration -----------------------------------------------------------------------------
+
+    def add_matcher(self, guideline_id: str, predicate: Predicate) -> None:
+        """Decide ``guideline_id`` with ``predicate`` (replaces an earlier matcher)."""
+        self.matchers[guideline_id] = predicate
+
+    def add_selected(self, guideline_id: str, hook: SelectedHook) -> None:
+        """Call ``hook`` when ``guideline_id`` is selected (once, however often registered)."""
+        _append_once(self.on_selected.setdefault(guideline_id, []), hook)
+
+    def add_message(self, agent_id: str, hook: MessageHook) -> None:
+        """Call ``hook`` when the agent sends a message (once, however often registered)."""
+        _append_once(self.on_message.setdefault(agent_id, []), hook)
+
+    # -- running ----------------------------------------------------------------------------------
+
+    async def run_matchers(
+        self, ctx: MatchContext, guideline_ids: Collection[str] | None = None
+    ) -> MatcherVerdicts:
+        """Run the code matchers (of ``guideline_ids`` only, when given) concurrently."""
+        wanted = sorted(
+            gid for gid in self.matchers if guideline_ids is None or gid in guideline_ids
+        )
+        outcomes = await asyncio.gather(
+            *(
+                self._call(
+                    f"code matcher {_name(self.matchers[g])} of guideline {g}",
+                    self.matchers[g],
+                    ctx,
+                )
+                for g in wanted
+            )
+        )
+        verdicts = MatcherVerdicts()
+        for gid, (value, error) in zip(wanted, outcomes, strict=True):
+            if error is None and not isinstance(value, bool):
+                error = (
+                    f"code matcher {_name(self.matchers[gid])} of guideline {gid}: "
+                    f"returned {value!r}, not True or False"
+                )
+                log.warning("%s", error)
+            if error is not None:
+                verdicts.errors.append(error)
+            verdicts[gid] = value is True and error is None
+        return verdicts
+
+    async def fire_selected(self, ctx: MatchContext, guidelines: Sequence[Guideline]) -> list[str]:
+        """Run the ``on_selected`` hooks of the selected guidelines; returns their errors."""
+        calls = [
+            (f"on_selected hook {_name(hook)} of guideline {g.id}", hook, g)
+            for g in guidelines
+            for hook in self.on_selected.get(g.id, [])
+        ]
+        outcomes = await asyncio.gather(*(self._call(label, h, ctx, g) for label, h, g in calls))
+        return [error for _, error in outcomes if error is not None]
+
+    async def fire_message(self, ctx: MatchContext, event: Event) -> list[str]:
+        """Run the agent's ``on_message`` hooks for a message it sent; returns their errors."""
+        hooks = list(self.on_message.get(ctx.agent_id, []))
+        outcomes = await asyncio.gather(
+            *(
+                self._call(f"on_message hook {_name(h)} of agent {ctx.agent_id}", h, ctx, event)
+                for h in hooks
+            )
+        )
+        return [error for _, error in outcomes if error is not None]
+
+    async def _call(self, label: str, fn: Callable[..., Any], *args: Any) -> tuple[Any, str | None]:
+        """``fn(*args)``, awaited if need be, within the timeout: (value, None) or
+        (None, "<label>: <error>"). The error is logged, never raised."""
+        try:
+            value = fn(*args)
+            if inspect.isawaitable(value):
+                value = await asyncio.wait_for(value, self.timeout)
+            return value, None
+        except TimeoutError:
+            error = f"{label}: timed out after {self.timeout:g}s"
+            log.warning("%s", error)
+        except Exception as e:
+            error = f"{label}: {type(e).__name__}: {e}"
+            log.warning("%s", error, exc_info=e)
+        return None, error
+
+
+def _append_once(hooks: list[C], hook: C) -> None:
+    if hook not in hooks:
+        hooks.append(hook)
