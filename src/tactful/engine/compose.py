@@ -17,6 +17,7 @@ from tactful.domain import GUEST_CUSTOMER_ID, CannedResponse, CompositionMode
 from tactful.engine import canned
 from tactful.engine.context import TurnContext
 from tactful.engine.match import Match
+from tactful.engine.resolve import Clarification
 from tactful.engine.retrieve import EmbeddingCache
 from tactful.engine.trace import TraceRecorder
 from tactful.errors import ModelError
@@ -61,7 +62,12 @@ class Composer:
         self.generator = generator
 
     async def compose(
-        self, ctx: TurnContext, matched: Sequence[Match], rec: TraceRecorder
+        self,
+        ctx: TurnContext,
+        matched: Sequence[Match],
+        rec: TraceRecorder,
+        *,
+        clarification: Clarification | None = None,
     ) -> Reply:
         actionable = [m for m in matched if m.ranked.guideline.action]
         mode = ctx.agent.composition_mode
@@ -70,6 +76,8 @@ class Composer:
             if g_mode is not None and g_mode.strictness > mode.strictness:
                 mode = g_mode
         rec.trace.composition["mode"] = mode.value
+        if clarification is not None:
+            return await self.clarify(ctx, matched, clarification, mode, rec)
         if self.generator is None or mode is not CompositionMode.FLUID:
             reply = await self.from_canned(ctx, actionable)
             if reply.method != "no-match" or self.generator is None:
@@ -83,6 +91,57 @@ class Composer:
             reply = await self.from_canned(ctx, actionable)
             reply.details["degraded"] = f"model failed while composing: {e}"
             return reply
+
+    async def clarify(
+        self,
+        ctx: TurnContext,
+        matched: Sequence[Match],
+        clarification: Clarification,
+        mode: CompositionMode,
+        rec: TraceRecorder,
+    ) -> Reply:
+        """Several intents fit an ambiguous message: ask which one instead of guessing."""
+        by_id = {g.id: g for g in ctx.guidelines}
+        options = [by_id[o] for o in clarification.option_ids if o in by_id]
+        asking = [m for m in matched if m.ranked.guideline.id == clarification.observation_id]
+        # The ambiguity's own canned responses come first (the only choice in strict mode).
+        reply = await self.from_canned(ctx, asking)
+        reply.details["clarification"] = clarification.model_dump()
+        if reply.method == "canned" or mode is CompositionMode.STRICT:
+            return reply
+        described = [o.description or o.condition for o in options]
+        if self.generator is not None and mode is CompositionMode.FLUID:
+            prompt = self.prompt(ctx, [])
+            question = (
+                "\n\nThe latest message is ambiguous: it could mean any of these:\n"
+                + "\n".join(f"- {d}" for d in described)
+                + "\nDo not act on any of them yet: ask one short question to find out which."
+            )
+            try:
+                answer = await rec.generate(
+                    self.generator,
+                    Prompt(system=prompt.system, user=prompt.user + question),
+                    ReplyAnswer,
+                    stage=COMPOSE_STAGE,
+                )
+                return Reply(
+                    text=answer.content.message,
+                    method="clarification",
+                    applied_guideline_ids=[clarification.observation_id],
+                    details={"clarification": clarification.model_dump()},
+                )
+            except ModelError as e:
+                rec.trace.composition["degraded"] = f"model failed while composing: {e}"
+        text = (
+            "Just to be sure I help with the right thing, which one do you mean: "
+            + "; or ".join(d.rstrip(".") for d in described)
+        )
+        return Reply(
+            text=text + "?",
+            method="clarification",
+            applied_guideline_ids=[clarification.observation_id],
+            details={"clarification": clarification.model_dump()},
+        )
 
     async def from_canned(self, ctx: TurnContext, actionable: Sequence[Match]) -> Reply:
         by_id = {c.id: c for c in ctx.canned_responses}

@@ -1,22 +1,39 @@
 """Stage 3, retrieve: rank guideline conditions against the situation (no model call).
 
-Embeddings of conditions are cached in memory and in the store, keyed by model and content, so a
-restart with unchanged guidelines embeds nothing. Retrieval ranks; matching decides.
+Retrieval ranks; matching decides. The ranking is hybrid:
+
+* dense similarity between the situation (each of the latest customer messages, their
+  sentences, and the recent window) and several views of each guideline: its condition, the
+  condition rewritten in the customer's voice ("The customer wants to cancel…" → "I want to
+  cancel…"), its core clause without the "The customer asks whether" frame and trailing
+  qualifiers, and the example utterances its author gave;
+* lexical BM25 over the condition and the examples (``engine/lexical.py``);
+* fused by reciprocal rank (RRF), which needs no calibration between cosine and BM25 scales and
+  so survives a change of embedder.
+
+Embeddings are cached in memory and in the store, keyed by model and content, so a restart with
+unchanged guidelines embeds nothing; the lexical index is built lazily per guideline set. The
+measured effect is in docs/matching.md.
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 import numpy.typing as npt
 
 from tactful.domain import Guideline
 from tactful.engine.context import TurnContext
+from tactful.engine.lexical import LexicalIndexCache
 from tactful.llm.base import Embedder, Vectors
 from tactful.store.base import Store
+
+F32 = npt.NDArray[np.float32]
 
 
 def content_key(model: str, text: str) -> str:
@@ -27,15 +44,21 @@ def content_key(model: str, text: str) -> str:
 class Ranked:
     """A guideline's retrieval score (for ranking) and its focus on the latest message.
 
-    ``score`` weighs earlier customer messages and the window almost like the latest one, so
-    that open requests stay candidates. ``focus`` is the similarity to the latest message only,
-    so that a decision made on similarity alone (the offline tier) answers that message, not
-    the previous one again.
+    ``score`` is the ranking score: the list from ``Retriever.rank`` is sorted by it. It weighs
+    earlier customer messages and the window almost like the latest one, so that open requests
+    stay candidates. With hybrid ranking it is the normalised reciprocal-rank fusion of the
+    dense and lexical rankings (1.0 = first in both); with ``hybrid=False`` it is the dense
+    similarity. ``focus`` is the similarity of the condition (or an example utterance) to the
+    latest message only, so that a decision made on similarity alone (the offline tier) answers
+    that message, not the previous one again. ``similarity`` and ``lexical`` are the two fused
+    signals, kept for traces and benchmarks.
     """
 
     guideline: Guideline
     score: float
     focus: float = 0.0
+    similarity: float = 0.0
+    lexical: float = 0.0
 
 
 class EmbeddingCache:
@@ -67,14 +90,178 @@ def guideline_text(g: Guideline) -> str:
     return g.condition
 
 
+# --- views of a condition -------------------------------------------------------------------
+
+_THIRD_PERSON = {
+    "is": "am",
+    "has": "have",
+    "does": "do",
+    "was": "was",
+    "says": "say",
+    "goes": "go",
+}
+_CUSTOMER = r"(?:the|a|an) (?:customer|user|shopper|client|buyer)"
+_VERBS = (
+    r"asks|wants|says|needs|mentions|reports|complains|objects|requests|claims|tries|"
+    r"describes|expresses|thinks|believes|insists|demands|threatens"
+)
+
+
+def _first_person_verb(verb: str) -> str:
+    low = verb.lower()
+    if low in _THIRD_PERSON:
+        return _THIRD_PERSON[low]
+    if low.endswith("ies") and len(low) > 4:
+        return low[:-3] + "y"
+    if low.endswith(("ches", "shes", "sses", "xes", "zes")):
+        return low[:-2]
+    if low.endswith("s") and not low.endswith(("ss", "us", "is")):
+        return low[:-1]
+    return low
+
+
+def first_person(condition: str) -> str:
+    """The condition in the customer's voice: what a customer would say, roughly.
+
+    Conditions are written about the customer ("The customer says their card was declined");
+    customers write in the first person ("my card was declined"). Closing that gap in register
+    helps a general-purpose sentence embedder. Deterministic and approximate by design.
+    """
+    s = re.sub(rf"\b{_CUSTOMER}'s\b", "my", condition, flags=re.IGNORECASE)
+    # "A premium member asks…" -> "I am a premium member and I ask…"
+    s = re.sub(
+        r"^(?:a|an) ([\w-]+ (?:customer|member|user|shopper|client|buyer)) ([a-z]+s)\b",
+        lambda m: f"I am a {m.group(1)} and I {_first_person_verb(m.group(2))}",
+        s,
+        flags=re.IGNORECASE,
+    )
+    # "A customer who is not a premium member asks…" -> "I am not a premium member and I ask…"
+    s = re.sub(
+        rf"\b{_CUSTOMER} (?:who|that) (is|has|was|does) ([^,;]*?) ({_VERBS})\b",
+        lambda m: (
+            f"I {_first_person_verb(m.group(1))} {m.group(2)} and I "
+            + _first_person_verb(m.group(3))
+        ),
+        s,
+        flags=re.IGNORECASE,
+    )
+    s = re.sub(
+        rf"\b{_CUSTOMER} (?:who|that) (is|has|was|does)\b",
+        lambda m: "I " + _first_person_verb(m.group(1)),
+        s,
+        flags=re.IGNORECASE,
+    )
+    s = re.sub(
+        rf"\b{_CUSTOMER}( (?:only|still|already|just|also|never|now))? ([a-z]+)\b",
+        lambda m: "I" + (m.group(1) or "") + " " + _first_person_verb(m.group(2)),
+        s,
+        flags=re.IGNORECASE,
+    )
+    s = re.sub(r"\bthe (?:agent|assistant)'s\b", "your", s, flags=re.IGNORECASE)
+    s = re.sub(r"\bthe (?:agent|assistant) (has|is|was)\b", r"you \1", s, flags=re.IGNORECASE)
+    s = re.sub(r"\bthe (?:agent|assistant)\b", "you", s, flags=re.IGNORECASE)
+    s = re.sub(r"\byou has\b", "you have", s)
+    s = re.sub(r"\byou is\b", "you are", s)
+    s = re.sub(r"\byou was\b", "you were", s)
+    for pattern, replacement in (
+        (r"\bthey are\b", "I am"),
+        (r"\bthey were\b", "I was"),
+        (r"\bthey're\b", "I'm"),
+        (r"\bthey\b", "I"),
+        (r"\bthemselves\b", "myself"),
+        (r"\bthem\b", "me"),
+        (r"\btheirs\b", "mine"),
+        (r"\btheir\b", "my"),
+    ):
+        s = re.sub(pattern, replacement, s)
+    s = re.sub(r"\bI say (?:that )?I\b", "I", s)
+    return s[:1].upper() + s[1:]
+
+
+_FRAME = re.compile(
+    rf"^\s*(?:{_CUSTOMER}|(?:a|an) [\w-]+ (?:customer|member|user))"
+    r"(?: who is (?:not )?a [\w-]+ member)?"
+    r" (?:says|asks|wants|mentions|indicates|reports|thinks|believes|claims|needs|"
+    r"would like|is asking|requests)"
+    r"(?: (?:that|whether|about|for|to|if)(?! or\b))?\s+",
+    re.IGNORECASE,
+)
+_QUALIFIER = re.compile(
+    r",\s*(?:and|but|or|such as|for example|e\.g\.|while|because|unless|without)\b"
+    r"|\s+and (?:nothing|the customer|has|have|does|did|is|was)\b|\s+but\s|\s*\(",
+    re.IGNORECASE,
+)
+
+
+def core(condition: str) -> str:
+    """The condition's main clause: without the "The customer asks whether" frame and without
+    trailing qualifiers ("…, and has given an order number", "(not on a specific order)")."""
+    s = _QUALIFIER.split(condition, maxsplit=1)[0]
+    return _FRAME.sub("", s).strip() or condition
+
+
+@lru_cache(maxsize=16384)
+def _views(condition: str) -> tuple[str, ...]:
+    return tuple(dict.fromkeys([condition, first_person(condition), core(condition)]))
+
+
+def condition_views(g: Guideline) -> list[str]:
+    """The texts that stand for a guideline in dense retrieval (condition first, no repeats).
+
+    Memoized by content: computed once per condition per process."""
+    return list(_views(g.condition))
+
+
+# --- views of the situation -----------------------------------------------------------------
+
+_SENTENCE = re.compile(
+    r"(?<=[.!?])\s+|\n+|;\s*|\s+(?:also|and also|oh and|plus|btw|by the way|another thing)\b,?\s*",
+    re.IGNORECASE,
+)
+
+
+def sentences(text: str, *, min_words: int = 3) -> list[str]:
+    """The sentences of a message, when it has more than one (several requests in one message
+    dilute a single embedding)."""
+    parts = [p.strip() for p in _SENTENCE.split(text) if p and p.strip()]
+    parts = [p for p in parts if len(p.split()) >= min_words]
+    return parts if len(parts) > 1 else []
+
+
+def _ranks(values: F32) -> npt.NDArray[np.float64]:
+    """1-based ordinal ranks, highest value first (stable for ties)."""
+    ranks = np.empty(len(values), dtype=np.float64)
+    ranks[np.argsort(-values, kind="stable")] = np.arange(1, len(values) + 1)
+    return ranks
+
+
 class Retriever:
-    """Scores every guideline against the latest customer messages and the recent window."""
+    """Scores every guideline against the latest customer messages and the recent window.
+
+    ``hybrid=False`` gives the dense-only ranking of conditions (and examples) against the
+    messages and the window, as before the hybrid ranking; ``lexical_weight=0`` keeps the extra
+    dense views but drops BM25.
+    """
 
     RANK_EARLIER = 0.9
     FOCUS_EARLIER = 0.0
+    # Reciprocal-rank fusion constant (the usual 60) and the weight of the lexical ranking
+    # (measured on the labeled set: docs/matching.md).
+    RRF_K = 60.0
+    LEXICAL_WEIGHT = 0.5
 
-    def __init__(self, cache: EmbeddingCache) -> None:
+    def __init__(
+        self,
+        cache: EmbeddingCache,
+        *,
+        hybrid: bool = True,
+        lexical_weight: float | None = None,
+        lexical: LexicalIndexCache | None = None,
+    ) -> None:
         self.cache = cache
+        self.hybrid = hybrid
+        self.lexical_weight = self.LEXICAL_WEIGHT if lexical_weight is None else lexical_weight
+        self.lexical = lexical or LexicalIndexCache()
 
     async def rank(self, ctx: TurnContext, guidelines: Sequence[Guideline]) -> list[Ranked]:
         if not guidelines:
@@ -91,13 +278,79 @@ class Retriever:
             example_sims = await self.cache.embed([e for _, e in examples]) @ queries.T
             for (i, _), row in zip(examples, example_sims, strict=True):
                 np.maximum(sims[i], row, out=sims[i])
-        scores = (sims * self._weights(len(queries), latest, self.RANK_EARLIER)).max(axis=1)
+        rank_weights = self._weights(len(queries), latest, self.RANK_EARLIER)
+        dense = (sims * rank_weights).max(axis=1)
+        # The offline tier decides on ``focus``: keep it exactly the condition-and-examples
+        # similarity to the latest message, whatever the ranking adds.
         focus = (sims * self._weights(len(queries), latest, self.FOCUS_EARLIER)).max(axis=1)
+        if not self.hybrid:
+            order = np.argsort(-dense, kind="stable")
+            return [
+                Ranked(guidelines[i], float(dense[i]), float(focus[i]), float(dense[i]))
+                for i in order
+            ]
+
+        more = await self._more_dense(guidelines, recent, queries, rank_weights)
+        dense = np.maximum(dense, more)
+        lexical = self._lexical(guidelines, recent)
+        fused = 1.0 / (self.RRF_K + _ranks(dense))
+        if self.lexical_weight > 0:
+            # Only guidelines that share a term with the messages get a lexical rank.
+            hit = lexical > 0
+            fused[hit] += self.lexical_weight / (self.RRF_K + _ranks(lexical)[hit])
+        scores = fused * (self.RRF_K + 1.0) / (1.0 + self.lexical_weight)
         order = np.argsort(-scores, kind="stable")
-        return [Ranked(guidelines[i], float(scores[i]), float(focus[i])) for i in order]
+        return [
+            Ranked(
+                guidelines[i],
+                float(scores[i]),
+                float(focus[i]),
+                float(dense[i]),
+                float(lexical[i]),
+            )
+            for i in order
+        ]
+
+    async def _more_dense(
+        self,
+        guidelines: Sequence[Guideline],
+        recent: Sequence[str],
+        queries: Vectors,
+        weights: F32,
+    ) -> F32:
+        """Similarity of the other condition views to the situation, and of every view to the
+        sentences of the recent messages (weighted like earlier messages)."""
+        out = np.full(len(guidelines), -1.0, dtype=np.float32)
+        parts = [s for m in recent for s in sentences(m)]
+        if parts:
+            queries = np.concatenate([queries, await self.cache.embed(parts)])
+            weights = np.concatenate(
+                [weights, np.full(len(parts), self.RANK_EARLIER, dtype=np.float32)]
+            )
+            # The condition and the examples against the sentences (the views come below).
+            own = [(i, t) for i, g in enumerate(guidelines) for t in (g.condition, *g.examples)]
+            own_sims = (await self.cache.embed([t for _, t in own])) @ queries[-len(parts) :].T
+            np.maximum.at(
+                out, np.array([i for i, _ in own]), own_sims.max(axis=1) * self.RANK_EARLIER
+            )
+        views = [(i, v) for i, g in enumerate(guidelines) for v in condition_views(g)[1:]]
+        if views:
+            view_sims = ((await self.cache.embed([v for _, v in views])) @ queries.T) * weights
+            np.maximum.at(out, np.array([i for i, _ in views]), view_sims.max(axis=1))
+        return out
+
+    def _lexical(self, guidelines: Sequence[Guideline], recent: Sequence[str]) -> F32:
+        if not recent or self.lexical_weight <= 0:
+            return np.zeros(len(guidelines), dtype=np.float32)
+        index = self.lexical.index(guidelines)
+        weights = [self.RANK_EARLIER] * (len(recent) - 1) + [1.0]
+        out = np.zeros(len(guidelines), dtype=np.float32)
+        for message, weight in zip(recent, weights, strict=True):
+            np.maximum(out, index.scores(message) * np.float32(weight), out=out)
+        return out
 
     @staticmethod
-    def _weights(count: int, latest: int, earlier: float) -> npt.NDArray[np.float32]:
+    def _weights(count: int, latest: int, earlier: float) -> F32:
         weights = np.full(count, earlier, dtype=np.float32)
         weights[latest] = 1.0
         return weights

@@ -9,26 +9,33 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from tactful.bus.base import Bus
 from tactful.domain import (
-    Candidate,
+    EndpointKind,
     Event,
     EventKind,
     EventSource,
+    Guideline,
+    MatchVerdict,
+    Relationship,
+    RelationshipKind,
     Session,
     SessionMode,
     SessionStatus,
     Trace,
     new_id,
 )
+from tactful.engine.candidates import DEFAULT_K, select_candidates
 from tactful.engine.compose import Composer
-from tactful.engine.context import load_context
-from tactful.engine.hooks import Hooks
+from tactful.engine.context import TurnContext, load_context
+from tactful.engine.hooks import Hooks, MatchContext
 from tactful.engine.match import DEFAULT_OFFLINE_THRESHOLD, Match, ModelMatcher, OfflineMatcher
-from tactful.engine.retrieve import EmbeddingCache, Retriever
+from tactful.engine.resolve import Clarification, guidelines_by_tag, resolve
+from tactful.engine.retrieve import EmbeddingCache, Ranked, Retriever
 from tactful.engine.trace import TraceRecorder
 from tactful.errors import NotFoundError, PayloadTooLargeError, ValidationError
 from tactful.llm.base import Embedder, Generator
@@ -43,8 +50,8 @@ CUSTOMER_SOURCES = (EventSource.CUSTOMER, EventSource.CUSTOMER_UI)
 class EngineOptions:
     offline_threshold: float = DEFAULT_OFFLINE_THRESHOLD
     max_message_chars: int = 8000
-    # Candidates sent to the model for detailed checks (the two-tier screen comes later).
-    model_candidates: int = 20
+    # Top-ranked guidelines checked in detail beyond the always-check set (the rest is screened).
+    detailed_k: int = DEFAULT_K
     trace_candidates: int = 20
 
 
@@ -234,37 +241,10 @@ class Engine:
         async with rec.stage("context"):
             ctx = await load_context(self.store, session_id)
         trace.agent_id = ctx.agent.id
-        async with rec.stage("retrieve"):
-            ranked = await self.retriever.rank(ctx, ctx.guidelines)
-        trace.candidates = [
-            Candidate(
-                guideline_id=r.guideline.id,
-                condition=r.guideline.condition,
-                score=round(r.score, 4),
-                rank=i,
-            )
-            for i, r in enumerate(ranked[: self.options.trace_candidates])
-        ]
-        async with rec.stage("match"):
-            if self.model_matcher is not None:
-                detailed = ranked[: self.options.model_candidates]
-                screened = ranked[self.options.model_candidates :]
-                outcome = await self.model_matcher.match(
-                    ctx, detailed, screened, rec, applied_before=ctx.applied_before
-                )
-                verdicts = outcome.verdicts
-                if outcome.failures:
-                    trace.composition["match_failures"] = outcome.failures
-            else:
-                verdicts = self.offline_matcher.match(ranked)
-        trace.matches = [v for v in verdicts if v.applies] + [
-            v for v in verdicts[: self.options.trace_candidates] if not v.applies
-        ]
-        by_id = {r.guideline.id: r for r in ranked}
-        matched = [Match(by_id[v.guideline_id], v) for v in verdicts if v.applies]
+        matched, clarification = await self._decide(ctx, rec)
         await self.status(session_id, SessionStatus.TYPING, trace.id)
         async with rec.stage("compose"):
-            reply = await self.composer.compose(ctx, matched, rec)
+            reply = await self.composer.compose(ctx, matched, rec, clarification=clarification)
         trace.composition.update(
             {
                 "method": reply.method,
@@ -292,7 +272,111 @@ class Engine:
             )
         )
         trace.message_event_id = message.id
+        if errors := await self.hooks.fire_message(MatchContext.of(ctx), message):
+            trace.composition["hook_errors"] = errors
         trace.status = "done"
         # Saved before "ready", so a client that reads the trace on "ready" finds it.
         await asyncio.shield(self._save_trace(trace))
         await asyncio.shield(self.status(session_id, SessionStatus.READY, trace.id))
+
+    async def _decide(
+        self, ctx: TurnContext, rec: TraceRecorder
+    ) -> tuple[list[Match], Clarification | None]:
+        """Retrieve, match and resolve: which guidelines the reply follows, and why."""
+        trace = rec.trace
+        by_id = {g.id: g for g in ctx.guidelines}
+        coded = {gid for gid in self.hooks.matchers if gid in by_id}
+        async with rec.stage("retrieve"):
+            checkable = [g for g in ctx.guidelines if not g.always and g.id not in coded]
+            ranked = await self.retriever.rank(ctx, checkable)
+            chosen = select_candidates(
+                ranked,
+                k=self.options.detailed_k,
+                recent_matches=ctx.recent_matches(),
+                dependency_closure=dependency_targets(ctx.relationships, ctx.guidelines),
+            )
+        if self.model_matcher is not None:
+            trace.candidates = chosen.candidates()
+        else:
+            trace.candidates = chosen.candidates()[: self.options.trace_candidates]
+        match_ctx = MatchContext.of(ctx)
+        async with rec.stage("match"):
+            code_task = asyncio.ensure_future(
+                self.hooks.run_matchers(match_ctx, guideline_ids=sorted(coded))
+            )
+            if self.model_matcher is not None:
+                outcome = await self.model_matcher.match(
+                    ctx, chosen.detailed, chosen.screened, rec, applied_before=ctx.applied_before
+                )
+                verdicts = outcome.verdicts
+                if outcome.failures:
+                    trace.composition["match_failures"] = outcome.failures
+            else:
+                verdicts = self.offline_matcher.match(ranked)
+            code = await code_task
+        if code.errors:
+            trace.composition["matcher_errors"] = code.errors
+        verdicts += [
+            MatchVerdict(
+                guideline_id=gid,
+                condition=by_id[gid].condition,
+                action=by_id[gid].action,
+                applies=applies,
+                score=1.0 if applies else 0.0,
+                rationale="decided by its code matcher",
+                method="code",
+            )
+            for gid, applies in code.items()
+        ]
+        async with rec.stage("resolve"):
+            resolution = resolve(
+                {v.guideline_id: v.score or 0.0 for v in verdicts if v.applies},
+                by_id,
+                ctx.relationships,
+            )
+        trace.matches = [v for v in verdicts if v.applies] + [
+            v for v in verdicts if not v.applies and (v.tier == 1 or v.method != "model")
+        ][: max(self.options.trace_candidates, len(chosen.detailed))]
+        trace.resolution = resolution.steps
+        trace.final_guideline_ids = resolution.active
+        ranked_by_id = {r.guideline.id: r for r in ranked}
+        verdict_by_id = {v.guideline_id: v for v in verdicts}
+        matched = []
+        for gid in resolution.active:
+            g = by_id[gid]
+            score = resolution.scores.get(gid, 0.0)
+            verdict = verdict_by_id.get(gid) or MatchVerdict(
+                guideline_id=gid,
+                condition=g.condition,
+                action=g.action,
+                applies=True,
+                score=score,
+                rationale="activated by a relationship (see resolution)",
+                method="resolution",
+            )
+            matched.append(Match(ranked_by_id.get(gid) or Ranked(g, score, score), verdict))
+        if errors := await self.hooks.fire_selected(
+            match_ctx, [m.ranked.guideline for m in matched]
+        ):
+            trace.composition["hook_errors"] = errors
+        return matched, resolution.clarification
+
+
+def dependency_targets(
+    relationships: Sequence[Relationship], guidelines: Sequence[Guideline]
+) -> Callable[[Collection[str]], set[str]]:
+    """For candidate selection: the guidelines that the given ones depend on (tags expanded)."""
+    members = guidelines_by_tag(guidelines)
+    edges: dict[str, set[str]] = {}
+    for r in relationships:
+        if r.kind not in (RelationshipKind.DEPENDENCY, RelationshipKind.DEPENDENCY_ANY):
+            continue
+        if r.source.kind is not EndpointKind.GUIDELINE:
+            continue
+        ends = members.get(r.target.id, []) if r.target.kind is EndpointKind.TAG else [r.target.id]
+        edges.setdefault(r.source.id, set()).update(ends)
+
+    def depended_on(ids: Collection[str]) -> set[str]:
+        return {t for gid in ids for t in edges.get(gid, ())}
+
+    return depended_on

@@ -1,0 +1,196 @@
+"""Which guidelines the matcher checks in detail (tier 1) and which it screens (tier 2).
+
+Retrieval ranks; it does not decide, and similarity misses conditions about the conversation's
+state, the customer's mood or attributes, and observations. So every enabled guideline reaches
+the matcher, in one of two tiers of the same model wave:
+
+1. **Detailed checks** for the guidelines that need one whatever the ranking says: high
+   criticality, the always-check set (``engine/classify.py``), guidelines matched in recent
+   turns, the active journeys' scope, the dependency closure of all of these; then the ``k``
+   best-ranked guidelines not already there.
+2. **A compact screen** (id and condition, about 20 prompt tokens each) of every other enabled
+   guideline, in the same batched calls.
+
+Guidelines with the always-match marker need no check: they are reported apart, in neither
+tier. Every candidate records why it is where it is. docs/matching.md has the measured recall
+and the reasoning behind ``DEFAULT_K``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass, field
+
+from tactful.domain import Candidate, Criticality, Guideline
+from tactful.engine.classify import Classification, classify
+from tactful.engine.retrieve import Ranked
+
+# How many best-ranked guidelines join tier 1 beyond those there for another reason. Measured
+# on the public split of the labeled set with the real embedder (docs/matching.md): with the
+# always-check set, tier-1 recall is 0.920 at k=40, 0.949 at 60, 0.958 at 70 and 80. Moving a
+# guideline from the screen (~20 prompt tokens) to a detailed check adds ~10 prompt and ~60
+# answer tokens, so k=70 costs ~2k tokens a turn more than k=40.
+DEFAULT_K = 70
+
+HIGH_CRITICALITY = "high criticality"
+ALWAYS_CHECK = "always-check"
+RECENT_MATCH = "recent match"
+JOURNEY_SCOPE = "journey scope"
+DEPENDENCY = "dependency"
+TOP_K = "top-k"
+SCREEN = "screen"
+ALWAYS = "always"
+
+# Given the ids selected so far, the ids they depend on (directly or transitively).
+DependencyClosure = Callable[[Collection[str]], Collection[str]]
+
+
+@dataclass(frozen=True)
+class Selected:
+    """One guideline's place in the candidate set: its ranking, tier and reasons."""
+
+    ranked: Ranked
+    rank: int  # 1-based position in the retrieval ranking
+    tier: int  # 1: detailed check, 2: compact screen, 0: always-match (no check)
+    reasons: tuple[str, ...]
+
+    @property
+    def guideline(self) -> Guideline:
+        return self.ranked.guideline
+
+    def candidate(self) -> Candidate:
+        """The trace record."""
+        return Candidate(
+            guideline_id=self.guideline.id,
+            condition=self.guideline.condition,
+            score=round(self.ranked.score, 4),
+            rank=self.rank,
+            tier=self.tier,
+            reasons=list(self.reasons),
+        )
+
+
+@dataclass(frozen=True)
+class CandidateSet:
+    """Tier 1 and tier 2 in ranking order; together they hold every enabled guideline that is
+    not always-matched."""
+
+    tier1: list[Selected]
+    tier2: list[Selected]
+    # Always-match marker: applied on every turn with no check (in neither tier).
+    always: list[Selected] = field(default_factory=list)
+    # Disabled guidelines that were passed in anyway (never checked).
+    disabled: list[Selected] = field(default_factory=list)
+    k: int = DEFAULT_K
+
+    @property
+    def detailed(self) -> list[Ranked]:
+        """Tier 1 as the matcher takes it."""
+        return [s.ranked for s in self.tier1]
+
+    @property
+    def screened(self) -> list[Ranked]:
+        """Tier 2 as the matcher takes it."""
+        return [s.ranked for s in self.tier2]
+
+    def candidates(self) -> list[Candidate]:
+        """Trace records: tier 1, then tier 2, then the always-matched ones."""
+        return [s.candidate() for s in (*self.tier1, *self.tier2, *self.always)]
+
+    def get(self, guideline_id: str) -> Selected | None:
+        for s in (*self.tier1, *self.tier2, *self.always, *self.disabled):
+            if s.guideline.id == guideline_id:
+                return s
+        return None
+
+
+def _closure(
+    dependency_closure: DependencyClosure | Collection[str], selected: Collection[str]
+) -> set[str]:
+    if not callable(dependency_closure):
+        return set(dependency_closure)
+    found: set[str] = set()
+    frontier = set(selected)
+    # Iterate to a fixed point, in case the callable gives direct dependencies only.
+    while frontier:
+        fresh = set(dependency_closure(frontier)) - found - set(selected)
+        found |= fresh
+        frontier = fresh
+    return found
+
+
+def select_candidates(
+    ranked: Sequence[Ranked],
+    *,
+    k: int = DEFAULT_K,
+    recent_matches: Collection[str] = (),
+    dependency_closure: DependencyClosure | Collection[str] = (),
+    journey_scope: Collection[str] = (),
+    classifier: Callable[[Guideline], Classification] = classify,
+) -> CandidateSet:
+    """Split a ranking into detailed checks (tier 1) and the compact screen (tier 2).
+
+    ``ranked`` is ``Retriever.rank``'s output (best first). ``k`` is how many best-ranked
+    guidelines join tier 1 beyond those there for another reason. ``recent_matches`` are ids
+    matched in recent turns, ``journey_scope`` the ids in the scope of active journeys, and
+    ``dependency_closure`` either the ids to add or a function from the ids selected so far to
+    the ids they depend on (called until nothing new comes back). Ids that are not in
+    ``ranked`` are ignored.
+    """
+    reasons: dict[str, list[str]] = {}
+    always: list[Selected] = []
+    disabled: list[Selected] = []
+    rank_of: dict[str, int] = {}
+    checkable: list[Ranked] = []
+    for position, r in enumerate(ranked, start=1):
+        g = r.guideline
+        if g.id in rank_of:
+            continue
+        rank_of[g.id] = position
+        if not g.enabled:
+            disabled.append(Selected(r, position, 0, ("disabled",)))
+        elif g.always:
+            always.append(Selected(r, position, 0, (ALWAYS,)))
+        else:
+            checkable.append(r)
+    ids = {r.guideline.id for r in checkable}
+
+    def add(gid: str, reason: str) -> None:
+        if gid in ids:
+            reasons.setdefault(gid, []).append(reason)
+
+    recent, scope = set(recent_matches), set(journey_scope)
+    for r in checkable:
+        g = r.guideline
+        if g.criticality is Criticality.HIGH:
+            add(g.id, HIGH_CRITICALITY)
+        classification = classifier(g)
+        if classification.always_check:
+            for why in classification.reasons or ("",):
+                add(g.id, f"{ALWAYS_CHECK}: {why}" if why else ALWAYS_CHECK)
+        if g.id in recent:
+            add(g.id, RECENT_MATCH)
+        if g.id in scope:
+            add(g.id, JOURNEY_SCOPE)
+    for gid in sorted(_closure(dependency_closure, set(reasons))):
+        add(gid, DEPENDENCY)
+    slots = max(0, k)
+    for r in checkable:
+        if slots == 0:
+            break
+        if r.guideline.id not in reasons:
+            add(r.guideline.id, f"{TOP_K} (rank {rank_of[r.guideline.id]})")
+            slots -= 1
+    # The top-k rows may pull in dependencies of their own.
+    for gid in sorted(_closure(dependency_closure, set(reasons)) - set(reasons)):
+        add(gid, DEPENDENCY)
+
+    tier1: list[Selected] = []
+    tier2: list[Selected] = []
+    for r in checkable:
+        gid = r.guideline.id
+        if gid in reasons:
+            tier1.append(Selected(r, rank_of[gid], 1, tuple(reasons[gid])))
+        else:
+            tier2.append(Selected(r, rank_of[gid], 2, (SCREEN,)))
+    return CandidateSet(tier1=tier1, tier2=tier2, always=always, disabled=disabled, k=k)

@@ -1,0 +1,127 @@
+"""The always-check classifier: lexical cues, author override, always marker, memoization."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import pytest
+
+from tactful.domain import Guideline
+from tactful.engine.classify import (
+    ALWAYS,
+    ATTRIBUTE,
+    AUTHOR,
+    EMOTION,
+    FORM,
+    LANGUAGE,
+    OBSERVATION,
+    STATE,
+    Classification,
+    classify,
+    classify_text,
+)
+
+ACTION = "Do the right thing."
+
+
+def guideline(condition: str, action: str | None = ACTION, **kwargs: Any) -> Guideline:
+    return Guideline(condition=condition, action=action, **kwargs)
+
+
+@pytest.mark.parametrize(
+    ("condition", "reason"),
+    [
+        ("The agent has already asked for the order number at least twice", STATE),
+        ("The agent offered a callback and the customer declined it", STATE),
+        ("The customer asks a question the agent already answered earlier", STATE),
+        ("The customer returns to a topic discussed earlier in the conversation", STATE),
+        ("The customer switches to a new topic while the previous one is open", STATE),
+        ("The customer asks for the same discount again", STATE),
+        ("The customer has already declined an upgrade offer", STATE),
+        ("The customer expresses frustration or anger", EMOTION),
+        ("The customer seems upset!!", EMOTION),
+        ("The customer says it is urgent", EMOTION),
+        ("The customer uses profanity", EMOTION),
+        ("The customer is worried about their data", EMOTION),
+        ("A premium member asks about delivery times", ATTRIBUTE),
+        ("A customer who is not a gold member asks about lounge access", ATTRIBUTE),
+        ("The customer is not logged in and asks about their balance", ATTRIBUTE),
+        ("A logged-in customer asks for their points", ATTRIBUTE),
+        ("The customer's account tier is business", ATTRIBUTE),
+        ("The customer claims to be an employee", ATTRIBUTE),
+        ("The customer writes in a language other than English", LANGUAGE),
+        ("The customer writes in Spanish", LANGUAGE),
+        ("The customer's latest message contains two or more separate requests", FORM),
+        ("The customer states a request that is too vague to act on", FORM),
+        ("The customer only greets the agent without stating a request", FORM),
+    ],
+)
+def test_cues_put_conditions_in_the_always_check_set(condition: str, reason: str) -> None:
+    result = classify(guideline(condition))
+    assert result.always_check
+    assert reason in result.reasons
+
+
+@pytest.mark.parametrize(
+    "condition",
+    [
+        "The customer wants to cancel an order",
+        "The customer asks how long a refund takes",
+        "The customer asks whether Voltmart ships to Canada",
+        "The customer says they were charged twice for the same order",
+        "The customer asks when an out-of-stock product will be available again",
+        "The customer wants to open a business account",
+        "The customer asks what the Premium membership includes",
+        # A qualifier saying what the transcript does NOT contain leaves a plain request.
+        "The customer wants to cancel an order and nothing in the conversation says it shipped",
+    ],
+)
+def test_topical_conditions_are_left_to_the_ranking(condition: str) -> None:
+    assert classify(guideline(condition)) == Classification(False, ())
+
+
+def test_observations_are_always_checked() -> None:
+    result = classify(guideline("The customer has given an order number", action=None))
+    assert result == Classification(True, (OBSERVATION,))
+
+
+def test_several_reasons_are_all_reported() -> None:
+    result = classify(
+        guideline("A premium member expresses frustration in this conversation", action=None)
+    )
+    assert result.reasons == (OBSERVATION, STATE, EMOTION, ATTRIBUTE)
+
+
+def test_the_author_override_wins_both_ways() -> None:
+    topical = guideline("The customer wants to cancel an order", always_check=True)
+    assert classify(topical) == Classification(True, (AUTHOR,))
+    emotional = guideline("The customer expresses frustration", always_check=False)
+    assert classify(emotional) == Classification(False, (AUTHOR,))
+
+
+def test_unconditional_guidelines() -> None:
+    # The always-match marker needs no check at all.
+    marked = guideline("Always", always=True)
+    assert classify(marked) == Classification(False, (ALWAYS,))
+    # Unconditional text without the marker: a one-line check that always says yes.
+    for text in ("Always", "In every reply", "at all times."):
+        assert classify(guideline(text)) == Classification(True, (ALWAYS,))
+
+
+def test_memoized_by_content_and_deterministic() -> None:
+    condition = "The customer is furious about a memoization test"
+    before = classify_text.cache_info()
+    first = classify(guideline(condition))
+    second = classify(guideline(condition))  # another guideline, same content
+    after = classify_text.cache_info()
+    assert first is second
+    assert after.hits >= before.hits + 1
+    # A change of content (here: the override) is a new entry.
+    assert classify(guideline(condition, always_check=False)).always_check is False
+
+
+def test_classification_is_frozen() -> None:
+    result = classify(guideline("The customer expresses anger"))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        result.always_check = False  # type: ignore[misc]
