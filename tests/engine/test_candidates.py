@@ -180,3 +180,14 @@ def test_tier_1_size_is_forced_plus_k(k: int) -> None:
     guidelines[4] = topical("g4", criticality=Criticality.HIGH)
     cs = select_candidates(ranking(*guidelines), k=k)
     assert len(cs.tier1) == min(10, 1 + k)
+
+
+def test_low_criticality_is_screened_unless_pulled_in() -> None:
+    low = topical("low", criticality=Criticality.LOW)
+    low_observation = Guideline(id="low-obs", condition="x", criticality=Criticality.LOW)
+    ranked = ranking(low, low_observation, topical("b"), topical("c"))
+    cs = select_candidates(ranked, k=2)
+    assert ids(cs.tier1) == ["b", "c"]
+    assert ids(cs.tier2) == ["low", "low-obs"]
+    pulled = select_candidates(ranked, k=2, recent_matches={"low"})
+    assert "low" in ids(pulled.tier1)

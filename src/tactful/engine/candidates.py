@@ -165,7 +165,8 @@ def select_candidates(
         if g.criticality is Criticality.HIGH:
             add(g.id, HIGH_CRITICALITY)
         classification = classifier(g)
-        if classification.always_check:
+        # Low criticality: screened only, unless recent matches or relationships pull it in.
+        if classification.always_check and g.criticality is not Criticality.LOW:
             for why in classification.reasons or ("",):
                 add(g.id, f"{ALWAYS_CHECK}: {why}" if why else ALWAYS_CHECK)
         if g.id in recent:
@@ -178,7 +179,7 @@ def select_candidates(
     for r in checkable:
         if slots == 0:
             break
-        if r.guideline.id not in reasons:
+        if r.guideline.id not in reasons and r.guideline.criticality is not Criticality.LOW:
             add(r.guideline.id, f"{TOP_K} (rank {rank_of[r.guideline.id]})")
             slots -= 1
     # The top-k rows may pull in dependencies of their own.

@@ -119,6 +119,8 @@ _MATCH_INSTRUCTIONS = (
     "false for a one-shot action that is already done.\n"
     '- SCREEN: read them all, but answer in "flagged" only for those whose condition holds now, '
     "with the same fields.\n\n"
+    "Keep every field short: restate a condition in a few words, quote only the decisive "
+    'words as evidence, and for a guideline that plainly does not apply write "not mentioned". '
     "Answer with one JSON object matching the schema."
 )
 
