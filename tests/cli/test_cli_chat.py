@@ -70,6 +70,9 @@ def test_in_process_chat_from_a_pipe(tmp_path: Path) -> None:
     lines = result.stdout.splitlines()
     reply = lines.index(RETURNS_REPLY)
     assert lines[reply + 1].strip().startswith(RETURNS_MATCH)
+    # The compact trace: relationship steps and the turn's cost.
+    assert "+ added by always: in every reply" in result.stdout
+    assert "0 model calls, 0 prompt tokens" in result.stdout
     assert not (tmp_path / ".tactful").exists()  # transient: nothing written
 
 

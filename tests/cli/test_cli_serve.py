@@ -26,7 +26,7 @@ def test_serve_reports_its_start_and_stops_cleanly(tmp_path: Path, sig: signal.S
     assert code == 0, out
     assert "model_provider" in out and "offline_match_threshold" in out  # the settings
     assert "offline tier: TACTFUL_MODEL_PROVIDER=offline" in out  # the tier and why
-    assert "agent Shopbot (id shopbot): 2 guidelines, 1 observation" in out
+    assert "agent Shopbot (id shopbot): 3 guidelines, 1 observation" in out
     assert f"serving on {served.url}" in out
     assert out.rstrip().endswith("tactful stopped")
     assert "Traceback" not in out

@@ -75,6 +75,17 @@ def show(agent: AgentInfo, exchange: Exchange) -> None:
         mark = "✓" if m.guideline_id in exchange.applied else "·"
         line = f"  {mark} {m.condition}  [{score}] {m.rationale}".rstrip()
         console.print(Text(line, style="dim"), soft_wrap=wrap)
+    trace = exchange.trace
+    if trace is None:
+        return
+    conditions = {m.guideline_id: m.condition for m in trace.matches}
+    for step in trace.resolution:
+        sign = {"added": "+", "removed": "-", "clarify": "?"}.get(step.effect, "·")
+        what = conditions.get(step.guideline_id, step.guideline_id)
+        because = f" because of {', '.join(step.because)}" if step.because else ""
+        line = f"  {sign} {step.effect} by {step.rule}{because}: {what}"
+        console.print(Text(line, style="dim"), soft_wrap=wrap)
+    note(f"  {trace.cost()} · trace {trace.id}")
 
 
 def run_chat(conversation: Conversation, wanted_agent: str | None, unreachable_hint: str) -> None:

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tactful.cli.definitions import load_agent_file
-from tactful.client import AgentInfo, ClientError, MatchInfo, TactfulClient
+from tactful.client import AgentInfo, ClientError, MatchInfo, TactfulClient, TraceInfo
 from tactful.config import Settings
 from tactful.domain import Agent as AgentModel
 from tactful.domain import Trace
@@ -28,6 +28,7 @@ class Exchange:
     applied: list[str] = field(default_factory=list)
     error: str | None = None
     trace_problem: str | None = None
+    trace: TraceInfo | None = None
 
 
 class Conversation(ABC):
@@ -90,6 +91,7 @@ class RemoteConversation(Conversation):
             exchange.trace_problem = str(e)
         else:
             exchange.matched = trace.matched
+            exchange.trace = trace
         return exchange
 
     async def close(self) -> None:
@@ -141,9 +143,8 @@ class InProcessConversation(Conversation):
         if trace is None:
             exchange.trace_problem = f"trace {event.trace_id!r} was not stored"
         else:
-            exchange.matched = [
-                MatchInfo.model_validate(m.model_dump()) for m in trace.matches if m.applies
-            ]
+            exchange.trace = TraceInfo.model_validate(trace.model_dump(mode="json"))
+            exchange.matched = exchange.trace.matched
         return exchange
 
     async def close(self) -> None:

@@ -89,11 +89,22 @@ class MatchInfo(_Answer):
     method: str = ""
 
 
+class ResolutionStepInfo(_Answer):
+    """A relationship step of a turn: what it added or removed, and because of which guidelines."""
+
+    rule: str
+    effect: str
+    guideline_id: str
+    because: list[str] = Field(default_factory=list)
+    detail: str = ""
+
+
 class ModelCallInfo(_Answer):
     stage: str
     model: str
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    cached_tokens: int = 0
     latency_ms: float = 0.0
     ok: bool = True
     error: str | None = None
@@ -108,6 +119,8 @@ class TraceInfo(_Answer):
     tier: str = ""
     status: str = ""
     matches: list[MatchInfo] = Field(default_factory=list)
+    resolution: list[ResolutionStepInfo] = Field(default_factory=list)
+    final_guideline_ids: list[str] = Field(default_factory=list)
     composition: dict[str, Any] = Field(default_factory=dict)
     stage_timings_ms: dict[str, float] = Field(default_factory=dict)
     model_calls: list[ModelCallInfo] = Field(default_factory=list)
@@ -117,6 +130,14 @@ class TraceInfo(_Answer):
     def matched(self) -> list[MatchInfo]:
         """The checks whose condition held."""
         return [m for m in self.matches if m.applies]
+
+    def cost(self) -> str:
+        """One line: model calls, prompt tokens and the time the turn took."""
+        calls = len(self.model_calls)
+        tokens = sum(c.prompt_tokens for c in self.model_calls)
+        took = sum(self.stage_timings_ms.values())
+        plural = "s" if calls != 1 else ""
+        return f"{calls} model call{plural}, {tokens:,} prompt tokens, {took:.0f} ms"
 
 
 class TurnResult(_Answer):

@@ -354,6 +354,8 @@ class Engine:
                 rationale="activated by a relationship (see resolution)",
                 method="resolution",
             )
+            if gid not in verdict_by_id:
+                trace.matches.append(verdict)  # so the trace names what a relationship added
             matched.append(Match(ranked_by_id.get(gid) or Ranked(g, score, score), verdict))
         if errors := await self.hooks.fire_selected(
             match_ctx, [m.ranked.guideline for m in matched]

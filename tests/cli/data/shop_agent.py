@@ -33,4 +33,8 @@ async def define(server: tactful.Server) -> tactful.Agent:
         canned_responses=[shipping],
     )
     await agent.create_observation("the customer is upset", id="upset")
+    friendly = await agent.create_guideline(
+        "in every reply", "keep a friendly tone", id="friendly", canned_responses=[]
+    )
+    await agent.match_always(friendly)
     return agent
