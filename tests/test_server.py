@@ -127,3 +127,12 @@ async def test_start_http_on_a_taken_port_is_a_clear_error() -> None:
                 await server.start_http()
             # The server still works without HTTP.
             assert (await server.create_agent("Still here")).name == "Still here"
+
+
+async def test_sdk_sets_the_always_marker_and_the_always_check_override() -> None:
+    async with tactful.Server(transient=True, embedder=HashingEmbedder(), offline=True) as server:
+        agent = await server.create_agent("A")
+        g = await agent.create_guideline("in every reply", "be warm", always=True)
+        h = await agent.create_guideline("the customer is upset", "apologize", always_check=False)
+        assert (g.always, g.always_check) == (True, None)
+        assert (h.always, h.always_check) == (False, False)

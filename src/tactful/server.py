@@ -140,11 +140,14 @@ class Agent:
         canned_responses: Sequence[CannedResponse | str] = (),
         composition_mode: CompositionMode | None = None,
         enabled: bool = True,
+        always: bool = False,
+        always_check: bool | None = None,
     ) -> Guideline:
         """Define "when ``condition``, then ``action``". Without an action it is an observation.
 
         Idempotent: an explicit ``id`` is the stable identity; otherwise the condition and
-        action are.
+        action are. ``always=True`` applies it every turn with no check; ``always_check``
+        overrides whether it is always checked in detail (None: classified automatically).
         """
         guideline = Guideline(
             condition=condition,
@@ -159,6 +162,8 @@ class Agent:
             canned_responses=[c if isinstance(c, str) else c.id for c in canned_responses],
             composition_mode=composition_mode,
             enabled=enabled,
+            always=always,
+            always_check=always_check,
             **({"id": id} if id else {}),
         )
         key = f"guideline:{self.id}:{_digest(condition, action)}"

@@ -174,3 +174,21 @@ async def test_canned_responses_extension(client: httpx.AsyncClient, runtime: Ru
     # Deleting the canned response removes it from the guideline.
     assert (await client.delete(f"/canned_responses/{canned['id']}")).status_code == 204
     assert (await runtime.store.get(Guideline, g["id"])).canned_responses == []
+
+
+async def test_always_marker_and_always_check_override(
+    client: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    created = await client.post(
+        "/guidelines",
+        json={"condition": "in every reply", "action": "be warm", "always": True},
+    )
+    assert created.status_code == 201, created.text
+    assert (created.json()["always"], created.json()["always_check"]) == (True, None)
+    gid = created.json()["id"]
+    patched = await client.patch(f"/guidelines/{gid}", json={"always_check": False})
+    assert patched.json()["guideline"]["always_check"] is False
+    stored = await runtime.store.get(Guideline, gid)
+    assert stored.always and stored.always_check is False
+    bad = await client.post("/guidelines", json={"condition": "x", "always": "sometimes"})
+    assert bad.status_code == 422

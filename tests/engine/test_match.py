@@ -183,3 +183,23 @@ def test_offline_observations_take_no_slot() -> None:
     ]
     verdicts = OfflineMatcher(0.4, max_matches=2).match([*obs, *acts])
     assert {v.guideline_id for v in verdicts if v.applies} == {"o0", "o1", "o2", "a0", "a1"}
+
+
+async def test_history_is_a_window_plus_what_earlier_replies_did() -> None:
+    messages = []
+    for i in range(12):
+        messages += [f"question {i}", f"answer {i}"]
+    ctx = context(*messages, "latest question")
+    ctx.guidelines = [
+        Guideline(id="old", condition="c", action="asked for the order number"),
+        Guideline(id="new", condition="c", action="quoted the shipping price"),
+    ]
+    # One entry per agent reply: the first reply applied "old", the last one "new".
+    ctx.applied_history = [["old"]] + [[] for _ in range(10)] + [["new"]]
+    model = ScriptedGenerator({"match": answer_with(set())})
+    await ModelMatcher(model).match(ctx, ranked(1), [], recorder())
+    user = model.calls[0].prompt.user
+    assert "question 0" not in user and "latest question" in user
+    assert "customer: question 8" in user and "question 7" not in user  # the last 10
+    assert "the agent already did:\n- asked for the order number" in user
+    assert "- quoted the shipping price" not in user  # that reply is inside the window

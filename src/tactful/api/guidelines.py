@@ -63,6 +63,8 @@ class GuidelineDTO(BaseModel):
     priority: int
     canned_responses: list[str]
     examples: list[str]
+    always: bool
+    always_check: bool | None = None
     creation_utc: datetime
 
 
@@ -127,6 +129,10 @@ class GuidelineCreationParams(Params):
     priority: int | None = None
     canned_responses: list[str] | None = Field(default=None, description="Canned response ids")
     examples: list[str] | None = Field(default=None, description="Customer utterances")
+    always: bool | None = Field(default=None, description="Applies every turn, with no check")
+    always_check: bool | None = Field(
+        default=None, description="Always check in detail (true), or never force it (false)"
+    )
 
 
 class ToolAssociationsUpdate(Params):
@@ -153,6 +159,8 @@ class GuidelineUpdateParams(Params):
     priority: int | None = None
     canned_responses: IdsUpdate | None = None
     examples: list[str] | None = None
+    always: bool | None = None
+    always_check: bool | None = None
 
 
 def guideline_dto(g: Guideline) -> GuidelineDTO:
@@ -170,6 +178,8 @@ def guideline_dto(g: Guideline) -> GuidelineDTO:
         priority=g.priority,
         canned_responses=g.canned_responses,
         examples=g.examples,
+        always=g.always,
+        always_check=g.always_check,
         creation_utc=g.creation_utc,
     )
 

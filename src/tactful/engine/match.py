@@ -126,11 +126,22 @@ _MATCH_INSTRUCTIONS = (
 
 _WINDOW_MESSAGES = 10
 _MESSAGE_CHARS = 600
+_EARLIER_ACTIONS = 10
 
 
 def _conversation(ctx: TurnContext) -> str:
-    lines = [f"{u.role}: {u.text[:_MESSAGE_CHARS]}" for u in ctx.window(_WINDOW_MESSAGES)]
-    return "\n".join(lines) or "(no messages yet)"
+    window = ctx.window(_WINDOW_MESSAGES)
+    lines = [f"{u.role}: {u.text[:_MESSAGE_CHARS]}" for u in window]
+    text = "\n".join(lines) or "(no messages yet)"
+    # Older agent replies fall out of the window; what they did stays visible, in a few words.
+    in_window = sum(1 for u in window if u.role == "agent")
+    older = ctx.applied_history[: max(0, len(ctx.applied_history) - in_window)]
+    actions = {g.id: g.action for g in ctx.guidelines if g.action}
+    done = list(dict.fromkeys(actions[gid] for ids in older for gid in ids if gid in actions))
+    if done:
+        earlier = "\n".join(f"- {a}" for a in done[-_EARLIER_ACTIONS:])
+        text = f"Earlier in this session the agent already did:\n{earlier}\n\n{text}"
+    return text
 
 
 @dataclass
