@@ -8,7 +8,8 @@ real engine with the scripted double (match: word overlap with the latest custom
 like the anchor's fake; compose: a fixed reply), and reports per turn (median over turns):
 model calls, prompt tokens (o200k_base via bpe-openai when installed, counting the system
 prompt, the user prompt and the JSON schema sent; else tactful's word count), the largest
-single prompt, and model waves on the critical path. Writes docs/turn-cost.md with --write.
+single prompt, and model waves on the critical path. With --write, replaces the measured
+table in docs/turn-cost.md.
 """
 
 from __future__ import annotations
@@ -185,11 +186,13 @@ async def main() -> None:
     table = "\n".join(lines)
     print(table)
     if args.write:
+        # Only the measured table between the markers is replaced; the prose around it stays.
         out = ROOT / "docs" / "turn-cost.md"
-        out.write_text(
-            "# Model cost per turn\n\nMeasured by `.venv/bin/python bench/turn_cost.py --write` "
-            "(see its docstring for the method).\n\n" + table + "\n"
-        )
+        start, end = "<!-- bench:turn_cost:start -->", "<!-- bench:turn_cost:end -->"
+        doc = out.read_text()
+        before, rest = doc.split(start, 1)
+        after = rest.split(end, 1)[1]
+        out.write_text(f"{before}{start}\n{table}\n{end}{after}")
         print(f"wrote {out}", file=sys.stderr)
 
 
