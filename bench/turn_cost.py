@@ -27,7 +27,7 @@ from typing import Any
 
 import tactful
 from tactful.engine.compose import ReplyAnswer
-from tactful.engine.match import GuidelineCheck, MatchAnswer, listed_guidelines
+from tactful.engine.match import ListedGuideline, MatchAnswer, answer_listed
 from tactful.llm.scripted import ScriptedCall, ScriptedGenerator, count_tokens
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -72,21 +72,11 @@ def words(text: str) -> set[str]:
 def fake_match(call: ScriptedCall) -> MatchAnswer:
     latest = call.prompt.user.split("DETAILED CHECKS:")[0].strip().splitlines()[-1]
     said = words(latest.split(":", 1)[-1])
-    checks, flagged = [], []
-    for g in listed_guidelines(call.prompt.user):
-        hit = len(words(g.condition) & said) >= 2
-        check = GuidelineCheck(
-            guideline=g.number,
-            condition_restated=g.condition,
-            evidence=latest if hit else "not mentioned",
-            applies=hit,
-            reapply=False if "applied earlier" in g.marks else None,
-        )
-        if g.detailed:
-            checks.append(check)
-        elif hit:
-            flagged.append(check)
-    return MatchAnswer(checks=checks, flagged=flagged)
+
+    def decide(g: ListedGuideline) -> str | None:
+        return latest if len(words(g.condition) & said) >= 2 else None
+
+    return answer_listed(call.prompt.user, decide, reapply=False)
 
 
 def waves(calls: list[ScriptedCall]) -> int:

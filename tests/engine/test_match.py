@@ -7,11 +7,11 @@ from typing import Any
 from tactful.domain import Agent, Criticality, Customer, Guideline, Session, Trace
 from tactful.engine.context import TurnContext, Utterance
 from tactful.engine.match import (
-    GuidelineCheck,
+    ListedGuideline,
     MatchAnswer,
     ModelMatcher,
     OfflineMatcher,
-    listed_guidelines,
+    answer_listed,
 )
 from tactful.engine.retrieve import Ranked
 from tactful.engine.trace import TraceRecorder
@@ -49,21 +49,10 @@ def answer_with(applies: set[str], *, reapply: bool | None = None) -> Any:
     """Applies the guidelines whose condition starts with one of ``applies``."""
 
     def respond(call: ScriptedCall) -> MatchAnswer:
-        checks, flagged = [], []
-        for g in listed_guidelines(call.prompt.user):
-            hit = any(g.condition.startswith(a + " ") for a in applies)
-            check = GuidelineCheck(
-                guideline=g.number,
-                condition_restated=g.condition,
-                evidence="quoted" if hit else "nothing",
-                applies=hit,
-                reapply=reapply if "applied earlier" in g.marks else None,
-            )
-            if g.detailed:
-                checks.append(check)
-            elif hit:
-                flagged.append(check)
-        return MatchAnswer(checks=checks, flagged=flagged)
+        def decide(g: ListedGuideline) -> str | None:
+            return "quoted" if any(g.condition.startswith(a + " ") for a in applies) else None
+
+        return answer_listed(call.prompt.user, decide, reapply=reapply)
 
     return respond
 

@@ -12,7 +12,7 @@ import pytest_asyncio
 import tactful
 from tactful.domain import EventKind, EventSource, Session, SessionMode, Trace
 from tactful.engine.compose import ReplyAnswer
-from tactful.engine.match import GuidelineCheck, MatchAnswer, listed_guidelines
+from tactful.engine.match import ListedGuideline, MatchAnswer, answer_listed
 from tactful.errors import ModelError, PayloadTooLargeError, ValidationError
 from tactful.llm.scripted import HashingEmbedder, ScriptedCall, ScriptedGenerator
 
@@ -21,20 +21,10 @@ def applies_when(word: str, *, reapply: bool | None = None) -> Any:
     """A matcher responder: a guideline applies when its condition mentions ``word``."""
 
     def answer(call: ScriptedCall) -> MatchAnswer:
-        checks, flagged = [], []
-        for g in listed_guidelines(call.prompt.user):
-            check = GuidelineCheck(
-                guideline=g.number,
-                condition_restated=g.condition,
-                evidence=f"the customer talks about {word}" if word in g.condition else "no",
-                applies=word in g.condition,
-                reapply=reapply if "applied earlier" in g.marks else None,
-            )
-            if g.detailed:
-                checks.append(check)
-            elif check.applies:
-                flagged.append(check)
-        return MatchAnswer(checks=checks, flagged=flagged)
+        def decide(g: ListedGuideline) -> str | None:
+            return f"the customer talks about {word}" if word in g.condition else None
+
+        return answer_listed(call.prompt.user, decide, reapply=reapply)
 
     return answer
 

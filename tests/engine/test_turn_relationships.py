@@ -11,7 +11,7 @@ import tactful
 from tactful.domain import Trace
 from tactful.engine.compose import ReplyAnswer
 from tactful.engine.hooks import MatchContext
-from tactful.engine.match import GuidelineCheck, MatchAnswer, listed_guidelines
+from tactful.engine.match import ListedGuideline, MatchAnswer, answer_listed, listed_guidelines
 from tactful.llm.scripted import HashingEmbedder, ScriptedCall, ScriptedGenerator
 
 
@@ -21,26 +21,16 @@ def latest_customer_message(call: ScriptedCall) -> str:
 
 
 def keyword_matcher(reapply: bool = False) -> Any:
-    """A guideline applies when its first word after 'when' appears in the latest message."""
+    """A guideline applies when the last word of its condition is in the latest message."""
 
     def answer(call: ScriptedCall) -> MatchAnswer:
         said = latest_customer_message(call).lower()
-        checks, flagged = [], []
-        for g in listed_guidelines(call.prompt.user):
+
+        def decide(g: ListedGuideline) -> str | None:
             key = g.condition.split()[-1].lower()
-            hit = key in said
-            check = GuidelineCheck(
-                guideline=g.number,
-                condition_restated=g.condition,
-                evidence=f"mentions {key}" if hit else "no",
-                applies=hit,
-                reapply=reapply if "applied earlier" in g.marks else None,
-            )
-            if g.detailed:
-                checks.append(check)
-            elif hit:
-                flagged.append(check)
-        return MatchAnswer(checks=checks, flagged=flagged)
+            return f"mentions {key}" if key in said else None
+
+        return answer_listed(call.prompt.user, decide, reapply=reapply)
 
     return answer
 

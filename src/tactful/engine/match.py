@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 
 from pydantic import BaseModel, Field
@@ -353,3 +353,31 @@ def listed_guidelines(prompt_user: str) -> list[ListedGuideline]:
                 )
             )
     return listed
+
+
+def answer_listed(
+    prompt_user: str,
+    decide: Callable[[ListedGuideline], str | None],
+    *,
+    reapply: bool | None = None,
+) -> MatchAnswer:
+    """A well-formed answer to a match prompt, for test doubles and benchmarks.
+
+    ``decide`` returns the evidence when a listed guideline applies, else None; guidelines
+    marked "applied earlier" get ``reapply``.
+    """
+    checks, flagged = [], []
+    for g in listed_guidelines(prompt_user):
+        evidence = decide(g)
+        check = GuidelineCheck(
+            guideline=g.number,
+            condition_restated=g.condition,
+            evidence=evidence if evidence is not None else "not mentioned",
+            applies=evidence is not None,
+            reapply=reapply if "applied earlier" in g.marks else None,
+        )
+        if g.detailed:
+            checks.append(check)
+        elif check.applies:
+            flagged.append(check)
+    return MatchAnswer(checks=checks, flagged=flagged)
