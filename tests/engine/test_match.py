@@ -192,3 +192,50 @@ async def test_history_is_a_window_plus_what_earlier_replies_did() -> None:
     assert "customer: question 8" in user and "question 7" not in user  # the last 10
     assert "the agent already did:\n- asked for the order number" in user
     assert "- quoted the shipping price" not in user  # that reply is inside the window
+
+
+async def test_tool_arguments_ride_in_the_matching_wave() -> None:
+    from tactful.domain import ToolSpec
+    from tactful.engine.match import GuidelineCheck, ProposedArgument, ProposedCall
+
+    spec = ToolSpec(
+        service_name="shop",
+        name="refund",
+        description="Refund an order",
+        parameters={
+            "type": "object",
+            "properties": {
+                "order_id": {"type": "string", "description": "VM + 8 digits"},
+                "customer_id": {"type": "string", "x-tactful-hidden": True},
+            },
+        },
+        required=["order_id", "customer_id"],
+    )
+    g = Guideline(id="g", condition="the customer wants a refund", action="x", tools=["shop:refund"])
+    proposal = ProposedCall(
+        tool="refund",
+        arguments=[ProposedArgument(name="order_id", value="VM12345678", source="customer")],
+    )
+    model = ScriptedGenerator(
+        {
+            "match": lambda c: MatchAnswer(
+                checks=[
+                    GuidelineCheck(
+                        guideline=1,
+                        condition_restated="wants a refund",
+                        evidence="refund VM12345678",
+                        applies=True,
+                        tool_calls=[proposal],
+                    )
+                ]
+            )
+        }
+    )
+    outcome = await ModelMatcher(model).match(
+        context("refund VM12345678"), [Ranked(g, 1.0)], [], recorder(), tools={"shop:refund": spec}
+    )
+    user = model.calls[0].prompt.user
+    assert "tools: refund(order_id: string, required - VM + 8 digits): Refund an order" in user
+    assert "customer_id" not in user  # hidden: filled from context by the engine
+    assert len(model.calls) == 1  # no separate wave for the arguments
+    assert outcome.verdicts[0].tool_calls == [proposal.model_dump()]

@@ -46,6 +46,9 @@ class MatchVerdict(BaseModel):
     applied_before: bool = False
     reapply: bool | None = None
     tier: int = 1
+    # For a guideline with tools: the calls the model proposed, each argument with its source
+    # ("customer", "context", "inferred" or "missing").
+    tool_calls: list[dict[str, Any]] = Field(default_factory=list)
 
 
 class ResolutionStep(BaseModel):

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from tactful.domain import Criticality, MatchVerdict
+from tactful.domain import Criticality, MatchVerdict, ToolSpec
 from tactful.engine.context import TurnContext
 from tactful.engine.retrieve import Ranked
 from tactful.engine.trace import TraceRecorder
@@ -79,6 +80,22 @@ class OfflineMatcher:
         return verdicts
 
 
+class ProposedArgument(BaseModel):
+    """One argument of a proposed tool call, and where its value came from."""
+
+    name: str
+    value: str | int | float | bool | None = None
+    source: Literal["customer", "context", "inferred", "missing"] = Field(
+        description="customer: the customer said it; context: the profile or earlier results "
+        "hold it; inferred: a guess; missing: nobody said it (value null)"
+    )
+
+
+class ProposedCall(BaseModel):
+    tool: str = Field(description="The tool's name as listed")
+    arguments: list[ProposedArgument] = Field(default_factory=list)
+
+
 class GuidelineCheck(BaseModel):
     """The model's structured answer for one guideline (attentive-reasoning style)."""
 
@@ -91,6 +108,11 @@ class GuidelineCheck(BaseModel):
         description="Only for guidelines marked as applied earlier: must its action be "
         "carried out again now (true for continuous behaviour or a new occasion, false for a "
         "one-shot action already done)",
+    )
+    tool_calls: list[ProposedCall] = Field(
+        default_factory=list,
+        description="Only for a guideline that lists tools and applies: the calls its action "
+        "needs, with every listed argument and its source",
     )
 
 
@@ -118,7 +140,10 @@ _MATCH_INSTRUCTIONS = (
     "again now: true for continuous behaviour (tone, style, standing rules) or a new occasion, "
     "false for a one-shot action that is already done.\n"
     '- SCREEN: read them all, but answer in "flagged" only for those whose condition holds now, '
-    "with the same fields.\n\n"
+    "with the same fields.\n"
+    'A detailed guideline may list "tools". When it applies, give in "tool_calls" the calls its '
+    "action needs, with every argument: its value and its source. Never invent a value: an "
+    'argument nobody gave has source "missing" and value null.\n\n'
     "Keep every field short: restate a condition in a few words, quote only the decisive "
     'words as evidence, and for a guideline that plainly does not apply write "not mentioned". '
     "Answer with one JSON object matching the schema."
@@ -201,8 +226,13 @@ class ModelMatcher:
         return [b for b in batches if b.detailed or b.screened]
 
     def prompt(
-        self, ctx: TurnContext, batch: MatchBatch, applied_before: Collection[str]
+        self,
+        ctx: TurnContext,
+        batch: MatchBatch,
+        applied_before: Collection[str],
+        tools: Mapping[str, ToolSpec] | None = None,
     ) -> tuple[Prompt, dict[int, Ranked]]:
+        tools = tools or {}
         numbers: dict[int, Ranked] = {}
         detailed_lines = []
         for r in batch.detailed:
@@ -215,6 +245,9 @@ class ModelMatcher:
                 marks.append("high criticality: require explicit evidence")
             mark = f" [{'; '.join(marks)}]" if marks else ""
             detailed_lines.append(f"{n}.{mark} {r.guideline.condition}")
+            listed = [tools[t] for t in r.guideline.tools if t in tools]
+            if listed:
+                detailed_lines.append(f"   tools: {'; '.join(map(describe_tool, listed))}")
         screen_lines = []
         for r in batch.screened:
             n = len(numbers) + 1
@@ -239,9 +272,12 @@ class ModelMatcher:
         rec: TraceRecorder,
         *,
         applied_before: Collection[str] = (),
+        tools: Mapping[str, ToolSpec] | None = None,
     ) -> MatchOutcome:
+        """Check ``detailed`` and screen ``screened``; ``tools`` (id -> spec) are listed under
+        the detailed guidelines that carry them, so argument inference rides in this wave."""
         batches = self.plan(detailed, screened)
-        prompts = [self.prompt(ctx, b, applied_before) for b in batches]
+        prompts = [self.prompt(ctx, b, applied_before, tools) for b in batches]
         answers = await asyncio.gather(
             *(rec.generate(self.generator, p, MatchAnswer, stage=MATCH_STAGE) for p, _ in prompts),
             return_exceptions=True,
@@ -317,6 +353,7 @@ class ModelMatcher:
             applied_before=before,
             reapply=reapply,
             tier=tier,
+            tool_calls=[c.model_dump() for c in check.tool_calls] if check and applies else [],
         )
 
 
@@ -381,3 +418,25 @@ def answer_listed(
         elif check.applies:
             flagged.append(check)
     return MatchAnswer(checks=checks, flagged=flagged)
+
+
+def describe_tool(spec: ToolSpec) -> str:
+    """A tool as a match prompt lists it: name(arguments) and what it does; hidden arguments
+    (filled from context by the engine) are left out."""
+    properties: dict[str, Any] = spec.parameters.get("properties", {})
+    args = []
+    for name, schema in properties.items():
+        if schema.get("x-tactful-hidden"):
+            continue
+        kind = schema.get("type", "string")
+        need = "required" if name in spec.required else "optional"
+        extra = []
+        if schema.get("description"):
+            extra.append(str(schema["description"]))
+        if schema.get("enum"):
+            extra.append("one of " + ", ".join(map(str, schema["enum"])))
+        if schema.get("examples"):
+            extra.append("e.g. " + ", ".join(map(str, schema["examples"][:2])))
+        more = f" - {'; '.join(extra)}" if extra else ""
+        args.append(f"{name}: {kind}, {need}{more}")
+    return f"{spec.name}({', '.join(args)}): {spec.description}".rstrip(": ")

@@ -1,0 +1,139 @@
+"""Stage 6, tools: decide which calls the active guidelines make, with which arguments.
+
+Argument values come from the matching wave (each with its source) or, on the offline tier,
+from patterns in what the customer wrote. A call runs only with every required argument
+present, and a consequential tool only on arguments the customer or the context really gave:
+a value the model inferred, or one it says the customer gave that the customer never wrote,
+counts as a guess.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from tactful.domain import ToolSpec, tool_id
+from tactful.engine.context import TurnContext
+from tactful.engine.match import Match
+
+HIDDEN = "x-tactful-hidden"
+
+
+@dataclass
+class PlannedCall:
+    """A tool call a guideline needs this turn, and why it will not run if it won't."""
+
+    guideline_id: str
+    tool_id: str
+    arguments: dict[str, Any] = field(default_factory=dict)
+    sources: dict[str, str] = field(default_factory=dict)
+    missing: list[str] = field(default_factory=list)
+    guessed: list[str] = field(default_factory=list)
+    blocked: str | None = None
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "guideline_id": self.guideline_id,
+            "tool_id": self.tool_id,
+            "arguments": self.arguments,
+            "sources": self.sources,
+            "missing": self.missing,
+            "guessed": self.guessed,
+            "blocked": self.blocked,
+        }
+
+
+def context_values(ctx: TurnContext) -> dict[str, Any]:
+    """What hidden arguments may be filled from: the customer's profile and the session."""
+    return {
+        **ctx.customer.metadata,
+        "customer_id": ctx.customer.id,
+        "customer_name": ctx.customer.name,
+        "session_id": ctx.session.id,
+        "agent_id": ctx.agent.id,
+    }
+
+
+def _said(ctx: TurnContext) -> str:
+    return "\n".join(u.text for u in ctx.messages if u.role == "customer").casefold()
+
+
+def _from_patterns(spec: ToolSpec, ctx: TurnContext) -> dict[str, dict[str, Any]]:
+    """Offline tier: string arguments with a JSON-schema ``pattern`` found in the customer's
+    messages (latest first)."""
+    found: dict[str, dict[str, Any]] = {}
+    texts = [u.text for u in reversed(ctx.messages) if u.role == "customer"]
+    for name, schema in spec.parameters.get("properties", {}).items():
+        pattern = schema.get("pattern")
+        if not pattern or schema.get(HIDDEN):
+            continue
+        unanchored = pattern.removeprefix("^").removesuffix("$")
+        for text in texts:
+            hit = re.search(unanchored, text)
+            if hit:
+                found[name] = {"name": name, "value": hit.group(0), "source": "customer"}
+                break
+    return found
+
+
+def plan_tool_calls(
+    matches: Sequence[Match],
+    specs: Mapping[str, ToolSpec],
+    ctx: TurnContext,
+) -> list[PlannedCall]:
+    """The calls of the active guidelines, arguments checked, blocked ones saying why."""
+    planned: list[PlannedCall] = []
+    said = _said(ctx)
+    known = context_values(ctx)
+    for m in matches:
+        g = m.ranked.guideline
+        for wanted in g.tools:
+            spec = specs.get(wanted)
+            if spec is None:
+                planned.append(PlannedCall(g.id, wanted, blocked=f"unknown tool {wanted!r}"))
+                continue
+            proposals = [c for c in m.verdict.tool_calls if c.get("tool") == spec.name]
+            if m.verdict.method == "model" and not proposals:
+                continue  # the model judged that this turn's action needs no call
+            given = (
+                {a["name"]: a for a in proposals[0].get("arguments", [])}
+                if proposals
+                else _from_patterns(spec, ctx)
+            )
+            planned.append(_check(g.id, spec, given, known, said))
+    return planned
+
+
+def _check(
+    guideline_id: str,
+    spec: ToolSpec,
+    given: Mapping[str, Mapping[str, Any]],
+    known: Mapping[str, Any],
+    said: str,
+) -> PlannedCall:
+    call = PlannedCall(guideline_id, tool_id(spec.service_name, spec.name))
+    for name, schema in spec.parameters.get("properties", {}).items():
+        if schema.get(HIDDEN):
+            # Hidden arguments come from context only, never from the model.
+            if name in known:
+                call.arguments[name], call.sources[name] = known[name], "context"
+            continue
+        arg = given.get(name)
+        if arg is None or arg.get("source") == "missing" or arg.get("value") is None:
+            continue
+        value, source = arg["value"], str(arg.get("source", "inferred"))
+        if source == "customer" and str(value).casefold() not in said:
+            source = "inferred"  # the customer never wrote it: a guess, whatever the model says
+        call.arguments[name], call.sources[name] = value, source
+        if source == "inferred":
+            call.guessed.append(name)
+    call.missing = [p for p in spec.required if p not in call.arguments]
+    if call.missing:
+        call.blocked = f"missing required arguments: {', '.join(call.missing)}"
+    elif spec.consequential and call.guessed:
+        call.blocked = (
+            f"consequential tool: will not run on guessed arguments: {', '.join(call.guessed)}"
+        )
+    return call
