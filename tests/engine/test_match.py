@@ -211,7 +211,7 @@ async def test_tool_arguments_ride_in_the_matching_wave() -> None:
         },
         required=["order_id", "customer_id"],
     )
-    g = Guideline(id="g", condition="the customer wants a refund", action="x", tools=["shop:refund"])
+    g = Guideline(id="g", condition="wants a refund", action="x", tools=["shop:refund"])
     proposal = ProposedCall(
         tool="refund",
         arguments=[ProposedArgument(name="order_id", value="VM12345678", source="customer")],
