@@ -19,6 +19,7 @@ from tactful.engine.context import TurnContext
 from tactful.engine.match import Match
 from tactful.engine.resolve import Clarification
 from tactful.engine.retrieve import EmbeddingCache
+from tactful.engine.tools import ToolFindings
 from tactful.engine.trace import TraceRecorder
 from tactful.errors import ModelError
 from tactful.llm.base import Generator, Prompt
@@ -68,6 +69,7 @@ class Composer:
         rec: TraceRecorder,
         *,
         clarification: Clarification | None = None,
+        tools: ToolFindings | None = None,
     ) -> Reply:
         actionable = [m for m in matched if m.ranked.guideline.action]
         mode = ctx.agent.composition_mode
@@ -79,16 +81,16 @@ class Composer:
         if clarification is not None:
             return await self.clarify(ctx, matched, clarification, mode, rec)
         if self.generator is None or mode is not CompositionMode.FLUID:
-            reply = await self.from_canned(ctx, actionable)
+            reply = await self.from_canned(ctx, actionable, tools)
             if reply.method != "no-match" or self.generator is None:
                 return reply
             if mode is CompositionMode.STRICT:
                 return reply
         try:
-            return await self.fluid(ctx, actionable, rec)
+            return await self.fluid(ctx, actionable, rec, tools)
         except ModelError as e:
             # A failed model degrades the turn to canned responses; it never kills it.
-            reply = await self.from_canned(ctx, actionable)
+            reply = await self.from_canned(ctx, actionable, tools)
             reply.details["degraded"] = f"model failed while composing: {e}"
             return reply
 
@@ -143,9 +145,12 @@ class Composer:
             details={"clarification": clarification.model_dump()},
         )
 
-    async def from_canned(self, ctx: TurnContext, actionable: Sequence[Match]) -> Reply:
+    async def from_canned(
+        self, ctx: TurnContext, actionable: Sequence[Match], tools: ToolFindings | None = None
+    ) -> Reply:
         by_id = {c.id: c for c in ctx.canned_responses}
-        fields = template_fields(ctx)
+        # Tool results' fields join the turn's fields: {{transaction_id}} becomes sendable.
+        fields = {**(tools.fields if tools else {}), **template_fields(ctx)}
         considered: list[tuple[Match, CannedResponse, str]] = []
         disqualified: list[dict[str, Any]] = []
         for m in actionable:
@@ -195,7 +200,12 @@ class Composer:
             },
         )
 
-    def prompt(self, ctx: TurnContext, actionable: Sequence[Match]) -> Prompt:
+    def prompt(
+        self,
+        ctx: TurnContext,
+        actionable: Sequence[Match],
+        tools: ToolFindings | None = None,
+    ) -> Prompt:
         system = (
             f"You are {ctx.agent.name}, a customer-service agent. {ctx.agent.description or ''}\n"
             "Write the agent's next message. Follow every guideline given; do not invent facts, "
@@ -211,14 +221,20 @@ class Composer:
             f"Customer: {ctx.customer.name}\n\nGuidelines to follow now:\n{rules or '- (none)'}\n\n"
             f"Glossary:\n{terms or '- (none)'}\n\nConversation:\n{history}"
         )
+        if tools:
+            user += f"\n\nTools this turn:\n{tools.for_prompt()}"
         return Prompt(system=system, user=user)
 
     async def fluid(
-        self, ctx: TurnContext, actionable: Sequence[Match], rec: TraceRecorder
+        self,
+        ctx: TurnContext,
+        actionable: Sequence[Match],
+        rec: TraceRecorder,
+        tools: ToolFindings | None = None,
     ) -> Reply:
         assert self.generator is not None
         answer = await rec.generate(
-            self.generator, self.prompt(ctx, actionable), ReplyAnswer, stage=COMPOSE_STAGE
+            self.generator, self.prompt(ctx, actionable, tools), ReplyAnswer, stage=COMPOSE_STAGE
         )
         return Reply(
             text=answer.content.message,

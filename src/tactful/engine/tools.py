@@ -137,3 +137,50 @@ def _check(
             f"consequential tool: will not run on guessed arguments: {', '.join(call.guessed)}"
         )
     return call
+
+
+@dataclass
+class ToolFindings:
+    """What the tool stage tells the composer: results, errors, and what to ask for."""
+
+    # (tool id, data) of calls that succeeded; (tool id, error) of calls that failed.
+    results: list[tuple[str, Any]] = field(default_factory=list)
+    errors: list[tuple[str, str]] = field(default_factory=list)
+    # (tool id, argument, its description) the customer still has to give.
+    missing: list[tuple[str, str, str]] = field(default_factory=list)
+    refused: list[str] = field(default_factory=list)
+    # Values canned responses may use ({{transaction_id}}).
+    fields: dict[str, Any] = field(default_factory=dict)
+
+    def __bool__(self) -> bool:
+        return bool(self.results or self.errors or self.missing or self.refused)
+
+    def for_prompt(self) -> str:
+        lines = []
+        for tool, data in self.results:
+            lines.append(f"- {tool} returned: {data}")
+        for tool, error in self.errors:
+            lines.append(
+                f"- {tool} FAILED: {error}. Apologize briefly and offer an alternative; "
+                "do not pretend it worked."
+            )
+        for tool, name, description in self.missing:
+            what = f"{name} ({description})" if description else name
+            lines.append(f"- {tool} needs {what}: ask the customer for exactly that.")
+        for reason in self.refused:
+            lines.append(f"- not done: {reason}. Ask the customer to confirm the details.")
+        return "\n".join(lines)
+
+    @classmethod
+    def of(cls, planned: Sequence[PlannedCall], specs: Mapping[str, ToolSpec]) -> ToolFindings:
+        """The part known before anything runs: what is missing, what was refused."""
+        findings = cls()
+        for p in planned:
+            spec = specs.get(p.tool_id)
+            properties = spec.parameters.get("properties", {}) if spec else {}
+            for name in p.missing:
+                description = str(properties.get(name, {}).get("description", ""))
+                findings.missing.append((p.tool_id, name, description))
+            if p.blocked and not p.missing:
+                findings.refused.append(f"{p.tool_id}: {p.blocked}")
+        return findings
