@@ -29,9 +29,13 @@ def test_public_names_are_pinned() -> None:
             "TactfulError",
             "Tag",
             "Term",
+            "ToolContext",
+            "ToolParam",
+            "ToolResult",
             "Trace",
             "ValidationError",
             "__version__",
+            "tool",
         ]
     )
     for name in tactful.__all__:

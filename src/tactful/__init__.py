@@ -28,6 +28,7 @@ from tactful.errors import (
     ValidationError,
 )
 from tactful.server import Agent, Server
+from tactful.tools import ToolContext, ToolParam, ToolResult, tool
 
 __version__ = "0.1.0"
 
@@ -55,7 +56,11 @@ __all__ = [
     "TactfulError",
     "Tag",
     "Term",
+    "ToolContext",
+    "ToolParam",
+    "ToolResult",
     "Trace",
     "ValidationError",
     "__version__",
+    "tool",
 ]

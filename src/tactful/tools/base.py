@@ -1,0 +1,92 @@
+"""The tool port: what a tool is given while it runs, what it returns, and where tools live.
+
+Python ``@tactful.tool`` functions, MCP servers and OpenAPI services are all ``ToolService``s;
+the engine only sees this module.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from tactful.domain import ToolSpec
+
+
+class SessionControl(StrEnum):
+    """What a tool may ask of the session after it ran."""
+
+    NONE = "none"
+    # Hand the conversation to a person: the session switches to manual mode.
+    HANDOFF = "handoff"
+
+
+class ToolResult(BaseModel):
+    """What a tool returns.
+
+    ``data`` goes to the model and the trace; ``metadata`` only to the trace; ``fields`` are
+    values canned responses may use (``{{transaction_id}}``); ``control`` can hand the session
+    to a person.
+    """
+
+    data: Any = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    fields: dict[str, Any] = Field(default_factory=dict)
+    control: SessionControl = SessionControl.NONE
+
+
+Emit = Callable[[str, Any], Awaitable[None]]
+
+
+@dataclass
+class ToolContext:
+    """What a running tool knows and may do: who it serves, and ways to speak while it works."""
+
+    agent_id: str
+    session_id: str
+    customer_id: str
+    customer_name: str = ""
+    customer_metadata: dict[str, str] = field(default_factory=dict)
+    # Set by the engine: append a status, message or custom event to the session.
+    _emit: Emit | None = field(default=None, repr=False)
+
+    async def emit_status(self, status: str, **data: Any) -> None:
+        """A status event (e.g. "typing") on the session while the tool works."""
+        await self._send("status", {"status": status, "data": data})
+
+    async def emit_message(self, message: str) -> None:
+        """A message from the agent, sent at once (e.g. "One moment, checking your order")."""
+        await self._send("message", {"message": message})
+
+    async def emit_custom(self, data: Any) -> None:
+        """A custom event, for clients that render something of their own."""
+        await self._send("custom", data)
+
+    async def _send(self, kind: str, data: Any) -> None:
+        if self._emit is not None:
+            await self._emit(kind, data)
+
+
+class ToolError(Exception):
+    """A tool failed; the message is safe to show in a trace and to the model."""
+
+
+class ToolService(ABC):
+    """A named set of tools: in-process Python functions, an MCP server, an OpenAPI service."""
+
+    name: str
+
+    @abstractmethod
+    async def list_tools(self) -> list[ToolSpec]:
+        """The tools this service offers, with their parameter schemas."""
+
+    @abstractmethod
+    async def call(self, tool: str, arguments: dict[str, Any], context: ToolContext) -> ToolResult:
+        """Run ``tool``; raise ``ToolError`` with a clear message when it fails."""
+
+    async def close(self) -> None:  # noqa: B027 - optional: services holding connections
+        """Release connections or processes."""
