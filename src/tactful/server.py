@@ -43,6 +43,7 @@ from tactful.domain import (
     Session,
     Tag,
     Term,
+    ToolSpec,
     agent_tag,
 )
 from tactful.domain import Agent as AgentModel
@@ -53,6 +54,7 @@ from tactful.errors import ConfigurationError, ValidationError
 from tactful.llm.base import Embedder, Generator
 from tactful.runtime import Runtime, start_runtime
 from tactful.store.base import E
+from tactful.tools import PythonTool, ToolService
 
 log = logging.getLogger("tactful")
 
@@ -158,7 +160,7 @@ class Agent:
             tags=[self.tag, *tags],
             metadata=metadata or {},
             examples=list(examples),
-            tools=_tool_ids(tools),
+            tools=await self._server.register_tools(tools),
             canned_responses=[c if isinstance(c, str) else c.id for c in canned_responses],
             composition_mode=composition_mode,
             enabled=enabled,
@@ -545,6 +547,29 @@ class Server:
         key = None if id else f"canned::{_digest(template)}"
         stored, _ = await self.runtime.store.upsert(response, key=key)
         return stored
+
+    # -- tools ----------------------------------------------------------------------------------
+
+    async def register_tools(self, tools: Iterable[Any]) -> list[str]:
+        """Make ``@tactful.tool`` functions callable in this process and store their specs;
+        strings are taken as ids of tools registered otherwise (e.g. an MCP service's)."""
+        tools = list(tools)
+        ids = _tool_ids(tools)
+        for t in tools:
+            if isinstance(t, PythonTool):
+                registered = self.runtime.engine.tools.register_python(t)
+                await self.runtime.store.upsert(registered.spec)
+        return ids
+
+    async def add_service(self, service: ToolService) -> list[ToolSpec]:
+        """Connect a tool service (MCP, OpenAPI, a PythonToolService) and store its tools' specs.
+
+        Its tools' ids are ``service_name:tool_name``; attach them to guidelines by id.
+        """
+        registered = await self.runtime.engine.tools.register_service(service)
+        for r in registered:
+            await self.runtime.store.upsert(r.spec)
+        return [r.spec for r in registered]
 
     # -- conversations --------------------------------------------------------------------------
 

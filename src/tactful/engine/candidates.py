@@ -18,7 +18,7 @@ and the reasoning behind ``DEFAULT_K``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from tactful.domain import Candidate, Criticality, Guideline
@@ -127,6 +127,7 @@ def select_candidates(
     dependency_closure: DependencyClosure | Collection[str] = (),
     journey_scope: Collection[str] = (),
     classifier: Callable[[Guideline], Classification] = classify,
+    forced: Mapping[str, str] | None = None,
 ) -> CandidateSet:
     """Split a ranking into detailed checks (tier 1) and the compact screen (tier 2).
 
@@ -134,7 +135,8 @@ def select_candidates(
     guidelines join tier 1 beyond those there for another reason. ``recent_matches`` are ids
     matched in recent turns, ``journey_scope`` the ids in the scope of active journeys, and
     ``dependency_closure`` either the ids to add or a function from the ids selected so far to
-    the ids they depend on (called until nothing new comes back). Ids that are not in
+    the ids they depend on (called until nothing new comes back), and ``forced`` more ids for
+    tier 1 with the reason to record (e.g. guidelines carrying tools). Ids that are not in
     ``ranked`` are ignored.
     """
     reasons: dict[str, list[str]] = {}
@@ -173,6 +175,8 @@ def select_candidates(
             add(g.id, RECENT_MATCH)
         if g.id in scope:
             add(g.id, JOURNEY_SCOPE)
+        if forced and g.id in forced:
+            add(g.id, forced[g.id])
     for gid in sorted(_closure(dependency_closure, set(reasons))):
         add(gid, DEPENDENCY)
     slots = max(0, k)

@@ -26,6 +26,7 @@ from tactful.domain import (
     Session,
     SessionMode,
     SessionStatus,
+    ToolSpec,
     Trace,
     new_id,
 )
@@ -36,10 +37,12 @@ from tactful.engine.hooks import Hooks, MatchContext
 from tactful.engine.match import DEFAULT_OFFLINE_THRESHOLD, Match, ModelMatcher, OfflineMatcher
 from tactful.engine.resolve import Clarification, guidelines_by_tag, resolve
 from tactful.engine.retrieve import EmbeddingCache, Ranked, Retriever
+from tactful.engine.tools import ToolFindings, plan_tool_calls
 from tactful.engine.trace import TraceRecorder
 from tactful.errors import NotFoundError, PayloadTooLargeError, ValidationError
 from tactful.llm.base import Embedder, Generator
 from tactful.store.base import Store
+from tactful.tools import SessionControl, ToolCall, ToolContext, ToolRegistry, run_tools
 
 log = logging.getLogger("tactful.engine")
 
@@ -53,6 +56,7 @@ class EngineOptions:
     # Top-ranked guidelines checked in detail beyond the always-check set (the rest is screened).
     detailed_k: int = DEFAULT_K
     trace_candidates: int = 20
+    tool_timeout_s: float = 15.0
 
 
 @dataclass
@@ -84,6 +88,8 @@ class Engine:
         self.composer = Composer(self.cache, generator)
         # Code matchers and hooks registered through the SDK (in memory, per process).
         self.hooks = Hooks()
+        # Tools that can run in this process: Python functions and connected services.
+        self.tools = ToolRegistry()
         self._turns: dict[str, _Turn] = {}
 
     @property
@@ -187,6 +193,7 @@ class Engine:
             if turn.task is not None:
                 turn.task.cancel()
         await self.wait_idle()
+        await self.tools.close()
 
     async def _run(self, session_id: str, turn: _Turn, offset: int, previous: _Turn | None) -> None:
         if previous is not None and previous.task is not None:
@@ -242,9 +249,13 @@ class Engine:
             ctx = await load_context(self.store, session_id)
         trace.agent_id = ctx.agent.id
         matched, clarification = await self._decide(ctx, rec)
+        async with rec.stage("tools"):
+            findings = await self._run_tools(ctx, matched, trace)
         await self.status(session_id, SessionStatus.TYPING, trace.id)
         async with rec.stage("compose"):
-            reply = await self.composer.compose(ctx, matched, rec, clarification=clarification)
+            reply = await self.composer.compose(
+                ctx, matched, rec, clarification=clarification, tools=findings
+            )
         trace.composition.update(
             {
                 "method": reply.method,
@@ -279,6 +290,64 @@ class Engine:
         await asyncio.shield(self._save_trace(trace))
         await asyncio.shield(self.status(session_id, SessionStatus.READY, trace.id))
 
+    def tool_specs(self) -> dict[str, ToolSpec]:
+        return {spec.id: spec for spec in self.tools.specs()}
+
+    async def _run_tools(
+        self, ctx: TurnContext, matched: Sequence[Match], trace: Trace
+    ) -> ToolFindings:
+        """Run the calls the active guidelines need, in parallel; write one ``tool`` event."""
+        specs = self.tool_specs()
+        planned = plan_tool_calls(matched, specs, ctx)
+        findings = ToolFindings.of(planned, specs)
+        runnable = [p for p in planned if p.blocked is None]
+        if planned:
+            trace.composition["tool_plan"] = [p.describe() for p in planned]
+        if not runnable:
+            return findings
+        session_id = ctx.session.id
+
+        async def emit(kind: str, data: Any) -> None:
+            await self.append(
+                session_id, EventKind(kind), EventSource.AI_AGENT, data, trace_id=trace.id
+            )
+
+        context = ToolContext(
+            agent_id=ctx.agent.id,
+            session_id=session_id,
+            customer_id=ctx.customer.id,
+            customer_name=ctx.customer.name,
+            customer_metadata=dict(ctx.customer.metadata),
+            _emit=emit,
+        )
+        outcomes = await run_tools(
+            self.tools,
+            [ToolCall(tool_id=p.tool_id, arguments=p.arguments) for p in runnable],
+            context,
+            default_timeout_s=self.options.tool_timeout_s,
+        )
+        calls = [o.model_dump(mode="json") for o in outcomes]
+        trace.composition["tool_calls"] = calls
+        await self.append(
+            session_id,
+            EventKind.TOOL,
+            EventSource.AI_AGENT,
+            {"tool_calls": calls},
+            trace_id=trace.id,
+        )
+        for o in outcomes:
+            if o.result is None:
+                findings.errors.append((o.tool_id, o.error or "failed"))
+                continue
+            findings.results.append((o.tool_id, o.result.data))
+            findings.fields.update(o.result.fields)
+            if o.result.control is SessionControl.HANDOFF:
+                session = await self.store.get(Session, session_id)
+                session.mode = SessionMode.MANUAL
+                await self.store.update(session)
+                trace.composition["handoff"] = o.tool_id
+        return findings
+
     async def _decide(
         self, ctx: TurnContext, rec: TraceRecorder
     ) -> tuple[list[Match], Clarification | None]:
@@ -289,11 +358,14 @@ class Engine:
         async with rec.stage("retrieve"):
             checkable = [g for g in ctx.guidelines if not g.always and g.id not in coded]
             ranked = await self.retriever.rank(ctx, checkable)
+            specs = self.tool_specs()
             chosen = select_candidates(
                 ranked,
                 k=self.options.detailed_k,
                 recent_matches=ctx.recent_matches(),
                 dependency_closure=dependency_targets(ctx.relationships, ctx.guidelines),
+                # Their arguments are inferred in the same wave, which needs a detailed check.
+                forced={g.id: "has tools" for g in checkable if any(t in specs for t in g.tools)},
             )
         if self.model_matcher is not None:
             trace.candidates = chosen.candidates()
@@ -306,7 +378,12 @@ class Engine:
             )
             if self.model_matcher is not None:
                 outcome = await self.model_matcher.match(
-                    ctx, chosen.detailed, chosen.screened, rec, applied_before=ctx.applied_before
+                    ctx,
+                    chosen.detailed,
+                    chosen.screened,
+                    rec,
+                    applied_before=ctx.applied_before,
+                    tools=specs,
                 )
                 verdicts = outcome.verdicts
                 if outcome.failures:

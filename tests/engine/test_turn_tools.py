@@ -1,0 +1,253 @@
+"""Tools through whole turns: gated calls, missing arguments, guesses, parallel runs, timeouts,
+errors, hand-off, and the offline tier."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+import pytest_asyncio
+
+import tactful
+from tactful.domain import EventKind, SessionMode, Trace
+from tactful.engine.compose import ReplyAnswer
+from tactful.engine.match import (
+    GuidelineCheck,
+    MatchAnswer,
+    ProposedArgument,
+    ProposedCall,
+    listed_guidelines,
+)
+from tactful.llm.scripted import HashingEmbedder, ScriptedCall, ScriptedGenerator
+from tactful.tools import SessionControl
+
+GIVEN = ("order_id", "VM12345678", "customer")
+ORDER = Annotated[str, tactful.ToolParam(description="VM and 8 digits", examples=["VM12345678"])]
+calls: list[str] = []
+
+
+@tactful.tool
+async def order_status(context: tactful.ToolContext, order_id: ORDER) -> tactful.ToolResult:
+    """Look up an order's status."""
+    calls.append(f"status {order_id}")
+    return tactful.ToolResult(data={"status": "shipped"}, fields={"status": "shipped"})
+
+
+@tactful.tool(consequential=True)
+async def refund(context: tactful.ToolContext, order_id: ORDER) -> str:
+    """Refund an order."""
+    calls.append(f"refund {order_id}")
+    return "refunded"
+
+
+@tactful.tool(timeout_s=0.05)
+async def slow(context: tactful.ToolContext) -> str:
+    """Never answers."""
+    await asyncio.Event().wait()
+    return "never"
+
+
+@tactful.tool
+async def broken(context: tactful.ToolContext) -> str:
+    """Always fails."""
+    raise RuntimeError("database is down")
+
+
+@tactful.tool
+async def human(context: tactful.ToolContext) -> tactful.ToolResult:
+    """Hand the conversation to a person."""
+    await context.emit_message("Connecting you with a colleague.")
+    return tactful.ToolResult(data="queued", control=SessionControl.HANDOFF)
+
+
+def matcher(args: dict[str, list[tuple[str, Any, str]]]) -> Any:
+    """Every detailed guideline whose condition is in ``args`` applies, proposing its calls."""
+
+    def answer(call: ScriptedCall) -> MatchAnswer:
+        checks = []
+        for g in listed_guidelines(call.prompt.user):
+            if not g.detailed:
+                continue
+            proposals = [
+                ProposedCall(
+                    tool=tool,
+                    arguments=[ProposedArgument(name=n, value=v, source=src)]  # type: ignore[arg-type]
+                    if n
+                    else [],
+                )
+                for tool, (n, v, src) in [(t, a) for t, a in args.get(g.condition, [])]
+            ]
+            checks.append(
+                GuidelineCheck(
+                    guideline=g.number,
+                    condition_restated=g.condition,
+                    evidence="yes" if g.condition in args else "no",
+                    applies=g.condition in args,
+                    tool_calls=proposals,
+                )
+            )
+        return MatchAnswer(checks=checks)
+
+    return answer
+
+
+@pytest_asyncio.fixture
+async def model() -> ScriptedGenerator:
+    calls.clear()
+    return ScriptedGenerator({"compose": lambda c: ReplyAnswer(message="done")})
+
+
+@pytest_asyncio.fixture
+async def server(model: ScriptedGenerator) -> AsyncIterator[tactful.Server]:
+    async with tactful.Server(transient=True, embedder=HashingEmbedder(), generator=model) as s:
+        yield s
+
+
+async def _agent(server: tactful.Server) -> tactful.Agent:
+    agent = await server.create_agent("Shop")
+    await agent.create_guideline("asks about an order", "look it up", tools=[order_status])
+    await agent.create_guideline("wants a refund", "refund it", tools=[refund])
+    await agent.create_guideline("asks about the weather", "talk about the weather")
+    return agent
+
+
+async def _trace(server: tactful.Server, reply: tactful.Event) -> Trace:
+    return await server.runtime.store.get(Trace, reply.trace_id)
+
+
+async def test_a_tool_runs_only_while_its_guideline_is_active(
+    server: tactful.Server, model: ScriptedGenerator
+) -> None:
+    agent = await _agent(server)
+    session = await server.create_session(agent)
+    model.on("match", matcher({"asks about the weather": []}))
+    await server.send(session, "nice weather VM12345678")
+    assert calls == []
+    model.on(
+        "match",
+        matcher(
+            {"asks about an order": [("order_status", ("order_id", "VM12345678", "customer"))]}
+        ),
+    )
+    reply = await server.send(session, "where is VM12345678?")
+    assert calls == ["status VM12345678"]
+    [event] = await server.runtime.store.list_events(session.id, kinds=[EventKind.TOOL])
+    [call] = event.data["tool_calls"]
+    assert call["tool_id"] == "local:order_status" and call["result"]["data"] == {
+        "status": "shipped"
+    }
+    assert event.trace_id == reply.trace_id
+    assert "local:order_status returned: {'status': 'shipped'}" in model.calls[-1].prompt.user
+    trace = await _trace(server, reply)
+    candidate = next(c for c in trace.candidates if c.condition == "asks about an order")
+    assert "has tools" in candidate.reasons
+    assert len([c for c in model.calls if c.stage == "match"]) == 2  # one per turn: args rode along
+
+
+async def test_missing_argument_asks_for_exactly_it(
+    server: tactful.Server, model: ScriptedGenerator
+) -> None:
+    agent = await _agent(server)
+    session = await server.create_session(agent)
+    model.on(
+        "match", matcher({"asks about an order": [("order_status", ("order_id", None, "missing"))]})
+    )
+    reply = await server.send(session, "where is my order?")
+    assert calls == []
+    trace = await _trace(server, reply)
+    [plan] = trace.composition["tool_plan"]
+    assert plan["missing"] == ["order_id"]
+    prompt = model.calls[-1].prompt.user
+    assert "local:order_status needs order_id (VM and 8 digits): ask the customer" in prompt
+
+
+async def test_consequential_tool_never_runs_on_a_guess(
+    server: tactful.Server, model: ScriptedGenerator
+) -> None:
+    agent = await _agent(server)
+    session = await server.create_session(agent)
+    model.on(
+        "match", matcher({"wants a refund": [("refund", ("order_id", "VM00000001", "customer"))]})
+    )
+    reply = await server.send(session, "refund my last order please")
+    assert calls == []
+    trace = await _trace(server, reply)
+    assert "guessed arguments: order_id" in trace.composition["tool_plan"][0]["blocked"]
+
+
+async def test_calls_run_in_parallel_and_failures_degrade_the_turn(
+    server: tactful.Server, model: ScriptedGenerator
+) -> None:
+    agent = await server.create_agent("Shop")
+    await agent.create_guideline(
+        "anything goes", "try everything", tools=[slow, broken, order_status]
+    )
+    session = await server.create_session(agent)
+    model.on(
+        "match",
+        matcher(
+            {
+                "anything goes": [
+                    ("slow", ("", None, "")),
+                    ("broken", ("", None, "")),
+                    ("order_status", GIVEN),
+                ]
+            }
+        ),
+    )
+    reply = await server.send(session, "VM12345678 anything")
+    assert reply.data["message"] == "done"
+    [event] = await server.runtime.store.list_events(session.id, kinds=[EventKind.TOOL])
+    by_tool = {c["tool_id"]: c for c in event.data["tool_calls"]}
+    assert by_tool["local:slow"]["timed_out"] is True
+    assert "RuntimeError: database is down" in by_tool["local:broken"]["error"]
+    assert by_tool["local:order_status"]["result"]["data"] == {"status": "shipped"}
+    prompt = model.calls[-1].prompt.user
+    assert "local:broken FAILED: RuntimeError: database is down. Apologize" in prompt
+
+
+async def test_handoff_switches_the_session_to_manual(
+    server: tactful.Server, model: ScriptedGenerator
+) -> None:
+    agent = await server.create_agent("Shop")
+    await agent.create_guideline("wants a person", "hand over", tools=[human])
+    session = await server.create_session(agent)
+    model.on("match", matcher({"wants a person": [("human", ("", None, ""))]}))
+    await server.send(session, "a human please")
+    stored = await server.runtime.store.get(tactful.Session, session.id)
+    assert stored.mode is SessionMode.MANUAL
+    messages = await server.runtime.store.list_events(session.id, kinds=[EventKind.MESSAGE])
+    assert "Connecting you with a colleague." in [m.data["message"] for m in messages]
+
+
+async def test_offline_tier_runs_tools_on_patterns_the_customer_wrote() -> None:
+    calls.clear()
+    settings = tactful.Settings(offline_match_threshold=0.3)
+    async with tactful.Server(
+        transient=True, embedder=HashingEmbedder(), offline=True, settings=settings
+    ) as server:
+        agent = await server.create_agent("Shop", composition_mode=tactful.CompositionMode.STRICT)
+        found = await agent.create_canned_response("Order status: {{status}}.")
+        ask = await agent.create_canned_response("Please send your order number (VM + 8 digits).")
+
+        @tactful.tool(name="lookup")
+        async def lookup(
+            context: tactful.ToolContext,
+            order_id: Annotated[str, tactful.ToolParam(description="VM and 8 digits")],
+        ) -> tactful.ToolResult:
+            return tactful.ToolResult(data="ok", fields={"status": "shipped"})
+
+        lookup.spec.parameters["properties"]["order_id"]["pattern"] = r"^VM\d{8}$"
+        await agent.create_guideline(
+            "where is my order status",
+            "look the order up",
+            tools=[lookup],
+            canned_responses=[found, ask],
+        )
+        session = await server.create_session(agent)
+        reply = await server.send(session, "where is my order status VM12345678")
+        assert reply.data["message"] == "Order status: shipped."
+        other = await server.create_session(agent)
+        reply = await server.send(other, "where is my order status")
+        assert reply.data["message"] == "Please send your order number (VM + 8 digits)."
