@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 from dataclasses import dataclass
 
@@ -13,6 +15,7 @@ from tactful.errors import ConfigurationError
 from tactful.llm.base import Embedder, Generator
 from tactful.store.base import Store
 from tactful.store.sql import open_store
+from tactful.tools.services import reconnect_all
 
 
 @dataclass
@@ -22,12 +25,18 @@ class Runtime:
     bus: Bus
     engine: Engine
     tier_reason: str
+    # Reconnecting stored tool services, in the background so that start-up never waits.
+    services_task: asyncio.Task[None] | None = None
 
     @property
     def tier(self) -> str:
         return self.engine.tier
 
     async def close(self) -> None:
+        if self.services_task is not None:
+            self.services_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.services_task
         await self.engine.close()
         if self.engine.generator is not None:
             await self.engine.generator.aclose()
@@ -99,4 +108,6 @@ async def start_runtime(
             max_message_chars=settings.max_message_chars,
         ),
     )
-    return Runtime(settings=settings, store=store, bus=bus, engine=engine, tier_reason=reason)
+    runtime = Runtime(settings=settings, store=store, bus=bus, engine=engine, tier_reason=reason)
+    runtime.services_task = asyncio.create_task(reconnect_all(engine.tools, store))
+    return runtime

@@ -15,6 +15,7 @@ from tactful.api import (
     glossary,
     guidelines,
     relationships,
+    services,
     sessions,
     tags,
     traces,
@@ -36,6 +37,7 @@ ROUTERS = (
     sessions,
     events,
     traces,
+    services,
 )
 
 

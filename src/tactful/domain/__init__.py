@@ -11,7 +11,7 @@ from tactful.domain.journeys import Journey, JourneyState, JourneyTransition, St
 from tactful.domain.relationships import Endpoint, EndpointKind, Relationship, RelationshipKind
 from tactful.domain.sessions import ConsumptionOffsets, Session, SessionMode
 from tactful.domain.tags import Tag, agent_id_of_tag, agent_tag
-from tactful.domain.tools import ToolSpec, tool_id
+from tactful.domain.tools import ToolServiceConfig, ToolServiceKind, ToolSpec, tool_id
 from tactful.domain.traces import Candidate, MatchVerdict, ModelCall, ResolutionStep, Trace
 from tactful.domain.variables import ContextVariable, ContextVariableValue
 
@@ -27,6 +27,7 @@ ENTITY_TYPES: tuple[type[Entity], ...] = (
     ContextVariable,
     ContextVariableValue,
     CannedResponse,
+    ToolServiceConfig,
     ToolSpec,
     Trace,
 )
@@ -66,6 +67,8 @@ __all__ = [
     "StateKind",
     "Tag",
     "Term",
+    "ToolServiceConfig",
+    "ToolServiceKind",
     "ToolSpec",
     "Trace",
     "agent_id_of_tag",

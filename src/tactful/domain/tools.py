@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Any, ClassVar
 
 from pydantic import Field
@@ -24,3 +25,21 @@ class ToolSpec(Entity):
     parameters: dict[str, Any] = Field(default_factory=lambda: {"type": "object", "properties": {}})
     required: list[str] = Field(default_factory=list)
     consequential: bool = False
+
+
+class ToolServiceKind(StrEnum):
+    MCP = "mcp"
+    OPENAPI = "openapi"
+    SDK = "sdk"
+
+
+class ToolServiceConfig(Entity):
+    """A tool service registered through the API or the SDK, reconnected when tactful starts."""
+
+    collection: ClassVar[str] = "tool_services"
+    name: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.-]+$")
+    kind: ToolServiceKind
+    # MCP: the streamable-HTTP URL. OpenAPI: the base URL of the service.
+    url: str = ""
+    # OpenAPI: where the specification is (a URL).
+    source: str = ""

@@ -40,6 +40,7 @@ INDEXED_COLUMNS: dict[str, tuple[str, ...]] = {
     "canned_responses": (),
     "tools": ("service_name", "name"),
     "traces": ("session_id",),
+    "tool_services": ("name",),
 }
 
 

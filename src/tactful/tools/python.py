@@ -516,6 +516,16 @@ class ToolRegistry:
             entries.append(entry)
         return entries
 
+    async def remove_service(self, name: str) -> bool:
+        """Forget a service and its tools, and close it; False when none had that name."""
+        service = self._services.pop(name, None)
+        if service is None:
+            return False
+        for tid in [t for t, e in self._tools.items() if e.service is service]:
+            del self._tools[tid]
+        await service.close()
+        return True
+
     def get(self, tool_id: str) -> RegisteredTool:
         """The tool with this id; ``NotFoundError`` if none is registered."""
         if tool_id not in self._tools:

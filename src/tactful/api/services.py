@@ -1,0 +1,128 @@
+"""``/services``: tool services (MCP over HTTP, OpenAPI), in Parlant's shapes.
+
+``PUT /services/{name}`` connects the service and lists its tools before anything is stored;
+a service that cannot be reached is a 422 naming why, and nothing is written. Stored services
+are reconnected in the background when tactful starts.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Response, status
+from pydantic import BaseModel, Field
+
+from tactful.api.auth import STAFF, Role, allow
+from tactful.api.guidelines import ToolDTO, tool_dto
+from tactful.api.params import Params
+from tactful.api.runtime import RuntimeDep
+from tactful.domain import ToolServiceConfig, ToolServiceKind
+from tactful.errors import NotFoundError, ValidationError
+from tactful.runtime import Runtime
+from tactful.tools.services import connect
+
+router = APIRouter(prefix="/services", tags=["services"])
+
+
+class ServiceDTO(BaseModel):
+    """A tool service, as Parlant's ``Service``; ``tools`` only when reading one service."""
+
+    name: str
+    kind: ToolServiceKind
+    url: str
+    tools: list[ToolDTO] | None = None
+
+
+class UrlParams(Params):
+    url: str = Field(min_length=1, description="http:// or https:// URL")
+
+
+class OpenAPIParams(Params):
+    url: str = Field(min_length=1, description="Base URL of the service")
+    source: str = Field(min_length=1, description="URL of its OpenAPI specification")
+
+
+class ServiceUpdateParams(Params):
+    """Parlant's ``ServiceUpdateParams``: the kind, and that kind's parameters."""
+
+    kind: ToolServiceKind
+    sdk: UrlParams | None = None
+    openapi: OpenAPIParams | None = None
+    mcp: UrlParams | None = None
+
+
+def _config(name: str, params: ServiceUpdateParams) -> ToolServiceConfig:
+    if params.kind is ToolServiceKind.OPENAPI and params.openapi is not None:
+        return ToolServiceConfig(
+            name=name, kind=params.kind, url=params.openapi.url, source=params.openapi.source
+        )
+    if params.kind is ToolServiceKind.MCP and params.mcp is not None:
+        return ToolServiceConfig(name=name, kind=params.kind, url=params.mcp.url)
+    if params.kind is ToolServiceKind.SDK:
+        raise ValidationError(
+            "Parlant SDK services are not supported: use an MCP or OpenAPI service, or "
+            "@tactful.tool functions in the SDK"
+        )
+    raise ValidationError(f"a {params.kind.value} service needs its '{params.kind.value}' object")
+
+
+async def _stored(runtime: Runtime, name: str) -> ToolServiceConfig:
+    found = await runtime.store.list(ToolServiceConfig, name=name)
+    if not found:
+        raise NotFoundError("Service", name)
+    return found[0]
+
+
+def _dto(runtime: Runtime, config: ToolServiceConfig, *, tools: bool) -> ServiceDTO:
+    specs = [s for s in runtime.engine.tools.specs() if s.service_name == config.name]
+    return ServiceDTO(
+        name=config.name,
+        kind=config.kind,
+        url=config.url,
+        tools=[tool_dto(s) for s in specs] if tools else None,
+    )
+
+
+@router.put(
+    "/{name}",
+    dependencies=[Depends(allow(Role.ADMIN))],
+    responses={422: {"description": "Bad parameters, or the service cannot be reached"}},
+)
+async def update_service(name: str, params: ServiceUpdateParams, runtime: RuntimeDep) -> ServiceDTO:
+    """Add (or replace) a tool service: its operations or tools become tools named
+    ``<name>:<tool>`` that guidelines can use."""
+    config = _config(name, params)
+    existing = await runtime.store.list(ToolServiceConfig, name=name)
+    if existing:
+        await runtime.engine.tools.remove_service(name)
+    await connect(runtime.engine.tools, runtime.store, config)
+    stored, _ = await runtime.store.upsert(config, key=f"service:{name}")
+    return _dto(runtime, stored, tools=True)
+
+
+@router.get("", dependencies=[Depends(allow(*STAFF))])
+async def list_services(runtime: RuntimeDep) -> list[ServiceDTO]:
+    """The stored tool services (without their tools)."""
+    return [_dto(runtime, c, tools=False) for c in await runtime.store.list(ToolServiceConfig)]
+
+
+@router.get(
+    "/{name}",
+    dependencies=[Depends(allow(*STAFF))],
+    responses={404: {"description": "Service not found"}},
+)
+async def read_service(name: str, runtime: RuntimeDep) -> ServiceDTO:
+    """One service with the tools it offers now (none while it is unreachable)."""
+    return _dto(runtime, await _stored(runtime, name), tools=True)
+
+
+@router.delete(
+    "/{name}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    dependencies=[Depends(allow(Role.ADMIN))],
+    responses={404: {"description": "Service not found"}},
+)
+async def delete_service(name: str, runtime: RuntimeDep) -> Response:
+    """Disconnect and forget a service; guidelines that name its tools keep the ids."""
+    config = await _stored(runtime, name)
+    await runtime.engine.tools.remove_service(name)
+    await runtime.store.delete(ToolServiceConfig, config.id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

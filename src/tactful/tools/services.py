@@ -1,0 +1,60 @@
+"""Tool services that outlive a process: built from their stored configuration."""
+
+from __future__ import annotations
+
+import logging
+
+from tactful.domain import ToolServiceConfig, ToolServiceKind, ToolSpec
+from tactful.errors import ValidationError
+from tactful.store.base import Store
+from tactful.tools.base import ToolError, ToolService
+from tactful.tools.python import ToolRegistry
+
+log = logging.getLogger("tactful.tools")
+
+
+def build_service(config: ToolServiceConfig) -> ToolService:
+    """The service a stored configuration describes (MCP over HTTP, or OpenAPI)."""
+    if not config.url.startswith(("http://", "https://")):
+        raise ValidationError(f"the url of service {config.name!r} must start with http(s)://")
+    if config.kind is ToolServiceKind.MCP:
+        # Imported here: the MCP SDK takes a moment to import and most agents never need it.
+        from tactful.tools.mcp import MCPService
+
+        return MCPService.http(config.name, config.url)
+    if config.kind is ToolServiceKind.OPENAPI:
+        from tactful.tools.openapi import OpenAPIService
+
+        if not config.source:
+            raise ValidationError("an OpenAPI service needs the 'source' of its specification")
+        return OpenAPIService(config.name, spec_url=config.source, base_url=config.url)
+    raise ValidationError(
+        f"services of kind {config.kind.value!r} are not supported: use mcp or openapi, or "
+        "@tactful.tool functions in the SDK"
+    )
+
+
+async def connect(
+    registry: ToolRegistry, store: Store, config: ToolServiceConfig
+) -> list[ToolSpec]:
+    """Connect a service, list its tools and store their specs. Raises ``ValidationError``
+    with the service's own words when it cannot be reached or understood."""
+    service = build_service(config)
+    try:
+        registered = await registry.register_service(service)
+    except (ToolError, ValueError) as e:
+        await service.close()
+        raise ValidationError(f"cannot use service {config.name!r}: {e}") from e
+    for r in registered:
+        await store.upsert(r.spec)
+    return [r.spec for r in registered]
+
+
+async def reconnect_all(registry: ToolRegistry, store: Store) -> None:
+    """At start-up, in the background: services stored earlier come back; one that is down is
+    logged and its tools fail with a clear error until it is registered again."""
+    for config in await store.list(ToolServiceConfig):
+        try:
+            await connect(registry, store, config)
+        except Exception as e:
+            log.warning("tool service %r is not available: %s", config.name, e)
