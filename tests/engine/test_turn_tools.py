@@ -251,3 +251,54 @@ async def test_offline_tier_runs_tools_on_patterns_the_customer_wrote() -> None:
         other = await server.create_session(agent)
         reply = await server.send(other, "where is my order status")
         assert reply.data["message"] == "Please send your order number (VM + 8 digits)."
+
+
+async def test_a_result_re_evaluates_the_guidelines_it_can_change(
+    server: tactful.Server, model: ScriptedGenerator
+) -> None:
+    from tactful.domain import Endpoint, EndpointKind, Relationship, RelationshipKind
+
+    agent = await server.create_agent("Shop")
+    await agent.create_guideline("asks about an order", "look it up", tools=[order_status])
+    review = await agent.create_guideline("the order was shipped", "mention tracking", id="rv")
+    await server.runtime.store.create(
+        Relationship(
+            kind=RelationshipKind.REEVALUATION,
+            source=Endpoint(kind=EndpointKind.TOOL, id="local:order_status"),
+            target=Endpoint(kind=EndpointKind.GUIDELINE, id=review.id),
+        )
+    )
+    first = matcher({"asks about an order": [("order_status", GIVEN)]})
+
+    def respond(call: ScriptedCall) -> MatchAnswer:
+        if "[tool results]" not in call.prompt.user:
+            return first(call)
+        shipped = "'status': 'shipped'" in call.prompt.user
+        return matcher({"the order was shipped": []} if shipped else {})(call)
+
+    model.on("match", respond)
+    session = await server.create_session(agent)
+    reply = await server.send(session, "where is VM12345678?")
+    assert review.id in reply.data["guidelines"] and len(reply.data["guidelines"]) == 2
+    trace = await _trace(server, reply)
+    assert trace.composition["reevaluations"] == [
+        {
+            "iteration": 2,
+            "rechecked": [review.id],
+            "now_active": [review.id],
+            "no_longer_active": [],
+        }
+    ]
+    assert [c.stage for c in trace.model_calls] == ["match", "match", "compose"]
+
+
+async def test_without_reevaluation_relationships_no_extra_wave(
+    server: tactful.Server, model: ScriptedGenerator
+) -> None:
+    agent = await _agent(server)
+    model.on("match", matcher({"asks about an order": [("order_status", GIVEN)]}))
+    session = await server.create_session(agent)
+    reply = await server.send(session, "where is VM12345678?")
+    trace = await _trace(server, reply)
+    assert [c.stage for c in trace.model_calls] == ["match", "compose"]
+    assert "reevaluations" not in trace.composition

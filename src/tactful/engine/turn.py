@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Collection, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from tactful.bus.base import Bus
@@ -32,7 +32,7 @@ from tactful.domain import (
 )
 from tactful.engine.candidates import DEFAULT_K, select_candidates
 from tactful.engine.compose import Composer
-from tactful.engine.context import TurnContext, load_context
+from tactful.engine.context import TurnContext, Utterance, load_context
 from tactful.engine.hooks import Hooks, MatchContext
 from tactful.engine.match import DEFAULT_OFFLINE_THRESHOLD, Match, ModelMatcher, OfflineMatcher
 from tactful.engine.resolve import Clarification, guidelines_by_tag, resolve
@@ -251,6 +251,8 @@ class Engine:
         matched, clarification = await self._decide(ctx, rec)
         async with rec.stage("tools"):
             findings = await self._run_tools(ctx, matched, trace)
+            if findings.results:
+                matched, findings = await self._reevaluate(ctx, matched, findings, rec)
         await self.status(session_id, SessionStatus.TYPING, trace.id)
         async with rec.stage("compose"):
             reply = await self.composer.compose(
@@ -347,6 +349,86 @@ class Engine:
                 await self.store.update(session)
                 trace.composition["handoff"] = o.tool_id
         return findings
+
+    async def _reevaluate(
+        self, ctx: TurnContext, matched: list[Match], findings: ToolFindings, rec: TraceRecorder
+    ) -> tuple[list[Match], ToolFindings]:
+        """Check again the guidelines a tool's result can change (reevaluation relationships
+        from the tool), with the results in view, within the agent's iteration bound; run the
+        tools of guidelines that become active."""
+        trace = rec.trace
+        by_id = {g.id: g for g in ctx.guidelines}
+        members = guidelines_by_tag(ctx.guidelines)
+        ran = {tool for tool, _ in findings.results}
+        iterations = 1
+        steps: list[dict[str, Any]] = []
+        while self.model_matcher is not None and iterations < ctx.agent.max_engine_iterations:
+            targets = sorted(
+                {
+                    gid
+                    for r in ctx.relationships
+                    if r.kind is RelationshipKind.REEVALUATION
+                    and r.source.kind is EndpointKind.TOOL
+                    and r.source.id in ran
+                    for gid in (
+                        members.get(r.target.id, [])
+                        if r.target.kind is EndpointKind.TAG
+                        else [r.target.id]
+                    )
+                    if gid in by_id
+                }
+            )
+            if not targets:
+                break
+            iterations += 1
+            seen = Utterance(
+                role="agent", text=f"[tool results]\n{findings.for_prompt()}", offset=-1
+            )
+            after = replace(ctx, messages=[*ctx.messages, seen])
+            outcome = await self.model_matcher.match(
+                after,
+                [Ranked(by_id[g], 1.0, 1.0) for g in targets],
+                [],
+                rec,
+                applied_before=ctx.applied_before,
+                tools=self.tool_specs(),
+            )
+            scores = {m.ranked.guideline.id: m.verdict.score or 0.0 for m in matched}
+            verdicts = {m.ranked.guideline.id: m.verdict for m in matched}
+            for v in outcome.verdicts:
+                if v.applies:
+                    scores[v.guideline_id], verdicts[v.guideline_id] = v.score or 1.0, v
+                else:
+                    scores.pop(v.guideline_id, None)
+            resolution = resolve(scores, by_id, ctx.relationships)
+            before = {m.ranked.guideline.id for m in matched}
+            matched = [
+                Match(Ranked(by_id[g], resolution.scores.get(g, 0.0)), verdicts[g])
+                for g in resolution.active
+                if g in verdicts
+            ]
+            trace.final_guideline_ids = [m.ranked.guideline.id for m in matched]
+            trace.resolution += resolution.steps
+            trace.matches += outcome.verdicts
+            newly = [m for m in matched if m.ranked.guideline.id not in before]
+            steps.append(
+                {
+                    "iteration": iterations,
+                    "rechecked": targets,
+                    "now_active": [m.ranked.guideline.id for m in newly],
+                    "no_longer_active": sorted(before - {m.ranked.guideline.id for m in matched}),
+                }
+            )
+            more = await self._run_tools(ctx, newly, trace) if newly else ToolFindings()
+            findings.results += more.results
+            findings.errors += more.errors
+            findings.missing += more.missing
+            findings.refused += more.refused
+            findings.fields.update(more.fields)
+            ran = {tool for tool, _ in more.results}
+        if steps:
+            trace.composition["reevaluations"] = steps
+        return matched, findings
 
     async def _decide(
         self, ctx: TurnContext, rec: TraceRecorder
