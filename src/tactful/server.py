@@ -47,9 +47,17 @@ from tactful.domain import (
     agent_tag,
 )
 from tactful.domain import Agent as AgentModel
+from tactful.domain.variables import GLOBAL_KEY, ContextVariable, ContextVariableValue, tag_key
 from tactful.engine import canned
 from tactful.engine.hooks import Hooks, MessageHook, Predicate, SelectedHook
 from tactful.engine.resolve import admit, guidelines_by_tag
+from tactful.engine.variables import (
+    check_freshness_rules,
+    choose,
+    read_value,
+    stored_values,
+    write_value,
+)
 from tactful.errors import ConfigurationError, ValidationError
 from tactful.llm.base import Embedder, Generator
 from tactful.runtime import Runtime, start_runtime
@@ -96,6 +104,14 @@ def _tool_ids(tools: Iterable[Any]) -> list[str]:
             )
         ids.append(tid)
     return ids
+
+
+def _variable_id(variable: ContextVariable | str) -> str:
+    if isinstance(variable, ContextVariable):
+        return variable.id
+    if isinstance(variable, str) and variable:
+        return variable
+    raise ValidationError(f"{variable!r} is not a context variable or a context variable id")
 
 
 class Agent:
@@ -230,6 +246,106 @@ class Agent:
     async def guidelines(self) -> list[Guideline]:
         """This agent's guidelines, in creation order."""
         return [g for g in await self._server.runtime.store.list(Guideline) if self.tag in g.tags]
+
+    # -- context variables ------------------------------------------------------------------------
+
+    async def create_variable(
+        self,
+        name: str,
+        description: str = "",
+        *,
+        tool: Any = None,
+        freshness_rules: str | None = None,
+        id: str | None = None,
+        tags: Sequence[str] = (),
+    ) -> ContextVariable:
+        """A context variable of this agent: a value per customer, per tag or global.
+
+        With ``tool`` (a ``@tactful.tool`` function or a tool id) the customer's value comes from
+        calling it with its hidden parameters filled from context, when the customer has none
+        yet and, with ``freshness_rules`` (a cron expression such as ``"*/5 * * * *"``), again
+        each time the rule ticked since. Idempotent by ``id``, else by name within this agent.
+        Raises ``ValidationError`` for a bad cron expression.
+        """
+        rules = check_freshness_rules(freshness_rules)
+        tool_id = None
+        if tool is not None:
+            [tool_id] = await self._server.register_tools([tool])
+        variable = ContextVariable(
+            name=name,
+            description=description,
+            tool_id=tool_id,
+            freshness_rules=rules,
+            tags=[self.tag, *tags],
+            **({"id": id} if id else {}),
+        )
+        return await self._define(variable, f"variable:{self.id}:{name.lower()}", id)
+
+    async def variables(self) -> list[ContextVariable]:
+        """This agent's context variables, in creation order."""
+        store = self._server.runtime.store
+        return [v for v in await store.list(ContextVariable) if self.tag in v.tags]
+
+    async def set_variable_value(
+        self,
+        variable: ContextVariable | str,
+        value: Any,
+        *,
+        customer: Customer | str | None = None,
+        tag: Tag | str | None = None,
+    ) -> ContextVariableValue:
+        """Set ``variable``'s value for ``customer``, for the customers carrying ``tag``, or
+        (with neither) for everyone. Replaces the value of that scope."""
+        store = self._server.runtime.store
+        stored = await store.get(ContextVariable, _variable_id(variable))
+        if customer is not None and tag is not None:
+            raise ValidationError("set a value for a customer or for a tag, not both")
+        if customer is not None:
+            key = (await self._variable_customer(customer)).id
+        elif tag is not None:
+            key = tag_key(await self._variable_tag(tag))
+        else:
+            key = GLOBAL_KEY
+        return await write_value(store, stored.id, key, value)
+
+    async def variable_value(
+        self,
+        variable: ContextVariable | str,
+        *,
+        customer: Customer | str | None = None,
+        tag: Tag | str | None = None,
+    ) -> Any:
+        """The value the agent would use (None if there is none; the tool is not called).
+
+        For ``customer``: theirs, else the value of the first of their tags that has one, else
+        the global one. For ``tag``: that tag's value, else the global one. With neither: the
+        global value.
+        """
+        store = self._server.runtime.store
+        stored = await store.get(ContextVariable, _variable_id(variable))
+        if customer is not None and tag is not None:
+            raise ValidationError("read the value of a customer or of a tag, not both")
+        if customer is not None:
+            who = await self._variable_customer(customer)
+            found = choose((await stored_values(store, who)).get(stored.id, {}), who)
+            return found.data if found is not None else None
+        keys = [tag_key(await self._variable_tag(tag))] if tag is not None else []
+        for key in [*keys, GLOBAL_KEY]:
+            if (value := await read_value(store, stored.id, key)) is not None:
+                return value.data
+        return None
+
+    async def _variable_customer(self, customer: Customer | str) -> Customer:
+        if isinstance(customer, Customer):
+            return customer
+        if customer == GUEST_CUSTOMER_ID:
+            await self._server.guest_customer_id()
+        return await self._server.runtime.store.get(Customer, customer)
+
+    async def _variable_tag(self, tag: Tag | str) -> str:
+        tag_id = tag.id if isinstance(tag, Tag) else tag
+        await self._server.runtime.store.get(Tag, tag_id)
+        return tag_id
 
     # -- relationships ----------------------------------------------------------------------------
 

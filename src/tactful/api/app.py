@@ -10,6 +10,7 @@ from pydantic import BaseModel
 from tactful.api import (
     agents,
     canned_responses,
+    context_variables,
     customers,
     events,
     glossary,
@@ -33,6 +34,7 @@ ROUTERS = (
     guidelines,
     relationships,
     glossary,
+    context_variables,
     canned_responses,
     sessions,
     events,
