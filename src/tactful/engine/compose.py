@@ -221,7 +221,9 @@ class Composer:
             f"Customer: {ctx.customer.name}\n\nGuidelines to follow now:\n{rules or '- (none)'}\n\n"
             f"Glossary:\n{terms or '- (none)'}\n\nConversation:\n{history}"
         )
-        if tools:
+        if tools and tools.notes:
+            user += f"\n\nWhat we know (context variables):\n{tools.notes}"
+        if tools and tools.for_prompt():
             user += f"\n\nTools this turn:\n{tools.for_prompt()}"
         return Prompt(system=system, user=user)
 

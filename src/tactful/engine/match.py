@@ -231,6 +231,7 @@ class ModelMatcher:
         batch: MatchBatch,
         applied_before: Collection[str],
         tools: Mapping[str, ToolSpec] | None = None,
+        notes: str = "",
     ) -> tuple[Prompt, dict[int, Ranked]]:
         tools = tools or {}
         numbers: dict[int, Ranked] = {}
@@ -257,7 +258,8 @@ class ModelMatcher:
         # The part shared by every batch of the turn comes first (a cacheable prefix).
         user = (
             f"Agent: {ctx.agent.name}. {ctx.agent.description or ''}\n"
-            f"Customer: {ctx.customer.name}{f' ({profile})' if profile else ''}\n\n"
+            f"Customer: {ctx.customer.name}{f' ({profile})' if profile else ''}\n"
+            f"{f'Known about this customer:{chr(10)}{notes}{chr(10)}' if notes else ''}\n"
             f"Conversation (latest last):\n{_conversation(ctx)}\n\n"
             f"DETAILED CHECKS:\n{chr(10).join(detailed_lines) or '(none)'}\n\n"
             f"SCREEN:\n{chr(10).join(screen_lines) or '(none)'}"
@@ -273,11 +275,12 @@ class ModelMatcher:
         *,
         applied_before: Collection[str] = (),
         tools: Mapping[str, ToolSpec] | None = None,
+        notes: str = "",
     ) -> MatchOutcome:
         """Check ``detailed`` and screen ``screened``; ``tools`` (id -> spec) are listed under
         the detailed guidelines that carry them, so argument inference rides in this wave."""
         batches = self.plan(detailed, screened)
-        prompts = [self.prompt(ctx, b, applied_before, tools) for b in batches]
+        prompts = [self.prompt(ctx, b, applied_before, tools, notes) for b in batches]
         answers = await asyncio.gather(
             *(rec.generate(self.generator, p, MatchAnswer, stage=MATCH_STAGE) for p, _ in prompts),
             return_exceptions=True,

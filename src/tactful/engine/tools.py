@@ -151,9 +151,11 @@ class ToolFindings:
     refused: list[str] = field(default_factory=list)
     # Values canned responses may use ({{transaction_id}}).
     fields: dict[str, Any] = field(default_factory=dict)
+    # Context variables relevant to the reply, one "- name: value" line each.
+    notes: str = ""
 
     def __bool__(self) -> bool:
-        return bool(self.results or self.errors or self.missing or self.refused)
+        return bool(self.results or self.errors or self.missing or self.refused or self.notes)
 
     def for_prompt(self) -> str:
         lines = []

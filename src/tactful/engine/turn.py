@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -30,6 +30,7 @@ from tactful.domain import (
     Trace,
     new_id,
 )
+from tactful.engine import variables
 from tactful.engine.candidates import DEFAULT_K, select_candidates
 from tactful.engine.compose import Composer
 from tactful.engine.context import TurnContext, Utterance, load_context
@@ -248,11 +249,21 @@ class Engine:
         async with rec.stage("context"):
             ctx = await load_context(self.store, session_id)
         trace.agent_id = ctx.agent.id
-        matched, clarification = await self._decide(ctx, rec)
+        matched, clarification, values = await self._decide(ctx, rec)
         async with rec.stage("tools"):
             findings = await self._run_tools(ctx, matched, trace)
             if findings.results:
                 matched, findings = await self._reevaluate(ctx, matched, findings, rec)
+            # Variables the reply may need: named by a matched guideline or close to the talk.
+            named = [
+                t
+                for m in matched
+                for t in (m.ranked.guideline.condition, m.ranked.guideline.action or "")
+            ]
+            relevant = await variables.relevant(values, ctx, self.cache, texts=named)
+            findings.notes = variables.for_prompt(relevant)
+            # Templates may use every variable found; a tool's result wins over a variable.
+            findings.fields = {**variables.fields(values), **findings.fields}
         await self.status(session_id, SessionStatus.TYPING, trace.id)
         async with rec.stage("compose"):
             reply = await self.composer.compose(
@@ -432,14 +443,24 @@ class Engine:
 
     async def _decide(
         self, ctx: TurnContext, rec: TraceRecorder
-    ) -> tuple[list[Match], Clarification | None]:
+    ) -> tuple[list[Match], Clarification | None, list[variables.VariableValue]]:
         """Retrieve, match and resolve: which guidelines the reply follows, and why."""
         trace = rec.trace
         by_id = {g.id: g for g in ctx.guidelines}
         coded = {gid for gid in self.hooks.matchers if gid in by_id}
         async with rec.stage("retrieve"):
             checkable = [g for g in ctx.guidelines if not g.always and g.id not in coded]
-            ranked = await self.retriever.rank(ctx, checkable)
+            # Context variables (tool-backed ones refreshed when stale) load while ranking runs.
+            async with asyncio.TaskGroup() as group:
+                values_task = group.create_task(
+                    variables.resolve_values(
+                        self.store, ctx, registry=self.tools, timeout_s=self.options.tool_timeout_s
+                    )
+                )
+                ranked = await self.retriever.rank(ctx, checkable)
+            values = values_task.result()
+            if values:
+                trace.composition["variables"] = [v.describe() for v in values]
             specs = self.tool_specs()
             chosen = select_candidates(
                 ranked,
@@ -459,6 +480,12 @@ class Engine:
                 self.hooks.run_matchers(match_ctx, guideline_ids=sorted(coded))
             )
             if self.model_matcher is not None:
+                named = [
+                    t
+                    for r in chosen.detailed
+                    for t in (r.guideline.condition, r.guideline.action or "")
+                ]
+                shown = await variables.relevant(values, ctx, self.cache, texts=named)
                 outcome = await self.model_matcher.match(
                     ctx,
                     chosen.detailed,
@@ -466,6 +493,7 @@ class Engine:
                     rec,
                     applied_before=ctx.applied_before,
                     tools=specs,
+                    notes=variables.for_prompt(shown),
                 )
                 verdicts = outcome.verdicts
                 if outcome.failures:
@@ -520,7 +548,7 @@ class Engine:
             match_ctx, [m.ranked.guideline for m in matched]
         ):
             trace.composition["hook_errors"] = errors
-        return matched, resolution.clarification
+        return matched, resolution.clarification, values
 
 
 def dependency_targets(
@@ -541,3 +569,8 @@ def dependency_targets(
         return {t for gid in ids for t in edges.get(gid, ())}
 
     return depended_on
+
+
+def guideline_texts(guidelines: Iterable[Guideline]) -> list[str]:
+    """Conditions and actions: a context variable they name is always relevant."""
+    return [t for g in guidelines for t in (g.condition, g.action or "") if t]
