@@ -5,6 +5,11 @@ greetings, thanks, goodbyes and handoff to a person. Every guideline carries can
 the exact policy wording, so on the offline tier (no model) the agent answers only from them, and
 example customer utterances that help the offline retrieval find the right guideline.
 
+It has real tools over a small order database it generates (``orders.py``): order lookup by
+number or by email, returns, refunds and address changes. A rule that uses one has a "lookup"
+twin that takes over once the customer has written what the tool needs (see ``Lookup``), so the
+reply is the tool's result even on the offline tier.
+
 Run it with ``python examples/voltmart/agent.py`` (port from ``PORT`` or ``TACTFUL_PORT``, default
 8800). The contract for loaders is the module-level ``define(server)``: it is idempotent (every
 definition has a stable id) and fast (no network).
@@ -13,10 +18,45 @@ definition has a stable id) and fast (no network).
 # No `from __future__ import annotations`: with string annotations, @dataclass looks its module
 # up in sys.modules, which fails when a loader executes this file by path without registering it.
 import asyncio
+import importlib.util
 import os
+import re
+import sys
+from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any
 
 import tactful
+from tactful.engine.hooks import MatchContext
+
+
+def _sibling(name: str) -> ModuleType:
+    """Import ``<name>.py`` next to this file. Loaders execute this file by path, so its folder
+    may not be importable; the module is registered once, under a name of its own."""
+    path = Path(__file__).resolve().with_name(f"{name}.py")
+    module_name = f"voltmart_example_{name}"
+    known = sys.modules.get(module_name)
+    if known is not None and getattr(known, "__file__", None) == str(path):
+        return known
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[module_name]
+        raise
+    return module
+
+
+orders = _sibling("orders")
+# What the order tools' arguments look like in a message (their JSON-schema patterns, unanchored).
+ORDER_NUMBER = re.compile(orders.ORDER_ID_PATTERN.removeprefix("^").removesuffix("$"))
+EMAIL = re.compile(orders.EMAIL_PATTERN.removeprefix("^").removesuffix("$"))
+NUMBER_MISSING = "vm-orders-number-missing"
 
 AGENT_ID = "voltmart-support"
 AGENT_NAME = "Voltmart Support"
@@ -32,8 +72,41 @@ NO_MATCH_REPLY = (
 
 
 @dataclass(frozen=True)
+class ToolReply:
+    """A canned response on a tool's result fields: it qualifies only in a turn where the tool
+    ran (``{% if %}`` picks the wording for a refused request)."""
+
+    id: str
+    template: str
+
+
+@dataclass(frozen=True)
+class Lookup:
+    """A rule's follow-through once the customer has given what its tool needs.
+
+    It is a second guideline with its own action, the rule's tools and one reply on their
+    result. A code matcher decides it: the customer wrote what ``given`` finds (an order number,
+    an email address: the tool parameter's own pattern, which is also how the offline tier fills
+    the argument). It also depends on the rule's intent having matched, or on the customer just
+    answering the rule's question. Active, it takes priority over the rule, so the tool's reply
+    replaces the rule's general ones ("please send your order number"): side by side in one
+    guideline they would compete on wording alone, and the general ones would win.
+    """
+
+    id: str
+    action: str
+    given: re.Pattern[str]
+    reply: ToolReply
+
+
+@dataclass(frozen=True)
 class Rule:
-    """One guideline with its example utterances and its canned responses (id, template)."""
+    """One guideline with its example utterances and its canned responses (id, template).
+
+    ``tools`` names the tools of ``orders.OrderTools`` the guideline calls when it applies,
+    ``tool_replies`` are canned responses that use their results, and ``lookup`` follows the
+    rule through once the customer has given what the tool needs.
+    """
 
     id: str
     condition: str
@@ -42,6 +115,9 @@ class Rule:
     responses: tuple[tuple[str, str], ...]
     priority: int = 0
     criticality: tactful.Criticality = tactful.Criticality.MEDIUM
+    tools: tuple[str, ...] = ()
+    tool_replies: tuple[ToolReply, ...] = ()
+    lookup: Lookup | None = None
 
 
 RULES: tuple[Rule, ...] = (
@@ -70,9 +146,23 @@ RULES: tuple[Rule, ...] = (
                 "has 8 digits, like VM12345678. You'll find it in your confirmation email.",
             ),
         ),
+        tools=("order_status",),
+        lookup=Lookup(
+            id="vm-orders-track-lookup",
+            action="Look the order up with order_status and tell them its status and its "
+            "expected or actual delivery date.",
+            given=ORDER_NUMBER,
+            reply=ToolReply(
+                "vm-orders-track-lookup-1",
+                "{% if delivered_on %}Your order {{order_id}} ({{items}}) was delivered on "
+                "{{delivered_on}}.{% elif status %}Your order {{order_id}} ({{items}}) is "
+                "{{status}}{% if eta %} and should arrive by {{eta}}{% endif %}."
+                "{% else %}I couldn't look up order {{order_id}}: {{order_problem}}.{% endif %}",
+            ),
+        ),
     ),
     Rule(
-        id="vm-orders-number-missing",
+        id=NUMBER_MISSING,
         condition="The customer does not know or cannot find their order number",
         action="Explain the order number format and where to find it, and offer a lookup by the "
         "checkout email address instead.",
@@ -88,6 +178,20 @@ RULES: tuple[Rule, ...] = (
                 "VM12345678). It's in the subject line of your order confirmation email and under "
                 "Account > Order History. If you can't find it, tell me the email address you used "
                 "at checkout and I'll look the order up that way.",
+            ),
+        ),
+        tools=("find_order",),
+        lookup=Lookup(
+            id="vm-orders-number-missing-lookup",
+            action="Find their orders with find_order and list them, so they can say which one "
+            "they mean.",
+            given=EMAIL,
+            reply=ToolReply(
+                "vm-orders-number-missing-lookup-1",
+                "{% if orders %}I found these orders for {{email}}: {{orders}}. Which one can I "
+                "help you with?{% else %}I couldn't find any orders for {{email}}. Could you "
+                "double-check the address, or try another email you may have used at checkout?"
+                "{% endif %}",
             ),
         ),
     ),
@@ -268,6 +372,21 @@ RULES: tuple[Rule, ...] = (
                 "Order History to get your prepaid label.",
             ),
         ),
+        tools=("start_return",),
+        lookup=Lookup(
+            id="vm-returns-within-window-start",
+            action="Start the return with start_return (only within 30 days of delivery) and "
+            "give them the RMA number, or explain why the return cannot be started.",
+            given=ORDER_NUMBER,
+            reply=ToolReply(
+                "vm-returns-within-window-start-1",
+                "{% if rma %}Your return for order {{order_id}} is open: your RMA number is "
+                "{{rma}}. Print the prepaid label from Account > Order History (or show the QR "
+                "code at any UPS location), and your refund is issued within 3-5 business days "
+                "after we inspect the item.{% else %}I couldn't start a return for order "
+                "{{order_id}}: {{return_problem}}.{% endif %}",
+            ),
+        ),
     ),
     Rule(
         id="vm-returns-past-window",
@@ -383,6 +502,22 @@ RULES: tuple[Rule, ...] = (
                 "your bank can take another 5-10 business days to show it. If it's been longer "
                 "than that, share your order number and I'll look up the refund reference for "
                 "your bank.",
+            ),
+        ),
+        tools=("refund",),
+        lookup=Lookup(
+            id="vm-refunds-status-lookup",
+            action="Check the order with the refund tool: it issues the refund once the return "
+            "was received (or for an order cancelled before shipping) and gives the refund "
+            "reference; otherwise explain why there is no refund yet.",
+            given=ORDER_NUMBER,
+            reply=ToolReply(
+                "vm-refunds-status-lookup-1",
+                "{% if transaction_id %}The refund of {{amount}} for order {{order_id}} has been "
+                "issued to your original payment method. Your refund reference is "
+                "{{transaction_id}}; your bank can take 5-10 business days to show it."
+                "{% else %}I checked order {{order_id}}, and I can't issue a refund yet: "
+                "{{refund_problem}}.{% endif %}",
             ),
         ),
     ),
@@ -504,6 +639,15 @@ RULES: tuple[Rule, ...] = (
                 "> Order History and choose Change address. If it has already shipped, send me the "
                 "order number and the new address and I'll ask the carrier for a redirect (they "
                 "can't always make it, but we'll try).",
+            ),
+        ),
+        tools=("change_address",),
+        tool_replies=(
+            ToolReply(
+                "vm-shipping-address-change-2",
+                "{% if new_address %}Done! Order {{order_id}} will now be delivered to "
+                "{{new_address}}.{% else %}I couldn't change the address of order {{order_id}}: "
+                "{{address_problem}}.{% endif %}",
             ),
         ),
     ),
@@ -762,23 +906,103 @@ async def define(server: tactful.Server) -> tactful.Agent:
         id=AGENT_ID,
         no_match_reply=NO_MATCH_REPLY,
     )
+    # The order tools, over the order database (opened and seeded on the first call). The same
+    # service comes back on every call for this server, so defining again changes nothing.
+    tools = orders.tools_for(server)
+    await server.add_service(tools)
     for rule in RULES:
         for response_id, template in rule.responses:
             await agent.create_canned_response(template, id=response_id)
+        for reply in rule.tool_replies:
+            await agent.create_canned_response(reply.template, id=reply.id)
+        rule_tools = [getattr(tools, name) for name in rule.tools]
         await agent.create_guideline(
             rule.condition,
             rule.action,
             id=rule.id,
             examples=rule.examples,
-            canned_responses=[response_id for response_id, _ in rule.responses],
+            tools=rule_tools,
+            canned_responses=[
+                *(response_id for response_id, _ in rule.responses),
+                *(reply.id for reply in rule.tool_replies),
+            ],
             priority=rule.priority,
             criticality=rule.criticality,
         )
+        if rule.lookup is not None:
+            await _define_lookup(agent, rule, rule.lookup, rule_tools)
+    lookups = [rule.lookup for rule in RULES if rule.lookup is not None]
+    for lookup in lookups:
+        if lookup.given is ORDER_NUMBER:
+            # The customer evidently has the order number: "I don't know it" is a false match
+            # (the offline tier finds one for most messages that mention an order number).
+            await agent.prioritize(lookup.id, over=NUMBER_MISSING)
+        for other in lookups:
+            if other is not lookup:
+                # An answer to one rule's question is about that rule, not another one that
+                # the message happens to resemble ("order VM12345678" after "where is my
+                # refund?" is not a tracking question).
+                await agent.prioritize(f"{lookup.id}-answer", over=other.id)
     for observation_id, condition in OBSERVATIONS:
         await agent.create_observation(condition, id=observation_id)
     for term_id, name, description, synonyms in TERMS:
         await agent.create_term(name, description, id=term_id, synonyms=synonyms)
     return agent
+
+
+def _written(pattern: re.Pattern[str]) -> Callable[[MatchContext], bool]:
+    """A code matcher: the customer wrote something ``pattern`` finds, in any message."""
+
+    def written(context: MatchContext) -> bool:
+        texts = [text for role, text in context.messages if role == "customer"]
+        return any(pattern.search(text) for text in [*texts, context.latest_message])
+
+    return written
+
+
+def _answers(asked: list[str], pattern: re.Pattern[str]) -> Callable[[MatchContext], bool]:
+    """A code matcher: the agent's previous message is one of ``asked`` and the customer's
+    latest message holds what ``pattern`` finds."""
+
+    def answers(context: MatchContext) -> bool:
+        if not pattern.search(context.latest_message):
+            return False
+        agent_said = [text for role, text in context.messages if role == "agent"]
+        return bool(agent_said) and agent_said[-1].strip() in asked
+
+    return answers
+
+
+async def _define_lookup(
+    agent: tactful.Agent, rule: Rule, lookup: Lookup, tools: list[Any]
+) -> None:
+    # The rule's intent again, as an observation: it matches when the rule does (the same
+    # condition and examples) but takes none of the offline tier's few slots for guidelines.
+    intent = f"{lookup.id}-intent"
+    await agent.create_observation(rule.condition, id=intent, examples=rule.examples)
+    # A reply to the rule's own question ("please send your order number") is just the value,
+    # which the offline tier cannot match to the rule: a code matcher notices the answer.
+    answer = f"{lookup.id}-answer"
+    await agent.create_observation(
+        f"The customer answers the agent's reply from {rule.id} with what its tool needs",
+        id=answer,
+    )
+    agent.match_with(answer, _answers([text for _, text in rule.responses], lookup.given))
+    await agent.create_canned_response(lookup.reply.template, id=lookup.reply.id)
+    await agent.create_guideline(
+        rule.condition,
+        lookup.action,
+        id=lookup.id,
+        description=f"{rule.id}, once the customer has given what its tool needs",
+        examples=rule.examples,
+        tools=tools,
+        canned_responses=[lookup.reply.id],
+        priority=rule.priority,
+        criticality=rule.criticality,
+    )
+    agent.match_with(lookup.id, _written(lookup.given))
+    await agent.depend(lookup.id, on_any=[intent, answer])
+    await agent.prioritize(lookup.id, over=rule.id)
 
 
 def _port() -> int | None:
