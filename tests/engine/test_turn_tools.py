@@ -302,3 +302,38 @@ async def test_without_reevaluation_relationships_no_extra_wave(
     trace = await _trace(server, reply)
     assert [c.stage for c in trace.model_calls] == ["match", "compose"]
     assert "reevaluations" not in trace.composition
+
+
+async def test_strict_mode_prefers_the_template_built_on_this_turns_result() -> None:
+    settings = tactful.Settings(offline_match_threshold=0.3)
+    async with tactful.Server(
+        transient=True, embedder=HashingEmbedder(), offline=True, settings=settings
+    ) as server:
+        agent = await server.create_agent("Shop", composition_mode=tactful.CompositionMode.STRICT)
+
+        @tactful.tool(name="process_refund")
+        async def process_refund(
+            context: tactful.ToolContext,
+            order_id: Annotated[str, tactful.ToolParam(description="VM and 8 digits")],
+        ) -> tactful.ToolResult:
+            return tactful.ToolResult(data="ok", fields={"transaction_id": "TX-42"})
+
+        process_refund.spec.parameters["properties"]["order_id"]["pattern"] = r"^VM\d{8}$"
+        generic = await agent.create_canned_response(
+            "Refunds for your order take five business days to process my friend."
+        )
+        done = await agent.create_canned_response(
+            "Refund processed. Transaction ID: {{transaction_id}}"
+        )
+        await agent.create_guideline(
+            "refund for my order",
+            "process the refund",
+            tools=[process_refund],
+            canned_responses=[generic, done],
+        )
+        with_number = await server.send(
+            await server.create_session(agent), "refund for my order VM12345678"
+        )
+        assert with_number.data["message"] == "Refund processed. Transaction ID: TX-42"
+        without = await server.send(await server.create_session(agent), "refund for my order")
+        assert without.data["message"].startswith("Refunds for your order take five")

@@ -25,6 +25,7 @@ from tactful.errors import ModelError
 from tactful.llm.base import Generator, Prompt
 
 COMPOSE_STAGE = "compose"
+TOOL_RESULT_BONUS = 0.5
 
 
 @dataclass
@@ -179,7 +180,11 @@ class Composer:
             m.verdict.score if m.verdict.score is not None else m.ranked.score
             for m, _, _ in considered
         ]
-        scores = np.array(strength) + 0.5 * fit
+        # A template built on what a tool returned this turn says more than one that could
+        # be sent any time (the "please send your order number" kind): it is preferred.
+        fresh = set(tools.fields) if tools else set()
+        uses_results = [bool(canned.template_fields(r.value) & fresh) for _, r, _ in considered]
+        scores = np.array(strength) + 0.5 * fit + TOOL_RESULT_BONUS * np.array(uses_results)
         best = int(np.argmax(scores))
         m, response, text = considered[best]
         return Reply(
