@@ -403,6 +403,25 @@ class Agent:
             if {(r.source.kind, r.source.id), (r.target.kind, r.target.id)} & ours
         ]
 
+    async def reevaluate_after(self, tool: Any, guideline: EndRef) -> Relationship:
+        """After ``tool`` returns, check ``guideline`` (or a tag's guidelines) again with the
+        result in view: its condition may depend on what the tool found."""
+        [tool_ref] = await self._server.register_tools([tool])
+        store = self._server.runtime.store
+        target = _end(guideline)
+        await store.get(Guideline if target.kind is EndpointKind.GUIDELINE else Tag, target.id)
+        new = Relationship(
+            kind=RelationshipKind.REEVALUATION,
+            source=Endpoint(kind=EndpointKind.TOOL, id=tool_ref),
+            target=target,
+        )
+        async with store.transaction():
+            same = admit(new, await store.list(Relationship), {})
+            if same is not None:
+                return same
+            stored, _ = await store.upsert(new, key=new.natural_key)
+        return stored
+
     async def _relate(
         self, kind: RelationshipKind, source: EndRef, targets: Sequence[EndRef]
     ) -> list[Relationship]:

@@ -30,6 +30,7 @@ calls: list[str] = []
 @tactful.tool
 async def order_status(context: tactful.ToolContext, order_id: ORDER) -> tactful.ToolResult:
     """Look up an order's status."""
+    assert context.session is not None and context.customer is not None
     calls.append(f"status {order_id}")
     return tactful.ToolResult(data={"status": "shipped"}, fields={"status": "shipped"})
 
@@ -256,17 +257,16 @@ async def test_offline_tier_runs_tools_on_patterns_the_customer_wrote() -> None:
 async def test_a_result_re_evaluates_the_guidelines_it_can_change(
     server: tactful.Server, model: ScriptedGenerator
 ) -> None:
-    from tactful.domain import Endpoint, EndpointKind, Relationship, RelationshipKind
+    from tactful.domain import EndpointKind, RelationshipKind
 
     agent = await server.create_agent("Shop")
     await agent.create_guideline("asks about an order", "look it up", tools=[order_status])
     review = await agent.create_guideline("the order was shipped", "mention tracking", id="rv")
-    await server.runtime.store.create(
-        Relationship(
-            kind=RelationshipKind.REEVALUATION,
-            source=Endpoint(kind=EndpointKind.TOOL, id="local:order_status"),
-            target=Endpoint(kind=EndpointKind.GUIDELINE, id=review.id),
-        )
+    relation = await agent.reevaluate_after(order_status, review)
+    assert relation == await agent.reevaluate_after(order_status, review)  # idempotent
+    assert (relation.kind, relation.source.kind) == (
+        RelationshipKind.REEVALUATION,
+        EndpointKind.TOOL,
     )
     first = matcher({"asks about an order": [("order_status", GIVEN)]})
 

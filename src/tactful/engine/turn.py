@@ -331,6 +331,9 @@ class Engine:
             customer_id=ctx.customer.id,
             customer_name=ctx.customer.name,
             customer_metadata=dict(ctx.customer.metadata),
+            agent=ctx.agent,
+            session=ctx.session,
+            customer=ctx.customer,
             _emit=emit,
         )
         outcomes = await run_tools(

@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from tactful.domain import ToolSpec
+from tactful.domain import Agent, Customer, Session, ToolSpec
 
 
 class SessionControl(StrEnum):
@@ -51,6 +51,10 @@ class ToolContext:
     customer_id: str
     customer_name: str = ""
     customer_metadata: dict[str, str] = field(default_factory=dict)
+    # The whole records, when the engine runs the tool in a turn.
+    agent: Agent | None = None
+    session: Session | None = None
+    customer: Customer | None = None
     # Set by the engine: append a status, message or custom event to the session.
     _emit: Emit | None = field(default=None, repr=False)
 
