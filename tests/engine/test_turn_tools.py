@@ -337,3 +337,32 @@ async def test_strict_mode_prefers_the_template_built_on_this_turns_result() -> 
         assert with_number.data["message"] == "Refund processed. Transaction ID: TX-42"
         without = await server.send(await server.create_session(agent), "refund for my order")
         assert without.data["message"].startswith("Refunds for your order take five")
+
+
+async def test_choice_providers_give_the_model_its_options(
+    server: tactful.Server, model: ScriptedGenerator
+) -> None:
+    async def stores(context: tactful.ToolContext) -> list[str]:
+        assert context.customer is not None
+        return ["Berlin Mitte", "Hamburg Hafen"]
+
+    @tactful.tool(name="book_pickup")
+    async def book_pickup(
+        context: tactful.ToolContext,
+        store: Annotated[str, tactful.ToolParam(description="the store", choices=stores)],
+    ) -> str:
+        return f"booked at {store}"
+
+    agent = await server.create_agent("Shop")
+    await agent.create_guideline("wants store pickup", "book it", tools=[book_pickup])
+    model.on(
+        "match", matcher({"wants store pickup": [("book_pickup", ("store", "Paris", "customer"))]})
+    )
+    session = await server.create_session(agent)
+    reply = await server.send(session, "pickup at Paris please")
+    prompt = model.calls_for("match")[0].prompt.user
+    assert "one of Berlin Mitte, Hamburg Hafen" in prompt
+    [event] = await server.runtime.store.list_events(session.id, kinds=[EventKind.TOOL])
+    [call] = event.data["tool_calls"]
+    assert call["result"] is None and "store" in call["error"]  # not one of the choices
+    assert reply.data["message"] == "done"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import logging
 from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field, replace
@@ -43,7 +44,14 @@ from tactful.engine.trace import TraceRecorder
 from tactful.errors import NotFoundError, PayloadTooLargeError, ValidationError
 from tactful.llm.base import Embedder, Generator
 from tactful.store.base import Store
-from tactful.tools import SessionControl, ToolCall, ToolContext, ToolRegistry, run_tools
+from tactful.tools import (
+    PythonToolService,
+    SessionControl,
+    ToolCall,
+    ToolContext,
+    ToolRegistry,
+    run_tools,
+)
 
 log = logging.getLogger("tactful.engine")
 
@@ -320,22 +328,7 @@ class Engine:
             return findings
         session_id = ctx.session.id
 
-        async def emit(kind: str, data: Any) -> None:
-            await self.append(
-                session_id, EventKind(kind), EventSource.AI_AGENT, data, trace_id=trace.id
-            )
-
-        context = ToolContext(
-            agent_id=ctx.agent.id,
-            session_id=session_id,
-            customer_id=ctx.customer.id,
-            customer_name=ctx.customer.name,
-            customer_metadata=dict(ctx.customer.metadata),
-            agent=ctx.agent,
-            session=ctx.session,
-            customer=ctx.customer,
-            _emit=emit,
-        )
+        context = self._tool_context(ctx, trace)
         outcomes = await run_tools(
             self.tools,
             [ToolCall(tool_id=p.tool_id, arguments=p.arguments) for p in runnable],
@@ -363,6 +356,53 @@ class Engine:
                 await self.store.update(session)
                 trace.composition["handoff"] = o.tool_id
         return findings
+
+    def _tool_context(self, ctx: TurnContext, trace: Trace) -> ToolContext:
+        session_id = ctx.session.id
+
+        async def emit(kind: str, data: Any) -> None:
+            await self.append(
+                session_id, EventKind(kind), EventSource.AI_AGENT, data, trace_id=trace.id
+            )
+
+        return ToolContext(
+            agent_id=ctx.agent.id,
+            session_id=session_id,
+            customer_id=ctx.customer.id,
+            customer_name=ctx.customer.name,
+            customer_metadata=dict(ctx.customer.metadata),
+            agent=ctx.agent,
+            session=ctx.session,
+            customer=ctx.customer,
+            _emit=emit,
+        )
+
+    async def _with_choices(
+        self, specs: dict[str, ToolSpec], detailed: Sequence[Ranked], ctx: TurnContext, trace: Trace
+    ) -> dict[str, ToolSpec]:
+        """Specs of the tools listed this turn, with their choice providers' current options
+        as ``enum`` (so the model picks from them)."""
+        out = dict(specs)
+        listed = {t for r in detailed for t in r.guideline.tools if t in specs}
+        for tid in sorted(listed):
+            spec = specs[tid]
+            properties = spec.parameters.get("properties", {})
+            dynamic = [n for n, schema in properties.items() if schema.get("x-tactful-choices")]
+            service = self.tools.get(tid).service
+            if not dynamic or not isinstance(service, PythonToolService):
+                continue
+            tool = service.get(spec.name)
+            parameters = copy.deepcopy(spec.parameters)
+            for name in dynamic:
+                try:
+                    choices = await tool.choices_for(name, self._tool_context(ctx, trace))
+                except Exception as e:
+                    log.warning("choices of %s.%s failed: %s", tid, name, e)
+                    continue
+                if choices:
+                    parameters["properties"][name]["enum"] = list(choices)
+            out[tid] = spec.model_copy(update={"parameters": parameters})
+        return out
 
     async def _reevaluate(
         self, ctx: TurnContext, matched: list[Match], findings: ToolFindings, rec: TraceRecorder
@@ -489,13 +529,14 @@ class Engine:
                     for t in (r.guideline.condition, r.guideline.action or "")
                 ]
                 shown = await variables.relevant(values, ctx, self.cache, texts=named)
+                listed = await self._with_choices(specs, chosen.detailed, ctx, trace)
                 outcome = await self.model_matcher.match(
                     ctx,
                     chosen.detailed,
                     chosen.screened,
                     rec,
                     applied_before=ctx.applied_before,
-                    tools=specs,
+                    tools=listed,
                     notes=variables.for_prompt(shown),
                 )
                 verdicts = outcome.verdicts
