@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import copy
 import logging
 from collections.abc import Callable, Collection, Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from tactful.bus.base import Bus
@@ -27,30 +26,24 @@ from tactful.domain import (
     Session,
     SessionMode,
     SessionStatus,
-    ToolSpec,
     Trace,
     new_id,
 )
 from tactful.engine import variables
 from tactful.engine.candidates import DEFAULT_K, select_candidates
 from tactful.engine.compose import Composer
-from tactful.engine.context import TurnContext, Utterance, load_context
+from tactful.engine.context import TurnContext, load_context
 from tactful.engine.hooks import Hooks, MatchContext
 from tactful.engine.match import DEFAULT_OFFLINE_THRESHOLD, Match, ModelMatcher, OfflineMatcher
 from tactful.engine.resolve import Clarification, guidelines_by_tag, resolve
 from tactful.engine.retrieve import EmbeddingCache, Ranked, Retriever
-from tactful.engine.tools import ToolFindings, plan_tool_calls
+from tactful.engine.tool_stage import ToolStage
 from tactful.engine.trace import TraceRecorder
 from tactful.errors import NotFoundError, PayloadTooLargeError, ValidationError
 from tactful.llm.base import Embedder, Generator
 from tactful.store.base import Store
 from tactful.tools import (
-    PythonToolService,
-    SessionControl,
-    ToolCall,
-    ToolContext,
     ToolRegistry,
-    run_tools,
 )
 
 log = logging.getLogger("tactful.engine")
@@ -99,6 +92,13 @@ class Engine:
         self.hooks = Hooks()
         # Tools that can run in this process: Python functions and connected services.
         self.tools = ToolRegistry()
+        self.tool_stage = ToolStage(
+            self.tools,
+            store,
+            self.append,
+            timeout_s=self.options.tool_timeout_s,
+            model_matcher=self.model_matcher,
+        )
         self._turns: dict[str, _Turn] = {}
 
     @property
@@ -259,9 +259,9 @@ class Engine:
         trace.agent_id = ctx.agent.id
         matched, clarification, values = await self._decide(ctx, rec)
         async with rec.stage("tools"):
-            findings = await self._run_tools(ctx, matched, trace)
+            findings = await self.tool_stage.run(ctx, matched, trace)
             if findings.results:
-                matched, findings = await self._reevaluate(ctx, matched, findings, rec)
+                matched, findings = await self.tool_stage.reevaluate(ctx, matched, findings, rec)
             # Variables the reply may need: named by a matched guideline or close to the talk.
             named = [
                 t
@@ -311,179 +311,6 @@ class Engine:
         await asyncio.shield(self._save_trace(trace))
         await asyncio.shield(self.status(session_id, SessionStatus.READY, trace.id))
 
-    def tool_specs(self) -> dict[str, ToolSpec]:
-        return {spec.id: spec for spec in self.tools.specs()}
-
-    async def _run_tools(
-        self, ctx: TurnContext, matched: Sequence[Match], trace: Trace
-    ) -> ToolFindings:
-        """Run the calls the active guidelines need, in parallel; write one ``tool`` event."""
-        specs = self.tool_specs()
-        planned = plan_tool_calls(matched, specs, ctx)
-        findings = ToolFindings.of(planned, specs)
-        runnable = [p for p in planned if p.blocked is None]
-        if planned:
-            trace.composition["tool_plan"] = [p.describe() for p in planned]
-        if not runnable:
-            return findings
-        session_id = ctx.session.id
-
-        context = self._tool_context(ctx, trace)
-        outcomes = await run_tools(
-            self.tools,
-            [ToolCall(tool_id=p.tool_id, arguments=p.arguments) for p in runnable],
-            context,
-            default_timeout_s=self.options.tool_timeout_s,
-        )
-        calls = [o.model_dump(mode="json") for o in outcomes]
-        trace.composition["tool_calls"] = calls
-        await self.append(
-            session_id,
-            EventKind.TOOL,
-            EventSource.AI_AGENT,
-            {"tool_calls": calls},
-            trace_id=trace.id,
-        )
-        for o in outcomes:
-            if o.result is None:
-                findings.errors.append((o.tool_id, o.error or "failed"))
-                continue
-            findings.results.append((o.tool_id, o.result.data))
-            findings.fields.update(o.result.fields)
-            if o.result.control is SessionControl.HANDOFF:
-                session = await self.store.get(Session, session_id)
-                session.mode = SessionMode.MANUAL
-                await self.store.update(session)
-                trace.composition["handoff"] = o.tool_id
-        return findings
-
-    def _tool_context(self, ctx: TurnContext, trace: Trace) -> ToolContext:
-        session_id = ctx.session.id
-
-        async def emit(kind: str, data: Any) -> None:
-            await self.append(
-                session_id, EventKind(kind), EventSource.AI_AGENT, data, trace_id=trace.id
-            )
-
-        return ToolContext(
-            agent_id=ctx.agent.id,
-            session_id=session_id,
-            customer_id=ctx.customer.id,
-            customer_name=ctx.customer.name,
-            customer_metadata=dict(ctx.customer.metadata),
-            agent=ctx.agent,
-            session=ctx.session,
-            customer=ctx.customer,
-            _emit=emit,
-        )
-
-    async def _with_choices(
-        self, specs: dict[str, ToolSpec], detailed: Sequence[Ranked], ctx: TurnContext, trace: Trace
-    ) -> dict[str, ToolSpec]:
-        """Specs of the tools listed this turn, with their choice providers' current options
-        as ``enum`` (so the model picks from them)."""
-        out = dict(specs)
-        listed = {t for r in detailed for t in r.guideline.tools if t in specs}
-        for tid in sorted(listed):
-            spec = specs[tid]
-            properties = spec.parameters.get("properties", {})
-            dynamic = [n for n, schema in properties.items() if schema.get("x-tactful-choices")]
-            service = self.tools.get(tid).service
-            if not dynamic or not isinstance(service, PythonToolService):
-                continue
-            tool = service.get(spec.name)
-            parameters = copy.deepcopy(spec.parameters)
-            for name in dynamic:
-                try:
-                    choices = await tool.choices_for(name, self._tool_context(ctx, trace))
-                except Exception as e:
-                    log.warning("choices of %s.%s failed: %s", tid, name, e)
-                    continue
-                if choices:
-                    parameters["properties"][name]["enum"] = list(choices)
-            out[tid] = spec.model_copy(update={"parameters": parameters})
-        return out
-
-    async def _reevaluate(
-        self, ctx: TurnContext, matched: list[Match], findings: ToolFindings, rec: TraceRecorder
-    ) -> tuple[list[Match], ToolFindings]:
-        """Check again the guidelines a tool's result can change (reevaluation relationships
-        from the tool), with the results in view, within the agent's iteration bound; run the
-        tools of guidelines that become active."""
-        trace = rec.trace
-        by_id = {g.id: g for g in ctx.guidelines}
-        members = guidelines_by_tag(ctx.guidelines)
-        ran = {tool for tool, _ in findings.results}
-        iterations = 1
-        steps: list[dict[str, Any]] = []
-        while self.model_matcher is not None and iterations < ctx.agent.max_engine_iterations:
-            targets = sorted(
-                {
-                    gid
-                    for r in ctx.relationships
-                    if r.kind is RelationshipKind.REEVALUATION
-                    and r.source.kind is EndpointKind.TOOL
-                    and r.source.id in ran
-                    for gid in (
-                        members.get(r.target.id, [])
-                        if r.target.kind is EndpointKind.TAG
-                        else [r.target.id]
-                    )
-                    if gid in by_id
-                }
-            )
-            if not targets:
-                break
-            iterations += 1
-            seen = Utterance(
-                role="agent", text=f"[tool results]\n{findings.for_prompt()}", offset=-1
-            )
-            after = replace(ctx, messages=[*ctx.messages, seen])
-            outcome = await self.model_matcher.match(
-                after,
-                [Ranked(by_id[g], 1.0, 1.0) for g in targets],
-                [],
-                rec,
-                applied_before=ctx.applied_before,
-                tools=self.tool_specs(),
-            )
-            scores = {m.ranked.guideline.id: m.verdict.score or 0.0 for m in matched}
-            verdicts = {m.ranked.guideline.id: m.verdict for m in matched}
-            for v in outcome.verdicts:
-                if v.applies:
-                    scores[v.guideline_id], verdicts[v.guideline_id] = v.score or 1.0, v
-                else:
-                    scores.pop(v.guideline_id, None)
-            resolution = resolve(scores, by_id, ctx.relationships)
-            before = {m.ranked.guideline.id for m in matched}
-            matched = [
-                Match(Ranked(by_id[g], resolution.scores.get(g, 0.0)), verdicts[g])
-                for g in resolution.active
-                if g in verdicts
-            ]
-            trace.final_guideline_ids = [m.ranked.guideline.id for m in matched]
-            trace.resolution += resolution.steps
-            trace.matches += outcome.verdicts
-            newly = [m for m in matched if m.ranked.guideline.id not in before]
-            steps.append(
-                {
-                    "iteration": iterations,
-                    "rechecked": targets,
-                    "now_active": [m.ranked.guideline.id for m in newly],
-                    "no_longer_active": sorted(before - {m.ranked.guideline.id for m in matched}),
-                }
-            )
-            more = await self._run_tools(ctx, newly, trace) if newly else ToolFindings()
-            findings.results += more.results
-            findings.errors += more.errors
-            findings.missing += more.missing
-            findings.refused += more.refused
-            findings.fields.update(more.fields)
-            ran = {tool for tool, _ in more.results}
-        if steps:
-            trace.composition["reevaluations"] = steps
-        return matched, findings
-
     async def _decide(
         self, ctx: TurnContext, rec: TraceRecorder
     ) -> tuple[list[Match], Clarification | None, list[variables.VariableValue]]:
@@ -504,7 +331,7 @@ class Engine:
             values = values_task.result()
             if values:
                 trace.composition["variables"] = [v.describe() for v in values]
-            specs = self.tool_specs()
+            specs = self.tool_stage.specs()
             chosen = select_candidates(
                 ranked,
                 k=self.options.detailed_k,
@@ -529,7 +356,7 @@ class Engine:
                     for t in (r.guideline.condition, r.guideline.action or "")
                 ]
                 shown = await variables.relevant(values, ctx, self.cache, texts=named)
-                listed = await self._with_choices(specs, chosen.detailed, ctx, trace)
+                listed = await self.tool_stage.with_choices(specs, chosen.detailed, ctx, trace)
                 outcome = await self.model_matcher.match(
                     ctx,
                     chosen.detailed,

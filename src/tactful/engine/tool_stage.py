@@ -1,0 +1,232 @@
+"""Stage 6, tools, in a turn: run the planned calls, write the tool event, re-evaluate what the
+results can change, and give choice providers' options to the match prompt."""
+
+from __future__ import annotations
+
+import copy
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import replace
+from typing import Any
+
+from tactful.domain import (
+    EndpointKind,
+    Event,
+    EventKind,
+    EventSource,
+    RelationshipKind,
+    Session,
+    SessionMode,
+    ToolSpec,
+    Trace,
+)
+from tactful.engine.context import TurnContext, Utterance
+from tactful.engine.match import Match, ModelMatcher
+from tactful.engine.resolve import guidelines_by_tag, resolve
+from tactful.engine.retrieve import Ranked
+from tactful.engine.tools import ToolFindings, plan_tool_calls
+from tactful.engine.trace import TraceRecorder
+from tactful.store.base import Store
+from tactful.tools import (
+    PythonToolService,
+    SessionControl,
+    ToolCall,
+    ToolContext,
+    ToolRegistry,
+    run_tools,
+)
+
+log = logging.getLogger("tactful.engine")
+
+Append = Callable[..., Awaitable[Event]]
+
+
+class ToolStage:
+    """The tool stage of the turn, over the registry of tools this process can run."""
+
+    def __init__(
+        self,
+        registry: ToolRegistry,
+        store: Store,
+        append: Append,
+        *,
+        timeout_s: float,
+        model_matcher: ModelMatcher | None,
+    ) -> None:
+        self.registry = registry
+        self.store = store
+        self._append = append
+        self.timeout_s = timeout_s
+        self.model_matcher = model_matcher
+
+    def specs(self) -> dict[str, ToolSpec]:
+        """The tools that can run in this process, by id."""
+        return {spec.id: spec for spec in self.registry.specs()}
+
+    async def run(self, ctx: TurnContext, matched: Sequence[Match], trace: Trace) -> ToolFindings:
+        """Run the calls the active guidelines need, in parallel; write one ``tool`` event."""
+        specs = self.specs()
+        planned = plan_tool_calls(matched, specs, ctx)
+        findings = ToolFindings.of(planned, specs)
+        runnable = [p for p in planned if p.blocked is None]
+        if planned:
+            trace.composition["tool_plan"] = [p.describe() for p in planned]
+        if not runnable:
+            return findings
+        session_id = ctx.session.id
+
+        context = self.context(ctx, trace)
+        outcomes = await run_tools(
+            self.registry,
+            [ToolCall(tool_id=p.tool_id, arguments=p.arguments) for p in runnable],
+            context,
+            default_timeout_s=self.timeout_s,
+        )
+        calls = [o.model_dump(mode="json") for o in outcomes]
+        trace.composition["tool_calls"] = calls
+        await self._append(
+            session_id,
+            EventKind.TOOL,
+            EventSource.AI_AGENT,
+            {"tool_calls": calls},
+            trace_id=trace.id,
+        )
+        for o in outcomes:
+            if o.result is None:
+                findings.errors.append((o.tool_id, o.error or "failed"))
+                continue
+            findings.results.append((o.tool_id, o.result.data))
+            findings.fields.update(o.result.fields)
+            if o.result.control is SessionControl.HANDOFF:
+                session = await self.store.get(Session, session_id)
+                session.mode = SessionMode.MANUAL
+                await self.store.update(session)
+                trace.composition["handoff"] = o.tool_id
+        return findings
+
+    def context(self, ctx: TurnContext, trace: Trace) -> ToolContext:
+        session_id = ctx.session.id
+
+        async def emit(kind: str, data: Any) -> None:
+            await self._append(
+                session_id, EventKind(kind), EventSource.AI_AGENT, data, trace_id=trace.id
+            )
+
+        return ToolContext(
+            agent_id=ctx.agent.id,
+            session_id=session_id,
+            customer_id=ctx.customer.id,
+            customer_name=ctx.customer.name,
+            customer_metadata=dict(ctx.customer.metadata),
+            agent=ctx.agent,
+            session=ctx.session,
+            customer=ctx.customer,
+            _emit=emit,
+        )
+
+    async def with_choices(
+        self, specs: dict[str, ToolSpec], detailed: Sequence[Ranked], ctx: TurnContext, trace: Trace
+    ) -> dict[str, ToolSpec]:
+        """Specs of the tools listed this turn, with their choice providers' current options
+        as ``enum`` (so the model picks from them)."""
+        out = dict(specs)
+        listed = {t for r in detailed for t in r.guideline.tools if t in specs}
+        for tid in sorted(listed):
+            spec = specs[tid]
+            properties = spec.parameters.get("properties", {})
+            dynamic = [n for n, schema in properties.items() if schema.get("x-tactful-choices")]
+            service = self.registry.get(tid).service
+            if not dynamic or not isinstance(service, PythonToolService):
+                continue
+            tool = service.get(spec.name)
+            parameters = copy.deepcopy(spec.parameters)
+            for name in dynamic:
+                try:
+                    choices = await tool.choices_for(name, self.context(ctx, trace))
+                except Exception as e:
+                    log.warning("choices of %s.%s failed: %s", tid, name, e)
+                    continue
+                if choices:
+                    parameters["properties"][name]["enum"] = list(choices)
+            out[tid] = spec.model_copy(update={"parameters": parameters})
+        return out
+
+    async def reevaluate(
+        self, ctx: TurnContext, matched: list[Match], findings: ToolFindings, rec: TraceRecorder
+    ) -> tuple[list[Match], ToolFindings]:
+        """Check again the guidelines a tool's result can change (reevaluation relationships
+        from the tool), with the results in view, within the agent's iteration bound; run the
+        tools of guidelines that become active."""
+        trace = rec.trace
+        by_id = {g.id: g for g in ctx.guidelines}
+        members = guidelines_by_tag(ctx.guidelines)
+        ran = {tool for tool, _ in findings.results}
+        iterations = 1
+        steps: list[dict[str, Any]] = []
+        while self.model_matcher is not None and iterations < ctx.agent.max_engine_iterations:
+            targets = sorted(
+                {
+                    gid
+                    for r in ctx.relationships
+                    if r.kind is RelationshipKind.REEVALUATION
+                    and r.source.kind is EndpointKind.TOOL
+                    and r.source.id in ran
+                    for gid in (
+                        members.get(r.target.id, [])
+                        if r.target.kind is EndpointKind.TAG
+                        else [r.target.id]
+                    )
+                    if gid in by_id
+                }
+            )
+            if not targets:
+                break
+            iterations += 1
+            seen = Utterance(
+                role="agent", text=f"[tool results]\n{findings.for_prompt()}", offset=-1
+            )
+            after = replace(ctx, messages=[*ctx.messages, seen])
+            outcome = await self.model_matcher.match(
+                after,
+                [Ranked(by_id[g], 1.0, 1.0) for g in targets],
+                [],
+                rec,
+                applied_before=ctx.applied_before,
+                tools=self.specs(),
+            )
+            scores = {m.ranked.guideline.id: m.verdict.score or 0.0 for m in matched}
+            verdicts = {m.ranked.guideline.id: m.verdict for m in matched}
+            for v in outcome.verdicts:
+                if v.applies:
+                    scores[v.guideline_id], verdicts[v.guideline_id] = v.score or 1.0, v
+                else:
+                    scores.pop(v.guideline_id, None)
+            resolution = resolve(scores, by_id, ctx.relationships)
+            before = {m.ranked.guideline.id for m in matched}
+            matched = [
+                Match(Ranked(by_id[g], resolution.scores.get(g, 0.0)), verdicts[g])
+                for g in resolution.active
+                if g in verdicts
+            ]
+            trace.final_guideline_ids = [m.ranked.guideline.id for m in matched]
+            trace.resolution += resolution.steps
+            trace.matches += outcome.verdicts
+            newly = [m for m in matched if m.ranked.guideline.id not in before]
+            steps.append(
+                {
+                    "iteration": iterations,
+                    "rechecked": targets,
+                    "now_active": [m.ranked.guideline.id for m in newly],
+                    "no_longer_active": sorted(before - {m.ranked.guideline.id for m in matched}),
+                }
+            )
+            more = await self.run(ctx, newly, trace) if newly else ToolFindings()
+            findings.results += more.results
+            findings.errors += more.errors
+            findings.missing += more.missing
+            findings.refused += more.refused
+            findings.fields.update(more.fields)
+            ran = {tool for tool, _ in more.results}
+        if steps:
+            trace.composition["reevaluations"] = steps
+        return matched, findings
