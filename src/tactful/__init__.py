@@ -1,5 +1,6 @@
 """tactful: a conversational harness for reliable customer-facing LLM agents."""
 
+from tactful.agent import Agent
 from tactful.config import Settings
 from tactful.domain import (
     CannedResponse,
@@ -27,7 +28,7 @@ from tactful.errors import (
     TactfulError,
     ValidationError,
 )
-from tactful.server import Agent, Server
+from tactful.server import Server
 from tactful.tools import ToolContext, ToolParam, ToolResult, tool
 
 __version__ = "0.1.0"

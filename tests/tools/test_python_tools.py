@@ -402,6 +402,6 @@ async def test_a_registered_python_service_keeps_its_tools_timeouts() -> None:
 
 
 def test_guidelines_accept_tools_by_their_id() -> None:
-    from tactful.server import _tool_ids
+    from tactful.agent import _tool_ids
 
     assert _tool_ids([add, "crm:search"]) == ["local:add", "crm:search"]

@@ -18,9 +18,10 @@ from pathlib import Path
 from types import ModuleType
 
 import tactful
+from tactful.agent import Agent
 from tactful.domain import Agent as AgentModel
 from tactful.errors import TactfulError
-from tactful.server import Agent, Server
+from tactful.server import Server
 
 
 class DefinitionError(TactfulError):

@@ -1,0 +1,455 @@
+"""The SDK's ``Agent``: idempotent definitions of guidelines, canned responses, terms,
+relationships, context variables, code matchers and hooks for one agent."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from tactful.domain import (
+    GUEST_CUSTOMER_ID,
+    CannedResponse,
+    CannedResponseField,
+    CompositionMode,
+    Criticality,
+    Customer,
+    Endpoint,
+    EndpointKind,
+    Guideline,
+    Relationship,
+    RelationshipKind,
+    Tag,
+    Term,
+    agent_tag,
+)
+from tactful.domain import Agent as AgentModel
+from tactful.domain.variables import GLOBAL_KEY, ContextVariable, ContextVariableValue, tag_key
+from tactful.engine import canned
+from tactful.engine.hooks import Hooks, MessageHook, Predicate, SelectedHook
+from tactful.engine.resolve import admit, guidelines_by_tag
+from tactful.engine.variables import (
+    check_freshness_rules,
+    choose,
+    read_value,
+    stored_values,
+    write_value,
+)
+from tactful.errors import ValidationError
+from tactful.store.base import E
+
+if TYPE_CHECKING:
+    from tactful.server import Server
+
+log = logging.getLogger("tactful")
+
+
+def _digest(*parts: str | None) -> str:
+    return hashlib.sha256("\x00".join(p or "" for p in parts).encode()).hexdigest()[:32]
+
+
+# A guideline (or its id) or a tag: one end of a relationship.
+GuidelineRef = Guideline | str
+EndRef = Guideline | Tag | str
+
+
+def _end(ref: EndRef) -> Endpoint:
+    if isinstance(ref, Guideline):
+        return Endpoint.guideline(ref.id)
+    if isinstance(ref, Tag):
+        return Endpoint.tag(ref.id)
+    if isinstance(ref, str) and ref:
+        return Endpoint.guideline(ref)
+    raise ValidationError(f"{ref!r} is not a guideline, a guideline id or a tactful.Tag")
+
+
+def _guideline_id(ref: GuidelineRef) -> str:
+    end = _end(ref)
+    if end.kind is not EndpointKind.GUIDELINE:
+        raise ValidationError(f"{ref!r} is not a guideline or a guideline id")
+    return end.id
+
+
+def _tool_ids(tools: Iterable[Any]) -> list[str]:
+    """Tool ids from strings (``service:name``) or objects carrying a ``tool_id``."""
+    ids = []
+    for t in tools:
+        tid = t if isinstance(t, str) else getattr(t, "tool_id", None)
+        if not isinstance(tid, str) or not tid:
+            raise ValidationError(
+                f"{t!r} is not a tool: pass a tool id or a @tactful.tool function"
+            )
+        ids.append(tid)
+    return ids
+
+
+def _variable_id(variable: ContextVariable | str) -> str:
+    if isinstance(variable, ContextVariable):
+        return variable.id
+    if isinstance(variable, str) and variable:
+        return variable
+    raise ValidationError(f"{variable!r} is not a context variable or a context variable id")
+
+
+class Agent:
+    """An agent defined through the SDK. Its ``create_*`` methods are idempotent."""
+
+    def __init__(self, server: Server, model: AgentModel) -> None:
+        self._server = server
+        self.model = model
+
+    @property
+    def id(self) -> str:
+        return self.model.id
+
+    @property
+    def name(self) -> str:
+        return self.model.name
+
+    @property
+    def tag(self) -> str:
+        """The tag that scopes definitions to this agent."""
+        return agent_tag(self.id)
+
+    async def _define(self, entity: E, key: str, explicit_id: str | None) -> E:
+        store = self._server.runtime.store
+        if explicit_id is not None:
+            stored, _ = await store.upsert(entity)
+        else:
+            stored, _ = await store.upsert(entity, key=key)
+        return stored
+
+    async def create_guideline(
+        self,
+        condition: str,
+        action: str | None = None,
+        *,
+        id: str | None = None,
+        description: str | None = None,
+        tools: Sequence[Any] = (),
+        priority: int = 0,
+        criticality: Criticality = Criticality.MEDIUM,
+        tags: Sequence[str] = (),
+        metadata: dict[str, Any] | None = None,
+        examples: Sequence[str] = (),
+        canned_responses: Sequence[CannedResponse | str] = (),
+        composition_mode: CompositionMode | None = None,
+        enabled: bool = True,
+        always: bool = False,
+        always_check: bool | None = None,
+    ) -> Guideline:
+        """Define "when ``condition``, then ``action``". Without an action it is an observation.
+
+        Idempotent: an explicit ``id`` is the stable identity; otherwise the condition and
+        action are. ``always=True`` applies it every turn with no check; ``always_check``
+        overrides whether it is always checked in detail (None: classified automatically).
+        """
+        guideline = Guideline(
+            condition=condition,
+            action=action,
+            description=description,
+            priority=priority,
+            criticality=criticality,
+            tags=[self.tag, *tags],
+            metadata=metadata or {},
+            examples=list(examples),
+            tools=await self._server.register_tools(tools),
+            canned_responses=[c if isinstance(c, str) else c.id for c in canned_responses],
+            composition_mode=composition_mode,
+            enabled=enabled,
+            always=always,
+            always_check=always_check,
+            **({"id": id} if id else {}),
+        )
+        key = f"guideline:{self.id}:{_digest(condition, action)}"
+        return await self._define(guideline, key, id)
+
+    async def create_observation(
+        self,
+        condition: str,
+        *,
+        id: str | None = None,
+        description: str | None = None,
+        tags: Sequence[str] = (),
+        examples: Sequence[str] = (),
+    ) -> Guideline:
+        """A condition without an action: a fact other rules can depend on or be scoped by."""
+        return await self.create_guideline(
+            condition, None, id=id, description=description, tags=tags, examples=examples
+        )
+
+    async def create_canned_response(
+        self,
+        template: str,
+        *,
+        id: str | None = None,
+        signals: Sequence[str] = (),
+        fields: Sequence[CannedResponseField] = (),
+        tags: Sequence[str] = (),
+        metadata: dict[str, Any] | None = None,
+    ) -> CannedResponse:
+        """An exact reply template (Jinja2 ``{{field}}``); sent only when its fields are present."""
+        if error := canned.is_valid_template(template):
+            raise ValidationError(f"invalid canned response template: {error}")
+        response = CannedResponse(
+            value=template,
+            signals=list(signals),
+            fields=list(fields),
+            tags=[self.tag, *tags],
+            metadata=metadata or {},
+            **({"id": id} if id else {}),
+        )
+        return await self._define(response, f"canned:{self.id}:{_digest(template)}", id)
+
+    async def create_term(
+        self,
+        name: str,
+        description: str,
+        *,
+        synonyms: Sequence[str] = (),
+        id: str | None = None,
+        tags: Sequence[str] = (),
+    ) -> Term:
+        """A glossary term, identified by its name within this agent."""
+        term = Term(
+            name=name,
+            description=description,
+            synonyms=list(synonyms),
+            tags=[self.tag, *tags],
+            **({"id": id} if id else {}),
+        )
+        return await self._define(term, f"term:{self.id}:{name.lower()}", id)
+
+    async def guidelines(self) -> list[Guideline]:
+        """This agent's guidelines, in creation order."""
+        return [g for g in await self._server.runtime.store.list(Guideline) if self.tag in g.tags]
+
+    # -- context variables ------------------------------------------------------------------------
+
+    async def create_variable(
+        self,
+        name: str,
+        description: str = "",
+        *,
+        tool: Any = None,
+        freshness_rules: str | None = None,
+        id: str | None = None,
+        tags: Sequence[str] = (),
+    ) -> ContextVariable:
+        """A context variable of this agent: a value per customer, per tag or global.
+
+        With ``tool`` (a ``@tactful.tool`` function or a tool id) the customer's value comes from
+        calling it with its hidden parameters filled from context, when the customer has none
+        yet and, with ``freshness_rules`` (a cron expression such as ``"*/5 * * * *"``), again
+        each time the rule ticked since. Idempotent by ``id``, else by name within this agent.
+        Raises ``ValidationError`` for a bad cron expression.
+        """
+        rules = check_freshness_rules(freshness_rules)
+        tool_id = None
+        if tool is not None:
+            [tool_id] = await self._server.register_tools([tool])
+        variable = ContextVariable(
+            name=name,
+            description=description,
+            tool_id=tool_id,
+            freshness_rules=rules,
+            tags=[self.tag, *tags],
+            **({"id": id} if id else {}),
+        )
+        return await self._define(variable, f"variable:{self.id}:{name.lower()}", id)
+
+    async def variables(self) -> list[ContextVariable]:
+        """This agent's context variables, in creation order."""
+        store = self._server.runtime.store
+        return [v for v in await store.list(ContextVariable) if self.tag in v.tags]
+
+    async def set_variable_value(
+        self,
+        variable: ContextVariable | str,
+        value: Any,
+        *,
+        customer: Customer | str | None = None,
+        tag: Tag | str | None = None,
+    ) -> ContextVariableValue:
+        """Set ``variable``'s value for ``customer``, for the customers carrying ``tag``, or
+        (with neither) for everyone. Replaces the value of that scope."""
+        store = self._server.runtime.store
+        stored = await store.get(ContextVariable, _variable_id(variable))
+        if customer is not None and tag is not None:
+            raise ValidationError("set a value for a customer or for a tag, not both")
+        if customer is not None:
+            key = (await self._variable_customer(customer)).id
+        elif tag is not None:
+            key = tag_key(await self._variable_tag(tag))
+        else:
+            key = GLOBAL_KEY
+        return await write_value(store, stored.id, key, value)
+
+    async def variable_value(
+        self,
+        variable: ContextVariable | str,
+        *,
+        customer: Customer | str | None = None,
+        tag: Tag | str | None = None,
+    ) -> Any:
+        """The value the agent would use (None if there is none; the tool is not called).
+
+        For ``customer``: theirs, else the value of the first of their tags that has one, else
+        the global one. For ``tag``: that tag's value, else the global one. With neither: the
+        global value.
+        """
+        store = self._server.runtime.store
+        stored = await store.get(ContextVariable, _variable_id(variable))
+        if customer is not None and tag is not None:
+            raise ValidationError("read the value of a customer or of a tag, not both")
+        if customer is not None:
+            who = await self._variable_customer(customer)
+            found = choose((await stored_values(store, who)).get(stored.id, {}), who)
+            return found.data if found is not None else None
+        keys = [tag_key(await self._variable_tag(tag))] if tag is not None else []
+        for key in [*keys, GLOBAL_KEY]:
+            if (value := await read_value(store, stored.id, key)) is not None:
+                return value.data
+        return None
+
+    async def _variable_customer(self, customer: Customer | str) -> Customer:
+        if isinstance(customer, Customer):
+            return customer
+        if customer == GUEST_CUSTOMER_ID:
+            await self._server.guest_customer_id()
+        return await self._server.runtime.store.get(Customer, customer)
+
+    async def _variable_tag(self, tag: Tag | str) -> str:
+        tag_id = tag.id if isinstance(tag, Tag) else tag
+        await self._server.runtime.store.get(Tag, tag_id)
+        return tag_id
+
+    # -- relationships ----------------------------------------------------------------------------
+
+    async def prioritize(self, guideline: EndRef, *, over: EndRef) -> Relationship:
+        """When both are active, ``guideline`` wins and ``over`` is dropped. Either may be a
+        ``tactful.Tag`` (every guideline carrying it)."""
+        [r] = await self._relate(RelationshipKind.PRIORITY, guideline, [over])
+        return r
+
+    async def entail(self, guideline: EndRef, then: EndRef) -> Relationship:
+        """Whenever ``guideline`` is active, ``then`` is active too."""
+        [r] = await self._relate(RelationshipKind.ENTAILMENT, guideline, [then])
+        return r
+
+    async def exclude(self, guideline: EndRef, other: EndRef) -> Relationship:
+        """The two are never active together: the higher numeric priority stays, then the
+        better match, then ``guideline``."""
+        [r] = await self._relate(RelationshipKind.EXCLUSION, guideline, [other])
+        return r
+
+    async def depend(
+        self,
+        guideline: EndRef,
+        *,
+        on: Sequence[EndRef] = (),
+        on_any: Sequence[EndRef] = (),
+    ) -> list[Relationship]:
+        """``guideline`` is active only if ALL of ``on`` are, and (when ``on_any`` is given) at
+        least one of ``on_any``. Observations make good dependencies."""
+        if not on and not on_any:
+            raise ValidationError("depend() needs `on` (all of) or `on_any` (any of)")
+        async with self._server.runtime.store.transaction():
+            return [
+                *await self._relate(RelationshipKind.DEPENDENCY, guideline, on),
+                *await self._relate(RelationshipKind.DEPENDENCY_ANY, guideline, on_any),
+            ]
+
+    async def disambiguate(
+        self, observation: GuidelineRef, options: Sequence[EndRef]
+    ) -> list[Relationship]:
+        """When ``observation`` holds and two or more ``options`` match, the agent asks which
+        one the customer means instead of guessing."""
+        if len(options) < 2:
+            raise ValidationError("disambiguate() needs at least two options")
+        source = _guideline_id(observation)
+        return await self._relate(RelationshipKind.DISAMBIGUATION, source, options)
+
+    async def relationships(self) -> list[Relationship]:
+        """Relationships with an end among this agent's guidelines or tagged with its tag."""
+        ids = {g.id for g in await self.guidelines()}
+        ours = {(EndpointKind.GUIDELINE, i) for i in ids} | {(EndpointKind.TAG, self.tag)}
+        return [
+            r
+            for r in await self._server.runtime.store.list(Relationship)
+            if {(r.source.kind, r.source.id), (r.target.kind, r.target.id)} & ours
+        ]
+
+    async def reevaluate_after(self, tool: Any, guideline: EndRef) -> Relationship:
+        """After ``tool`` returns, check ``guideline`` (or a tag's guidelines) again with the
+        result in view: its condition may depend on what the tool found."""
+        [tool_ref] = await self._server.register_tools([tool])
+        store = self._server.runtime.store
+        target = _end(guideline)
+        await store.get(Guideline if target.kind is EndpointKind.GUIDELINE else Tag, target.id)
+        new = Relationship(
+            kind=RelationshipKind.REEVALUATION,
+            source=Endpoint(kind=EndpointKind.TOOL, id=tool_ref),
+            target=target,
+        )
+        async with store.transaction():
+            same = admit(new, await store.list(Relationship), {})
+            if same is not None:
+                return same
+            stored, _ = await store.upsert(new, key=new.natural_key)
+        return stored
+
+    async def _relate(
+        self, kind: RelationshipKind, source: EndRef, targets: Sequence[EndRef]
+    ) -> list[Relationship]:
+        """Create one relationship per target, idempotently (same kind and ends: the stored
+        one), all or none; unknown ends raise ``NotFoundError``, cycles ``ValidationError``."""
+        store = self._server.runtime.store
+        ends = [_end(source), *(_end(t) for t in targets)]
+        async with store.transaction():
+            for end in ends:
+                await store.get(Guideline if end.kind is EndpointKind.GUIDELINE else Tag, end.id)
+            existing = await store.list(Relationship)
+            by_tag = guidelines_by_tag(await store.list(Guideline))
+            made = []
+            for target in ends[1:]:
+                new = Relationship(kind=kind, source=ends[0], target=target)
+                same = admit(new, existing, by_tag)
+                if same is None:
+                    same, _ = await store.upsert(new, key=new.natural_key)
+                    existing.append(same)
+                made.append(same)
+            return made
+
+    # -- code matchers and hooks ------------------------------------------------------------------
+
+    def _hooks(self) -> Hooks:
+        return self._server.runtime.engine.hooks
+
+    def match_with(self, guideline: GuidelineRef, predicate: Predicate) -> Predicate:
+        """Decide whether ``guideline`` applies with ``predicate(MatchContext)`` (plain or
+        async, returning a bool) instead of a model check. In memory: register it again when
+        the program starts. Returns ``predicate``."""
+        self._hooks().add_matcher(_guideline_id(guideline), predicate)
+        return predicate
+
+    def on_selected(self, guideline: GuidelineRef, hook: SelectedHook) -> SelectedHook:
+        """Call ``hook(MatchContext, Guideline)`` whenever ``guideline`` is selected in a turn.
+        Its errors are logged and traced, never raised. Returns ``hook``."""
+        self._hooks().add_selected(_guideline_id(guideline), hook)
+        return hook
+
+    def on_message(self, hook: MessageHook) -> MessageHook:
+        """Call ``hook(MatchContext, Event)`` whenever this agent has sent a message (usable as
+        a decorator). Its errors are logged and traced, never raised. Returns ``hook``."""
+        self._hooks().add_message(self.id, hook)
+        return hook
+
+    async def match_always(self, guideline: GuidelineRef) -> Guideline:
+        """Mark ``guideline`` always-match: it applies on every turn, with no check."""
+        store = self._server.runtime.store
+        stored = await store.get(Guideline, _guideline_id(guideline))
+        if stored.always:
+            return stored
+        return await store.update(stored.model_copy(update={"always": True}))
