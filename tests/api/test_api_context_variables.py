@@ -198,3 +198,20 @@ async def test_parlants_client(server_url: str, runtime: Runtime) -> None:
         await parlant.context_variables.delete_value(variable.id, customer.id)
         await parlant.context_variables.delete(variable.id)
         assert await parlant.context_variables.list() == []
+
+
+async def test_deleting_a_customer_or_a_tag_deletes_their_values(
+    client: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    from tactful.domain import ContextVariableValue
+
+    variable = (await client.post("/context-variables", json={"name": "tier"})).json()
+    customer = (await client.post("/customers", json={"name": "Ann"})).json()
+    tag = (await client.post("/tags", json={"name": "vip"})).json()
+    for key in (customer["id"], f"tag:{tag['id']}", "DEFAULT"):
+        put = await client.put(f"/context-variables/{variable['id']}/{key}", json={"data": key})
+        assert put.status_code in (200, 201), put.text
+    assert (await client.delete(f"/customers/{customer['id']}")).status_code == 204
+    assert (await client.delete(f"/tags/{tag['id']}")).status_code == 204
+    keys = [v.key for v in await runtime.store.list(ContextVariableValue)]
+    assert keys == ["DEFAULT"]

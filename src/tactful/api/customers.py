@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 from tactful.api.auth import STAFF, allow
 from tactful.api.pagination import ordered, paginate
 from tactful.api.params import Params, SortDirection, TagsUpdate, add_and_remove
-from tactful.api.references import check_tags, delete_sessions
+from tactful.api.references import check_tags, delete_sessions, forget_values
 from tactful.api.runtime import RuntimeDep
 from tactful.domain import Customer, Session
 
@@ -146,5 +146,6 @@ async def delete_customer(customer_id: str, runtime: RuntimeDep) -> Response:
     async with runtime.store.transaction():
         sessions = await runtime.store.list(Session, customer_id=customer_id)
         await delete_sessions(runtime.store, sessions)
+        await forget_values(runtime.store, customer_id)
         await runtime.store.delete(Customer, customer_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -27,6 +27,7 @@ from tactful.domain import (
     ToolSpec,
     agent_id_of_tag,
 )
+from tactful.domain.variables import ContextVariableValue, tag_key
 from tactful.errors import ConflictError, NotFoundError
 from tactful.store.base import Store
 
@@ -103,6 +104,13 @@ async def forget_tag(store: Store, tag_id: str) -> None:
                     entity.model_copy(update={"tags": [t for t in tags if t != tag_id]})
                 )
     await _drop_relationships(store, EndpointKind.TAG, tag_id)
+    await forget_values(store, tag_key(tag_id))
+
+
+async def forget_values(store: Store, key: str) -> None:
+    """Delete the context-variable values kept for a customer (its id) or a tag (``tag:<id>``)."""
+    for value in await store.list(ContextVariableValue, key=key):
+        await store.delete(ContextVariableValue, value.id)
 
 
 async def forget_guideline(store: Store, guideline_id: str) -> None:
