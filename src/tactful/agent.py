@@ -40,6 +40,7 @@ from tactful.errors import ValidationError
 from tactful.store.base import E
 
 if TYPE_CHECKING:
+    from tactful.journey import JourneyHandle
     from tactful.server import Server
 
 log = logging.getLogger("tactful")
@@ -220,6 +221,48 @@ class Agent:
             **({"id": id} if id else {}),
         )
         return await self._define(term, f"term:{self.id}:{name.lower()}", id)
+
+    async def create_journey(
+        self,
+        title: str,
+        *,
+        conditions: Sequence[str] = (),
+        description: str = "",
+        id: str | None = None,
+        tags: Sequence[str] = (),
+        priority: int = 0,
+    ) -> JourneyHandle:
+        """A journey (a procedure the agent follows), started when any of ``conditions`` holds.
+
+        Each condition becomes an observation of this agent. Idempotent by ``id``, else by
+        title within this agent; re-defining keeps the states and transitions already built
+        (extend them with ``journey.initial_state.transition_to(...)``).
+        """
+        from tactful.domain.journeys import Journey, JourneyState
+        from tactful.journey import JourneyHandle
+
+        condition_ids = [(await self.create_observation(c)).id for c in conditions]
+        store = self._server.runtime.store
+        key = f"journey:{self.id}:{_digest(title.strip().lower())}"
+        existing = await (store.find(Journey, id) if id else store.get_by_key(Journey, key))
+        if existing is not None:
+            states, initial = existing.states, existing.initial_state_id
+            transitions = existing.transitions
+        else:
+            first = JourneyState()
+            states, initial, transitions = [first], first.id, []
+        journey = Journey(
+            title=title,
+            description=description,
+            conditions=list(dict.fromkeys(condition_ids)),
+            tags=list(dict.fromkeys([self.tag, *tags])),
+            priority=priority,
+            initial_state_id=initial,
+            states=states,
+            transitions=transitions,
+            **({"id": id} if id else {}),
+        )
+        return JourneyHandle(self, self._server, await self._define(journey, key, id))
 
     async def guidelines(self) -> list[Guideline]:
         """This agent's guidelines, in creation order."""

@@ -40,6 +40,7 @@ class Journey(Entity):
     description: str = ""
     conditions: list[str] = Field(default_factory=list)
     tags: list[str] = Field(default_factory=list)
+    labels: list[str] = Field(default_factory=list)
     priority: int = 0
     composition_mode: CompositionMode | None = None
     initial_state_id: str = ""

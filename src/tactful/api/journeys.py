@@ -1,0 +1,276 @@
+"""``/journeys``: Parlant's journey resource, plus editing and drawing the journey's graph."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Response, status
+from fastapi.responses import JSONResponse, PlainTextResponse
+from pydantic import BaseModel, Field
+
+from tactful.api.auth import STAFF, Role, allow
+from tactful.api.params import LabelsUpdate, Params, TagsUpdate, unique
+from tactful.api.references import check_tags
+from tactful.api.runtime import RuntimeDep
+from tactful.domain import CompositionMode, Guideline, Journey, ToolSpec
+from tactful.domain.journeys import JourneyState, JourneyTransition, StateKind
+from tactful.engine.journeys import mermaid, validate
+from tactful.runtime import Runtime
+
+router = APIRouter(prefix="/journeys", tags=["journeys"])
+
+NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "Journey not found"}}
+
+
+class JourneyDTO(BaseModel):
+    """A journey, as Parlant's ``Journey``; ``conditions`` are guideline ids."""
+
+    id: str
+    title: str
+    description: str
+    conditions: list[str]
+    tags: list[str]
+    composition_mode: CompositionMode | None
+    labels: list[str]
+    priority: int
+    creation_utc: datetime
+
+
+class JourneyCreationParams(Params):
+    title: str = Field(min_length=1, max_length=500)
+    description: str = Field(default="", max_length=4000)
+    conditions: list[str] = Field(
+        default_factory=list, description="Conditions; each becomes an observation"
+    )
+    id: str | None = Field(default=None, min_length=1, max_length=128, description="Custom id")
+    tags: list[str] | None = Field(default=None, description="Tag ids or agent:<agent id>")
+    composition_mode: CompositionMode | None = None
+    labels: list[str] | None = None
+    priority: int | None = None
+
+
+class ConditionsUpdate(Params):
+    add: list[str] | None = Field(default=None, description="Guideline ids to add")
+    remove: list[str] | None = Field(default=None, description="Guideline ids to remove")
+
+
+class JourneyUpdateParams(Params):
+    title: str | None = Field(default=None, min_length=1, max_length=500)
+    description: str | None = Field(default=None, max_length=4000)
+    conditions: ConditionsUpdate | None = None
+    tags: TagsUpdate | None = None
+    composition_mode: CompositionMode | None = None
+    labels: LabelsUpdate | None = None
+    priority: int | None = None
+
+
+class StateParams(Params):
+    id: str = Field(min_length=1, max_length=128)
+    kind: StateKind = StateKind.CHAT
+    action: str | None = None
+    tools: list[str] = Field(default_factory=list)
+    composition_mode: CompositionMode | None = None
+    sub_journey_id: str | None = None
+
+
+class TransitionParams(Params):
+    id: str | None = Field(default=None, min_length=1, max_length=128)
+    source: str
+    target: str
+    condition: str | None = None
+
+
+class GraphParams(Params):
+    """The whole graph: it replaces the journey's states, transitions and initial state."""
+
+    initial_state_id: str
+    states: list[StateParams]
+    transitions: list[TransitionParams] = Field(default_factory=list)
+
+
+class GraphDTO(BaseModel):
+    initial_state_id: str
+    states: list[JourneyState]
+    transitions: list[JourneyTransition]
+
+
+class GraphProblems(BaseModel):
+    detail: str
+    problems: list[str]
+
+
+def journey_dto(j: Journey) -> JourneyDTO:
+    return JourneyDTO(
+        id=j.id,
+        title=j.title,
+        description=j.description,
+        conditions=j.conditions,
+        tags=j.tags,
+        composition_mode=j.composition_mode,
+        labels=j.labels,
+        priority=j.priority,
+        creation_utc=j.creation_utc,
+    )
+
+
+def graph_dto(j: Journey) -> GraphDTO:
+    return GraphDTO(initial_state_id=j.initial_state_id, states=j.states, transitions=j.transitions)
+
+
+async def known_tools(runtime: Runtime) -> set[str]:
+    """Ids of the tools registered in this process or stored."""
+    known = {s.id for s in runtime.engine.tools.specs()}
+    known.update(s.id for s in await runtime.store.list(ToolSpec))
+    return known
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    dependencies=[Depends(allow(Role.ADMIN))],
+    responses={404: {"description": "A tag or agent was not found"}},
+)
+async def create_journey(params: JourneyCreationParams, runtime: RuntimeDep) -> JourneyDTO:
+    """Create a journey; each condition becomes an observation carrying the journey's tags.
+    It starts with an initial state only: set its graph with ``PUT /journeys/{id}/graph``."""
+    store = runtime.store
+    tags = await check_tags(store, params.tags or [])
+    first = JourneyState()
+    async with store.transaction():
+        conditions = []
+        for condition in unique([c.strip() for c in params.conditions if c.strip()]):
+            observation = await store.create(Guideline(condition=condition, tags=tags))
+            conditions.append(observation.id)
+        journey = Journey(
+            title=params.title,
+            description=params.description,
+            conditions=conditions,
+            tags=tags,
+            labels=unique(params.labels or []),
+            priority=params.priority or 0,
+            composition_mode=params.composition_mode,
+            initial_state_id=first.id,
+            states=[first],
+            **({"id": params.id} if params.id else {}),
+        )
+        created = await store.create(journey)
+    return journey_dto(created)
+
+
+@router.get("", dependencies=[Depends(allow(*STAFF))])
+async def list_journeys(
+    runtime: RuntimeDep,
+    tag_id: Annotated[str | None, Query(description="Only journeys with this tag")] = None,
+) -> list[JourneyDTO]:
+    """Every journey (or those carrying ``tag_id``), in creation order."""
+    journeys = await runtime.store.list(Journey)
+    return [journey_dto(j) for j in journeys if tag_id is None or tag_id in j.tags]
+
+
+@router.get("/{journey_id}", dependencies=[Depends(allow(*STAFF))], responses=NOT_FOUND)
+async def read_journey(journey_id: str, runtime: RuntimeDep) -> JourneyDTO:
+    """One journey."""
+    return journey_dto(await runtime.store.get(Journey, journey_id))
+
+
+@router.patch(
+    "/{journey_id}",
+    dependencies=[Depends(allow(Role.ADMIN))],
+    responses={404: {"description": "Journey, guideline or tag not found"}},
+)
+async def update_journey(
+    journey_id: str, params: JourneyUpdateParams, runtime: RuntimeDep
+) -> JourneyDTO:
+    """Change the given attributes; conditions (guideline ids), tags and labels are added and
+    removed."""
+    store = runtime.store
+    journey = await store.get(Journey, journey_id)
+    changes = params.model_dump(
+        exclude_none=True, exclude={"conditions", "tags", "labels", "composition_mode"}
+    )
+    if "composition_mode" in params.model_fields_set:
+        changes["composition_mode"] = params.composition_mode
+    if params.conditions is not None:
+        for guideline_id in params.conditions.add or []:
+            await store.get(Guideline, guideline_id)
+        dropped = set(params.conditions.remove or [])
+        changes["conditions"] = [
+            c
+            for c in unique([*journey.conditions, *(params.conditions.add or [])])
+            if c not in dropped
+        ]
+    if params.tags is not None:
+        added = await check_tags(store, params.tags.add or [])
+        changes["tags"] = TagsUpdate(add=added, remove=params.tags.remove).apply(journey.tags)
+    if params.labels is not None:
+        changes["labels"] = params.labels.apply(journey.labels)
+    updated = Journey.model_validate({**journey.model_dump(), **changes})
+    return journey_dto(await store.update(updated))
+
+
+@router.delete(
+    "/{journey_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    dependencies=[Depends(allow(Role.ADMIN))],
+    responses=NOT_FOUND,
+)
+async def delete_journey(journey_id: str, runtime: RuntimeDep) -> Response:
+    """Delete a journey (its condition guidelines stay)."""
+    await runtime.store.get(Journey, journey_id)
+    await runtime.store.delete(Journey, journey_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get("/{journey_id}/graph", dependencies=[Depends(allow(*STAFF))], responses=NOT_FOUND)
+async def read_graph(journey_id: str, runtime: RuntimeDep) -> GraphDTO:
+    """The journey's states, transitions and initial state."""
+    return graph_dto(await runtime.store.get(Journey, journey_id))
+
+
+@router.put(
+    "/{journey_id}/graph",
+    dependencies=[Depends(allow(Role.ADMIN))],
+    responses={**NOT_FOUND, 422: {"model": GraphProblems, "description": "Invalid graph"}},
+    response_model=GraphDTO,
+)
+async def replace_graph(
+    journey_id: str, params: GraphParams, runtime: RuntimeDep
+) -> GraphDTO | JSONResponse:
+    """Replace the journey's graph. It is validated first (reachability, dangling or
+    out-of-end transitions, tools, forks, actions); any problem answers 422 with all of them
+    in ``problems`` and writes nothing."""
+    store = runtime.store
+    journey = await store.get(Journey, journey_id)
+    updated = journey.model_copy(
+        update={
+            "initial_state_id": params.initial_state_id,
+            "states": [JourneyState(**s.model_dump()) for s in params.states],
+            "transitions": [
+                JourneyTransition(**t.model_dump(exclude_none=True)) for t in params.transitions
+            ],
+        }
+    )
+    problems = validate(updated, known_tools=await known_tools(runtime))
+    for state in updated.states:
+        if state.sub_journey_id and await store.find(Journey, state.sub_journey_id) is None:
+            problems.append(
+                f"state {state.id!r} names unknown sub-journey {state.sub_journey_id!r}"
+            )
+    if problems:
+        body = GraphProblems(
+            detail="invalid journey graph: " + "; ".join(problems), problems=problems
+        )
+        return JSONResponse(body.model_dump(), status_code=422)
+    return graph_dto(await store.update(updated))
+
+
+@router.get(
+    "/{journey_id}/mermaid",
+    dependencies=[Depends(allow(*STAFF))],
+    responses={**NOT_FOUND, 200: {"content": {"text/plain": {}}}},
+    response_class=PlainTextResponse,
+)
+async def read_mermaid(journey_id: str, runtime: RuntimeDep) -> PlainTextResponse:
+    """The journey's graph as a Mermaid ``stateDiagram-v2``."""
+    return PlainTextResponse(mermaid(await runtime.store.get(Journey, journey_id)))
