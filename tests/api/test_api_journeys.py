@@ -164,3 +164,13 @@ async def test_the_official_client(parlant: AsyncParlantClient) -> None:
     assert (await parlant.journeys.mermaid(created.id)).startswith("stateDiagram-v2")
     await parlant.journeys.delete(created.id)
     assert await parlant.journeys.list() == []
+
+
+async def test_deleting_a_condition_guideline_removes_it_from_journeys(
+    client: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    journey = await _create(client)
+    [condition] = journey["conditions"]
+    assert (await client.delete(f"/guidelines/{condition}")).status_code == 204
+    read = (await client.get(f"/journeys/{journey['id']}")).json()
+    assert read["conditions"] == []

@@ -114,7 +114,12 @@ async def forget_values(store: Store, key: str) -> None:
 
 
 async def forget_guideline(store: Store, guideline_id: str) -> None:
+    """Drop relationships naming a deleted guideline, and its place among journey conditions."""
     await _drop_relationships(store, EndpointKind.GUIDELINE, guideline_id)
+    for journey in await store.list(Journey):
+        if guideline_id in journey.conditions:
+            kept = [c for c in journey.conditions if c != guideline_id]
+            await store.update(journey.model_copy(update={"conditions": kept}))
 
 
 async def forget_canned_response(store: Store, canned_response_id: str) -> None:
