@@ -6,19 +6,18 @@ utterances (``examples=``) of the agent's guidelines, so the accuracy measured h
 retrieval generalising to new phrasings, not of looking up known sentences.
 """
 
-import importlib.util
 from collections.abc import AsyncIterator
 from pathlib import Path
 from types import ModuleType
 
 import pytest
 import pytest_asyncio
+from voltmart_example import load_example
 
 import tactful
 from tactful.domain import Agent as AgentModel
 from tactful.llm.scripted import HashingEmbedder
 
-AGENT_FILE = Path(__file__).resolve().parents[2] / "examples" / "voltmart" / "agent.py"
 CUSTOMER_NAME = "Dana"
 
 # (customer message, guideline ids any of which may answer it). One fresh session per message.
@@ -64,18 +63,9 @@ OFF_TOPIC = [
 MIN_CORRECT = 17
 
 
-def load_example() -> ModuleType:
-    """Load the example by file path, as the CLI does (``define`` is the contract)."""
-    spec = importlib.util.spec_from_file_location("voltmart_agent_example", AGENT_FILE)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
 def example() -> ModuleType:
-    return load_example()
+    return load_example("voltmart_agent_example")
 
 
 def quick_server(data_dir: Path | None = None) -> tactful.Server:

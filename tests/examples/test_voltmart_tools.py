@@ -1,7 +1,6 @@
 """The Voltmart example's order tools: the business rules on a temporary database, and offline
 conversations with the real embedder in which the tools run and their results are the reply."""
 
-import importlib.util
 import re
 import sqlite3
 from collections.abc import AsyncIterator
@@ -12,26 +11,17 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
+from voltmart_example import load_example
 
 import tactful
 from tactful.tools import PythonTool, ToolArgumentsError
 
-AGENT_FILE = Path(__file__).resolve().parents[2] / "examples" / "voltmart" / "agent.py"
 TODAY = date(2025, 3, 14)  # a Friday
-
-
-def load_example() -> ModuleType:
-    """Load the example by file path, as the CLI does; it loads its ``orders`` module itself."""
-    spec = importlib.util.spec_from_file_location("voltmart_tools_example", AGENT_FILE)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="module")
 def example() -> ModuleType:
-    return load_example()
+    return load_example("voltmart_tools_example")
 
 
 @pytest.fixture(scope="module")
