@@ -7,7 +7,16 @@ from tactful.domain.customers import GUEST_CUSTOMER_ID, Customer
 from tactful.domain.events import Event, EventKind, EventSource, SessionStatus
 from tactful.domain.glossary import Term
 from tactful.domain.guidelines import Criticality, Guideline
-from tactful.domain.journeys import Journey, JourneyState, JourneyTransition, StateKind
+from tactful.domain.journeys import (
+    Journey,
+    JourneyProgress,
+    JourneyRun,
+    JourneyState,
+    JourneyTransition,
+    RunStatus,
+    StateKind,
+    journey_tag,
+)
 from tactful.domain.relationships import Endpoint, EndpointKind, Relationship, RelationshipKind
 from tactful.domain.sessions import ConsumptionOffsets, Session, SessionMode
 from tactful.domain.tags import Tag, agent_id_of_tag, agent_tag
@@ -53,6 +62,8 @@ __all__ = [
     "EventSource",
     "Guideline",
     "Journey",
+    "JourneyProgress",
+    "JourneyRun",
     "JourneyState",
     "JourneyTransition",
     "MatchVerdict",
@@ -64,6 +75,7 @@ __all__ = [
     "Session",
     "SessionMode",
     "SessionStatus",
+    "RunStatus",
     "StateKind",
     "Tag",
     "Term",
@@ -73,6 +85,7 @@ __all__ = [
     "Trace",
     "agent_id_of_tag",
     "agent_tag",
+    "journey_tag",
     "new_id",
     "tool_id",
     "utcnow",

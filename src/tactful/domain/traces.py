@@ -72,8 +72,41 @@ class Trace(Entity):
     matches: list[MatchVerdict] = Field(default_factory=list)
     resolution: list[ResolutionStep] = Field(default_factory=list)
     final_guideline_ids: list[str] = Field(default_factory=list)
+    # Per journey in play: the state before and after, and why (see ``JourneyStep``).
+    journeys: list[JourneyStep] = Field(default_factory=list)
     composition: dict[str, Any] = Field(default_factory=dict)
     model_calls: list[ModelCall] = Field(default_factory=list)
     stage_timings_ms: dict[str, float] = Field(default_factory=dict)
     message_event_id: str | None = None
     error: str | None = None
+
+
+class TransitionConsidered(BaseModel):
+    """A transition out of the state a journey was at, and whether it was taken."""
+
+    transition_id: str
+    target: str
+    condition: str | None = None
+    taken: bool = False
+    why: str = ""
+
+
+class JourneyStep(BaseModel):
+    """What one turn did with one journey: the state before and after, and why."""
+
+    journey_id: str
+    title: str
+    # start, advance, stay, skip, backtrack, pause, resume, end, drop, handoff, sub-journey,
+    # return (a sub-journey ended and its parent continued), continue (after a tool state).
+    kind: str
+    status_before: str | None = None
+    status_after: str
+    state_before: str | None = None
+    state_after: str | None = None
+    # States entered this turn, in order (skipped states are walked through).
+    entered: list[str] = Field(default_factory=list)
+    skipped: list[str] = Field(default_factory=list)
+    considered: list[TransitionConsidered] = Field(default_factory=list)
+    # "model", "offline" (rules and similarity) or "engine" (deterministic walking).
+    method: str = ""
+    rationale: str = ""

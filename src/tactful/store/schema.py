@@ -41,6 +41,7 @@ INDEXED_COLUMNS: dict[str, tuple[str, ...]] = {
     "tools": ("service_name", "name"),
     "traces": ("session_id",),
     "tool_services": ("name",),
+    "journey_progress": (),
 }
 
 

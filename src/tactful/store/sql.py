@@ -228,6 +228,8 @@ class SQLStore(Store):
                 traces = ENTITY_TABLES["traces"]
                 await conn.execute(delete(events).where(events.c.session_id == id))
                 await conn.execute(delete(traces).where(traces.c.session_id == id))
+                progress = ENTITY_TABLES["journey_progress"]
+                await conn.execute(delete(progress).where(progress.c.id == id))
             result = await conn.execute(delete(table).where(table.c.id == id))
         return bool(result.rowcount)
 
