@@ -71,7 +71,10 @@ class Composer:
         *,
         clarification: Clarification | None = None,
         tools: ToolFindings | None = None,
+        paused: Sequence[str] = (),
     ) -> Reply:
+        """``paused``: journeys the customer interrupted ("title: step"), so that a fluid
+        reply can offer to go back to them."""
         actionable = [m for m in matched if m.ranked.guideline.action]
         mode = ctx.agent.composition_mode
         for m in actionable:
@@ -88,7 +91,7 @@ class Composer:
             if mode is CompositionMode.STRICT:
                 return reply
         try:
-            return await self.fluid(ctx, actionable, rec, tools)
+            return await self.fluid(ctx, actionable, rec, tools, paused)
         except ModelError as e:
             # A failed model degrades the turn to canned responses; it never kills it.
             reply = await self.from_canned(ctx, actionable, tools)
@@ -210,6 +213,7 @@ class Composer:
         ctx: TurnContext,
         actionable: Sequence[Match],
         tools: ToolFindings | None = None,
+        paused: Sequence[str] = (),
     ) -> Prompt:
         system = (
             f"You are {ctx.agent.name}, a customer-service agent. {ctx.agent.description or ''}\n"
@@ -230,6 +234,12 @@ class Composer:
             user += f"\n\nWhat we know (context variables):\n{tools.notes}"
         if tools and tools.for_prompt():
             user += f"\n\nTools this turn:\n{tools.for_prompt()}"
+        if paused:
+            waiting = "\n".join(f"- {p}" for p in paused)
+            user += (
+                "\n\nProcedures on hold (the customer turned to something else; answer that, "
+                f"then offer to carry on where it stopped):\n{waiting}"
+            )
         return Prompt(system=system, user=user)
 
     async def fluid(
@@ -238,10 +248,14 @@ class Composer:
         actionable: Sequence[Match],
         rec: TraceRecorder,
         tools: ToolFindings | None = None,
+        paused: Sequence[str] = (),
     ) -> Reply:
         assert self.generator is not None
         answer = await rec.generate(
-            self.generator, self.prompt(ctx, actionable, tools), ReplyAnswer, stage=COMPOSE_STAGE
+            self.generator,
+            self.prompt(ctx, actionable, tools, paused),
+            ReplyAnswer,
+            stage=COMPOSE_STAGE,
         )
         return Reply(
             text=answer.content.message,

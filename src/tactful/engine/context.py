@@ -12,6 +12,8 @@ from tactful.domain import (
     EventKind,
     EventSource,
     Guideline,
+    Journey,
+    JourneyProgress,
     Relationship,
     Session,
     Term,
@@ -49,6 +51,9 @@ class TurnContext:
     relationships: list[Relationship] = field(default_factory=list)
     # The guideline ids each earlier agent reply applied, oldest first.
     applied_history: list[list[str]] = field(default_factory=list)
+    # The agent's journeys and this session's way through them.
+    journeys: list[Journey] = field(default_factory=list)
+    progress: JourneyProgress = field(default_factory=lambda: JourneyProgress(id="unsaved"))
 
     @property
     def applied_before(self) -> set[str]:
@@ -107,6 +112,8 @@ async def load_context(store: Store, session_id: str) -> TurnContext:
     canned = [c for c in await store.list(CannedResponse) if in_agent_scope(c.tags, agent)]
     terms = [t for t in await store.list(Term) if in_agent_scope(t.tags, agent)]
     relationships = await store.list(Relationship)
+    journeys = [j for j in await store.list(Journey) if in_agent_scope(j.tags, agent)]
+    progress = await store.find(JourneyProgress, session_id) or JourneyProgress(id=session_id)
     return TurnContext(
         agent=agent,
         session=session,
@@ -117,4 +124,6 @@ async def load_context(store: Store, session_id: str) -> TurnContext:
         terms=terms,
         relationships=relationships,
         applied_history=applied_history,
+        journeys=journeys,
+        progress=progress,
     )

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Callable, Collection, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
@@ -116,6 +116,25 @@ class GuidelineCheck(BaseModel):
     )
 
 
+class JourneyCheck(BaseModel):
+    """The model's answer for one listed journey: is the customer on it, and which step now."""
+
+    journey: int = Field(description="The journey's number as listed (J1 is 1)")
+    status: Literal["not started", "following", "interrupted", "dropped"] = Field(
+        description="following: the customer is on this procedure now; interrupted: the latest "
+        "message turns to something else, but the procedure is not given up; dropped: the "
+        "customer no longer wants it; not started: its start condition does not hold"
+    )
+    evidence: str = Field(description="What in the conversation shows it (quote it)")
+    step: int | None = Field(
+        default=None, description="When following: the number of the step to carry out now"
+    )
+    tool_calls: list[ProposedCall] = Field(
+        default_factory=list,
+        description="When that step is a tool step: its calls, with every argument and source",
+    )
+
+
 class MatchAnswer(BaseModel):
     checks: list[GuidelineCheck] = Field(
         default_factory=list, description="One entry per guideline under DETAILED CHECKS"
@@ -124,6 +143,21 @@ class MatchAnswer(BaseModel):
         default_factory=list,
         description="Entries only for guidelines under SCREEN whose condition holds now",
     )
+    journeys: list[JourneyCheck] = Field(
+        default_factory=list, description="One entry per journey under JOURNEYS (if any)"
+    )
+
+
+_JOURNEY_INSTRUCTIONS = (
+    'JOURNEYS are procedures the agent follows step by step. Answer in "journeys" for EVERY '
+    "one listed: its number, its status and, when following, the step to carry out now. Stay "
+    "at the current step until the customer gave what it asks for; then move to the next step. "
+    "Skip ahead over steps whose needs the customer already met. Go back to an earlier step "
+    "when the customer changes an earlier answer. Choose an end step when the procedure is "
+    "done. A journey not started is followed only when its start condition holds now; one "
+    "completed earlier only when the customer starts it anew. A step may lead on to another "
+    "journey: choose that step when its condition holds."
+)
 
 
 _MATCH_INSTRUCTIONS = (
@@ -180,6 +214,8 @@ class MatchBatch:
 class MatchOutcome:
     verdicts: list[MatchVerdict]
     failures: list[str]
+    # The answers about listed journeys, by their listed number.
+    journeys: dict[int, JourneyCheck] = field(default_factory=dict)
 
 
 def _detailed_cost(r: Ranked) -> int:
@@ -232,6 +268,7 @@ class ModelMatcher:
         applied_before: Collection[str],
         tools: Mapping[str, ToolSpec] | None = None,
         notes: str = "",
+        journeys: Sequence[tuple[int, str]] = (),
     ) -> tuple[Prompt, dict[int, Ranked]]:
         tools = tools or {}
         numbers: dict[int, Ranked] = {}
@@ -264,6 +301,9 @@ class ModelMatcher:
             f"DETAILED CHECKS:\n{chr(10).join(detailed_lines) or '(none)'}\n\n"
             f"SCREEN:\n{chr(10).join(screen_lines) or '(none)'}"
         )
+        if journeys:
+            written = "\n".join(text for _, text in journeys)
+            user += f"\n\nJOURNEYS:\n{_JOURNEY_INSTRUCTIONS}\n{written}"
         return Prompt(system=_MATCH_INSTRUCTIONS, user=user), numbers
 
     async def match(
@@ -276,11 +316,19 @@ class ModelMatcher:
         applied_before: Collection[str] = (),
         tools: Mapping[str, ToolSpec] | None = None,
         notes: str = "",
+        journeys: Sequence[tuple[int, str]] = (),
     ) -> MatchOutcome:
         """Check ``detailed`` and screen ``screened``; ``tools`` (id -> spec) are listed under
-        the detailed guidelines that carry them, so argument inference rides in this wave."""
+        the detailed guidelines that carry them, so argument inference rides in this wave.
+        ``journeys`` (number, text as ``journey_follow.render`` writes it) ride in the first
+        batch; their answers come back in ``MatchOutcome.journeys``."""
         batches = self.plan(detailed, screened)
-        prompts = [self.prompt(ctx, b, applied_before, tools, notes) for b in batches]
+        if journeys and not batches:
+            batches = [MatchBatch([], [])]
+        prompts = [
+            self.prompt(ctx, b, applied_before, tools, notes, journeys if i == 0 else ())
+            for i, b in enumerate(batches)
+        ]
         answers = await asyncio.gather(
             *(rec.generate(self.generator, p, MatchAnswer, stage=MATCH_STAGE) for p, _ in prompts),
             return_exceptions=True,
@@ -305,6 +353,11 @@ class ModelMatcher:
                         )
                     )
                 continue
+            if i == 0:
+                known = {n for n, _ in journeys}
+                outcome.journeys = {
+                    j.journey: j for j in answer.content.journeys if j.journey in known
+                }
             by_number = {c.guideline: c for c in answer.content.checks}
             flagged = {c.guideline: c for c in answer.content.flagged}
             for n, r in numbers.items():
@@ -395,17 +448,71 @@ def listed_guidelines(prompt_user: str) -> list[ListedGuideline]:
     return listed
 
 
+_JOURNEY_HEAD = re.compile(r'^J(\d+)\. "(.*)" \[([^\]]*)\]$')
+_JOURNEY_STEP = re.compile(r"^   (\d+)\. (.*?)(?: \| (.*))?$")
+
+
+@dataclass(frozen=True)
+class ListedJourney:
+    """A journey as a match prompt lists it (for test doubles and benchmarks)."""
+
+    number: int
+    title: str
+    status: str
+    # Step number -> "kind: text" (ask, tool, fork, end, journey; exits to other journeys).
+    steps: dict[int, str]
+
+    def step(self, text: str) -> int:
+        """The number of the first step whose text contains ``text`` (case-insensitive)."""
+        for n, line in self.steps.items():
+            if text.casefold() in line.casefold():
+                return n
+        raise KeyError(f"no step of {self.title!r} says {text!r}: {self.steps}")
+
+
+def listed_journeys(prompt_user: str) -> list[ListedJourney]:
+    """Parse the JOURNEYS list out of a match prompt's user part."""
+    journeys: list[ListedJourney] = []
+    section = False
+    for line in prompt_user.splitlines():
+        if line == "JOURNEYS:":
+            section = True
+            continue
+        if not section:
+            continue
+        head = _JOURNEY_HEAD.match(line)
+        if head:
+            journeys.append(
+                ListedJourney(int(head.group(1)), head.group(2), head.group(3), steps={})
+            )
+            continue
+        found = _JOURNEY_STEP.match(line)
+        if found and journeys:
+            journeys[-1].steps[int(found.group(1))] = found.group(2)
+    return journeys
+
+
 def answer_listed(
     prompt_user: str,
     decide: Callable[[ListedGuideline], str | None],
     *,
     reapply: bool | None = None,
+    journeys: Callable[[ListedJourney], JourneyCheck | None] | None = None,
 ) -> MatchAnswer:
     """A well-formed answer to a match prompt, for test doubles and benchmarks.
 
     ``decide`` returns the evidence when a listed guideline applies, else None; guidelines
-    marked "applied earlier" get ``reapply``.
+    marked "applied earlier" get ``reapply``. ``journeys`` answers each listed journey (None:
+    "not started").
     """
+    answered: list[JourneyCheck] = []
+    for j in listed_journeys(prompt_user):
+        answer = journeys(j) if journeys else None
+        answered.append(
+            answer
+            if answer is not None
+            else JourneyCheck(journey=j.number, status="not started", evidence="not mentioned")
+        )
     checks, flagged = [], []
     for g in listed_guidelines(prompt_user):
         evidence = decide(g)
@@ -420,7 +527,7 @@ def answer_listed(
             checks.append(check)
         elif check.applies:
             flagged.append(check)
-    return MatchAnswer(checks=checks, flagged=flagged)
+    return MatchAnswer(checks=checks, flagged=flagged, journeys=answered)
 
 
 def describe_tool(spec: ToolSpec) -> str:

@@ -70,7 +70,7 @@ class ToolStage:
         findings = ToolFindings.of(planned, specs)
         runnable = [p for p in planned if p.blocked is None]
         if planned:
-            trace.composition["tool_plan"] = [p.describe() for p in planned]
+            trace.composition.setdefault("tool_plan", []).extend(p.describe() for p in planned)
         if not runnable:
             return findings
         session_id = ctx.session.id
@@ -83,7 +83,7 @@ class ToolStage:
             default_timeout_s=self.timeout_s,
         )
         calls = [o.model_dump(mode="json") for o in outcomes]
-        trace.composition["tool_calls"] = calls
+        trace.composition.setdefault("tool_calls", []).extend(calls)
         await self._append(
             session_id,
             EventKind.TOOL,
@@ -201,13 +201,15 @@ class ToolStage:
                     scores[v.guideline_id], verdicts[v.guideline_id] = v.score or 1.0, v
                 else:
                     scores.pop(v.guideline_id, None)
+            # Journey steps (synthetic guidelines) are not rechecked: they stay as they are.
+            steps_of_journeys = [m for m in matched if m.ranked.guideline.id not in by_id]
             resolution = resolve(scores, by_id, ctx.relationships)
             before = {m.ranked.guideline.id for m in matched}
             matched = [
                 Match(Ranked(by_id[g], resolution.scores.get(g, 0.0)), verdicts[g])
                 for g in resolution.active
                 if g in verdicts
-            ]
+            ] + steps_of_journeys
             trace.final_guideline_ids = [m.ranked.guideline.id for m in matched]
             trace.resolution += resolution.steps
             trace.matches += outcome.verdicts
@@ -221,11 +223,7 @@ class ToolStage:
                 }
             )
             more = await self.run(ctx, newly, trace) if newly else ToolFindings()
-            findings.results += more.results
-            findings.errors += more.errors
-            findings.missing += more.missing
-            findings.refused += more.refused
-            findings.fields.update(more.fields)
+            findings.merge(more)
             ran = {tool for tool, _ in more.results}
         if steps:
             trace.composition["reevaluations"] = steps

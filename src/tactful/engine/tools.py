@@ -157,6 +157,14 @@ class ToolFindings:
     def __bool__(self) -> bool:
         return bool(self.results or self.errors or self.missing or self.refused or self.notes)
 
+    def merge(self, more: ToolFindings) -> None:
+        """Add what a later run of the tool stage found."""
+        self.results += more.results
+        self.errors += more.errors
+        self.missing += more.missing
+        self.refused += more.refused
+        self.fields.update(more.fields)
+
     def for_prompt(self) -> str:
         lines = []
         for tool, data in self.results:

@@ -29,22 +29,28 @@ from tactful.domain import (
     Trace,
     new_id,
 )
-from tactful.engine import variables
+from tactful.engine import journey_follow, variables
 from tactful.engine.candidates import DEFAULT_K, select_candidates
 from tactful.engine.compose import Composer
 from tactful.engine.context import TurnContext, load_context
 from tactful.engine.hooks import Hooks, MatchContext
-from tactful.engine.match import DEFAULT_OFFLINE_THRESHOLD, Match, ModelMatcher, OfflineMatcher
+from tactful.engine.journey_follow import Follower, JourneyOutcome, JourneyPlan
+from tactful.engine.match import (
+    DEFAULT_OFFLINE_THRESHOLD,
+    JourneyCheck,
+    Match,
+    ModelMatcher,
+    OfflineMatcher,
+)
 from tactful.engine.resolve import Clarification, guidelines_by_tag, resolve
 from tactful.engine.retrieve import EmbeddingCache, Ranked, Retriever
 from tactful.engine.tool_stage import ToolStage
+from tactful.engine.tools import ToolFindings
 from tactful.engine.trace import TraceRecorder
 from tactful.errors import NotFoundError, PayloadTooLargeError, ValidationError
 from tactful.llm.base import Embedder, Generator
 from tactful.store.base import Store
-from tactful.tools import (
-    ToolRegistry,
-)
+from tactful.tools import ToolRegistry
 
 log = logging.getLogger("tactful.engine")
 
@@ -88,6 +94,7 @@ class Engine:
         self.offline_matcher = OfflineMatcher(self.options.offline_threshold)
         self.model_matcher = ModelMatcher(generator) if generator else None
         self.composer = Composer(self.cache, generator)
+        self.follower = Follower(self.cache, self.options.offline_threshold)
         # Code matchers and hooks registered through the SDK (in memory, per process).
         self.hooks = Hooks()
         # Tools that can run in this process: Python functions and connected services.
@@ -257,9 +264,10 @@ class Engine:
         async with rec.stage("context"):
             ctx = await load_context(self.store, session_id)
         trace.agent_id = ctx.agent.id
-        matched, clarification, values = await self._decide(ctx, rec)
+        matched, clarification, values, journeys = await self._decide(ctx, rec)
         async with rec.stage("tools"):
             findings = await self.tool_stage.run(ctx, matched, trace)
+            matched = await self._journeys_after_tools(ctx, rec, matched, findings, journeys)
             if findings.results:
                 matched, findings = await self.tool_stage.reevaluate(ctx, matched, findings, rec)
             # Variables the reply may need: named by a matched guideline or close to the talk.
@@ -275,7 +283,12 @@ class Engine:
         await self.status(session_id, SessionStatus.TYPING, trace.id)
         async with rec.stage("compose"):
             reply = await self.composer.compose(
-                ctx, matched, rec, clarification=clarification, tools=findings
+                ctx,
+                matched,
+                rec,
+                clarification=clarification,
+                tools=findings,
+                paused=journeys[1].paused,
             )
         trace.composition.update(
             {
@@ -287,11 +300,10 @@ class Engine:
         )
         # From here on the reply goes out: a newer message no longer cancels this turn.
         turn.emitted = True
+        outcome = journeys[1]
         message = await asyncio.shield(
-            self.append(
+            self._emit_reply(
                 session_id,
-                EventKind.MESSAGE,
-                EventSource.AI_AGENT,
                 {
                     "message": reply.text,
                     "participant": {"id": ctx.agent.id, "display_name": ctx.agent.name},
@@ -300,7 +312,8 @@ class Engine:
                     else [],
                     "guidelines": reply.applied_guideline_ids,
                 },
-                trace_id=trace.id,
+                trace.id,
+                outcome if outcome.changed(ctx.progress) else None,
             )
         )
         trace.message_event_id = message.id
@@ -311,10 +324,75 @@ class Engine:
         await asyncio.shield(self._save_trace(trace))
         await asyncio.shield(self.status(session_id, SessionStatus.READY, trace.id))
 
+    async def _emit_reply(
+        self,
+        session_id: str,
+        data: dict[str, Any],
+        trace_id: str,
+        journeys: JourneyOutcome | None,
+    ) -> Event:
+        """Append the agent's message and, in the same transaction, the session's journey
+        progress: a turn that never replied changes no journey."""
+        async with self.store.transaction():
+            event = await self.store.append_event(
+                session_id,
+                kind=EventKind.MESSAGE,
+                source=EventSource.AI_AGENT,
+                data=data,
+                trace_id=trace_id,
+            )
+            if journeys is not None:
+                await self.store.upsert(journeys.progress)
+        self.bus.publish(session_id, event.offset)
+        return event
+
+    async def _journeys_after_tools(
+        self,
+        ctx: TurnContext,
+        rec: TraceRecorder,
+        matched: list[Match],
+        findings: ToolFindings,
+        journeys: tuple[JourneyPlan, JourneyOutcome],
+    ) -> list[Match]:
+        """Journeys at a tool state whose tools ran go on from it, with the results in view;
+        a tool state reached that way runs too (within the agent's iteration bound)."""
+        plan, outcome = journeys
+        ran = {tool for tool, _ in findings.results}
+        specs = self.tool_stage.specs()
+        for _ in range(max(1, ctx.agent.max_engine_iterations)):
+            if not ran or not outcome.projected:
+                break
+            again = await self.follower.after_tools(
+                ctx,
+                plan,
+                outcome,
+                ran,
+                findings.for_prompt(),
+                rec,
+                self.model_matcher,
+                specs,
+                offset=rec.trace.customer_event_offset,
+            )
+            matched = _with_journeys(matched, outcome)
+            if not again:
+                break
+            more = await self.tool_stage.run(ctx, [outcome.projected[j] for j in again], rec.trace)
+            findings.merge(more)
+            ran = {tool for tool, _ in more.results}
+        rec.trace.journeys = list(outcome.steps)
+        rec.trace.final_guideline_ids = [m.ranked.guideline.id for m in matched]
+        return matched
+
     async def _decide(
         self, ctx: TurnContext, rec: TraceRecorder
-    ) -> tuple[list[Match], Clarification | None, list[variables.VariableValue]]:
-        """Retrieve, match and resolve: which guidelines the reply follows, and why."""
+    ) -> tuple[
+        list[Match],
+        Clarification | None,
+        list[variables.VariableValue],
+        tuple[JourneyPlan, JourneyOutcome],
+    ]:
+        """Retrieve, match and resolve: which guidelines and journey steps the reply follows,
+        and why."""
         trace = rec.trace
         by_id = {g.id: g for g in ctx.guidelines}
         coded = {gid for gid in self.hooks.matchers if gid in by_id}
@@ -332,8 +410,12 @@ class Engine:
             if values:
                 trace.composition["variables"] = [v.describe() for v in values]
             specs = self.tool_stage.specs()
+            # Journeys in play; guidelines scoped to the other journeys are not checked.
+            journeys = journey_follow.plan(ctx, ranked)
+            ranked = [r for r in ranked if r.guideline.id not in journeys.hidden]
             chosen = select_candidates(
                 ranked,
+                journey_scope=journeys.scope,
                 k=self.options.detailed_k,
                 recent_matches=ctx.recent_matches(),
                 dependency_closure=dependency_targets(ctx.relationships, ctx.guidelines),
@@ -357,6 +439,8 @@ class Engine:
                 ]
                 shown = await variables.relevant(values, ctx, self.cache, texts=named)
                 listed = await self.tool_stage.with_choices(specs, chosen.detailed, ctx, trace)
+                conditions = {g.id: g.condition for g in ctx.guidelines}
+                titles = {j.id: j.title for j in ctx.journeys}
                 outcome = await self.model_matcher.match(
                     ctx,
                     chosen.detailed,
@@ -365,12 +449,18 @@ class Engine:
                     applied_before=ctx.applied_before,
                     tools=listed,
                     notes=variables.for_prompt(shown),
+                    journeys=[
+                        (i.number, journey_follow.render(i, specs, conditions, titles))
+                        for i in journeys.listed
+                    ],
                 )
                 verdicts = outcome.verdicts
+                answers: dict[int, JourneyCheck] | None = outcome.journeys
                 if outcome.failures:
                     trace.composition["match_failures"] = outcome.failures
             else:
                 verdicts = self.offline_matcher.match(ranked)
+                answers = None
             code = await code_task
         if code.errors:
             trace.composition["matcher_errors"] = code.errors
@@ -386,12 +476,37 @@ class Engine:
             )
             for gid, applies in code.items()
         ]
+        async with rec.stage("journeys"):
+            moved = await self.follower.decide(
+                ctx, journeys, verdicts, answers, specs, offset=trace.customer_event_offset
+            )
+        # Guidelines scoped to a journey that is not live now do not apply.
+        live = {jid for jid, run in moved.progress.runs.items() if run.live}
+        off_scope = {
+            g.id
+            for g in ctx.guidelines
+            for t in g.tags
+            if t.startswith("journey:") and t.removeprefix("journey:") not in live
+        }
+        # A followed journey is a synthetic guideline; relationships with its tag apply to it.
+        projected = {m.ranked.guideline.id: m for m in moved.projected.values()}
+        by_id_all = {**by_id, **{gid: m.ranked.guideline for gid, m in projected.items()}}
+        scores = {
+            v.guideline_id: v.score or 0.0
+            for v in verdicts
+            if v.applies and v.guideline_id not in off_scope
+        }
+        scores.update({gid: 1.0 for gid in projected})
         async with rec.stage("resolve"):
             resolution = resolve(
-                {v.guideline_id: v.score or 0.0 for v in verdicts if v.applies},
-                by_id,
-                ctx.relationships,
+                scores,
+                by_id_all,
+                journey_follow.journey_relationships(ctx.relationships, journeys.graphs),
             )
+        for jid, m in list(moved.projected.items()):
+            if m.ranked.guideline.id not in resolution.active:
+                self.follower.suppress(ctx, journeys, moved, jid)
+        trace.journeys = moved.steps
         trace.matches = [v for v in verdicts if v.applies] + [
             v for v in verdicts if not v.applies and (v.tier == 1 or v.method != "model")
         ][: max(self.options.trace_candidates, len(chosen.detailed))]
@@ -401,6 +516,11 @@ class Engine:
         verdict_by_id = {v.guideline_id: v for v in verdicts}
         matched = []
         for gid in resolution.active:
+            if gid in projected:
+                if gid in {m.ranked.guideline.id for m in moved.projected.values()}:
+                    matched.append(projected[gid])
+                    trace.matches.append(projected[gid].verdict)
+                continue
             g = by_id[gid]
             score = resolution.scores.get(gid, 0.0)
             verdict = verdict_by_id.get(gid) or MatchVerdict(
@@ -419,7 +539,20 @@ class Engine:
             match_ctx, [m.ranked.guideline for m in matched]
         ):
             trace.composition["hook_errors"] = errors
-        return matched, resolution.clarification, values
+        return matched, resolution.clarification, values, (journeys, moved)
+
+
+def _with_journeys(matched: Sequence[Match], outcome: JourneyOutcome) -> list[Match]:
+    """``matched`` with each journey's synthetic guideline as ``outcome`` now projects it."""
+    synthetic = {m.ranked.guideline.id: m for m in outcome.projected.values()}
+    kept = [
+        m
+        for m in matched
+        if not m.ranked.guideline.id.startswith("journey:") or m.ranked.guideline.id in synthetic
+    ]
+    seen = {m.ranked.guideline.id for m in kept}
+    result = [synthetic.get(m.ranked.guideline.id, m) for m in kept]
+    return result + [m for gid, m in synthetic.items() if gid not in seen]
 
 
 def dependency_targets(
