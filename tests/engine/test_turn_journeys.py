@@ -5,6 +5,7 @@ journey-scoped guidelines, and progress that survives a restart."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,7 +15,15 @@ import pytest_asyncio
 from pydantic import Field
 
 import tactful
-from tactful.domain import JourneyProgress, RunStatus, Trace
+from tactful.domain import (
+    Journey,
+    JourneyProgress,
+    JourneyState,
+    JourneyTransition,
+    RunStatus,
+    StateKind,
+    Trace,
+)
 from tactful.engine.compose import ReplyAnswer
 from tactful.engine.match import (
     JourneyCheck,
@@ -484,3 +493,123 @@ async def test_a_cancelled_turn_changes_no_journey(script: Script) -> None:
         # The journey had started in that turn's decision, but the turn never replied.
         assert model.calls_for("match")[0].answer is not None
         assert await s.runtime.store.find(JourneyProgress, session.id) is None
+
+
+async def _linked(server: tactful.Server) -> tuple[tactful.Agent, dict[str, Journey]]:
+    """Journeys built as documents: a cross-journey transition and a sub-journey."""
+    agent = await server.create_agent("Bistro")
+    store = server.runtime.store
+
+    async def journey(title: str, condition: str, states: list[JourneyState]) -> Journey:
+        observation = await agent.create_observation(condition)
+        chain = [
+            JourneyTransition(source=a.id, target=b.id)
+            for a, b in itertools.pairwise(states)
+            if a.kind is not StateKind.END
+        ]
+        return await store.create(
+            Journey(
+                title=title,
+                conditions=[observation.id],
+                tags=[f"agent:{agent.id}"],
+                initial_state_id=states[0].id,
+                states=states,
+                transitions=chain,
+            )
+        )
+
+    def chat(action: str = "") -> JourneyState:
+        return JourneyState(kind=StateKind.CHAT, action=action or None)
+
+    events = await journey(
+        "Private events",
+        "the customer asks about private events",
+        [chat(), chat("Ask for the group size"), chat("Send the events brochure"), _end()],
+    )
+    identity = await journey(
+        "Verify identity",
+        "the customer must prove who they are",
+        [chat(), chat("Ask for the date of birth"), _end()],
+    )
+    booking_states = [chat(), chat("Ask for the date"), chat("Confirm the booking"), _end()]
+    booking = await journey("Book a table", "the customer wants a table", booking_states)
+    booking.transitions[1].condition = "the customer gave a date"
+    booking.transitions.append(
+        JourneyTransition(
+            source=booking_states[1].id,
+            target=events.states[1].id,
+            target_journey_id=events.id,
+            condition="the customer wants a private room",
+        )
+    )
+    booking = await store.update(booking)
+    account_states = [
+        chat(),
+        chat("Ask for the name"),
+        JourneyState(kind=StateKind.JOURNEY, sub_journey_id=identity.id),
+        chat("Welcome the customer"),
+        _end(),
+    ]
+    account = await journey("Open an account", "the customer wants an account", account_states)
+    return agent, {"events": events, "booking": booking, "account": account}
+
+
+def _end() -> JourneyState:
+    return JourneyState(kind=StateKind.END)
+
+
+async def test_a_cross_journey_transition_continues_in_the_other_journey(
+    server: tactful.Server, script: Script
+) -> None:
+    agent, journeys = await _linked(server)
+    session = await server.create_session(agent)
+    script.turn({"the customer wants a table"}, {"Book a table": ("following", "Ask for the date")})
+    await server.send(session, "A table for Friday?")
+    listed = next(j for j in script.listed[-1] if j.title == "Book a table")
+    assert 'continue in the journey "Private events"' in listed.steps.values()
+
+    script.turn(set(), {"Book a table": ("following", "continue in the journey")})
+    trace = await _trace(server, await server.send(session, "Actually, a private room for 30"))
+    assert [(s.title, s.kind) for s in trace.journeys] == [("Book a table", "handoff")]
+    assert "Ask for the group size" in script.composed[-1]
+    runs = (await _progress(server, session.id)).runs
+    assert runs[journeys["booking"].id].ended_reason == f"continued in {journeys['events'].id}"
+    assert runs[journeys["events"].id].current == journeys["events"].states[1].id
+
+    script.turn(set(), {"Private events": ("following", "Send the events brochure")})
+    trace = await _trace(server, await server.send(session, "We are 30"))
+    assert [(s.title, s.kind) for s in trace.journeys] == [("Private events", "advance")]
+    assert "Send the events brochure" in script.composed[-1]
+
+
+async def test_a_sub_journey_runs_then_its_parent_goes_on(
+    server: tactful.Server, script: Script
+) -> None:
+    agent, journeys = await _linked(server)
+    session = await server.create_session(agent)
+    script.turn(
+        {"the customer wants an account"}, {"Open an account": ("following", "Ask for the name")}
+    )
+    await server.send(session, "I'd like to open an account")
+    script.turn(set(), {"Open an account": ("following", "run the journey")})
+    trace = await _trace(server, await server.send(session, "I'm Ada"))
+    kinds = [(s.title, s.kind, s.status_after) for s in trace.journeys]
+    assert kinds == [
+        ("Open an account", "advance", "waiting"),
+        ("Verify identity", "sub-journey", "active"),
+    ]
+    assert "Ask for the date of birth" in script.composed[-1]
+    # While the sub-journey runs, the waiting parent is not listed for a decision.
+    script.turn(set(), {"Verify identity": ("following", "end")})
+    trace = await _trace(server, await server.send(session, "10 December 1815"))
+    assert [j.title for j in script.listed[-1] if "not started" not in j.status] == [
+        "Verify identity"
+    ]
+    kinds = [(s.title, s.kind, s.status_after) for s in trace.journeys]
+    assert kinds == [
+        ("Verify identity", "end", "ended"),
+        ("Open an account", "return", "active"),
+    ]
+    assert "Welcome the customer" in script.composed[-1]
+    run = (await _progress(server, session.id)).runs[journeys["account"].id]
+    assert run.current == journeys["account"].states[3].id

@@ -55,7 +55,25 @@ class MatchContext:
         )
 
 
+@dataclass(frozen=True)
+class BranchContext(MatchContext):
+    """What a journey transition's code condition sees: the conversation, and the results of
+    the tools that ran this turn, by tool id ("service:name") and by tool name."""
+
+    results: Mapping[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def with_results(cls, ctx: TurnContext, results: Sequence[tuple[str, Any]]) -> BranchContext:
+        base = MatchContext.of(ctx)
+        by_key: dict[str, Any] = {}
+        for tool, data in results:
+            by_key[tool] = data
+            by_key[tool.rsplit(":", 1)[-1]] = data
+        return cls(**{f: getattr(base, f) for f in base.__dataclass_fields__}, results=by_key)
+
+
 Predicate = Callable[[MatchContext], bool | Awaitable[bool]]
+BranchPredicate = Callable[[BranchContext], bool | Awaitable[bool]]
 SelectedHook = Callable[[MatchContext, Guideline], Awaitable[None] | None]
 MessageHook = Callable[[MatchContext, Event], Awaitable[None] | None]
 
@@ -83,6 +101,8 @@ class Hooks:
         self.matchers: dict[str, Predicate] = {}
         self.on_selected: dict[str, list[SelectedHook]] = {}
         self.on_message: dict[str, list[MessageHook]] = {}
+        # Journey transition id -> its code condition.
+        self.branches: dict[str, BranchPredicate] = {}
 
     # -- registration -----------------------------------------------------------------------------
 
@@ -98,7 +118,21 @@ class Hooks:
         """Call ``hook`` when the agent sends a message (once, however often registered)."""
         _append_once(self.on_message.setdefault(agent_id, []), hook)
 
+    def add_branch(self, transition_id: str, predicate: BranchPredicate) -> None:
+        """Decide the journey transition ``transition_id`` with ``predicate`` (replaces)."""
+        self.branches[transition_id] = predicate
+
     # -- running ----------------------------------------------------------------------------------
+
+    async def run_branch(self, transition_id: str, ctx: BranchContext) -> tuple[bool, str | None]:
+        """A transition's code condition: (holds, error). A failing one does not hold."""
+        fn = self.branches[transition_id]
+        value, error = await self._call(
+            f"code condition {_name(fn)} of transition {transition_id}", fn, ctx
+        )
+        if error is None and not isinstance(value, bool):
+            error = f"code condition {_name(fn)}: returned {value!r}, not True or False"
+        return value is True and error is None, error
 
     async def run_matchers(
         self, ctx: MatchContext, guideline_ids: Collection[str] | None = None

@@ -29,6 +29,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 
@@ -51,6 +52,7 @@ from tactful.domain import (
 )
 from tactful.domain.traces import JourneyStep, TransitionConsidered
 from tactful.engine.context import TurnContext, Utterance
+from tactful.engine.hooks import BranchContext, Hooks
 from tactful.engine.match import JourneyCheck, Match, ModelMatcher, describe_tool
 from tactful.engine.retrieve import EmbeddingCache, Ranked
 from tactful.engine.tools import plan_tool_calls
@@ -349,6 +351,21 @@ def journey_relationships(
     ]
 
 
+def _choice_ahead(graph: JourneyGraph, source: str) -> list[JourneyTransition]:
+    """The conditional transitions met on the way on from ``source`` (through forks)."""
+    found: list[JourneyTransition] = []
+    todo, seen = [source], {source}
+    while todo:
+        for t in graph.out.get(todo.pop(), []):
+            if t.condition:
+                found.append(t)
+            target = graph.states.get(t.target)
+            if target is not None and target.kind is StateKind.FORK and t.target not in seen:
+                seen.add(t.target)
+                todo.append(t.target)
+    return found
+
+
 Handoff = tuple[str, str]  # (journey id, state id) a cross-journey transition leads to
 
 
@@ -384,10 +401,14 @@ class Follower:
     answered; after a tool state the closest condition to the results wins."""
 
     def __init__(
-        self, cache: EmbeddingCache, threshold: float = OFFLINE_CONDITION_THRESHOLD
+        self,
+        cache: EmbeddingCache,
+        threshold: float = OFFLINE_CONDITION_THRESHOLD,
+        hooks: Hooks | None = None,
     ) -> None:
         self.cache = cache
         self.threshold = threshold
+        self.hooks = hooks or Hooks()
 
     async def decide(
         self,
@@ -670,14 +691,28 @@ class Follower:
         specs: Mapping[str, ToolSpec],
         evidence: str | None = None,
         forced: bool = False,
+        results: Sequence[tuple[str, Any]] = (),
     ) -> tuple[JourneyTransition | None, list[TransitionConsidered]]:
-        """The transition that holds by the offline rules; None when none does. ``forced``:
-        some transition must be taken (after a tool state): the closest condition wins."""
+        """The transition that holds: a code condition decides its transition; then, by the
+        offline rules, a tool state with its arguments, a condition close to the latest
+        message (``forced``, after a tool state: the closest condition wins), an
+        unconditional transition. None when none holds."""
         considered = [
             TransitionConsidered(transition_id=t.id, target=t.target, condition=t.condition)
             for t in moves
         ]
-        conditional = [i for i, t in enumerate(moves) if t.condition]
+        coded = [i for i, t in enumerate(moves) if t.id in self.hooks.branches]
+        if coded:
+            view = BranchContext.with_results(ctx, results)
+            for i in coded:
+                holds, error = await self.hooks.run_branch(moves[i].id, view)
+                considered[i].why = error or f"code condition: {'holds' if holds else 'not met'}"
+                if holds:
+                    considered[i].taken = True
+                    return moves[i], considered
+        conditional = [
+            i for i, t in enumerate(moves) if t.condition and t.id not in self.hooks.branches
+        ]
         for i in conditional:
             if self._tool_ready(ctx, graph, moves[i], specs):
                 considered[i].taken = True
@@ -699,7 +734,9 @@ class Follower:
                     ": the closest condition" if forced else f" >= {self.threshold:.2f}"
                 )
                 return moves[i], considered
-        plain = [i for i, t in enumerate(moves) if not t.condition]
+        plain = [
+            i for i, t in enumerate(moves) if not t.condition and t.id not in self.hooks.branches
+        ]
         if plain and (unconditional or forced):
             i = plain[0]
             considered[i].taken = True
@@ -908,7 +945,7 @@ class Follower:
         journeys: JourneyPlan,
         outcome: JourneyOutcome,
         ran: Collection[str],
-        results: str,
+        results: Sequence[tuple[str, Any]],
         rec: TraceRecorder,
         matcher: ModelMatcher | None,
         specs: Mapping[str, ToolSpec],
@@ -928,16 +965,15 @@ class Follower:
             if state is None or state.kind is not StateKind.TOOL or not set(state.tools) & set(ran):
                 continue
             step = _step(graph, run, "continue", "engine")
-            moves = graph.out.get(state.id, [])
             walk = _Walk()
-            choice = any(
-                t.condition or graph.states[t.target].kind is StateKind.FORK
-                for t in moves
-                if t.target in graph.states
-            )
-            if choice and matcher is not None:
+            ahead = _choice_ahead(graph, state.id)
+            choice = bool(ahead)
+            # Code conditions decide where they exist: no model call is needed for them.
+            coded = all(t.id in self.hooks.branches for t in ahead)
+            if choice and matcher is not None and not coded:
                 step.method = "model"
-                seen = Utterance(role="agent", text=f"[tool results]\n{results}", offset=-1)
+                shown = "\n".join(f"- {tool} returned: {data}" for tool, data in results)
+                seen = Utterance(role="agent", text=f"[tool results]\n{shown}", offset=-1)
                 after = replace(ctx, messages=[*ctx.messages, seen])
                 text = render(Listed(1, graph, run), specs, conditions, titles)
                 answer = await matcher.match(after, [], [], rec, journeys=[(1, text)])
@@ -957,7 +993,7 @@ class Follower:
                 if check is not None and check.tool_calls:
                     calls[jid] = check
             else:
-                step.method = "offline" if choice else "engine"
+                step.method = ("code" if coded else "offline") if choice else "engine"
                 walk = await self._after_tool(ctx, graph, state.id, results, specs)
             if not walk.entered and walk.handoff is None:
                 step.considered = walk.considered
@@ -981,10 +1017,11 @@ class Follower:
         ctx: TurnContext,
         graph: JourneyGraph,
         source: str,
-        results: str,
+        results: Sequence[tuple[str, Any]],
         specs: Mapping[str, ToolSpec],
     ) -> _Walk:
-        """Offline (or unconditional): the way on from a tool state that ran; through forks."""
+        """Without the model: the way on from a tool state that ran, through forks."""
+        shown = "\n".join(f"{tool}: {data}" for tool, data in results)
         walk = _Walk()
         at = source
         for _ in range(MAX_WALK):
@@ -997,8 +1034,9 @@ class Follower:
                 moves,
                 unconditional=True,
                 specs=specs,
-                evidence=f"{results}\n{ctx.last_customer_message}",
+                evidence=f"{shown}\n{ctx.last_customer_message}",
                 forced=True,
+                results=results,
             )
             walk.considered += considered
             if chosen is None:

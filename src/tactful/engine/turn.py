@@ -94,9 +94,9 @@ class Engine:
         self.offline_matcher = OfflineMatcher(self.options.offline_threshold)
         self.model_matcher = ModelMatcher(generator) if generator else None
         self.composer = Composer(self.cache, generator)
-        self.follower = Follower(self.cache, self.options.offline_threshold)
         # Code matchers and hooks registered through the SDK (in memory, per process).
         self.hooks = Hooks()
+        self.follower = Follower(self.cache, self.options.offline_threshold, self.hooks)
         # Tools that can run in this process: Python functions and connected services.
         self.tools = ToolRegistry()
         self.tool_stage = ToolStage(
@@ -367,7 +367,7 @@ class Engine:
                 plan,
                 outcome,
                 ran,
-                findings.for_prompt(),
+                findings.results,
                 rec,
                 self.model_matcher,
                 specs,
