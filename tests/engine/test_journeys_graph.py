@@ -122,3 +122,166 @@ def test_mermaid() -> None:
         "    s4 --> s5",
         "    s5 --> [*]",
     ]
+
+
+def _address() -> Journey:
+    return Journey(
+        id="address",
+        title="Change delivery address",
+        initial_state_id="a0",
+        states=[
+            JourneyState(id="a0"),
+            JourneyState(id="a1", action="Ask for the new address"),
+            JourneyState(id="a2", kind=StateKind.END),
+        ],
+        transitions=[
+            JourneyTransition(source="a0", target="a1"),
+            JourneyTransition(source="a1", target="a2"),
+        ],
+    )
+
+
+def _with_exit(target: str = "a0", target_journey_id: str = "address") -> Journey:
+    journey = _valid()
+    journey.transitions.append(
+        JourneyTransition(
+            id="x",
+            source="ask",
+            target=target,
+            condition="the customer wants to change the address",
+            target_journey_id=target_journey_id,
+        )
+    )
+    return journey
+
+
+def test_a_cross_journey_transition_targets_a_state_of_the_named_journey() -> None:
+    others = {"address": _address()}
+    assert validate(_with_exit(), journeys=others) == []
+    assert validate(_with_exit("a1"), journeys=others) == []
+    # Unchecked without the other journeys.
+    assert validate(_with_exit("nope")) == []
+    assert validate(_with_exit("nope"), journeys=others) == [
+        "transition 'x' is dangling: its target 'nope' is not a state of journey 'address'"
+    ]
+    assert validate(_with_exit(target_journey_id="gone"), journeys=others) == [
+        "transition 'x' leads to unknown journey 'gone'"
+    ]
+
+
+def test_a_cross_journey_transition_naming_its_own_journey_is_refused() -> None:
+    journey = _with_exit(target="refund", target_journey_id="")
+    journey.transitions[-1].target_journey_id = journey.id
+    assert validate(journey) == [
+        "transition 'x' names its own journey as target_journey_id; leave target_journey_id "
+        "out for a transition within the journey"
+    ]
+
+
+def test_a_cross_journey_transition_makes_no_local_state_reachable() -> None:
+    journey = _journey(
+        [JourneyState(id="start"), JourneyState(id="a1", action="Stranded")],
+        [JourneyTransition(id="x", source="start", target="a1", target_journey_id="address")],
+    )
+    assert validate(journey, journeys={"address": _address()}) == [
+        "state 'a1' ('Stranded') is unreachable from the initial state"
+    ]
+    journey.transitions[0].source = "ghost"
+    assert validate(journey)[0] == "transition 'x' is dangling: its source 'ghost' is not a state"
+
+
+def test_a_cross_journey_transition_counts_as_a_fork_branch() -> None:
+    journey = _valid()
+    journey.transitions[4] = JourneyTransition(
+        id="t5", source="fork", target="a0", condition="not eligible", target_journey_id="address"
+    )
+    assert validate(journey, journeys={"address": _address()}) == []
+    journey.transitions[4].condition = None
+    assert validate(journey, journeys={"address": _address()}) == [
+        "fork state 'fork' needs at least two outgoing conditional transitions (it has 1)"
+    ]
+
+
+def _with_sub(sub: str | None) -> Journey:
+    journey = _valid()
+    journey.states[1] = JourneyState(id="ask", kind=StateKind.JOURNEY, sub_journey_id=sub)
+    return journey
+
+
+def test_journey_states_name_a_known_other_journey() -> None:
+    others = {"address": _address()}
+    # A journey state is not an end: it goes on to the next state.
+    assert validate(_with_sub("address"), journeys=others) == []
+    assert validate(_with_sub("gone")) == []
+    assert validate(_with_sub("gone"), journeys=others) == [
+        "state 'ask' names unknown sub-journey 'gone'"
+    ]
+    assert validate(_with_sub(None)) == ["journey state 'ask' names no sub-journey"]
+    own = _with_sub(None)
+    own.states[1].sub_journey_id = own.id
+    assert validate(own) == ["journey state 'ask' runs its own journey as a sub-journey"]
+
+
+def test_sub_journeys_that_lead_back_are_refused() -> None:
+    journey = _with_sub("address")
+    address = _address()
+    address.states[1] = JourneyState(id="a1", kind=StateKind.JOURNEY, sub_journey_id=journey.id)
+    assert validate(journey, journeys={"address": address, journey.id: journey}) == [
+        "journey state 'ask' runs 'address', which runs this journey in turn"
+    ]
+
+
+def test_only_journey_states_name_a_sub_journey() -> None:
+    journey = _valid()
+    journey.states[1].sub_journey_id = "address"
+    assert validate(journey) == [
+        "chat state 'ask' names a sub-journey; only a journey state runs one"
+    ]
+
+
+def test_canned_responses_of_states_must_exist_when_known() -> None:
+    journey = _valid()
+    journey.states[1].canned_responses = ["c1", "c2"]
+    assert validate(journey) == []
+    assert validate(journey, known_canned_responses={"c1"}) == [
+        "state 'ask' names unknown canned response 'c2'"
+    ]
+
+
+def test_mermaid_draws_sub_journeys_and_cross_journey_transitions() -> None:
+    journey = _with_sub("address")
+    journey.transitions.append(
+        JourneyTransition(
+            id="x1",
+            source="fork",
+            target="a1",
+            condition="wants: new address",
+            target_journey_id="address",
+        )
+    )
+    journey.transitions.append(
+        JourneyTransition(id="x2", source="refund", target="a0", target_journey_id="address")
+    )
+    drawn = mermaid(journey, journeys={"address": _address()}).splitlines()
+    assert drawn == [
+        "stateDiagram-v2",
+        "    [*] --> s0",
+        "    s1 : journey Change delivery address",
+        "    s2 : tool shop#58;find_order",
+        "    s3 : fork",
+        "    s4 : Say #quot;refund#58; done#quot;",
+        "    x0 : continue in #quot;Change delivery address#quot; at Ask for the new address",
+        "    x1 : continue in #quot;Change delivery address#quot;",
+        "    s0 --> s1",
+        "    s1 --> s2 : the customer gave an order ID",
+        "    s2 --> s3",
+        "    s3 --> s4 : eligible",
+        "    s3 --> s5 : not eligible",
+        "    s4 --> s5",
+        "    s3 --> x0 : wants#58; new address",
+        "    s4 --> x1",
+        "    s5 --> [*]",
+    ]
+    # Without the other journeys, their ids stand in for titles.
+    assert mermaid(journey).splitlines()[2] == "    s1 : journey address"
+    assert "    x1 : continue in #quot;address#quot; at a0" in mermaid(journey).splitlines()

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 
-from tactful.domain.journeys import Journey, JourneyState, StateKind
+from tactful.domain.journeys import Journey, JourneyState, JourneyTransition, StateKind
 
 __all__ = ["mermaid", "validate"]
 
@@ -20,11 +20,15 @@ def validate(
     journey: Journey,
     *,
     known_tools: Collection[str] | None = None,
+    known_canned_responses: Collection[str] | None = None,
+    journeys: Mapping[str, Journey] | None = None,
     complete: bool = True,
 ) -> list[str]:
     """The problems of ``journey``'s graph, one sentence each; empty when it is valid.
 
-    ``known_tools``: the tool ids tool states may name (unchecked when None). With
+    ``known_tools``: the tool ids tool states may name; ``known_canned_responses``: the canned
+    response ids states may name; ``journeys``: the other journeys by id, which sub-journeys
+    and cross-journey transitions may name (each unchecked when None). With
     ``complete=False`` (a graph under construction) fork states may still lack their branches.
     The initial state may have no action: it only marks where the journey starts.
     """
@@ -43,23 +47,36 @@ def validate(
     outgoing: dict[str, list[str]] = defaultdict(list)
     conditional: Counter[str] = Counter()
     for t in journey.transitions:
-        missing = [
-            f"{end} {ref!r}"
-            for end, ref in (("source", t.source), ("target", t.target))
-            if ref not in states
-        ]
-        if missing:
+        if t.target_journey_id == journey.id:
             problems.append(
-                f"transition {t.id!r} is dangling: its {' and '.join(missing)} "
-                f"{'is' if len(missing) == 1 else 'are'} not a state"
+                f"transition {t.id!r} names its own journey as target_journey_id; leave "
+                "target_journey_id out for a transition within the journey"
             )
+            continue
+        gaps = [] if t.source in states else [f"source {t.source!r} is not a state"]
+        if t.target_journey_id is None:
+            if t.target not in states:
+                gaps.append(f"target {t.target!r} is not a state")
+                if len(gaps) == 2:
+                    gaps = [f"source {t.source!r} and target {t.target!r} are not a state"]
+        elif journeys is not None:
+            other = journeys.get(t.target_journey_id)
+            if other is None:
+                problems.append(
+                    f"transition {t.id!r} leads to unknown journey {t.target_journey_id!r}"
+                )
+            elif t.target not in {s.id for s in other.states}:
+                gaps.append(f"target {t.target!r} is not a state of journey {other.id!r}")
+        if gaps:
+            problems.append(f"transition {t.id!r} is dangling: its {' and its '.join(gaps)}")
         source = states.get(t.source)
         if source is not None and source.kind is StateKind.END:
             problems.append(f"transition {t.id!r} leaves the end state {t.source!r}")
-        if not missing:
+        if source is not None and t.condition:
+            conditional[t.source] += 1
+        # A cross-journey transition leaves the journey: it makes no local state reachable.
+        if not gaps and t.target_journey_id is None:
             outgoing[t.source].append(t.target)
-            if t.condition:
-                conditional[t.source] += 1
 
     if journey.initial_state_id in states:
         seen = {journey.initial_state_id}
@@ -76,6 +93,7 @@ def validate(
                 )
 
     known = None if known_tools is None else set(known_tools)
+    canned = None if known_canned_responses is None else set(known_canned_responses)
     for state in states.values():
         if state.kind is StateKind.TOOL:
             if not state.tools:
@@ -90,13 +108,54 @@ def validate(
                     f"fork state {state.id!r} needs at least two outgoing conditional "
                     f"transitions (it has {conditional[state.id]})"
                 )
+        elif state.kind is StateKind.JOURNEY:
+            problems.extend(_sub_journey_problems(journey, state, journeys))
         elif (
             state.kind is StateKind.CHAT
             and not (state.action or "").strip()
             and state.id != journey.initial_state_id
         ):
             problems.append(f"chat state {state.id!r} has no action")
+        if state.sub_journey_id and state.kind is not StateKind.JOURNEY:
+            problems.append(
+                f"{state.kind.value} state {state.id!r} names a sub-journey; only a journey "
+                "state runs one"
+            )
+        if canned is not None:
+            for canned_id in state.canned_responses:
+                if canned_id not in canned:
+                    problems.append(
+                        f"state {state.id!r} names unknown canned response {canned_id!r}"
+                    )
     return problems
+
+
+def _sub_journey_problems(
+    journey: Journey, state: JourneyState, journeys: Mapping[str, Journey] | None
+) -> list[str]:
+    sub = state.sub_journey_id
+    if not sub:
+        return [f"journey state {state.id!r} names no sub-journey"]
+    if sub == journey.id:
+        return [f"journey state {state.id!r} runs its own journey as a sub-journey"]
+    if journeys is None:
+        return []
+    if sub not in journeys:
+        return [f"state {state.id!r} names unknown sub-journey {sub!r}"]
+    # Sub-journeys that lead back to this journey would wait on each other for ever.
+    seen = {sub}
+    todo = [sub]
+    while todo:
+        current = journeys.get(todo.pop())
+        for s in current.states if current is not None else []:
+            nested = s.sub_journey_id
+            if s.kind is not StateKind.JOURNEY or not nested or nested in seen:
+                continue
+            if nested == journey.id:
+                return [f"journey state {state.id!r} runs {sub!r}, which runs this journey in turn"]
+            seen.add(nested)
+            todo.append(nested)
+    return []
 
 
 def _escape(text: str) -> str:
@@ -105,29 +164,51 @@ def _escape(text: str) -> str:
     return flat.replace("#", "#35;").replace('"', "#quot;").replace(":", "#58;")
 
 
-def _label(state: JourneyState) -> str | None:
+def _label(state: JourneyState, titles: Mapping[str, str]) -> str | None:
     parts = []
     if state.kind is StateKind.TOOL and state.tools:
         parts.append("tool " + ", ".join(state.tools))
     elif state.kind is StateKind.FORK:
         parts.append("fork")
+    elif state.kind is StateKind.JOURNEY:
+        sub = state.sub_journey_id or "?"
+        parts.append(f"journey {titles.get(sub, sub)}")
     if state.action:
         parts.append(state.action)
-    if state.sub_journey_id:
-        parts.append(f"journey {state.sub_journey_id}")
     return _escape(" - ".join(parts)) if parts else None
 
 
-def mermaid(journey: Journey) -> str:
+def _exit_label(t: JourneyTransition, journeys: Mapping[str, Journey]) -> str:
+    """Where a cross-journey transition continues: the journey, and its state unless it is
+    that journey's start."""
+    other = journeys.get(t.target_journey_id or "")
+    if other is None:
+        return _escape(f'continue in "{t.target_journey_id}" at {t.target}')
+    label = f'continue in "{other.title}"'
+    if t.target != other.initial_state_id:
+        state = next((s for s in other.states if s.id == t.target), None)
+        label += f" at {state.action if state is not None and state.action else t.target}"
+    return _escape(label)
+
+
+def mermaid(journey: Journey, *, journeys: Mapping[str, Journey] | None = None) -> str:
     """``journey`` as a Mermaid ``stateDiagram-v2``.
 
     States are named ``s0``, ``s1``… in the journey's order (ids may hold characters Mermaid
-    refuses); labels come from actions and tools; END states lead to ``[*]``. Transitions whose
-    ends are not states are left out.
+    refuses); labels come from actions and tools; END states lead to ``[*]``. A transition into
+    another journey leads to a node ``x0``, ``x1``… per target (journey and state), labelled
+    "continue in" that journey; ``journeys`` (the other journeys by id) gives their titles.
+    Transitions whose ends are not states are left out.
     """
+    others = journeys or {}
+    titles = {j.id: j.title for j in others.values()}
     names: dict[str, str] = {}
     for state in journey.states:
         names.setdefault(state.id, f"s{len(names)}")
+    exits: dict[tuple[str, str], str] = {}
+    for t in journey.transitions:
+        if t.target_journey_id and t.target_journey_id != journey.id and t.source in names:
+            exits.setdefault((t.target_journey_id, t.target), f"x{len(exits)}")
     lines = ["stateDiagram-v2"]
     if journey.initial_state_id in names:
         lines.append(f"    [*] --> {names[journey.initial_state_id]}")
@@ -136,15 +217,28 @@ def mermaid(journey: Journey) -> str:
         if state.id in seen:
             continue
         seen.add(state.id)
-        label = _label(state)
+        label = _label(state, titles)
         if label:
             lines.append(f"    {names[state.id]} : {label}")
+    labelled: set[str] = set()
     for t in journey.transitions:
-        if t.source in names and t.target in names:
-            line = f"    {names[t.source]} --> {names[t.target]}"
-            if t.condition:
-                line += f" : {_escape(t.condition)}"
-            lines.append(line)
+        node = exits.get((t.target_journey_id or "", t.target))
+        if node is not None and node not in labelled:
+            labelled.add(node)
+            lines.append(f"    {node} : {_exit_label(t, others)}")
+    for t in journey.transitions:
+        if t.source not in names:
+            continue
+        if t.target_journey_id and t.target_journey_id != journey.id:
+            target = exits[(t.target_journey_id, t.target)]
+        elif t.target in names:
+            target = names[t.target]
+        else:
+            continue
+        line = f"    {names[t.source]} --> {target}"
+        if t.condition:
+            line += f" : {_escape(t.condition)}"
+        lines.append(line)
     ends = dict.fromkeys(s.id for s in journey.states if s.kind is StateKind.END)
     lines.extend(f"    {names[state_id]} --> [*]" for state_id in ends)
     return "\n".join(lines) + "\n"
