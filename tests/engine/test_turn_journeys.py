@@ -196,6 +196,7 @@ async def test_start_then_advance_through_a_tool_state_and_a_fork(
     trace = await _trace(server, reply)
     [step] = trace.journeys
     assert (step.kind, step.status_after) == ("start", "active")
+    assert step.label_after == "1 (Ask for the order number)"
     assert "Ask for the order number" in script.composed[-1]
     assert reply.data["guidelines"] == [f"journey:{step.journey_id}"]
 

@@ -85,6 +85,13 @@ def show(agent: AgentInfo, exchange: Exchange) -> None:
         because = f" because of {', '.join(step.because)}" if step.because else ""
         line = f"  {sign} {step.effect} by {step.rule}{because}: {what}"
         console.print(Text(line, style="dim"), soft_wrap=wrap)
+    for j in trace.journeys:
+        moved = j.label_before != j.label_after and j.label_before
+        where = f"{j.label_before} → {j.label_after}" if moved else (j.label_after or "")
+        status = f" ({j.status_after})" if j.status_after != "active" else ""
+        why = f": {j.rationale}" if j.rationale else ""
+        line = f"  ↪ journey {j.title!r} {j.kind} {where}{status} [{j.method}]{why}"
+        console.print(Text(line, style="dim"), soft_wrap=wrap)
     note(f"  {trace.cost()} · trace {trace.id}")
 
 

@@ -99,6 +99,20 @@ class ResolutionStepInfo(_Answer):
     detail: str = ""
 
 
+class JourneyStepInfo(_Answer):
+    """What a turn did with one journey: the state before and after, and why."""
+
+    journey_id: str
+    title: str
+    kind: str
+    status_before: str | None = None
+    status_after: str = ""
+    label_before: str | None = None
+    label_after: str | None = None
+    method: str = ""
+    rationale: str = ""
+
+
 class ModelCallInfo(_Answer):
     stage: str
     model: str
@@ -120,6 +134,7 @@ class TraceInfo(_Answer):
     status: str = ""
     matches: list[MatchInfo] = Field(default_factory=list)
     resolution: list[ResolutionStepInfo] = Field(default_factory=list)
+    journeys: list[JourneyStepInfo] = Field(default_factory=list)
     final_guideline_ids: list[str] = Field(default_factory=list)
     composition: dict[str, Any] = Field(default_factory=dict)
     stage_timings_ms: dict[str, float] = Field(default_factory=dict)

@@ -103,6 +103,9 @@ class JourneyStep(BaseModel):
     status_after: str
     state_before: str | None = None
     state_after: str | None = None
+    # The same states as people read them: "2 (Ask for the order number)".
+    label_before: str | None = None
+    label_after: str | None = None
     # States entered this turn, in order (skipped states are walked through).
     entered: list[str] = Field(default_factory=list)
     skipped: list[str] = Field(default_factory=list)

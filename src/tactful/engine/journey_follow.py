@@ -390,6 +390,8 @@ def _step(graph: JourneyGraph, run: JourneyRun | None, kind: str, method: str) -
         status_after=status or RunStatus.ACTIVE.value,
         state_before=at,
         state_after=at,
+        label_before=graph.label(at) if at else None,
+        label_after=graph.label(at) if at else None,
         method=method,
     )
 
@@ -788,6 +790,7 @@ class Follower:
         if step.kind == "drop":
             run.ended_reason = "dropped"
         step.state_after = run.current
+        step.label_after = graph.label(run.current) if run.current else None
         outcome.steps.append(step)
         outcome.progress.runs[graph.id] = run
         if walk.handoff is not None and walk.handoff[0] in journeys.graphs:
@@ -835,6 +838,7 @@ class Follower:
             entering = _step(graph, None, "sub-journey", "engine")
             entering.journey_id, entering.title = child.id, child.journey.title
             entering.entered, entering.state_after = [child.initial], child.initial
+            entering.label_after = child.label(child.initial)
             entering.rationale = f"started by {graph.journey.title!r} at {graph.label(current.id)}"
             if step is not None:
                 step.status_after = RunStatus.WAITING.value
@@ -845,6 +849,7 @@ class Follower:
                 child_run.path.append(plain[0].target)
                 entering.entered.append(plain[0].target)
                 entering.state_after = plain[0].target
+                entering.label_after = child.label(plain[0].target)
             outcome.steps.append(entering)
 
     def _children_done(self, outcome: JourneyOutcome, journeys: JourneyPlan, offset: int) -> None:
