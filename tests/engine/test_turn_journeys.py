@@ -614,3 +614,26 @@ async def test_a_sub_journey_runs_then_its_parent_goes_on(
     assert "Welcome the customer" in script.composed[-1]
     run = (await _progress(server, session.id)).runs[journeys["account"].id]
     assert run.current == journeys["account"].states[3].id
+
+
+async def test_a_state_sets_the_composition_mode_and_its_canned_responses(
+    server: tactful.Server, script: Script
+) -> None:
+    agent = await _shop(server)
+    store = server.runtime.store
+    [journey] = [j for j in await server.entities(Journey) if j.title == "Return an item"]
+    ask = next(s for s in journey.states if s.action == "Ask for the order number")
+    exact = await server.create_canned_response("Please type your VM order number.")
+    ask.composition_mode = tactful.CompositionMode.STRICT
+    ask.canned_responses = [exact.id]
+    await store.update(journey)
+    session = await server.create_session(agent)
+    script.turn({RETURN}, {"Return an item": ("following", "Ask for the order number")})
+    reply = await server.send(session, "I want to return my headphones")
+    assert reply.data["message"] == "Please type your VM order number."
+    assert script.composed == []  # strict: no fluid draft was written
+    trace = await _trace(server, reply)
+    assert trace.composition["mode"] == tactful.CompositionMode.STRICT.value
+    [step] = trace.journeys
+    considered = {c.target: c.taken for c in step.considered}
+    assert considered == {ask.id: True}

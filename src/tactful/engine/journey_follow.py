@@ -366,6 +366,23 @@ def _choice_ahead(graph: JourneyGraph, source: str) -> list[JourneyTransition]:
     return found
 
 
+def _alternatives(
+    graph: JourneyGraph, current: str, walk: _Walk, wanted: int | None
+) -> list[TransitionConsidered]:
+    """Every transition out of the current state, the one the model's choice took marked."""
+    first = walk.considered[0].transition_id if walk.considered else None
+    shown = []
+    for t in graph.out.get(current, []):
+        taken = t.id == first
+        why = f"leads to step {wanted}, the one chosen" if taken else "not on the way"
+        shown.append(
+            TransitionConsidered(
+                transition_id=t.id, target=t.target, condition=t.condition, taken=taken, why=why
+            )
+        )
+    return shown
+
+
 Handoff = tuple[str, str]  # (journey id, state id) a cross-journey transition leads to
 
 
@@ -549,6 +566,7 @@ class Follower:
             )
         if resumed and step.kind in ("advance", "skip", "backtrack"):
             step.rationale += " (resumed)"
+        walk.considered = _alternatives(graph, current, walk, wanted) + walk.considered[1:]
         return step, walk
 
     async def _offline_step(
