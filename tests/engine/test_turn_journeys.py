@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated
 
+import pytest
 import pytest_asyncio
 from pydantic import Field
 
@@ -637,3 +638,19 @@ async def test_a_state_sets_the_composition_mode_and_its_canned_responses(
     [step] = trace.journeys
     considered = {c.target: c.taken for c in step.considered}
     assert considered == {ask.id: True}
+
+
+async def test_a_journey_matched_without_being_listed_starts_at_its_first_step(
+    server: tactful.Server, script: Script, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tactful.engine import journey_follow
+
+    monkeypatch.setattr(journey_follow, "FRESH_RANK", 0)  # no journey ranks well enough
+    agent = await _shop(server)
+    session = await server.create_session(agent)
+    script.turn({RETURN})
+    trace = await _trace(server, await server.send(session, "I want to return my headphones"))
+    assert script.listed[-1] == []
+    [step] = trace.journeys
+    assert step.kind == "start" and step.label_after == "1 (Ask for the order number)"
+    assert "Ask for the order number" in script.composed[-1]

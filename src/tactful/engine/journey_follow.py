@@ -60,6 +60,9 @@ from tactful.engine.trace import TraceRecorder
 
 # Not-yet-started journeys listed for the matcher each turn (best-ranked conditions first).
 MAX_NEW_LISTED = 3
+# ... among those whose best condition ranks in the top FRESH_RANK. A journey whose condition
+# matches without being listed starts at its first step.
+FRESH_RANK = 20
 # Longest walk through states in one decision (guards against cycles of unconditional edges).
 MAX_WALK = 25
 OFFLINE_CONDITION_THRESHOLD = 0.40
@@ -216,16 +219,17 @@ def plan(ctx: TurnContext, ranked: Sequence[Ranked]) -> JourneyPlan:
     graphs = {j.id: JourneyGraph(j) for j in ctx.journeys}
     runs = ctx.progress.runs
     live = [runs[j] for j in graphs if j in runs and runs[j].status is not RunStatus.ENDED]
-    # Best retrieval score of each journey's conditions (observations are ranked like any).
-    best: dict[str, float] = {}
-    score = {r.guideline.id: r.score for r in ranked}
+    # Best rank of each journey's conditions (observations are ranked like any guideline);
+    # only those near the top are worth listing with their steps.
+    best: dict[str, int] = {}
+    rank = {r.guideline.id: i for i, r in enumerate(ranked)}
     for jid, g in graphs.items():
-        values = [score[c] for c in g.journey.conditions if c in score]
-        if values:
-            best[jid] = max(values)
+        values = [rank[c] for c in g.journey.conditions if c in rank]
+        if values and min(values) < FRESH_RANK:
+            best[jid] = min(values)
     fresh = sorted(
         (j for j in best if j not in {r.journey_id for r in live}),
-        key=lambda j: (-best[j], j),
+        key=lambda j: (best[j], j),
     )[:MAX_NEW_LISTED]
     listed: list[Listed] = []
     for run in live:
