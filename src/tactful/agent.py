@@ -18,13 +18,16 @@ from tactful.domain import (
     Endpoint,
     EndpointKind,
     Guideline,
+    Journey,
     Relationship,
     RelationshipKind,
     Tag,
     Term,
     agent_tag,
+    journey_tag,
 )
 from tactful.domain import Agent as AgentModel
+from tactful.domain.journeys import JourneyState
 from tactful.domain.variables import GLOBAL_KEY, ContextVariable, ContextVariableValue, tag_key
 from tactful.engine import canned
 from tactful.engine.hooks import Hooks, MessageHook, Predicate, SelectedHook
@@ -37,10 +40,10 @@ from tactful.engine.variables import (
     write_value,
 )
 from tactful.errors import ValidationError
-from tactful.store.base import E
+from tactful.journey import JourneyHandle
+from tactful.store.base import E, Store
 
 if TYPE_CHECKING:
-    from tactful.journey import JourneyHandle
     from tactful.server import Server
 
 log = logging.getLogger("tactful")
@@ -50,9 +53,11 @@ def _digest(*parts: str | None) -> str:
     return hashlib.sha256("\x00".join(p or "" for p in parts).encode()).hexdigest()[:32]
 
 
-# A guideline (or its id) or a tag: one end of a relationship.
+# A guideline (or its id), a tag or a journey: one end of a relationship.
 GuidelineRef = Guideline | str
-EndRef = Guideline | Tag | str
+EndRef = Guideline | Tag | JourneyHandle | Journey | str
+
+_JOURNEY_TAG_PREFIX = journey_tag("")
 
 
 def _end(ref: EndRef) -> Endpoint:
@@ -60,9 +65,28 @@ def _end(ref: EndRef) -> Endpoint:
         return Endpoint.guideline(ref.id)
     if isinstance(ref, Tag):
         return Endpoint.tag(ref.id)
+    if isinstance(ref, JourneyHandle | Journey):
+        # A journey's tag stands for the journey itself: active while it is followed.
+        return Endpoint.tag(journey_tag(ref.id))
     if isinstance(ref, str) and ref:
         return Endpoint.guideline(ref)
-    raise ValidationError(f"{ref!r} is not a guideline, a guideline id or a tactful.Tag")
+    raise ValidationError(f"{ref!r} is not a guideline, a guideline id, a tactful.Tag or a journey")
+
+
+async def _check_end(store: Store, end: Endpoint) -> None:
+    """Raise ``NotFoundError`` unless ``end`` names a stored guideline, tag or journey."""
+    if end.kind is EndpointKind.GUIDELINE:
+        await store.get(Guideline, end.id)
+    elif end.id.startswith(_JOURNEY_TAG_PREFIX):
+        await store.get(Journey, end.id.removeprefix(_JOURNEY_TAG_PREFIX))
+    else:
+        await store.get(Tag, end.id)
+
+
+def _scope(tags: Sequence[str]) -> str:
+    """The journeys a definition is scoped to, as part of its identity: the same guideline or
+    canned response scoped to another journey (or to none) is another one."""
+    return "".join(f":{t}" for t in sorted(set(tags)) if t.startswith(_JOURNEY_TAG_PREFIX))
 
 
 def _guideline_id(ref: GuidelineRef) -> str:
@@ -163,7 +187,7 @@ class Agent:
             always_check=always_check,
             **({"id": id} if id else {}),
         )
-        key = f"guideline:{self.id}:{_digest(condition, action)}"
+        key = f"guideline:{self.id}{_scope(tags)}:{_digest(condition, action)}"
         return await self._define(guideline, key, id)
 
     async def create_observation(
@@ -201,7 +225,8 @@ class Agent:
             metadata=metadata or {},
             **({"id": id} if id else {}),
         )
-        return await self._define(response, f"canned:{self.id}:{_digest(template)}", id)
+        key = f"canned:{self.id}{_scope(tags)}:{_digest(template)}"
+        return await self._define(response, key, id)
 
     async def create_term(
         self,
@@ -231,16 +256,15 @@ class Agent:
         id: str | None = None,
         tags: Sequence[str] = (),
         priority: int = 0,
+        composition_mode: CompositionMode | None = None,
     ) -> JourneyHandle:
         """A journey (a procedure the agent follows), started when any of ``conditions`` holds.
 
-        Each condition becomes an observation of this agent. Idempotent by ``id``, else by
-        title within this agent; re-defining keeps the states and transitions already built
-        (extend them with ``journey.initial_state.transition_to(...)``).
+        Each condition becomes an observation of this agent. ``composition_mode`` applies to
+        the journey's replies unless a state sets its own. Idempotent by ``id``, else by title
+        within this agent; re-defining keeps the states and transitions already built (extend
+        them with ``journey.initial_state.transition_to(...)``).
         """
-        from tactful.domain.journeys import Journey, JourneyState
-        from tactful.journey import JourneyHandle
-
         condition_ids = [(await self.create_observation(c)).id for c in conditions]
         store = self._server.runtime.store
         key = f"journey:{self.id}:{_digest(title.strip().lower())}"
@@ -257,6 +281,7 @@ class Agent:
             conditions=list(dict.fromkeys(condition_ids)),
             tags=list(dict.fromkeys([self.tag, *tags])),
             priority=priority,
+            composition_mode=composition_mode,
             initial_state_id=initial,
             states=states,
             transitions=transitions,
@@ -372,7 +397,8 @@ class Agent:
 
     async def prioritize(self, guideline: EndRef, *, over: EndRef) -> Relationship:
         """When both are active, ``guideline`` wins and ``over`` is dropped. Either may be a
-        ``tactful.Tag`` (every guideline carrying it)."""
+        ``tactful.Tag`` (every guideline carrying it) or a journey (active while it is
+        followed), here and in every relationship below."""
         [r] = await self._relate(RelationshipKind.PRIORITY, guideline, [over])
         return r
 
@@ -415,12 +441,18 @@ class Agent:
         return await self._relate(RelationshipKind.DISAMBIGUATION, source, options)
 
     async def relationships(self) -> list[Relationship]:
-        """Relationships with an end among this agent's guidelines or tagged with its tag."""
+        """Relationships with an end among this agent's guidelines, its tag or its journeys."""
+        store = self._server.runtime.store
         ids = {g.id for g in await self.guidelines()}
         ours = {(EndpointKind.GUIDELINE, i) for i in ids} | {(EndpointKind.TAG, self.tag)}
+        ours |= {
+            (EndpointKind.TAG, journey_tag(j.id))
+            for j in await store.list(Journey)
+            if self.tag in j.tags
+        }
         return [
             r
-            for r in await self._server.runtime.store.list(Relationship)
+            for r in await store.list(Relationship)
             if {(r.source.kind, r.source.id), (r.target.kind, r.target.id)} & ours
         ]
 
@@ -430,7 +462,7 @@ class Agent:
         [tool_ref] = await self._server.register_tools([tool])
         store = self._server.runtime.store
         target = _end(guideline)
-        await store.get(Guideline if target.kind is EndpointKind.GUIDELINE else Tag, target.id)
+        await _check_end(store, target)
         new = Relationship(
             kind=RelationshipKind.REEVALUATION,
             source=Endpoint(kind=EndpointKind.TOOL, id=tool_ref),
@@ -452,7 +484,7 @@ class Agent:
         ends = [_end(source), *(_end(t) for t in targets)]
         async with store.transaction():
             for end in ends:
-                await store.get(Guideline if end.kind is EndpointKind.GUIDELINE else Tag, end.id)
+                await _check_end(store, end)
             existing = await store.list(Relationship)
             by_tag = guidelines_by_tag(await store.list(Guideline))
             made = []
