@@ -10,7 +10,15 @@ import pytest_asyncio
 from parlant.client import AsyncParlantClient
 from parlant.client.types import Journey as ParlantJourney
 
-from tactful.domain import Guideline, Journey, ToolSpec
+from tactful.domain import (
+    CannedResponse,
+    Endpoint,
+    Guideline,
+    Journey,
+    Relationship,
+    RelationshipKind,
+    ToolSpec,
+)
 from tactful.runtime import Runtime
 
 
@@ -174,3 +182,191 @@ async def test_deleting_a_condition_guideline_removes_it_from_journeys(
     assert (await client.delete(f"/guidelines/{condition}")).status_code == 204
     read = (await client.get(f"/journeys/{journey['id']}")).json()
     assert read["conditions"] == []
+
+
+ADDRESS: dict[str, Any] = {
+    "initial_state_id": "a0",
+    "states": [
+        {"id": "a0"},
+        {"id": "a1", "action": "Ask for the new address"},
+        {"id": "a2", "kind": "end"},
+    ],
+    "transitions": [
+        {"source": "a0", "target": "a1"},
+        {"source": "a1", "target": "a2"},
+    ],
+}
+
+
+async def _address(client: httpx.AsyncClient) -> dict[str, Any]:
+    journey = await _create(
+        client, title="Change delivery address", conditions=["the customer moved"]
+    )
+    put = await client.put(f"/journeys/{journey['id']}/graph", json=ADDRESS)
+    assert put.status_code == 200, put.text
+    return journey
+
+
+def _graph_into(address_id: str, **state: Any) -> dict[str, Any]:
+    """A journey that runs the address journey as a sub-journey, then may move into it."""
+    return {
+        "initial_state_id": "start",
+        "states": [
+            {"id": "start"},
+            {"id": "sub", "kind": "journey", "sub_journey_id": address_id},
+            {"id": "ask", "action": "Ask for the order ID", **state},
+            {"id": "end", "kind": "end"},
+        ],
+        "transitions": [
+            {"source": "start", "target": "sub"},
+            {"source": "sub", "target": "ask"},
+            {"source": "ask", "target": "end", "condition": "they gave it"},
+            {
+                "id": "x",
+                "source": "ask",
+                "target": "a1",
+                "target_journey_id": address_id,
+                "condition": "they want to change the address",
+            },
+        ],
+    }
+
+
+async def test_graph_with_sub_journeys_canned_responses_and_cross_journey_transitions(
+    client: httpx.AsyncClient,
+) -> None:
+    address = await _address(client)
+    journey = await _create(client)
+    canned = (await client.post("/canned_responses", json={"value": "Your order ID?"})).json()
+    graph = _graph_into(address["id"], canned_responses=[canned["id"]])
+    put = await client.put(f"/journeys/{journey['id']}/graph", json=graph)
+    assert put.status_code == 200, put.text
+    assert put.json()["states"][2]["canned_responses"] == [canned["id"]]
+    assert put.json()["transitions"][3]["target_journey_id"] == address["id"]
+
+    drawn = (await client.get(f"/journeys/{journey['id']}/mermaid")).text.splitlines()
+    assert "    s1 : journey Change delivery address" in drawn
+    assert (
+        "    x0 : continue in #quot;Change delivery address#quot; at Ask for the new address"
+        in drawn
+    )
+    assert "    s2 --> x0 : they want to change the address" in drawn
+
+
+async def test_graph_naming_unknown_journeys_states_or_canned_responses_is_refused(
+    client: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    address = await _address(client)
+    journey = await _create(client)
+    bad = _graph_into("gone", canned_responses=["nope"])
+    bad["transitions"].append(
+        {"id": "y", "source": "ask", "target": "ghost", "target_journey_id": address["id"]}
+    )
+    response = await client.put(f"/journeys/{journey['id']}/graph", json=bad)
+    assert response.status_code == 422
+    assert response.json()["problems"] == [
+        "transition 'x' leads to unknown journey 'gone'",
+        f"transition 'y' is dangling: its target 'ghost' is not a state of journey "
+        f"{address['id']!r}",
+        "state 'sub' names unknown sub-journey 'gone'",
+        "state 'ask' names unknown canned response 'nope'",
+    ]
+    own = _graph_into(journey["id"])
+    response = await client.put(f"/journeys/{journey['id']}/graph", json=own)
+    assert response.status_code == 422
+    assert response.json()["problems"] == [
+        "transition 'x' names its own journey as target_journey_id; leave target_journey_id "
+        "out for a transition within the journey",
+        "journey state 'sub' runs its own journey as a sub-journey",
+    ]
+    assert (await runtime.store.get(Journey, journey["id"])).transitions == []
+
+
+async def test_a_journey_used_by_another_cannot_be_deleted(client: httpx.AsyncClient) -> None:
+    address = await _address(client)
+    journey = await _create(client)
+    put = await client.put(f"/journeys/{journey['id']}/graph", json=_graph_into(address["id"]))
+    assert put.status_code == 200, put.text
+    refused = await client.delete(f"/journeys/{address['id']}")
+    assert refused.status_code == 409
+    assert refused.json()["detail"] == (
+        f"journey {address['id']!r} is still used by {journey['id']!r} ('Return an item'), as a "
+        "sub-journey or a transition into it: change their graphs first"
+    )
+    # Only the cross-journey transition left: still refused.
+    graph = _graph_into(address["id"])
+    graph["states"][1] = {"id": "sub", "action": "Ask why"}
+    put = await client.put(f"/journeys/{journey['id']}/graph", json=graph)
+    assert put.status_code == 200, put.text
+    assert (await client.delete(f"/journeys/{address['id']}")).status_code == 409
+    # The journey that uses it can go, and then the other one too.
+    assert (await client.delete(f"/journeys/{journey['id']}")).status_code == 204
+    assert (await client.delete(f"/journeys/{address['id']}")).status_code == 204
+
+
+async def test_deleting_a_journey_cleans_up_after_it(
+    client: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    agent = (await client.post("/agents", json={"name": "A"})).json()
+    journey = await _create(
+        client,
+        conditions=["the customer wants to return an item", "the item broke", "it is late"],
+        tags=[f"agent:{agent['id']}"],
+    )
+    tag = f"journey:{journey['id']}"
+    only_here, shared, related = journey["conditions"]
+    # Another journey starts on one condition; a relationship names another.
+    other = await _create(client, title="Repair", conditions=[])
+    patch = await client.patch(f"/journeys/{other['id']}", json={"conditions": {"add": [shared]}})
+    assert patch.status_code == 200, patch.text
+    rule = (await client.post("/guidelines", json={"condition": "x", "action": "y"})).json()
+    kept = await client.post(
+        "/relationships",
+        json={"source_guideline": rule["id"], "target_guideline": related, "kind": "dependency"},
+    )
+    assert kept.status_code == 201, kept.text
+    # A condition with an action is a guideline in its own right.
+    ruling = (await client.post("/guidelines", json={"condition": "z", "action": "w"})).json()
+    patch = await client.patch(
+        f"/journeys/{journey['id']}", json={"conditions": {"add": [ruling["id"]]}}
+    )
+    assert patch.status_code == 200, patch.text
+    # Journey-scoped definitions (the SDK's), and a relationship with the journey as an end.
+    store = runtime.store
+    scoped = await store.create(Guideline(condition="the box is open", action="ask", tags=[tag]))
+    canned = await store.create(CannedResponse(value="Hi", tags=[f"agent:{agent['id']}", tag]))
+    await store.create(
+        Relationship(
+            kind=RelationshipKind.PRIORITY,
+            source=Endpoint.tag(tag),
+            target=Endpoint.guideline(rule["id"]),
+        )
+    )
+
+    assert (await client.delete(f"/journeys/{journey['id']}")).status_code == 204
+    assert await runtime.store.find(Guideline, only_here) is None
+    assert await runtime.store.find(Guideline, shared) is not None
+    assert await runtime.store.find(Guideline, related) is not None
+    assert await runtime.store.find(Guideline, ruling["id"]) is not None
+    assert (await store.get(Guideline, scoped.id)).tags == []
+    assert (await store.get(CannedResponse, canned.id)).tags == [f"agent:{agent['id']}"]
+    assert [r.id for r in await store.list(Relationship)] == [kept.json()["id"]]
+
+
+async def test_deleting_a_canned_response_removes_it_from_journey_states(
+    client: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    journey = await _create(client)
+    canned = (await client.post("/canned_responses", json={"value": "Your order ID?"})).json()
+    graph = {
+        "initial_state_id": "start",
+        "states": [
+            {"id": "start"},
+            {"id": "ask", "action": "Ask", "canned_responses": [canned["id"]]},
+        ],
+        "transitions": [{"source": "start", "target": "ask"}],
+    }
+    assert (await client.put(f"/journeys/{journey['id']}/graph", json=graph)).status_code == 200
+    assert (await client.delete(f"/canned_responses/{canned['id']}")).status_code == 204
+    stored = await runtime.store.get(Journey, journey["id"])
+    assert stored.states[1].canned_responses == []

@@ -11,11 +11,12 @@ from pydantic import BaseModel, Field
 
 from tactful.api.auth import STAFF, Role, allow
 from tactful.api.params import LabelsUpdate, Params, TagsUpdate, unique
-from tactful.api.references import check_tags
+from tactful.api.references import check_tags, forget_journey, journeys_using
 from tactful.api.runtime import RuntimeDep
-from tactful.domain import CompositionMode, Guideline, Journey, ToolSpec
+from tactful.domain import CannedResponse, CompositionMode, Guideline, Journey, ToolSpec
 from tactful.domain.journeys import JourneyState, JourneyTransition, StateKind
 from tactful.engine.journeys import mermaid, validate
+from tactful.errors import ConflictError
 from tactful.runtime import Runtime
 
 router = APIRouter(prefix="/journeys", tags=["journeys"])
@@ -71,14 +72,22 @@ class StateParams(Params):
     action: str | None = None
     tools: list[str] = Field(default_factory=list)
     composition_mode: CompositionMode | None = None
-    sub_journey_id: str | None = None
+    sub_journey_id: str | None = Field(
+        default=None, description="The journey a state of kind journey runs"
+    )
+    canned_responses: list[str] = Field(
+        default_factory=list, description="Ids of canned responses this state prefers"
+    )
 
 
 class TransitionParams(Params):
     id: str | None = Field(default=None, min_length=1, max_length=128)
     source: str
-    target: str
+    target: str = Field(description="A state of this journey, or of ``target_journey_id``'s")
     condition: str | None = None
+    target_journey_id: str | None = Field(
+        default=None, description="Another journey, to continue in at ``target``"
+    )
 
 
 class GraphParams(Params):
@@ -213,12 +222,34 @@ async def update_journey(
     "/{journey_id}",
     status_code=status.HTTP_204_NO_CONTENT,
     dependencies=[Depends(allow(Role.ADMIN))],
-    responses=NOT_FOUND,
+    responses={
+        **NOT_FOUND,
+        409: {"description": "Another journey runs it as a sub-journey or leads into it"},
+    },
 )
 async def delete_journey(journey_id: str, runtime: RuntimeDep) -> Response:
-    """Delete a journey (its condition guidelines stay)."""
-    await runtime.store.get(Journey, journey_id)
-    await runtime.store.delete(Journey, journey_id)
+    """Delete a journey. Refused (409) while another journey runs it as a sub-journey or has
+    a transition into it: change those journeys' graphs first.
+
+    Its condition observations are deleted with it unless something else needs them (another
+    journey starts on them, they have an action, or a relationship names them).
+    Relationships with the journey's tag as an end are dropped. Guidelines and canned
+    responses scoped to it are kept, without the journey's tag: nothing written by hand is
+    lost, but they then apply wherever their other tags say (usually agent-wide); delete
+    them too if they only made sense inside the journey.
+    """
+    store = runtime.store
+    async with store.transaction():
+        journey = await store.get(Journey, journey_id)
+        users = journeys_using(await store.list(Journey), journey_id)
+        if users:
+            named = ", ".join(f"{j.id!r} ({j.title!r})" for j in users)
+            raise ConflictError(
+                f"journey {journey_id!r} is still used by {named}, as a sub-journey or a "
+                "transition into it: change their graphs first"
+            )
+        await store.delete(Journey, journey_id)
+        await forget_journey(store, journey)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -238,10 +269,12 @@ async def replace_graph(
     journey_id: str, params: GraphParams, runtime: RuntimeDep
 ) -> GraphDTO | JSONResponse:
     """Replace the journey's graph. It is validated first (reachability, dangling or
-    out-of-end transitions, tools, forks, actions); any problem answers 422 with all of them
-    in ``problems`` and writes nothing."""
+    out-of-end transitions, tools, forks, actions, canned responses, sub-journeys and
+    transitions into other journeys); any problem answers 422 with all of them in
+    ``problems`` and writes nothing."""
     store = runtime.store
     journey = await store.get(Journey, journey_id)
+    others = {j.id: j for j in await store.list(Journey) if j.id != journey_id}
     updated = journey.model_copy(
         update={
             "initial_state_id": params.initial_state_id,
@@ -251,12 +284,12 @@ async def replace_graph(
             ],
         }
     )
-    problems = validate(updated, known_tools=await known_tools(runtime))
-    for state in updated.states:
-        if state.sub_journey_id and await store.find(Journey, state.sub_journey_id) is None:
-            problems.append(
-                f"state {state.id!r} names unknown sub-journey {state.sub_journey_id!r}"
-            )
+    problems = validate(
+        updated,
+        known_tools=await known_tools(runtime),
+        known_canned_responses={c.id for c in await store.list(CannedResponse)},
+        journeys=others,
+    )
     if problems:
         body = GraphProblems(
             detail="invalid journey graph: " + "; ".join(problems), problems=problems
@@ -272,5 +305,8 @@ async def replace_graph(
     response_class=PlainTextResponse,
 )
 async def read_mermaid(journey_id: str, runtime: RuntimeDep) -> PlainTextResponse:
-    """The journey's graph as a Mermaid ``stateDiagram-v2``."""
-    return PlainTextResponse(mermaid(await runtime.store.get(Journey, journey_id)))
+    """The journey's graph as a Mermaid ``stateDiagram-v2``; sub-journeys and journeys it
+    leads into are named by their titles."""
+    journey = await runtime.store.get(Journey, journey_id)
+    others = {j.id: j for j in await runtime.store.list(Journey) if j.id != journey_id}
+    return PlainTextResponse(mermaid(journey, journeys=others))

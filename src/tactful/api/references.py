@@ -2,7 +2,7 @@
 
 Routers call the checks before writing anything, so a request naming an unknown id writes
 nothing (404). Deletes cascade: sessions go with their agent or customer, references to a
-deleted tag, guideline or canned response are removed from whatever holds them.
+deleted tag, guideline, canned response or journey are removed from whatever holds them.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from tactful.domain import (
     Term,
     ToolSpec,
     agent_id_of_tag,
+    journey_tag,
 )
 from tactful.domain.variables import ContextVariableValue, tag_key
 from tactful.errors import ConflictError, NotFoundError
@@ -123,10 +124,51 @@ async def forget_guideline(store: Store, guideline_id: str) -> None:
 
 
 async def forget_canned_response(store: Store, canned_response_id: str) -> None:
+    """Remove a deleted canned response from the guidelines and journey states naming it."""
     for g in await store.list(Guideline):
         if canned_response_id in g.canned_responses:
             kept = [c for c in g.canned_responses if c != canned_response_id]
             await store.update(g.model_copy(update={"canned_responses": kept}))
+    for journey in await store.list(Journey):
+        if any(canned_response_id in s.canned_responses for s in journey.states):
+            states = [
+                s.model_copy(
+                    update={
+                        "canned_responses": [
+                            c for c in s.canned_responses if c != canned_response_id
+                        ]
+                    }
+                )
+                for s in journey.states
+            ]
+            await store.update(journey.model_copy(update={"states": states}))
+
+
+def journeys_using(journeys: Iterable[Journey], journey_id: str) -> list[Journey]:
+    """The other journeys that run ``journey_id`` as a sub-journey or lead into it."""
+    return [
+        j
+        for j in journeys
+        if j.id != journey_id
+        and (
+            any(s.sub_journey_id == journey_id for s in j.states)
+            or any(t.target_journey_id == journey_id for t in j.transitions)
+        )
+    ]
+
+
+async def forget_journey(store: Store, journey: Journey) -> None:
+    """Clean up after deleting ``journey``: delete its condition observations that nothing
+    else needs (no other journey starts on them, no action, no relationship names them), and
+    forget its tag (removed from what carries it, relationships naming it dropped)."""
+    needed = {c for j in await store.list(Journey) if j.id != journey.id for c in j.conditions}
+    for r in await store.list(Relationship):
+        needed.update(e.id for e in (r.source, r.target) if e.kind is EndpointKind.GUIDELINE)
+    for condition in journey.conditions:
+        observation = await store.find(Guideline, condition)
+        if observation is not None and observation.action is None and condition not in needed:
+            await store.delete(Guideline, condition)
+    await forget_tag(store, journey_tag(journey.id))
 
 
 async def _drop_relationships(store: Store, kind: EndpointKind, entity_id: str) -> None:
