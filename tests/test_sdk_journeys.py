@@ -228,3 +228,13 @@ async def test_relationships_accept_journeys() -> None:
         assert {r.id for r in await agent.relationships()} == {first.id, excluded.id, depends.id}
         with pytest.raises(NotFoundError):
             await agent.entail(Journey(title="Never stored"), hours)
+
+
+async def test_the_handles_are_public() -> None:
+    assert {"JourneyHandle", "StateHandle", "TransitionHandle"} <= set(tactful.__all__)
+    async with tactful.Server(transient=True, embedder=HashingEmbedder(), offline=True) as s:
+        journey = await (await s.create_agent("Shop")).create_journey("Return an item")
+        step = await journey.initial_state.transition_to(chat_state="Ask for the order ID")
+    assert isinstance(journey, tactful.JourneyHandle)
+    assert isinstance(step, tactful.TransitionHandle)
+    assert isinstance(step.target, tactful.StateHandle)

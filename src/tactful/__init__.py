@@ -28,6 +28,7 @@ from tactful.errors import (
     TactfulError,
     ValidationError,
 )
+from tactful.journey import JourneyHandle, StateHandle, TransitionHandle
 from tactful.server import Server
 from tactful.tools import ToolContext, ToolParam, ToolResult, tool
 
@@ -46,6 +47,7 @@ __all__ = [
     "EventKind",
     "EventSource",
     "Guideline",
+    "JourneyHandle",
     "ModelError",
     "NotFoundError",
     "PayloadTooLargeError",
@@ -53,6 +55,7 @@ __all__ = [
     "Session",
     "SessionMode",
     "Settings",
+    "StateHandle",
     "StoreError",
     "TactfulError",
     "Tag",
@@ -61,6 +64,7 @@ __all__ = [
     "ToolParam",
     "ToolResult",
     "Trace",
+    "TransitionHandle",
     "ValidationError",
     "__version__",
     "tool",
