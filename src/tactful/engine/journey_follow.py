@@ -55,7 +55,7 @@ from tactful.engine.context import TurnContext, Utterance
 from tactful.engine.hooks import BranchContext, Hooks
 from tactful.engine.match import JourneyCheck, Match, ModelMatcher, describe_tool
 from tactful.engine.retrieve import EmbeddingCache, Ranked
-from tactful.engine.tools import plan_tool_calls
+from tactful.engine.tools import HIDDEN, from_patterns, plan_tool_calls
 from tactful.engine.trace import TraceRecorder
 
 # Not-yet-started journeys listed for the matcher each turn (best-ranked conditions first).
@@ -309,6 +309,8 @@ class JourneyOutcome:
     projected: dict[str, Match] = field(default_factory=dict)
     # Paused journeys, for the composer: "title: step".
     paused: list[str] = field(default_factory=list)
+    # Offline: the calls of tool states entered this turn (state id -> proposed calls).
+    calls: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
     def changed(self, before: JourneyProgress) -> bool:
         return self.progress.runs != before.runs
@@ -463,13 +465,17 @@ class Follower:
                     wanted = check is not None and check.status == "following"
                 if not held or not wanted:
                     continue
-                step, walk = await self._start(ctx, graph, held, check, answers, specs)
+                step, walk = await self._start(
+                    ctx, graph, held, check, answers, specs, outcome.calls
+                )
                 runs[jid] = JourneyRun(journey_id=jid, path=[], updated_offset=offset)
                 came.append(jid)
             elif answers is not None:
                 step, walk = self._model_step(graph, run, check)
             else:
-                step, walk = await self._offline_step(ctx, graph, run, bool(held), others, specs)
+                step, walk = await self._offline_step(
+                    ctx, graph, run, bool(held), others, specs, outcome.calls
+                )
             if step.status_before == RunStatus.PAUSED.value and step.status_after == "active":
                 came.append(jid)
             self._apply(outcome, graph, runs[jid], step, walk, journeys, offset)
@@ -485,6 +491,8 @@ class Follower:
             if check is not None and check.tool_calls and match.ranked.guideline.tools:
                 match.verdict.tool_calls = [c.model_dump() for c in check.tool_calls]
                 match.verdict.method = "model"
+            elif (state_id := match.ranked.guideline.metadata.get("state_id")) in outcome.calls:
+                match.verdict.tool_calls = outcome.calls[state_id]
         return outcome
 
     # -- one journey ---------------------------------------------------------------------------
@@ -497,6 +505,7 @@ class Follower:
         check: JourneyCheck | None,
         answers: Mapping[int, JourneyCheck] | None,
         specs: Mapping[str, ToolSpec],
+        found: dict[str, list[dict[str, Any]]],
     ) -> tuple[JourneyStep, _Walk]:
         step = _step(graph, None, "start", "model" if answers is not None else "offline")
         conditions = {g.id: g.condition for g in ctx.guidelines}
@@ -511,7 +520,9 @@ class Follower:
         else:
             if wanted is not None:
                 step.rationale += f"; step {wanted} cannot be reached from the start"
-            walk = await self._forward(ctx, graph, graph.initial, fresh=True, specs=specs)
+            walk = await self._forward(
+                ctx, graph, graph.initial, fresh=True, specs=specs, found=found
+            )
         walk.entered.insert(0, graph.initial)
         if walk.skipped:
             step.rationale += "; skipped " + ", ".join(graph.label(s) for s in walk.skipped)
@@ -581,6 +592,7 @@ class Follower:
         held: bool,
         others: bool,
         specs: Mapping[str, ToolSpec],
+        found: dict[str, list[dict[str, Any]]],
     ) -> tuple[JourneyStep, _Walk]:
         current = run.current or graph.initial
         step = _step(graph, run, "stay", "offline")
@@ -590,7 +602,10 @@ class Follower:
             step.kind = "resume" if run.status is RunStatus.PAUSED else "stay"
             step.rationale = "the tool step runs (again) before the journey goes on"
             return step, _Walk()
-        walk = await self._forward(ctx, graph, current, fresh=False, specs=specs)
+        # The latest message answers the step unless other guidelines answer it instead.
+        walk = await self._forward(
+            ctx, graph, current, fresh=False, specs=specs, found=found, fill=not others
+        )
         if walk.entered or walk.handoff:
             step.status_after = RunStatus.ACTIVE.value
             step.kind = "skip" if walk.skipped else "advance"
@@ -667,6 +682,8 @@ class Follower:
         *,
         fresh: bool,
         specs: Mapping[str, ToolSpec],
+        found: dict[str, list[dict[str, Any]]] | None = None,
+        fill: bool = False,
     ) -> _Walk:
         """Follow the transitions that hold, from ``source``: a state whose question was
         asked (``fresh=False``: the customer's reply may take an unconditional transition)
@@ -686,7 +703,13 @@ class Follower:
                 break
             free = answered or blank(state) or state.kind is StateKind.FORK
             chosen, considered = await self._choose(
-                ctx, graph, graph.out[at], unconditional=free, specs=specs
+                ctx,
+                graph,
+                graph.out[at],
+                unconditional=free,
+                specs=specs,
+                answered=answered and fill,
+                found=found,
             )
             walk.considered += considered
             if chosen is None:
@@ -716,6 +739,8 @@ class Follower:
         evidence: str | None = None,
         forced: bool = False,
         results: Sequence[tuple[str, Any]] = (),
+        answered: bool = False,
+        found: dict[str, list[dict[str, Any]]] | None = None,
     ) -> tuple[JourneyTransition | None, list[TransitionConsidered]]:
         """The transition that holds: a code condition decides its transition; then, by the
         offline rules, a tool state with its arguments, a condition close to the latest
@@ -738,7 +763,10 @@ class Follower:
             i for i, t in enumerate(moves) if t.condition and t.id not in self.hooks.branches
         ]
         for i in conditional:
-            if self._tool_ready(ctx, graph, moves[i], specs):
+            calls = self._tool_ready(ctx, graph, moves[i], specs, answered)
+            if calls is not None:
+                if found is not None:
+                    found[moves[i].target] = calls
                 considered[i].taken = True
                 considered[i].why = "the tool step it leads to has every argument it needs"
                 return moves[i], considered
@@ -774,17 +802,49 @@ class Follower:
         graph: JourneyGraph,
         t: JourneyTransition,
         specs: Mapping[str, ToolSpec],
-    ) -> bool:
-        """Offline: a transition into a tool state holds once its tools' arguments are given."""
+        answered: bool,
+    ) -> list[dict[str, Any]] | None:
+        """Offline: a transition into a tool state holds once its tools' arguments are given;
+        returns their calls (None: not ready). Arguments come from parameter patterns in the
+        customer's messages and, when the customer just answered a step, the answer itself
+        fills the one required argument still missing (the step asked for it)."""
         state = graph.states.get(t.target)
         if t.target_journey_id or state is None or state.kind is not StateKind.TOOL:
-            return False
+            return None
+        calls: list[dict[str, Any]] = []
+        answer = ctx.last_customer_message.strip()
+        for tid in state.tools:
+            spec = specs.get(tid)
+            if spec is None:
+                return None
+            given = dict(from_patterns(spec, ctx))
+            properties = spec.parameters.get("properties", {})
+            missing = [n for n in spec.required if n not in given and not properties[n].get(HIDDEN)]
+            if answered and answer and len(missing) == 1:
+                name = missing[0]
+                schema = properties[name]
+                fits = (
+                    schema.get("type", "string") == "string"
+                    and "pattern" not in schema
+                    and "enum" not in schema
+                    and schema.get("minLength", 0) <= len(answer) <= schema.get("maxLength", 2000)
+                )
+                if fits:
+                    given[name] = {"name": name, "value": answer, "source": "customer"}
+            calls.append({"tool": spec.name, "arguments": list(given.values())})
         probe = Match(
             Ranked(synthetic(graph, state.id), 1.0, 1.0),
-            MatchVerdict(guideline_id="probe", condition="", applies=True, method="offline"),
+            MatchVerdict(
+                guideline_id="probe",
+                condition="",
+                applies=True,
+                method="offline",
+                tool_calls=calls,
+            ),
         )
         planned = plan_tool_calls([probe], specs, ctx)
-        return bool(planned) and all(p.blocked is None for p in planned)
+        ready = bool(planned) and all(p.blocked is None for p in planned)
+        return calls if ready else None
 
     # -- bookkeeping ---------------------------------------------------------------------------
 

@@ -60,7 +60,7 @@ def _said(ctx: TurnContext) -> str:
     return "\n".join(u.text for u in ctx.messages if u.role == "customer").casefold()
 
 
-def _from_patterns(spec: ToolSpec, ctx: TurnContext) -> dict[str, dict[str, Any]]:
+def from_patterns(spec: ToolSpec, ctx: TurnContext) -> dict[str, dict[str, Any]]:
     """Offline tier: string arguments with a JSON-schema ``pattern`` found in the customer's
     messages (latest first)."""
     found: dict[str, dict[str, Any]] = {}
@@ -100,7 +100,7 @@ def plan_tool_calls(
             given = (
                 {a["name"]: a for a in proposals[0].get("arguments", [])}
                 if proposals
-                else _from_patterns(spec, ctx)
+                else from_patterns(spec, ctx)
             )
             planned.append(_check(g.id, spec, given, known, said))
     return planned
