@@ -32,6 +32,7 @@ from tactful.domain.journeys import (
     journey_tag,
 )
 from tactful.domain.tools import ToolSpec
+from tactful.engine.hooks import BranchPredicate
 from tactful.engine.journeys import validate
 from tactful.errors import ValidationError
 
@@ -363,3 +364,13 @@ class TransitionHandle:
         if self._target_journey is None or self._target_journey.id != other:
             raise ValidationError(f"transition {self.id!r} leads to journey {other!r}: not loaded")
         return StateHandle(self._target_journey, self.model.target)
+
+    def when(self, predicate: BranchPredicate) -> TransitionHandle:
+        """Decide this transition with code: ``predicate(ctx)`` over the conversation and the
+        results of this turn's tools (``ctx.results["find_order"]``), plain or async, returning
+        True or False. Where a journey walks on without the model (after a tool state, on the
+        offline tier) the predicate decides instead of the text condition, so a fork on data
+        needs no model call. Held in memory: register it again when the process starts, as the
+        journey's definition is run again. Returns this handle."""
+        self.journey._server.runtime.engine.hooks.add_branch(self.id, predicate)
+        return self

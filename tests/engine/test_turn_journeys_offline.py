@@ -78,8 +78,8 @@ async def _shop(server: tactful.Server) -> tuple[tactful.Agent, Journey]:
         condition="the order cannot be returned", chat_state="Explain the 30-day return window"
     )
     # The data decides the fork: code conditions over the tool's result.
-    server.runtime.engine.hooks.add_branch(yes.id, returnable)
-    server.runtime.engine.hooks.add_branch(no.id, not_returnable)
+    assert yes.when(returnable) is yes
+    no.when(not_returnable)
     confirm = await yes.target.transition_to(chat_state="Confirm the return label by email")
     await confirm.target.transition_to(end=True)
     await no.target.transition_to(end=True)
