@@ -293,3 +293,22 @@ async def test_the_official_client_manages_relationships(parlant: AsyncParlantCl
     with pytest.raises(ApiError) as gone:
         await parlant.relationships.retrieve(created.id)
     assert gone.value.status_code == 404
+
+
+async def test_a_journey_tag_end_stands_for_the_journey(client: httpx.AsyncClient) -> None:
+    journey = await client.post("/journeys", json={"title": "Return an item"})
+    assert journey.status_code == 201, journey.text
+    tag = f"journey:{journey.json()['id']}"
+    urgent = await _guideline(client, "the customer reports a safety problem")
+    created = await client.post(
+        "/relationships",
+        json={"kind": "priority", "source_guideline": urgent["id"], "target_tag": tag},
+    )
+    assert created.status_code == 201, created.text
+    assert created.json()["target_tag"]["id"] == tag
+    assert created.json()["target_tag"]["name"] == "Return an item"
+    unknown = await client.post(
+        "/relationships",
+        json={"kind": "priority", "source_guideline": urgent["id"], "target_tag": "journey:nope"},
+    )
+    assert unknown.status_code == 404

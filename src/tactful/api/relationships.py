@@ -38,6 +38,7 @@ from tactful.domain import (
     Endpoint,
     EndpointKind,
     Guideline,
+    Journey,
     Relationship,
     RelationshipKind,
     Tag,
@@ -84,6 +85,9 @@ def _end(side: str, guideline: str | None, tag: str | None, tool: ToolIdDTO | No
 async def _check_end(store: Store, end: Endpoint) -> None:
     if end.kind is EndpointKind.GUIDELINE:
         await store.get(Guideline, end.id)
+    elif end.kind is EndpointKind.TAG and end.id.startswith("journey:"):
+        # A journey's tag stands for the journey itself (it is resolved like a guideline).
+        await store.get(Journey, end.id.removeprefix("journey:"))
     elif end.kind is EndpointKind.TAG:
         await check_tags(store, [end.id])
     else:
@@ -103,6 +107,11 @@ async def _end_dto(store: Store, end: Endpoint) -> GuidelineDTO | TagDTO | ToolD
             if agent is None:
                 return None
             return TagDTO(id=end.id, name=agent.name, creation_utc=agent.creation_utc)
+        if end.id.startswith("journey:"):
+            journey = await store.find(Journey, end.id.removeprefix("journey:"))
+            if journey is None:
+                return None
+            return TagDTO(id=end.id, name=journey.title, creation_utc=journey.creation_utc)
         t = await store.find(Tag, end.id)
         return tag_dto(t) if t else None
     service, name = split_tool_id(end.id)
