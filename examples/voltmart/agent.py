@@ -53,6 +53,7 @@ def _sibling(name: str) -> ModuleType:
 
 
 orders = _sibling("orders")
+journeys = _sibling("journeys")
 # What the order tools' arguments look like in a message (their JSON-schema patterns, unanchored).
 ORDER_NUMBER = re.compile(orders.ORDER_ID_PATTERN.removeprefix("^").removesuffix("$"))
 EMAIL = re.compile(orders.EMAIL_PATTERN.removeprefix("^").removesuffix("$"))
@@ -372,21 +373,6 @@ RULES: tuple[Rule, ...] = (
                 "Order History to get your prepaid label.",
             ),
         ),
-        tools=("start_return",),
-        lookup=Lookup(
-            id="vm-returns-within-window-start",
-            action="Start the return with start_return (only within 30 days of delivery) and "
-            "give them the RMA number, or explain why the return cannot be started.",
-            given=ORDER_NUMBER,
-            reply=ToolReply(
-                "vm-returns-within-window-start-1",
-                "{% if rma %}Your return for order {{order_id}} is open: your RMA number is "
-                "{{rma}}. Print the prepaid label from Account > Order History (or show the QR "
-                "code at any UPS location), and your refund is issued within 3-5 business days "
-                "after we inspect the item.{% else %}I couldn't start a return for order "
-                "{{order_id}}: {{return_problem}}.{% endif %}",
-            ),
-        ),
     ),
     Rule(
         id="vm-returns-past-window",
@@ -639,15 +625,6 @@ RULES: tuple[Rule, ...] = (
                 "> Order History and choose Change address. If it has already shipped, send me the "
                 "order number and the new address and I'll ask the carrier for a redirect (they "
                 "can't always make it, but we'll try).",
-            ),
-        ),
-        tools=("change_address",),
-        tool_replies=(
-            ToolReply(
-                "vm-shipping-address-change-2",
-                "{% if new_address %}Done! Order {{order_id}} will now be delivered to "
-                "{{new_address}}.{% else %}I couldn't change the address of order {{order_id}}: "
-                "{{address_problem}}.{% endif %}",
             ),
         ),
     ),
@@ -943,6 +920,19 @@ async def define(server: tactful.Server) -> tactful.Agent:
                 # the message happens to resemble ("order VM12345678" after "where is my
                 # refund?" is not a tracking question).
                 await agent.prioritize(f"{lookup.id}-answer", over=other.id)
+    # The procedures: returning an item and changing an address are journeys. Once one is under
+    # way it answers instead of the general policy rule; a past-window question stays policy.
+    returning, moving = await journeys.define_journeys(agent, tools)
+    await agent.prioritize(returning, over="vm-returns-within-window")
+    await agent.prioritize("vm-returns-past-window", over=returning)
+    # "I don't need it anymore" may be a return or a cancellation: the closer match decides.
+    await agent.exclude(returning, "vm-orders-cancel")
+    await agent.prioritize(moving, over="vm-shipping-address-change")
+    for journey in (returning, moving):
+        for lookup in lookups:
+            # A journey under way looks the order up itself: no rule's lookup runs beside it.
+            await agent.prioritize(journey, over=lookup.id)
+            await agent.prioritize(journey, over=f"{lookup.id}-answer")
     for observation_id, condition in OBSERVATIONS:
         await agent.create_observation(condition, id=observation_id)
     for term_id, name, description, synonyms in TERMS:

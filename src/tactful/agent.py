@@ -251,7 +251,7 @@ class Agent:
         self,
         title: str,
         *,
-        conditions: Sequence[str] = (),
+        conditions: Sequence[str | Guideline] = (),
         description: str = "",
         id: str | None = None,
         tags: Sequence[str] = (),
@@ -260,12 +260,17 @@ class Agent:
     ) -> JourneyHandle:
         """A journey (a procedure the agent follows), started when any of ``conditions`` holds.
 
-        Each condition becomes an observation of this agent. ``composition_mode`` applies to
+        Each condition text becomes an observation of this agent; an observation made with
+        ``create_observation`` (for instance with example utterances, which help the offline
+        tier recognise it) may be passed instead. ``composition_mode`` applies to
         the journey's replies unless a state sets its own. Idempotent by ``id``, else by title
         within this agent; re-defining keeps the states and transitions already built (extend
         them with ``journey.initial_state.transition_to(...)``).
         """
-        condition_ids = [(await self.create_observation(c)).id for c in conditions]
+        condition_ids = [
+            c.id if isinstance(c, Guideline) else (await self.create_observation(c)).id
+            for c in conditions
+        ]
         store = self._server.runtime.store
         key = f"journey:{self.id}:{_digest(title.strip().lower())}"
         existing = await (store.find(Journey, id) if id else store.get_by_key(Journey, key))

@@ -85,6 +85,8 @@ def test_in_process_chat_with_the_bundled_example(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Voltmart Support > " in result.stdout
     assert "  ✓ " in result.stdout
+    # The return journey starts, and the chat says where it stands.
+    assert "↪ journey 'Return an item' start 1 (Ask for the order number" in result.stdout
 
 
 def test_in_process_chat_keeps_its_data_folder(tmp_path: Path) -> None:

@@ -16,6 +16,7 @@ from voltmart_example import load_example
 
 import tactful
 from tactful.domain import Agent as AgentModel
+from tactful.domain import Journey, StateKind
 from tactful.llm.scripted import HashingEmbedder
 
 CUSTOMER_NAME = "Dana"
@@ -31,7 +32,11 @@ LABELED: list[tuple[str, set[str]]] = [
     ),
     ("please stop my order from going out, I don't need it anymore", {"vm-orders-cancel"}),
     ("the parcel should have been here on Monday and I'm still waiting", {"vm-orders-late"}),
-    ("I'd like to send these earbuds back, I've had them for a week", {"vm-returns-within-window"}),
+    # A return or an address change starts its journey, whose first step asks for the order.
+    (
+        "I'd like to send these earbuds back, I've had them for a week",
+        {"journey:vm-journey-return"},
+    ),
     (
         "it's been 3 months since I bought this blender, can I still give it back?",
         {"vm-returns-past-window"},
@@ -42,7 +47,7 @@ LABELED: list[tuple[str, set[str]]] = [
     ("can the money go to my new debit card instead of the old one?", {"vm-refunds-method"}),
     ("what do you charge for delivery?", {"vm-shipping-cost"}),
     ("can you ship to Germany?", {"vm-shipping-international"}),
-    ("I moved, I need the parcel to go to my new apartment", {"vm-shipping-address-change"}),
+    ("I moved, I need the parcel to go to my new apartment", {"journey:vm-journey-address"}),
     ("does my camera have a warranty and for how long?", {"vm-warranty-coverage"}),
     ("what's covered if I buy the Voltmart Protect thing?", {"vm-protect-coverage"}),
     ("my gaming laptop won't boot anymore, what can I do?", {"vm-warranty-claim"}),
@@ -113,6 +118,8 @@ async def test_every_definition_is_complete(example: ModuleType) -> None:
         guidelines = await agent.guidelines()
         canned = {c.id: c for c in await server.runtime.store.list(tactful.CannedResponse)}
         terms = await server.runtime.store.list(tactful.Term)
+        journeys = await server.runtime.store.list(Journey)
+    assert {j.title for j in journeys} == {"Return an item", "Change a delivery address"}
 
     assert agent.model.no_match_reply == example.NO_MATCH_REPLY
     ids = [g.id for g in guidelines]
@@ -125,9 +132,16 @@ async def test_every_definition_is_complete(example: ModuleType) -> None:
         assert 1 <= len(g.canned_responses) <= 3, g.id
         assert 2 <= len(g.examples) <= 4, g.id
         assert all(cid in canned for cid in g.canned_responses), g.id
-    # Every canned response belongs to a guideline, and at least one greets the customer by name.
+    # Every canned response belongs to a guideline or a journey step, and at least one greets
+    # the customer by name.
     attached = {cid for g in guidelines for cid in g.canned_responses}
+    steps = [s for j in journeys for s in j.states]
+    attached |= {cid for s in steps for cid in s.canned_responses}
     assert attached == set(canned)
+    # Every step that speaks has exactly one canned response (the offline tier says it).
+    for s in steps:
+        if s.kind is StateKind.CHAT and s.action:
+            assert len(s.canned_responses) == 1, s.action
     assert any("{{std.customer.name}}" in c.value for c in canned.values())
 
 
@@ -168,6 +182,13 @@ async def test_offline_replies_come_from_the_right_guideline(
     server, agent = live
     guidelines = {g.id: g for g in await agent.guidelines()}
     templates = {c.id: c.value for c in await server.runtime.store.list(tactful.CannedResponse)}
+    # A journey answers with its steps' canned responses.
+    for j in await server.runtime.store.list(Journey):
+        guidelines[f"journey:{j.id}"] = tactful.Guideline(
+            id=f"journey:{j.id}",
+            condition=j.title,
+            canned_responses=[c for s in j.states for c in s.canned_responses],
+        )
 
     failures: list[str] = []
     for message, expected in LABELED:

@@ -311,6 +311,9 @@ class JourneyOutcome:
     paused: list[str] = field(default_factory=list)
     # Offline: the calls of tool states entered this turn (state id -> proposed calls).
     calls: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    # Journeys started this turn -> how well their condition matched (their score in
+    # resolution; a journey under way scores 1.0).
+    started: dict[str, float] = field(default_factory=dict)
 
     def changed(self, before: JourneyProgress) -> bool:
         return self.progress.runs != before.runs
@@ -453,13 +456,35 @@ class Follower:
         runs = outcome.progress.runs
         checks = {i.graph.id: (answers or {}).get(i.number) for i in journeys.listed}
         came: list[str] = []
-        for jid, graph in journeys.graphs.items():
+        # Live journeys first: offline, a message that moved one of them on answered it, and
+        # starts no other journey (an order number given for one procedure is not a request
+        # for another that happens to mention order numbers).
+        ordered = sorted(journeys.graphs, key=lambda j: not (runs.get(j) and runs[j].live))
+        consumed = False
+        # Offline, one message starts at most one journey: the one whose condition fits best.
+        score = {v.guideline_id: v.score or 0.0 for v in verdicts if v.applies}
+        fits = {
+            jid: max((score[c] for c in g.journey.conditions if c in score), default=0.0)
+            for jid, g in journeys.graphs.items()
+        }
+        best_new = max(
+            (j for j in journeys.graphs if not (runs.get(j) and runs[j].live) and fits[j] > 0),
+            key=lambda j: (fits[j], j),
+            default=None,
+        )
+        before = {jid: id(run) for jid, run in runs.items()}
+        for jid in ordered:
+            graph = journeys.graphs[jid]
             run = runs.get(jid)
             if run is not None and run.status is RunStatus.WAITING:
                 continue
+            if run is not None and id(run) != before.get(jid):
+                continue  # entered this turn by another journey's step (hand-off, sub-journey)
             held = [c for c in graph.journey.conditions if c in applies]
             check = checks.get(jid)
             if run is None or not run.live:
+                if answers is None and (consumed or jid != best_new):
+                    continue
                 wanted = check is None or check.status == "following"
                 if run is not None and answers is not None:
                     wanted = check is not None and check.status == "following"
@@ -469,6 +494,7 @@ class Follower:
                     ctx, graph, held, check, answers, specs, outcome.calls
                 )
                 runs[jid] = JourneyRun(journey_id=jid, path=[], updated_offset=offset)
+                outcome.started[jid] = fits[jid]
                 came.append(jid)
             elif answers is not None:
                 step, walk = self._model_step(graph, run, check)
@@ -478,6 +504,8 @@ class Follower:
                 )
             if step.status_before == RunStatus.PAUSED.value and step.status_after == "active":
                 came.append(jid)
+            if step.status_before is not None and (walk.entered or walk.handoff):
+                consumed = True
             self._apply(outcome, graph, runs[jid], step, walk, journeys, offset)
         for step in outcome.steps:
             if step.kind == "pause" and (to := [j for j in came if j != step.journey_id]):
@@ -602,9 +630,10 @@ class Follower:
             step.kind = "resume" if run.status is RunStatus.PAUSED else "stay"
             step.rationale = "the tool step runs (again) before the journey goes on"
             return step, _Walk()
-        # The latest message answers the step unless other guidelines answer it instead.
+        # The latest message answers the step's question, unless it asks one itself.
+        fill = "?" not in ctx.last_customer_message
         walk = await self._forward(
-            ctx, graph, current, fresh=False, specs=specs, found=found, fill=not others
+            ctx, graph, current, fresh=False, specs=specs, found=found, fill=fill
         )
         if walk.entered or walk.handoff:
             step.status_after = RunStatus.ACTIVE.value
@@ -759,10 +788,22 @@ class Follower:
                 if holds:
                     considered[i].taken = True
                     return moves[i], considered
+        # Offline, a step into a tool state is taken when the tool can run, never on wording.
+        into_tool = {
+            i
+            for i, t in enumerate(moves)
+            if not t.target_journey_id
+            and (target := graph.states.get(t.target)) is not None
+            and target.kind is StateKind.TOOL
+        }
         conditional = [
-            i for i, t in enumerate(moves) if t.condition and t.id not in self.hooks.branches
+            i
+            for i, t in enumerate(moves)
+            if t.condition and t.id not in self.hooks.branches and i not in into_tool
         ]
-        for i in conditional:
+        for i in sorted(into_tool):
+            if not moves[i].condition or moves[i].id in self.hooks.branches:
+                continue
             calls = self._tool_ready(ctx, graph, moves[i], specs, answered)
             if calls is not None:
                 if found is not None:
@@ -979,10 +1020,18 @@ class Follower:
 
     def project(self, ctx: TurnContext, journeys: JourneyPlan, outcome: JourneyOutcome) -> None:
         """Journeys followed now become synthetic guidelines; paused ones become notes."""
+        # Canned responses tagged with a journey serve all its steps, except those a state
+        # lists: they serve that state only.
+        on_states = {
+            cid
+            for g in journeys.graphs.values()
+            for st in g.states.values()
+            for cid in st.canned_responses
+        }
         canned_of: dict[str, list[str]] = {}
         for c in ctx.canned_responses:
             for tag in c.tags:
-                if tag.startswith("journey:"):
+                if tag.startswith("journey:") and c.id not in on_states:
                     canned_of.setdefault(tag.removeprefix("journey:"), []).append(c.id)
         moved = {s.journey_id: s for s in outcome.steps}
         projected: dict[str, Match] = {}
@@ -1016,12 +1065,13 @@ class Follower:
                 condition=g.condition,
                 action=g.action,
                 applies=True,
-                score=1.0,
+                score=outcome.started.get(jid, 1.0),
                 rationale=f"journey step {graph.label(run.current)}"
                 + (f" ({step.kind})" if step else ""),
                 method="journey",
             )
-            projected[jid] = Match(Ranked(g, 1.0, 1.0), verdict)
+            strength = outcome.started.get(jid, 1.0)
+            projected[jid] = Match(Ranked(g, strength, strength), verdict)
         outcome.projected = projected
 
     # -- after the tools ran -------------------------------------------------------------------

@@ -496,7 +496,7 @@ class Engine:
             for v in verdicts
             if v.applies and v.guideline_id not in off_scope
         }
-        scores.update({gid: 1.0 for gid in projected})
+        scores.update({gid: m.verdict.score or 1.0 for gid, m in projected.items()})
         async with rec.stage("resolve"):
             resolution = resolve(
                 scores,
