@@ -115,3 +115,55 @@ async def test_list_filters_and_pages(client: httpx.AsyncClient) -> None:
 
     assert (await client.delete("/sessions", params={"agent_id": a})).status_code == 204
     assert ids((await client.get("/sessions")).json()) == [s3]
+
+
+async def test_a_sessions_journeys(client: httpx.AsyncClient, runtime: Runtime) -> None:
+    agent = (await client.post("/agents", json={"name": "Shop"})).json()
+    journey = await client.post(
+        "/journeys",
+        json={
+            "title": "Return an item",
+            "conditions": ["the customer wants to return an item"],
+            "tags": [f"agent:{agent['id']}"],
+        },
+    )
+    assert journey.status_code == 201, journey.text
+    jid = journey.json()["id"]
+    graph = {
+        "initial_state_id": "start",
+        "states": [
+            {"id": "start"},
+            {"id": "ask", "action": "Ask for the order number"},
+            {"id": "end", "kind": "end"},
+        ],
+        "transitions": [
+            {"source": "start", "target": "ask"},
+            {"source": "ask", "target": "end"},
+        ],
+    }
+    assert (await client.put(f"/journeys/{jid}/graph", json=graph)).status_code == 200
+    session = (await client.post("/sessions", json={"agent_id": agent["id"]})).json()
+    assert (await client.get(f"/sessions/{session['id']}/journeys")).json() == []
+
+    posted = await client.post(
+        f"/sessions/{session['id']}/events",
+        json={"kind": "message", "source": "customer", "message": "I want to return an item"},
+    )
+    assert posted.status_code == 201, posted.text
+    await runtime.engine.wait_idle(session["id"])
+    [run] = (await client.get(f"/sessions/{session['id']}/journeys")).json()
+    assert run == {
+        "journey_id": jid,
+        "title": "Return an item",
+        "status": "active",
+        "current_state_id": "ask",
+        "current_state": "1 (Ask for the order number)",
+        "path": ["start", "ask"],
+        "ended_reason": None,
+        "parent_journey_id": None,
+        "updated_offset": run["updated_offset"],
+    }
+    assert (await client.get("/sessions/nope/journeys")).status_code == 404
+    # A deleted journey is left out.
+    assert (await client.delete(f"/journeys/{jid}")).status_code == 204
+    assert (await client.get(f"/sessions/{session['id']}/journeys")).json() == []

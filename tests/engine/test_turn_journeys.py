@@ -5,7 +5,6 @@ journey-scoped guidelines, and progress that survives a restart."""
 from __future__ import annotations
 
 import asyncio
-import itertools
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,10 +18,7 @@ import tactful
 from tactful.domain import (
     Journey,
     JourneyProgress,
-    JourneyState,
-    JourneyTransition,
     RunStatus,
-    StateKind,
     Trace,
 )
 from tactful.engine.compose import ReplyAnswer
@@ -498,66 +494,42 @@ async def test_a_cancelled_turn_changes_no_journey(script: Script) -> None:
 
 
 async def _linked(server: tactful.Server) -> tuple[tactful.Agent, dict[str, Journey]]:
-    """Journeys built as documents: a cross-journey transition and a sub-journey."""
+    """Journeys linked through the SDK: a transition into another journey's state (Parlant's
+    issue 819) and a sub-journey state."""
     agent = await server.create_agent("Bistro")
-    store = server.runtime.store
-
-    async def journey(title: str, condition: str, states: list[JourneyState]) -> Journey:
-        observation = await agent.create_observation(condition)
-        chain = [
-            JourneyTransition(source=a.id, target=b.id)
-            for a, b in itertools.pairwise(states)
-            if a.kind is not StateKind.END
-        ]
-        return await store.create(
-            Journey(
-                title=title,
-                conditions=[observation.id],
-                tags=[f"agent:{agent.id}"],
-                initial_state_id=states[0].id,
-                states=states,
-                transitions=chain,
-            )
-        )
-
-    def chat(action: str = "") -> JourneyState:
-        return JourneyState(kind=StateKind.CHAT, action=action or None)
-
-    events = await journey(
-        "Private events",
-        "the customer asks about private events",
-        [chat(), chat("Ask for the group size"), chat("Send the events brochure"), _end()],
+    events = await agent.create_journey(
+        "Private events", conditions=["the customer asks about private events"]
     )
-    identity = await journey(
-        "Verify identity",
-        "the customer must prove who they are",
-        [chat(), chat("Ask for the date of birth"), _end()],
-    )
-    booking_states = [chat(), chat("Ask for the date"), chat("Confirm the booking"), _end()]
-    booking = await journey("Book a table", "the customer wants a table", booking_states)
-    booking.transitions[1].condition = "the customer gave a date"
-    booking.transitions.append(
-        JourneyTransition(
-            source=booking_states[1].id,
-            target=events.states[1].id,
-            target_journey_id=events.id,
-            condition="the customer wants a private room",
-        )
-    )
-    booking = await store.update(booking)
-    account_states = [
-        chat(),
-        chat("Ask for the name"),
-        JourneyState(kind=StateKind.JOURNEY, sub_journey_id=identity.id),
-        chat("Welcome the customer"),
-        _end(),
-    ]
-    account = await journey("Open an account", "the customer wants an account", account_states)
-    return agent, {"events": events, "booking": booking, "account": account}
+    size = await events.initial_state.transition_to(chat_state="Ask for the group size")
+    brochure = await size.target.transition_to(chat_state="Send the events brochure")
+    await brochure.target.transition_to(end=True)
 
+    identity = await agent.create_journey(
+        "Verify identity", conditions=["the customer must prove who they are"]
+    )
+    birth = await identity.initial_state.transition_to(chat_state="Ask for the date of birth")
+    await birth.target.transition_to(end=True)
 
-def _end() -> JourneyState:
-    return JourneyState(kind=StateKind.END)
+    booking = await agent.create_journey("Book a table", conditions=["the customer wants a table"])
+    date = await booking.initial_state.transition_to(chat_state="Ask for the date")
+    confirm = await date.target.transition_to(
+        condition="the customer gave a date", chat_state="Confirm the booking"
+    )
+    await confirm.target.transition_to(end=True)
+    private = await date.target.transition_to(
+        condition="the customer wants a private room", state=size.target
+    )
+    assert private.target == size.target  # a state of the other journey
+
+    account = await agent.create_journey(
+        "Open an account", conditions=["the customer wants an account"]
+    )
+    name = await account.initial_state.transition_to(chat_state="Ask for the name")
+    sub = await name.target.transition_to(journey=identity)
+    welcome = await sub.target.transition_to(chat_state="Welcome the customer")
+    await welcome.target.transition_to(end=True)
+    handles = {"events": events, "booking": booking, "account": account}
+    return agent, {key: await h.reload() for key, h in handles.items()}
 
 
 async def test_a_cross_journey_transition_continues_in_the_other_journey(

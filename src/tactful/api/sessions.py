@@ -16,7 +16,16 @@ from tactful.api.pagination import ordered, paginate
 from tactful.api.params import LabelsUpdate, MetadataUpdate, Params, SortDirection, unique
 from tactful.api.references import delete_sessions, ensure_guest
 from tactful.api.runtime import RuntimeDep
-from tactful.domain import Agent, ConsumptionOffsets, Customer, Session, SessionMode
+from tactful.domain import (
+    Agent,
+    ConsumptionOffsets,
+    Customer,
+    Journey,
+    JourneyProgress,
+    Session,
+    SessionMode,
+)
+from tactful.engine.journey_follow import JourneyGraph
 from tactful.store.base import Store
 
 router = APIRouter(prefix="/sessions", tags=["sessions"])
@@ -217,3 +226,56 @@ async def delete_session(session_id: str, runtime: RuntimeDep) -> Response:
     """Delete a session with its events and traces."""
     await delete_sessions(runtime.store, [await runtime.store.get(Session, session_id)])
     return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+class JourneyRunDTO(BaseModel):
+    """Our extension: where a session stands in one journey."""
+
+    journey_id: str
+    title: str
+    # active, paused (the customer turned to something else), waiting (for a sub-journey),
+    # ended.
+    status: str
+    current_state_id: str | None
+    # The current state as people read it: "2 (Ask for the order number)".
+    current_state: str | None
+    # States entered, oldest first (a backtrack enters a state again).
+    path: list[str]
+    ended_reason: str | None
+    parent_journey_id: str | None
+    updated_offset: int
+
+
+@router.get(
+    "/{session_id}/journeys",
+    dependencies=[Depends(allow(*STAFF))],
+    responses={404: {"description": "Session not found"}},
+)
+async def list_session_journeys(session_id: str, runtime: RuntimeDep) -> list[JourneyRunDTO]:
+    """The journeys this session has entered, and where it stands in each (our extension).
+    Journeys deleted since are left out."""
+    store = runtime.store
+    await store.get(Session, session_id)
+    progress = await store.find(JourneyProgress, session_id)
+    if progress is None:
+        return []
+    runs = []
+    for run in progress.runs.values():
+        journey = await store.find(Journey, run.journey_id)
+        if journey is None:
+            continue
+        graph = JourneyGraph(journey)
+        runs.append(
+            JourneyRunDTO(
+                journey_id=run.journey_id,
+                title=journey.title,
+                status=run.status.value,
+                current_state_id=run.current,
+                current_state=graph.label(run.current) if run.current else None,
+                path=run.path,
+                ended_reason=run.ended_reason,
+                parent_journey_id=run.parent_journey_id,
+                updated_offset=run.updated_offset,
+            )
+        )
+    return runs
