@@ -25,7 +25,7 @@ from tactful.domain import (
     Session,
     SessionMode,
 )
-from tactful.engine.journey_follow import JourneyGraph
+from tactful.engine.journeys import JourneyGraph
 from tactful.store.base import Store
 
 router = APIRouter(prefix="/sessions", tags=["sessions"])

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
+from collections import Counter, defaultdict, deque
 from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field
 
 from tactful.domain.journeys import Journey, JourneyState, JourneyTransition, StateKind
 
-__all__ = ["mermaid", "validate"]
+__all__ = ["JourneyGraph", "blank", "mermaid", "validate"]
 
 
 def _describe(state: JourneyState) -> str:
@@ -242,3 +243,105 @@ def mermaid(journey: Journey, *, journeys: Mapping[str, Journey] | None = None) 
     ends = dict.fromkeys(s.id for s in journey.states if s.kind is StateKind.END)
     lines.extend(f"    {names[state_id]} --> [*]" for state_id in ends)
     return "\n".join(lines) + "\n"
+
+
+@dataclass
+class JourneyGraph:
+    """A journey's states and transitions, indexed, with prompt numbers for its steps.
+
+    Steps are numbered in the journey's order (an action-less initial state gets none); each
+    transition into another journey gets a number after them (an "exit").
+    """
+
+    journey: Journey
+    states: dict[str, JourneyState] = field(init=False)
+    out: dict[str, list[JourneyTransition]] = field(init=False)
+    numbers: dict[str, int] = field(init=False)
+    exits: dict[int, JourneyTransition] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.states = {s.id: s for s in self.journey.states}
+        self.out = {}
+        for t in self.journey.transitions:
+            if t.source in self.states:
+                self.out.setdefault(t.source, []).append(t)
+        self.numbers = {}
+        for s in self.journey.states:
+            if s.id == self.journey.initial_state_id and blank(s):
+                continue  # an action-less initial state only marks where the journey begins
+            self.numbers.setdefault(s.id, len(self.numbers) + 1)
+        self.exits = {}
+        for t in self.journey.transitions:
+            if t.target_journey_id and t.source in self.states:
+                self.exits[len(self.numbers) + len(self.exits) + 1] = t
+
+    @property
+    def id(self) -> str:
+        return self.journey.id
+
+    @property
+    def initial(self) -> str:
+        return self.journey.initial_state_id
+
+    def state(self, state_id: str | None) -> JourneyState | None:
+        return self.states.get(state_id) if state_id else None
+
+    def by_number(self, number: int | None) -> str | None:
+        for sid, n in self.numbers.items():
+            if n == number:
+                return sid
+        return None
+
+    def exit_number(self, t: JourneyTransition) -> int | None:
+        for n, e in self.exits.items():
+            if e.id == t.id:
+                return n
+        return None
+
+    def label(self, state_id: str | None) -> str:
+        """A state as traces name it: "2 (Ask for the order number)"."""
+        state = self.state(state_id)
+        if state is None:
+            return str(state_id)
+        n = self.numbers.get(state.id)
+        what = state.action or (", ".join(state.tools) if state.tools else state.kind.value)
+        return f"{n if n is not None else 'start'} ({what})"
+
+    def local_out(self, state_id: str) -> list[JourneyTransition]:
+        return [t for t in self.out.get(state_id, []) if not t.target_journey_id]
+
+    def route(self, source: str, target: str) -> list[JourneyTransition] | None:
+        """The shortest chain of local transitions from ``source`` to ``target`` (None: none)."""
+        if source == target:
+            return []
+        previous: dict[str, JourneyTransition] = {}
+        todo = deque([source])
+        seen = {source}
+        while todo:
+            sid = todo.popleft()
+            for t in self.local_out(sid):
+                if t.target in seen:
+                    continue
+                seen.add(t.target)
+                previous[t.target] = t
+                if t.target == target:
+                    chain = [t]
+                    while chain[0].source != source:
+                        chain.insert(0, previous[chain[0].source])
+                    return chain
+                todo.append(t.target)
+        return None
+
+    def actionable(self, state_id: str | None) -> bool:
+        """Whether being at this state means doing something in this turn's reply."""
+        state = self.state(state_id)
+        if state is None:
+            return False
+        if state.kind is StateKind.TOOL:
+            return True
+        return state.kind in (StateKind.CHAT, StateKind.END) and not blank(state)
+
+
+def blank(state: JourneyState) -> bool:
+    """A chat state without an action (an initial state may be one)."""
+    return state.kind is StateKind.CHAT and not (state.action or "").strip()

@@ -29,12 +29,13 @@ from tactful.domain import (
     Trace,
     new_id,
 )
-from tactful.engine import journey_follow, variables
+from tactful.engine import journey_follow, journey_plan, variables
 from tactful.engine.candidates import DEFAULT_K, select_candidates
 from tactful.engine.compose import Composer
 from tactful.engine.context import TurnContext, load_context
 from tactful.engine.hooks import Hooks, MatchContext
-from tactful.engine.journey_follow import Follower, JourneyOutcome, JourneyPlan
+from tactful.engine.journey_follow import Follower, JourneyOutcome
+from tactful.engine.journey_plan import JourneyPlan
 from tactful.engine.match import (
     DEFAULT_OFFLINE_THRESHOLD,
     JourneyCheck,
@@ -411,7 +412,7 @@ class Engine:
                 trace.composition["variables"] = [v.describe() for v in values]
             specs = self.tool_stage.specs()
             # Journeys in play; guidelines scoped to the other journeys are not checked.
-            journeys = journey_follow.plan(ctx, ranked)
+            journeys = journey_plan.plan(ctx, ranked)
             ranked = [r for r in ranked if r.guideline.id not in journeys.hidden]
             chosen = select_candidates(
                 ranked,
@@ -450,7 +451,7 @@ class Engine:
                     tools=listed,
                     notes=variables.for_prompt(shown),
                     journeys=[
-                        (i.number, journey_follow.render(i, specs, conditions, titles))
+                        (i.number, journey_plan.render(i, specs, conditions, titles))
                         for i in journeys.listed
                     ],
                 )
