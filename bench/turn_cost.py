@@ -3,9 +3,11 @@
     .venv/bin/python bench/turn_cost.py [--sizes 10 100 300 1000] [--latency-ms 50]
 
 Builds the agent from the scenario of ../shared/anchors/parlant (the content the Parlant anchor
-measures; beyond its 900 guidelines, variants of them), runs its 5 customer turns through the
-real engine with the scripted double (match: word overlap with the latest customer message,
-like the anchor's fake; compose: a fixed reply), and reports per turn (median over turns):
+measures; beyond its 900 guidelines, variants of them): guidelines, glossary, its two tools and
+its journey of 3 states. Runs its 5 customer turns through the real engine with the scripted
+double (match: word overlap with the latest customer message, like the anchor's fake; the
+journey starts on the same rule and skips to its tool state once an order number was given;
+compose: a fixed reply), and reports per turn (median over turns):
 model calls, prompt tokens (o200k_base via bpe-openai when installed, counting the system
 prompt, the user prompt and the JSON schema sent; else tactful's word count), the largest
 single prompt, and model waves on the critical path. With --write, replaces the measured
@@ -27,7 +29,15 @@ from typing import Any
 
 import tactful
 from tactful.engine.compose import ReplyAnswer
-from tactful.engine.match import ListedGuideline, MatchAnswer, answer_listed
+from tactful.engine.match import (
+    JourneyCheck,
+    ListedGuideline,
+    ListedJourney,
+    MatchAnswer,
+    ProposedArgument,
+    ProposedCall,
+    answer_listed,
+)
 from tactful.llm.scripted import ScriptedCall, ScriptedGenerator, count_tokens
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -69,14 +79,54 @@ def words(text: str) -> set[str]:
     return {w for w in re.findall(r"[a-z]+", text.lower()) if w not in STOP and len(w) > 2}
 
 
+@tactful.tool
+async def get_order_status(context: tactful.ToolContext, order_id: str) -> dict[str, str]:
+    """Look up the shipping and delivery status of a customer order by its order number."""
+    return {"order_id": order_id, "status": "in transit", "eta": "in 2 days"}
+
+
+@tactful.tool
+async def initiate_refund(
+    context: tactful.ToolContext, order_id: str, reason: str
+) -> dict[str, str]:
+    """Start a refund / return for a customer order (returns an RMA number)."""
+    return {"order_id": order_id, "rma": "RMA-777", "reason": reason}
+
+
+TOOLS = {"get_order_status": get_order_status, "initiate_refund": initiate_refund}
+_NUMBER = re.compile(r"\b\d{4,}\b")
+
+
 def fake_match(call: ScriptedCall) -> MatchAnswer:
-    latest = call.prompt.user.split("DETAILED CHECKS:")[0].strip().splitlines()[-1]
+    user = call.prompt.user
+    conversation = user.split("DETAILED CHECKS:")[0].strip().splitlines()
+    latest = conversation[-1]
     said = words(latest.split(":", 1)[-1])
+    numbers = [
+        n for line in conversation if line.startswith("customer:") for n in _NUMBER.findall(line)
+    ]
 
     def decide(g: ListedGuideline) -> str | None:
         return latest if len(words(g.condition) & said) >= 2 else None
 
-    return answer_listed(call.prompt.user, decide, reapply=False)
+    def journey(j: ListedJourney) -> JourneyCheck | None:
+        starts = next(
+            (line for line in user.splitlines() if line.startswith("   starts when:")), ""
+        )
+        if j.status == "not started" and len(words(starts) & said) < 2:
+            return None
+        tool = j.step("get_order_status")
+        if numbers and j.status in ("not started", "at step 1"):
+            argument = ProposedArgument(name="order_id", value=numbers[-1], source="customer")
+            call = ProposedCall(tool="get_order_status", arguments=[argument])
+            return JourneyCheck(
+                journey=j.number, status="following", evidence=latest, step=tool, tool_calls=[call]
+            )
+        now = re.search(r"at step (\d+)", j.status)
+        step = int(now.group(1)) if now else j.step("Ask the customer for their order number")
+        return JourneyCheck(journey=j.number, status="following", evidence=latest, step=step)
+
+    return answer_listed(user, decide, reapply=False, journeys=journey)
 
 
 def waves(calls: list[ScriptedCall]) -> int:
@@ -111,6 +161,7 @@ async def measure(n: int, latency_s: float, count: Any) -> list[TurnCost]:
             await agent.create_guideline(g["condition"], g["action"], id=g["id"])
         for t in data["glossary"]:
             await agent.create_term(t["name"], t["description"], synonyms=t["synonyms"])
+        await define_journey(agent, data["journey"])
         session = await server.create_session(agent)
         await server.send(session, "hello")  # warm the embedding cache; not measured
         costs = []
@@ -133,6 +184,26 @@ async def measure(n: int, latency_s: float, count: Any) -> list[TurnCost]:
                 )
             )
     return costs
+
+
+async def define_journey(agent: tactful.Agent, spec: dict[str, Any]) -> None:
+    """The scenario's journey, state by state (its tool states use the bench's tools)."""
+    journey = await agent.create_journey(
+        spec["title"], conditions=spec["conditions"], description=spec["description"]
+    )
+    states = {s["id"]: s for s in spec["states"]}
+    handles = {"initial": journey.initial_state}
+    for t in spec["transitions"]:
+        target = states[t["to"]]
+        kind: dict[str, Any]
+        if target["kind"] == "chat":
+            kind = {"chat_state": target["action"]}
+        elif target["kind"] == "tool":
+            kind = {"tool_state": [TOOLS[name] for name in target["tools"]]}
+        else:
+            kind = {"end": True}
+        made = await handles[t["from"]].transition_to(condition=t["condition"], **kind)
+        handles[t["to"]] = made.target
 
 
 def median(values: list[int]) -> float:

@@ -120,18 +120,11 @@ class JourneyCheck(BaseModel):
     """The model's answer for one listed journey: is the customer on it, and which step now."""
 
     journey: int = Field(description="The journey's number as listed (J1 is 1)")
-    status: Literal["not started", "following", "interrupted", "dropped"] = Field(
-        description="following: the customer is on this procedure now; interrupted: the latest "
-        "message turns to something else, but the procedure is not given up; dropped: the "
-        "customer no longer wants it; not started: its start condition does not hold"
-    )
-    evidence: str = Field(description="What in the conversation shows it (quote it)")
-    step: int | None = Field(
-        default=None, description="When following: the number of the step to carry out now"
-    )
+    status: Literal["not started", "following", "interrupted", "dropped"]
+    evidence: str = Field(description="The decisive words, quoted")
+    step: int | None = Field(default=None, description="When following: the step to carry out now")
     tool_calls: list[ProposedCall] = Field(
-        default_factory=list,
-        description="When that step is a tool step: its calls, with every argument and source",
+        default_factory=list, description="For a tool step: its calls, as for guidelines"
     )
 
 
@@ -143,20 +136,24 @@ class MatchAnswer(BaseModel):
         default_factory=list,
         description="Entries only for guidelines under SCREEN whose condition holds now",
     )
+
+
+class JourneyMatchAnswer(MatchAnswer):
+    """The answer schema of the one batch that lists journeys (other batches, and agents
+    without journeys, are not sent the journey part of the schema)."""
+
     journeys: list[JourneyCheck] = Field(
-        default_factory=list, description="One entry per journey under JOURNEYS (if any)"
+        default_factory=list, description="One entry per journey under JOURNEYS"
     )
 
 
 _JOURNEY_INSTRUCTIONS = (
-    'JOURNEYS are procedures the agent follows step by step. Answer in "journeys" for EVERY '
-    "one listed: its number, its status and, when following, the step to carry out now. Stay "
-    "at the current step until the customer gave what it asks for; then move to the next step. "
-    "Skip ahead over steps whose needs the customer already met. Go back to an earlier step "
-    "when the customer changes an earlier answer. Choose an end step when the procedure is "
-    "done. A journey not started is followed only when its start condition holds now; one "
-    "completed earlier only when the customer starts it anew. A step may lead on to another "
-    "journey: choose that step when its condition holds."
+    'Procedures followed step by step. Answer in "journeys" for each: its status (following: '
+    "the customer is on it now; interrupted: the latest message turns elsewhere for now; "
+    "dropped: given up; not started: its start condition does not hold, or it was completed "
+    "and not asked for anew) and, when following, the step to carry out now: stay until the "
+    "step's question is answered, skip steps already answered, go back when an earlier answer "
+    "changes, an end step when done."
 )
 
 
@@ -329,8 +326,14 @@ class ModelMatcher:
             self.prompt(ctx, b, applied_before, tools, notes, journeys if i == 0 else ())
             for i, b in enumerate(batches)
         ]
+        schemas = [
+            JourneyMatchAnswer if i == 0 and journeys else MatchAnswer for i in range(len(prompts))
+        ]
         answers = await asyncio.gather(
-            *(rec.generate(self.generator, p, MatchAnswer, stage=MATCH_STAGE) for p, _ in prompts),
+            *(
+                rec.generate(self.generator, p, schema, stage=MATCH_STAGE)
+                for (p, _), schema in zip(prompts, schemas, strict=True)
+            ),
             return_exceptions=True,
         )
         outcome = MatchOutcome([], [])
@@ -353,7 +356,7 @@ class ModelMatcher:
                         )
                     )
                 continue
-            if i == 0:
+            if isinstance(answer.content, JourneyMatchAnswer):
                 known = {n for n, _ in journeys}
                 outcome.journeys = {
                     j.journey: j for j in answer.content.journeys if j.journey in known
@@ -498,7 +501,7 @@ def answer_listed(
     *,
     reapply: bool | None = None,
     journeys: Callable[[ListedJourney], JourneyCheck | None] | None = None,
-) -> MatchAnswer:
+) -> JourneyMatchAnswer:
     """A well-formed answer to a match prompt, for test doubles and benchmarks.
 
     ``decide`` returns the evidence when a listed guideline applies, else None; guidelines
@@ -527,7 +530,7 @@ def answer_listed(
             checks.append(check)
         elif check.applies:
             flagged.append(check)
-    return MatchAnswer(checks=checks, flagged=flagged, journeys=answered)
+    return JourneyMatchAnswer(checks=checks, flagged=flagged, journeys=answered)
 
 
 def describe_tool(spec: ToolSpec) -> str:
