@@ -353,3 +353,22 @@ def test_what_render_writes_is_what_the_matcher_reads_back() -> None:
         7: 'continue in the journey "Change delivery address"',
     }
     assert parsed[1].steps == {1: "ask: Ask"}
+
+
+def test_render_keeps_an_action_with_a_bar_or_a_line_break_on_its_line() -> None:
+    journey = Journey(
+        id="j",
+        title="Order",
+        initial_state_id="ask",
+        states=[
+            JourneyState(id="ask", action="Ask for the size | colour\nand the quantity"),
+            JourneyState(id="end", kind=StateKind.END),
+        ],
+        transitions=[JourneyTransition(source="ask", target="end", condition="all\ngiven | done")],
+    )
+    text = render(Listed(1, JourneyGraph(journey), None), SPECS, CONDITIONS, TITLES)
+    assert text.splitlines()[1] == (
+        "   1. ask: Ask for the size / colour and the quantity | -> 2 when all given / done"
+    )
+    [parsed] = listed_journeys(f"JOURNEYS:\nInstructions.\n{text}")
+    assert parsed.steps[1] == "ask: Ask for the size / colour and the quantity"

@@ -474,3 +474,9 @@ async def test_after_a_tool_code_conditions_read_the_results(cache: EmbeddingCac
         ctx, _graph(), "look", [(FIND_ORDER.id, {"returnable": False})], SPECS
     )
     assert no.entered == ["fork", "no"]
+
+
+def test_a_required_argument_missing_from_the_schema_is_not_ready() -> None:
+    # A tool service may send a malformed schema: "required" names an unknown parameter.
+    specs = _note({"text": {"type": "string"}}, ["text", "ghost"])
+    assert _ready(specs, answered=True) is None

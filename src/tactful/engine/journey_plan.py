@@ -45,7 +45,7 @@ class Listed:
 class JourneyPlan:
     graphs: dict[str, JourneyGraph]
     listed: list[Listed]
-    # Guidelines scoped to journeys that are live or listed (checked in detail) ...
+    # Guidelines scoped to live journeys (checked in detail) ...
     scope: set[str]
     # ... and those scoped to other journeys (not checked this turn).
     hidden: set[str]
@@ -117,7 +117,7 @@ def render(
         if done:
             status += f"; steps taken: {', '.join(map(str, dict.fromkeys(done)))}"
     lines = [f'J{item.number}. "{g.journey.title}" [{status}]']
-    starts = "; or ".join(conditions[c] for c in g.journey.conditions if c in conditions)
+    starts = "; or ".join(_flat(conditions[c]) for c in g.journey.conditions if c in conditions)
     if starts:
         lines.append(f"   starts when: {starts}")
     if g.initial not in g.numbers and (begin := _edges(g, g.initial)):
@@ -130,7 +130,7 @@ def render(
             sub = state.sub_journey_id or ""
             text = f'run the journey "{titles.get(sub, sub)}", then go on'
         else:
-            text = state.action or ""
+            text = _flat(state.action or "")
         edges = _edges(g, sid)
         head = f"   {n}. {_KINDS[state.kind]}" + (f": {text}" if text.strip() else "")
         lines.append(head + (f" | {edges}" if edges else ""))
@@ -144,5 +144,10 @@ def _edges(g: JourneyGraph, sid: str) -> str:
     parts = []
     for t in g.out.get(sid, []):
         to = g.exit_number(t) if t.target_journey_id else g.numbers.get(t.target, "start")
-        parts.append(f"-> {to}" + (f" when {t.condition}" if t.condition else ""))
+        parts.append(f"-> {to}" + (f" when {_flat(t.condition)}" if t.condition else ""))
     return "; ".join(parts)
+
+
+def _flat(text: str) -> str:
+    """Text that keeps a listing line whole: one line, and no " | " (it separates the edges)."""
+    return " ".join(text.split()).replace(" | ", " / ")

@@ -270,10 +270,12 @@ class Walker:
                 return None
             given = dict(from_patterns(spec, ctx))
             properties = spec.parameters.get("properties", {})
-            missing = [n for n in spec.required if n not in given and not properties[n].get(HIDDEN)]
+            missing = [
+                n for n in spec.required if n not in given and not properties.get(n, {}).get(HIDDEN)
+            ]
             if answered and answer and len(missing) == 1:
                 name = missing[0]
-                schema = properties[name]
+                schema = properties.get(name, {})
                 fits = (
                     schema.get("type", "string") == "string"
                     and "pattern" not in schema
