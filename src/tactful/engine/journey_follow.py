@@ -413,9 +413,13 @@ class Follower:
         step.entered = list(walk.entered)
         step.skipped = list(walk.skipped)
         step.considered = walk.considered or step.considered
+        taken = "; ".join(
+            f"{c.condition}: {c.why}" if c.condition else c.why for c in walk.considered if c.taken
+        )
         if not step.rationale:
-            taken = [c for c in walk.considered if c.taken]
-            step.rationale = "; ".join(f"{c.condition or 'unconditional'}: {c.why}" for c in taken)
+            step.rationale = taken
+        elif taken and step.method != "model":
+            step.rationale += f" ({taken})"
         run.path += walk.entered
         run.status = RunStatus(step.status_after)
         if step.kind != "stay" or walk.entered:
