@@ -626,3 +626,22 @@ async def test_a_journey_matched_without_being_listed_starts_at_its_first_step(
     [step] = trace.journeys
     assert step.kind == "start" and step.label_after == "1 (Ask for the order number)"
     assert "Ask for the order number" in script.composed[-1]
+
+
+async def test_a_guideline_can_depend_on_a_journey(server: tactful.Server, script: Script) -> None:
+    agent = await _shop(server)
+    [journey] = [j for j in await server.entities(Journey) if j.title == "Return an item"]
+    label = await agent.create_guideline(
+        "the customer asks how the parcel is shipped back", "say the label is prepaid"
+    )
+    await agent.depend(label, on=[journey])
+    session = await server.create_session(agent)
+    script.turn({label.condition})
+    trace = await _trace(server, await server.send(session, "how do I ship it back?"))
+    assert label.id not in trace.final_guideline_ids  # its journey is not followed
+    assert any(s.rule == "dependency" and s.guideline_id == label.id for s in trace.resolution)
+
+    script.turn({RETURN, label.condition}, {"Return an item": ("following", "Ask for the order")})
+    trace = await _trace(server, await server.send(session, "I want to return it; how to ship?"))
+    assert label.id in trace.final_guideline_ids
+    assert f"journey:{journey.id}" in trace.final_guideline_ids
