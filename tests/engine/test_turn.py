@@ -82,7 +82,7 @@ async def test_event_sequence_offsets_and_trace(
     assert matched[0].rationale == "the customer talks about refund"
     assert [c.stage for c in trace.model_calls] == ["match", "compose"]
     assert all(c.prompt_tokens > 0 and c.completion_tokens > 0 for c in trace.model_calls)
-    stages = {"context", "retrieve", "match", "journeys", "resolve", "tools", "compose"}
+    stages = {"context", "glossary", "retrieve", "match", "journeys", "resolve", "tools", "compose"}
     assert set(trace.stage_timings_ms) == stages
     assert trace.final_guideline_ids == [matched[0].guideline_id]
     assert trace.message_event_id == reply.id
@@ -238,9 +238,10 @@ async def test_strict_mode_sends_only_templates_whose_fields_exist() -> None:
         reply = await server.send(session, "I want a refund")
         assert reply.data["message"] == "Dana, refunds take 5 days."
         trace = await server.runtime.store.get(Trace, reply.trace_id)
-        assert trace.composition["disqualified"] == [
-            {"id": missing.id, "missing_fields": ["transaction_id"]}
-        ]
+        assert [
+            {"id": d["id"], "missing_fields": d["missing_fields"]}
+            for d in trace.composition["disqualified"]
+        ] == [{"id": missing.id, "missing_fields": ["transaction_id"]}]
         fresh = await server.create_session(agent, customer)
         unrelated = await server.send(fresh, "what's the weather on mars")
         assert unrelated.data["message"] == "Let me get a person."

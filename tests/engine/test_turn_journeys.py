@@ -21,7 +21,7 @@ from tactful.domain import (
     RunStatus,
     Trace,
 )
-from tactful.engine.compose import ReplyAnswer
+from tactful.engine.compose import ReplyAnswer, TemplateChoice
 from tactful.engine.match import (
     JourneyCheck,
     ListedJourney,
@@ -70,6 +70,8 @@ class Script:
     # After a tool step ran: journey title -> text of the step to go on to.
     after: dict[str, str] = field(default_factory=dict)
     composed: list[str] = field(default_factory=list)
+    # Compose prompts that asked the model to choose among templates.
+    chosen: list[str] = field(default_factory=list)
     listed: list[list[ListedJourney]] = field(default_factory=list)
 
     def match(self, call: ScriptedCall) -> MatchAnswer:
@@ -103,8 +105,11 @@ class Script:
             self.listed.append(listed_journeys(call.prompt.user))
         return answer
 
-    def compose(self, call: ScriptedCall) -> ReplyAnswer:
+    def compose(self, call: ScriptedCall) -> ReplyAnswer | TemplateChoice:
         self.composed.append(call.prompt.user)
+        if call.schema is TemplateChoice:
+            self.chosen.append(call.prompt.user)
+            return TemplateChoice(templates=[1])
         return ReplyAnswer(message=f"reply {len(self.composed)}")
 
     def turn(
@@ -604,7 +609,9 @@ async def test_a_state_sets_the_composition_mode_and_its_canned_responses(
     script.turn({RETURN}, {"Return an item": ("following", "Ask for the order number")})
     reply = await server.send(session, "I want to return my headphones")
     assert reply.data["message"] == "Please type your VM order number."
-    assert script.composed == []  # strict: no fluid draft was written
+    # Strict: the model only chose among templates; the state's template was offered.
+    [offered] = script.chosen
+    assert "1. Please type your VM order number." in offered
     trace = await _trace(server, reply)
     assert trace.composition["mode"] == tactful.CompositionMode.STRICT.value
     [step] = trace.journeys

@@ -1,7 +1,20 @@
 """Stage 7, compose: write the reply, freely (with a model) or from canned responses.
 
-Offline (no model) and in strict mode only canned responses are sent: the best template of the
-matched guidelines whose fields are all present this turn, else the agent's no-match reply.
+The composition mode comes from the agent, the active guidelines and the followed journeys'
+states; the strictest wins, and the trace names the rule that decided:
+
+- fluid: the model writes the reply from the guidelines, glossary, variables and tool results;
+- canned-fluid: the model sends the templates that answer exactly, else writes the reply itself
+  (one call either way);
+- composited: the model writes the reply in the style and wording of the closest templates;
+- strict: only templates are sent; when none qualifies, the agent's no-match reply.
+
+Templates are the active guidelines' own and, with a model, the agent's free-standing ones that
+are closest to the conversation (by cached embeddings: thousands cost no more than ten). A
+template whose fields are not all present this turn is disqualified, and the trace lists it
+with the missing fields. The model may combine several templates in one reply and fills their
+``{{generative.*}}`` fields. Offline (no model) the best qualifying template of the active
+guidelines is sent, else the no-match reply.
 """
 
 from __future__ import annotations
@@ -26,19 +39,71 @@ from tactful.llm.base import Generator, Prompt
 
 COMPOSE_STAGE = "compose"
 TOOL_RESULT_BONUS = 0.5
+# Free-standing templates (attached to no guideline or journey step) offered to the model.
+RETRIEVED_TEMPLATES = 10
+# Closest templates shown as the style to follow in composited mode.
+STYLE_TEMPLATES = 3
+SEPARATOR = "\n\n"
 
 
 @dataclass
 class Reply:
     text: str
-    method: str  # "fluid", "canned" or "no-match"
+    # "fluid", "canned", "composited", "no-match" or "clarification"
+    method: str
     applied_guideline_ids: list[str]
-    canned_response_id: str | None = None
+    canned_response_ids: list[str] = field(default_factory=list)
     details: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def canned_response_id(self) -> str | None:
+        return self.canned_response_ids[0] if self.canned_response_ids else None
 
 
 class ReplyAnswer(BaseModel):
     message: str = Field(min_length=1, description="The agent's next message to the customer")
+
+
+class TemplateChoice(BaseModel):
+    """The model's choice among numbered templates (canned-fluid and strict modes)."""
+
+    templates: list[int] = Field(
+        default_factory=list,
+        description="Numbers of the templates to send, in order; several only when the "
+        "guidelines call for several things; empty when none answers exactly",
+    )
+    generative_fields: dict[str, str] = Field(
+        default_factory=dict,
+        description="A value for each generative field of the chosen templates, by name",
+    )
+    message: str | None = Field(
+        default=None,
+        description="Only when no template answers exactly and writing is allowed: the reply",
+    )
+
+
+@dataclass(frozen=True)
+class ModeDecision:
+    mode: CompositionMode
+    # Which setting decided: "agent", "guideline <id>" or "journey <title> (state <label>)".
+    rule: str
+
+
+def decide_mode(ctx: TurnContext, actionable: Sequence[Match]) -> ModeDecision:
+    """The strictest composition mode among the agent's and the active guidelines' (a
+    followed journey's state or journey mode comes through its synthetic guideline)."""
+    decision = ModeDecision(ctx.agent.composition_mode, "agent")
+    for m in actionable:
+        g = m.ranked.guideline
+        if g.composition_mode is None or g.composition_mode.strictness <= decision.mode.strictness:
+            continue
+        journey_id = g.metadata.get("journey_id")
+        if journey_id:
+            rule = f"journey {journey_id} (state {g.metadata.get('state_id')})"
+        else:
+            rule = f"guideline {g.id}"
+        decision = ModeDecision(g.composition_mode, rule)
+    return decision
 
 
 def template_fields(ctx: TurnContext) -> dict[str, Any]:
@@ -58,6 +123,28 @@ def template_fields(ctx: TurnContext) -> dict[str, Any]:
     }
 
 
+@dataclass
+class Candidate:
+    """A template considered this turn: where it comes from, and whether it can be sent."""
+
+    response: CannedResponse
+    # The active guideline it belongs to, or None for a retrieved free-standing template.
+    guideline_id: str | None
+    text: str | None  # rendered (generative fields shown as placeholders); None: disqualified
+    missing: list[str]
+    generative: frozenset[str]
+    similarity: float = 0.0
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "id": self.response.id,
+            "guideline_id": self.guideline_id,
+            "qualified": self.text is not None,
+            "missing_fields": self.missing,
+            "similarity": round(self.similarity, 4),
+        }
+
+
 class Composer:
     def __init__(self, cache: EmbeddingCache, generator: Generator | None) -> None:
         self.cache = cache
@@ -72,31 +159,270 @@ class Composer:
         clarification: Clarification | None = None,
         tools: ToolFindings | None = None,
         paused: Sequence[str] = (),
+        glossary: str = "",
     ) -> Reply:
         """``paused``: journeys the customer interrupted ("title: step"), so that a fluid
-        reply can offer to go back to them."""
+        reply can offer to go back to them; ``glossary``: this turn's relevant terms."""
         actionable = [m for m in matched if m.ranked.guideline.action]
-        mode = ctx.agent.composition_mode
-        for m in actionable:
-            g_mode = m.ranked.guideline.composition_mode
-            if g_mode is not None and g_mode.strictness > mode.strictness:
-                mode = g_mode
-        rec.trace.composition["mode"] = mode.value
+        decision = decide_mode(ctx, actionable)
+        rec.trace.composition["mode"] = decision.mode.value
+        rec.trace.composition["mode_rule"] = decision.rule
+        mode = decision.mode
         if clarification is not None:
-            return await self.clarify(ctx, matched, clarification, mode, rec)
-        if self.generator is None or mode is not CompositionMode.FLUID:
-            reply = await self.from_canned(ctx, actionable, tools)
-            if reply.method != "no-match" or self.generator is None:
-                return reply
-            if mode is CompositionMode.STRICT:
-                return reply
+            return await self.clarify(ctx, matched, clarification, mode, rec, glossary)
+        if self.generator is None:
+            return await self.from_canned(ctx, actionable, tools)
         try:
-            return await self.fluid(ctx, actionable, rec, tools, paused)
+            if mode is CompositionMode.FLUID:
+                return await self.fluid(ctx, actionable, rec, tools, paused, glossary)
+            if mode is CompositionMode.COMPOSITED:
+                return await self.composited(ctx, actionable, rec, tools, paused, glossary)
+            return await self.choose(ctx, actionable, rec, mode, tools, paused, glossary)
         except ModelError as e:
             # A failed model degrades the turn to canned responses; it never kills it.
             reply = await self.from_canned(ctx, actionable, tools)
             reply.details["degraded"] = f"model failed while composing: {e}"
             return reply
+
+    # -- templates -------------------------------------------------------------------------------
+
+    def fields(self, ctx: TurnContext, tools: ToolFindings | None) -> dict[str, Any]:
+        # Tool results' fields join the turn's fields: {{transaction_id}} becomes sendable.
+        return {**(tools.fields if tools else {}), **template_fields(ctx)}
+
+    async def candidates(
+        self,
+        ctx: TurnContext,
+        actionable: Sequence[Match],
+        tools: ToolFindings | None,
+        *,
+        retrieve: int,
+        query: str | None = None,
+    ) -> list[Candidate]:
+        """The active guidelines' templates, then the ``retrieve`` free-standing templates
+        closest to the conversation, each rendered or disqualified; ``similarity`` is to
+        ``query`` (default: the latest message and the active actions)."""
+        query = query if query is not None else self._query(ctx, actionable)
+        by_id = {c.id: c for c in ctx.canned_responses}
+        fields = self.fields(ctx, tools)
+        chosen: list[tuple[CannedResponse, str | None]] = []
+        seen: set[str] = set()
+        for m in actionable:
+            for cid in m.ranked.guideline.canned_responses:
+                if cid in by_id and cid not in seen:
+                    seen.add(cid)
+                    chosen.append((by_id[cid], m.ranked.guideline.id))
+        if retrieve > 0:
+            attached = {cid for g in ctx.guidelines for cid in g.canned_responses}
+            attached |= {cid for j in ctx.journeys for s in j.states for cid in s.canned_responses}
+            free = [c for c in ctx.canned_responses if c.id not in attached | seen]
+            if free:
+                vectors = await self.cache.embed([query, *(_template_text(c) for c in free)])
+                fit = vectors[1:] @ vectors[0]
+                for i in np.argsort(-fit)[:retrieve]:
+                    chosen.append((free[int(i)], None))
+        found = []
+        for response, gid in chosen:
+            wanted = canned.generative_fields(response.value)
+            placeholders = {n: f"<{n}>" for n in wanted}
+            text, missing = canned.render(response.value, fields, placeholders)
+            found.append(Candidate(response, gid, text, missing, wanted))
+        if found:
+            vectors = await self.cache.embed([query, *(_template_text(c.response) for c in found)])
+            for c, s in zip(found, vectors[1:] @ vectors[0], strict=True):
+                c.similarity = float(s)
+        return found
+
+    @staticmethod
+    def _query(ctx: TurnContext, actionable: Sequence[Match]) -> str:
+        actions = " ".join(m.ranked.guideline.action or "" for m in actionable)
+        return f"{ctx.last_customer_message} {actions}".strip() or " "
+
+    async def from_canned(
+        self, ctx: TurnContext, actionable: Sequence[Match], tools: ToolFindings | None = None
+    ) -> Reply:
+        """Without the model: the best qualifying template of the active guidelines (their
+        match strength, then closeness to the latest message, then use of tool results)."""
+        found = await self.candidates(
+            ctx, actionable, tools, retrieve=0, query=ctx.last_customer_message or " "
+        )
+        usable = [c for c in found if c.text is not None and not c.generative]
+        disqualified = [c.describe() for c in found if c.text is None or c.generative]
+        if not usable:
+            return Reply(
+                text=ctx.agent.no_match_reply,
+                method="no-match",
+                applied_guideline_ids=[],
+                details={"disqualified": disqualified, "reason": "no qualifying canned response"},
+            )
+        strength = {
+            m.ranked.guideline.id: m.verdict.score
+            if m.verdict.score is not None
+            else m.ranked.score
+            for m in actionable
+        }
+        # A template built on what a tool returned this turn says more than one that could
+        # be sent any time (the "please send your order number" kind): it is preferred.
+        fresh = set(tools.fields) if tools else set()
+        scores = [
+            strength.get(c.guideline_id or "", 0.0)
+            + 0.5 * c.similarity
+            + TOOL_RESULT_BONUS * bool(canned.template_fields(c.response.value) & fresh)
+            for c in usable
+        ]
+        best = usable[int(np.argmax(scores))]
+        assert best.text is not None
+        return Reply(
+            text=best.text,
+            method="canned",
+            applied_guideline_ids=[best.guideline_id] if best.guideline_id else [],
+            canned_response_ids=[best.response.id],
+            details={
+                "candidates": [
+                    {"id": c.response.id, "guideline_id": c.guideline_id, "score": round(s, 4)}
+                    for c, s in zip(usable, scores, strict=True)
+                ],
+                "disqualified": disqualified,
+            },
+        )
+
+    async def choose(
+        self,
+        ctx: TurnContext,
+        actionable: Sequence[Match],
+        rec: TraceRecorder,
+        mode: CompositionMode,
+        tools: ToolFindings | None,
+        paused: Sequence[str],
+        glossary: str,
+    ) -> Reply:
+        """Canned-fluid and strict modes: the model picks the templates (and fills their
+        generative fields); in canned-fluid it writes the reply when none answers exactly."""
+        assert self.generator is not None
+        found = await self.candidates(ctx, actionable, tools, retrieve=RETRIEVED_TEMPLATES)
+        usable = [c for c in found if c.text is not None]
+        details: dict[str, Any] = {"templates": [c.describe() for c in found]}
+        writing = mode is CompositionMode.CANNED_FLUID
+        if not usable:
+            if writing:
+                reply = await self.fluid(ctx, actionable, rec, tools, paused, glossary)
+                reply.details.update(details, reason="no qualifying template")
+                return reply
+            return self._no_match(ctx, details, "no qualifying template")
+        base = self.prompt(ctx, actionable, tools, paused, glossary)
+        listed = "\n".join(
+            f"{i}. {c.text}"
+            + (f"  [generative: {', '.join(sorted(c.generative))}]" if c.generative else "")
+            for i, c in enumerate(usable, start=1)
+        )
+        rule = (
+            'If none answers exactly, leave "templates" empty and write the reply in "message".'
+            if writing
+            else 'If none answers, leave "templates" empty: the agent may only send templates.'
+        )
+        user = (
+            f"{base.user}\n\nApproved replies (templates):\n{listed}\n\n"
+            "Choose the template(s) that answer the customer now, following the guidelines. "
+            "Choose several, in order, only when the guidelines call for several things. Fill "
+            'every generative field of a chosen template in "generative_fields" (<name> marks '
+            f"them). {rule}"
+        )
+        answer = await rec.generate(
+            self.generator,
+            Prompt(system=base.system, user=user),
+            TemplateChoice,
+            stage=COMPOSE_STAGE,
+        )
+        choice = answer.content
+        fields = self.fields(ctx, tools)
+        texts, ids, applied, dropped = [], [], [], []
+        for n in dict.fromkeys(choice.templates):
+            if not 1 <= n <= len(usable):
+                dropped.append({"template": n, "why": "no such template"})
+                continue
+            c = usable[n - 1]
+            text, missing = canned.render(c.response.value, fields, choice.generative_fields)
+            if text is None:
+                dropped.append({"template": n, "id": c.response.id, "missing_fields": missing})
+                continue
+            texts.append(text)
+            ids.append(c.response.id)
+            if c.guideline_id and c.guideline_id not in applied:
+                applied.append(c.guideline_id)
+        details["chosen"] = ids
+        if dropped:
+            details["dropped"] = dropped
+        if texts:
+            return Reply(
+                text=SEPARATOR.join(texts),
+                method="canned",
+                applied_guideline_ids=applied or [m.ranked.guideline.id for m in actionable],
+                canned_response_ids=ids,
+                details=details,
+            )
+        if writing and choice.message and choice.message.strip():
+            return Reply(
+                text=choice.message.strip(),
+                method="fluid",
+                applied_guideline_ids=[m.ranked.guideline.id for m in actionable],
+                details={**details, "reason": "no template answers exactly"},
+            )
+        if writing:
+            reply = await self.fluid(ctx, actionable, rec, tools, paused, glossary)
+            reply.details.update(details, reason="no template chosen")
+            return reply
+        return self._no_match(ctx, details, "the model chose no template")
+
+    @staticmethod
+    def _no_match(ctx: TurnContext, details: dict[str, Any], reason: str) -> Reply:
+        return Reply(
+            text=ctx.agent.no_match_reply,
+            method="no-match",
+            applied_guideline_ids=[],
+            details={**details, "reason": reason},
+        )
+
+    async def composited(
+        self,
+        ctx: TurnContext,
+        actionable: Sequence[Match],
+        rec: TraceRecorder,
+        tools: ToolFindings | None,
+        paused: Sequence[str],
+        glossary: str,
+    ) -> Reply:
+        """The model writes the reply in the style and wording of the closest templates."""
+        assert self.generator is not None
+        found = await self.candidates(ctx, actionable, tools, retrieve=RETRIEVED_TEMPLATES)
+        style = sorted(
+            (c for c in found if c.text is not None and not c.generative),
+            key=lambda c: (c.guideline_id is None, -c.similarity),
+        )[:STYLE_TEMPLATES]
+        if not style:
+            reply = await self.fluid(ctx, actionable, rec, tools, paused, glossary)
+            reply.details["reason"] = "no template to take the style from"
+            return reply
+        base = self.prompt(ctx, actionable, tools, paused, glossary)
+        examples = "\n".join(f"- {c.text}" for c in style)
+        user = (
+            f"{base.user}\n\nApproved replies: write the message in their style and wording, "
+            f"reusing their phrases where they fit (never their facts unless they apply):\n"
+            f"{examples}"
+        )
+        answer = await rec.generate(
+            self.generator,
+            Prompt(system=base.system, user=user),
+            ReplyAnswer,
+            stage=COMPOSE_STAGE,
+        )
+        return Reply(
+            text=answer.content.message,
+            method="composited",
+            applied_guideline_ids=[m.ranked.guideline.id for m in actionable],
+            details={"style_templates": [c.response.id for c in style]},
+        )
+
+    # -- writing ---------------------------------------------------------------------------------
 
     async def clarify(
         self,
@@ -105,6 +431,7 @@ class Composer:
         clarification: Clarification,
         mode: CompositionMode,
         rec: TraceRecorder,
+        glossary: str = "",
     ) -> Reply:
         """Several intents fit an ambiguous message: ask which one instead of guessing."""
         by_id = {g.id: g for g in ctx.guidelines}
@@ -116,8 +443,8 @@ class Composer:
         if reply.method == "canned" or mode is CompositionMode.STRICT:
             return reply
         described = [o.description or o.condition for o in options]
-        if self.generator is not None and mode is CompositionMode.FLUID:
-            prompt = self.prompt(ctx, [])
+        if self.generator is not None:
+            prompt = self.prompt(ctx, [], glossary=glossary)
             question = (
                 "\n\nThe latest message is ambiguous: it could mean any of these:\n"
                 + "\n".join(f"- {d}" for d in described)
@@ -149,71 +476,13 @@ class Composer:
             details={"clarification": clarification.model_dump()},
         )
 
-    async def from_canned(
-        self, ctx: TurnContext, actionable: Sequence[Match], tools: ToolFindings | None = None
-    ) -> Reply:
-        by_id = {c.id: c for c in ctx.canned_responses}
-        # Tool results' fields join the turn's fields: {{transaction_id}} becomes sendable.
-        fields = {**(tools.fields if tools else {}), **template_fields(ctx)}
-        considered: list[tuple[Match, CannedResponse, str]] = []
-        disqualified: list[dict[str, Any]] = []
-        for m in actionable:
-            for cid in m.ranked.guideline.canned_responses:
-                response = by_id.get(cid)
-                if response is None:
-                    continue
-                text, missing = canned.render(response.value, fields)
-                if text is None:
-                    disqualified.append({"id": cid, "missing_fields": missing})
-                    continue
-                considered.append((m, response, text))
-        if not considered:
-            return Reply(
-                text=ctx.agent.no_match_reply,
-                method="no-match",
-                applied_guideline_ids=[],
-                details={"disqualified": disqualified, "reason": "no qualifying canned response"},
-            )
-        query = ctx.last_customer_message or " "
-        texts = [" ".join([r.value, *r.signals]) for _, r, _ in considered]
-        vectors = await self.cache.embed([query, *texts])
-        fit = vectors[1:] @ vectors[0]
-        # The matcher's own score (offline: focus on the latest message) ranks the guidelines.
-        strength = [
-            m.verdict.score if m.verdict.score is not None else m.ranked.score
-            for m, _, _ in considered
-        ]
-        # A template built on what a tool returned this turn says more than one that could
-        # be sent any time (the "please send your order number" kind): it is preferred.
-        fresh = set(tools.fields) if tools else set()
-        uses_results = [bool(canned.template_fields(r.value) & fresh) for _, r, _ in considered]
-        scores = np.array(strength) + 0.5 * fit + TOOL_RESULT_BONUS * np.array(uses_results)
-        best = int(np.argmax(scores))
-        m, response, text = considered[best]
-        return Reply(
-            text=text,
-            method="canned",
-            applied_guideline_ids=[m.ranked.guideline.id],
-            canned_response_id=response.id,
-            details={
-                "candidates": [
-                    {
-                        "id": r.id,
-                        "guideline_id": mm.ranked.guideline.id,
-                        "score": round(float(s), 4),
-                    }
-                    for (mm, r, _), s in zip(considered, scores, strict=True)
-                ],
-                "disqualified": disqualified,
-            },
-        )
-
     def prompt(
         self,
         ctx: TurnContext,
         actionable: Sequence[Match],
         tools: ToolFindings | None = None,
         paused: Sequence[str] = (),
+        glossary: str = "",
     ) -> Prompt:
         system = (
             f"You are {ctx.agent.name}, a customer-service agent. {ctx.agent.description or ''}\n"
@@ -224,11 +493,10 @@ class Composer:
             f"- When {m.ranked.guideline.condition}, then {m.ranked.guideline.action}"
             for m in actionable
         )
-        terms = "\n".join(f"- {t.name}: {t.description}" for t in ctx.terms[:20])
         history = "\n".join(f"{u.role}: {u.text}" for u in ctx.window())
         user = (
             f"Customer: {ctx.customer.name}\n\nGuidelines to follow now:\n{rules or '- (none)'}\n\n"
-            f"Glossary:\n{terms or '- (none)'}\n\nConversation:\n{history}"
+            f"Glossary:\n{glossary or '- (none)'}\n\nConversation:\n{history}"
         )
         if tools and tools.notes:
             user += f"\n\nWhat we know (context variables):\n{tools.notes}"
@@ -249,11 +517,12 @@ class Composer:
         rec: TraceRecorder,
         tools: ToolFindings | None = None,
         paused: Sequence[str] = (),
+        glossary: str = "",
     ) -> Reply:
         assert self.generator is not None
         answer = await rec.generate(
             self.generator,
-            self.prompt(ctx, actionable, tools, paused),
+            self.prompt(ctx, actionable, tools, paused, glossary),
             ReplyAnswer,
             stage=COMPOSE_STAGE,
         )
@@ -262,3 +531,7 @@ class Composer:
             method="fluid",
             applied_guideline_ids=[m.ranked.guideline.id for m in actionable],
         )
+
+
+def _template_text(response: CannedResponse) -> str:
+    return " ".join([response.value, *response.signals])

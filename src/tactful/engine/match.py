@@ -266,6 +266,7 @@ class ModelMatcher:
         tools: Mapping[str, ToolSpec] | None = None,
         notes: str = "",
         journeys: Sequence[tuple[int, str]] = (),
+        glossary: str = "",
     ) -> tuple[Prompt, dict[int, Ranked]]:
         tools = tools or {}
         numbers: dict[int, Ranked] = {}
@@ -293,7 +294,8 @@ class ModelMatcher:
         user = (
             f"Agent: {ctx.agent.name}. {ctx.agent.description or ''}\n"
             f"Customer: {ctx.customer.name}{f' ({profile})' if profile else ''}\n"
-            f"{f'Known about this customer:{chr(10)}{notes}{chr(10)}' if notes else ''}\n"
+            f"{f'Known about this customer:{chr(10)}{notes}{chr(10)}' if notes else ''}"
+            f"{f'Glossary:{chr(10)}{glossary}{chr(10)}' if glossary else ''}\n"
             f"Conversation (latest last):\n{_conversation(ctx)}\n\n"
             f"DETAILED CHECKS:\n{chr(10).join(detailed_lines) or '(none)'}\n\n"
             f"SCREEN:\n{chr(10).join(screen_lines) or '(none)'}"
@@ -314,6 +316,7 @@ class ModelMatcher:
         tools: Mapping[str, ToolSpec] | None = None,
         notes: str = "",
         journeys: Sequence[tuple[int, str]] = (),
+        glossary: str = "",
     ) -> MatchOutcome:
         """Check ``detailed`` and screen ``screened``; ``tools`` (id -> spec) are listed under
         the detailed guidelines that carry them, so argument inference rides in this wave.
@@ -323,7 +326,7 @@ class ModelMatcher:
         if journeys and not batches:
             batches = [MatchBatch([], [])]
         prompts = [
-            self.prompt(ctx, b, applied_before, tools, notes, journeys if i == 0 else ())
+            self.prompt(ctx, b, applied_before, tools, notes, journeys if i == 0 else (), glossary)
             for i, b in enumerate(batches)
         ]
         schemas = [

@@ -29,7 +29,7 @@ from tactful.domain import (
     Trace,
     new_id,
 )
-from tactful.engine import journey_follow, journey_plan, variables
+from tactful.engine import glossary, journey_follow, journey_plan, variables
 from tactful.engine.candidates import DEFAULT_K, select_candidates
 from tactful.engine.compose import Composer
 from tactful.engine.context import TurnContext, load_context
@@ -265,7 +265,15 @@ class Engine:
         async with rec.stage("context"):
             ctx = await load_context(self.store, session_id)
         trace.agent_id = ctx.agent.id
-        matched, clarification, values, journeys = await self._decide(ctx, rec)
+        async with rec.stage("glossary"):
+            terms = await glossary.relevant_terms(ctx, self.cache)
+        if terms:
+            trace.composition["glossary"] = [
+                {"term": t.term.name, "why": t.why, "score": round(t.score, 4)} for t in terms
+            ]
+        matched, clarification, values, journeys = await self._decide(
+            ctx, rec, glossary.for_prompt(terms)
+        )
         async with rec.stage("tools"):
             findings = await self.tool_stage.run(ctx, matched, trace)
             matched = await self._journeys_after_tools(ctx, rec, matched, findings, journeys)
@@ -290,11 +298,13 @@ class Engine:
                 clarification=clarification,
                 tools=findings,
                 paused=journeys[1].paused,
+                glossary=glossary.for_prompt(terms),
             )
         trace.composition.update(
             {
                 "method": reply.method,
                 "canned_response_id": reply.canned_response_id,
+                "canned_response_ids": reply.canned_response_ids,
                 "applied_guideline_ids": reply.applied_guideline_ids,
                 **reply.details,
             }
@@ -308,9 +318,7 @@ class Engine:
                 {
                     "message": reply.text,
                     "participant": {"id": ctx.agent.id, "display_name": ctx.agent.name},
-                    "canned_responses": [reply.canned_response_id]
-                    if reply.canned_response_id
-                    else [],
+                    "canned_responses": reply.canned_response_ids,
                     "guidelines": reply.applied_guideline_ids,
                 },
                 trace.id,
@@ -385,7 +393,7 @@ class Engine:
         return matched
 
     async def _decide(
-        self, ctx: TurnContext, rec: TraceRecorder
+        self, ctx: TurnContext, rec: TraceRecorder, terms: str = ""
     ) -> tuple[
         list[Match],
         Clarification | None,
@@ -450,6 +458,7 @@ class Engine:
                     applied_before=ctx.applied_before,
                     tools=listed,
                     notes=variables.for_prompt(shown),
+                    glossary=terms,
                     journeys=[
                         (i.number, journey_plan.render(i, specs, conditions, titles))
                         for i in journeys.listed
