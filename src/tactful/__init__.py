@@ -18,6 +18,7 @@ from tactful.domain import (
     Term,
     Trace,
 )
+from tactful.engine.retrievers import RetrieverContext, RetrieverResult, TransientGuideline
 from tactful.errors import (
     ConfigurationError,
     ConflictError,
@@ -51,6 +52,8 @@ __all__ = [
     "ModelError",
     "NotFoundError",
     "PayloadTooLargeError",
+    "RetrieverContext",
+    "RetrieverResult",
     "Server",
     "Session",
     "SessionMode",
@@ -64,6 +67,7 @@ __all__ = [
     "ToolParam",
     "ToolResult",
     "Trace",
+    "TransientGuideline",
     "TransitionHandle",
     "ValidationError",
     "__version__",

@@ -32,6 +32,7 @@ from tactful.domain.variables import GLOBAL_KEY, ContextVariable, ContextVariabl
 from tactful.engine import canned
 from tactful.engine.hooks import Hooks, MessageHook, Predicate, SelectedHook
 from tactful.engine.resolve import admit, guidelines_by_tag
+from tactful.engine.retrievers import Retriever
 from tactful.engine.variables import (
     check_freshness_rules,
     choose,
@@ -525,6 +526,24 @@ class Agent:
         a decorator). Its errors are logged and traced, never raised. Returns ``hook``."""
         self._hooks().add_message(self.id, hook)
         return hook
+
+    def attach_retriever(
+        self,
+        retriever: Retriever,
+        *,
+        id: str | None = None,
+        guideline: GuidelineRef | None = None,
+    ) -> Retriever:
+        """Run ``retriever(RetrieverContext)`` (plain or async) each turn of this agent, while
+        matching runs; with ``guideline``, only in turns where that guideline is active (while
+        the tools run). It returns data for the reply, or a ``tactful.RetrieverResult`` with
+        data, templates, fields and transient guidelines. ``id`` names it (default: the
+        function's name); attaching again under the same id replaces it. In memory: attach it
+        again when the program starts. Returns ``retriever``."""
+        owner = f"guideline:{_guideline_id(guideline)}" if guideline is not None else self.tag
+        name = id or getattr(retriever, "__name__", None) or "retriever"
+        self._server.runtime.engine.retrievers.add(owner, name, retriever)
+        return retriever
 
     async def match_always(self, guideline: GuidelineRef) -> Guideline:
         """Mark ``guideline`` always-match: it applies on every turn, with no check."""

@@ -34,6 +34,7 @@ from tactful.domain.journeys import (
 from tactful.domain.tools import ToolSpec
 from tactful.engine.hooks import BranchPredicate
 from tactful.engine.journeys import validate
+from tactful.engine.retrievers import Retriever
 from tactful.errors import ValidationError
 
 if TYPE_CHECKING:
@@ -111,6 +112,13 @@ class JourneyHandle:
         """A canned response of the agent scoped to this journey. Takes the arguments of
         ``Agent.create_canned_response``; idempotent by template within this journey."""
         return await self.agent.create_canned_response(template, tags=[self.tag, *tags], **kwargs)
+
+    def attach_retriever(self, retriever: Retriever, *, id: str | None = None) -> Retriever:
+        """Run ``retriever`` in the turns where this journey is followed (see
+        ``Agent.attach_retriever``). Returns ``retriever``."""
+        name = id or getattr(retriever, "__name__", None) or "retriever"
+        self._server.runtime.engine.retrievers.add(self.tag, name, retriever)
+        return retriever
 
     async def _known_tools(self) -> set[str]:
         runtime = self._server.runtime

@@ -83,6 +83,19 @@ class TemplateChoice(BaseModel):
 
 
 @dataclass(frozen=True)
+class TurnExtras:
+    """What else the reply may draw on this turn, besides guidelines and tool results."""
+
+    # Journeys the customer interrupted ("title: step").
+    paused: Sequence[str] = ()
+    # Relevant glossary terms and retrievers' data, one "- ..." line each.
+    glossary: str = ""
+    retrieved: str = ""
+    # Templates retrievers offered (always candidates this turn).
+    templates: Sequence[CannedResponse] = ()
+
+
+@dataclass(frozen=True)
 class ModeDecision:
     mode: CompositionMode
     # Which setting decided: "agent", "guideline <id>" or "journey <title> (state <label>)".
@@ -160,27 +173,31 @@ class Composer:
         tools: ToolFindings | None = None,
         paused: Sequence[str] = (),
         glossary: str = "",
+        retrieved: str = "",
+        extra_templates: Sequence[CannedResponse] = (),
     ) -> Reply:
         """``paused``: journeys the customer interrupted ("title: step"), so that a fluid
-        reply can offer to go back to them; ``glossary``: this turn's relevant terms."""
+        reply can offer to go back to them; ``glossary``: this turn's relevant terms;
+        ``retrieved``: what retrievers found; ``extra_templates``: templates they offer."""
         actionable = [m for m in matched if m.ranked.guideline.action]
+        extras = TurnExtras(paused, glossary, retrieved, list(extra_templates))
         decision = decide_mode(ctx, actionable)
         rec.trace.composition["mode"] = decision.mode.value
         rec.trace.composition["mode_rule"] = decision.rule
         mode = decision.mode
         if clarification is not None:
-            return await self.clarify(ctx, matched, clarification, mode, rec, glossary)
+            return await self.clarify(ctx, matched, clarification, mode, rec, extras)
         if self.generator is None:
-            return await self.from_canned(ctx, actionable, tools)
+            return await self.from_canned(ctx, actionable, tools, extras)
         try:
             if mode is CompositionMode.FLUID:
-                return await self.fluid(ctx, actionable, rec, tools, paused, glossary)
+                return await self.fluid(ctx, actionable, rec, tools, extras)
             if mode is CompositionMode.COMPOSITED:
-                return await self.composited(ctx, actionable, rec, tools, paused, glossary)
-            return await self.choose(ctx, actionable, rec, mode, tools, paused, glossary)
+                return await self.composited(ctx, actionable, rec, tools, extras)
+            return await self.choose(ctx, actionable, rec, mode, tools, extras)
         except ModelError as e:
             # A failed model degrades the turn to canned responses; it never kills it.
-            reply = await self.from_canned(ctx, actionable, tools)
+            reply = await self.from_canned(ctx, actionable, tools, extras)
             reply.details["degraded"] = f"model failed while composing: {e}"
             return reply
 
@@ -188,7 +205,7 @@ class Composer:
 
     def fields(self, ctx: TurnContext, tools: ToolFindings | None) -> dict[str, Any]:
         # Tool results' fields join the turn's fields: {{transaction_id}} becomes sendable.
-        return {**(tools.fields if tools else {}), **template_fields(ctx)}
+        return {**(tools.fields if tools is not None else {}), **template_fields(ctx)}
 
     async def candidates(
         self,
@@ -198,6 +215,7 @@ class Composer:
         *,
         retrieve: int,
         query: str | None = None,
+        extras: TurnExtras | None = None,
     ) -> list[Candidate]:
         """The active guidelines' templates, then the ``retrieve`` free-standing templates
         closest to the conversation, each rendered or disqualified; ``similarity`` is to
@@ -212,6 +230,9 @@ class Composer:
                 if cid in by_id and cid not in seen:
                     seen.add(cid)
                     chosen.append((by_id[cid], m.ranked.guideline.id))
+        for response in extras.templates if extras else ():
+            chosen.append((response, None))
+            seen.add(response.id)
         if retrieve > 0:
             attached = {cid for g in ctx.guidelines for cid in g.canned_responses}
             attached |= {cid for j in ctx.journeys for s in j.states for cid in s.canned_responses}
@@ -239,12 +260,21 @@ class Composer:
         return f"{ctx.last_customer_message} {actions}".strip() or " "
 
     async def from_canned(
-        self, ctx: TurnContext, actionable: Sequence[Match], tools: ToolFindings | None = None
+        self,
+        ctx: TurnContext,
+        actionable: Sequence[Match],
+        tools: ToolFindings | None = None,
+        extras: TurnExtras | None = None,
     ) -> Reply:
         """Without the model: the best qualifying template of the active guidelines (their
         match strength, then closeness to the latest message, then use of tool results)."""
         found = await self.candidates(
-            ctx, actionable, tools, retrieve=0, query=ctx.last_customer_message or " "
+            ctx,
+            actionable,
+            tools,
+            retrieve=0,
+            query=ctx.last_customer_message or " ",
+            extras=extras,
         )
         usable = [c for c in found if c.text is not None and not c.generative]
         disqualified = [c.describe() for c in found if c.text is None or c.generative]
@@ -293,23 +323,24 @@ class Composer:
         rec: TraceRecorder,
         mode: CompositionMode,
         tools: ToolFindings | None,
-        paused: Sequence[str],
-        glossary: str,
+        extras: TurnExtras,
     ) -> Reply:
         """Canned-fluid and strict modes: the model picks the templates (and fills their
         generative fields); in canned-fluid it writes the reply when none answers exactly."""
         assert self.generator is not None
-        found = await self.candidates(ctx, actionable, tools, retrieve=RETRIEVED_TEMPLATES)
+        found = await self.candidates(
+            ctx, actionable, tools, retrieve=RETRIEVED_TEMPLATES, extras=extras
+        )
         usable = [c for c in found if c.text is not None]
         details: dict[str, Any] = {"templates": [c.describe() for c in found]}
         writing = mode is CompositionMode.CANNED_FLUID
         if not usable:
             if writing:
-                reply = await self.fluid(ctx, actionable, rec, tools, paused, glossary)
+                reply = await self.fluid(ctx, actionable, rec, tools, extras)
                 reply.details.update(details, reason="no qualifying template")
                 return reply
             return self._no_match(ctx, details, "no qualifying template")
-        base = self.prompt(ctx, actionable, tools, paused, glossary)
+        base = self.prompt(ctx, actionable, tools, extras)
         listed = "\n".join(
             f"{i}. {c.text}"
             + (f"  [generative: {', '.join(sorted(c.generative))}]" if c.generative else "")
@@ -368,7 +399,7 @@ class Composer:
                 details={**details, "reason": "no template answers exactly"},
             )
         if writing:
-            reply = await self.fluid(ctx, actionable, rec, tools, paused, glossary)
+            reply = await self.fluid(ctx, actionable, rec, tools, extras)
             reply.details.update(details, reason="no template chosen")
             return reply
         return self._no_match(ctx, details, "the model chose no template")
@@ -388,21 +419,22 @@ class Composer:
         actionable: Sequence[Match],
         rec: TraceRecorder,
         tools: ToolFindings | None,
-        paused: Sequence[str],
-        glossary: str,
+        extras: TurnExtras,
     ) -> Reply:
         """The model writes the reply in the style and wording of the closest templates."""
         assert self.generator is not None
-        found = await self.candidates(ctx, actionable, tools, retrieve=RETRIEVED_TEMPLATES)
+        found = await self.candidates(
+            ctx, actionable, tools, retrieve=RETRIEVED_TEMPLATES, extras=extras
+        )
         style = sorted(
             (c for c in found if c.text is not None and not c.generative),
             key=lambda c: (c.guideline_id is None, -c.similarity),
         )[:STYLE_TEMPLATES]
         if not style:
-            reply = await self.fluid(ctx, actionable, rec, tools, paused, glossary)
+            reply = await self.fluid(ctx, actionable, rec, tools, extras)
             reply.details["reason"] = "no template to take the style from"
             return reply
-        base = self.prompt(ctx, actionable, tools, paused, glossary)
+        base = self.prompt(ctx, actionable, tools, extras)
         examples = "\n".join(f"- {c.text}" for c in style)
         user = (
             f"{base.user}\n\nApproved replies: write the message in their style and wording, "
@@ -431,7 +463,7 @@ class Composer:
         clarification: Clarification,
         mode: CompositionMode,
         rec: TraceRecorder,
-        glossary: str = "",
+        extras: TurnExtras | None = None,
     ) -> Reply:
         """Several intents fit an ambiguous message: ask which one instead of guessing."""
         by_id = {g.id: g for g in ctx.guidelines}
@@ -444,7 +476,7 @@ class Composer:
             return reply
         described = [o.description or o.condition for o in options]
         if self.generator is not None:
-            prompt = self.prompt(ctx, [], glossary=glossary)
+            prompt = self.prompt(ctx, [], extras=extras)
             question = (
                 "\n\nThe latest message is ambiguous: it could mean any of these:\n"
                 + "\n".join(f"- {d}" for d in described)
@@ -481,9 +513,9 @@ class Composer:
         ctx: TurnContext,
         actionable: Sequence[Match],
         tools: ToolFindings | None = None,
-        paused: Sequence[str] = (),
-        glossary: str = "",
+        extras: TurnExtras | None = None,
     ) -> Prompt:
+        extras = extras or TurnExtras()
         system = (
             f"You are {ctx.agent.name}, a customer-service agent. {ctx.agent.description or ''}\n"
             "Write the agent's next message. Follow every guideline given; do not invent facts, "
@@ -496,14 +528,16 @@ class Composer:
         history = "\n".join(f"{u.role}: {u.text}" for u in ctx.window())
         user = (
             f"Customer: {ctx.customer.name}\n\nGuidelines to follow now:\n{rules or '- (none)'}\n\n"
-            f"Glossary:\n{glossary or '- (none)'}\n\nConversation:\n{history}"
+            f"Glossary:\n{extras.glossary or '- (none)'}\n\nConversation:\n{history}"
         )
         if tools and tools.notes:
             user += f"\n\nWhat we know (context variables):\n{tools.notes}"
         if tools and tools.for_prompt():
             user += f"\n\nTools this turn:\n{tools.for_prompt()}"
-        if paused:
-            waiting = "\n".join(f"- {p}" for p in paused)
+        if extras.retrieved:
+            user += f"\n\nRetrieved for this turn:\n{extras.retrieved}"
+        if extras.paused:
+            waiting = "\n".join(f"- {p}" for p in extras.paused)
             user += (
                 "\n\nProcedures on hold (the customer turned to something else; answer that, "
                 f"then offer to carry on where it stopped):\n{waiting}"
@@ -516,13 +550,12 @@ class Composer:
         actionable: Sequence[Match],
         rec: TraceRecorder,
         tools: ToolFindings | None = None,
-        paused: Sequence[str] = (),
-        glossary: str = "",
+        extras: TurnExtras | None = None,
     ) -> Reply:
         assert self.generator is not None
         answer = await rec.generate(
             self.generator,
-            self.prompt(ctx, actionable, tools, paused, glossary),
+            self.prompt(ctx, actionable, tools, extras),
             ReplyAnswer,
             stage=COMPOSE_STAGE,
         )

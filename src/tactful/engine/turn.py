@@ -15,6 +15,7 @@ from typing import Any
 
 from tactful.bus.base import Bus
 from tactful.domain import (
+    CannedResponse,
     EndpointKind,
     Event,
     EventKind,
@@ -45,6 +46,7 @@ from tactful.engine.match import (
 )
 from tactful.engine.resolve import Clarification, guidelines_by_tag, resolve
 from tactful.engine.retrieve import EmbeddingCache, Ranked, Retriever
+from tactful.engine.retrievers import RetrievedSet, Retrievers
 from tactful.engine.tool_stage import ToolStage
 from tactful.engine.tools import ToolFindings
 from tactful.engine.trace import TraceRecorder
@@ -97,6 +99,8 @@ class Engine:
         self.composer = Composer(self.cache, generator)
         # Code matchers and hooks registered through the SDK (in memory, per process).
         self.hooks = Hooks()
+        # Retrievers attached through the SDK (in memory, per process).
+        self.retrievers = Retrievers()
         self.follower = Follower(self.cache, self.options.offline_threshold, self.hooks)
         # Tools that can run in this process: Python functions and connected services.
         self.tools = ToolRegistry()
@@ -265,30 +269,58 @@ class Engine:
         async with rec.stage("context"):
             ctx = await load_context(self.store, session_id)
         trace.agent_id = ctx.agent.id
-        async with rec.stage("glossary"):
-            terms = await glossary.relevant_terms(ctx, self.cache)
-        if terms:
-            trace.composition["glossary"] = [
-                {"term": t.term.name, "why": t.why, "score": round(t.score, 4)} for t in terms
-            ]
-        matched, clarification, values, journeys = await self._decide(
-            ctx, rec, glossary.for_prompt(terms)
+        view = MatchContext.of(ctx)
+        # The agent's retrievers run while the turn decides what applies.
+        agent_retrieval = asyncio.create_task(
+            self.retrievers.run(view, [f"agent:{ctx.agent.id}"]), name=f"retrieve:{trace.id}"
         )
-        async with rec.stage("tools"):
-            findings = await self.tool_stage.run(ctx, matched, trace)
-            matched = await self._journeys_after_tools(ctx, rec, matched, findings, journeys)
-            if findings.results:
-                matched, findings = await self.tool_stage.reevaluate(ctx, matched, findings, rec)
-            # Variables the reply may need: named by a matched guideline or close to the talk.
-            named = [
-                t
-                for m in matched
-                for t in (m.ranked.guideline.condition, m.ranked.guideline.action or "")
-            ]
-            relevant = await variables.relevant(values, ctx, self.cache, texts=named)
-            findings.notes = variables.for_prompt(relevant)
-            # Templates may use every variable found; a tool's result wins over a variable.
-            findings.fields = {**variables.fields(values), **findings.fields}
+        try:
+            async with rec.stage("glossary"):
+                terms = await glossary.relevant_terms(ctx, self.cache)
+            if terms:
+                trace.composition["glossary"] = [
+                    {"term": t.term.name, "why": t.why, "score": round(t.score, 4)} for t in terms
+                ]
+            matched, clarification, values, journeys = await self._decide(
+                ctx, rec, glossary.for_prompt(terms)
+            )
+        except BaseException:
+            agent_retrieval.cancel()
+            raise
+        # Those of the active guidelines and followed journeys run while the tools run.
+        owners = [
+            gid if gid.startswith("journey:") else f"guideline:{gid}"
+            for gid in (m.ranked.guideline.id for m in matched)
+        ]
+        scoped_retrieval = asyncio.create_task(self.retrievers.run(view, owners))
+        try:
+            async with rec.stage("tools"):
+                findings = await self.tool_stage.run(ctx, matched, trace)
+                matched = await self._journeys_after_tools(ctx, rec, matched, findings, journeys)
+                if findings.results:
+                    matched, findings = await self.tool_stage.reevaluate(
+                        ctx, matched, findings, rec
+                    )
+                # Variables the reply may need: named by a matched guideline or close to the talk.
+                named = [
+                    t
+                    for m in matched
+                    for t in (m.ranked.guideline.condition, m.ranked.guideline.action or "")
+                ]
+                relevant = await variables.relevant(values, ctx, self.cache, texts=named)
+                findings.notes = variables.for_prompt(relevant)
+        except BaseException:
+            scoped_retrieval.cancel()
+            raise
+        # Both ran concurrently with earlier stages; each one's time is in the trace.
+        retrieved = await agent_retrieval
+        retrieved.extend(await scoped_retrieval)
+        if retrieved.items:
+            trace.composition["retrievers"] = [r.describe() for r in retrieved.items]
+        # Templates may use every variable found; a retriever's field wins over a variable,
+        # and a tool's result over both.
+        findings.fields = {**variables.fields(values), **retrieved.fields(), **findings.fields}
+        matched = matched + transient_guidelines(retrieved, trace)
         await self.status(session_id, SessionStatus.TYPING, trace.id)
         async with rec.stage("compose"):
             reply = await self.composer.compose(
@@ -299,6 +331,11 @@ class Engine:
                 tools=findings,
                 paused=journeys[1].paused,
                 glossary=glossary.for_prompt(terms),
+                retrieved=retrieved.for_prompt(),
+                extra_templates=[
+                    CannedResponse(id=f"retriever:{name}:{i}", value=template)
+                    for i, (name, template) in enumerate(retrieved.templates())
+                ],
             )
         trace.composition.update(
             {
@@ -550,6 +587,26 @@ class Engine:
         ):
             trace.composition["hook_errors"] = errors
         return matched, resolution.clarification, values, (journeys, moved)
+
+
+def transient_guidelines(retrieved: RetrievedSet, trace: Trace) -> list[Match]:
+    """The guidelines retrievers said apply this turn, as matches (they are not checked)."""
+    found = []
+    for i, (name, g) in enumerate(retrieved.guidelines()):
+        guideline = Guideline(id=f"retriever:{name}:{i}", condition=g.condition, action=g.action)
+        verdict = MatchVerdict(
+            guideline_id=guideline.id,
+            condition=g.condition,
+            action=g.action,
+            applies=True,
+            score=1.0,
+            rationale=f"given by the retriever {name!r} for this turn",
+            method="retriever",
+        )
+        trace.matches.append(verdict)
+        trace.final_guideline_ids.append(guideline.id)
+        found.append(Match(Ranked(guideline, 1.0, 1.0), verdict))
+    return found
 
 
 def _with_journeys(matched: Sequence[Match], outcome: JourneyOutcome) -> list[Match]:

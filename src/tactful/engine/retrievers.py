@@ -1,0 +1,168 @@
+"""Retrievers: Python functions that fetch data for this turn's reply (an FAQ, a stock level,
+an account summary), attached to an agent (every turn, run while matching runs), a guideline
+(while it is active) or a journey (while it is followed).
+
+A retriever gets a ``RetrieverContext`` and returns data (anything printable), or a
+``RetrieverResult`` with data and optionally templates (offered as canned responses this turn),
+fields (for templates) and transient guidelines (applied this turn as they are). Like code
+matchers they live in memory: a program attaches them again when it starts. A retriever that
+fails or times out is left out of the turn and named in the trace; it never breaks the turn.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import time
+from collections.abc import Awaitable, Callable, Collection, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from tactful.engine.hooks import MatchContext
+
+log = logging.getLogger("tactful.retrievers")
+
+DEFAULT_TIMEOUT_SECONDS = 10.0
+# How much of a retriever's data a prompt shows.
+PROMPT_CHARS = 1500
+
+RetrieverContext = MatchContext
+
+
+class TransientGuideline(BaseModel):
+    """A guideline a retriever says applies this turn (no matching: it is applied as is)."""
+
+    condition: str = Field(min_length=1)
+    action: str = Field(min_length=1)
+
+
+class RetrieverResult(BaseModel):
+    """What a retriever found for this turn."""
+
+    data: Any = None
+    # Templates offered as canned responses this turn (Jinja2, like any canned response).
+    canned_responses: list[str] = Field(default_factory=list)
+    # Values templates may use ({{stock_level}}).
+    fields: dict[str, Any] = Field(default_factory=dict)
+    guidelines: list[TransientGuideline] = Field(default_factory=list)
+
+
+Retriever = Callable[[RetrieverContext], Any | Awaitable[Any]]
+
+
+@dataclass
+class Retrieved:
+    """One retriever's outcome this turn."""
+
+    name: str
+    owner: str  # "agent:<id>", "guideline:<id>" or "journey:<id>"
+    result: RetrieverResult | None
+    error: str | None = None
+    took_ms: float = 0.0
+
+    def describe(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "name": self.name,
+            "owner": self.owner,
+            "ok": self.error is None,
+            "took_ms": round(self.took_ms, 1),
+        }
+        if self.error:
+            out["error"] = self.error
+        if self.result is not None:
+            out["templates"] = len(self.result.canned_responses)
+            out["fields"] = sorted(self.result.fields)
+            out["guidelines"] = len(self.result.guidelines)
+        return out
+
+
+@dataclass
+class RetrievedSet:
+    """Everything the retrievers of a turn found."""
+
+    items: list[Retrieved] = field(default_factory=list)
+
+    def extend(self, more: RetrievedSet) -> None:
+        self.items += more.items
+
+    @property
+    def ok(self) -> list[Retrieved]:
+        return [r for r in self.items if r.result is not None]
+
+    def for_prompt(self) -> str:
+        """One "- name: data" line per retriever that returned data."""
+        lines = []
+        for r in self.ok:
+            assert r.result is not None
+            if r.result.data is None:
+                continue
+            shown = str(r.result.data)
+            if len(shown) > PROMPT_CHARS:
+                shown = shown[:PROMPT_CHARS] + " ..."
+            lines.append(f"- {r.name}: {shown}")
+        return "\n".join(lines)
+
+    def fields(self) -> dict[str, Any]:
+        merged: dict[str, Any] = {}
+        for r in self.ok:
+            assert r.result is not None
+            merged.update(r.result.fields)
+        return merged
+
+    def templates(self) -> list[tuple[str, str]]:
+        """(retriever name, template) pairs."""
+        return [
+            (r.name, t) for r in self.ok for t in (r.result.canned_responses if r.result else [])
+        ]
+
+    def guidelines(self) -> list[tuple[str, TransientGuideline]]:
+        return [(r.name, g) for r in self.ok for g in (r.result.guidelines if r.result else [])]
+
+
+class Retrievers:
+    """The registry of retrievers by owner, and the helper that runs them safely."""
+
+    def __init__(self, *, timeout: float = DEFAULT_TIMEOUT_SECONDS) -> None:
+        self.timeout = timeout
+        self.by_owner: dict[str, dict[str, Retriever]] = {}
+
+    def add(self, owner: str, name: str, retriever: Retriever) -> None:
+        """Attach ``retriever`` to ``owner`` under ``name`` (replaces one of the same name)."""
+        self.by_owner.setdefault(owner, {})[name] = retriever
+
+    def owned(self, owners: Collection[str]) -> list[tuple[str, str, Retriever]]:
+        return [
+            (owner, name, fn)
+            for owner in sorted(set(owners))
+            for name, fn in sorted(self.by_owner.get(owner, {}).items())
+        ]
+
+    async def run(self, ctx: RetrieverContext, owners: Sequence[str]) -> RetrievedSet:
+        """Run the retrievers of ``owners`` concurrently."""
+        wanted = self.owned(owners)
+        if not wanted:
+            return RetrievedSet()
+        outcomes = await asyncio.gather(*(self._one(o, n, fn, ctx) for o, n, fn in wanted))
+        return RetrievedSet(list(outcomes))
+
+    async def _one(self, owner: str, name: str, fn: Retriever, ctx: RetrieverContext) -> Retrieved:
+        started = time.perf_counter()
+        try:
+            value = fn(ctx)
+            if inspect.isawaitable(value):
+                value = await asyncio.wait_for(value, self.timeout)
+            result = value if isinstance(value, RetrieverResult) else RetrieverResult(data=value)
+            return Retrieved(name, owner, result, took_ms=_ms(started))
+        except TimeoutError:
+            error = f"timed out after {self.timeout:g}s"
+        except Exception as e:
+            error = f"{type(e).__name__}: {e}"
+            log.warning("retriever %s of %s failed: %s", name, owner, error, exc_info=e)
+        return Retrieved(name, owner, None, error=error, took_ms=_ms(started))
+
+
+def _ms(started: float) -> float:
+    return (time.perf_counter() - started) * 1000
