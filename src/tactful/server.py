@@ -190,8 +190,14 @@ class Server:
         max_engine_iterations: int = 3,
         no_match_reply: str | None = None,
         tags: Sequence[str] = (),
+        reply_in_customer_language: bool = True,
+        preambles: Sequence[str] = (),
+        preamble_after_ms: int = 2000,
     ) -> Agent:
-        """Define an agent; idempotent by ``id``, else by name."""
+        """Define an agent; idempotent by ``id``, else by name. ``preambles`` are short
+        acknowledgements sent before a reply that takes long (when tools are about to run, or
+        ``preamble_after_ms`` after the customer's message); written replies follow the
+        customer's language unless ``reply_in_customer_language`` is False."""
         extra: dict[str, Any] = {"id": id} if id else {}
         if no_match_reply is not None:
             extra["no_match_reply"] = no_match_reply
@@ -201,6 +207,9 @@ class Server:
             composition_mode=composition_mode,
             max_engine_iterations=max_engine_iterations,
             tags=list(tags),
+            reply_in_customer_language=reply_in_customer_language,
+            preambles=list(preambles),
+            preamble_after_ms=preamble_after_ms,
             **extra,
         )
         store = self.runtime.store

@@ -27,6 +27,9 @@ class AgentDTO(BaseModel):
     message_output_mode: MessageOutputMode
     tags: list[str]
     no_match_reply: str
+    reply_in_customer_language: bool = True
+    preambles: list[str] = Field(default_factory=list)
+    preamble_after_ms: int = 2000
     creation_utc: datetime
 
 
@@ -41,6 +44,13 @@ class AgentCreationParams(Params):
     no_match_reply: str | None = Field(
         default=None, min_length=1, description="What the agent says when nothing applies (ours)"
     )
+    reply_in_customer_language: bool | None = Field(
+        default=None, description="Written replies follow the customer's language (ours)"
+    )
+    preambles: list[str] | None = Field(
+        default=None, description="Acknowledgements sent before a slow reply (ours)"
+    )
+    preamble_after_ms: int | None = Field(default=None, ge=0, le=60000)
 
 
 class AgentUpdateParams(Params):
@@ -51,6 +61,13 @@ class AgentUpdateParams(Params):
     message_output_mode: MessageOutputMode | None = None
     tags: TagsUpdate | None = None
     no_match_reply: str | None = Field(default=None, min_length=1)
+    reply_in_customer_language: bool | None = Field(
+        default=None, description="Written replies follow the customer's language (ours)"
+    )
+    preambles: list[str] | None = Field(
+        default=None, description="Acknowledgements sent before a slow reply (ours)"
+    )
+    preamble_after_ms: int | None = Field(default=None, ge=0, le=60000)
 
 
 def agent_dto(agent: Agent) -> AgentDTO:
@@ -63,6 +80,9 @@ def agent_dto(agent: Agent) -> AgentDTO:
         message_output_mode=agent.message_output_mode,
         tags=agent.tags,
         no_match_reply=agent.no_match_reply,
+        reply_in_customer_language=agent.reply_in_customer_language,
+        preambles=agent.preambles,
+        preamble_after_ms=agent.preamble_after_ms,
         creation_utc=agent.creation_utc,
     )
 

@@ -38,4 +38,11 @@ class Agent(Entity):
     no_match_reply: str = (
         "Sorry, I can't help with that here. Could you rephrase, or ask for a person?"
     )
+    # Written replies follow the customer's language (templates always keep their wording).
+    reply_in_customer_language: bool = True
+    # Short acknowledgements sent before a reply that takes long ("Let me check that.").
+    preambles: list[str] = Field(default_factory=list)
+    # A preamble goes out when tools are about to run, or when the reply is not out this long
+    # after the customer's message.
+    preamble_after_ms: int = Field(default=2000, ge=0, le=60000)
     tags: list[str] = Field(default_factory=list)

@@ -353,7 +353,8 @@ class Composer:
         )
         user = (
             f"{base.user}\n\nApproved replies (templates):\n{listed}\n\n"
-            "Choose the template(s) that answer the customer now, following the guidelines. "
+            "Choose the template(s) that answer the customer now, following the guidelines; "
+            "they are sent exactly as written, never translated. "
             "Choose several, in order, only when the guidelines call for several things. Fill "
             'every generative field of a chosen template in "generative_fields" (<name> marks '
             f"them). {rule}"
@@ -516,10 +517,16 @@ class Composer:
         extras: TurnExtras | None = None,
     ) -> Prompt:
         extras = extras or TurnExtras()
+        language = (
+            "Write in the language of the customer's latest message."
+            if ctx.agent.reply_in_customer_language
+            else "Write in the language of these instructions, whatever the customer writes in."
+        )
         system = (
             f"You are {ctx.agent.name}, a customer-service agent. {ctx.agent.description or ''}\n"
             "Write the agent's next message. Follow every guideline given; do not invent facts, "
-            "prices, policies or order details that are not in the conversation. Answer in JSON."
+            f"prices, policies or order details that are not in the conversation. {language} "
+            "Answer in JSON."
         )
         rules = "\n".join(
             f"- When {m.ranked.guideline.condition}, then {m.ranked.guideline.action}"

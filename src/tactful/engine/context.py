@@ -104,7 +104,9 @@ async def load_context(store: Store, session_id: str) -> TurnContext:
     applied_history = [
         [g for g in e.data.get("guidelines", []) if isinstance(g, str)]
         for e in events
-        if e.source is EventSource.AI_AGENT and isinstance(e.data, dict)
+        if e.source is EventSource.AI_AGENT
+        and isinstance(e.data, dict)
+        and not e.metadata.get("preamble")
     ]
     guidelines = [
         g for g in await store.list(Guideline) if g.enabled and in_agent_scope(g.tags, agent)

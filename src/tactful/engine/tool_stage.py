@@ -63,8 +63,15 @@ class ToolStage:
         """The tools that can run in this process, by id."""
         return {spec.id: spec for spec in self.registry.specs()}
 
-    async def run(self, ctx: TurnContext, matched: Sequence[Match], trace: Trace) -> ToolFindings:
-        """Run the calls the active guidelines need, in parallel; write one ``tool`` event."""
+    async def run(
+        self,
+        ctx: TurnContext,
+        matched: Sequence[Match],
+        trace: Trace,
+        before: Callable[[], Awaitable[None]] | None = None,
+    ) -> ToolFindings:
+        """Run the calls the active guidelines need, in parallel; write one ``tool`` event.
+        ``before`` is awaited just before calls run (the turn sends its preamble then)."""
         specs = self.specs()
         planned = plan_tool_calls(matched, specs, ctx)
         findings = ToolFindings.of(planned, specs)
@@ -73,6 +80,8 @@ class ToolStage:
             trace.composition.setdefault("tool_plan", []).extend(p.describe() for p in planned)
         if not runnable:
             return findings
+        if before is not None:
+            await before()
         session_id = ctx.session.id
 
         context = self.context(ctx, trace)

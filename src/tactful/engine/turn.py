@@ -44,6 +44,7 @@ from tactful.engine.match import (
     ModelMatcher,
     OfflineMatcher,
 )
+from tactful.engine.preamble import Preamble
 from tactful.engine.resolve import Clarification, guidelines_by_tag, resolve
 from tactful.engine.retrieve import EmbeddingCache, Ranked, Retriever
 from tactful.engine.retrievers import RetrievedSet, Retrievers
@@ -269,6 +270,22 @@ class Engine:
         async with rec.stage("context"):
             ctx = await load_context(self.store, session_id)
         trace.agent_id = ctx.agent.id
+        preamble = Preamble(self.append, ctx, trace)
+        preamble.start()
+        try:
+            await self._reply(session_id, turn, rec, ctx, preamble)
+        finally:
+            preamble.stop()
+
+    async def _reply(
+        self,
+        session_id: str,
+        turn: _Turn,
+        rec: TraceRecorder,
+        ctx: TurnContext,
+        preamble: Preamble,
+    ) -> None:
+        trace = rec.trace
         view = MatchContext.of(ctx)
         # The agent's retrievers run while the turn decides what applies.
         agent_retrieval = asyncio.create_task(
@@ -295,7 +312,9 @@ class Engine:
         scoped_retrieval = asyncio.create_task(self.retrievers.run(view, owners))
         try:
             async with rec.stage("tools"):
-                findings = await self.tool_stage.run(ctx, matched, trace)
+                findings = await self.tool_stage.run(
+                    ctx, matched, trace, before=preamble.before_tools
+                )
                 matched = await self._journeys_after_tools(ctx, rec, matched, findings, journeys)
                 if findings.results:
                     matched, findings = await self.tool_stage.reevaluate(
@@ -348,6 +367,7 @@ class Engine:
         )
         # From here on the reply goes out: a newer message no longer cancels this turn.
         turn.emitted = True
+        preamble.stop()
         outcome = journeys[1]
         message = await asyncio.shield(
             self._emit_reply(
