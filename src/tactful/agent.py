@@ -164,12 +164,16 @@ class Agent:
         enabled: bool = True,
         always: bool = False,
         always_check: bool | None = None,
+        about_reply: bool | None = None,
     ) -> Guideline:
         """Define "when ``condition``, then ``action``". Without an action it is an observation.
 
         Idempotent: an explicit ``id`` is the stable identity; otherwise the condition and
         action are. ``always=True`` applies it every turn with no check; ``always_check``
         overrides whether it is always checked in detail (None: classified automatically).
+        ``about_reply`` marks a condition about the agent's own reply ("the agent is about to
+        promise a delivery date"), checked against the written draft before it is sent (None:
+        recognised from the wording).
         """
         guideline = Guideline(
             condition=condition,
@@ -186,6 +190,7 @@ class Agent:
             enabled=enabled,
             always=always,
             always_check=always_check,
+            about_reply=about_reply,
             **({"id": id} if id else {}),
         )
         key = f"guideline:{self.id}{_scope(tags)}:{_digest(condition, action)}"

@@ -39,6 +39,9 @@ class Guideline(Entity):
     always_check: bool | None = None
     # Always-match marker: the guideline applies on every turn, with no check.
     always: bool = False
+    # Whether the condition is about the agent's own reply ("the agent is about to promise a
+    # date"): checked against the draft, not before it (None: classified from the wording).
+    about_reply: bool | None = None
 
     @property
     def is_observation(self) -> bool:

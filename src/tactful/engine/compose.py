@@ -26,12 +26,13 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, Field
 
-from tactful.domain import GUEST_CUSTOMER_ID, CannedResponse, CompositionMode
+from tactful.domain import GUEST_CUSTOMER_ID, CannedResponse, CompositionMode, Guideline
 from tactful.engine import canned
 from tactful.engine.context import TurnContext
 from tactful.engine.match import Match
 from tactful.engine.resolve import Clarification
 from tactful.engine.retrieve import EmbeddingCache
+from tactful.engine.self_check import about_reply, check_draft
 from tactful.engine.tools import ToolFindings
 from tactful.engine.trace import TraceRecorder
 from tactful.errors import ModelError
@@ -44,6 +45,8 @@ RETRIEVED_TEMPLATES = 10
 # Closest templates shown as the style to follow in composited mode.
 STYLE_TEMPLATES = 3
 SEPARATOR = "\n\n"
+# Reply methods where the model wrote the words (the self-check reviews those).
+WRITTEN = ("fluid", "composited")
 
 
 @dataclass
@@ -181,6 +184,48 @@ class Composer:
         ``retrieved``: what retrievers found; ``extra_templates``: templates they offer."""
         actionable = [m for m in matched if m.ranked.guideline.action]
         extras = TurnExtras(paused, glossary, retrieved, list(extra_templates))
+        reply = await self._write(ctx, matched, actionable, rec, clarification, tools, extras)
+        if self.generator is not None and reply.method in WRITTEN:
+            rules = [g for g in ctx.guidelines if g.enabled and g.action and about_reply(g)]
+            if rules:
+                await self._self_check(ctx, actionable, rec, tools, extras, reply, rules)
+        return reply
+
+    async def _self_check(
+        self,
+        ctx: TurnContext,
+        actionable: Sequence[Match],
+        rec: TraceRecorder,
+        tools: ToolFindings | None,
+        extras: TurnExtras,
+        reply: Reply,
+        rules: Sequence[Guideline],
+    ) -> None:
+        """Check the written draft against the rules about replies; revise it once if needed."""
+        assert self.generator is not None
+        base = self.prompt(ctx, actionable, tools, extras)
+        try:
+            outcome = await check_draft(self.generator, rec, base, reply.text, rules, actionable)
+        except ModelError as e:
+            # The check failed: the draft goes out as written, and the trace says so.
+            reply.details["self_check"] = {"draft": reply.text, "failed": str(e)}
+            return
+        reply.details["self_check"] = outcome.record
+        reply.text = outcome.text
+        reply.applied_guideline_ids += [
+            g for g in outcome.applied if g not in reply.applied_guideline_ids
+        ]
+
+    async def _write(
+        self,
+        ctx: TurnContext,
+        matched: Sequence[Match],
+        actionable: Sequence[Match],
+        rec: TraceRecorder,
+        clarification: Clarification | None,
+        tools: ToolFindings | None,
+        extras: TurnExtras,
+    ) -> Reply:
         decision = decide_mode(ctx, actionable)
         rec.trace.composition["mode"] = decision.mode.value
         rec.trace.composition["mode_rule"] = decision.rule

@@ -48,6 +48,7 @@ from tactful.engine.preamble import Preamble
 from tactful.engine.resolve import Clarification, guidelines_by_tag, resolve
 from tactful.engine.retrieve import EmbeddingCache, Ranked, Retriever
 from tactful.engine.retrievers import RetrievedSet, Retrievers
+from tactful.engine.self_check import about_reply
 from tactful.engine.tool_stage import ToolStage
 from tactful.engine.tools import ToolFindings
 from tactful.engine.trace import TraceRecorder
@@ -463,7 +464,12 @@ class Engine:
         by_id = {g.id: g for g in ctx.guidelines}
         coded = {gid for gid in self.hooks.matchers if gid in by_id}
         async with rec.stage("retrieve"):
-            checkable = [g for g in ctx.guidelines if not g.always and g.id not in coded]
+            # Conditions about the agent's own reply are checked against the draft instead.
+            checkable = [
+                g
+                for g in ctx.guidelines
+                if not g.always and g.id not in coded and not about_reply(g)
+            ]
             # Context variables (tool-backed ones refreshed when stale) load while ranking runs.
             async with asyncio.TaskGroup() as group:
                 values_task = group.create_task(
