@@ -192,3 +192,20 @@ async def test_always_marker_and_always_check_override(
     assert stored.always and stored.always_check is False
     bad = await client.post("/guidelines", json={"condition": "x", "always": "sometimes"})
     assert bad.status_code == 422
+
+
+async def test_a_rule_about_the_reply_itself(client: httpx.AsyncClient, runtime: Runtime) -> None:
+    created = await client.post(
+        "/guidelines",
+        json={
+            "condition": "a delivery date is mentioned",
+            "action": "say it is an estimate",
+            "about_reply": True,
+        },
+    )
+    assert created.status_code == 201, created.text
+    assert created.json()["about_reply"] is True
+    gid = created.json()["id"]
+    patched = await client.patch(f"/guidelines/{gid}", json={"about_reply": False})
+    assert patched.json()["guideline"]["about_reply"] is False
+    assert (await runtime.store.get(Guideline, gid)).about_reply is False

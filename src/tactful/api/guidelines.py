@@ -65,6 +65,7 @@ class GuidelineDTO(BaseModel):
     examples: list[str]
     always: bool
     always_check: bool | None = None
+    about_reply: bool | None = None
     creation_utc: datetime
 
 
@@ -133,6 +134,11 @@ class GuidelineCreationParams(Params):
     always_check: bool | None = Field(
         default=None, description="Always check in detail (true), or never force it (false)"
     )
+    about_reply: bool | None = Field(
+        default=None,
+        description="The condition is about the agent's own reply: checked against the draft "
+        "(true), or never (false); unset: recognised from the wording (ours)",
+    )
 
 
 class ToolAssociationsUpdate(Params):
@@ -161,6 +167,7 @@ class GuidelineUpdateParams(Params):
     examples: list[str] | None = None
     always: bool | None = None
     always_check: bool | None = None
+    about_reply: bool | None = None
 
 
 def guideline_dto(g: Guideline) -> GuidelineDTO:
@@ -180,6 +187,7 @@ def guideline_dto(g: Guideline) -> GuidelineDTO:
         examples=g.examples,
         always=g.always,
         always_check=g.always_check,
+        about_reply=g.about_reply,
         creation_utc=g.creation_utc,
     )
 
