@@ -33,6 +33,7 @@ from tactful.domain import (
     Event,
     EventKind,
     EventSource,
+    MessageOutputMode,
     Session,
     Tag,
     ToolSpec,
@@ -193,11 +194,14 @@ class Server:
         reply_in_customer_language: bool = True,
         preambles: Sequence[str] = (),
         preamble_after_ms: int = 2000,
+        message_output_mode: MessageOutputMode = MessageOutputMode.BLOCK,
     ) -> Agent:
         """Define an agent; idempotent by ``id``, else by name. ``preambles`` are short
         acknowledgements sent before a reply that takes long (when tools are about to run, or
         ``preamble_after_ms`` after the customer's message); written replies follow the
-        customer's language unless ``reply_in_customer_language`` is False."""
+        customer's language unless ``reply_in_customer_language`` is False. With
+        ``message_output_mode=STREAM`` a written reply streams into its message event as the
+        model writes it (when the model can stream)."""
         extra: dict[str, Any] = {"id": id} if id else {}
         if no_match_reply is not None:
             extra["no_match_reply"] = no_match_reply
@@ -210,6 +214,7 @@ class Server:
             reply_in_customer_language=reply_in_customer_language,
             preambles=list(preambles),
             preamble_after_ms=preamble_after_ms,
+            message_output_mode=message_output_mode,
             **extra,
         )
         store = self.runtime.store

@@ -24,7 +24,7 @@ from typing import Any
 
 import uvicorn
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 
 
 @dataclass(frozen=True)
@@ -146,11 +146,44 @@ async def _wait(request: Request, seconds: float, tick_s: float = 0.02) -> None:
         await asyncio.sleep(tick_s)
 
 
+async def _chunks(wire: OpenAIWire, body: dict[str, Any], reply: Reply) -> Any:
+    """The answer as OpenAI streams it: one chunk per word, then the usage, then [DONE]."""
+    import json
+    import re
+
+    ident = f"chatcmpl-wire{wire._next_id()}"
+
+    def chunk(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> str:
+        payload = {
+            "id": ident,
+            "object": "chat.completion.chunk",
+            "created": int(time.time()),
+            "model": body.get("model", "unknown"),
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}] if delta else [],
+            **extra,
+        }
+        return f"data: {json.dumps(payload)}\n\n"
+
+    yield chunk({"role": "assistant", "content": ""})
+    for piece in re.findall(r"\S+\s*", reply.content or ""):
+        yield chunk({"content": piece})
+    yield chunk({"content": ""}, finish=reply.finish_reason)
+    if (body.get("stream_options") or {}).get("include_usage"):
+        usage = {
+            "prompt_tokens": reply.prompt_tokens,
+            "completion_tokens": reply.completion_tokens,
+            "total_tokens": reply.prompt_tokens + reply.completion_tokens,
+            "prompt_tokens_details": {"cached_tokens": reply.cached_tokens},
+        }
+        yield chunk({}, usage=usage)
+    yield "data: [DONE]\n\n"
+
+
 def create_app(wire: OpenAIWire) -> FastAPI:
     app = FastAPI()
 
-    @app.post("/v1/chat/completions")
-    async def chat_completions(request: Request) -> JSONResponse:
+    @app.post("/v1/chat/completions", response_model=None)
+    async def chat_completions(request: Request) -> JSONResponse | StreamingResponse:
         body = await request.json()
         wire._record(request, body)
         reply = wire._next_reply()
@@ -158,6 +191,8 @@ def create_app(wire: OpenAIWire) -> FastAPI:
             return _error(reply)
         if reply.delay_s:
             await _wait(request, reply.delay_s)
+        if body.get("stream"):
+            return StreamingResponse(_chunks(wire, body, reply), media_type="text/event-stream")
         return JSONResponse(
             {
                 "id": f"chatcmpl-wire{wire._next_id()}",

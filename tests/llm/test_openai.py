@@ -297,3 +297,38 @@ async def test_embedding_errors_become_model_errors(openai_wire: OpenAIWire) -> 
     ) as embedder:
         with pytest.raises(ModelError, match="HTTP 400: input too long"):
             await embedder.embed(["x" * 10])
+
+
+async def test_streaming_text_through_the_sdk(
+    openai_wire: OpenAIWire, generator: OpenAIGenerator
+) -> None:
+    openai_wire.script(Reply("Your order ships today.", prompt_tokens=30, completion_tokens=5))
+    pieces: list[str] = []
+
+    async def collect(piece: str) -> None:
+        pieces.append(piece)
+
+    assert generator.supports_streaming
+    streamed = await generator.stream(PROMPT, stage="compose", on_text=collect)
+    assert pieces == ["Your ", "order ", "ships ", "today."]
+    assert streamed.text == "Your order ships today."
+    assert (streamed.usage.prompt_tokens, streamed.usage.completion_tokens) == (30, 5)
+    [request] = openai_wire.chat_requests
+    assert request["stream"] is True
+    assert request["stream_options"] == {"include_usage": True}
+    assert "response_format" not in request  # plain text, not JSON
+
+
+async def test_streaming_errors_become_model_errors(
+    openai_wire: OpenAIWire, generator: OpenAIGenerator
+) -> None:
+    openai_wire.script(Fail(503, message="overloaded"))
+
+    async def ignore(piece: str) -> None:
+        raise AssertionError("no text expected")
+
+    with pytest.raises(ModelError, match="overloaded"):
+        await generator.stream(PROMPT, stage="compose", on_text=ignore)
+    openai_wire.script(Reply("   "))
+    with pytest.raises(ModelError, match="empty answer"):
+        await generator.stream(PROMPT, stage="compose", on_text=ignore)

@@ -159,6 +159,26 @@ async def test_delete_events_hides_them_and_offsets_continue(store: SQLStore) ->
     assert nxt.offset == 3
 
 
+async def test_an_events_data_is_updated_in_place(store: SQLStore) -> None:
+    session = await _session(store)
+    growing = await store.append_event(
+        session.id, kind=EventKind.MESSAGE, source=EventSource.AI_AGENT, data={"chunks": ["Hi"]}
+    )
+    later = await store.append_event(
+        session.id, kind=EventKind.STATUS, source=EventSource.AI_AGENT, data={}
+    )
+    updated = await store.update_event_data(
+        session.id, growing.id, {"chunks": ["Hi", " there", None]}
+    )
+    assert (updated.id, updated.offset, updated.kind) == (growing.id, 0, EventKind.MESSAGE)
+    assert [e.data for e in await store.list_events(session.id)] == [
+        {"chunks": ["Hi", " there", None]},
+        later.data,
+    ]
+    with pytest.raises(NotFoundError):
+        await store.update_event_data(session.id, "nope", {})
+
+
 async def test_deleting_a_session_deletes_its_events(store: SQLStore) -> None:
     session = await _session(store)
     await store.append_event(

@@ -6,6 +6,7 @@ as soon as a matching event exists, never by polling the store.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
 from enum import StrEnum
@@ -226,6 +227,21 @@ def parse_kinds(kinds: str | None) -> list[EventKind] | None:
     return parsed or None
 
 
+def streaming(event: Event) -> bool:
+    """A message still being streamed: its chunks do not end with None yet."""
+    data = event.data
+    if event.kind is not EventKind.MESSAGE or not isinstance(data, dict):
+        return False
+    chunks = data.get("chunks")
+    return isinstance(chunks, list) and (not chunks or chunks[-1] is not None)
+
+
+def _state(event: Event) -> int:
+    data = event.data if isinstance(event.data, dict) else {}
+    chunks = data.get("chunks")
+    return len(chunks) if isinstance(chunks, list) else 0
+
+
 async def _stream(
     runtime: Runtime,
     session_id: str,
@@ -236,26 +252,67 @@ async def _stream(
     trace_id: str | None,
     idle_timeout: float,
 ) -> AsyncIterator[str]:
-    # Each appended event wakes the listener; the stream ends after idle_timeout without events
-    # (or when the client goes away: Starlette cancels this generator).
+    # Each appended event, and each new piece of a streamed message, wakes the listener; a
+    # streamed message is sent again as it grows, until its chunks end with null. The stream
+    # ends after idle_timeout without anything new (or when the client goes away: Starlette
+    # cancels this generator).
+    store, bus = runtime.store, runtime.bus
+    loop = asyncio.get_running_loop()
     offset = min_offset
+    growing: dict[str, int] = {}
+    quiet_since = loop.time()
     while True:
+        # Subscribe before reading so that a change in between still wakes us.
+        listener = bus.listen(session_id)
         try:
-            events = await wait_for_events(
-                runtime.store,
-                runtime.bus,
-                session_id,
-                min_offset=offset,
-                kinds=kinds,
-                source=source,
-                trace_id=trace_id,
-                timeout=idle_timeout,
+            out: list[Event] = []
+            for event_id, seen in list(growing.items()):
+                event = await store.get_event(session_id, event_id)
+                if _state(event) != seen:
+                    out.append(event)
+            fresh = await store.list_events(
+                session_id, min_offset=offset, kinds=kinds, source=source, trace_id=trace_id
             )
-        except TimeoutError:
-            return
-        for e in events:
-            yield f"data: {event_dto(e).model_dump_json()}\n\n"
-            offset = e.offset + 1
+            out += fresh
+            for event in out:
+                yield f"data: {event_dto(event).model_dump_json()}\n\n"
+                offset = max(offset, event.offset + 1)
+                if streaming(event):
+                    growing[event.id] = _state(event)
+                else:
+                    growing.pop(event.id, None)
+            if out:
+                quiet_since = loop.time()
+                continue
+            remaining = idle_timeout - (loop.time() - quiet_since)
+            if remaining <= 0 or not await listener.wait(remaining):
+                return
+        finally:
+            listener.close()
+
+
+async def _until_complete(
+    runtime: Runtime, session_id: str, event: Event, timeout: float
+) -> AsyncIterator[Event]:
+    """The event's states as it grows, until it is complete or ``timeout`` passes quietly."""
+    loop = asyncio.get_running_loop()
+    yield event
+    seen = _state(event)
+    deadline = loop.time() + timeout
+    while streaming(event):
+        listener = runtime.bus.listen(session_id)
+        try:
+            event = await runtime.store.get_event(session_id, event.id)
+            if _state(event) != seen:
+                seen = _state(event)
+                deadline = loop.time() + timeout
+                yield event
+                continue
+            remaining = deadline - loop.time()
+            if remaining <= 0 or not await listener.wait(remaining):
+                return
+        finally:
+            listener.close()
 
 
 @router.get(
@@ -358,18 +415,32 @@ async def read_event(
     session_id: str,
     event_id: str,
     runtime: RuntimeDep,
-    wait_for_completion: Annotated[bool, Query(description="Accepted; events are whole")] = False,
-    wait_for_data: Annotated[float, Query(ge=0, description="Accepted")] = DEFAULT_WAIT_S,
-    sse: Annotated[bool, Query(description="Send the event as one Server-Sent Event")] = False,
+    wait_for_completion: Annotated[
+        bool, Query(description="Wait until a streamed message is complete")
+    ] = False,
+    wait_for_data: Annotated[
+        float, Query(ge=0, description="Seconds to wait for the next piece of a stream")
+    ] = DEFAULT_WAIT_S,
+    sse: Annotated[
+        bool, Query(description="Send the event as it grows, as Server-Sent Events")
+    ] = False,
 ) -> EventDTO | StreamingResponse:
-    """One event. Our message events are stored whole (no chunks), so an event is always
-    complete: ``wait_for_completion`` returns at once and ``sse`` sends one event and closes."""
+    """One event. A message being streamed carries ``chunks`` (ending with null once it is
+    complete) and the text so far in ``message``. ``wait_for_completion`` answers when it is
+    complete (or when no new piece came for ``wait_for_data`` seconds, with what there is);
+    ``sse`` sends the event, then again each time it grows, and closes when it is complete.
+    Other events are always complete."""
     await runtime.store.get(Session, session_id)
-    dto = event_dto(await runtime.store.get_event(session_id, event_id))
+    event = await runtime.store.get_event(session_id, event_id)
+    wait = min(wait_for_data, runtime.settings.long_poll_max_s)
     if sse:
 
-        async def once() -> AsyncIterator[str]:
-            yield f"data: {dto.model_dump_json()}\n\n"
+        async def states() -> AsyncIterator[str]:
+            async for state in _until_complete(runtime, session_id, event, wait):
+                yield f"data: {event_dto(state).model_dump_json()}\n\n"
 
-        return StreamingResponse(once(), media_type="text/event-stream", headers=SSE_HEADERS)
-    return dto
+        return StreamingResponse(states(), media_type="text/event-stream", headers=SSE_HEADERS)
+    if wait_for_completion:
+        async for state in _until_complete(runtime, session_id, event, wait):
+            event = state
+    return event_dto(event)

@@ -36,7 +36,7 @@ from tactful.engine.self_check import about_reply, check_draft
 from tactful.engine.tools import ToolFindings
 from tactful.engine.trace import TraceRecorder
 from tactful.errors import ModelError
-from tactful.llm.base import Generator, Prompt
+from tactful.llm.base import Generator, OnText, Prompt
 
 COMPOSE_STAGE = "compose"
 TOOL_RESULT_BONUS = 0.5
@@ -57,6 +57,8 @@ class Reply:
     applied_guideline_ids: list[str]
     canned_response_ids: list[str] = field(default_factory=list)
     details: dict[str, Any] = field(default_factory=dict)
+    # The text went out piece by piece as the model wrote it.
+    streamed: bool = False
 
     @property
     def canned_response_id(self) -> str | None:
@@ -96,6 +98,8 @@ class TurnExtras:
     retrieved: str = ""
     # Templates retrievers offered (always candidates this turn).
     templates: Sequence[CannedResponse] = ()
+    # Where a streamed fluid reply's pieces go as they arrive (None: no streaming).
+    stream: OnText | None = None
 
 
 @dataclass(frozen=True)
@@ -178,14 +182,16 @@ class Composer:
         glossary: str = "",
         retrieved: str = "",
         extra_templates: Sequence[CannedResponse] = (),
+        stream: OnText | None = None,
     ) -> Reply:
         """``paused``: journeys the customer interrupted ("title: step"), so that a fluid
         reply can offer to go back to them; ``glossary``: this turn's relevant terms;
-        ``retrieved``: what retrievers found; ``extra_templates``: templates they offer."""
+        ``retrieved``: what retrievers found; ``extra_templates``: templates they offer;
+        ``stream``: streams a fluid reply's pieces as they arrive (when the model can)."""
         actionable = [m for m in matched if m.ranked.guideline.action]
-        extras = TurnExtras(paused, glossary, retrieved, list(extra_templates))
+        extras = TurnExtras(paused, glossary, retrieved, list(extra_templates), stream)
         reply = await self._write(ctx, matched, actionable, rec, clarification, tools, extras)
-        if self.generator is not None and reply.method in WRITTEN:
+        if self.generator is not None and reply.method in WRITTEN and not reply.streamed:
             rules = [g for g in ctx.guidelines if g.enabled and g.action and about_reply(g)]
             if rules:
                 await self._self_check(ctx, actionable, rec, tools, extras, reply, rules)
@@ -560,7 +566,11 @@ class Composer:
         actionable: Sequence[Match],
         tools: ToolFindings | None = None,
         extras: TurnExtras | None = None,
+        *,
+        plain: bool = False,
     ) -> Prompt:
+        """The writing prompt; ``plain`` asks for the message as plain text (streaming)
+        instead of JSON."""
         extras = extras or TurnExtras()
         language = (
             "Write in the language of the customer's latest message."
@@ -571,7 +581,7 @@ class Composer:
             f"You are {ctx.agent.name}, a customer-service agent. {ctx.agent.description or ''}\n"
             "Write the agent's next message. Follow every guideline given; do not invent facts, "
             f"prices, policies or order details that are not in the conversation. {language} "
-            "Answer in JSON."
+            + ("Answer with the message only, as plain text." if plain else "Answer in JSON.")
         )
         rules = "\n".join(
             f"- When {m.ranked.guideline.condition}, then {m.ranked.guideline.action}"
@@ -605,17 +615,27 @@ class Composer:
         extras: TurnExtras | None = None,
     ) -> Reply:
         assert self.generator is not None
+        applied = [m.ranked.guideline.id for m in actionable]
+        if extras is not None and extras.stream is not None and self.generator.supports_streaming:
+            streamed = await rec.stream(
+                self.generator,
+                self.prompt(ctx, actionable, tools, extras, plain=True),
+                stage=COMPOSE_STAGE,
+                on_text=extras.stream,
+            )
+            return Reply(
+                text=streamed.text.strip(),
+                method="fluid",
+                applied_guideline_ids=applied,
+                streamed=True,
+            )
         answer = await rec.generate(
             self.generator,
             self.prompt(ctx, actionable, tools, extras),
             ReplyAnswer,
             stage=COMPOSE_STAGE,
         )
-        return Reply(
-            text=answer.content.message,
-            method="fluid",
-            applied_guideline_ids=[m.ranked.guideline.id for m in actionable],
-        )
+        return Reply(text=answer.content.message, method="fluid", applied_guideline_ids=applied)
 
 
 def _template_text(response: CannedResponse) -> str:

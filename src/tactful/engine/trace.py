@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 
 from tactful.domain import ModelCall, Trace
 from tactful.errors import ModelError
-from tactful.llm.base import Generation, Generator, Prompt, T
+from tactful.llm.base import Generation, Generator, OnText, Prompt, Streamed, T
 
 
 class TraceRecorder:
@@ -32,6 +32,36 @@ class TraceRecorder:
         started = time.perf_counter()
         try:
             result = await generator.generate(prompt, schema, stage=stage)
+        except ModelError as e:
+            self.trace.model_calls.append(
+                ModelCall(
+                    stage=stage,
+                    model=generator.model_name,
+                    latency_ms=round((time.perf_counter() - started) * 1000, 3),
+                    ok=False,
+                    error=str(e),
+                )
+            )
+            raise
+        self.trace.model_calls.append(
+            ModelCall(
+                stage=stage,
+                model=result.model,
+                prompt_tokens=result.usage.prompt_tokens,
+                completion_tokens=result.usage.completion_tokens,
+                cached_tokens=result.usage.cached_tokens,
+                latency_ms=round(result.latency_ms, 3),
+            )
+        )
+        return result
+
+    async def stream(
+        self, generator: Generator, prompt: Prompt, *, stage: str, on_text: OnText
+    ) -> Streamed:
+        """Stream plain text from the model and record the call, failed or not."""
+        started = time.perf_counter()
+        try:
+            result = await generator.stream(prompt, stage=stage, on_text=on_text)
         except ModelError as e:
             self.trace.model_calls.append(
                 ModelCall(

@@ -22,6 +22,7 @@ from tactful.domain import (
     EventSource,
     Guideline,
     MatchVerdict,
+    MessageOutputMode,
     Relationship,
     RelationshipKind,
     Session,
@@ -70,6 +71,53 @@ class EngineOptions:
     detailed_k: int = DEFAULT_K
     trace_candidates: int = 20
     tool_timeout_s: float = 15.0
+
+
+class _Stream:
+    """A reply streamed into one message event as the model writes it: the event is appended
+    with the first piece and updated with each next one (clients see it grow)."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        session_id: str,
+        trace_id: str,
+        participant: dict[str, Any],
+        turn: _Turn,
+        preamble: Preamble,
+    ) -> None:
+        self.engine = engine
+        self.session_id = session_id
+        self.trace_id = trace_id
+        self.participant = participant
+        self.turn = turn
+        self.preamble = preamble
+        self.chunks: list[str] = []
+        self.event: Event | None = None
+
+    async def __call__(self, piece: str) -> None:
+        # The reply is going out from its first piece: a newer message no longer cancels it.
+        self.turn.emitted = True
+        self.preamble.stop()
+        self.chunks.append(piece)
+        data = {
+            "message": "".join(self.chunks),
+            "participant": self.participant,
+            "chunks": list(self.chunks),
+            "canned_responses": [],
+            "guidelines": [],
+        }
+        if self.event is None:
+            self.event = await self.engine.append(
+                self.session_id,
+                EventKind.MESSAGE,
+                EventSource.AI_AGENT,
+                data,
+                trace_id=self.trace_id,
+            )
+        else:
+            await self.engine.store.update_event_data(self.session_id, self.event.id, data)
+            self.engine.bus.publish(self.session_id, self.event.offset)
 
 
 @dataclass
@@ -342,6 +390,11 @@ class Engine:
         findings.fields = {**variables.fields(values), **retrieved.fields(), **findings.fields}
         matched = matched + transient_guidelines(retrieved, trace)
         await self.status(session_id, SessionStatus.TYPING, trace.id)
+        participant = {"id": ctx.agent.id, "display_name": ctx.agent.name}
+        streaming = self._streams(ctx, clarification)
+        stream = (
+            _Stream(self, session_id, trace.id, participant, turn, preamble) if streaming else None
+        )
         async with rec.stage("compose"):
             reply = await self.composer.compose(
                 ctx,
@@ -356,7 +409,10 @@ class Engine:
                     CannedResponse(id=f"retriever:{name}:{i}", value=template)
                     for i, (name, template) in enumerate(retrieved.templates())
                 ],
+                stream=stream,
             )
+        if stream is not None and stream.event is not None:
+            trace.composition["streamed"] = {"chunks": len(stream.chunks), "ok": reply.streamed}
         trace.composition.update(
             {
                 "method": reply.method,
@@ -370,17 +426,25 @@ class Engine:
         turn.emitted = True
         preamble.stop()
         outcome = journeys[1]
+        data: dict[str, Any] = {
+            "message": reply.text,
+            "participant": participant,
+            "canned_responses": reply.canned_response_ids,
+            "guidelines": reply.applied_guideline_ids,
+        }
+        streamed = stream.event if stream is not None else None
+        if streamed is not None and stream is not None:
+            # The streamed event becomes the whole reply; None marks the end of its chunks.
+            # (A stream that failed midway is replaced by the reply the turn degraded to.)
+            pieces = stream.chunks if reply.streamed else [reply.text]
+            data["chunks"] = [*pieces, None]
         message = await asyncio.shield(
             self._emit_reply(
                 session_id,
-                {
-                    "message": reply.text,
-                    "participant": {"id": ctx.agent.id, "display_name": ctx.agent.name},
-                    "canned_responses": reply.canned_response_ids,
-                    "guidelines": reply.applied_guideline_ids,
-                },
+                data,
                 trace.id,
                 outcome if outcome.changed(ctx.progress) else None,
+                streamed=streamed,
             )
         )
         trace.message_event_id = message.id
@@ -397,21 +461,38 @@ class Engine:
         data: dict[str, Any],
         trace_id: str,
         journeys: JourneyOutcome | None,
+        *,
+        streamed: Event | None = None,
     ) -> Event:
-        """Append the agent's message and, in the same transaction, the session's journey
-        progress: a turn that never replied changes no journey."""
+        """Append the agent's message (or complete the one streamed so far) and, in the same
+        transaction, the session's journey progress: a turn that never replied changes no
+        journey."""
         async with self.store.transaction():
-            event = await self.store.append_event(
-                session_id,
-                kind=EventKind.MESSAGE,
-                source=EventSource.AI_AGENT,
-                data=data,
-                trace_id=trace_id,
-            )
+            if streamed is not None:
+                event = await self.store.update_event_data(session_id, streamed.id, data)
+            else:
+                event = await self.store.append_event(
+                    session_id,
+                    kind=EventKind.MESSAGE,
+                    source=EventSource.AI_AGENT,
+                    data=data,
+                    trace_id=trace_id,
+                )
             if journeys is not None:
                 await self.store.upsert(journeys.progress)
         self.bus.publish(session_id, event.offset)
         return event
+
+    def _streams(self, ctx: TurnContext, clarification: Clarification | None) -> bool:
+        """Whether this turn's reply may stream: the agent asks for it, the model can, and no
+        rule about the reply itself needs to review the draft before it goes out."""
+        return (
+            ctx.agent.message_output_mode is MessageOutputMode.STREAM
+            and self.generator is not None
+            and self.generator.supports_streaming
+            and clarification is None
+            and not any(g.action and about_reply(g) for g in ctx.guidelines)
+        )
 
     async def _journeys_after_tools(
         self,

@@ -6,7 +6,7 @@ Adapters (openai, scripted, local) implement these small ABCs; the engine depend
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
@@ -47,10 +47,26 @@ class Generation(Generic[T]):
     raw: str = field(default="", repr=False)
 
 
+@dataclass(frozen=True)
+class Streamed:
+    """A streamed plain-text answer, once complete, and what it cost."""
+
+    text: str
+    usage: Usage
+    model: str
+    latency_ms: float
+
+
+# Called with each piece of text as it arrives.
+OnText = Callable[[str], Awaitable[None]]
+
+
 class Generator(ABC):
-    """Structured generation: the model answers JSON that validates against ``schema``."""
+    """Structured generation: the model answers JSON that validates against ``schema``;
+    adapters that can also stream plain text set ``supports_streaming``."""
 
     model_name: str
+    supports_streaming: bool = False
 
     @abstractmethod
     async def generate(self, prompt: Prompt, schema: type[T], *, stage: str) -> Generation[T]:
@@ -59,6 +75,13 @@ class Generator(ABC):
         Raises ``tactful.errors.ModelError`` when the provider fails or the answer does not
         validate after one repair retry.
         """
+
+    async def stream(self, prompt: Prompt, *, stage: str, on_text: OnText) -> Streamed:
+        """Ask for plain text; await ``on_text`` with each piece as it arrives, and return the
+        whole. Only for adapters with ``supports_streaming``; raises ``ModelError`` on failure."""
+        from tactful.errors import ModelError
+
+        raise ModelError(f"model {self.model_name!r} cannot stream")
 
     async def aclose(self) -> None:  # noqa: B027 - optional hook, most adapters hold nothing
         """Release connections the adapter opened (called when the server stops)."""

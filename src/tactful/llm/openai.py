@@ -22,7 +22,17 @@ from openai.types.chat.completion_create_params import ResponseFormat
 from pydantic import BaseModel, ValidationError
 
 from tactful.errors import ConfigurationError, ModelError
-from tactful.llm.base import Embedder, Generation, Generator, Prompt, T, Usage, Vectors
+from tactful.llm.base import (
+    Embedder,
+    Generation,
+    Generator,
+    OnText,
+    Prompt,
+    Streamed,
+    T,
+    Usage,
+    Vectors,
+)
 
 # Local servers ignore the key, but the SDK refuses to start without one.
 _PLACEHOLDER_API_KEY = "not-needed"
@@ -242,6 +252,49 @@ class OpenAIGenerator(_OwnedClient, Generator):
         raise ModelError(
             f"Model {self.model_name!r} (stage {stage!r}) gave an invalid answer even after a "
             f"repair retry: {_truncate(problem)}"
+        )
+
+    supports_streaming = True
+
+    async def stream(self, prompt: Prompt, *, stage: str, on_text: OnText) -> Streamed:
+        started = time.perf_counter()
+        messages: list[ChatCompletionMessageParam] = [
+            {"role": "system", "content": prompt.system},
+            {"role": "user", "content": prompt.user},
+        ]
+        what = f"Model {self.model_name!r} (stage {stage!r})"
+        parts: list[str] = []
+        usage = Usage()
+        model = self.model_name
+        try:
+            chunks = await self._client.chat.completions.create(
+                model=self.model_name,
+                messages=messages,
+                temperature=0,
+                stream=True,
+                stream_options={"include_usage": True},
+            )
+            async for chunk in chunks:
+                model = chunk.model or model
+                if chunk.usage is not None:
+                    details = chunk.usage.prompt_tokens_details
+                    usage = Usage(
+                        prompt_tokens=chunk.usage.prompt_tokens,
+                        completion_tokens=chunk.usage.completion_tokens,
+                        cached_tokens=(details.cached_tokens or 0) if details else 0,
+                    )
+                for choice in chunk.choices:
+                    piece = choice.delta.content if choice.delta else None
+                    if piece:
+                        parts.append(piece)
+                        await on_text(piece)
+        except openai.OpenAIError as exc:
+            raise _provider_failure(exc, what=what, client=self._client) from exc
+        text = "".join(parts)
+        if not text.strip():
+            raise ModelError(f"{what} streamed an empty answer")
+        return Streamed(
+            text=text, usage=usage, model=model, latency_ms=(time.perf_counter() - started) * 1000
         )
 
     async def _complete(

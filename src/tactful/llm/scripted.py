@@ -20,7 +20,17 @@ from pydantic import BaseModel
 from pydantic import ValidationError as PydanticValidationError
 
 from tactful.errors import ModelError
-from tactful.llm.base import Embedder, Generation, Generator, Prompt, T, Usage, Vectors
+from tactful.llm.base import (
+    Embedder,
+    Generation,
+    Generator,
+    OnText,
+    Prompt,
+    Streamed,
+    T,
+    Usage,
+    Vectors,
+)
 
 _TOKEN = re.compile(r"\w+|[^\w\s]")
 
@@ -44,6 +54,12 @@ class ScriptedCall:
     usage: Usage = field(default_factory=Usage)
 
 
+class StreamedText(BaseModel):
+    """How a streamed call is recorded (its ``schema`` and ``answer``)."""
+
+    text: str
+
+
 Responder = Callable[[ScriptedCall], BaseModel | dict[str, Any] | str | Exception]
 
 
@@ -57,15 +73,66 @@ class ScriptedGenerator(Generator):
         default: Responder | None = None,
         latency_s: float = 0.0,
         model_name: str = "scripted",
+        chunk_delay_s: float = 0.0,
     ) -> None:
         self.responders: dict[str, Responder] = dict(responders or {})
         self.default = default
         self.latency_s = latency_s
+        # Between the pieces of a streamed answer (0: just a yield to the event loop).
+        self.chunk_delay_s = chunk_delay_s
         self.model_name = model_name
         self.calls: list[ScriptedCall] = []
         self._seen_prefixes: set[str] = set()
         self.in_flight = 0
         self.max_in_flight = 0
+
+    supports_streaming = True
+
+    async def stream(self, prompt: Prompt, *, stage: str, on_text: OnText) -> Streamed:
+        """The stage's answer (a ``message`` or ``text`` field, or a string), streamed word by
+        word with a yield to the event loop between pieces; recorded like any call."""
+        call = ScriptedCall(
+            stage=stage, prompt=prompt, schema=StreamedText, started=time.perf_counter()
+        )
+        self.calls.append(call)
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            if self.latency_s:
+                await asyncio.sleep(self.latency_s)
+            responder = self.responders.get(stage, self.default)
+            if responder is None:
+                raise ModelError(f"scripted model has no answer for stage {stage!r}")
+            answer = responder(call)
+            if isinstance(answer, Exception):
+                raise answer
+            if isinstance(answer, BaseModel):
+                answer = answer.model_dump()
+            text = (
+                answer
+                if isinstance(answer, str)
+                else str(answer.get("message") or answer.get("text") or "")
+            )
+            for piece in re.findall(r"\S+\s*", text) or [text]:
+                await on_text(piece)
+                await asyncio.sleep(self.chunk_delay_s)
+            call.answer = StreamedText(text=text)
+            call.usage = Usage(
+                prompt_tokens=count_tokens(prompt.system) + count_tokens(prompt.user),
+                completion_tokens=count_tokens(text),
+            )
+            return Streamed(
+                text=text,
+                usage=call.usage,
+                model=self.model_name,
+                latency_ms=(time.perf_counter() - call.started) * 1000,
+            )
+        except Exception as e:
+            call.error = str(e)
+            raise
+        finally:
+            call.ended = time.perf_counter()
+            self.in_flight -= 1
 
     def on(self, stage: str, responder: Responder) -> None:
         """Set the responder of one stage."""

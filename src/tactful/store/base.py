@@ -114,6 +114,11 @@ class Store(ABC):
     async def get_event(self, session_id: str, event_id: str) -> Event: ...
 
     @abstractmethod
+    async def update_event_data(self, session_id: str, event_id: str, data: Any) -> Event:
+        """Replace an event's data in place (a streamed message growing); its offset, kind and
+        source stay. Raises ``NotFoundError``."""
+
+    @abstractmethod
     async def delete_events(self, session_id: str, *, min_offset: int) -> int:
         """Mark events from ``min_offset`` on as deleted; returns how many."""
 

@@ -335,6 +335,17 @@ class SQLStore(Store):
             raise NotFoundError("Event", event_id)
         return self._event(row)
 
+    async def update_event_data(self, session_id: str, event_id: str, data: Any) -> Event:
+        async with self._tx() as conn:
+            result = await conn.execute(
+                update(events)
+                .where(events.c.session_id == session_id, events.c.id == event_id)
+                .values(data=data)
+            )
+        if not result.rowcount:
+            raise NotFoundError("Event", event_id)
+        return await self.get_event(session_id, event_id)
+
     async def delete_events(self, session_id: str, *, min_offset: int) -> int:
         async with self._tx() as conn:
             result = await conn.execute(
