@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 
 from tactful.domain import ModelCall, Trace
 from tactful.errors import ModelError
-from tactful.llm.base import Generation, Generator, OnText, Prompt, Streamed, T
+from tactful.llm.base import Generation, Generator, OnText, Prompt, Streamed, T, Usage
 
 
 class TraceRecorder:
@@ -33,26 +33,9 @@ class TraceRecorder:
         try:
             result = await generator.generate(prompt, schema, stage=stage)
         except ModelError as e:
-            self.trace.model_calls.append(
-                ModelCall(
-                    stage=stage,
-                    model=generator.model_name,
-                    latency_ms=round((time.perf_counter() - started) * 1000, 3),
-                    ok=False,
-                    error=str(e),
-                )
-            )
+            self._failed(generator, stage, started, e)
             raise
-        self.trace.model_calls.append(
-            ModelCall(
-                stage=stage,
-                model=result.model,
-                prompt_tokens=result.usage.prompt_tokens,
-                completion_tokens=result.usage.completion_tokens,
-                cached_tokens=result.usage.cached_tokens,
-                latency_ms=round(result.latency_ms, 3),
-            )
-        )
+        self._done(stage, result.model, result.usage, result.latency_ms)
         return result
 
     async def stream(
@@ -63,24 +46,30 @@ class TraceRecorder:
         try:
             result = await generator.stream(prompt, stage=stage, on_text=on_text)
         except ModelError as e:
-            self.trace.model_calls.append(
-                ModelCall(
-                    stage=stage,
-                    model=generator.model_name,
-                    latency_ms=round((time.perf_counter() - started) * 1000, 3),
-                    ok=False,
-                    error=str(e),
-                )
-            )
+            self._failed(generator, stage, started, e)
             raise
+        self._done(stage, result.model, result.usage, result.latency_ms)
+        return result
+
+    def _failed(self, generator: Generator, stage: str, started: float, error: Exception) -> None:
         self.trace.model_calls.append(
             ModelCall(
                 stage=stage,
-                model=result.model,
-                prompt_tokens=result.usage.prompt_tokens,
-                completion_tokens=result.usage.completion_tokens,
-                cached_tokens=result.usage.cached_tokens,
-                latency_ms=round(result.latency_ms, 3),
+                model=generator.model_name,
+                latency_ms=round((time.perf_counter() - started) * 1000, 3),
+                ok=False,
+                error=str(error),
             )
         )
-        return result
+
+    def _done(self, stage: str, model: str, usage: Usage, latency_ms: float) -> None:
+        self.trace.model_calls.append(
+            ModelCall(
+                stage=stage,
+                model=model,
+                prompt_tokens=usage.prompt_tokens,
+                completion_tokens=usage.completion_tokens,
+                cached_tokens=usage.cached_tokens,
+                latency_ms=round(latency_ms, 3),
+            )
+        )

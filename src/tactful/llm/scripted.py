@@ -11,7 +11,8 @@ import hashlib
 import json
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -88,12 +89,12 @@ class ScriptedGenerator(Generator):
 
     supports_streaming = True
 
-    async def stream(self, prompt: Prompt, *, stage: str, on_text: OnText) -> Streamed:
-        """The stage's answer (a ``message`` or ``text`` field, or a string), streamed word by
-        word with a yield to the event loop between pieces; recorded like any call."""
-        call = ScriptedCall(
-            stage=stage, prompt=prompt, schema=StreamedText, started=time.perf_counter()
-        )
+    @asynccontextmanager
+    async def _calling(
+        self, stage: str, prompt: Prompt, schema: type[BaseModel]
+    ) -> AsyncIterator[tuple[ScriptedCall, BaseModel | dict[str, Any] | str]]:
+        """Record a call, wait the scripted latency, and give the stage's raw answer."""
+        call = ScriptedCall(stage=stage, prompt=prompt, schema=schema, started=time.perf_counter())
         self.calls.append(call)
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
@@ -106,6 +107,18 @@ class ScriptedGenerator(Generator):
             answer = responder(call)
             if isinstance(answer, Exception):
                 raise answer
+            yield call, answer
+        except Exception as e:
+            call.error = str(e)
+            raise
+        finally:
+            call.ended = time.perf_counter()
+            self.in_flight -= 1
+
+    async def stream(self, prompt: Prompt, *, stage: str, on_text: OnText) -> Streamed:
+        """The stage's answer (a ``message`` or ``text`` field, or a string), streamed word by
+        word (``chunk_delay_s`` apart); recorded like any call."""
+        async with self._calling(stage, prompt, StreamedText) as (call, answer):
             if isinstance(answer, BaseModel):
                 answer = answer.model_dump()
             text = (
@@ -127,12 +140,6 @@ class ScriptedGenerator(Generator):
                 model=self.model_name,
                 latency_ms=(time.perf_counter() - call.started) * 1000,
             )
-        except Exception as e:
-            call.error = str(e)
-            raise
-        finally:
-            call.ended = time.perf_counter()
-            self.in_flight -= 1
 
     def on(self, stage: str, responder: Responder) -> None:
         """Set the responder of one stage."""
@@ -142,19 +149,7 @@ class ScriptedGenerator(Generator):
         return [c for c in self.calls if c.stage == stage]
 
     async def generate(self, prompt: Prompt, schema: type[T], *, stage: str) -> Generation[T]:
-        call = ScriptedCall(stage=stage, prompt=prompt, schema=schema, started=time.perf_counter())
-        self.calls.append(call)
-        self.in_flight += 1
-        self.max_in_flight = max(self.max_in_flight, self.in_flight)
-        try:
-            if self.latency_s:
-                await asyncio.sleep(self.latency_s)
-            responder = self.responders.get(stage, self.default)
-            if responder is None:
-                raise ModelError(f"scripted model has no answer for stage {stage!r}")
-            answer = responder(call)
-            if isinstance(answer, Exception):
-                raise answer
+        async with self._calling(stage, prompt, schema) as (call, answer):
             raw = answer if isinstance(answer, str) else _dump(answer)
             try:
                 content = schema.model_validate_json(raw)
@@ -176,12 +171,6 @@ class ScriptedGenerator(Generator):
                 latency_ms=(time.perf_counter() - call.started) * 1000,
                 raw=raw,
             )
-        except Exception as e:
-            call.error = str(e)
-            raise
-        finally:
-            call.ended = time.perf_counter()
-            self.in_flight -= 1
 
 
 def _dump(answer: BaseModel | dict[str, Any]) -> str:
