@@ -304,3 +304,49 @@ async def test_transaction_groups_calls_all_or_nothing(store: SQLStore) -> None:
         )
     assert len(await store.list(Tag)) == 1
     assert len(await store.list_events(session.id)) == 1
+
+
+async def test_definition_changes_bump_the_revision_and_nothing_else_does(
+    store: SQLStore,
+) -> None:
+    start = await store.definitions_revision()
+    g = await store.create(Guideline(condition="the customer asks for a refund", action="x"))
+    created = await store.definitions_revision()
+    assert created > start
+    await store.update(g.model_copy(update={"action": "explain the policy"}))
+    updated = await store.definitions_revision()
+    assert updated > created
+    # Sessions, customers, events and traces are not definitions.
+    session = await _session(store)
+    after_agent = await store.definitions_revision()  # _session creates an agent: a definition
+    await store.append_event(
+        session.id, kind=EventKind.MESSAGE, source=EventSource.CUSTOMER, data={"message": "hi"}
+    )
+    await store.create(Customer(name="another"))
+    await store.upsert(Trace(session_id=session.id, agent_id=session.agent_id))
+    assert await store.definitions_revision() == after_agent
+    assert await store.delete(Guideline, g.id)
+    assert await store.definitions_revision() > after_agent
+    # Deleting nothing changes nothing.
+    deleted = await store.definitions_revision()
+    assert not await store.delete(Guideline, g.id)
+    assert await store.definitions_revision() == deleted
+
+
+async def test_upserting_the_same_definition_writes_nothing(store: SQLStore) -> None:
+    g = Guideline(condition="the customer asks about shipping", action="give the times")
+    stored, created = await store.upsert(g, key="shipping")
+    assert created
+    before = await store.definitions_revision()
+    again, created = await store.upsert(
+        Guideline(condition=g.condition, action=g.action, id=g.id), key="shipping"
+    )
+    assert not created and again.id == stored.id
+    assert await store.definitions_revision() == before
+    changed, _ = await store.upsert(
+        Guideline(condition=g.condition, action="give the times and the cost", id=g.id),
+        key="shipping",
+    )
+    assert await store.definitions_revision() > before
+    assert (await store.get(Guideline, g.id)).action == "give the times and the cost"
+    assert changed.creation_utc == stored.creation_utc

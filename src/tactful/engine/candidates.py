@@ -59,8 +59,8 @@ class Selected:
         return self.ranked.guideline
 
     def candidate(self) -> Candidate:
-        """The trace record."""
-        return Candidate(
+        """The trace record (built without validation: its values are typed already)."""
+        return Candidate.model_construct(
             guideline_id=self.guideline.id,
             condition=self.guideline.condition,
             score=round(self.ranked.score, 4),

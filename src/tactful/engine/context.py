@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from dataclasses import dataclass, field
 
 from tactful.domain import (
@@ -93,9 +94,76 @@ def _utterance(event: Event) -> Utterance | None:
     return Utterance(role=role, text=text, offset=event.offset)
 
 
-async def load_context(store: Store, session_id: str) -> TurnContext:
+@dataclass(frozen=True)
+class AgentSnapshot:
+    """What defines one agent, read at one definitions revision. Shared between turns: the
+    engine reads it and never changes it (a turn gets its own lists)."""
+
+    revision: int
+    agent: Agent
+    guidelines: tuple[Guideline, ...]
+    canned_responses: tuple[CannedResponse, ...]
+    terms: tuple[Term, ...]
+    relationships: tuple[Relationship, ...]
+    journeys: tuple[Journey, ...]
+
+
+class SnapshotCache:
+    """Agent snapshots kept in memory, versioned by the store's definitions revision.
+
+    A turn reads one number to know whether its agent's snapshot is current; a change by any
+    process on the database bumps it, and the next turn reads the definitions again.
+    """
+
+    FREEZE_AT = 200
+
+    def __init__(self) -> None:
+        self._by_agent: dict[str, AgentSnapshot] = {}
+        self.loads = 0
+
+    async def get(self, store: Store, agent_id: str) -> AgentSnapshot:
+        revision = await store.definitions_revision()
+        cached = self._by_agent.get(agent_id)
+        if cached is not None and cached.revision == revision:
+            return cached
+        # Read after the revision: a change made meanwhile bumps it again, so the next turn
+        # reads anew and never keeps a snapshot older than its number.
+        snapshot = await _read_snapshot(store, agent_id, revision)
+        self.loads += 1
+        self._by_agent[agent_id] = snapshot
+        if len(snapshot.guidelines) >= self.FREEZE_AT:
+            # A large snapshot lives until the definitions change: take it (with everything
+            # else alive now) out of the collector's scans, so that a full collection during a
+            # turn does not walk thousands of guidelines (measured: 100 ms at 1,000).
+            gc.freeze()
+        return snapshot
+
+
+async def _read_snapshot(store: Store, agent_id: str, revision: int) -> AgentSnapshot:
+    agent = await store.get(Agent, agent_id)
+    return AgentSnapshot(
+        revision=revision,
+        agent=agent,
+        guidelines=tuple(
+            g for g in await store.list(Guideline) if g.enabled and in_agent_scope(g.tags, agent)
+        ),
+        canned_responses=tuple(
+            c for c in await store.list(CannedResponse) if in_agent_scope(c.tags, agent)
+        ),
+        terms=tuple(t for t in await store.list(Term) if in_agent_scope(t.tags, agent)),
+        relationships=tuple(await store.list(Relationship)),
+        journeys=tuple(j for j in await store.list(Journey) if in_agent_scope(j.tags, agent)),
+    )
+
+
+async def load_context(
+    store: Store, session_id: str, snapshots: SnapshotCache | None = None
+) -> TurnContext:
     session = await store.get(Session, session_id)
-    agent = await store.get(Agent, session.agent_id)
+    if snapshots is None:
+        snapshot = await _read_snapshot(store, session.agent_id, -1)
+    else:
+        snapshot = await snapshots.get(store, session.agent_id)
     customer = await store.find(Customer, session.customer_id) or Customer(
         id=session.customer_id, name="Guest"
     )
@@ -108,24 +176,17 @@ async def load_context(store: Store, session_id: str) -> TurnContext:
         and isinstance(e.data, dict)
         and not e.metadata.get("preamble")
     ]
-    guidelines = [
-        g for g in await store.list(Guideline) if g.enabled and in_agent_scope(g.tags, agent)
-    ]
-    canned = [c for c in await store.list(CannedResponse) if in_agent_scope(c.tags, agent)]
-    terms = [t for t in await store.list(Term) if in_agent_scope(t.tags, agent)]
-    relationships = await store.list(Relationship)
-    journeys = [j for j in await store.list(Journey) if in_agent_scope(j.tags, agent)]
     progress = await store.find(JourneyProgress, session_id) or JourneyProgress(id=session_id)
     return TurnContext(
-        agent=agent,
+        agent=snapshot.agent,
         session=session,
         customer=customer,
         messages=messages,
-        guidelines=guidelines,
-        canned_responses=canned,
-        terms=terms,
-        relationships=relationships,
+        guidelines=list(snapshot.guidelines),
+        canned_responses=list(snapshot.canned_responses),
+        terms=list(snapshot.terms),
+        relationships=list(snapshot.relationships),
         applied_history=applied_history,
-        journeys=journeys,
+        journeys=list(snapshot.journeys),
         progress=progress,
     )

@@ -8,11 +8,10 @@ per process.
 
 from __future__ import annotations
 
-import hashlib
 import math
 import re
 from collections import Counter, OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import numpy.typing as npt
@@ -126,25 +125,17 @@ def guideline_document(g: Guideline) -> str:
     return "\n".join([g.condition, *g.examples])
 
 
-def set_key(guidelines: Iterable[Guideline]) -> str:
-    """A content hash of a guideline set: what its lexical index depends on, in order."""
-    digest = hashlib.sha256()
-    for g in guidelines:
-        digest.update(guideline_document(g).encode())
-        digest.update(b"\x00")
-    return digest.hexdigest()
-
-
 class LexicalIndexCache:
     """Indexes built lazily per guideline set, keyed by content, least recently used dropped."""
 
     def __init__(self, size: int = 16) -> None:
         self.size = size
-        self._indexes: OrderedDict[str, LexicalIndex] = OrderedDict()
+        self._indexes: OrderedDict[tuple[tuple[str, ...], ...], LexicalIndex] = OrderedDict()
         self.builds = 0
 
     def index(self, guidelines: Sequence[Guideline]) -> LexicalIndex:
-        key = set_key(guidelines)
+        # The documents themselves are the key (cheap to hash: strings cache their hashes).
+        key = tuple((g.condition, *g.examples) for g in guidelines)
         found = self._indexes.get(key)
         if found is not None:
             self._indexes.move_to_end(key)

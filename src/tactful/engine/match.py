@@ -12,6 +12,7 @@ import asyncio
 import re
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
@@ -215,12 +216,17 @@ class MatchOutcome:
     journeys: dict[int, JourneyCheck] = field(default_factory=dict)
 
 
+@lru_cache(maxsize=65536)
+def _tokens(text: str) -> int:
+    return count_tokens(text)
+
+
 def _detailed_cost(r: Ranked) -> int:
-    return count_tokens(r.guideline.condition) + 12
+    return _tokens(r.guideline.condition) + 12
 
 
 def _screen_cost(r: Ranked) -> int:
-    return count_tokens(r.guideline.condition) + 3
+    return _tokens(r.guideline.condition) + 3
 
 
 class ModelMatcher:
@@ -371,13 +377,16 @@ class ModelMatcher:
                 check = by_number.get(n) if in_detail else flagged.get(n)
                 if in_detail and check is None:
                     check = flagged.get(n)
+                if check is None and not in_detail:
+                    # Screened and not flagged: no verdict (the trace's candidates list it).
+                    continue
                 outcome.verdicts.append(
                     self._verdict(
                         r,
                         check,
                         tier=1 if in_detail else 2,
                         applied_before=applied_before,
-                        missing="no verdict given" if in_detail else "screened: not flagged",
+                        missing="no verdict given",
                     )
                 )
         return outcome
@@ -402,7 +411,9 @@ class ModelMatcher:
             rationale = evidence
             if check.applies and before and not check.reapply:
                 rationale = f"{evidence} (applied earlier; not to be repeated)"
-        return MatchVerdict(
+        # Built without validation (one per guideline checked or screened; the values are
+        # typed already).
+        return MatchVerdict.model_construct(
             guideline_id=r.guideline.id,
             condition=r.guideline.condition,
             action=r.guideline.action,

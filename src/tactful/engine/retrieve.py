@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -62,16 +63,51 @@ class Ranked:
 
 
 class EmbeddingCache:
-    """Embeds texts once per content: memory first, then the store, then the embedder."""
+    """Embeds texts once per content: memory first, then the store, then the embedder.
+
+    The matrices of large lists (every guideline's condition, every view) are also kept as they
+    are, by the list's content: a turn over an unchanged agent stacks nothing again. They are
+    read-only; a caller computes on them, never in them.
+    """
+
+    # Lists this long or longer have their matrix memoized; the last MATRICES are kept.
+    MATRIX_MIN = 16
+    MATRICES = 32
 
     def __init__(self, embedder: Embedder, store: Store) -> None:
         self.embedder = embedder
         self.store = store
         self._memory: dict[str, Vectors] = {}
+        self._keys: dict[str, str] = {}
+        self._matrices: OrderedDict[tuple[str, ...], Vectors] = OrderedDict()
+
+    def _key(self, model: str, text: str) -> str:
+        key = self._keys.get(text)
+        if key is None:
+            key = content_key(model, text)
+            if len(self._keys) > 200_000:
+                self._keys.clear()
+            self._keys[text] = key
+        return key
 
     async def embed(self, texts: Sequence[str]) -> Vectors:
+        if len(texts) < self.MATRIX_MIN:
+            return await self._embed(texts)
+        whole = tuple(texts)
+        found = self._matrices.get(whole)
+        if found is not None:
+            self._matrices.move_to_end(whole)
+            return found
+        matrix = await self._embed(whole)
+        matrix.flags.writeable = False
+        self._matrices[whole] = matrix
+        while len(self._matrices) > self.MATRICES:
+            self._matrices.popitem(last=False)
+        return matrix
+
+    async def _embed(self, texts: Sequence[str]) -> Vectors:
         model = self.embedder.model_name
-        keys = [content_key(model, t) for t in texts]
+        keys = [self._key(model, t) for t in texts]
         missing = [k for k in dict.fromkeys(keys) if k not in self._memory]
         if missing:
             self._memory.update(await self.store.load_embeddings(model, missing))
@@ -235,6 +271,36 @@ def _ranks(values: F32) -> npt.NDArray[np.float64]:
     return ranks
 
 
+@dataclass(frozen=True)
+class _Layout:
+    """What ranking needs of a guideline set that does not depend on the conversation: the
+    texts to embed and, for each, the row of the guideline it stands for. Built once per set."""
+
+    conditions: tuple[str, ...]
+    example_rows: npt.NDArray[np.intp]
+    examples: tuple[str, ...]
+    # The condition and the examples (compared with the sentences of the messages).
+    own_rows: npt.NDArray[np.intp]
+    own: tuple[str, ...]
+    view_rows: npt.NDArray[np.intp]
+    views: tuple[str, ...]
+
+    @staticmethod
+    def of(guidelines: Sequence[Guideline]) -> _Layout:
+        examples = [(i, e) for i, g in enumerate(guidelines) for e in g.examples]
+        own = [(i, t) for i, g in enumerate(guidelines) for t in (g.condition, *g.examples)]
+        views = [(i, v) for i, g in enumerate(guidelines) for v in condition_views(g)[1:]]
+        return _Layout(
+            conditions=tuple(guideline_text(g) for g in guidelines),
+            example_rows=np.array([i for i, _ in examples], dtype=np.intp),
+            examples=tuple(e for _, e in examples),
+            own_rows=np.array([i for i, _ in own], dtype=np.intp),
+            own=tuple(t for _, t in own),
+            view_rows=np.array([i for i, _ in views], dtype=np.intp),
+            views=tuple(v for _, v in views),
+        )
+
+
 class Retriever:
     """Scores every guideline against the latest customer messages and the recent window.
 
@@ -262,6 +328,18 @@ class Retriever:
         self.hybrid = hybrid
         self.lexical_weight = self.LEXICAL_WEIGHT if lexical_weight is None else lexical_weight
         self.lexical = lexical or LexicalIndexCache()
+        self._layouts: OrderedDict[tuple[tuple[str, ...], ...], _Layout] = OrderedDict()
+
+    def _layout(self, guidelines: Sequence[Guideline]) -> _Layout:
+        key = tuple((g.condition, *g.examples) for g in guidelines)
+        found = self._layouts.get(key)
+        if found is None:
+            found = self._layouts[key] = _Layout.of(guidelines)
+            while len(self._layouts) > 16:
+                self._layouts.popitem(last=False)
+        else:
+            self._layouts.move_to_end(key)
+        return found
 
     async def rank(self, ctx: TurnContext, guidelines: Sequence[Guideline]) -> list[Ranked]:
         if not guidelines:
@@ -270,14 +348,12 @@ class Retriever:
         window = " \n".join(u.text for u in ctx.window(6))
         queries = await self.cache.embed([*recent, window])
         latest = len(recent) - 1  # -1 (the window) when there is no customer message yet
-        conditions = await self.cache.embed([guideline_text(g) for g in guidelines])
-        sims = conditions @ queries.T  # (guidelines, queries)
-        examples = [(i, e) for i, g in enumerate(guidelines) for e in g.examples]
-        if examples:
+        layout = self._layout(guidelines)
+        sims = await self.cache.embed(layout.conditions) @ queries.T  # (guidelines, queries)
+        if layout.examples:
             # Example utterances stand in for their guideline's condition.
-            example_sims = await self.cache.embed([e for _, e in examples]) @ queries.T
-            for (i, _), row in zip(examples, example_sims, strict=True):
-                np.maximum(sims[i], row, out=sims[i])
+            example_sims = await self.cache.embed(layout.examples) @ queries.T
+            np.maximum.at(sims, layout.example_rows, example_sims)
         rank_weights = self._weights(len(queries), latest, self.RANK_EARLIER)
         dense = (sims * rank_weights).max(axis=1)
         # The offline tier decides on ``focus``: keep it exactly the condition-and-examples
@@ -290,7 +366,7 @@ class Retriever:
                 for i in order
             ]
 
-        more = await self._more_dense(guidelines, recent, queries, rank_weights)
+        more = await self._more_dense(layout, recent, queries, rank_weights)
         dense = np.maximum(dense, more)
         lexical = self._lexical(guidelines, recent)
         fused = 1.0 / (self.RRF_K + _ranks(dense))
@@ -313,14 +389,14 @@ class Retriever:
 
     async def _more_dense(
         self,
-        guidelines: Sequence[Guideline],
+        layout: _Layout,
         recent: Sequence[str],
         queries: Vectors,
         weights: F32,
     ) -> F32:
         """Similarity of the other condition views to the situation, and of every view to the
         sentences of the recent messages (weighted like earlier messages)."""
-        out = np.full(len(guidelines), -1.0, dtype=np.float32)
+        out = np.full(len(layout.conditions), -1.0, dtype=np.float32)
         parts = [s for m in recent for s in sentences(m)]
         if parts:
             queries = np.concatenate([queries, await self.cache.embed(parts)])
@@ -328,15 +404,11 @@ class Retriever:
                 [weights, np.full(len(parts), self.RANK_EARLIER, dtype=np.float32)]
             )
             # The condition and the examples against the sentences (the views come below).
-            own = [(i, t) for i, g in enumerate(guidelines) for t in (g.condition, *g.examples)]
-            own_sims = (await self.cache.embed([t for _, t in own])) @ queries[-len(parts) :].T
-            np.maximum.at(
-                out, np.array([i for i, _ in own]), own_sims.max(axis=1) * self.RANK_EARLIER
-            )
-        views = [(i, v) for i, g in enumerate(guidelines) for v in condition_views(g)[1:]]
-        if views:
-            view_sims = ((await self.cache.embed([v for _, v in views])) @ queries.T) * weights
-            np.maximum.at(out, np.array([i for i, _ in views]), view_sims.max(axis=1))
+            own_sims = (await self.cache.embed(layout.own)) @ queries[-len(parts) :].T
+            np.maximum.at(out, layout.own_rows, own_sims.max(axis=1) * self.RANK_EARLIER)
+        if layout.views:
+            view_sims = ((await self.cache.embed(layout.views)) @ queries.T) * weights
+            np.maximum.at(out, layout.view_rows, view_sims.max(axis=1))
         return out
 
     def _lexical(self, guidelines: Sequence[Guideline], recent: Sequence[str]) -> F32:

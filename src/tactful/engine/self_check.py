@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -38,7 +39,12 @@ def about_reply(guideline: Guideline) -> bool:
     """Whether the guideline's condition concerns the agent's own reply."""
     if guideline.about_reply is not None:
         return guideline.about_reply
-    return bool(_ABOUT_REPLY.search(guideline.condition))
+    return _reads_as_about_reply(guideline.condition)
+
+
+@lru_cache(maxsize=65536)
+def _reads_as_about_reply(condition: str) -> bool:
+    return bool(_ABOUT_REPLY.search(condition))
 
 
 class RuleCheck(BaseModel):

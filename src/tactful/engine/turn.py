@@ -34,7 +34,7 @@ from tactful.domain import (
 from tactful.engine import glossary, journey_follow, journey_plan, variables
 from tactful.engine.candidates import DEFAULT_K, select_candidates
 from tactful.engine.compose import Composer
-from tactful.engine.context import TurnContext, load_context
+from tactful.engine.context import SnapshotCache, TurnContext, load_context
 from tactful.engine.hooks import Hooks, MatchContext
 from tactful.engine.journey_follow import Follower, JourneyOutcome
 from tactful.engine.journey_plan import JourneyPlan
@@ -143,6 +143,8 @@ class Engine:
         self.generator = generator
         self.options = options or EngineOptions()
         self.cache = EmbeddingCache(embedder, store)
+        # Agent definitions in memory, read again when the store's revision moves.
+        self.snapshots = SnapshotCache()
         self.retriever = Retriever(self.cache)
         self.offline_matcher = OfflineMatcher(self.options.offline_threshold)
         self.model_matcher = ModelMatcher(generator) if generator else None
@@ -317,7 +319,7 @@ class Engine:
         trace = rec.trace
         await self.status(session_id, SessionStatus.PROCESSING, trace.id, stage="interpreting")
         async with rec.stage("context"):
-            ctx = await load_context(self.store, session_id)
+            ctx = await load_context(self.store, session_id, self.snapshots)
         trace.agent_id = ctx.agent.id
         preamble = Preamble(self.append, ctx, trace)
         preamble.start()

@@ -83,6 +83,12 @@ class Store(ABC):
         Deleting a session deletes its events and traces.
         """
 
+    @abstractmethod
+    async def definitions_revision(self) -> int:
+        """A number that changes whenever anything defining an agent changes (guidelines,
+        journeys, terms, templates, relationships, tags, variables, tools), by any process on
+        this database; it is bumped in the same transaction as the change."""
+
     # -- events ---------------------------------------------------------------------------------
 
     @abstractmethod

@@ -90,6 +90,31 @@ events = Table(
 Index("ix_events_session_offset", events.c.session_id, events.c.offset, unique=True)
 Index("ix_events_trace_id", events.c.trace_id)
 
+# Counters bumped in the same transaction as the writes they count. "definitions" counts every
+# change to what defines agents (DEFINITION_COLLECTIONS), so a process can keep a snapshot of
+# an agent in memory and notice, with one read, a change made by any process on the database.
+revisions = Table(
+    "revisions",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("value", Integer, nullable=False),
+)
+
+DEFINITION_COLLECTIONS = frozenset(
+    {
+        "tags",
+        "agents",
+        "guidelines",
+        "relationships",
+        "journeys",
+        "terms",
+        "context_variables",
+        "canned_responses",
+        "tools",
+        "tool_services",
+    }
+)
+
 # Cached embeddings, keyed by model and content hash, so a restart recomputes nothing.
 embeddings = Table(
     "embeddings",

@@ -17,6 +17,8 @@ import numpy as np
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Table, and_, delete, event, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
@@ -26,7 +28,14 @@ from tactful.domain import Entity, Event, EventKind, EventSource, Session, new_i
 from tactful.errors import ConflictError, NotFoundError, StoreError
 from tactful.llm.base import Vectors
 from tactful.store.base import E, Store
-from tactful.store.schema import ENTITY_TABLES, INDEXED_COLUMNS, embeddings, events
+from tactful.store.schema import (
+    DEFINITION_COLLECTIONS,
+    ENTITY_TABLES,
+    INDEXED_COLUMNS,
+    embeddings,
+    events,
+    revisions,
+)
 
 
 def _as_async_url(url: str) -> str:
@@ -150,6 +159,28 @@ class SQLStore(Store):
             row[col] = getattr(entity, col)
         return row
 
+    async def _changed(self, conn: AsyncConnection, collection: str) -> None:
+        """Count a definition change, in the transaction that makes it."""
+        if collection not in DEFINITION_COLLECTIONS:
+            return
+        dialect = pg_insert if self.backend == "postgresql" else sqlite_insert
+        await conn.execute(
+            dialect(revisions)
+            .values(name="definitions", value=1)
+            .on_conflict_do_update(
+                index_elements=[revisions.c.name], set_={"value": revisions.c.value + 1}
+            )
+        )
+
+    async def definitions_revision(self) -> int:
+        async with self._tx() as conn:
+            value = (
+                await conn.execute(
+                    select(revisions.c.value).where(revisions.c.name == "definitions")
+                )
+            ).scalar()
+        return int(value or 0)
+
     # -- entities -------------------------------------------------------------------------------
 
     async def create(self, entity: E, *, key: str | None = None) -> E:
@@ -157,6 +188,7 @@ class SQLStore(Store):
         try:
             async with self._tx() as conn:
                 await conn.execute(insert(table).values(**self._row(entity, key)))
+                await self._changed(conn, entity.collection)
         except IntegrityError as e:
             what = f"key {key!r}" if key else f"id {entity.id!r}"
             raise ConflictError(f"a {type(entity).__name__} with {what} already exists") from e
@@ -167,16 +199,25 @@ class SQLStore(Store):
         async with self._tx() as conn:
             where = table.c.natural_key == key if key is not None else table.c.id == entity.id
             existing = (
-                await conn.execute(select(table.c.id, table.c.creation_utc).where(where))
+                await conn.execute(
+                    select(
+                        table.c.id, table.c.creation_utc, table.c.natural_key, table.c.data
+                    ).where(where)
+                )
             ).first()
             if existing is None:
                 await conn.execute(insert(table).values(**self._row(entity, key)))
+                await self._changed(conn, entity.collection)
                 return entity, True
             stored = entity.model_copy(update={"id": existing.id})
             stored.creation_utc = _aware(existing.creation_utc)
             row = self._row(stored, key)
+            if row["data"] == existing.data and key == existing.natural_key:
+                # Defined again as it was (a restart): nothing to write, nothing changed.
+                return stored, False
             del row["creation_utc"]
             await conn.execute(update(table).where(table.c.id == existing.id).values(**row))
+            await self._changed(conn, entity.collection)
             return stored, False
 
     async def update(self, entity: E) -> E:
@@ -187,6 +228,7 @@ class SQLStore(Store):
             result = await conn.execute(update(table).where(table.c.id == entity.id).values(**row))
             if result.rowcount == 0:
                 raise NotFoundError(type(entity).__name__, entity.id)
+            await self._changed(conn, entity.collection)
         return entity
 
     async def find(self, kind: type[E], id: str) -> E | None:
@@ -231,6 +273,8 @@ class SQLStore(Store):
                 progress = ENTITY_TABLES["journey_progress"]
                 await conn.execute(delete(progress).where(progress.c.id == id))
             result = await conn.execute(delete(table).where(table.c.id == id))
+            if result.rowcount:
+                await self._changed(conn, kind.collection)
         return bool(result.rowcount)
 
     # -- events ---------------------------------------------------------------------------------
