@@ -18,6 +18,8 @@ measured effect is in docs/matching.md.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 import re
 from collections import OrderedDict
@@ -80,6 +82,7 @@ class EmbeddingCache:
         self._memory: dict[str, Vectors] = {}
         self._keys: dict[str, str] = {}
         self._matrices: OrderedDict[tuple[str, ...], Vectors] = OrderedDict()
+        self._inflight: dict[str, asyncio.Future[None]] = {}
 
     def _key(self, model: str, text: str) -> str:
         key = self._keys.get(text)
@@ -111,15 +114,43 @@ class EmbeddingCache:
         missing = [k for k in dict.fromkeys(keys) if k not in self._memory]
         if missing:
             self._memory.update(await self.store.load_embeddings(model, missing))
-        to_embed = {k: t for k, t in zip(keys, texts, strict=True) if k not in self._memory}
+        # What another task is embedding right now is awaited, not embedded twice.
+        waiting = {k for k in keys if k not in self._memory and k in self._inflight}
+        to_embed = {
+            k: t
+            for k, t in zip(keys, texts, strict=True)
+            if k not in self._memory and k not in waiting
+        }
         if to_embed:
-            vectors = await self.embedder.embed(list(to_embed.values()))
-            fresh = dict(zip(to_embed, vectors, strict=True))
-            self._memory.update(fresh)
-            await self.store.save_embeddings(model, fresh)
+            done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            for k in to_embed:
+                self._inflight[k] = done
+            try:
+                vectors = await self.embedder.embed(list(to_embed.values()))
+                fresh = dict(zip(to_embed, vectors, strict=True))
+                self._memory.update(fresh)
+                await self.store.save_embeddings(model, fresh)
+            finally:
+                for k in to_embed:
+                    self._inflight.pop(k, None)
+                if not done.done():
+                    done.set_result(None)
+        for k in waiting:
+            pending = self._inflight.get(k)
+            if pending is not None:
+                # Shielded: a cancelled waiter must not cancel the other task's embedding.
+                await asyncio.shield(pending)
         if not keys:
             return np.zeros((0, self.embedder.dimensions), dtype=np.float32)
+        if any(k not in self._memory for k in keys):
+            # The other task failed: embed what it left here.
+            return await self._embed(texts)
         return np.stack([self._memory[k] for k in keys])
+
+    async def warm(self, texts: Sequence[str]) -> None:
+        """Embed ``texts`` ahead of need (a failure is left for the turn that needs them)."""
+        with contextlib.suppress(Exception):
+            await self._embed(list(dict.fromkeys(t for t in texts if t.strip())))
 
 
 def guideline_text(g: Guideline) -> str:
@@ -330,6 +361,20 @@ class Retriever:
         self.lexical = lexical or LexicalIndexCache()
         self._layouts: OrderedDict[tuple[tuple[str, ...], ...], _Layout] = OrderedDict()
 
+    async def window(self, ctx: TurnContext) -> Vectors:
+        """The recent window as one (1, d) vector: the mean of its messages' embeddings.
+
+        Each message is embedded once, by content (the agent's replies right after they are
+        sent), so a turn embeds only what is new; embedding the joined window instead cost a
+        fresh pass over every token of it on every turn.
+        """
+        texts = [u.text for u in ctx.window(6)]
+        if not texts:
+            return await self.cache.embed([" "])
+        mean: Vectors = (await self.cache.embed(texts)).mean(axis=0, keepdims=True)
+        norm = float(np.linalg.norm(mean))
+        return (mean / np.float32(norm)).astype(np.float32) if norm > 0 else mean
+
     def _layout(self, guidelines: Sequence[Guideline]) -> _Layout:
         key = tuple((g.condition, *g.examples) for g in guidelines)
         found = self._layouts.get(key)
@@ -345,8 +390,7 @@ class Retriever:
         if not guidelines:
             return []
         recent = ctx.recent_customer_messages(3)
-        window = " \n".join(u.text for u in ctx.window(6))
-        queries = await self.cache.embed([*recent, window])
+        queries = np.concatenate([await self.cache.embed(recent), await self.window(ctx)])
         latest = len(recent) - 1  # -1 (the window) when there is no customer message yet
         layout = self._layout(guidelines)
         sims = await self.cache.embed(layout.conditions) @ queries.T  # (guidelines, queries)

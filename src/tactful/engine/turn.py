@@ -47,7 +47,7 @@ from tactful.engine.match import (
 )
 from tactful.engine.preamble import Preamble
 from tactful.engine.resolve import Clarification, guidelines_by_tag, resolve
-from tactful.engine.retrieve import EmbeddingCache, Ranked, Retriever
+from tactful.engine.retrieve import EmbeddingCache, Ranked, Retriever, sentences
 from tactful.engine.retrievers import RetrievedSet, Retrievers
 from tactful.engine.self_check import about_reply
 from tactful.engine.tool_stage import ToolStage
@@ -164,6 +164,9 @@ class Engine:
             model_matcher=self.model_matcher,
         )
         self._turns: dict[str, _Turn] = {}
+        self._warming: set[asyncio.Task[None]] = set()
+        # Per running turn: trace records to build when its trace is saved.
+        self._deferred: dict[str, Callable[[], None]] = {}
 
     @property
     def tier(self) -> str:
@@ -228,6 +231,8 @@ class Engine:
             session_id, EventKind.MESSAGE, source, data, trace_id=trace_id, metadata=metadata
         )
         if session.mode is SessionMode.AUTO:
+            # Its embeddings are computed (in a worker thread) while the turn starts.
+            self._warm([message, *sentences(message)])
             await self.status(session_id, SessionStatus.ACKNOWLEDGED, trace_id)
             self._schedule(session_id, trace_id, event.offset)
         return event
@@ -244,6 +249,12 @@ class Engine:
         )
         self._turns[session_id] = turn
         turn.task.add_done_callback(lambda _t: self._forget(session_id, turn))
+
+    def _warm(self, texts: list[str]) -> None:
+        """Embed texts in the background, ahead of the turn that needs them."""
+        task = asyncio.create_task(self.cache.warm(texts))
+        self._warming.add(task)
+        task.add_done_callback(self._warming.discard)
 
     def _forget(self, session_id: str, turn: _Turn) -> None:
         if self._turns.get(session_id) is turn:
@@ -266,6 +277,9 @@ class Engine:
             if turn.task is not None:
                 turn.task.cancel()
         await self.wait_idle()
+        for task in list(self._warming):
+            task.cancel()
+        await asyncio.gather(*self._warming, return_exceptions=True)
         await self.tools.close()
 
     async def _run(self, session_id: str, turn: _Turn, offset: int, previous: _Turn | None) -> None:
@@ -298,6 +312,8 @@ class Engine:
             trace.error = f"{type(e).__name__}: {e}"
             await asyncio.shield(self._save_trace(trace))
             await asyncio.shield(self._finish_failed(session_id, trace))
+        finally:
+            self._deferred.pop(turn.trace_id, None)
 
     async def _finish_cancelled(self, session_id: str, trace: Trace) -> None:
         with contextlib.suppress(Exception):
@@ -310,7 +326,10 @@ class Engine:
             await self.status(session_id, SessionStatus.READY, trace.id)
 
     async def _save_trace(self, trace: Trace) -> None:
+        deferred = self._deferred.pop(trace.id, None)
         try:
+            if deferred is not None:
+                deferred()
             await self.store.upsert(trace)
         except Exception:
             log.exception("could not save trace %s", trace.id)
@@ -450,6 +469,8 @@ class Engine:
             )
         )
         trace.message_event_id = message.id
+        # The next turn's window holds this reply: embed it now, off that turn's path.
+        self._warm([str(data.get("message") or "")])
         if errors := await self.hooks.fire_message(MatchContext.of(ctx), message):
             trace.composition["hook_errors"] = errors
         trace.status = "done"
@@ -577,10 +598,10 @@ class Engine:
                 # Their arguments are inferred in the same wave, which needs a detailed check.
                 forced={g.id: "has tools" for g in checkable if any(t in specs for t in g.tools)},
             )
-        if self.model_matcher is not None:
-            trace.candidates = chosen.candidates()
-        else:
-            trace.candidates = chosen.candidates()[: self.options.trace_candidates]
+        # The trace's candidate records (one per guideline) are written when the trace is
+        # saved, after the reply: building a thousand of them is not the customer's wait.
+        limit = None if self.model_matcher is not None else self.options.trace_candidates
+        self._deferred[trace.id] = lambda: setattr(trace, "candidates", chosen.candidates()[:limit])
         match_ctx = MatchContext.of(ctx)
         async with rec.stage("match"):
             code_task = asyncio.ensure_future(

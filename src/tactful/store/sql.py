@@ -420,26 +420,24 @@ class SQLStore(Store):
         if not vectors:
             return
         now = utcnow()
+        rows = [
+            {
+                "key": k,
+                "model": model,
+                "dimensions": int(v.shape[-1]),
+                "vector": np.asarray(v, dtype=np.float32).tobytes(),
+                "creation_utc": now,
+            }
+            for k, v in vectors.items()
+        ]
+        dialect = pg_insert if self.backend == "postgresql" else sqlite_insert
         async with self._tx() as conn:
-            present: set[str] = set()
-            for chunk in _chunks(list(vectors), 500):
-                rows = await conn.execute(
-                    select(embeddings.c.key).where(embeddings.c.key.in_(chunk))
+            # Another process (or task) may have stored the same content meanwhile: keep it.
+            for start in range(0, len(rows), 500):
+                await conn.execute(
+                    dialect(embeddings).on_conflict_do_nothing(index_elements=["key"]),
+                    rows[start : start + 500],
                 )
-                present.update(r.key for r in rows)
-            new = [
-                {
-                    "key": k,
-                    "model": model,
-                    "dimensions": int(v.shape[-1]),
-                    "vector": np.asarray(v, dtype=np.float32).tobytes(),
-                    "creation_utc": now,
-                }
-                for k, v in vectors.items()
-                if k not in present
-            ]
-            if new:
-                await conn.execute(insert(embeddings), new)
 
 
 def _chunks(items: list[str], size: int) -> list[list[str]]:
