@@ -350,3 +350,29 @@ async def test_upserting_the_same_definition_writes_nothing(store: SQLStore) -> 
     assert await store.definitions_revision() > before
     assert (await store.get(Guideline, g.id)).action == "give the times and the cost"
     assert changed.creation_utc == stored.creation_utc
+
+
+async def test_reads_do_not_wait_for_an_open_write(store: SQLStore) -> None:
+    if store.backend == "sqlite" and ":memory:" in store.url:
+        pytest.skip("an in-memory database has one connection: its reads wait by design")
+    agent = await store.create(Agent(name="committed"))
+    holding, release = asyncio.Event(), asyncio.Event()
+
+    async def writer() -> None:
+        async with store.transaction():
+            await store.create(Agent(name="not yet committed", id="pending"))
+            holding.set()
+            await release.wait()
+
+    task = asyncio.create_task(writer())
+    await holding.wait()
+    try:
+        # Before reads stopped taking the writers' lock, these waited for the write to end.
+        assert (await asyncio.wait_for(store.get(Agent, agent.id), 5)).name == "committed"
+        assert await asyncio.wait_for(store.find(Agent, "pending"), 5) is None
+        async with store.transaction(read_only=True):
+            assert len(await asyncio.wait_for(store.list(Agent), 5)) == 1
+    finally:
+        release.set()
+        await task
+    assert (await store.get(Agent, "pending")).name == "not yet committed"

@@ -160,7 +160,7 @@ async def load_context(
     store: Store, session_id: str, snapshots: SnapshotCache | None = None
 ) -> TurnContext:
     # One transaction for every read: one connection and one commit instead of six.
-    async with store.transaction():
+    async with store.transaction(read_only=True):
         return await _load_context(store, session_id, snapshots)
 
 

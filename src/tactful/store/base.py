@@ -26,10 +26,11 @@ class Store(ABC):
     backend: str
 
     @abstractmethod
-    def transaction(self) -> AbstractAsyncContextManager[object]:
+    def transaction(self, *, read_only: bool = False) -> AbstractAsyncContextManager[object]:
         """Group several calls into one transaction: all of them are written, or none.
 
         Calls on this store made inside the ``async with`` block (in the same task) join it.
+        ``read_only`` promises no writes inside, so it need not wait for writers.
         """
 
     @abstractmethod

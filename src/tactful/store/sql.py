@@ -54,6 +54,9 @@ class SQLStore(Store):
         self.backend = "postgresql" if self.url.startswith("postgresql") else "sqlite"
         # A PostgreSQL schema to use instead of ``public`` (isolated tests, several tenants).
         self.pg_schema = pg_schema
+        self._in_memory = self.backend == "sqlite" and (
+            ":memory:" in self.url or self.url.rstrip("/").endswith("sqlite+aiosqlite:")
+        )
         self._engine: AsyncEngine = self._make_engine()
         # SQLite allows one writer; serialising here avoids "database is locked" under load.
         self._sqlite_lock: asyncio.Lock | None = (
@@ -71,7 +74,7 @@ class SQLStore(Store):
             return create_async_engine(
                 self.url, pool_size=10, max_overflow=20, connect_args=connect_args
             )
-        in_memory = ":memory:" in self.url or self.url.rstrip("/").endswith("sqlite+aiosqlite:")
+        in_memory = self._in_memory
         if in_memory:
             engine = create_async_engine(
                 self.url, poolclass=StaticPool, connect_args={"check_same_thread": False}
@@ -95,17 +98,19 @@ class SQLStore(Store):
     # -- plumbing -------------------------------------------------------------------------------
 
     @asynccontextmanager
-    async def _tx(self) -> AsyncIterator[AsyncConnection]:
+    async def _tx(self, *, read_only: bool = False) -> AsyncIterator[AsyncConnection]:
         """One transaction: committed when the block ends, rolled back when it raises.
 
-        Inside ``transaction()`` every call joins the open transaction instead.
+        Inside ``transaction()`` every call joins the open transaction instead. A read-only one
+        on a SQLite file does not wait for the writers' lock: WAL lets readers run beside the
+        one writer (an in-memory database has a single connection, so it waits like a write).
         """
         joined = self._current.get()
         if joined is not None:
             yield joined
             return
         async with contextlib.AsyncExitStack() as stack:
-            if self._sqlite_lock is not None:
+            if self._sqlite_lock is not None and not (read_only and not self._in_memory):
                 await stack.enter_async_context(self._sqlite_lock)
             conn = await stack.enter_async_context(self._engine.begin())
             token = self._current.set(conn)
@@ -114,8 +119,10 @@ class SQLStore(Store):
             finally:
                 self._current.reset(token)
 
-    def transaction(self) -> contextlib.AbstractAsyncContextManager[object]:
-        return self._tx()
+    def transaction(
+        self, *, read_only: bool = False
+    ) -> contextlib.AbstractAsyncContextManager[object]:
+        return self._tx(read_only=read_only)
 
     async def migrate(self) -> None:
         def run(sync_conn: Connection) -> None:
@@ -173,7 +180,7 @@ class SQLStore(Store):
         )
 
     async def definitions_revision(self) -> int:
-        async with self._tx() as conn:
+        async with self._tx(read_only=True) as conn:
             value = (
                 await conn.execute(
                     select(revisions.c.value).where(revisions.c.name == "definitions")
@@ -233,7 +240,7 @@ class SQLStore(Store):
 
     async def find(self, kind: type[E], id: str) -> E | None:
         table = self._table(kind)
-        async with self._tx() as conn:
+        async with self._tx(read_only=True) as conn:
             row = (await conn.execute(select(table.c.data).where(table.c.id == id))).first()
         return kind.model_validate(row.data) if row else None
 
@@ -245,7 +252,7 @@ class SQLStore(Store):
 
     async def get_by_key(self, kind: type[E], key: str) -> E | None:
         table = self._table(kind)
-        async with self._tx() as conn:
+        async with self._tx(read_only=True) as conn:
             row = (
                 await conn.execute(select(table.c.data).where(table.c.natural_key == key))
             ).first()
@@ -259,7 +266,7 @@ class SQLStore(Store):
         query = select(table.c.data).order_by(table.c.creation_utc, table.c.id)
         if where:
             query = query.where(and_(*(table.c[k] == v for k, v in where.items())))
-        async with self._tx() as conn:
+        async with self._tx(read_only=True) as conn:
             rows = (await conn.execute(query)).all()
         return [kind.model_validate(r.data) for r in rows]
 
@@ -367,13 +374,13 @@ class SQLStore(Store):
             query = query.where(events.c.source == source.value)
         if trace_id is not None:
             query = query.where(events.c.trace_id == trace_id)
-        async with self._tx() as conn:
+        async with self._tx(read_only=True) as conn:
             rows = (await conn.execute(query)).all()
         return [self._event(r) for r in rows]
 
     async def get_event(self, session_id: str, event_id: str) -> Event:
         query = select(events).where(events.c.session_id == session_id, events.c.id == event_id)
-        async with self._tx() as conn:
+        async with self._tx(read_only=True) as conn:
             row = (await conn.execute(query)).first()
         if row is None:
             raise NotFoundError("Event", event_id)
@@ -405,7 +412,7 @@ class SQLStore(Store):
         if not keys:
             return {}
         found: dict[str, Vectors] = {}
-        async with self._tx() as conn:
+        async with self._tx(read_only=True) as conn:
             for chunk in _chunks(list(keys), 500):
                 rows = await conn.execute(
                     select(embeddings.c.key, embeddings.c.vector).where(

@@ -1,0 +1,778 @@
+"""Load: event delivery and concurrency of tactful and Parlant 3.3.2, in the same run.
+
+    .venv/bin/python bench/load.py [--parlant-venv DIR | --no-parlant] [--delivery-ks 1 100 1000]
+        [--concurrency-ks 1 10 100] [--n 100] [--latency-ms 200] [--appends 200]
+
+Both systems serve the scenario of ../shared/anchors/parlant over their REST API on loopback,
+one after the other (never at the same time), each in a process of its own: Parlant 3.3.2
+through the anchor's ``server.py`` (its fake model) from its own virtual environment, tactful
+through ``bench/serve_scenario.py`` (the scripted double answering the same way). Both expose
+``/bench/info`` and ``/bench/calls``, so one client (this process, httpx, no proxies) drives
+both with the same code.
+
+Event delivery (scenario with 10 guidelines): K sessions, each with one long poll open
+(``GET /sessions/{id}/events?min_offset=..&wait_for_data=60``, reopened after each answer).
+Then ``--appends`` custom events (``kind: custom, source: system``; neither system starts a turn
+for them) are posted one at a time, a few ms apart, to sessions spread over the K. Per event:
+the time the client read it from its long poll minus the event's ``creation_utc`` (same clock).
+Also reported: the server's and this client's CPU use while the events were appended.
+
+Concurrency (``--n`` guidelines, model latency ``--latency-ms``): K sessions at once, each
+sending the scenario's 5 customer turns, the next one ``--think-ms`` after the previous one is
+"ready" (closed loop). K = 1, 10, 100 by default: 1 is the floor, and at 100 both servers
+already use all the CPU they can, so a larger K only queues longer. Each customer message ends
+with a tag, `` (ref k<i>)``, that the fakes ignore (too short for Parlant's fake, in no
+guideline for tactful's), so that each model call is given to its session by finding the tag
+in its prompt. Per turn: wall = the agent's reply ``creation_utc`` minus the customer
+message's; engine overhead = wall minus the union of that session's model-call intervals
+started within it. Throughput = turns completed / time from the first message to the last
+reply read (pauses included).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import functools
+import importlib.util
+import json
+import os
+import random
+import re
+import secrets
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+ANCHOR_DIR = ROOT.parent / "shared" / "anchors" / "parlant"
+DELIVERY_N = 10
+WAIT_S = 60
+# A customer's pause before the next message. It also lets Parlant's after-reply analysis call
+# (one model latency) finish, which otherwise overlaps the next turn and inflates its overhead.
+THINK_MS = 500.0
+TAG = re.compile(r"\(ref (k\d+)\)")
+sys.path.insert(0, str(BENCH))
+
+
+def _anchor_driver() -> Any:
+    """The anchor's driver.py, for its process helpers (loaded by path: its name is generic)."""
+    spec = importlib.util.spec_from_file_location("parlant_anchor_driver", ANCHOR_DIR / "driver.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def log(line: str) -> None:
+    print(f"[load] {line}", file=sys.stderr, flush=True)
+
+
+def ts(iso: str) -> float:
+    return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
+
+
+def pct(values: list[float], q: float) -> float | None:
+    """The q-th percentile (0..100), linear between the closest ranks."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    at = (len(ordered) - 1) * q / 100
+    lo = int(at)
+    if at == lo:
+        return ordered[lo]
+    a, b = ordered[lo], ordered[lo + 1]
+    return b if b == float("inf") else a + (b - a) * (at - lo)
+
+
+def union_s(spans: list[tuple[float, float]], lo: float, hi: float) -> float:
+    """Seconds of [lo, hi] covered by the spans."""
+    clipped = sorted((max(a, lo), min(b, hi)) for a, b in spans if b > lo and a < hi)
+    total, end = 0.0, lo
+    for a, b in clipped:
+        if b > end:
+            total += b - max(a, end)
+            end = b
+    return total
+
+
+def cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process, all its threads (Linux procfs)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def busy_s() -> float:
+    """CPU seconds the whole machine has spent busy since boot (Linux procfs)."""
+    cpu = Path("/proc/stat").read_text().splitlines()[0].split()[1:8]
+    busy = sum(int(v) for i, v in enumerate(cpu) if i not in (3, 4))  # not idle, iowait
+    return busy / os.sysconf("SC_CLK_TCK")
+
+
+async def quiet_machine(limit_pct: float = 40, patience_s: float = 30) -> None:
+    """Wait a while for other work on the machine to calm down before starting a server."""
+    deadline = time.time() + patience_s
+    while True:
+        busy, mine, wall = busy_s(), time.process_time(), time.time()
+        await asyncio.sleep(1)
+        other = (busy_s() - busy - (time.process_time() - mine)) / (time.time() - wall) * 100
+        if other < limit_pct:
+            return
+        if time.time() > deadline:
+            log(f"other processes still use {other:.0f}% of a CPU: measuring anyway")
+            return
+
+
+NOISY_PCT = 30.0
+
+
+async def quietest(run: Callable[[], Awaitable[dict[str, Any]]], label: str) -> dict[str, Any]:
+    """Measure; once more if other processes took over NOISY_PCT of a CPU meanwhile, keeping
+    the quieter of the two."""
+    first = await run()
+    if first.get("other_cpu_pct", 0) <= NOISY_PCT:
+        return first
+    log(f"{label}: other processes used {first['other_cpu_pct']:.0f}% of a CPU: once more")
+    await quiet_machine()
+    second = await run()
+    return min(first, second, key=lambda r: r.get("other_cpu_pct", 0))
+
+
+class CpuUse:
+    """CPU use over a window: the server, this client, and every other process of the machine
+    (other work on a 2-CPU box skews any timing, so the report shows it)."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.start = self._read()
+
+    def _read(self) -> tuple[float, float, float, float]:
+        return time.time(), cpu_s(self.pid), time.process_time(), busy_s()
+
+    def percent(self) -> dict[str, float]:
+        """Percent of one CPU used by each since the window opened."""
+        end = self._read()
+        wall, server, me, busy = (b - a for a, b in zip(self.start, end, strict=True))
+        return {
+            "server_cpu_pct": round(100 * server / wall, 1),
+            "client_cpu_pct": round(100 * me / wall, 1),
+            "other_cpu_pct": round(100 * max(0.0, busy - server - me) / wall, 1),
+        }
+
+
+# -- the servers ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Served:
+    """A running server of one system, with the agent of the scenario."""
+
+    system: str
+    url: str
+    agent_id: str
+    pid: int
+    log_file: Path
+
+    def tail(self) -> str:
+        return _tail(self.log_file)
+
+
+@contextlib.asynccontextmanager
+async def served(
+    system: str, python: Path, scenario: Path, latency_ms: float, work: Path
+) -> AsyncIterator[Served]:
+    """Start one system's server on free loopback ports; stop it by its PID at the end."""
+    driver = _anchor_driver()
+    port, tool_port = driver.free_loopback_ports(2)
+    token = secrets.token_hex(8)
+    # No inherited Parlant/OpenTelemetry settings or proxies: the server stays on loopback.
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("PARLANT_", "OTEL_"))
+        and k.lower() not in ("http_proxy", "https_proxy", "all_proxy")
+    }
+    env.update(
+        BENCH_TOKEN=token,
+        PYTHONDONTWRITEBYTECODE="1",
+        NO_PROXY="127.0.0.1,localhost",
+        no_proxy="127.0.0.1,localhost",
+    )
+    if system == "parlant":
+        home = Path(tempfile.mkdtemp(prefix="parlant-home-", dir=work))
+        env.update(PARLANT_HOME=str(home), FAKE_LLM_LATENCY_MS=f"{latency_ms:g}")
+        cmd = [str(python), str(ANCHOR_DIR / "server.py"), "--scenario", str(scenario)]
+        cmd += ["--port", str(port), "--tool-port", str(tool_port), "--policy", "null"]
+    else:
+        env.setdefault("TACTFUL_LOG_LEVEL", "WARNING")
+        cmd = [str(python), str(BENCH / "serve_scenario.py"), "--scenario", str(scenario)]
+        cmd += ["--port", str(port), "--latency-ms", f"{latency_ms:g}"]
+    log_file = work / f"{system}-{port}.log"
+    started = time.time()
+    process = _spawn(cmd, env, work, log_file, driver._server_preexec)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        info = await _ready(process, url, token, log_file)
+        log(f"{system}: serving {info.get('n_guidelines')} guidelines after "
+            f"{time.time() - started:.1f} s")  # fmt: skip
+        yield Served(system, url, info["agent_id"], process.pid, log_file)
+    finally:
+        await asyncio.to_thread(driver.stop_server, process)
+
+
+def _spawn(
+    cmd: list[str], env: dict[str, str], work: Path, log_file: Path, preexec: Any
+) -> subprocess.Popen[bytes]:
+    with log_file.open("w") as out:
+        return subprocess.Popen(
+            cmd,
+            cwd=work,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            preexec_fn=preexec,
+        )
+
+
+def _tail(path: Path) -> str:
+    try:
+        return path.read_text(errors="replace")[-1500:]
+    except OSError:
+        return ""
+
+
+async def _ready(
+    process: subprocess.Popen[bytes], url: str, token: str, log_file: Path
+) -> dict[str, Any]:
+    deadline = time.time() + 300
+    async with httpx.AsyncClient(base_url=url, timeout=10, trust_env=False) as http:
+        while time.time() < deadline:
+            if process.poll() is not None:
+                tail = _tail(log_file)
+                raise RuntimeError(f"server exited during start-up ({process.returncode}): {tail}")
+            with contextlib.suppress(httpx.HTTPError):
+                if (await http.get("/healthz")).status_code == 200:
+                    info: dict[str, Any] = (await http.get("/bench/info")).json()
+                    if info.get("token") != token:
+                        raise RuntimeError("another process answers on the chosen port")
+                    return info
+            await asyncio.sleep(0.05)
+    raise RuntimeError("server not ready after 300 s")
+
+
+def client(url: str, connections: int) -> httpx.AsyncClient:
+    # Idle connections are dropped before uvicorn's 5 s keep-alive timeout closes them: at equal
+    # timeouts a request can go out on a connection the server is closing (a ReadError).
+    limits = httpx.Limits(
+        max_connections=connections, max_keepalive_connections=connections, keepalive_expiry=2
+    )
+    timeout = httpx.Timeout(WAIT_S + 60, connect=60, pool=WAIT_S + 60)
+    return httpx.AsyncClient(base_url=url, limits=limits, timeout=timeout, trust_env=False)
+
+
+async def create_sessions(http: httpx.AsyncClient, agent_id: str, k: int) -> list[str]:
+    gate = asyncio.Semaphore(16)
+
+    async def one() -> str:
+        async with gate:
+            r = await http.post("/sessions", json={"agent_id": agent_id})
+            r.raise_for_status()
+            return str(r.json()["id"])
+
+    return list(await asyncio.gather(*(one() for _ in range(k))))
+
+
+async def wait_idle(http: httpx.AsyncClient, timeout: float = 60) -> int:
+    """Wait until no model call is in flight; the number of calls made so far."""
+    deadline = time.time() + timeout
+    while True:
+        info = (await http.get("/bench/info")).json()
+        if not info["n_calls_in_flight"] or time.time() > deadline:
+            return int(info["n_calls"])
+        await asyncio.sleep(0.1)
+
+
+# -- event delivery ------------------------------------------------------------------------------
+
+
+async def _poll(http: httpx.AsyncClient, session_id: str, seen: dict[str, float]) -> None:
+    """One long poll open on the session at all times; when each event was read."""
+    offset = 0
+    while True:
+        r = await http.get(
+            f"/sessions/{session_id}/events",
+            params={"min_offset": offset, "wait_for_data": WAIT_S},
+        )
+        now = time.time()
+        if r.status_code == 504:
+            continue
+        r.raise_for_status()
+        for event in r.json():
+            seen.setdefault(event["id"], now)
+            offset = max(offset, event["offset"] + 1)
+
+
+async def deliver(
+    served: Served, k: int, appends: int, gap_s: float, budget_s: float = 60
+) -> dict[str, Any]:
+    """Latency from an event's creation to a long-polling client reading it, K sessions.
+
+    Appending stops after ``budget_s``; an event not read 15 s after the last append counts as
+    never delivered (and lifts the percentiles it reaches to infinity)."""
+    async with client(served.url, k + 8) as polling, client(served.url, 4) as posting:
+        began = time.time()
+        sessions = await create_sessions(posting, served.agent_id, k)
+        log(f"delivery: {served.system} K={k}: {k} sessions in {time.time() - began:.1f} s")
+        seen: dict[str, float] = {}
+        pollers = [asyncio.create_task(_poll(polling, s, seen)) for s in sessions]
+        try:
+            # Until every poll is open on the server (no event exists yet to answer them).
+            await asyncio.sleep(1 + k / 200)
+            order = sessions * (appends // k + 1)
+            random.Random(k).shuffle(order)
+            created: dict[str, float] = {}
+            posts: list[float] = []
+            cpu = CpuUse(served.pid)
+            stop = time.time() + budget_s
+            for i in range(appends):
+                if time.time() > stop:
+                    log(f"delivery: {served.system} K={k}: {i} appends in {budget_s:g} s, stop")
+                    break
+                before = time.time()
+                r = await posting.post(
+                    f"/sessions/{order[i]}/events",
+                    json={"kind": "custom", "source": "system", "data": {"seq": i}},
+                )
+                r.raise_for_status()
+                posts.append(time.time() - before)
+                event = r.json()
+                created[event["id"]] = ts(event["creation_utc"])
+                await asyncio.sleep(gap_s)
+            deadline = time.time() + 15
+            while time.time() < deadline and not all(e in seen for e in created):
+                if failed := [p for p in pollers if p.done()]:
+                    failed[0].result()
+                await asyncio.sleep(0.05)
+            use = cpu.percent()
+        finally:
+            for p in pollers:
+                p.cancel()
+            await asyncio.gather(*pollers, return_exceptions=True)
+    ms = [(seen[e] - t) * 1000 if e in seen else float("inf") for e, t in created.items()]
+    return {
+        "p50_ms": _finite(pct(ms, 50)),
+        "p99_ms": _finite(pct(ms, 99)),
+        "max_ms": _finite(max(ms, default=None)),
+        "delivered": sum(1 for e in created if e in seen),
+        "appended": len(created),
+        "post_p50_ms": pct([p * 1000 for p in posts], 50),
+        **use,
+    }
+
+
+def _ms(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.1f} ms"
+
+
+def _finite(value: float | None) -> float | None:
+    return None if value is None or value == float("inf") else value
+
+
+def run_delivery(parlant_python: Path | None, ks: list[int], appends: int = 200) -> list[dict]:
+    """Event delivery at each K, tactful then Parlant (``parlant_python=None``: tactful only)."""
+    return asyncio.run(_run_delivery(parlant_python, ks, appends))
+
+
+async def _run_delivery(parlant_python: Path | None, ks: list[int], appends: int) -> list[dict]:
+    rows: list[dict] = []
+    with tempfile.TemporaryDirectory(prefix="tactful-load-") as tmp:
+        work = Path(tmp)
+        scenario = _scenario(work, DELIVERY_N)
+        for system, python in _systems(parlant_python):
+            await quiet_machine()
+            log(f"delivery: {system}: starting (N={DELIVERY_N})")
+            try:
+                async with served(system, python, scenario, 0, work) as server:
+                    log(f"delivery: {system}: warm-up (20 events, not reported)")
+                    await deliver(server, 1, 20, 0.005)
+                    for k in ks:
+                        row = {"system": system, "k": k, "requested": appends, "error": None}
+                        try:
+                            once = functools.partial(deliver, server, k, appends, 0.01)
+                            row |= await asyncio.wait_for(quietest(once, f"{system} K={k}"), 240)
+                            got = f"{row['delivered']}/{row['appended']}"
+                            log(f"delivery: {system} K={k}: p50 {_ms(row['p50_ms'])}, "
+                                f"p99 {_ms(row['p99_ms'])} ({got} delivered)")  # fmt: skip
+                        except Exception as e:
+                            row["error"] = _error(e, server)
+                            log(f"delivery: {system} K={k}: FAILED {row['error'][:300]}")
+                        rows.append(row)
+            except Exception as e:
+                log(f"delivery: {system}: FAILED {_error(e)[:300]}")
+                rows += [{"system": system, "k": k, "error": _error(e)} for k in ks]
+    return rows
+
+
+# -- concurrency ---------------------------------------------------------------------------------
+
+
+def _is_ready(event: dict[str, Any]) -> bool:
+    data = event.get("data") or {}
+    return (
+        event["kind"] == "status"
+        and data.get("status") == "ready"
+        and (data.get("data") or {}).get("stage", "completed") == "completed"
+    )
+
+
+async def converse(
+    http: httpx.AsyncClient, session_id: str, tag: str, turns: list[str], think_s: float = 0
+) -> list[dict[str, Any]]:
+    """The customer turns of one session, each ``think_s`` after the previous one is ready."""
+    done: list[dict[str, Any]] = []
+    for text in turns:
+        if done:
+            await asyncio.sleep(think_s)
+        r = await http.post(
+            f"/sessions/{session_id}/events",
+            params={"moderation": "none"},
+            json={"kind": "message", "source": "customer", "message": f"{text} (ref {tag})"},
+        )
+        r.raise_for_status()
+        asked = r.json()
+        offset = asked["offset"] + 1
+        replies: list[dict[str, Any]] = []
+        ready = False
+        while not ready:
+            rr = await http.get(
+                f"/sessions/{session_id}/events",
+                params={"min_offset": offset, "wait_for_data": WAIT_S},
+            )
+            if rr.status_code == 504:
+                continue
+            rr.raise_for_status()
+            for event in rr.json():
+                offset = max(offset, event["offset"] + 1)
+                if event["kind"] == "message" and event["source"] == "ai_agent":
+                    replies.append(event)
+                ready = ready or _is_ready(event)
+        done.append(
+            {
+                "tag": tag,
+                "t0": ts(asked["creation_utc"]),
+                "t1": ts(replies[-1]["creation_utc"]) if replies else None,
+                "read": time.time(),
+            }
+        )
+    return done
+
+
+async def load(served: Served, k: int, turns: list[str], think_s: float) -> dict[str, Any]:
+    """K sessions at once, 5 turns each; throughput, wall and overhead per turn."""
+    async with client(served.url, k + 8) as http:
+        sessions = await create_sessions(http, served.agent_id, k)
+        since = await wait_idle(http)
+        cpu = CpuUse(served.pid)
+        started = time.time()
+        outcomes = await asyncio.gather(
+            *(converse(http, s, f"k{i}", turns, think_s) for i, s in enumerate(sessions)),
+            return_exceptions=True,
+        )
+        use = cpu.percent()
+        await wait_idle(http)
+        r = await http.get("/bench/calls", params={"since": since})
+        raw = r.json()
+    spans: dict[str, list[tuple[float, float]]] = {}
+    unattributed, work = 0, {}
+    for c in raw:
+        tags = set(TAG.findall(c["prompt"]))
+        if len(tags) != 1 or c["t_llm_end"] is None:
+            unattributed += 1
+            continue
+        tag = tags.pop()
+        spans.setdefault(tag, []).append((c["t_llm_start"], c["t_llm_end"]))
+        work[(tag, c["t_llm_start"])] = c.get("fake_work_s", 0.0)
+    del raw
+    failures = [o for o in outcomes if isinstance(o, BaseException)]
+    read = [t for o in outcomes if isinstance(o, list) for t in o]
+    turns_done = [t for t in read if t["t1"] is not None]
+    walls, overheads, calls, fake_ms = [], [], [], []
+    for t in turns_done:
+        mine = [s for s in spans.get(t["tag"], []) if t["t0"] <= s[0] <= t["t1"]]
+        wall = t["t1"] - t["t0"]
+        walls.append(wall * 1000)
+        overheads.append((wall - union_s(mine, t["t0"], t["t1"])) * 1000)
+        calls.append(len(mine))
+        fake_ms.append(sum(work.get((t["tag"], s[0]), 0.0) for s in mine) * 1000)
+    elapsed = max((t["read"] for t in turns_done), default=time.time()) - started
+    return {
+        "turns": len(turns_done),
+        "turns_expected": k * len(turns),
+        "turns_per_s": len(turns_done) / elapsed if turns_done else None,
+        "elapsed_s": round(elapsed, 2),
+        "wall_p50_ms": pct(walls, 50),
+        "wall_p99_ms": pct(walls, 99),
+        "overhead_p50_ms": pct(overheads, 50),
+        "overhead_p99_ms": pct(overheads, 99),
+        "calls_per_turn": pct(calls, 50),
+        "fake_cpu_ms_per_turn": pct(fake_ms, 50),
+        "unattributed_calls": unattributed,
+        "turns_without_reply": len(read) - len(turns_done),
+        "failed_sessions": len(failures),
+        "first_failure": _error(failures[0], served) if failures else None,
+        **use,
+    }
+
+
+def run_concurrency(
+    parlant_python: Path | None,
+    ks: list[int],
+    n: int,
+    latency_ms: float,
+    think_ms: float = THINK_MS,
+) -> list[dict]:
+    """Concurrency at each K, tactful then Parlant (``parlant_python=None``: tactful only)."""
+    return asyncio.run(_run_concurrency(parlant_python, ks, n, latency_ms, think_ms))
+
+
+async def _run_concurrency(
+    parlant_python: Path | None, ks: list[int], n: int, latency_ms: float, think_ms: float
+) -> list[dict]:
+    rows: list[dict] = []
+    with tempfile.TemporaryDirectory(prefix="tactful-load-") as tmp:
+        work = Path(tmp)
+        scenario = _scenario(work, n)
+        turns = json.loads(scenario.read_text())["customer_turns"]
+        for system, python in _systems(parlant_python):
+            await quiet_machine()
+            log(f"concurrency: {system}: starting (N={n}, {latency_ms:g} ms model)")
+            try:
+                async with served(system, python, scenario, latency_ms, work) as server:
+                    async with client(server.url, 4) as http:  # warm-up turn, not reported
+                        (session,) = await create_sessions(http, server.agent_id, 1)
+                        await converse(http, session, "k0", turns[:1])
+                    for k in ks:
+                        row = {"system": system, "k": k, "n": n, "latency_ms": latency_ms}
+                        row |= {"think_ms": think_ms, "error": None}
+                        try:
+                            once = functools.partial(load, server, k, turns, think_ms / 1000)
+                            row |= await asyncio.wait_for(quietest(once, f"{system} K={k}"), 300)
+                            if row["failed_sessions"]:
+                                row["error"] = f"{row['failed_sessions']} sessions failed: " + str(
+                                    row["first_failure"]
+                                )
+                            log(f"concurrency: {system} K={k}: {row['turns']} turns in "
+                                f"{row['elapsed_s']} s, overhead p99 "
+                                f"{row['overhead_p99_ms'] or 0:.0f} ms")  # fmt: skip
+                        except Exception as e:
+                            row["error"] = _error(e, server)
+                            log(f"concurrency: {system} K={k}: FAILED {row['error'][:300]}")
+                        rows.append(row)
+            except Exception as e:
+                log(f"concurrency: {system}: FAILED {_error(e)[:300]}")
+                rows += [{"system": system, "k": k, "n": n, "error": _error(e)} for k in ks]
+    return rows
+
+
+def _systems(parlant_python: Path | None) -> list[tuple[str, Path]]:
+    systems = [("tactful", Path(sys.executable))]
+    if parlant_python is not None:
+        systems.append(("parlant", parlant_python))
+    return systems
+
+
+def _scenario(work: Path, n: int) -> Path:
+    import turn_cost
+
+    path = work / f"scenario_n{n}.json"
+    path.write_text(json.dumps(turn_cost.scenario(n)))
+    return path
+
+
+def _error(e: BaseException, server: Served | None = None) -> str:
+    text = f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
+    with contextlib.suppress(RuntimeError):  # httpx errors name their request, when they have one
+        if isinstance(e, httpx.RequestError):
+            text += f" ({e.request.method} {e.request.url.path})"
+    if server is not None and (tail := server.tail().strip()):
+        text += f" | server log: {tail[-500:]}"
+    return text
+
+
+# -- the report ----------------------------------------------------------------------------------
+
+DELIVERY = [
+    ("p50_ms", "p50 ms", "{:,.1f}"),
+    ("p99_ms", "p99 ms", "{:,.1f}"),
+    ("server_cpu_pct", "server CPU % while appending", "{:,.0f}"),
+    ("client_cpu_pct", "client CPU % while appending", "{:,.0f}"),
+    ("other_cpu_pct", "other processes' CPU % meanwhile", "{:,.0f}"),
+]
+CONCURRENCY = [
+    ("turns_per_s", "turns / s", "{:,.2f}"),
+    ("overhead_p50_ms", "overhead p50 ms", "{:,.1f}"),
+    ("overhead_p99_ms", "overhead p99 ms", "{:,.1f}"),
+    ("wall_p99_ms", "wall p99 ms", "{:,.0f}"),
+    ("calls_per_turn", "model calls / turn (median)", "{:g}"),
+    ("fake_cpu_ms_per_turn", "fake model's CPU ms / turn", "{:,.1f}"),
+    ("server_cpu_pct", "server CPU % during the load", "{:,.0f}"),
+    ("client_cpu_pct", "client CPU % during the load", "{:,.0f}"),
+    ("other_cpu_pct", "other processes' CPU % meanwhile", "{:,.0f}"),
+]
+
+
+# Not the systems' own figures: a ratio would mean nothing.
+NO_RATIO = {"client_cpu_pct", "other_cpu_pct"}
+
+
+def _table(rows: list[dict], metrics: list[tuple[str, str, str]]) -> list[str]:
+    by = {(r["system"], r["k"]): r for r in rows}
+    ks = sorted({r["k"] for r in rows})
+    out = ["| K | metric | tactful | Parlant | tactful / Parlant |", "|---|---|---|---|---|"]
+    for k in ks:
+        t, p = by.get(("tactful", k)), by.get(("parlant", k))
+        for name, label, fmt in metrics:
+            tv = t.get(name) if t and not t.get("error") else None
+            pv = p.get(name) if p and not p.get("error") else None
+            cells = ["n/a" if v is None else fmt.format(v) for v in (tv, pv)]
+            ratio = "n/a" if tv is None or not pv else f"{tv / pv:.3f}"
+            if name in NO_RATIO:
+                ratio = "-"
+            out.append(f"| {k} | {label} | {cells[0]} | {cells[1]} | {ratio} |")
+    return out
+
+
+def _failures(rows: list[dict]) -> list[str]:
+    return [
+        f"- {r['system']} K={r['k']}: {(r.get('error') or '').splitlines()[0][:400]}"
+        for r in rows
+        if r.get("error")
+    ]
+
+
+def markdown(delivery: list[dict], concurrency: list[dict]) -> list[str]:
+    """Report lines: one table per benchmark (tactful, Parlant, ratio) and how it was measured."""
+    lines: list[str] = []
+    if delivery:
+        requested = max((r.get("requested") or 0 for r in delivery), default=0)
+        floor = next(
+            (r["p50_ms"] for r in delivery if r["system"] == "tactful" and r["k"] == 1
+             and r.get("p50_ms") is not None),
+            None,
+        )  # fmt: skip
+        lines += [
+            "### Event delivery",
+            "",
+            *_table(delivery, DELIVERY),
+            "",
+            f"Measured by `bench/load.py`: scenario with {DELIVERY_N} guidelines, sessions kept "
+            "in memory by both servers; K sessions, each with one long poll open "
+            f"(`wait_for_data={WAIT_S}`, reopened after each answer); {requested} custom events "
+            "posted one at a time, 10 ms apart (at most 60 s of posting), to sessions spread over "
+            "the K; per event, the time the client read it minus its `creation_utc` (an event "
+            "not read 15 s after the last post counts as never delivered). One Python client "
+            "process (httpx) holds all K polls, so its own scheduling is inside every figure: "
+            "K = 1 is the floor"
+            + (f" (tactful: {floor:.1f} ms)" if floor is not None else "")
+            + ", and the client's CPU use is in the table. Parlant 3.3.2 answers a long poll by "
+            "polling its store every 250 ms, tactful by waking the poll when the event is "
+            "appended. Other processes' CPU use on this 2-CPU machine skews every figure (a K "
+            f"during which they took over {NOISY_PCT:g}% of a CPU was measured once more, keeping "
+            "the quieter run).",
+            "",
+        ]
+        short = [
+            f"- {r['system']} K={r['k']}: {r['appended']} of {r['requested']} events posted, "
+            f"{r['delivered']} read (median post round trip {r['post_p50_ms']:,.0f} ms); "
+            "percentiles over those few."
+            for r in delivery
+            if not r.get("error")
+            and (r.get("appended", 0) < r.get("requested", 0) or r["delivered"] < r["appended"])
+        ]
+        if short:
+            lines += ["Cut short:", *short, ""]
+        if fails := _failures(delivery):
+            lines += ["Failed:", *fails, ""]
+    if concurrency:
+        first = concurrency[0]
+        lines += [
+            "### Concurrency",
+            "",
+            *_table(concurrency, CONCURRENCY),
+            "",
+            f"Measured by `bench/load.py`: scenario with {first.get('n')} guidelines, fake models "
+            f"sleeping {first.get('latency_ms', 0):g} ms per call, sessions kept in memory; after "
+            "one warm-up turn, K sessions at once, each sending the scenario's 5 customer turns, "
+            f"the next {first.get('think_ms', 0):g} ms after the previous is ready (a customer's "
+            "pause; it also lets Parlant's after-reply analysis call finish). At K = 100 both "
+            "servers are CPU-bound, so larger K would only queue longer. Wall: customer message "
+            "`creation_utc` to the reply's; overhead: wall minus the union of the session's model "
+            "calls started within it (each call given to its session by a tag in the customer "
+            "messages); turns / s: turns completed over the time from the first message to the "
+            "last reply read, pauses included. p99 over 5 K turns (at K = 1, about the slowest "
+            "of 5). The fakes' CPU time (building answers) falls inside the model intervals but "
+            "holds the server's event loop, so it slows the other sessions: its row shows how "
+            "much it is. The client (one Python process) shares the machine's 2 CPUs with the "
+            "server: its CPU use is in the table, with other processes' (a K during which they "
+            f"took over {NOISY_PCT:g}% of a CPU was measured once more, keeping the quieter run).",
+            "",
+        ]
+        odd = [
+            f"- {r['system']} K={r['k']}: {r['unattributed_calls']} model calls had no session "
+            "tag in their prompt and are not counted as model time."
+            for r in concurrency
+            if r.get("unattributed_calls")
+        ]
+        odd += [
+            f"- {r['system']} K={r['k']}: {r['turns_without_reply']} turns ended without a reply "
+            "and are not in the figures."
+            for r in concurrency
+            if r.get("turns_without_reply")
+        ]
+        if odd:
+            lines += ["Caveats:", *odd, ""]
+        if fails := _failures(concurrency):
+            lines += ["Failed:", *fails, ""]
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--parlant-venv", type=Path, default=ANCHOR_DIR / ".venv")
+    parser.add_argument("--no-parlant", action="store_true")
+    parser.add_argument("--delivery-ks", type=int, nargs="*", default=[1, 100, 1000])
+    parser.add_argument("--concurrency-ks", type=int, nargs="*", default=[1, 10, 100])
+    parser.add_argument("--n", type=int, default=100, help="guidelines (concurrency)")
+    parser.add_argument("--latency-ms", type=float, default=200.0, help="model latency")
+    parser.add_argument("--appends", type=int, default=200, help="events appended per K")
+    parser.add_argument("--think-ms", type=float, default=THINK_MS, help="pause between turns")
+    args = parser.parse_args()
+    parlant = None if args.no_parlant else args.parlant_venv / "bin" / "python"
+    if parlant is not None and not parlant.exists():
+        log(f"no Parlant venv at {args.parlant_venv}: tactful only")
+        parlant = None
+    started = time.time()
+    delivery = run_delivery(parlant, args.delivery_ks, args.appends) if args.delivery_ks else []
+    concurrency = (
+        run_concurrency(parlant, args.concurrency_ks, args.n, args.latency_ms, args.think_ms)
+        if args.concurrency_ks
+        else []
+    )
+    log(f"done in {time.time() - started:.0f} s")
+    print("\n".join(markdown(delivery, concurrency)))
+
+
+if __name__ == "__main__":
+    main()

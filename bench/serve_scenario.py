@@ -1,0 +1,144 @@
+"""A tactful server for one scenario of ../shared/anchors/parlant, with the scripted model.
+
+    .venv/bin/python bench/serve_scenario.py --scenario FILE.json --port P [--latency-ms L]
+
+Serves tactful's REST API on 127.0.0.1:P (data in memory, like the anchor's transient Parlant
+stores) for the agent the scenario defines (guidelines, glossary, journey with the bench's two
+tools). The model is the scripted double that answers the way the anchor's fake does (see
+``turn_cost.fake_match``) after sleeping L ms per call. Two more routes match the anchor's
+server, so that one client measures both systems: ``GET /bench/info`` (``agent_id``, ``token``,
+``n_calls``, ``n_calls_in_flight``) and ``GET /bench/calls?since=K`` (the model calls from the
+K-th on, in start order: ``stage``, ``prompt``, ``t_llm_start``, ``t_llm_end`` in epoch seconds,
+``fake_work_s``: the double's own CPU time). Stop it with SIGINT or SIGTERM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import turn_cost
+import uvicorn
+from fastapi import Response
+
+import tactful
+from tactful.api.app import create_app
+from tactful.engine.compose import ReplyAnswer
+from tactful.llm.scripted import ScriptedCall, ScriptedGenerator
+
+REPLY = "Happy to help."
+# Set once uvicorn serves (see _on_signal).
+STOP = {"serving": False}
+
+
+class TimedResponders:
+    """The anchor-like answers, with the CPU time each one took (it blocks the event loop)."""
+
+    def __init__(self) -> None:
+        self.work: dict[int, float] = {}
+
+    def _timed(self, call: ScriptedCall, answer: Any) -> Any:
+        started = time.perf_counter()
+        out = answer(call)
+        self.work[id(call)] = time.perf_counter() - started
+        return out
+
+    def match(self, call: ScriptedCall) -> Any:
+        return self._timed(call, turn_cost.fake_match)
+
+    def compose(self, call: ScriptedCall) -> Any:
+        return self._timed(call, lambda _: ReplyAnswer(message=REPLY))
+
+
+async def define(server: tactful.Server, data: dict[str, Any]) -> tactful.Agent:
+    """The scenario's agent, as bench/side_by_side.py defines it."""
+    agent = await server.create_agent(data["agent"]["name"], data["agent"]["description"])
+    for g in data["guidelines"]:
+        await agent.create_guideline(g["condition"], g["action"], id=g["id"])
+    for t in data["glossary"]:
+        await agent.create_term(t["name"], t["description"], synonyms=t["synonyms"])
+    await turn_cost.define_journey(agent, data["journey"])
+    return agent
+
+
+async def serve(data: dict[str, Any], port: int, latency_ms: float, token: str) -> None:
+    timed = TimedResponders()
+    model = ScriptedGenerator(
+        {"match": timed.match, "compose": timed.compose}, latency_s=latency_ms / 1000
+    )
+    async with tactful.Server(transient=True, generator=model) as server:
+        agent = await define(server, data)
+        app = create_app(server.runtime)
+        # perf_counter -> epoch, from one reading of both clocks.
+        wall, perf = time.time(), time.perf_counter()
+
+        @app.get("/bench/info", include_in_schema=False)
+        async def bench_info() -> dict[str, Any]:
+            return {
+                "token": token,
+                "agent_id": agent.id,
+                "n_guidelines": len(data["guidelines"]),
+                "latency_ms": latency_ms,
+                "n_calls": len(model.calls),
+                "n_calls_in_flight": model.in_flight,
+            }
+
+        @app.get("/bench/calls", include_in_schema=False)
+        async def bench_calls(since: int = 0) -> Response:
+            calls = [
+                {
+                    "stage": c.stage,
+                    "prompt": f"{c.prompt.system}\n{c.prompt.user}",
+                    "t_llm_start": wall + c.started - perf,
+                    "t_llm_end": wall + c.ended - perf if c.ended else None,
+                    "fake_work_s": timed.work.get(id(c), 0.0),
+                }
+                for c in model.calls[since:]
+            ]
+            return Response(content=json.dumps(calls), media_type="application/json")
+
+        # The same uvicorn settings as tactful.Server.start_http.
+        config = uvicorn.Config(
+            app,
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+            lifespan="off",
+            timeout_graceful_shutdown=5,
+        )
+        STOP["serving"] = True
+        await uvicorn.Server(config).serve()
+
+
+def _on_signal(signum: int, _frame: Any) -> None:
+    # uvicorn handles the signal while it serves, then raises it again once it has stopped:
+    # ignoring that second one lets the store close cleanly.
+    if not STOP["serving"]:
+        raise KeyboardInterrupt
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--scenario", type=Path, required=True)
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--latency-ms", type=float, default=0.0)
+    parser.add_argument("--token", default=os.environ.get("BENCH_TOKEN", ""))
+    args = parser.parse_args()
+    signal.signal(signal.SIGINT, _on_signal)
+    signal.signal(signal.SIGTERM, _on_signal)
+    data = json.loads(args.scenario.read_text())
+    asyncio.run(serve(data, args.port, args.latency_ms, args.token))
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("TACTFUL_LOG_LEVEL", "WARNING")
+    main()
