@@ -677,8 +677,9 @@ def markdown(delivery: list[dict], concurrency: list[dict]) -> list[str]:
             "",
             *_table(delivery, DELIVERY),
             "",
-            f"Measured by `bench/load.py`: scenario with {DELIVERY_N} guidelines, sessions kept "
-            "in memory by both servers; K sessions, each with one long poll open "
+            f"Measured by `bench/load.py`: scenario with {DELIVERY_N} guidelines; tactful on "
+            "its embedded default (a SQLite file), Parlant on its transient stores; K sessions, "
+            "each with one long poll open "
             f"(`wait_for_data={WAIT_S}`, reopened after each answer); {requested} custom events "
             "posted one at a time, 10 ms apart (at most 60 s of posting), to sessions spread over "
             "the K; per event, the time the client read it minus its `creation_utc` (an event "
@@ -713,7 +714,9 @@ def markdown(delivery: list[dict], concurrency: list[dict]) -> list[str]:
             *_table(concurrency, CONCURRENCY),
             "",
             f"Measured by `bench/load.py`: scenario with {first.get('n')} guidelines, fake models "
-            f"sleeping {first.get('latency_ms', 0):g} ms per call, sessions kept in memory; after "
+            f"sleeping {first.get('latency_ms', 0):g} ms per call; tactful on its embedded "
+            "default (a SQLite file) with its real offline embedder (MiniLM on this CPU), Parlant "
+            "on its transient stores with the anchor's fake embedder (hashed words); after "
             "one warm-up turn, K sessions at once, each sending the scenario's 5 customer turns, "
             f"the next {first.get('think_ms', 0):g} ms after the previous is ready (a customer's "
             "pause; it also lets Parlant's after-reply analysis call finish). At K = 100 both "

@@ -2,8 +2,9 @@
 
     .venv/bin/python bench/serve_scenario.py --scenario FILE.json --port P [--latency-ms L]
 
-Serves tactful's REST API on 127.0.0.1:P (data in memory, like the anchor's transient Parlant
-stores) for the agent the scenario defines (guidelines, glossary, journey with the bench's two
+Serves tactful's REST API on 127.0.0.1:P (data in a SQLite file in a temporary folder, tactful's
+embedded default; embeddings by its real offline MiniLM, where Parlant's fake hashes words) for
+the agent the scenario defines (guidelines, glossary, journey with the bench's two
 tools). The model is the scripted double that answers the way the anchor's fake does (see
 ``turn_cost.fake_match``) after sleeping L ms per call. Two more routes match the anchor's
 server, so that one client measures both systems: ``GET /bench/info`` (``agent_id``, ``token``,
@@ -20,6 +21,7 @@ import json
 import os
 import signal
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -75,7 +77,9 @@ async def serve(data: dict[str, Any], port: int, latency_ms: float, token: str) 
     model = ScriptedGenerator(
         {"match": timed.match, "compose": timed.compose}, latency_s=latency_ms / 1000
     )
-    async with tactful.Server(transient=True, generator=model) as server:
+    # tactful's embedded default: a SQLite file (in a temporary folder), not memory.
+    home = tempfile.TemporaryDirectory(prefix="tactful-bench-")
+    async with tactful.Server(data_dir=home.name, generator=model) as server:
         agent = await define(server, data)
         app = create_app(server.runtime)
         # perf_counter -> epoch, from one reading of both clocks.
