@@ -454,6 +454,7 @@ async def converse(
         asked = r.json()
         offset = asked["offset"] + 1
         replies: list[dict[str, Any]] = []
+        statuses: list[float] = []
         ready = False
         while not ready:
             rr = await http.get(
@@ -467,12 +468,15 @@ async def converse(
                 offset = max(offset, event["offset"] + 1)
                 if event["kind"] == "message" and event["source"] == "ai_agent":
                     replies.append(event)
+                if event["kind"] == "status":
+                    statuses.append(ts(event["creation_utc"]))
                 ready = ready or _is_ready(event)
         done.append(
             {
                 "tag": tag,
                 "t0": ts(asked["creation_utc"]),
                 "t1": ts(replies[-1]["creation_utc"]) if replies else None,
+                "first_status": min(statuses) if statuses else None,
                 "read": time.time(),
             }
         )
@@ -509,6 +513,9 @@ async def load(served: Served, k: int, turns: list[str], think_s: float) -> dict
     read = [t for o in outcomes if isinstance(o, list) for t in o]
     turns_done = [t for t in read if t["t1"] is not None]
     walls, overheads, calls, fake_ms = [], [], [], []
+    first_status = [
+        (t["first_status"] - t["t0"]) * 1000 for t in read if t.get("first_status") is not None
+    ]
     for t in turns_done:
         mine = [s for s in spans.get(t["tag"], []) if t["t0"] <= s[0] <= t["t1"]]
         wall = t["t1"] - t["t0"]
@@ -526,6 +533,7 @@ async def load(served: Served, k: int, turns: list[str], think_s: float) -> dict
         "wall_p99_ms": pct(walls, 99),
         "overhead_p50_ms": pct(overheads, 50),
         "overhead_p99_ms": pct(overheads, 99),
+        "first_status_p50_ms": pct(first_status, 50),
         "calls_per_turn": pct(calls, 50),
         "fake_cpu_ms_per_turn": pct(fake_ms, 50),
         "unattributed_calls": unattributed,
@@ -625,6 +633,7 @@ CONCURRENCY = [
     ("overhead_p50_ms", "overhead p50 ms", "{:,.1f}"),
     ("overhead_p99_ms", "overhead p99 ms", "{:,.1f}"),
     ("wall_p99_ms", "wall p99 ms", "{:,.0f}"),
+    ("first_status_p50_ms", "ms to the first status event (p50)", "{:,.1f}"),
     ("calls_per_turn", "model calls / turn (median)", "{:g}"),
     ("fake_cpu_ms_per_turn", "fake model's CPU ms / turn", "{:,.1f}"),
     ("server_cpu_pct", "server CPU % during the load", "{:,.0f}"),

@@ -61,17 +61,6 @@ class TimedResponders:
         return self._timed(call, lambda _: ReplyAnswer(message=REPLY))
 
 
-async def define(server: tactful.Server, data: dict[str, Any]) -> tactful.Agent:
-    """The scenario's agent, as bench/side_by_side.py defines it."""
-    agent = await server.create_agent(data["agent"]["name"], data["agent"]["description"])
-    for g in data["guidelines"]:
-        await agent.create_guideline(g["condition"], g["action"], id=g["id"])
-    for t in data["glossary"]:
-        await agent.create_term(t["name"], t["description"], synonyms=t["synonyms"])
-    await turn_cost.define_journey(agent, data["journey"])
-    return agent
-
-
 async def serve(data: dict[str, Any], port: int, latency_ms: float, token: str) -> None:
     timed = TimedResponders()
     model = ScriptedGenerator(
@@ -80,7 +69,7 @@ async def serve(data: dict[str, Any], port: int, latency_ms: float, token: str) 
     # tactful's embedded default: a SQLite file (in a temporary folder), not memory.
     home = tempfile.TemporaryDirectory(prefix="tactful-bench-")
     async with tactful.Server(data_dir=home.name, generator=model) as server:
-        agent = await define(server, data)
+        agent = await turn_cost.define_agent(server, data)
         app = create_app(server.runtime)
         # perf_counter -> epoch, from one reading of both clocks.
         wall, perf = time.time(), time.perf_counter()

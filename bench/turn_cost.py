@@ -186,6 +186,17 @@ async def measure(n: int, latency_s: float, count: Any) -> list[TurnCost]:
     return costs
 
 
+async def define_agent(server: tactful.Server, data: dict[str, Any]) -> tactful.Agent:
+    """The scenario's agent: its guidelines (with their ids), glossary and journey."""
+    agent = await server.create_agent(data["agent"]["name"], data["agent"]["description"])
+    for g in data["guidelines"]:
+        await agent.create_guideline(g["condition"], g["action"], id=g["id"])
+    for t in data["glossary"]:
+        await agent.create_term(t["name"], t["description"], synonyms=t["synonyms"])
+    await define_journey(agent, data["journey"])
+    return agent
+
+
 async def define_journey(agent: tactful.Agent, spec: dict[str, Any]) -> None:
     """The scenario's journey, state by state (its tool states use the bench's tools)."""
     journey = await agent.create_journey(

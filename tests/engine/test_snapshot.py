@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import tactful
-from tactful.domain import Guideline, Trace, agent_tag
+from tactful.domain import Guideline, Session, Trace, agent_tag
 from tactful.engine.compose import ReplyAnswer
 from tactful.engine.match import ListedGuideline, answer_listed
 from tactful.engine.retrieve import EmbeddingCache
@@ -32,13 +32,17 @@ async def _candidates(server: tactful.Server, trace_id: str) -> set[str]:
     return {c.condition for c in trace.candidates}
 
 
+async def _support(server: tactful.Server) -> tuple[tactful.Agent, Session]:
+    agent = await server.create_agent("Support")
+    await agent.create_guideline("the customer asks for a refund", "explain refund timing")
+    return agent, await server.create_session(agent)
+
+
 async def test_a_snapshot_is_reused_until_a_definition_changes(tmp_path: Path) -> None:
     async with tactful.Server(
         data_dir=tmp_path, embedder=HashingEmbedder(), generator=_model()
     ) as server:
-        agent = await server.create_agent("Support")
-        await agent.create_guideline("the customer asks for a refund", "explain refund timing")
-        session = await server.create_session(agent)
+        agent, session = await _support(server)
         snapshots = server.runtime.engine.snapshots
         await server.send(session, "I want a refund")
         await server.send(session, "and for the other order too")
@@ -54,9 +58,7 @@ async def test_a_change_by_another_process_is_seen_on_the_next_turn(tmp_path: Pa
     async with tactful.Server(
         data_dir=tmp_path, embedder=HashingEmbedder(), generator=_model()
     ) as server:
-        agent = await server.create_agent("Support")
-        await agent.create_guideline("the customer asks for a refund", "explain refund timing")
-        session = await server.create_session(agent)
+        agent, session = await _support(server)
         first = await server.send(session, "I want a refund")
         assert "the customer asks about warranty" not in await _candidates(server, first.trace_id)
 
