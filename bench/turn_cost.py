@@ -156,12 +156,7 @@ async def measure(n: int, latency_s: float, count: Any) -> list[TurnCost]:
         latency_s=latency_s,
     )
     async with tactful.Server(transient=True, generator=model) as server:
-        agent = await server.create_agent(data["agent"]["name"], data["agent"]["description"])
-        for g in data["guidelines"]:
-            await agent.create_guideline(g["condition"], g["action"], id=g["id"])
-        for t in data["glossary"]:
-            await agent.create_term(t["name"], t["description"], synonyms=t["synonyms"])
-        await define_journey(agent, data["journey"])
+        agent = await define_agent(server, data)
         session = await server.create_session(agent)
         await server.send(session, "hello")  # warm the embedding cache; not measured
         costs = []
