@@ -3,6 +3,8 @@ again when anything defining the agent changes, in this process or in another on
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +15,7 @@ from tactful.domain import Guideline, Session, Trace, agent_tag
 from tactful.engine.compose import ReplyAnswer
 from tactful.engine.match import ListedGuideline, answer_listed
 from tactful.engine.retrieve import EmbeddingCache
+from tactful.llm.base import Vectors
 from tactful.llm.scripted import HashingEmbedder, ScriptedCall, ScriptedGenerator
 from tactful.store.sql import open_store, sqlite_url
 
@@ -91,3 +94,36 @@ async def test_large_lists_embed_to_one_read_only_matrix_per_content() -> None:
         changed = await cache.embed([*texts[:-1], "the customer asks about something else"])
         assert changed is not first
         assert np.allclose(changed[:-1], first[:-1]) and not np.allclose(changed[-1], first[-1])
+
+
+class _SlowHashing(HashingEmbedder):
+    async def embed(self, texts: Sequence[str]) -> Vectors:
+        await asyncio.sleep(0.05)
+        return await super().embed(texts)
+
+
+async def test_one_text_embedded_by_two_tasks_at_once_is_embedded_once() -> None:
+    embedder = _SlowHashing()
+    async with tactful.Server(transient=True, embedder=embedder) as server:
+        cache = EmbeddingCache(embedder, server.runtime.store)
+        first, second = await asyncio.gather(
+            cache.embed(["where is my order?"]),
+            cache.embed(["where is my order?", "and my refund?"]),
+        )
+        assert embedder.calls == [["where is my order?"], ["and my refund?"]]
+        assert np.allclose(first[0], second[0])
+
+
+async def test_a_customer_message_is_embedded_when_it_is_posted(tmp_path: Path) -> None:
+    embedder = HashingEmbedder()
+    message = "I want a refund now. The kettle broke after a day."
+    async with tactful.Server(data_dir=tmp_path, embedder=embedder, generator=_model()) as server:
+        _, session = await _support(server)
+        await server.send(session, message)
+        # One call with the message and its sentences: the warm-up made as it was posted (the
+        # turn embeds the message and its sentences in separate calls, and finds them done).
+        assert [
+            message,
+            "I want a refund now.",
+            "The kettle broke after a day.",
+        ] in embedder.calls
