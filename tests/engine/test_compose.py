@@ -4,7 +4,7 @@ the no-match reply, template retrieval, and glossary terms reaching the prompts.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
 import pytest_asyncio
@@ -49,14 +49,6 @@ class Model:
 @pytest_asyncio.fixture
 async def model() -> Model:
     return Model()
-
-
-@pytest_asyncio.fixture
-async def server(model: Model) -> AsyncIterator[tactful.Server]:
-    async with tactful.Server(
-        transient=True, embedder=HashingEmbedder(), generator=model.generator
-    ) as s:
-        yield s
 
 
 async def _shop(

@@ -3,8 +3,6 @@ the reply; and the reply's language."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest_asyncio
 
 import tactful
@@ -16,7 +14,7 @@ from tactful.engine.match import (
     ProposedCall,
     answer_listed,
 )
-from tactful.llm.scripted import HashingEmbedder, ScriptedCall, ScriptedGenerator
+from tactful.llm.scripted import ScriptedCall, ScriptedGenerator
 
 LOOKUP = "the customer asks where an order is"
 
@@ -42,12 +40,6 @@ def match(call: ScriptedCall) -> MatchAnswer:
 @pytest_asyncio.fixture
 async def model() -> ScriptedGenerator:
     return ScriptedGenerator({"match": match, "compose": lambda c: ReplyAnswer(message="Done.")})
-
-
-@pytest_asyncio.fixture
-async def server(model: ScriptedGenerator) -> AsyncIterator[tactful.Server]:
-    async with tactful.Server(transient=True, embedder=HashingEmbedder(), generator=model) as s:
-        yield s
 
 
 async def _messages(server: tactful.Server, session_id: str) -> list[tactful.Event]:

@@ -4,7 +4,6 @@ matching runs), a guideline (while it is active) or a journey (while it is follo
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import pytest_asyncio
 
@@ -13,7 +12,7 @@ from tactful.domain import Trace
 from tactful.engine.compose import ReplyAnswer, TemplateChoice
 from tactful.engine.match import JourneyCheck, MatchAnswer, answer_listed
 from tactful.engine.retrievers import RetrieverContext, Retrievers
-from tactful.llm.scripted import HashingEmbedder, ScriptedCall, ScriptedGenerator
+from tactful.llm.scripted import ScriptedCall, ScriptedGenerator
 
 STOCK = "the customer asks whether a product is in stock"
 
@@ -51,14 +50,6 @@ class Model:
 @pytest_asyncio.fixture
 async def model() -> Model:
     return Model()
-
-
-@pytest_asyncio.fixture
-async def server(model: Model) -> AsyncIterator[tactful.Server]:
-    async with tactful.Server(
-        transient=True, embedder=HashingEmbedder(), generator=model.generator
-    ) as s:
-        yield s
 
 
 async def _turn(server: tactful.Server, agent: tactful.Agent, text: str) -> tuple[str, Trace]:

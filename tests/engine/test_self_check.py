@@ -3,8 +3,6 @@ it), and a draft that breaks a rule is revised once; the trace keeps both versio
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest_asyncio
 from pydantic import BaseModel
 
@@ -14,7 +12,7 @@ from tactful.engine.compose import ReplyAnswer
 from tactful.engine.match import MatchAnswer, answer_listed
 from tactful.engine.self_check import DraftCheck, Revision, RuleCheck, about_reply
 from tactful.errors import ModelError
-from tactful.llm.scripted import HashingEmbedder, ScriptedCall, ScriptedGenerator
+from tactful.llm.scripted import ScriptedCall, ScriptedGenerator
 
 PROMISE = "the agent is about to promise a delivery date"
 ESTIMATE = "say the date is an estimate, not a guarantee"
@@ -43,14 +41,6 @@ class Model:
 @pytest_asyncio.fixture
 async def model() -> Model:
     return Model()
-
-
-@pytest_asyncio.fixture
-async def server(model: Model) -> AsyncIterator[tactful.Server]:
-    async with tactful.Server(
-        transient=True, embedder=HashingEmbedder(), generator=model.generator
-    ) as s:
-        yield s
 
 
 async def _shop(server: tactful.Server) -> tuple[tactful.Agent, Guideline]:

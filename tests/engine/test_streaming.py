@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest_asyncio
 
 import tactful
@@ -11,7 +9,7 @@ from tactful.domain import EventKind, EventSource, JourneyProgress, Trace
 from tactful.engine.compose import ReplyAnswer
 from tactful.engine.match import JourneyCheck, answer_listed
 from tactful.errors import ModelError
-from tactful.llm.scripted import HashingEmbedder, ScriptedGenerator
+from tactful.llm.scripted import ScriptedGenerator
 
 TEXT = "Refunds take five business days."
 
@@ -30,12 +28,6 @@ async def model() -> ScriptedGenerator:
             "compose": lambda c: ReplyAnswer(message=TEXT),
         }
     )
-
-
-@pytest_asyncio.fixture
-async def server(model: ScriptedGenerator) -> AsyncIterator[tactful.Server]:
-    async with tactful.Server(transient=True, embedder=HashingEmbedder(), generator=model) as s:
-        yield s
 
 
 async def _agent(server: tactful.Server, **settings: object) -> tactful.Agent:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -37,12 +36,6 @@ async def model() -> ScriptedGenerator:
             "compose": lambda c: ReplyAnswer(message="Sure, refunds take 5 days."),
         }
     )
-
-
-@pytest_asyncio.fixture
-async def server(model: ScriptedGenerator) -> AsyncIterator[tactful.Server]:
-    async with tactful.Server(transient=True, embedder=HashingEmbedder(), generator=model) as s:
-        yield s
 
 
 async def _agent(server: tactful.Server) -> tactful.Agent:

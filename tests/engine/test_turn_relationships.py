@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest_asyncio
@@ -12,7 +11,7 @@ from tactful.domain import Trace
 from tactful.engine.compose import ReplyAnswer
 from tactful.engine.hooks import MatchContext
 from tactful.engine.match import ListedGuideline, MatchAnswer, answer_listed, listed_guidelines
-from tactful.llm.scripted import HashingEmbedder, ScriptedCall, ScriptedGenerator
+from tactful.llm.scripted import ScriptedCall, ScriptedGenerator
 
 
 def latest_customer_message(call: ScriptedCall) -> str:
@@ -40,12 +39,6 @@ async def model() -> ScriptedGenerator:
     return ScriptedGenerator(
         {"match": keyword_matcher(), "compose": lambda c: ReplyAnswer(message="ok")}
     )
-
-
-@pytest_asyncio.fixture
-async def server(model: ScriptedGenerator) -> AsyncIterator[tactful.Server]:
-    async with tactful.Server(transient=True, embedder=HashingEmbedder(), generator=model) as s:
-        yield s
 
 
 async def _trace(server: tactful.Server, reply: tactful.Event) -> Trace:

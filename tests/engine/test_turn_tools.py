@@ -4,7 +4,6 @@ errors, hand-off, and the offline tier."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 import pytest_asyncio
@@ -97,12 +96,6 @@ def matcher(args: dict[str, list[tuple[str, Any, str]]]) -> Any:
 async def model() -> ScriptedGenerator:
     calls.clear()
     return ScriptedGenerator({"compose": lambda c: ReplyAnswer(message="done")})
-
-
-@pytest_asyncio.fixture
-async def server(model: ScriptedGenerator) -> AsyncIterator[tactful.Server]:
-    async with tactful.Server(transient=True, embedder=HashingEmbedder(), generator=model) as s:
-        yield s
 
 
 async def _agent(server: tactful.Server) -> tactful.Agent:

@@ -3,7 +3,6 @@ and tool-backed ones refreshed while retrieval runs."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Annotated
 
 import pytest_asyncio
@@ -40,12 +39,6 @@ async def model() -> ScriptedGenerator:
     return ScriptedGenerator(
         {"match": everything_applies, "compose": lambda c: ReplyAnswer(message="ok")}
     )
-
-
-@pytest_asyncio.fixture
-async def server(model: ScriptedGenerator) -> AsyncIterator[tactful.Server]:
-    async with tactful.Server(transient=True, embedder=HashingEmbedder(), generator=model) as s:
-        yield s
 
 
 async def test_a_variable_named_by_a_guideline_reaches_both_prompts(
