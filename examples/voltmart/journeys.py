@@ -83,6 +83,26 @@ async def define_journeys(agent: tactful.Agent, tools: Any) -> list[tactful.Jour
     return [await _return_an_item(agent, tools), await _change_an_address(agent, tools)]
 
 
+async def _look_up_the_order(
+    journey: tactful.JourneyHandle, tools: Any, ask_state: str, ask_reply: str
+) -> tactful.StateHandle:
+    """The steps both journeys begin with: ask for the order number, look the order up, and
+    fork on what was found (a number that was not found is asked for again). Returns the fork."""
+    ask = await journey.initial_state.transition_to(
+        chat_state=ask_state, canned_responses=[ask_reply]
+    )
+    look = await ask.target.transition_to(condition=GAVE_NUMBER, tool_state=tools.order_status)
+    fork = await look.target.transition_to(fork=True)
+    missing = await fork.target.transition_to(
+        condition="The order was not found",
+        chat_state="Say the order was not found and ask the customer to check the number",
+        canned_responses=[NOT_FOUND],
+    )
+    missing.when(not_found)
+    await missing.target.transition_to(condition=GAVE_NUMBER, state=look.target)
+    return fork.target
+
+
 async def _return_an_item(agent: tactful.Agent, tools: Any) -> tactful.JourneyHandle:
     wants = await agent.create_observation(
         "The customer wants to return an item they bought",
@@ -99,25 +119,15 @@ async def _return_an_item(agent: tactful.Agent, tools: Any) -> tactful.JourneyHa
         description="Check the order, then open the return and give the RMA number.",
         id=RETURN_ID,
     )
-    ask = await journey.initial_state.transition_to(
-        chat_state="Ask for the order number of the item to return",
-        canned_responses=[
-            "I can help you return it. What's the order number? It starts with VM and has 8 "
-            "digits (you'll find it in Account > Order History)."
-        ],
+    fork = await _look_up_the_order(
+        journey,
+        tools,
+        "Ask for the order number of the item to return",
+        "I can help you return it. What's the order number? It starts with VM and has 8 "
+        "digits (you'll find it in Account > Order History).",
     )
-    look = await ask.target.transition_to(condition=GAVE_NUMBER, tool_state=tools.order_status)
-    fork = await look.target.transition_to(fork=True)
 
-    missing = await fork.target.transition_to(
-        condition="The order was not found",
-        chat_state="Say the order was not found and ask the customer to check the number",
-        canned_responses=[NOT_FOUND],
-    )
-    missing.when(not_found)
-    await missing.target.transition_to(condition=GAVE_NUMBER, state=look.target)
-
-    early = await fork.target.transition_to(
+    early = await fork.transition_to(
         condition="The order has not been delivered yet",
         chat_state="Explain that a return can start once the order is delivered",
         canned_responses=[
@@ -128,7 +138,7 @@ async def _return_an_item(agent: tactful.Agent, tools: Any) -> tactful.JourneyHa
     early.when(not_delivered)
     await early.target.transition_to(end=True)
 
-    late = await fork.target.transition_to(
+    late = await fork.transition_to(
         condition="The order was delivered more than 30 days ago",
         chat_state="Explain that the 30-day return window has passed and offer warranty help",
         canned_responses=[
@@ -140,7 +150,7 @@ async def _return_an_item(agent: tactful.Agent, tools: Any) -> tactful.JourneyHa
     late.when(past_window)
     await late.target.transition_to(end=True)
 
-    why = await fork.target.transition_to(
+    why = await fork.transition_to(
         condition="The order was delivered within the last 30 days",
         chat_state="Ask why the customer is returning it",
         canned_responses=[
@@ -181,25 +191,15 @@ async def _change_an_address(agent: tactful.Agent, tools: Any) -> tactful.Journe
         description="Check the order is still processing, then change where it goes.",
         id=ADDRESS_ID,
     )
-    ask = await journey.initial_state.transition_to(
-        chat_state="Ask for the number of the order whose address should change",
-        canned_responses=[
-            "Sure, I can help with the delivery address. Which order is it? Send me its number "
-            "(VM and 8 digits)."
-        ],
+    fork = await _look_up_the_order(
+        journey,
+        tools,
+        "Ask for the number of the order whose address should change",
+        "Sure, I can help with the delivery address. Which order is it? Send me its number "
+        "(VM and 8 digits).",
     )
-    look = await ask.target.transition_to(condition=GAVE_NUMBER, tool_state=tools.order_status)
-    fork = await look.target.transition_to(fork=True)
 
-    missing = await fork.target.transition_to(
-        condition="The order was not found",
-        chat_state="Say the order was not found and ask the customer to check the number",
-        canned_responses=[NOT_FOUND],
-    )
-    missing.when(not_found)
-    await missing.target.transition_to(condition=GAVE_NUMBER, state=look.target)
-
-    shipped = await fork.target.transition_to(
+    shipped = await fork.transition_to(
         condition="The order has already shipped or been delivered",
         chat_state="Explain that the address can no longer be changed and offer a carrier redirect",
         canned_responses=[
@@ -211,7 +211,7 @@ async def _change_an_address(agent: tactful.Agent, tools: Any) -> tactful.Journe
     shipped.when(already_on_its_way)
     await shipped.target.transition_to(end=True)
 
-    new = await fork.target.transition_to(
+    new = await fork.transition_to(
         condition="The order is still processing",
         chat_state="Ask for the new delivery address",
         canned_responses=[
