@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import (
     BaseSettings,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
@@ -41,7 +42,45 @@ class Settings(BaseSettings):
     # Offline tier: a guideline matches when its calibrated similarity reaches this.
     offline_match_threshold: float = Field(default=DEFAULT_OFFLINE_THRESHOLD, ge=0.0, le=1.0)
     max_message_chars: int = Field(default=8000, ge=1)
-    long_poll_max_s: float = Field(default=60.0, gt=0)
+    long_poll_max_s: float = Field(default=60.0, gt=0, le=3600)
+
+    # -- exposure (docs/security.md) -----------------------------------------------------------
+    # development: everyone is admin, allowed only while listening on loopback; production:
+    # API keys, customer tokens and guest sessions, required to listen on any other address.
+    mode: Literal["development", "production"] = "development"
+    # Signs customer tokens (HS256); production needs one of at least 32 characters.
+    secret_key: SecretStr | None = None
+    # Browser origins allowed to call the API (CORS), comma-separated in the environment.
+    # Development allows any origin; production none unless listed here ("*" for any).
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # Where tool services (OpenAPI, MCP over HTTP) may be: host names ("api.example.com",
+    # "*.example.com"), "host:port", IP addresses or networks ("10.0.0.0/8"); "*" is any host
+    # on a public address. Loopback, private, link-local and metadata addresses are refused
+    # unless an entry names them explicitly.
+    outbound_hosts: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["*"])
+    # The longest customer token an operator may mint, in seconds.
+    customer_token_max_ttl_s: int = Field(default=7 * 24 * 3600, ge=60, le=365 * 24 * 3600)
+
+    # -- templates ------------------------------------------------------------------------------
+    # A canned response renders to at most this many characters, in at most this many loop
+    # iterations and calls, within this many seconds; beyond that it is disqualified.
+    template_max_chars: int = Field(default=4000, ge=100, le=1_000_000)
+    template_max_steps: int = Field(default=10_000, ge=100, le=10_000_000)
+    template_timeout_s: float = Field(default=1.0, gt=0, le=60)
+
+    # -- rate limits (per minute; 0 turns one off) ----------------------------------------------
+    rate_messages_per_session: int = Field(default=30, ge=0, le=1_000_000)
+    rate_messages_per_customer: int = Field(default=60, ge=0, le=1_000_000)
+    rate_requests_per_key: int = Field(default=1200, ge=0, le=10_000_000)
+    rate_guest_sessions_per_client: int = Field(default=20, ge=0, le=1_000_000)
+
+    @field_validator("cors_origins", "outbound_hosts", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: Any) -> Any:
+        # TACTFUL_CORS_ORIGINS="https://a.example,https://b.example"; tactful.toml gives lists.
+        if isinstance(value, str):
+            return [v.strip() for v in value.split(",") if v.strip()]
+        return value
 
     @classmethod
     def settings_customise_sources(
@@ -65,6 +104,7 @@ class Settings(BaseSettings):
         """Settings as printed at start-up: secrets masked, database password hidden."""
         shown = self.model_dump(mode="json")
         shown["openai_api_key"] = "***" if self.openai_api_key else None
+        shown["secret_key"] = "***" if self.secret_key else None
         from sqlalchemy.engine import make_url
 
         url = self.resolved_database_url()

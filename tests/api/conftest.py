@@ -35,7 +35,7 @@ async def app(runtime: Runtime) -> FastAPI:
 @pytest_asyncio.fixture
 async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app), base_url="http://tactful.test"
+        transport=httpx.ASGITransport(app), base_url="http://localhost"
     ) as c:
         yield c
 

@@ -90,7 +90,9 @@ async def test_a_route_refuses_roles_it_does_not_allow(app: FastAPI, runtime: Ru
             return Principal(id="c1", roles=frozenset({Role.CUSTOMER}), customer_id="c1")
 
     app.state.authenticator = CustomerKey()
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://t") as c:
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app), base_url="http://localhost"
+    ) as c:
         denied = await c.post("/agents", json={"name": "A"})
         assert denied.status_code == 403
         assert denied.json() == {"detail": "this route is for: admin"}
@@ -104,7 +106,9 @@ async def test_anonymous_callers_need_credentials_except_for_health(app: FastAPI
             return None
 
     app.state.authenticator = Nobody()
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://t") as c:
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app), base_url="http://localhost"
+    ) as c:
         assert (await c.get("/agents")).status_code == 401
         assert (await c.get("/healthz")).status_code == 200
 
@@ -138,7 +142,9 @@ async def test_unexpected_errors_are_a_json_500_without_traceback(
         raise RuntimeError("secret internals")
 
     app.add_api_route("/boom", boom, dependencies=[])
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://t") as c:
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app), base_url="http://localhost"
+    ) as c:
         response = await c.get("/boom")
     assert response.status_code == 500
     assert response.json() == {"detail": "internal error"}
@@ -151,7 +157,9 @@ async def test_store_errors_map_through_the_one_handler(app: FastAPI) -> None:
         raise StoreError("the database is down")
 
     app.add_api_route("/unavailable", unavailable)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://t") as c:
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app), base_url="http://localhost"
+    ) as c:
         response = await c.get("/unavailable")
     assert response.status_code == 503
     assert response.json() == {"detail": "the database is down"}

@@ -29,7 +29,7 @@ async def client() -> AsyncIterator[TactfulClient]:
             canned_responses=[reply],
         )
         transport = httpx.ASGITransport(create_app(server.runtime))
-        async with TactfulClient("http://tactful.test", transport=transport) as c:
+        async with TactfulClient("http://localhost", transport=transport) as c:
             yield c
 
 

@@ -33,7 +33,7 @@ async def _runtime(tmp_path: Path) -> Runtime:
 
 def _client(runtime: Runtime) -> httpx.AsyncClient:
     return httpx.AsyncClient(
-        transport=httpx.ASGITransport(create_app(runtime)), base_url="http://t"
+        transport=httpx.ASGITransport(create_app(runtime)), base_url="http://localhost"
     )
 
 

@@ -24,6 +24,7 @@ from tactful.api import (
 )
 from tactful.api.auth import EVERYONE, Authenticator, DevelopmentAuthenticator, allow
 from tactful.api.errors import install_error_handling
+from tactful.api.origins import install_origins
 from tactful.api.runtime import RuntimeDep
 from tactful.runtime import Runtime
 
@@ -74,6 +75,8 @@ def create_app(runtime: Runtime, *, authenticator: Authenticator | None = None) 
     app.state.runtime = runtime
     app.state.authenticator = authenticator or DevelopmentAuthenticator()
     install_error_handling(app, max_body_bytes=max_body_bytes(runtime))
+    # Added after the error handling, so outside it: refusals and errors carry CORS headers.
+    install_origins(app, runtime.settings)
     for module in ROUTERS:
         app.include_router(module.router)
 

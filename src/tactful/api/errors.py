@@ -119,7 +119,7 @@ class ErrorBoundary:
         limit = self.max_body_bytes
         for name, value in scope.get("headers", []):
             if name == b"content-length" and value.isdigit() and int(value) > limit:
-                await _send_json(send, 413, {"detail": BodyTooLargeError(limit).detail})
+                await send_json(send, 413, {"detail": BodyTooLargeError(limit).detail})
                 return
         started = False
         received = 0
@@ -143,14 +143,14 @@ class ErrorBoundary:
             await self.app(scope, counting_receive, watching_send)
         except BodyTooLargeError as e:
             if not started:
-                await _send_json(send, 413, {"detail": e.detail})
+                await send_json(send, 413, {"detail": e.detail})
         except Exception:
             log.exception("unexpected error in %s %s", scope.get("method"), scope.get("path"))
             if not started:
-                await _send_json(send, 500, INTERNAL_ERROR)
+                await send_json(send, 500, INTERNAL_ERROR)
 
 
-async def _send_json(send: Send, status: int, body: dict[str, Any]) -> None:
+async def send_json(send: Send, status: int, body: dict[str, Any]) -> None:
     payload = json.dumps(body).encode()
     headers = [
         (b"content-type", b"application/json"),

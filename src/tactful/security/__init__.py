@@ -1,0 +1,1 @@
+"""What makes tactful safe to expose: modes, credentials, limits (see docs/security.md)."""
