@@ -38,3 +38,20 @@ class StoreError(TactfulError):
 
 class ConfigurationError(TactfulError):
     """Settings that cannot work together (e.g. an unknown model provider)."""
+
+
+class RateLimitedError(TactfulError):
+    """Too many requests of one kind in the current minute; ``retry_after_s`` says when to
+    try again."""
+
+    def __init__(self, message: str, *, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class UnauthorizedError(TactfulError):
+    """Credentials are missing, malformed, expired or revoked."""
+
+
+class ForbiddenError(TactfulError):
+    """The caller is known but may not do this."""

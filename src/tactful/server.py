@@ -43,6 +43,7 @@ from tactful.engine import canned
 from tactful.errors import ConfigurationError, ValidationError
 from tactful.llm.base import Embedder, Generator
 from tactful.runtime import Runtime, start_runtime
+from tactful.security.exposure import check_exposure
 from tactful.tools import PythonTool, ToolService
 
 log = logging.getLogger("tactful")
@@ -130,12 +131,15 @@ class Server:
     async def start_http(self) -> None:
         """Start serving the REST API on ``settings.host:settings.port`` in the background.
 
-        Raises ``ConfigurationError`` when the address cannot be bound (e.g. the port is taken).
+        Raises ``ConfigurationError`` when the address cannot be bound (e.g. the port is taken),
+        or when the settings must not serve there (development mode off loopback, production
+        mode without a secret key: ``tactful.security.exposure``).
         """
         import uvicorn
 
         from tactful.api.app import create_app
 
+        check_exposure(self.settings)
         host, port = self.settings.host, self.settings.port
         try:
             # Binding here turns a taken port into an error we can explain (uvicorn would exit).
@@ -195,13 +199,15 @@ class Server:
         preambles: Sequence[str] = (),
         preamble_after_ms: int = 2000,
         message_output_mode: MessageOutputMode = MessageOutputMode.BLOCK,
+        guest_sessions: bool = False,
     ) -> Agent:
         """Define an agent; idempotent by ``id``, else by name. ``preambles`` are short
         acknowledgements sent before a reply that takes long (when tools are about to run, or
         ``preamble_after_ms`` after the customer's message); written replies follow the
         customer's language unless ``reply_in_customer_language`` is False. With
         ``message_output_mode=STREAM`` a written reply streams into its message event as the
-        model writes it (when the model can stream)."""
+        model writes it (when the model can stream). With ``guest_sessions`` a production server
+        lets anonymous browsers start a session with this agent (and use only that one)."""
         extra: dict[str, Any] = {"id": id} if id else {}
         if no_match_reply is not None:
             extra["no_match_reply"] = no_match_reply
@@ -215,6 +221,7 @@ class Server:
             preambles=list(preambles),
             preamble_after_ms=preamble_after_ms,
             message_output_mode=message_output_mode,
+            guest_sessions=guest_sessions,
             **extra,
         )
         store = self.runtime.store

@@ -16,10 +16,14 @@ from tactful.domain import Agent
 from tactful.errors import (
     ConfigurationError,
     ConflictError,
+    ForbiddenError,
     ModelError,
     NotFoundError,
     PayloadTooLargeError,
+    RateLimitedError,
     StoreError,
+    TactfulError,
+    UnauthorizedError,
     ValidationError,
 )
 from tactful.runtime import Runtime
@@ -128,7 +132,11 @@ def test_allow_names_its_roles() -> None:
         (PayloadTooLargeError("big"), 413),
         (ModelError("down"), 502),
         (StoreError("gone"), 503),
-        (ConfigurationError("odd"), 500),
+        (ConfigurationError("no secret key"), 503),
+        (UnauthorizedError("who?"), 401),
+        (ForbiddenError("not you"), 403),
+        (RateLimitedError("slow down", retry_after_s=3), 429),
+        (TactfulError("a class without a status of its own"), 500),
     ],
 )
 def test_each_error_class_has_its_status(error: Exception, status: int) -> None:

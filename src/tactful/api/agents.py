@@ -15,6 +15,11 @@ from tactful.domain import Agent, CompositionMode, MessageOutputMode, Session
 
 router = APIRouter(prefix="/agents", tags=["agents"])
 
+GUEST_SESSIONS = (
+    "Anonymous browsers may start a session with this agent and use only that session "
+    "(production mode; ours)"
+)
+
 
 class AgentDTO(BaseModel):
     """An agent, as Parlant's ``Agent``; ``no_match_reply`` and ``creation_utc`` are ours."""
@@ -30,6 +35,7 @@ class AgentDTO(BaseModel):
     reply_in_customer_language: bool = True
     preambles: list[str] = Field(default_factory=list)
     preamble_after_ms: int = 2000
+    guest_sessions: bool = False
     creation_utc: datetime
 
 
@@ -51,6 +57,7 @@ class AgentCreationParams(Params):
         default=None, description="Acknowledgements sent before a slow reply (ours)"
     )
     preamble_after_ms: int | None = Field(default=None, ge=0, le=60000)
+    guest_sessions: bool | None = Field(default=None, description=GUEST_SESSIONS)
 
 
 class AgentUpdateParams(Params):
@@ -68,6 +75,7 @@ class AgentUpdateParams(Params):
         default=None, description="Acknowledgements sent before a slow reply (ours)"
     )
     preamble_after_ms: int | None = Field(default=None, ge=0, le=60000)
+    guest_sessions: bool | None = Field(default=None, description=GUEST_SESSIONS)
 
 
 def agent_dto(agent: Agent) -> AgentDTO:
@@ -83,6 +91,7 @@ def agent_dto(agent: Agent) -> AgentDTO:
         reply_in_customer_language=agent.reply_in_customer_language,
         preambles=agent.preambles,
         preamble_after_ms=agent.preamble_after_ms,
+        guest_sessions=agent.guest_sessions,
         creation_utc=agent.creation_utc,
     )
 

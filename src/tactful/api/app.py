@@ -5,10 +5,12 @@ from __future__ import annotations
 from importlib.metadata import PackageNotFoundError, version
 
 from fastapi import Depends, FastAPI
+from fastapi.routing import APIRoute
 from pydantic import BaseModel
 
 from tactful.api import (
     agents,
+    audit,
     canned_responses,
     context_variables,
     customers,
@@ -16,13 +18,14 @@ from tactful.api import (
     glossary,
     guidelines,
     journeys,
+    keys,
     relationships,
     services,
     sessions,
     tags,
     traces,
 )
-from tactful.api.auth import EVERYONE, Authenticator, DevelopmentAuthenticator, allow
+from tactful.api.auth import EVERYONE, Authenticator, allow, authenticator_for, document_access
 from tactful.api.errors import install_error_handling
 from tactful.api.origins import install_origins
 from tactful.api.runtime import RuntimeDep
@@ -43,6 +46,8 @@ ROUTERS = (
     events,
     traces,
     services,
+    keys,
+    audit,
 )
 
 
@@ -64,8 +69,8 @@ def max_body_bytes(runtime: Runtime) -> int:
 
 
 def create_app(runtime: Runtime, *, authenticator: Authenticator | None = None) -> FastAPI:
-    """The REST API over ``runtime``. Without ``authenticator`` everyone is let through
-    (development default, see ``tactful.api.auth``)."""
+    """The REST API over ``runtime``. Without ``authenticator``, the settings' mode chooses
+    one (development: everyone is admin; production: keys and tokens; ``tactful.api.auth``)."""
     app = FastAPI(
         title="tactful",
         version=_version(),
@@ -73,7 +78,7 @@ def create_app(runtime: Runtime, *, authenticator: Authenticator | None = None) 
         "Compatible with Parlant 3.3's REST API where they overlap.",
     )
     app.state.runtime = runtime
-    app.state.authenticator = authenticator or DevelopmentAuthenticator()
+    app.state.authenticator = authenticator or authenticator_for(runtime)
     install_error_handling(app, max_body_bytes=max_body_bytes(runtime))
     # Added after the error handling, so outside it: refusals and errors carry CORS headers.
     install_origins(app, runtime.settings)
@@ -85,4 +90,7 @@ def create_app(runtime: Runtime, *, authenticator: Authenticator | None = None) 
         """Liveness, and the model tier the server runs on (``offline`` or ``model:<name>``)."""
         return Health(status="ok", tier=runtime.tier)
 
+    routes = [r for m in ROUTERS for r in m.router.routes if isinstance(r, APIRoute)]
+    production = runtime.settings.mode == "production"
+    document_access(app, routes, production=production)
     return app

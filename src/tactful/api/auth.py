@@ -1,10 +1,11 @@
-"""Who may call a route: every route declares its roles through ONE dependency factory, ``allow``.
+"""Who may call a route: every route declares its roles through ONE dependency factory, ``allow``,
+and routes about one session take it through ONE ownership dependency, ``OwnedSession``.
 
-Direct deployments let a customer's browser call tactful (a customer credential may only use its
-own sessions); deployments behind a BFF call with an operator key; admins define agents. For now
-the development default (``DevelopmentAuthenticator``) lets everyone through with every role.
-API keys and customer tokens come later as another ``Authenticator`` set on
-``app.state.authenticator``: the routers do not change.
+Development mode (``DevelopmentAuthenticator``) lets everyone through with every role; it only
+ever listens on loopback (``tactful.security.exposure``). Production mode
+(``CredentialAuthenticator``) reads ``Authorization: Bearer`` and knows API keys (admin,
+operator) and customer tokens; a caller without credentials is the anonymous guest, admitted only
+by routes that allow ``Role.GUEST`` and only into guest sessions. See docs/security.md.
 """
 
 from __future__ import annotations
@@ -12,54 +13,111 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from enum import StrEnum
+from typing import TYPE_CHECKING, Annotated, Any
 
-from fastapi import HTTPException, Request, status
+from fastapi import Depends, FastAPI, Request
+from fastapi.routing import APIRoute
 
+from tactful.api.runtime import RuntimeDep
+from tactful.domain import Agent, Session
+from tactful.domain.audit import act_as
+from tactful.errors import ForbiddenError, NotFoundError, UnauthorizedError
+from tactful.security import tokens
+from tactful.security.keys import looks_like_key, verify_key
+from tactful.security.limits import RateLimiter
+from tactful.security.principals import (
+    DEVELOPMENT,
+    EVERYONE,
+    GUEST,
+    STAFF,
+    Principal,
+    Role,
+)
 
-class Role(StrEnum):
-    """What a caller is to tactful."""
+if TYPE_CHECKING:
+    from tactful.runtime import Runtime
 
-    ADMIN = "admin"  # defines agents, guidelines, tags, ...
-    OPERATOR = "operator"  # a back end (BFF) or a human agent working conversations
-    CUSTOMER = "customer"  # a customer's browser or app, talking in its own sessions
+__all__ = [
+    "EVERYONE",
+    "STAFF",
+    "Authenticator",
+    "CredentialAuthenticator",
+    "DevelopmentAuthenticator",
+    "OwnedSession",
+    "Principal",
+    "Role",
+    "allow",
+    "caller",
+    "require",
+]
 
-
-STAFF = (Role.ADMIN, Role.OPERATOR)
-EVERYONE = (Role.ADMIN, Role.OPERATOR, Role.CUSTOMER)
-
-
-@dataclass(frozen=True)
-class Principal:
-    """An authenticated caller."""
-
-    id: str
-    roles: frozenset[Role]
-    # For customer credentials: the one customer this caller may act as (checks come with tokens).
-    customer_id: str | None = None
+CREDENTIALS_HINT = "send an API key or a customer token as 'Authorization: Bearer <credential>'"
 
 
 class Authenticator(ABC):
-    """Turns a request's credentials into a principal (None: no credentials were given)."""
+    """Turns a request's credentials into a principal (None: no credentials were given).
+
+    Raises ``UnauthorizedError`` for credentials that are given but not valid.
+    """
 
     @abstractmethod
     async def authenticate(self, request: Request) -> Principal | None: ...
 
 
 class DevelopmentAuthenticator(Authenticator):
-    """Development default: everyone is let through with every role. Never expose it publicly."""
-
-    principal = Principal(id="development", roles=frozenset(Role))
+    """Development mode: everyone is let through with every role. Loopback only."""
 
     async def authenticate(self, request: Request) -> Principal | None:
-        return self.principal
+        return DEVELOPMENT
+
+
+class CredentialAuthenticator(Authenticator):
+    """Production mode: API keys (``tfk_...``) and customer tokens (JWTs) as bearer tokens."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+
+    async def authenticate(self, request: Request) -> Principal | None:
+        header = request.headers.get("authorization")
+        if header is None:
+            return None
+        scheme, _, credential = header.partition(" ")
+        credential = credential.strip()
+        if scheme.lower() != "bearer" or not credential:
+            raise UnauthorizedError(f"the Authorization header is malformed: {CREDENTIALS_HINT}")
+        if looks_like_key(credential):
+            key = await verify_key(self.runtime.store, credential)
+            if key is None:
+                raise UnauthorizedError("the API key is unknown or revoked")
+            return Principal(
+                id=f"key:{key.id} ({key.name})", roles=frozenset({Role(key.role)}), key_id=key.id
+            )
+        secret = self.runtime.settings.secret_key
+        try:
+            customer_id = tokens.verify(secret.get_secret_value() if secret else None, credential)
+        except tokens.TokenError as e:
+            raise UnauthorizedError(str(e)) from None
+        return Principal(
+            id=f"customer:{customer_id}",
+            roles=frozenset({Role.CUSTOMER}),
+            customer_id=customer_id,
+        )
+
+
+def authenticator_for(runtime: Runtime) -> Authenticator:
+    """The authenticator the settings' mode asks for."""
+    if runtime.settings.mode == "production":
+        return CredentialAuthenticator(runtime)
+    return DevelopmentAuthenticator()
 
 
 @dataclass(frozen=True)
 class RouteAccess:
     """The dependency ``allow`` makes: resolves the caller and checks it holds an allowed role.
 
-    The principal is also left on ``request.state.principal`` for checks that depend on the body.
+    The principal is left on ``request.state.principal`` (for ``OwnedSession`` and checks that
+    depend on the body), and the task acts as it, so the audit trail names it. Requests with an
+    API key count towards that key's rate limit.
     """
 
     roles: frozenset[Role]
@@ -67,20 +125,24 @@ class RouteAccess:
     _names: str = field(default="", compare=False)
 
     async def __call__(self, request: Request) -> Principal | None:
-        authenticator: Authenticator = (
-            getattr(request.app.state, "authenticator", None) or DevelopmentAuthenticator()
-        )
+        runtime: Runtime = request.app.state.runtime
+        authenticator: Authenticator = request.app.state.authenticator
         principal = await authenticator.authenticate(request)
+        if principal is None and Role.GUEST in self.roles:
+            principal = GUEST
         request.state.principal = principal
         if principal is None:
             if self.anonymous:
                 return None
-            raise HTTPException(
-                status.HTTP_401_UNAUTHORIZED, "this route needs credentials (an API key or token)"
-            )
+            raise UnauthorizedError(f"this route needs credentials: {CREDENTIALS_HINT}")
         if not principal.roles & self.roles and not self.anonymous:
-            raise HTTPException(
-                status.HTTP_403_FORBIDDEN, f"this route is for: {self._names or 'nobody'}"
+            raise ForbiddenError(f"this route is for: {self._names or 'nobody'}")
+        act_as(principal.id)
+        if principal.key_id is not None:
+            await RateLimiter(runtime.store).hit(
+                f"key:{principal.key_id}",
+                runtime.settings.rate_requests_per_key,
+                "requests with this API key",
             )
         return principal
 
@@ -88,16 +150,100 @@ class RouteAccess:
 def allow(*roles: Role, anonymous: bool = False) -> RouteAccess:
     """The dependency every route declares, e.g. ``dependencies=[Depends(allow(Role.ADMIN))]``.
 
-    ``anonymous=True`` also admits callers without credentials (health checks).
+    ``anonymous=True`` also admits callers without credentials (health checks); ``Role.GUEST``
+    admits them as the guest, whom ``OwnedSession`` lets into guest sessions only.
     """
     names = ", ".join(r.value for r in roles)
     return RouteAccess(roles=frozenset(roles), anonymous=anonymous, _names=names)
 
 
+def caller(request: Request) -> Principal | None:
+    """The principal ``allow`` found for this request (None: anonymous)."""
+    principal: Principal | None = getattr(request.state, "principal", None)
+    return principal
+
+
 def require(request: Request, roles: Iterable[Role]) -> None:
     """A second check inside a route whose allowed roles depend on the body (e.g. event sources)."""
-    principal: Principal | None = getattr(request.state, "principal", None)
+    principal = caller(request)
     allowed = frozenset(roles)
     if principal is None or not principal.roles & allowed:
         names = ", ".join(r.value for r in Role if r in allowed)
-        raise HTTPException(status.HTTP_403_FORBIDDEN, f"this request is for: {names}")
+        raise ForbiddenError(f"this request is for: {names}")
+
+
+async def owned_session(session_id: str, request: Request, runtime: RuntimeDep) -> Session:
+    """The session, if the caller may use it: staff any; a customer token its customer's; the
+    guest a guest session of an agent that still takes guests. Anything else is "not found",
+    so nobody learns which sessions exist."""
+    session = await runtime.store.get(Session, session_id)
+    principal = caller(request)
+    if principal is not None:
+        if principal.is_staff:
+            return session
+        if Role.CUSTOMER in principal.roles and session.customer_id == principal.customer_id:
+            return session
+        if Role.GUEST in principal.roles and session.guest:
+            agent = await runtime.store.find(Agent, session.agent_id)
+            if agent is not None and agent.guest_sessions:
+                return session
+    raise NotFoundError("Session", session_id)
+
+
+OwnedSession = Annotated[Session, Depends(owned_session)]
+
+
+def route_access(route: APIRoute) -> RouteAccess | None:
+    """The ``allow(...)`` a route declared (None: it declared none)."""
+    pending = list(route.dependant.dependencies)
+    while pending:
+        dependency = pending.pop()
+        if isinstance(dependency.call, RouteAccess):
+            return dependency.call
+        pending += dependency.dependencies
+    return None
+
+
+REFUSALS = {
+    "401": "No credentials where this route needs them, or credentials that are malformed, "
+    "unknown, revoked or expired",
+    "403": "Credentials whose role may not do this",
+    "429": "Over a rate limit; Retry-After says when to try again",
+}
+
+
+def document_access(app: FastAPI, routes: Iterable[APIRoute], *, production: bool) -> None:
+    """Make ``/openapi.json`` say who may call what: in production, the bearer scheme on every
+    route that takes credentials (optional where guests are admitted) and its 401/403/429;
+    in development (where everyone is admin) only the 429 of the rate limits."""
+    access = {(r.path, m.lower()): route_access(r) for r in routes for m in r.methods or ()}
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = generate()
+        if production:
+            schemes = schema.setdefault("components", {}).setdefault("securitySchemes", {})
+            schemes["bearer"] = {
+                "type": "http",
+                "scheme": "bearer",
+                "description": "An API key (tfk_...) or a customer token",
+            }
+        for path, operations in schema.get("paths", {}).items():
+            for method, operation in operations.items():
+                declared = access.get((path, method))
+                if declared is None or declared.anonymous:
+                    continue
+                codes = ["401", "403", "429"] if production else ["429"]
+                for code in codes:
+                    operation.setdefault("responses", {}).setdefault(
+                        code, {"description": REFUSALS[code]}
+                    )
+                if production:
+                    optional = Role.GUEST in declared.roles
+                    operation["security"] = [{"bearer": []}, *([{}] if optional else [])]
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

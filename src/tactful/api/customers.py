@@ -6,14 +6,16 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Response, status
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictInt
 
 from tactful.api.auth import STAFF, allow
 from tactful.api.pagination import ordered, paginate
 from tactful.api.params import Params, SortDirection, TagsUpdate, add_and_remove
 from tactful.api.references import check_tags, delete_sessions, forget_values
 from tactful.api.runtime import RuntimeDep
-from tactful.domain import Customer, Session
+from tactful.domain import GUEST_CUSTOMER_ID, Customer, Session
+from tactful.errors import ValidationError
+from tactful.security import tokens
 
 router = APIRouter(prefix="/customers", tags=["customers"])
 
@@ -149,3 +151,56 @@ async def delete_customer(customer_id: str, runtime: RuntimeDep) -> Response:
         await forget_values(runtime.store, customer_id)
         await runtime.store.delete(Customer, customer_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+class TokenCreationParams(Params):
+    expires_in: StrictInt = Field(
+        default=3600,
+        ge=60,
+        le=365 * 24 * 3600,
+        description="Seconds until the token expires (at most the server's "
+        "customer_token_max_ttl_s)",
+    )
+
+
+class CustomerTokenDTO(BaseModel):
+    """A customer token (ours): send it as ``Authorization: Bearer <token>``."""
+
+    token: str
+    customer_id: str
+    expires_utc: datetime
+
+
+@router.post(
+    "/{customer_id}/tokens",
+    status_code=status.HTTP_201_CREATED,
+    dependencies=[Depends(allow(*STAFF))],
+    responses={
+        404: {"description": "Customer not found"},
+        422: {"description": "The guest customer, or an expiry over the server's maximum"},
+        503: {"description": "The server has no secret key to sign tokens with"},
+    },
+)
+async def create_customer_token(
+    customer_id: str, params: TokenCreationParams, runtime: RuntimeDep
+) -> CustomerTokenDTO:
+    """Mint a token for one customer (our addition): it may start sessions for that customer,
+    read their events (long-poll and SSE), post their messages and custom events, and nothing
+    else. Tokens cannot be revoked one by one: keep them short."""
+    customer = await runtime.store.get(Customer, customer_id)
+    if customer.id == GUEST_CUSTOMER_ID:
+        raise ValidationError(
+            "the guest customer is shared by every anonymous visitor: mint tokens for named "
+            "customers only"
+        )
+    settings = runtime.settings
+    if params.expires_in > settings.customer_token_max_ttl_s:
+        raise ValidationError(
+            f"expires_in is over this server's maximum of {settings.customer_token_max_ttl_s} s "
+            "(customer_token_max_ttl_s)"
+        )
+    secret = settings.secret_key.get_secret_value() if settings.secret_key else None
+    minted = tokens.mint(secret, customer.id, params.expires_in)
+    return CustomerTokenDTO(
+        token=minted.token, customer_id=minted.customer_id, expires_utc=minted.expires_utc
+    )

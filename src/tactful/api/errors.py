@@ -19,24 +19,33 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tactful.errors import (
+    ConfigurationError,
     ConflictError,
+    ForbiddenError,
     ModelError,
     NotFoundError,
     PayloadTooLargeError,
+    RateLimitedError,
     StoreError,
     TactfulError,
+    UnauthorizedError,
     ValidationError,
 )
 
 log = logging.getLogger("tactful.api")
 
 STATUS_BY_ERROR: dict[type[TactfulError], int] = {
+    UnauthorizedError: 401,
+    ForbiddenError: 403,
+    RateLimitedError: 429,
     NotFoundError: 404,
     ValidationError: 422,
     ConflictError: 409,
     PayloadTooLargeError: 413,
     ModelError: 502,
     StoreError: 503,
+    # The server lacks a setting this request needs (e.g. a secret key to sign tokens).
+    ConfigurationError: 503,
 }
 
 INTERNAL_ERROR = {"detail": "internal error"}
@@ -79,7 +88,12 @@ async def _tactful_error(request: Request, exc: Exception) -> JSONResponse:
         return JSONResponse(INTERNAL_ERROR, status_code=500)
     if code > 500:
         log.warning("%s %s failed: %s", request.method, request.url.path, exc)
-    return JSONResponse({"detail": str(exc)}, status_code=code)
+    headers = {}
+    if isinstance(exc, UnauthorizedError):
+        headers["WWW-Authenticate"] = "Bearer"
+    if isinstance(exc, RateLimitedError):
+        headers["Retry-After"] = str(exc.retry_after_s)
+    return JSONResponse({"detail": str(exc)}, status_code=code, headers=headers)
 
 
 async def _request_invalid(request: Request, exc: Exception) -> JSONResponse:

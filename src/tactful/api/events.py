@@ -16,10 +16,11 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response,
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
-from tactful.api.auth import EVERYONE, STAFF, allow, require
+from tactful.api.auth import EVERYONE, STAFF, OwnedSession, Principal, Role, allow, caller, require
 from tactful.api.params import Params
 from tactful.api.runtime import RuntimeDep
 from tactful.domain import (
+    GUEST_CUSTOMER_ID,
     Agent,
     Customer,
     Event,
@@ -29,8 +30,9 @@ from tactful.domain import (
     SessionStatus,
 )
 from tactful.engine.timeline import wait_for_events
-from tactful.errors import PayloadTooLargeError, ValidationError
+from tactful.errors import ForbiddenError, NotFoundError, PayloadTooLargeError, ValidationError
 from tactful.runtime import Runtime
+from tactful.security.limits import RateLimiter
 
 router = APIRouter(prefix="/sessions", tags=["events"])
 
@@ -151,7 +153,7 @@ async def _participant(runtime: Runtime, entity: type[Agent | Customer], id: str
 @router.post(
     "/{session_id}/events",
     status_code=status.HTTP_201_CREATED,
-    dependencies=[Depends(allow(*EVERYONE))],
+    dependencies=[Depends(allow(*EVERYONE, Role.GUEST))],
     responses={
         404: {"description": "Session not found"},
         413: {"description": "Message over the size limit"},
@@ -159,7 +161,7 @@ async def _participant(runtime: Runtime, entity: type[Agent | Customer], id: str
     },
 )
 async def create_event(
-    session_id: str,
+    session: OwnedSession,
     params: EventCreationParams,
     request: Request,
     runtime: RuntimeDep,
@@ -167,13 +169,20 @@ async def create_event(
 ) -> EventDTO:
     """Post an event. A customer message is acknowledged at once and starts the agent's turn;
     follow its progress with ``GET .../events?min_offset=<offset+1>&wait_for_data=<s>``.
-    Human-agent messages, custom and status events are appended without a turn (staff only).
+    Human-agent messages and status events are appended without a turn (staff only); custom
+    events too (customers and guests may post them from ``customer_ui``).
     """
     if problem := combination_problem(params):
         raise ValidationError(problem)
-    session = await runtime.store.get(Session, session_id)
+    session_id = session.id
+    principal = caller(request)
     if params.kind is EventKind.MESSAGE and params.source in CUSTOMER_SOURCES:
         assert params.message is not None
+        if params.participant is not None and not _staff(principal):
+            raise ForbiddenError(
+                "the server names the customer of a message; leave participant out"
+            )
+        await _count_customer_message(runtime, session)
         participant = (
             params.participant.model_dump(exclude_none=True)
             if params.participant
@@ -187,7 +196,8 @@ async def create_event(
             metadata=params.metadata,
         )
         return event_dto(event)
-    require(request, STAFF)
+    if not (params.kind is EventKind.CUSTOM and params.source in CUSTOMER_SOURCES):
+        require(request, STAFF)
     data: Any = params.data
     if params.kind is EventKind.MESSAGE:
         assert params.message is not None
@@ -209,6 +219,48 @@ async def create_event(
         session_id, params.kind, params.source, data, metadata=params.metadata
     )
     return event_dto(event)
+
+
+def _staff(principal: Principal | None) -> bool:
+    return principal is not None and principal.is_staff
+
+
+async def _count_customer_message(runtime: Runtime, session: Session) -> None:
+    """Customer messages are rate-limited per session and per customer (the shared guest
+    customer is limited per session only), whoever posts them."""
+    limiter, settings = RateLimiter(runtime.store), runtime.settings
+    await limiter.hit(
+        f"session:{session.id}", settings.rate_messages_per_session, "messages in this session"
+    )
+    if session.customer_id != GUEST_CUSTOMER_ID:
+        await limiter.hit(
+            f"customer:{session.customer_id}",
+            settings.rate_messages_per_customer,
+            "messages from this customer",
+        )
+
+
+def visible(event: Event, principal: Principal | None) -> bool:
+    """Customers and guests see their timeline without tool events (tool results are the
+    agent's working data, not the customer's)."""
+    return _staff(principal) or event.kind is not EventKind.TOOL
+
+
+def shown(event: Event, principal: Principal | None) -> EventDTO:
+    """The event as this caller may see it: an error status keeps its internals from
+    customers and guests (the trace has them, for staff)."""
+    dto = event_dto(event)
+    data = dto.data
+    if (
+        not _staff(principal)
+        and event.kind is EventKind.STATUS
+        and isinstance(data, dict)
+        and isinstance(data.get("data"), dict)
+        and "exception" in data["data"]
+    ):
+        inner = {**data["data"], "exception": "the agent could not answer; please try again"}
+        dto.data = {**data, "data": inner}
+    return dto
 
 
 def parse_kinds(kinds: str | None) -> list[EventKind] | None:
@@ -251,6 +303,7 @@ async def _stream(
     source: EventSource | None,
     trace_id: str | None,
     idle_timeout: float,
+    principal: Principal | None,
 ) -> AsyncIterator[str]:
     # Each appended event, and each new piece of a streamed message, wakes the listener; a
     # streamed message is sent again as it grows, until its chunks end with null. The stream
@@ -275,7 +328,7 @@ async def _stream(
             )
             out += fresh
             for event in out:
-                yield f"data: {event_dto(event).model_dump_json()}\n\n"
+                yield f"data: {shown(event, principal).model_dump_json()}\n\n"
                 offset = max(offset, event.offset + 1)
                 if streaming(event):
                     growing[event.id] = _state(event)
@@ -318,7 +371,7 @@ async def _until_complete(
 @router.get(
     "/{session_id}/events",
     response_model=list[EventDTO],
-    dependencies=[Depends(allow(*EVERYONE))],
+    dependencies=[Depends(allow(*EVERYONE, Role.GUEST))],
     responses={
         200: {"content": {"text/event-stream": {}}, "description": "Events (JSON, or SSE)"},
         404: {"description": "Session not found"},
@@ -326,7 +379,8 @@ async def _until_complete(
     },
 )
 async def list_events(
-    session_id: str,
+    session: OwnedSession,
+    request: Request,
     runtime: RuntimeDep,
     min_offset: Annotated[int, Query(ge=0, description="Only events from this offset on")] = 0,
     source: Annotated[EventSource | None, Query(description="Only events from this source")] = None,
@@ -346,12 +400,19 @@ async def list_events(
 
     SSE (``sse=true``): ``text/event-stream``, one ``data: <event JSON>`` per matching event,
     pushed as it is appended; the stream closes after ``wait_for_data`` seconds without one.
+
+    Customers and guests see their timeline without tool events.
     """
     if trace_id and correlation_id and trace_id != correlation_id:
         raise ValidationError("trace_id and correlation_id differ; give one of them")
     trace_id = trace_id or correlation_id or None
+    session_id = session.id
+    principal = caller(request)
     kind_list = parse_kinds(kinds)
-    await runtime.store.get(Session, session_id)
+    if not _staff(principal):
+        kind_list = [k for k in kind_list or EventKind if k is not EventKind.TOOL]
+        if not kind_list:
+            return []
     wait = min(wait_for_data, runtime.settings.long_poll_max_s)
     if sse:
         stream = _stream(
@@ -362,13 +423,14 @@ async def list_events(
             source=source,
             trace_id=trace_id,
             idle_timeout=wait,
+            principal=principal,
         )
         return StreamingResponse(stream, media_type="text/event-stream", headers=SSE_HEADERS)
     if wait == 0:
         found = await runtime.store.list_events(
             session_id, min_offset=min_offset, kinds=kind_list, source=source, trace_id=trace_id
         )
-        return [event_dto(e) for e in found]
+        return [shown(e, principal) for e in found]
     try:
         found = await wait_for_events(
             runtime.store,
@@ -385,7 +447,7 @@ async def list_events(
             status.HTTP_504_GATEWAY_TIMEOUT,
             f"no matching event from offset {min_offset} within {wait:g} s; ask again",
         ) from None
-    return [event_dto(e) for e in found]
+    return [shown(e, principal) for e in found]
 
 
 @router.delete(
@@ -408,12 +470,13 @@ async def delete_events(
 @router.get(
     "/{session_id}/events/{event_id}",
     response_model=EventDTO,
-    dependencies=[Depends(allow(*EVERYONE))],
+    dependencies=[Depends(allow(*EVERYONE, Role.GUEST))],
     responses={404: {"description": "Session or event not found"}},
 )
 async def read_event(
-    session_id: str,
+    session: OwnedSession,
     event_id: str,
+    request: Request,
     runtime: RuntimeDep,
     wait_for_completion: Annotated[
         bool, Query(description="Wait until a streamed message is complete")
@@ -430,17 +493,20 @@ async def read_event(
     complete (or when no new piece came for ``wait_for_data`` seconds, with what there is);
     ``sse`` sends the event, then again each time it grows, and closes when it is complete.
     Other events are always complete."""
-    await runtime.store.get(Session, session_id)
+    session_id = session.id
+    principal = caller(request)
     event = await runtime.store.get_event(session_id, event_id)
+    if not visible(event, principal):
+        raise NotFoundError("Event", event_id)
     wait = min(wait_for_data, runtime.settings.long_poll_max_s)
     if sse:
 
         async def states() -> AsyncIterator[str]:
             async for state in _until_complete(runtime, session_id, event, wait):
-                yield f"data: {event_dto(state).model_dump_json()}\n\n"
+                yield f"data: {shown(state, principal).model_dump_json()}\n\n"
 
         return StreamingResponse(states(), media_type="text/event-stream", headers=SSE_HEADERS)
     if wait_for_completion:
         async for state in _until_complete(runtime, session_id, event, wait):
             event = state
-    return event_dto(event)
+    return shown(event, principal)

@@ -8,10 +8,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Response, status
+from fastapi import APIRouter, Depends, Query, Request, Response, status
 from pydantic import BaseModel, Field
 
-from tactful.api.auth import EVERYONE, STAFF, allow
+from tactful.api.auth import EVERYONE, STAFF, OwnedSession, Principal, Role, allow, caller
 from tactful.api.pagination import ordered, paginate
 from tactful.api.params import LabelsUpdate, MetadataUpdate, Params, SortDirection, unique
 from tactful.api.references import delete_sessions, ensure_guest
@@ -24,8 +24,12 @@ from tactful.domain import (
     JourneyProgress,
     Session,
     SessionMode,
+    new_secret_id,
 )
 from tactful.engine.journeys import JourneyGraph
+from tactful.errors import ForbiddenError, UnauthorizedError
+from tactful.runtime import Runtime
+from tactful.security.limits import RateLimiter
 from tactful.store.base import Store
 
 router = APIRouter(prefix="/sessions", tags=["sessions"])
@@ -95,17 +99,35 @@ def session_dto(s: Session) -> SessionDTO:
 @router.post(
     "",
     status_code=status.HTTP_201_CREATED,
-    dependencies=[Depends(allow(*EVERYONE))],
+    dependencies=[Depends(allow(*EVERYONE, Role.GUEST))],
     responses={404: {"description": "Agent or customer not found"}},
 )
 async def create_session(
     params: SessionCreationParams,
+    request: Request,
     runtime: RuntimeDep,
     allow_greeting: Annotated[bool, Query(description="Accepted for Parlant; ignored")] = False,
 ) -> SessionDTO:
-    """Start a session with an agent, for a customer (by default the guest customer)."""
+    """Start a session with an agent, for a customer (by default the guest customer).
+
+    A customer token starts sessions for its own customer only; without credentials, a
+    production server starts a guest session when the agent takes them (``guest_sessions``):
+    its id is the only way back into it."""
     store = runtime.store
-    await store.get(Agent, params.agent_id)
+    agent = await store.get(Agent, params.agent_id)
+    principal = caller(request)
+    assert principal is not None  # allow() admits no one without a principal here
+    guest = False
+    if not principal.is_staff:
+        if params.metadata or params.labels:
+            raise ForbiddenError("only staff set a session's metadata and labels")
+        if Role.CUSTOMER in principal.roles:
+            if params.customer_id not in (None, principal.customer_id):
+                raise ForbiddenError("a customer token starts sessions for its own customer only")
+            params = params.model_copy(update={"customer_id": principal.customer_id})
+        else:
+            await _admit_guest(runtime, request, agent, params)
+            guest = True
     if params.customer_id is None:
         customer_id = (await ensure_guest(store)).id
     else:
@@ -116,8 +138,30 @@ async def create_session(
         title=params.title,
         metadata=params.metadata or {},
         labels=unique(params.labels or []),
+        guest=guest,
+        **({"id": new_secret_id()} if guest else {}),
     )
     return session_dto(await store.create(session))
+
+
+async def _admit_guest(
+    runtime: Runtime, request: Request, agent: Agent, params: SessionCreationParams
+) -> None:
+    """An anonymous caller may start a guest session: with an agent that takes them, as the
+    guest customer, within the per-client rate limit."""
+    if not agent.guest_sessions:
+        raise UnauthorizedError(
+            "this agent takes no guest sessions: send an API key or a customer token "
+            "('Authorization: Bearer <credential>')"
+        )
+    if params.customer_id is not None:
+        raise ForbiddenError("a guest session belongs to no named customer: leave customer_id out")
+    client = request.client.host if request.client else "unknown"
+    await RateLimiter(runtime.store).hit(
+        f"guest-sessions:{client}",
+        runtime.settings.rate_guest_sessions_per_client,
+        "guest sessions from this address",
+    )
 
 
 async def _find(
@@ -132,6 +176,7 @@ async def _find(
 
 @router.get("", dependencies=[Depends(allow(*EVERYONE))])
 async def list_sessions(
+    request: Request,
     runtime: RuntimeDep,
     agent_id: Annotated[str | None, Query(description="Only this agent's sessions")] = None,
     customer_id: Annotated[str | None, Query(description="Only this customer's sessions")] = None,
@@ -142,7 +187,9 @@ async def list_sessions(
     cursor: Annotated[str | None, Query(description="From a previous page")] = None,
     sort: Annotated[SortDirection | None, Query(description="By creation time")] = None,
 ) -> SessionListing | list[SessionDTO]:
-    """Sessions matching the filters; with ``limit``, one page of them (``SessionListing``)."""
+    """Sessions matching the filters; with ``limit``, one page of them (``SessionListing``).
+    A customer token lists its own customer's sessions only."""
+    customer_id = _own_customer(caller(request), customer_id)
     sessions = await _find(runtime.store, agent_id, customer_id, labels or [])
     if limit is None:
         return [session_dto(s) for s in ordered(sessions, sort)]
@@ -153,6 +200,14 @@ async def list_sessions(
         has_more=page.has_more,
         next_cursor=page.next_cursor,
     )
+
+
+def _own_customer(principal: Principal | None, customer_id: str | None) -> str | None:
+    if principal is None or principal.is_staff:
+        return customer_id
+    if customer_id not in (None, principal.customer_id):
+        raise ForbiddenError("a customer token lists its own customer's sessions only")
+    return principal.customer_id
 
 
 @router.delete(
@@ -175,12 +230,12 @@ async def delete_matching_sessions(
 
 @router.get(
     "/{session_id}",
-    dependencies=[Depends(allow(*EVERYONE))],
+    dependencies=[Depends(allow(*EVERYONE, Role.GUEST))],
     responses={404: {"description": "Session not found"}},
 )
-async def read_session(session_id: str, runtime: RuntimeDep) -> SessionDTO:
+async def read_session(session: OwnedSession) -> SessionDTO:
     """One session."""
-    return session_dto(await runtime.store.get(Session, session_id))
+    return session_dto(session)
 
 
 @router.patch(

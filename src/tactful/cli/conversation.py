@@ -60,10 +60,10 @@ class RemoteConversation(Conversation):
 
     no_agents_hint = "start the server with `tactful serve --example` or `--agent FILE`"
 
-    def __init__(self, url: str, timeout: float) -> None:
+    def __init__(self, url: str, timeout: float, api_key: str | None = None) -> None:
         self.url = url
         self.reply_timeout = timeout
-        self.client = TactfulClient(url)
+        self.client = TactfulClient(url, api_key=api_key)
 
     async def open(self) -> str:
         health = await self.client.health()

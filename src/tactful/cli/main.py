@@ -1,4 +1,4 @@
-"""The ``tactful`` command line: ``serve``, ``chat`` and ``version``."""
+"""The ``tactful`` command line: ``serve``, ``chat``, ``keys`` and ``version``."""
 
 from __future__ import annotations
 
@@ -58,6 +58,10 @@ DataDir = Annotated[
 Transient = Annotated[
     bool, typer.Option("--transient", help="Keep everything in memory; nothing is saved.")
 ]
+DatabaseUrl = Annotated[
+    str | None,
+    typer.Option(help="SQLAlchemy URL (sqlite or postgresql) instead of the data folder"),
+]
 Example = Annotated[
     bool, typer.Option("--example/--no-example", help="Load the bundled Voltmart example agent.")
 ]
@@ -73,10 +77,7 @@ def serve(
     ] = None,
     data_dir: DataDir = None,
     transient: Transient = False,
-    database_url: Annotated[
-        str | None,
-        typer.Option(help="SQLAlchemy URL (sqlite or postgresql) instead of the data folder"),
-    ] = None,
+    database_url: DatabaseUrl = None,
     example: Example = False,
     agent: Annotated[
         list[Path] | None,
@@ -128,6 +129,15 @@ def chat(
         ),
     ] = None,
     timeout: Annotated[float, typer.Option(min=1, help="Seconds to wait for each reply.")] = 120.0,
+    api_key: Annotated[
+        str | None,
+        typer.Option(
+            "--api-key",
+            envvar="TACTFUL_API_KEY",
+            help="An API key (operator or admin) for a production server.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Chat with an agent in the terminal (or from a pipe: one message per line).
 
@@ -157,9 +167,56 @@ def chat(
                     param_hint=flag,
                 )
         target = (url or os.environ.get("TACTFUL_URL") or DEFAULT_URL).rstrip("/")
-        conversation = RemoteConversation(target, timeout)
+        conversation = RemoteConversation(target, timeout, api_key)
         hint = "is `tactful serve` running?"
     run_chat(conversation, agent, hint)
+
+
+keys_app = typer.Typer(
+    help="API keys of a production server (stored in its database): create, list, revoke.",
+    no_args_is_help=True,
+)
+app.add_typer(keys_app, name="keys")
+
+
+@keys_app.command("create")
+def keys_create(
+    role: Annotated[str, typer.Option(help="admin or operator")],
+    name: Annotated[str, typer.Option(help="Who holds it, e.g. bff")],
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Create a key and print its token (shown once; only its digest is stored)."""
+    from tactful.cli import keys
+    from tactful.domain import KeyRole
+
+    try:
+        key_role = KeyRole(role)
+    except ValueError:
+        raise typer.BadParameter("use admin or operator", param_hint="--role") from None
+    if not name.strip() or len(name) > 200:
+        raise typer.BadParameter("give a name of 1 to 200 characters", param_hint="--name")
+    keys.create(load_settings(data_dir=data_dir, database_url=database_url), name, key_role)
+
+
+@keys_app.command("list")
+def keys_list(data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
+    """List the keys (without their secrets)."""
+    from tactful.cli import keys
+
+    keys.list_all(load_settings(data_dir=data_dir, database_url=database_url))
+
+
+@keys_app.command("revoke")
+def keys_revoke(
+    key_id: Annotated[str, typer.Argument(help="The key's id (tactful keys list)")],
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Revoke a key; every server on the database refuses it from its next request."""
+    from tactful.cli import keys
+
+    keys.revoke(load_settings(data_dir=data_dir, database_url=database_url), key_id)
 
 
 @app.command()

@@ -15,7 +15,10 @@ from tactful import __version__
 from tactful.cli.definitions import load_agent_file, summarize_agents
 from tactful.cli.output import console, fail, note
 from tactful.config import Settings
-from tactful.errors import TactfulError
+from tactful.domain import KeyRole
+from tactful.errors import ConfigurationError, TactfulError
+from tactful.security.exposure import check_exposure
+from tactful.security.keys import list_keys
 from tactful.server import Server
 
 
@@ -62,6 +65,22 @@ def print_settings(settings: Settings) -> None:
     console.print(table)
 
 
+async def describe_access(server: Server) -> str:
+    """One line on who may call this server (docs/security.md)."""
+    settings = server.settings
+    if settings.mode == "development":
+        return (
+            "development mode: every caller is admin, on loopback only; any CORS origin "
+            "(TACTFUL_MODE=production to expose it)"
+        )
+    keys = [k for k in await list_keys(server.runtime.store) if k.active]
+    origins = ", ".join(settings.cors_origins) or "none"
+    line = f"production mode: {len(keys)} active API key(s); CORS origins: {origins}"
+    if not any(k.role is KeyRole.ADMIN for k in keys):
+        line += "; no admin key yet: `tactful keys create --role admin --name <you>`"
+    return line
+
+
 async def serve(settings: Settings, agent_files: Sequence[Path]) -> None:
     """Start the server, define the agents, then serve until Ctrl-C or SIGTERM."""
     loop = asyncio.get_running_loop()
@@ -80,6 +99,7 @@ async def serve(settings: Settings, agent_files: Sequence[Path]) -> None:
         async with Server(settings=settings, serve=True) as server:
             state["http_owns_signals"] = True
             console.print(f"[bold]model[/]: {server.runtime.tier_reason}", soft_wrap=True)
+            console.print(f"[bold]access[/]: {await describe_access(server)}", soft_wrap=True)
             for path in agent_files:
                 agents = await load_agent_file(server, path)
                 names = ", ".join(a.name for a in agents) or "no agent"
@@ -100,8 +120,9 @@ async def serve(settings: Settings, agent_files: Sequence[Path]) -> None:
 def run_serve(settings: Settings, agent_files: Sequence[Path]) -> None:
     """Run ``serve`` and turn every expected failure into one red line and exit code 1."""
     try:
+        check_exposure(settings)
         check_port(settings.host, settings.port)
-    except PortUnavailableError as e:
+    except (PortUnavailableError, ConfigurationError) as e:
         fail(str(e))
     print_settings(settings)
     try:

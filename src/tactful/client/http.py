@@ -80,6 +80,8 @@ class TactfulClient:
 
     ``timeout`` bounds each ordinary request in seconds; long polls get their wait on top.
     ``transport`` replaces the network (e.g. ``httpx.MockTransport`` or ``httpx.ASGITransport``).
+    ``api_key`` (an API key or a customer token) goes with every request, for production
+    servers.
     """
 
     def __init__(
@@ -89,9 +91,13 @@ class TactfulClient:
         *,
         transport: httpx.AsyncBaseTransport | None = None,
         headers: dict[str, str] | None = None,
+        api_key: str | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
+        headers = dict(headers or {})
+        if api_key:
+            headers["Authorization"] = f"Bearer {api_key}"
         self._http = httpx.AsyncClient(
             base_url=self.base_url, timeout=timeout, transport=transport, headers=headers
         )

@@ -1,8 +1,9 @@
 """Pure data and rules: pydantic models and enums of every entity, no I/O."""
 
 from tactful.domain.agents import Agent, CompositionMode, MessageOutputMode
+from tactful.domain.audit import AuditAction, AuditEntry
 from tactful.domain.canned import CannedResponse, CannedResponseField
-from tactful.domain.common import Entity, new_id, utcnow
+from tactful.domain.common import Entity, new_id, new_secret_id, utcnow
 from tactful.domain.customers import GUEST_CUSTOMER_ID, Customer
 from tactful.domain.events import Event, EventKind, EventSource, SessionStatus
 from tactful.domain.glossary import Term
@@ -17,6 +18,7 @@ from tactful.domain.journeys import (
     StateKind,
     journey_tag,
 )
+from tactful.domain.keys import ApiKey, KeyRole
 from tactful.domain.relationships import Endpoint, EndpointKind, Relationship, RelationshipKind
 from tactful.domain.sessions import ConsumptionOffsets, Session, SessionMode
 from tactful.domain.tags import Tag, agent_id_of_tag, agent_tag
@@ -39,12 +41,16 @@ ENTITY_TYPES: tuple[type[Entity], ...] = (
     ToolServiceConfig,
     ToolSpec,
     Trace,
+    ApiKey,
 )
 
 __all__ = [
     "ENTITY_TYPES",
     "GUEST_CUSTOMER_ID",
     "Agent",
+    "ApiKey",
+    "AuditAction",
+    "AuditEntry",
     "Candidate",
     "CannedResponse",
     "CannedResponseField",
@@ -66,6 +72,7 @@ __all__ = [
     "JourneyRun",
     "JourneyState",
     "JourneyTransition",
+    "KeyRole",
     "MatchVerdict",
     "MessageOutputMode",
     "ModelCall",
@@ -87,6 +94,7 @@ __all__ = [
     "agent_tag",
     "journey_tag",
     "new_id",
+    "new_secret_id",
     "tool_id",
     "utcnow",
 ]

@@ -46,3 +46,6 @@ class Agent(Entity):
     # after the customer's message.
     preamble_after_ms: int = Field(default=2000, ge=0, le=60000)
     tags: list[str] = Field(default_factory=list)
+    # Anonymous browsers may start a session with this agent and use only that session
+    # (production mode; docs/security.md). Off unless turned on.
+    guest_sessions: bool = False

@@ -17,6 +17,11 @@ def new_id() -> str:
     return "".join(secrets.choice(_ALPHABET) for _ in range(10))
 
 
+def new_secret_id() -> str:
+    """An unguessable identifier (about 190 bits): holding it is the capability to use it."""
+    return "".join(secrets.choice(_ALPHABET) for _ in range(32))
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -32,3 +37,7 @@ class Entity(BaseModel):
     collection: ClassVar[str] = ""
     id: str = Field(default_factory=new_id, min_length=1, max_length=128)
     creation_utc: datetime = Field(default_factory=utcnow)
+
+    def audit_view(self) -> dict[str, Any]:
+        """What the audit trail records of this entity (subclasses leave secrets out)."""
+        return self.model_dump(mode="json")

@@ -28,5 +28,8 @@ class Session(Entity):
     metadata: dict[str, Any] = Field(default_factory=dict)
     labels: list[str] = Field(default_factory=list)
     consumption_offsets: ConsumptionOffsets = Field(default_factory=ConsumptionOffsets)
+    # Started by an anonymous browser (guest sessions): its unguessable id is the capability
+    # to use it, and only while its agent still takes guest sessions.
+    guest: bool = False
     # Per-session agent state: guidelines applied so far, active journeys (later issues).
     agent_state: dict[str, Any] = Field(default_factory=dict)

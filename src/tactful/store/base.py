@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any, TypeVar
 
-from tactful.domain import Entity, Event, EventKind, EventSource
+from tactful.domain import AuditEntry, Entity, Event, EventKind, EventSource
 from tactful.llm.base import Vectors
 
 E = TypeVar("E", bound=Entity)
@@ -81,7 +81,9 @@ class Store(ABC):
     async def delete(self, kind: type[E], id: str) -> bool:
         """Delete; returns whether something was deleted.
 
-        Deleting a session deletes its events and traces.
+        Deleting a session deletes its events and traces. Changes to definitions and keys are
+        recorded in the audit trail (``list_audit``) in the same transaction, as made by
+        ``tactful.domain.audit.current_actor()``.
         """
 
     @abstractmethod
@@ -128,6 +130,26 @@ class Store(ABC):
     @abstractmethod
     async def delete_events(self, session_id: str, *, min_offset: int) -> int:
         """Mark events from ``min_offset`` on as deleted; returns how many."""
+
+    # -- audit trail ----------------------------------------------------------------------------
+
+    @abstractmethod
+    async def list_audit(
+        self,
+        *,
+        limit: int = 100,
+        before: int | None = None,
+        kind: str | None = None,
+        entity_id: str | None = None,
+    ) -> builtins.list[AuditEntry]:
+        """Recorded definition changes, newest first; ``before`` an entry id to page back."""
+
+    # -- rate limits ----------------------------------------------------------------------------
+
+    @abstractmethod
+    async def count_hit(self, bucket: str, window: int) -> int:
+        """Count one hit in ``bucket`` during ``window`` (a window number, e.g. the minute) and
+        return that window's count so far, atomically across processes."""
 
     # -- embeddings cache ---------------------------------------------------------------------
 

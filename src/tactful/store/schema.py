@@ -42,6 +42,7 @@ INDEXED_COLUMNS: dict[str, tuple[str, ...]] = {
     "traces": ("session_id",),
     "tool_services": ("name",),
     "journey_progress": (),
+    "api_keys": (),
 }
 
 
@@ -113,6 +114,31 @@ DEFINITION_COLLECTIONS = frozenset(
         "tools",
         "tool_services",
     }
+)
+
+# Changes to these are recorded in the audit trail, in the transaction that makes them.
+AUDITED_COLLECTIONS = DEFINITION_COLLECTIONS | {"api_keys"}
+
+audit = Table(
+    "audit",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("creation_utc", DateTime(timezone=True), nullable=False),
+    Column("actor", String(256), nullable=False),
+    Column("action", String(16), nullable=False),
+    Column("kind", String(64), nullable=False),
+    Column("entity_id", String(128), nullable=False),
+    Column("data", JSON, nullable=True),
+)
+Index("ix_audit_kind_entity", audit.c.kind, audit.c.entity_id)
+
+# Fixed-window counters of the rate limits, shared by every process on the database.
+rate_limits = Table(
+    "rate_limits",
+    metadata,
+    Column("bucket", String(256), primary_key=True),
+    Column("window", Integer, primary_key=True, autoincrement=False),
+    Column("count", Integer, nullable=False),
 )
 
 # Cached embeddings, keyed by model and content hash, so a restart recomputes nothing.

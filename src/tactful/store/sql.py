@@ -24,16 +24,30 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import StaticPool
 
-from tactful.domain import Entity, Event, EventKind, EventSource, Session, new_id, utcnow
+from tactful.domain import (
+    AuditAction,
+    AuditEntry,
+    Entity,
+    Event,
+    EventKind,
+    EventSource,
+    Session,
+    new_id,
+    utcnow,
+)
+from tactful.domain.audit import current_actor
 from tactful.errors import ConflictError, NotFoundError, StoreError
 from tactful.llm.base import Vectors
 from tactful.store.base import E, Store
 from tactful.store.schema import (
+    AUDITED_COLLECTIONS,
     DEFINITION_COLLECTIONS,
     ENTITY_TABLES,
     INDEXED_COLUMNS,
+    audit,
     embeddings,
     events,
+    rate_limits,
     revisions,
 )
 
@@ -166,18 +180,38 @@ class SQLStore(Store):
             row[col] = getattr(entity, col)
         return row
 
-    async def _changed(self, conn: AsyncConnection, collection: str) -> None:
-        """Count a definition change, in the transaction that makes it."""
-        if collection not in DEFINITION_COLLECTIONS:
-            return
-        dialect = pg_insert if self.backend == "postgresql" else sqlite_insert
-        await conn.execute(
-            dialect(revisions)
-            .values(name="definitions", value=1)
-            .on_conflict_do_update(
-                index_elements=[revisions.c.name], set_={"value": revisions.c.value + 1}
+    def _insert(self) -> Any:
+        return pg_insert if self.backend == "postgresql" else sqlite_insert
+
+    async def _changed(
+        self,
+        conn: AsyncConnection,
+        collection: str,
+        action: AuditAction,
+        entity_id: str,
+        data: dict[str, Any] | None,
+    ) -> None:
+        """Count a definition change and record it in the audit trail, in the transaction
+        that makes it."""
+        if collection in DEFINITION_COLLECTIONS:
+            await conn.execute(
+                self._insert()(revisions)
+                .values(name="definitions", value=1)
+                .on_conflict_do_update(
+                    index_elements=[revisions.c.name], set_={"value": revisions.c.value + 1}
+                )
             )
-        )
+        if collection in AUDITED_COLLECTIONS:
+            await conn.execute(
+                insert(audit).values(
+                    creation_utc=utcnow(),
+                    actor=current_actor()[:256],
+                    action=action.value,
+                    kind=collection,
+                    entity_id=entity_id,
+                    data=data,
+                )
+            )
 
     async def definitions_revision(self) -> int:
         async with self._tx(read_only=True) as conn:
@@ -195,7 +229,9 @@ class SQLStore(Store):
         try:
             async with self._tx() as conn:
                 await conn.execute(insert(table).values(**self._row(entity, key)))
-                await self._changed(conn, entity.collection)
+                await self._changed(
+                    conn, entity.collection, AuditAction.CREATED, entity.id, entity.audit_view()
+                )
         except IntegrityError as e:
             what = f"key {key!r}" if key else f"id {entity.id!r}"
             raise ConflictError(f"a {type(entity).__name__} with {what} already exists") from e
@@ -214,7 +250,9 @@ class SQLStore(Store):
             ).first()
             if existing is None:
                 await conn.execute(insert(table).values(**self._row(entity, key)))
-                await self._changed(conn, entity.collection)
+                await self._changed(
+                    conn, entity.collection, AuditAction.CREATED, entity.id, entity.audit_view()
+                )
                 return entity, True
             stored = entity.model_copy(update={"id": existing.id})
             stored.creation_utc = _aware(existing.creation_utc)
@@ -224,7 +262,9 @@ class SQLStore(Store):
                 return stored, False
             del row["creation_utc"]
             await conn.execute(update(table).where(table.c.id == existing.id).values(**row))
-            await self._changed(conn, entity.collection)
+            await self._changed(
+                conn, entity.collection, AuditAction.UPDATED, stored.id, stored.audit_view()
+            )
             return stored, False
 
     async def update(self, entity: E) -> E:
@@ -235,7 +275,9 @@ class SQLStore(Store):
             result = await conn.execute(update(table).where(table.c.id == entity.id).values(**row))
             if result.rowcount == 0:
                 raise NotFoundError(type(entity).__name__, entity.id)
-            await self._changed(conn, entity.collection)
+            await self._changed(
+                conn, entity.collection, AuditAction.UPDATED, entity.id, entity.audit_view()
+            )
         return entity
 
     async def find(self, kind: type[E], id: str) -> E | None:
@@ -281,7 +323,7 @@ class SQLStore(Store):
                 await conn.execute(delete(progress).where(progress.c.id == id))
             result = await conn.execute(delete(table).where(table.c.id == id))
             if result.rowcount:
-                await self._changed(conn, kind.collection)
+                await self._changed(conn, kind.collection, AuditAction.DELETED, id, None)
         return bool(result.rowcount)
 
     # -- events ---------------------------------------------------------------------------------
@@ -406,6 +448,57 @@ class SQLStore(Store):
             )
         return int(result.rowcount)
 
+    # -- audit trail ----------------------------------------------------------------------------
+
+    async def list_audit(
+        self,
+        *,
+        limit: int = 100,
+        before: int | None = None,
+        kind: str | None = None,
+        entity_id: str | None = None,
+    ) -> builtins.list[AuditEntry]:
+        query = select(audit).order_by(audit.c.id.desc()).limit(limit)
+        if before is not None:
+            query = query.where(audit.c.id < before)
+        if kind is not None:
+            query = query.where(audit.c.kind == kind)
+        if entity_id is not None:
+            query = query.where(audit.c.entity_id == entity_id)
+        async with self._tx(read_only=True) as conn:
+            rows = (await conn.execute(query)).all()
+        return [
+            AuditEntry(
+                id=r.id,
+                creation_utc=_aware(r.creation_utc),
+                actor=r.actor,
+                action=AuditAction(r.action),
+                kind=r.kind,
+                entity_id=r.entity_id,
+                data=r.data,
+            )
+            for r in rows
+        ]
+
+    # -- rate limits ----------------------------------------------------------------------------
+
+    async def count_hit(self, bucket: str, window: int) -> int:
+        upsert = (
+            self._insert()(rate_limits)
+            .values(bucket=bucket, window=window, count=1)
+            .on_conflict_do_update(
+                index_elements=[rate_limits.c.bucket, rate_limits.c.window],
+                set_={"count": rate_limits.c.count + 1},
+            )
+            .returning(rate_limits.c.count)
+        )
+        async with self._tx() as conn:
+            count = int((await conn.execute(upsert)).scalar_one())
+            if count == 1:
+                # The first hit of a window: forget the windows before the previous one.
+                await conn.execute(delete(rate_limits).where(rate_limits.c.window < window - 1))
+        return count
+
     # -- embeddings cache -----------------------------------------------------------------------
 
     async def load_embeddings(self, model: str, keys: Sequence[str]) -> dict[str, Vectors]:
@@ -437,7 +530,7 @@ class SQLStore(Store):
             }
             for k, v in vectors.items()
         ]
-        dialect = pg_insert if self.backend == "postgresql" else sqlite_insert
+        dialect = self._insert()
         async with self._tx() as conn:
             # Another process (or task) may have stored the same content meanwhile: keep it.
             for start in range(0, len(rows), 500):
