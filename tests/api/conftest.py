@@ -108,7 +108,8 @@ class Production:
 
 
 def production_settings(**overrides: Any) -> Settings:
-    return Settings(transient=True, mode="production", secret_key=SECRET, **overrides)
+    values: dict[str, Any] = {"transient": True, "mode": "production", "secret_key": SECRET}
+    return Settings(**(values | overrides))
 
 
 async def start_production(settings: Settings | None = None) -> Production:
