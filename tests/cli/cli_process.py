@@ -37,7 +37,11 @@ def clean_env() -> dict[str, str]:
 
 
 def run(
-    args: list[str], cwd: Path, stdin: str = "", timeout: float = 60
+    args: list[str],
+    cwd: Path,
+    stdin: str = "",
+    timeout: float = 60,
+    extra_env: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [*TACTFUL, *args],
@@ -45,7 +49,7 @@ def run(
         capture_output=True,
         text=True,
         cwd=cwd,
-        env=clean_env(),
+        env=clean_env() | (extra_env or {}),
         timeout=timeout,
         check=False,
     )
