@@ -68,3 +68,45 @@ async def test_production_allows_listed_origins_only(production: Runtime) -> Non
         assert "access-control-allow-origin" not in other.headers
         # Any Host name is served in production (it sits behind its own DNS and TLS).
         assert (await c.get("/healthz")).status_code == 200
+
+
+# The preflights of Parlant's widget (parlant-chat-react 1.0.11), as Chromium sends them: its
+# Fern client adds x-fern-* headers to every call, so even its GETs are preflighted.
+FERN = "x-fern-language,x-fern-runtime,x-fern-runtime-version"
+WIDGET_PREFLIGHTS = [
+    ("/sessions", "POST", f"content-type,{FERN}"),
+    ("/sessions/s1/events", "POST", f"content-type,{FERN}"),
+    ("/sessions/s1/events", "GET", FERN),
+    ("/sessions/s1", "GET", FERN),
+]
+
+
+async def _check_widget_preflights(c: httpx.AsyncClient, origin: str, allowed: str) -> None:
+    for path, method, asked in WIDGET_PREFLIGHTS:
+        preflight = await c.options(
+            path,
+            headers={
+                "Origin": origin,
+                "Access-Control-Request-Method": method,
+                "Access-Control-Request-Headers": asked,
+            },
+        )
+        assert preflight.status_code == 200, (path, method, preflight.text)
+        assert preflight.headers["access-control-allow-origin"] == allowed
+        assert method in preflight.headers["access-control-allow-methods"]
+        granted = preflight.headers["access-control-allow-headers"].lower().split(",")
+        assert set(asked.split(",")) <= {h.strip() for h in granted}, (path, method)
+
+
+async def test_the_widgets_preflights_pass_in_development_mode(
+    client: httpx.AsyncClient,
+) -> None:
+    await _check_widget_preflights(client, "http://localhost:3000", "*")
+
+
+async def test_the_widgets_preflights_pass_from_a_listed_origin(production: Runtime) -> None:
+    app = create_app(production)
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app), base_url="http://tactful.example.com"
+    ) as c:
+        await _check_widget_preflights(c, "https://shop.example", "https://shop.example")
