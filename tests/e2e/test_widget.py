@@ -8,6 +8,7 @@ and say why, unless ``TACTFUL_E2E_REQUIRED=1`` (set by .ci/run), which makes the
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import http.server
 import json
@@ -27,6 +28,11 @@ from urllib.parse import urlencode
 
 import httpx
 import pytest
+
+from tactful.config import Settings
+from tactful.domain import KeyRole
+from tactful.security.keys import create_key
+from tactful.store.sql import open_store
 
 E2E = Path(__file__).parent
 CHROMIUM = Path(os.environ.get("TACTFUL_E2E_CHROMIUM", "/usr/bin/chromium"))
@@ -130,6 +136,8 @@ class Served:
     process: subprocess.Popen[str]
     url: str
     log: Path
+    # Production mode: the admin key's header, for the test's own REST calls.
+    admin: dict[str, str]
 
     def output(self) -> str:
         return self.log.read_text()
@@ -152,16 +160,21 @@ def wait_until_serving(server: Served, timeout: float = 60) -> None:
         time.sleep(0.05)
 
 
-@pytest.fixture(
-    params=[
-        "development",
-        # TODO(issue 12, guest sessions): drop this mark once `allow_guests` turns them on.
-        pytest.param(
-            "production",
-            marks=pytest.mark.xfail(strict=True, reason="guest sessions not on main yet"),
-        ),
-    ]
-)
+def admin_key(data: Path) -> str:
+    """An admin key in the database under ``data``, as `tactful keys create` makes it."""
+
+    async def create() -> str:
+        store = await open_store(Settings(data_dir=data).resolved_database_url())
+        try:
+            return (await create_key(store, "e2e", KeyRole.ADMIN, "e2e")).token
+        finally:
+            await store.close()
+
+    data.mkdir(parents=True, exist_ok=True)
+    return asyncio.run(create())
+
+
+@pytest.fixture(params=["development", "production"])
 def served(
     request: pytest.FixtureRequest, page_origin: str, tmp_path: Path
 ) -> Iterator[tuple[Mode, Served]]:
@@ -169,7 +182,15 @@ def served(
     mode: Mode = request.param
     port = free_port()
     log = tmp_path / "serve.log"
-    command = [sys.executable, "-m", "tactful.cli.main", "serve", "--example", "--transient"]
+    command = [sys.executable, "-m", "tactful.cli.main", "serve", "--example"]
+    admin: dict[str, str] = {}
+    if mode == "production":
+        # A database on disk, so that the admin key exists before the server starts.
+        data = tmp_path / "data"
+        admin = {"Authorization": f"Bearer {admin_key(data)}"}
+        command += ["--data-dir", str(data)]
+    else:
+        command += ["--transient"]
     with log.open("w") as out:
         process = subprocess.Popen(
             [*command, "--port", str(port)],
@@ -180,7 +201,7 @@ def served(
             env=server_env(mode, page_origin),
             text=True,
         )
-    server = Served(process, f"http://127.0.0.1:{port}", log)
+    server = Served(process, f"http://127.0.0.1:{port}", log, admin)
     try:
         wait_until_serving(server)
         yield mode, server
@@ -202,11 +223,7 @@ def allow_guests(mode: Mode, server: Served) -> dict[str, str]:
     """
     if mode == "development":
         return {}
-    # TODO(issue 12, guest sessions): the ONE place the production case depends on what main
-    # does not have yet. Put the admin key here (e.g. created with `tactful keys create --role
-    # admin`, or the env/setting the lead names) and turn the switch on the way main does it;
-    # then remove the xfail mark on the production case of `served`.
-    headers: dict[str, str] = {}
+    headers = server.admin
     switched = httpx.patch(
         f"{server.url}/agents/{AGENT_ID}", json={"guest_sessions": True}, headers=headers
     )
