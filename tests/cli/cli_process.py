@@ -94,7 +94,7 @@ def start_serve(
         if process.poll() is not None:
             raise AssertionError(f"tactful serve exited early:\n{served.output()}")
         try:
-            # The agents are defined right after the API starts listening.
+            # The API starts listening once the agents are defined.
             if httpx.get(f"{served.url}/agents", timeout=1).json():
                 return served
         except httpx.HTTPError:

@@ -15,7 +15,7 @@ from tactful import __version__
 from tactful.cli.definitions import load_agent_file, summarize_agents
 from tactful.cli.output import console, fail, note
 from tactful.config import Settings
-from tactful.domain import KeyRole
+from tactful.domain import Agent, KeyRole
 from tactful.errors import ConfigurationError, TactfulError
 from tactful.security.exposure import check_exposure
 from tactful.security.keys import list_keys
@@ -75,7 +75,11 @@ async def describe_access(server: Server) -> str:
         )
     keys = [k for k in await list_keys(server.runtime.store) if k.active]
     origins = ", ".join(settings.cors_origins) or "none"
-    line = f"production mode: {len(keys)} active API key(s); CORS origins: {origins}"
+    guests = [a.name for a in await server.entities(Agent) if a.guest_sessions]
+    line = (
+        f"production mode: {len(keys)} active API key(s); CORS origins: {origins}; "
+        f"guest sessions: {', '.join(guests) or 'no agent'}"
+    )
     if not any(k.role is KeyRole.ADMIN for k in keys):
         line += "; no admin key yet: `tactful keys create --role admin --name <you>`"
     return line
@@ -111,6 +115,8 @@ async def serve(settings: Settings, agent_files: Sequence[Path]) -> None:
                 note(
                     "no agents yet: add --example, or --agent FILE with `async def define(server)`"
                 )
+            # Listen first, so that "serving on" is true when a client reads it.
+            await server.start_http()
             console.print(f"[green]serving on {server.url}[/] (Ctrl-C to stop)", soft_wrap=True)
         # Leaving the block serves until stopped, then closes the store.
     finally:
