@@ -254,6 +254,29 @@ async def test_http_lists_and_calls(http_url: str) -> None:
         await service.close()
 
 
+async def test_http_connects_only_where_its_policy_allows(http_url: str) -> None:
+    # Used on its own, a service gets the default policy: public addresses only. The check
+    # is made as the connection opens, so the running server sees nothing.
+    service = MCPService.http("orders", http_url, connect_timeout_s=2)
+    port = http_url.split(":")[2].split("/")[0]
+    try:
+        with pytest.raises(ToolError) as caught:
+            await asyncio.wait_for(service.call("add", {"a": 1, "b": 2}, CONTEXT), 3)
+    finally:
+        await service.close()
+    assert str(caught.value) == (
+        f"MCP service 'orders' is unreachable ({http_url}): 127.0.0.1:{port} may not be "
+        "reached: 127.0.0.1 is a loopback address, which only an entry naming it allows; to "
+        f'allow it, add "127.0.0.1:{port}" (this port) or "127.0.0.1" to outbound_hosts '
+        "(TACTFUL_OUTBOUND_HOSTS)"
+    )
+    await service.use_outbound(LOOPBACK)
+    try:
+        assert (await service.call("add", {"a": 1, "b": 2}, CONTEXT)).data == {"result": 3}
+    finally:
+        await service.close()
+
+
 async def test_http_server_down_is_a_quick_tool_error() -> None:
     url = f"http://127.0.0.1:{free_port()}/mcp"
     service = MCPService.http("orders", url, connect_timeout_s=2, outbound=LOOPBACK)
