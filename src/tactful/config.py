@@ -53,10 +53,12 @@ class Settings(BaseSettings):
     # Browser origins allowed to call the API (CORS), comma-separated in the environment.
     # Development allows any origin; production none unless listed here ("*" for any).
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
-    # Where tool services (OpenAPI, MCP over HTTP) may be: host names ("api.example.com",
-    # "*.example.com"), "host:port", IP addresses or networks ("10.0.0.0/8"); "*" is any host
-    # on a public address. Loopback, private, link-local and metadata addresses are refused
-    # unless an entry names them explicitly.
+    # Where tool services (OpenAPI, MCP over HTTP) may connect: host names ("api.example.com",
+    # "*.example.com"), "host:port", IP addresses or networks ("10.0.0.0/8", "[::1]:8080");
+    # "*" is any host on a public address. Loopback, private, link-local and metadata addresses
+    # are refused unless an entry names them explicitly: the host's own name, or the address or
+    # a network holding it (wildcards only reach public addresses). Checked at registration and
+    # on every connection, redirects included (docs/security.md).
     outbound_hosts: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["*"])
     # The longest customer token an operator may mint, in seconds.
     customer_token_max_ttl_s: int = Field(default=7 * 24 * 3600, ge=60, le=365 * 24 * 3600)
@@ -80,6 +82,15 @@ class Settings(BaseSettings):
         # TACTFUL_CORS_ORIGINS="https://a.example,https://b.example"; tactful.toml gives lists.
         if isinstance(value, str):
             return [v.strip() for v in value.split(",") if v.strip()]
+        return value
+
+    @field_validator("outbound_hosts")
+    @classmethod
+    def _outbound_entries(cls, value: list[str]) -> list[str]:
+        # A malformed entry stops start-up with its reason, not the first tool call.
+        from tactful.tools.outbound import OutboundPolicy
+
+        OutboundPolicy(value)
         return value
 
     @classmethod

@@ -15,6 +15,7 @@ from tactful.errors import ConfigurationError
 from tactful.llm.base import Embedder, Generator
 from tactful.store.base import Store
 from tactful.store.sql import open_store
+from tactful.tools.outbound import OutboundPolicy
 from tactful.tools.services import reconnect_all
 
 
@@ -106,6 +107,7 @@ async def start_runtime(
         EngineOptions(
             offline_threshold=settings.offline_match_threshold,
             max_message_chars=settings.max_message_chars,
+            outbound=OutboundPolicy.from_settings(settings),
         ),
     )
     runtime = Runtime(settings=settings, store=store, bus=bus, engine=engine, tier_reason=reason)

@@ -290,7 +290,9 @@ class Server:
     async def add_service(self, service: ToolService) -> list[ToolSpec]:
         """Connect a tool service (MCP, OpenAPI, a PythonToolService) and store its tools' specs.
 
-        Its tools' ids are ``service_name:tool_name``; attach them to guidelines by id.
+        Its tools' ids are ``service_name:tool_name``; attach them to guidelines by id. The
+        service connects only where the settings' ``outbound_hosts`` allow; a URL they refuse
+        is a ``ValidationError`` (``OutboundRefused``) before anything connects.
         """
         registered = await self.runtime.engine.tools.register_service(service)
         for r in registered:

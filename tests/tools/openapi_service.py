@@ -12,11 +12,11 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Annotated
+from typing import Annotated, Any
 
 import uvicorn
-from fastapi import FastAPI, Header, HTTPException, Query
-from fastapi.responses import PlainTextResponse
+from fastapi import FastAPI, Header, HTTPException, Query, Request, Response
+from fastapi.responses import PlainTextResponse, RedirectResponse
 from pydantic import BaseModel, Field
 
 
@@ -66,13 +66,33 @@ ORDERS = {
 
 @dataclass
 class OrdersState:
-    """What the tests read back: every refund granted, in order."""
+    """What the tests read back: every refund granted and every request received, in order;
+    and where ``GET /moved`` redirects to."""
 
     refunds: list[Refund] = field(default_factory=list)
+    requests: list[str] = field(default_factory=list)
+    resets: int = 0
+    moved_to: str = "/health"
 
 
 def create_app(state: OrdersState) -> FastAPI:
     app = FastAPI(title="Orders", version="1.0.0")
+
+    @app.middleware("http")
+    async def record(request: Request, call_next: Any) -> Response:
+        state.requests.append(f"{request.method} {request.url.path}")
+        response: Response = await call_next(request)
+        return response
+
+    @app.post("/admin/reset", summary="Reset the back office", operation_id="reset")
+    async def reset() -> dict[str, bool]:
+        """What an internal service must never receive from a tool call it did not allow."""
+        state.resets += 1
+        return {"reset": True}
+
+    @app.get("/moved", summary="Moved elsewhere", operation_id="moved")
+    async def moved() -> RedirectResponse:
+        return RedirectResponse(state.moved_to, status_code=302)
 
     @app.get("/health")
     async def health() -> dict[str, str]:

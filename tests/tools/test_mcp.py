@@ -20,9 +20,12 @@ import pytest
 
 from tactful.tools.base import ToolContext, ToolError
 from tactful.tools.mcp import MCPService
+from tactful.tools.outbound import OutboundPolicy
 
 SERVER = str(Path(__file__).with_name("mcp_server.py"))
 CONTEXT = ToolContext(agent_id="a", session_id="s", customer_id="c")
+# The test servers listen on loopback, which tool services reach only when allowed explicitly.
+LOOPBACK = OutboundPolicy(["127.0.0.1"])
 
 
 def stdio_service(**options: float) -> MCPService:
@@ -236,7 +239,9 @@ async def test_close_while_connecting_does_not_wait_for_the_connect_timeout() ->
 
 
 async def test_http_lists_and_calls(http_url: str) -> None:
-    service = MCPService.http("orders", http_url, headers={"x-tactful-test": "yes"})
+    service = MCPService.http(
+        "orders", http_url, headers={"x-tactful-test": "yes"}, outbound=LOOPBACK
+    )
     try:
         specs = {spec.name: spec for spec in await service.list_tools()}
         assert specs["find_order"].parameters["properties"]["order_id"]["type"] == "string"
@@ -249,9 +254,32 @@ async def test_http_lists_and_calls(http_url: str) -> None:
         await service.close()
 
 
+async def test_http_connects_only_where_its_policy_allows(http_url: str) -> None:
+    # Used on its own, a service gets the default policy: public addresses only. The check
+    # is made as the connection opens, so the running server sees nothing.
+    service = MCPService.http("orders", http_url, connect_timeout_s=2)
+    port = http_url.split(":")[2].split("/")[0]
+    try:
+        with pytest.raises(ToolError) as caught:
+            await asyncio.wait_for(service.call("add", {"a": 1, "b": 2}, CONTEXT), 3)
+    finally:
+        await service.close()
+    assert str(caught.value) == (
+        f"MCP service 'orders' is unreachable ({http_url}): 127.0.0.1:{port} may not be "
+        "reached: 127.0.0.1 is a loopback address, which only an entry naming it allows; to "
+        f'allow it, add "127.0.0.1:{port}" (this port) or "127.0.0.1" to outbound_hosts '
+        "(TACTFUL_OUTBOUND_HOSTS)"
+    )
+    await service.use_outbound(LOOPBACK)
+    try:
+        assert (await service.call("add", {"a": 1, "b": 2}, CONTEXT)).data == {"result": 3}
+    finally:
+        await service.close()
+
+
 async def test_http_server_down_is_a_quick_tool_error() -> None:
     url = f"http://127.0.0.1:{free_port()}/mcp"
-    service = MCPService.http("orders", url, connect_timeout_s=2)
+    service = MCPService.http("orders", url, connect_timeout_s=2, outbound=LOOPBACK)
     with pytest.raises(ToolError) as caught:
         await asyncio.wait_for(service.call("add", {"a": 1, "b": 2}, CONTEXT), 3)
     assert str(caught.value).startswith(f"MCP service 'orders' is unreachable ({url}): ")
@@ -262,7 +290,7 @@ async def test_http_server_down_is_a_quick_tool_error() -> None:
 async def test_http_reconnects_after_the_server_restarts() -> None:
     port = free_port()
     url = f"http://127.0.0.1:{port}/mcp"
-    service = MCPService.http("orders", url, timeout_s=5, connect_timeout_s=2)
+    service = MCPService.http("orders", url, timeout_s=5, connect_timeout_s=2, outbound=LOOPBACK)
     process = start_http_server(port)
     try:
         assert (await service.call("add", {"a": 1, "b": 1}, CONTEXT)).data == {"result": 2}

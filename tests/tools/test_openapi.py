@@ -15,8 +15,11 @@ from openapi_service import Served, serve_openapi_service
 
 from tactful.tools.base import ToolContext, ToolError
 from tactful.tools.openapi import OpenAPIService
+from tactful.tools.outbound import OutboundPolicy
 
 CONTEXT = ToolContext(agent_id="a", session_id="s", customer_id="c")
+# The test servers listen on loopback, which tool services reach only when allowed explicitly.
+LOOPBACK = OutboundPolicy(["127.0.0.1"])
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +31,7 @@ def served() -> Iterator[Served]:
 @pytest.fixture
 async def orders(served: Served) -> AsyncIterator[OpenAPIService]:
     """The orders API, its spec fetched from the running server."""
-    service = OpenAPIService("orders", spec_url=served.spec_url)
+    service = OpenAPIService("orders", spec_url=served.spec_url, outbound=LOOPBACK)
     yield service
     await service.close()
 
@@ -129,7 +132,9 @@ async def test_calls_send_path_query_header_and_body(
 
 
 async def test_spec_as_a_dict(served: Served) -> None:
-    service = OpenAPIService("orders", served.app.openapi(), base_url=served.base_url)
+    service = OpenAPIService(
+        "orders", served.app.openapi(), base_url=served.base_url, outbound=LOOPBACK
+    )
     try:
         assert len(await service.list_tools()) >= 5
         assert (await service.call("health_health_get", {}, CONTEXT)).data == {"status": "ok"}
@@ -164,7 +169,9 @@ async def test_bad_calls_are_refused_before_sending(orders: OpenAPIService) -> N
 
 async def test_a_service_that_is_down_is_a_tool_error(served: Served) -> None:
     down = f"http://127.0.0.1:{closed_port()}"
-    service = OpenAPIService("orders", served.app.openapi(), base_url=down, timeout_s=2)
+    service = OpenAPIService(
+        "orders", served.app.openapi(), base_url=down, timeout_s=2, outbound=LOOPBACK
+    )
     try:
         with pytest.raises(ToolError) as caught:
             await asyncio.wait_for(service.call("get_order", {"order_id": "A1"}, CONTEXT), 2)
@@ -173,7 +180,9 @@ async def test_a_service_that_is_down_is_a_tool_error(served: Served) -> None:
     assert str(caught.value).startswith(f"OpenAPI service 'orders' is unreachable ({down}): ")
     assert "ConnectError" in str(caught.value)
 
-    unreachable_spec = OpenAPIService("orders", spec_url=f"{down}/openapi.json", timeout_s=2)
+    unreachable_spec = OpenAPIService(
+        "orders", spec_url=f"{down}/openapi.json", timeout_s=2, outbound=LOOPBACK
+    )
     try:
         with pytest.raises(ToolError, match=r"could not load its spec from .*ConnectError"):
             await unreachable_spec.list_tools()
@@ -187,7 +196,9 @@ async def test_a_service_that_does_not_answer_times_out(served: Served) -> None:
         silent.bind(("127.0.0.1", 0))
         silent.listen()
         base_url = f"http://127.0.0.1:{silent.getsockname()[1]}"
-        service = OpenAPIService("orders", served.app.openapi(), base_url=base_url, timeout_s=0.3)
+        service = OpenAPIService(
+            "orders", served.app.openapi(), base_url=base_url, timeout_s=0.3, outbound=LOOPBACK
+        )
         try:
             with pytest.raises(
                 ToolError, match=r"'orders' did not answer GET /orders/\{order_id\} within 0.3s"
@@ -198,13 +209,15 @@ async def test_a_service_that_does_not_answer_times_out(served: Served) -> None:
 
 
 async def test_spec_url_that_is_not_a_spec(served: Served) -> None:
-    service = OpenAPIService("orders", spec_url=f"{served.base_url}/health")
+    service = OpenAPIService("orders", spec_url=f"{served.base_url}/health", outbound=LOOPBACK)
     try:
         with pytest.raises(
             ToolError, match=r"the spec at .*/health cannot be used: only OpenAPI 3"
         ):
             await service.list_tools()
-        missing = OpenAPIService("orders", spec_url=f"{served.base_url}/nothing.json")
+        missing = OpenAPIService(
+            "orders", spec_url=f"{served.base_url}/nothing.json", outbound=LOOPBACK
+        )
         with pytest.raises(ToolError, match=r"could not load its spec .*answered 404"):
             await missing.list_tools()
         await missing.close()

@@ -57,6 +57,7 @@ from tactful.errors import NotFoundError, PayloadTooLargeError, ValidationError
 from tactful.llm.base import Embedder, Generator
 from tactful.store.base import Store
 from tactful.tools import ToolRegistry
+from tactful.tools.outbound import OutboundPolicy
 
 log = logging.getLogger("tactful.engine")
 
@@ -71,6 +72,8 @@ class EngineOptions:
     detailed_k: int = DEFAULT_K
     trace_candidates: int = 20
     tool_timeout_s: float = 15.0
+    # Where tool services may connect (the outbound_hosts setting).
+    outbound: OutboundPolicy = field(default_factory=OutboundPolicy)
 
 
 class _Stream:
@@ -155,7 +158,7 @@ class Engine:
         self.retrievers = Retrievers()
         self.follower = Follower(self.cache, self.options.offline_threshold, self.hooks)
         # Tools that can run in this process: Python functions and connected services.
-        self.tools = ToolRegistry()
+        self.tools = ToolRegistry(self.options.outbound)
         self.tool_stage = ToolStage(
             self.tools,
             store,

@@ -10,11 +10,14 @@ from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field
 
 from tactful.domain import Agent, Customer, Session, ToolSpec
+
+if TYPE_CHECKING:
+    from tactful.tools.outbound import OutboundPolicy
 
 
 class SessionControl(StrEnum):
@@ -94,3 +97,11 @@ class ToolService(ABC):
 
     async def close(self) -> None:  # noqa: B027 - optional: services holding connections
         """Release connections or processes."""
+
+    def outbound_urls(self) -> list[str]:
+        """The URLs this service will connect to, as far as it knows them now (checked against
+        ``outbound_hosts`` when it is registered, before it connects); none for local ones."""
+        return []
+
+    async def use_outbound(self, policy: OutboundPolicy) -> None:  # noqa: B027 - optional
+        """Connect only where ``policy`` allows from now on (the registry's, from settings)."""

@@ -5,7 +5,9 @@ anyio task groups that must be exited by the task that entered them, so each ses
 by a background task: any task may call tools on it, and any task may close it. A server that
 cannot be reached, or a session that breaks, becomes a ``ToolError`` naming the service, and
 the next call connects afresh. Every wait is bounded: connecting by ``connect_timeout_s``,
-each request by ``timeout_s``.
+each request by ``timeout_s``. Over HTTP, every connection goes only where the service's
+``OutboundPolicy`` allows (``tactful.tools.outbound``); a stdio server is a command the program
+runs, with no URL to check.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from pydantic import ValidationError
 from tactful.domain import ToolSpec
 from tactful.domain.tools import tool_id
 from tactful.tools.base import ToolContext, ToolError, ToolResult, ToolService
+from tactful.tools.outbound import OutboundPolicy, OutboundRefused
 
 __all__ = ["MCPService"]
 
@@ -66,7 +69,8 @@ class MCPService(ToolService):
     Build it with ``MCPService.stdio(...)`` (the service starts the server as a subprocess and
     owns it) or ``MCPService.http(...)`` (streamable HTTP). Nothing connects until the first
     ``list_tools()`` or ``call()``. ``close()`` ends the session and stops a stdio server; a
-    later call connects again.
+    later call connects again. Over HTTP it connects only where ``outbound`` allows (default:
+    public addresses); registered with a server, it follows the server's ``outbound_hosts``.
     """
 
     def __init__(
@@ -77,6 +81,7 @@ class MCPService(ToolService):
         headers: Mapping[str, str] | None = None,
         timeout_s: float = 30.0,
         connect_timeout_s: float = 10.0,
+        outbound: OutboundPolicy | None = None,
     ) -> None:
         """``server`` is what the SDK connects to: stdio parameters or a streamable HTTP URL."""
         if not name:
@@ -86,6 +91,7 @@ class MCPService(ToolService):
         self.headers = dict(headers or {})
         self.timeout_s = timeout_s
         self.connect_timeout_s = connect_timeout_s
+        self.outbound = outbound if outbound is not None else OutboundPolicy()
         self._session: _Session | None = None
         # Every session whose owner task still runs, the current one and any winding down.
         self._sessions: set[_Session] = set()
@@ -123,13 +129,20 @@ class MCPService(ToolService):
         *,
         timeout_s: float = 30.0,
         connect_timeout_s: float = 10.0,
+        outbound: OutboundPolicy | None = None,
     ) -> MCPService:
         """A server at a streamable HTTP endpoint (e.g. ``http://host:8000/mcp``).
 
-        ``headers`` go with every request (e.g. ``Authorization``).
+        ``headers`` go with every request (e.g. ``Authorization``); ``outbound`` says where it
+        may connect (default: public addresses only).
         """
         return cls(
-            name, url, headers=headers, timeout_s=timeout_s, connect_timeout_s=connect_timeout_s
+            name,
+            url,
+            headers=headers,
+            timeout_s=timeout_s,
+            connect_timeout_s=connect_timeout_s,
+            outbound=outbound,
         )
 
     @property
@@ -227,6 +240,18 @@ class MCPService(ToolService):
             session.closed_on_request = True
         await asyncio.gather(*(each.close(force=True) for each in list(self._sessions)))
 
+    def outbound_urls(self) -> list[str]:
+        """The server's URL over HTTP; none over stdio."""
+        return [self.server] if isinstance(self.server, str) else []
+
+    async def use_outbound(self, policy: OutboundPolicy) -> None:
+        """Connect only where ``policy`` allows; an open HTTP session is ended (the next call
+        connects again under the new policy)."""
+        if policy != self.outbound:
+            self.outbound = policy
+            if isinstance(self.server, str):
+                await self.close()
+
     async def _request(self, send: Callable[[Client], Awaitable[T]]) -> T:
         """Send one request on the open session, mapping a broken session to ``_LostConnection``."""
         session = await self._open_session()
@@ -316,6 +341,8 @@ class MCPService(ToolService):
             headers=self.headers,
             # The read timeout covers the server's event stream, which may idle for minutes.
             timeout=httpx2.Timeout(30.0, connect=self.connect_timeout_s, read=300.0),
+            # Every connection is checked against the policy as it opens.
+            transport=self.outbound.httpx2_transport(),
         )
         await stack.enter_async_context(http)
         return streamable_http_client(self.server, http_client=http)
@@ -534,6 +561,6 @@ def _describe(exc: BaseException) -> str:
     leaves = [leaf for leaf in _leaves(exc) if not isinstance(leaf, asyncio.CancelledError)]
     leaf = leaves[0] if leaves else exc
     text = str(leaf).strip() or type(leaf).__name__
-    if isinstance(leaf, MCPError):
+    if isinstance(leaf, MCPError | OutboundRefused):
         return text
     return f"{text} ({type(leaf).__name__})"

@@ -4,7 +4,8 @@ A tool's parameters are the operation's path, query, header and cookie parameter
 properties of its JSON (or form) body, with local ``$ref``s inlined so the schema stands on its
 own. OpenAPI 3.0 and 3.1 are read, as FastAPI and most frameworks emit them. A 2xx answer is
 the tool's data; any other answer, a refused connection or a timeout is a ``ToolError`` that
-names the service and the operation.
+names the service and the operation. Requests (the spec's too, and every redirect) go only
+where the service's ``OutboundPolicy`` allows (``tactful.tools.outbound``).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import httpx
 from tactful.domain import ToolSpec
 from tactful.domain.tools import tool_id
 from tactful.tools.base import ToolContext, ToolError, ToolResult, ToolService
+from tactful.tools.outbound import OutboundPolicy, OutboundRefused
 
 __all__ = ["OpenAPIService"]
 
@@ -78,7 +80,8 @@ class OpenAPIService(ToolService):
     Give the spec as a dict, or ``spec_url`` to fetch it (JSON) on first use. Requests go to
     ``base_url``, else to the spec's first ``servers`` entry, else to the origin of
     ``spec_url``. ``headers`` go with every request (e.g. an API key). ``close()`` releases the
-    connection pool.
+    connection pool. Requests go only where ``outbound`` allows (default: public addresses);
+    registered with a server, the service follows the server's ``outbound_hosts`` instead.
     """
 
     def __init__(
@@ -90,6 +93,7 @@ class OpenAPIService(ToolService):
         base_url: str | None = None,
         headers: Mapping[str, str] | None = None,
         timeout_s: float = 15.0,
+        outbound: OutboundPolicy | None = None,
     ) -> None:
         if not name:
             raise ValueError("an OpenAPI service needs a name")
@@ -100,6 +104,7 @@ class OpenAPIService(ToolService):
         self.base_url = base_url
         self.headers = dict(headers or {})
         self.timeout_s = timeout_s
+        self.outbound = outbound if outbound is not None else OutboundPolicy()
         self._operations: dict[str, _Operation] | None = None
         self._http: httpx.AsyncClient | None = None
         self._lock = asyncio.Lock()
@@ -121,6 +126,10 @@ class OpenAPIService(ToolService):
         request = self._request(operation, arguments)
         try:
             response = await self._client().send(request)
+        except OutboundRefused as exc:
+            raise OutboundRefused(
+                f"OpenAPI service {self.name!r} did not send {operation.label}: {exc}"
+            ) from None
         except httpx.TimeoutException:
             raise ToolError(
                 f"OpenAPI service {self.name!r} did not answer {operation.label} "
@@ -148,10 +157,24 @@ class OpenAPIService(ToolService):
         if http is not None:
             await http.aclose()
 
+    def outbound_urls(self) -> list[str]:
+        """The spec's URL and the base URL, as far as they are known yet."""
+        return [url for url in (self.spec_url, self.base_url) if url]
+
+    async def use_outbound(self, policy: OutboundPolicy) -> None:
+        """Send requests only where ``policy`` allows; open connections are dropped."""
+        if policy != self.outbound:
+            self.outbound = policy
+            await self.close()
+
     def _client(self) -> httpx.AsyncClient:
         if self._http is None:
+            # The transport checks every connection (redirects too) against the policy.
             self._http = httpx.AsyncClient(
-                headers=self.headers, timeout=self.timeout_s, follow_redirects=True
+                headers=self.headers,
+                timeout=self.timeout_s,
+                follow_redirects=True,
+                transport=self.outbound.httpx_transport(),
             )
         return self._http
 
@@ -170,6 +193,8 @@ class OpenAPIService(ToolService):
         where = f"OpenAPI service {self.name!r} could not load its spec from {url}"
         try:
             response = await self._client().get(url)
+        except OutboundRefused as exc:
+            raise OutboundRefused(f"{where}: {exc}") from None
         except httpx.TimeoutException:
             raise ToolError(f"{where}: no answer within {self.timeout_s:g}s") from None
         except httpx.HTTPError as exc:

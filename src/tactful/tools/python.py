@@ -31,6 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from tactful.domain import ToolSpec, tool_id
 from tactful.errors import ConflictError, NotFoundError
 from tactful.tools.base import ToolContext, ToolError, ToolResult, ToolService
+from tactful.tools.outbound import OutboundPolicy, OutboundRefused
 
 log = logging.getLogger("tactful.tools")
 
@@ -470,10 +471,12 @@ class ToolRegistry:
 
     Registering is idempotent: the same tool or service again changes nothing (a service is
     listed again, to pick up tools it gained); a different one under a taken name is a
-    ``ConflictError``.
+    ``ConflictError``. Services connect only where ``outbound`` allows (the server's
+    ``outbound_hosts``; default: public addresses).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, outbound: OutboundPolicy | None = None) -> None:
+        self.outbound = outbound if outbound is not None else OutboundPolicy()
         self._services: dict[str, ToolService] = {}
         self._tools: dict[str, RegisteredTool] = {}
 
@@ -494,11 +497,23 @@ class ToolRegistry:
         return entry
 
     async def register_service(self, service: ToolService) -> list[RegisteredTool]:
-        """Register a service and every tool it lists now (listing again refreshes them)."""
+        """Register a service and every tool it lists now (listing again refreshes them).
+
+        Its URLs are checked against ``outbound`` before it connects (``OutboundRefused``,
+        a ``ValidationError``, names the address and the setting that would allow it), and
+        again once it has listed its tools (an OpenAPI spec may name its own server).
+        """
         known = self._services.get(service.name)
         if known is not None and known is not service:
             raise ConflictError(f"a different tool service is already named {service.name!r}")
+        await service.use_outbound(self.outbound)
+        await self._check_outbound(service)
         specs = await service.list_tools()
+        try:
+            await self._check_outbound(service)
+        except OutboundRefused:
+            await service.close()
+            raise
         self._services[service.name] = service
         for tid in [t for t, e in self._tools.items() if e.service is service]:
             del self._tools[tid]
@@ -515,6 +530,13 @@ class ToolRegistry:
             self._tools[tid] = entry
             entries.append(entry)
         return entries
+
+    async def _check_outbound(self, service: ToolService) -> None:
+        for url in service.outbound_urls():
+            try:
+                await self.outbound.check(url)
+            except OutboundRefused as e:
+                raise OutboundRefused(f"tool service {service.name!r}: {e}") from None
 
     async def remove_service(self, name: str) -> bool:
         """Forget a service and its tools, and close it; False when none had that name."""

@@ -8,6 +8,7 @@ from tactful.domain import ToolServiceConfig, ToolServiceKind, ToolSpec
 from tactful.errors import ValidationError
 from tactful.store.base import Store
 from tactful.tools.base import ToolError, ToolService
+from tactful.tools.outbound import OutboundRefused
 from tactful.tools.python import ToolRegistry
 
 log = logging.getLogger("tactful.tools")
@@ -38,10 +39,15 @@ async def connect(
     registry: ToolRegistry, store: Store, config: ToolServiceConfig
 ) -> list[ToolSpec]:
     """Connect a service, list its tools and store their specs. Raises ``ValidationError``
-    with the service's own words when it cannot be reached or understood."""
+    with the service's own words when it cannot be reached or understood, and
+    ``OutboundRefused`` (a ``ValidationError``) when ``outbound_hosts`` does not allow its URLs
+    (then nothing connected)."""
     service = build_service(config)
     try:
         registered = await registry.register_service(service)
+    except OutboundRefused:
+        await service.close()
+        raise
     except (ToolError, ValueError) as e:
         await service.close()
         raise ValidationError(f"cannot use service {config.name!r}: {e}") from e
