@@ -371,3 +371,24 @@ def test_for_prompt_and_fields() -> None:
         "nickname": "Ada",
     }
     assert field_name(" Account balance (EUR) ") == "account_balance_eur"
+
+
+async def test_guests_keep_what_a_tool_fetched_to_their_own_session(store: Store) -> None:
+    registry = ToolRegistry()
+    tool = Recorder(registry)
+    variable = await store.create(ContextVariable(name="points", tool_id=tool.tool_id))
+    guest = Customer(id="guest", name="Guest")
+    await write_value(store, variable.id, "guest", 1)  # set for every guest
+    first, second = context(customer=guest), context(customer=guest)
+    assert first.session.id != second.session.id
+
+    [value] = await resolve_values(store, first, registry=registry, now=NOW)
+    assert (value.value, value.key) == (100, f"guest:{first.session.id}")
+    tool.points = 5
+    [value] = await resolve_values(store, second, registry=registry, now=NOW)
+    assert (value.value, value.key) == (5, f"guest:{second.session.id}")
+    assert len(tool.calls) == 2  # the second guest did not get the first one's value
+    # What was set for every guest stays where it was, and counts where a guest has nothing.
+    assert (await read_value(store, variable.id, "guest")).data == 1  # type: ignore[union-attr]
+    [value] = await resolve_values(store, context(customer=guest), now=NOW)
+    assert (value.value, value.key) == (1, "guest")

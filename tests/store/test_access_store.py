@@ -82,9 +82,7 @@ async def test_concurrent_hits_from_two_stores_are_counted_exactly(
         pytest.skip("an in-memory database belongs to one store; a file or PostgreSQL is shared")
     other = await open_store(store.url, pg_schema=store.pg_schema)
     try:
-        counts = await asyncio.gather(
-            *(s.count_hit("customer:c", 7) for s in [store, other] * 15)
-        )
+        counts = await asyncio.gather(*(s.count_hit("customer:c", 7) for s in [store, other] * 15))
     finally:
         await other.close()
     assert sorted(counts) == list(range(1, 31))

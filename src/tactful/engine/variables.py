@@ -4,6 +4,8 @@ prompt needs.
 A variable holds values per key: a customer id, ``tag:<tag id>`` or ``DEFAULT`` (global). For
 one customer the value used is, in order of precedence: the customer's own, else the value for
 the first of the customer's tags (in the customer's tag order) that has one, else ``DEFAULT``.
+The guest customer is shared by every anonymous visitor, so a guest's own values are kept per
+session (``guest:<session id>``), before the values set for every guest (``guest``).
 Variables are scoped like every definition: untagged ones are global, tagged ones belong to the
 agents carrying one of their tags (``agent:<id>`` or a tag the agent has).
 
@@ -32,7 +34,13 @@ from typing import Any
 import numpy as np
 from cronsim import CronSim, CronSimError
 
-from tactful.domain import ContextVariable, ContextVariableValue, Customer, utcnow
+from tactful.domain import (
+    GUEST_CUSTOMER_ID,
+    ContextVariable,
+    ContextVariableValue,
+    Customer,
+    utcnow,
+)
 from tactful.domain.variables import GLOBAL_KEY, tag_key, value_natural_key
 from tactful.engine.context import TurnContext, in_agent_scope
 from tactful.engine.retrieve import EmbeddingCache
@@ -165,27 +173,40 @@ class VariableValue:
         }
 
 
-def scope_keys(customer: Customer) -> list[str]:
+def own_key(customer: Customer, session_id: str | None = None) -> str:
+    """Where the values of this conversation's customer live: the customer's id, or for the
+    guest customer, whom every anonymous visitor shares, the session's (no guest sees what a
+    tool fetched for another)."""
+    if customer.id == GUEST_CUSTOMER_ID and session_id:
+        return f"{GUEST_CUSTOMER_ID}:{session_id}"
+    return customer.id
+
+
+def scope_keys(customer: Customer, session_id: str | None = None) -> list[str]:
     """The keys that may hold a value for ``customer``, most specific first."""
-    return [customer.id, *(tag_key(t) for t in customer.tags), GLOBAL_KEY]
+    own = own_key(customer, session_id)
+    shared = [customer.id] if own != customer.id else []
+    return list(dict.fromkeys([own, *shared, *(tag_key(t) for t in customer.tags), GLOBAL_KEY]))
 
 
 async def stored_values(
-    store: Store, customer: Customer
+    store: Store, customer: Customer, session_id: str | None = None
 ) -> dict[str, dict[str, ContextVariableValue]]:
     """Every stored value that applies to ``customer``: variable id -> key -> value."""
     found: dict[str, dict[str, ContextVariableValue]] = {}
-    for key in dict.fromkeys(scope_keys(customer)):
+    for key in scope_keys(customer, session_id):
         for value in await store.list(ContextVariableValue, key=key):
             found.setdefault(value.variable_id, {})[key] = value
     return found
 
 
 def choose(
-    values: Mapping[str, ContextVariableValue], customer: Customer
+    values: Mapping[str, ContextVariableValue],
+    customer: Customer,
+    session_id: str | None = None,
 ) -> ContextVariableValue | None:
     """The value that counts for ``customer``: theirs, else their first tag's, else global."""
-    for key in scope_keys(customer):
+    for key in scope_keys(customer, session_id):
         if key in values:
             return values[key]
     return None
@@ -250,14 +271,16 @@ async def resolve_values(
     variables = [v for v in await store.list(ContextVariable) if in_agent_scope(v.tags, ctx.agent)]
     if not variables:
         return []
-    stored = await stored_values(store, customer)
+    session_id = ctx.session.id
+    own = own_key(customer, session_id)
+    stored = await stored_values(store, customer, session_id)
     due = [
         v
         for v in variables
         if v.tool_id
         and registry is not None
         and v.tool_id in registry
-        and is_stale(v, stored.get(v.id, {}).get(customer.id), now)
+        and is_stale(v, stored.get(v.id, {}).get(own), now)
     ]
     refreshed: set[str] = set()
     errors: dict[str, str] = {}
@@ -283,14 +306,12 @@ async def resolve_values(
                 errors[variable.id] = outcome.error or "failed"
                 continue
             try:
-                value = await write_value(
-                    store, variable.id, customer.id, outcome.result.data, now=now
-                )
+                value = await write_value(store, variable.id, own, outcome.result.data, now=now)
             except Exception as e:
                 log.warning("could not store variable %s", variable.id, exc_info=True)
                 errors[variable.id] = f"could not store the value: {type(e).__name__}: {e}"
                 continue
-            stored.setdefault(variable.id, {})[customer.id] = value
+            stored.setdefault(variable.id, {})[own] = value
             refreshed.add(variable.id)
     if registry is not None:
         for v in variables:
@@ -298,7 +319,7 @@ async def resolve_values(
                 errors[v.id] = f"tool {v.tool_id!r} is not registered: the value was not refreshed"
     out = []
     for v in variables:
-        chosen = choose(stored.get(v.id, {}), customer)
+        chosen = choose(stored.get(v.id, {}), customer, session_id)
         out.append(
             VariableValue(
                 variable=v,
