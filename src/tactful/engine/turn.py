@@ -33,6 +33,7 @@ from tactful.domain import (
 )
 from tactful.engine import glossary, journey_follow, journey_plan, variables
 from tactful.engine.candidates import DEFAULT_K, select_candidates
+from tactful.engine.canned import TemplateLimits
 from tactful.engine.compose import Composer
 from tactful.engine.context import SnapshotCache, TurnContext, load_context
 from tactful.engine.hooks import Hooks, MatchContext
@@ -71,6 +72,8 @@ class EngineOptions:
     detailed_k: int = DEFAULT_K
     trace_candidates: int = 20
     tool_timeout_s: float = 15.0
+    # How far one canned-response render may go (size, steps, time).
+    template_limits: TemplateLimits = field(default_factory=TemplateLimits)
 
 
 class _Stream:
@@ -148,7 +151,7 @@ class Engine:
         self.retriever = Retriever(self.cache)
         self.offline_matcher = OfflineMatcher(self.options.offline_threshold)
         self.model_matcher = ModelMatcher(generator) if generator else None
-        self.composer = Composer(self.cache, generator)
+        self.composer = Composer(self.cache, generator, self.options.template_limits)
         # Code matchers and hooks registered through the SDK (in memory, per process).
         self.hooks = Hooks()
         # Retrievers attached through the SDK (in memory, per process).
