@@ -69,6 +69,15 @@ def test_one_bad_template_never_stops_the_others() -> None:
     assert [d.text for d in done] == [None, None, "Hi Dana"]
 
 
+def test_fields_that_cannot_be_read_disqualify_instead_of_failing_the_turn() -> None:
+    looped: list[Any] = []
+    looped.append(looped)
+    done = canned.render_many([("Hi", None), ("{{ x }}", None)], {"x": looped})
+    assert [d.text for d in done] == [None, None]
+    for d in done:
+        assert (d.reason or "").startswith("the fields could not be read: RecursionError")
+
+
 def test_generative_fields_are_scalars_too() -> None:
     template = "Sorry about the {{ generative.item }}."
     assert canned.render(template, {}, {"item": "kettle"}).text == "Sorry about the kettle."

@@ -157,6 +157,10 @@ def test_a_whole_mapping_list_or_object_is_never_printed(template: str, what: st
         "{{ std|attr('customer')|string }}",
         "{% set c %}{{ customer }}{% endset %}{{ c }}",
         "{% filter upper %}{{ customer }}{% endfilter %}",
+        "{{ customer._values|string }}",
+        "{{ customer|attr('_values')|string }}",
+        "{{ customer['_values']|string }}",
+        "{% set c = customer %}{{ c }}",
     ],
 )
 def test_no_filter_method_or_operator_turns_a_whole_mapping_into_text(template: str) -> None:

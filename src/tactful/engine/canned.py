@@ -105,7 +105,10 @@ def render_many(
     jobs: Sequence[Job], fields: Mapping[str, Any], limits: TemplateLimits = DEFAULT_LIMITS
 ) -> list[Rendering]:
     """Each template of ``jobs`` rendered over the same ``fields``, each within ``limits``."""
-    seen = {name: view(value, name) for name, value in fields.items()}
+    try:
+        seen = {name: view(value, name) for name, value in fields.items()}
+    except Exception as e:  # e.g. a tool's field that is a list holding itself
+        return [_failed(e, "the fields could not be read")] * len(jobs)
     return [_render(template, seen, generative, limits) for template, generative in jobs]
 
 
@@ -175,11 +178,11 @@ def _missing(names: list[str]) -> Rendering:
     return Rendering(None, names, f"missing fields: {', '.join(names)}")
 
 
-def _failed(e: Exception) -> Rendering:
+def _failed(e: Exception, what: str = "failed") -> Rendering:
     message = str(e)
     if len(message) > _REASON_CHARS:
         message = message[:_REASON_CHARS] + "..."
-    return Rendering(None, reason=f"failed: {type(e).__name__}: {message}")
+    return Rendering(None, reason=f"{what}: {type(e).__name__}: {message}")
 
 
 def is_valid_template(template: str) -> str | None:
