@@ -37,7 +37,7 @@ HEAVY = "{% for i in range(10000) %}{% for j in range(10000) %}{% endfor %}{% en
     [
         ("{{ 1 + 'a' }}", "failed: TypeError: unsupported operand type(s) for +: 'int' and 'str'"),
         ("{{ 1 / 0 }}", "failed: ZeroDivisionError: division by zero"),
-        ("{{ 2.0 ** 10000 }}", "failed: OverflowError: (34, 'Numerical result out of range')"),
+        ("{{ 2.0 ** 10000 }}", "failed: OverflowError"),
         # Within the number limit, but past Python's own limit for printing integers.
         ("{{ 2 ** 15000 }}", "failed: ValueError: Exceeds the limit (4300 digits)"),
         ("{% macro m() %}{{ m() }}{% endmacro %}{{ m() }}", "failed: RecursionError"),
