@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from tactful.bus.base import Bus
 from tactful.bus.memory import MemoryBus
 from tactful.config import Settings
+from tactful.engine.canned import TemplateLimits
 from tactful.engine.turn import Engine, EngineOptions
 from tactful.errors import ConfigurationError
 from tactful.llm.base import Embedder, Generator
@@ -108,6 +109,11 @@ async def start_runtime(
             offline_threshold=settings.offline_match_threshold,
             max_message_chars=settings.max_message_chars,
             outbound=OutboundPolicy.from_settings(settings),
+            template_limits=TemplateLimits(
+                max_chars=settings.template_max_chars,
+                max_steps=settings.template_max_steps,
+                timeout_s=settings.template_timeout_s,
+            ),
         ),
     )
     runtime = Runtime(settings=settings, store=store, bus=bus, engine=engine, tier_reason=reason)

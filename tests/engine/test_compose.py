@@ -12,7 +12,6 @@ from pydantic import BaseModel
 
 import tactful
 from tactful.domain import Trace
-from tactful.engine import canned
 from tactful.engine.compose import ReplyAnswer, TemplateChoice
 from tactful.engine.match import MatchAnswer, answer_listed
 from tactful.llm.scripted import HashingEmbedder, ScriptedCall, ScriptedGenerator
@@ -239,7 +238,36 @@ async def test_relevant_glossary_terms_reach_matching_and_composition(
     assert trace.composition["glossary"][0]["why"] == "named"
 
 
-def test_templates_render_in_a_sandbox() -> None:
-    text, problems = canned.render("{{ x.__class__.__mro__ }}", {"x": 1})
-    assert text is None and problems[0].startswith("unsafe template")
-    assert canned.render("{{ items | join(', ') }}", {"items": ["a", "b"]}) == ("a, b", [])
+async def test_abusive_templates_are_never_offered_and_a_chosen_one_can_still_be_dropped(
+    server: tactful.Server, model: Model
+) -> None:
+    agent = await server.create_agent(
+        "Shop", composition_mode=tactful.CompositionMode.STRICT, no_match_reply="A person?"
+    )
+    dump = await agent.create_canned_response("About you: {{ customer }}")
+    sorry = await agent.create_canned_response("Sorry about the {{generative.item}}.")
+    await agent.create_guideline(
+        "the customer got a broken item", "apologise", canned_responses=[dump, sorry]
+    )
+    model.applies = {"the customer got a broken item"}
+    # The model fills the generative field with more than a message may hold.
+    model.chooser = lambda call: TemplateChoice(
+        templates=[1], generative_fields={"item": "k" * 5000}
+    )
+    text, trace = await _send(server, agent, "my kettle arrived broken")
+    [call] = model.composed()
+    assert _offered(call) == ["Sorry about the <item>.  [generative: item]"]
+    reasons = {t["id"]: t["reason"] for t in trace.composition["templates"]}
+    assert reasons == {
+        dump.id: "prints the whole mapping customer; use one of its fields instead",
+        sorry.id: None,
+    }
+    assert text == "A person?"
+    assert trace.composition["dropped"] == [
+        {
+            "template": 1,
+            "id": sorry.id,
+            "missing_fields": [],
+            "reason": "renders more than 4000 characters",
+        }
+    ]

@@ -154,6 +154,8 @@ class Candidate:
     missing: list[str]
     generative: frozenset[str]
     similarity: float = 0.0
+    # Why it is disqualified (missing fields, a limit, a refused operation, an error).
+    reason: str | None = None
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -161,14 +163,23 @@ class Candidate:
             "guideline_id": self.guideline_id,
             "qualified": self.text is not None,
             "missing_fields": self.missing,
+            "reason": self.reason,
             "similarity": round(self.similarity, 4),
         }
 
 
 class Composer:
-    def __init__(self, cache: EmbeddingCache, generator: Generator | None) -> None:
+    """Stage 7: writes the reply, with a model or from templates rendered within ``limits``."""
+
+    def __init__(
+        self,
+        cache: EmbeddingCache,
+        generator: Generator | None,
+        limits: canned.TemplateLimits | None = None,
+    ) -> None:
         self.cache = cache
         self.generator = generator
+        self.limits = limits or canned.TemplateLimits()
 
     async def compose(
         self,
@@ -293,12 +304,16 @@ class Composer:
                 fit = vectors[1:] @ vectors[0]
                 for i in np.argsort(-fit)[:retrieve]:
                     chosen.append((free[int(i)], None))
-        found = []
-        for response, gid in chosen:
-            wanted = canned.generative_fields(response.value)
-            placeholders = {n: f"<{n}>" for n in wanted}
-            text, missing = canned.render(response.value, fields, placeholders)
-            found.append(Candidate(response, gid, text, missing, wanted))
+        wanted = [canned.generative_fields(r.value) for r, _ in chosen]
+        # Generative fields show as <name> placeholders; every render in one worker-thread hop.
+        jobs = [
+            (r.value, {n: f"<{n}>" for n in w}) for (r, _), w in zip(chosen, wanted, strict=True)
+        ]
+        renderings = await canned.render_each(jobs, fields, self.limits)
+        found = [
+            Candidate(response, gid, done.text, done.missing, w, reason=done.reason)
+            for (response, gid), w, done in zip(chosen, wanted, renderings, strict=True)
+        ]
         if found:
             vectors = await self.cache.embed([query, *(_template_text(c.response) for c in found)])
             for c, s in zip(found, vectors[1:] @ vectors[0], strict=True):
@@ -417,18 +432,28 @@ class Composer:
             stage=COMPOSE_STAGE,
         )
         choice = answer.content
-        fields = self.fields(ctx, tools)
-        texts, ids, applied, dropped = [], [], [], []
-        for n in dict.fromkeys(choice.templates):
-            if not 1 <= n <= len(usable):
-                dropped.append({"template": n, "why": "no such template"})
-                continue
+        picked = [n for n in dict.fromkeys(choice.templates) if 1 <= n <= len(usable)]
+        dropped: list[dict[str, Any]] = [
+            {"template": n, "why": "no such template"}
+            for n in dict.fromkeys(choice.templates)
+            if n not in picked
+        ]
+        jobs = [(usable[n - 1].response.value, choice.generative_fields) for n in picked]
+        renderings = await canned.render_each(jobs, self.fields(ctx, tools), self.limits)
+        texts, ids, applied = [], [], []
+        for n, done in zip(picked, renderings, strict=True):
             c = usable[n - 1]
-            text, missing = canned.render(c.response.value, fields, choice.generative_fields)
-            if text is None:
-                dropped.append({"template": n, "id": c.response.id, "missing_fields": missing})
+            if done.text is None:
+                dropped.append(
+                    {
+                        "template": n,
+                        "id": c.response.id,
+                        "missing_fields": done.missing,
+                        "reason": done.reason,
+                    }
+                )
                 continue
-            texts.append(text)
+            texts.append(done.text)
             ids.append(c.response.id)
             if c.guideline_id and c.guideline_id not in applied:
                 applied.append(c.guideline_id)

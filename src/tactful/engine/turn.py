@@ -33,6 +33,7 @@ from tactful.domain import (
 )
 from tactful.engine import glossary, journey_follow, journey_plan, variables
 from tactful.engine.candidates import DEFAULT_K, select_candidates
+from tactful.engine.canned import TemplateLimits
 from tactful.engine.compose import Composer
 from tactful.engine.context import SnapshotCache, TurnContext, load_context
 from tactful.engine.hooks import Hooks, MatchContext
@@ -74,6 +75,8 @@ class EngineOptions:
     tool_timeout_s: float = 15.0
     # Where tool services may connect (the outbound_hosts setting).
     outbound: OutboundPolicy = field(default_factory=OutboundPolicy)
+    # How far one canned-response render may go (size, steps, time).
+    template_limits: TemplateLimits = field(default_factory=TemplateLimits)
 
 
 class _Stream:
@@ -151,7 +154,7 @@ class Engine:
         self.retriever = Retriever(self.cache)
         self.offline_matcher = OfflineMatcher(self.options.offline_threshold)
         self.model_matcher = ModelMatcher(generator) if generator else None
-        self.composer = Composer(self.cache, generator)
+        self.composer = Composer(self.cache, generator, self.options.template_limits)
         # Code matchers and hooks registered through the SDK (in memory, per process).
         self.hooks = Hooks()
         # Retrievers attached through the SDK (in memory, per process).
