@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 
 from fastapi import APIRouter, Depends, Response, status
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictInt
 
 from tactful.api.auth import STAFF, Role, allow
-from tactful.api.params import Params, TagsUpdate, add_and_remove
+from tactful.api.params import Flag, Params, TagsUpdate, add_and_remove
 from tactful.api.references import check_tags, delete_sessions
 from tactful.api.runtime import RuntimeDep
 from tactful.domain import Agent, CompositionMode, MessageOutputMode, Session
@@ -37,37 +37,37 @@ class AgentCreationParams(Params):
     name: str = Field(min_length=1, max_length=200, description="Display name")
     id: str | None = Field(default=None, min_length=1, max_length=128, description="Custom id")
     description: str | None = None
-    max_engine_iterations: int | None = Field(default=None, ge=1, le=10)
+    max_engine_iterations: StrictInt | None = Field(default=None, ge=1, le=10)
     composition_mode: CompositionMode | None = None
     message_output_mode: MessageOutputMode | None = None
     tags: list[str] | None = Field(default=None, description="Tag ids")
     no_match_reply: str | None = Field(
         default=None, min_length=1, description="What the agent says when nothing applies (ours)"
     )
-    reply_in_customer_language: bool | None = Field(
+    reply_in_customer_language: Flag | None = Field(
         default=None, description="Written replies follow the customer's language (ours)"
     )
     preambles: list[str] | None = Field(
         default=None, description="Acknowledgements sent before a slow reply (ours)"
     )
-    preamble_after_ms: int | None = Field(default=None, ge=0, le=60000)
+    preamble_after_ms: StrictInt | None = Field(default=None, ge=0, le=60000)
 
 
 class AgentUpdateParams(Params):
     name: str | None = Field(default=None, min_length=1, max_length=200)
     description: str | None = None
-    max_engine_iterations: int | None = Field(default=None, ge=1, le=10)
+    max_engine_iterations: StrictInt | None = Field(default=None, ge=1, le=10)
     composition_mode: CompositionMode | None = None
     message_output_mode: MessageOutputMode | None = None
     tags: TagsUpdate | None = None
     no_match_reply: str | None = Field(default=None, min_length=1)
-    reply_in_customer_language: bool | None = Field(
+    reply_in_customer_language: Flag | None = Field(
         default=None, description="Written replies follow the customer's language (ours)"
     )
     preambles: list[str] | None = Field(
         default=None, description="Acknowledgements sent before a slow reply (ours)"
     )
-    preamble_after_ms: int | None = Field(default=None, ge=0, le=60000)
+    preamble_after_ms: StrictInt | None = Field(default=None, ge=0, le=60000)
 
 
 def agent_dto(agent: Agent) -> AgentDTO:

@@ -13,7 +13,15 @@ from pydantic import BaseModel, Field
 
 from tactful.api.auth import EVERYONE, STAFF, allow
 from tactful.api.pagination import ordered, paginate
-from tactful.api.params import LabelsUpdate, MetadataUpdate, Params, SortDirection, unique
+from tactful.api.params import (
+    LabelsUpdate,
+    MetadataUpdate,
+    Offset,
+    Params,
+    SortDirection,
+    page_size_query,
+    unique,
+)
 from tactful.api.references import delete_sessions, ensure_guest
 from tactful.api.runtime import RuntimeDep
 from tactful.domain import (
@@ -32,7 +40,7 @@ router = APIRouter(prefix="/sessions", tags=["sessions"])
 
 
 class ConsumptionOffsetsDTO(Params):
-    client: int | None = Field(default=None, ge=0, description="Last offset the client read")
+    client: Offset | None = Field(default=None, description="Last offset the client read")
 
 
 class SessionDTO(BaseModel):
@@ -138,7 +146,7 @@ async def list_sessions(
     labels: Annotated[
         list[str] | None, Query(description="Only sessions with all these labels")
     ] = None,
-    limit: Annotated[int | None, Query(ge=1, le=1000, description="Page size")] = None,
+    limit: Annotated[int | None, page_size_query()] = None,
     cursor: Annotated[str | None, Query(description="From a previous page")] = None,
     sort: Annotated[SortDirection | None, Query(description="By creation time")] = None,
 ) -> SessionListing | list[SessionDTO]:
