@@ -35,8 +35,9 @@ async def agent_id(client: httpx.AsyncClient) -> str:
 
 
 async def test_a_lone_surrogate_in_a_customer_message_is_refused_and_not_stored(
-    client: httpx.AsyncClient, runtime: Runtime
+    backend_client: httpx.AsyncClient, backend_runtime: Runtime
 ) -> None:
+    client, runtime = backend_client, backend_runtime
     session_id = await new_session(client, await agent_id(client))
     body = f'{{"kind": "message", "source": "customer", "message": "hello {LONE}"}}'
     response = await client.post(f"/sessions/{session_id}/events", content=body, headers=JSON)
@@ -50,8 +51,9 @@ async def test_a_lone_surrogate_in_a_customer_message_is_refused_and_not_stored(
 
 
 async def test_a_lone_surrogate_in_a_name_title_or_condition_is_refused(
-    client: httpx.AsyncClient, runtime: Runtime
+    backend_client: httpx.AsyncClient, backend_runtime: Runtime
 ) -> None:
+    client, runtime = backend_client, backend_runtime
     agent = await agent_id(client)
     customer = await client.post("/customers", content=f'{{"name": "Ada{LONE}"}}', headers=JSON)
     assert problems(customer)[0]["loc"] == ["body", "name"]
@@ -89,6 +91,23 @@ async def test_a_valid_surrogate_pair_is_text_like_any_other(client: httpx.Async
     assert created.json()["name"] == "Ada \U0001f600"
 
 
+async def test_nul_in_a_name_an_id_or_a_tag_is_refused_on_every_backend(
+    backend_client: httpx.AsyncClient, backend_runtime: Runtime
+) -> None:
+    client, runtime = backend_client, backend_runtime
+    name = await client.post("/customers", json={"name": "Ada\x00"})
+    assert problems(name)[0]["loc"] == ["body", "name"]
+    id_ = await client.post("/customers", json={"name": "Ada", "id": "a\x00b"})
+    assert problems(id_)[0]["loc"] == ["body", "id"]
+    tag = await client.post("/tags", json={"name": "vip\x00"})
+    assert problems(tag)[0]["loc"] == ["body", "name"]
+    read = await client.get("/customers/a%00b")
+    assert problems(read)[0]["loc"] == ["path"]
+    assert await runtime.store.list(Customer) == []
+    # Lookups by such an id reach the store from the SDK too: they find nothing.
+    assert await runtime.store.find(Customer, "a\x00b") is None
+
+
 async def test_nul_in_the_path_or_the_query_is_refused(client: httpx.AsyncClient) -> None:
     path = await client.get("/customers/a%00b")
     assert problems(path)[0]["loc"] == ["path"]
@@ -110,9 +129,8 @@ async def test_invalid_json_keeps_fastapis_422(client: httpx.AsyncClient) -> Non
     assert problems(response)[0]["type"] == "json_invalid"
 
 
-async def test_huge_offsets_are_a_422_on_get_and_delete(
-    client: httpx.AsyncClient, runtime: Runtime
-) -> None:
+async def test_huge_offsets_are_a_422_on_get_and_delete(backend_client: httpx.AsyncClient) -> None:
+    client = backend_client
     session_id = await new_session(client, await agent_id(client))
     url = f"/sessions/{session_id}/events"
     for offset in (2**31, 2**63):

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Response, status
-from pydantic import BaseModel, Field, StrictInt
+from pydantic import BaseModel, Field
 
 from tactful.api.auth import STAFF, Role, allow
-from tactful.api.params import Flag, Params, TagsUpdate, add_and_remove
+from tactful.api.params import JSON_INTEGER, Flag, Params, TagsUpdate, add_and_remove
 from tactful.api.references import check_tags, delete_sessions
 from tactful.api.runtime import RuntimeDep
 from tactful.domain import Agent, CompositionMode, MessageOutputMode, Session
@@ -37,7 +38,7 @@ class AgentCreationParams(Params):
     name: str = Field(min_length=1, max_length=200, description="Display name")
     id: str | None = Field(default=None, min_length=1, max_length=128, description="Custom id")
     description: str | None = None
-    max_engine_iterations: StrictInt | None = Field(default=None, ge=1, le=10)
+    max_engine_iterations: Annotated[int, Field(ge=1, le=10), JSON_INTEGER] | None = None
     composition_mode: CompositionMode | None = None
     message_output_mode: MessageOutputMode | None = None
     tags: list[str] | None = Field(default=None, description="Tag ids")
@@ -50,13 +51,13 @@ class AgentCreationParams(Params):
     preambles: list[str] | None = Field(
         default=None, description="Acknowledgements sent before a slow reply (ours)"
     )
-    preamble_after_ms: StrictInt | None = Field(default=None, ge=0, le=60000)
+    preamble_after_ms: Annotated[int, Field(ge=0, le=60000), JSON_INTEGER] | None = None
 
 
 class AgentUpdateParams(Params):
     name: str | None = Field(default=None, min_length=1, max_length=200)
     description: str | None = None
-    max_engine_iterations: StrictInt | None = Field(default=None, ge=1, le=10)
+    max_engine_iterations: Annotated[int, Field(ge=1, le=10), JSON_INTEGER] | None = None
     composition_mode: CompositionMode | None = None
     message_output_mode: MessageOutputMode | None = None
     tags: TagsUpdate | None = None
@@ -67,7 +68,7 @@ class AgentUpdateParams(Params):
     preambles: list[str] | None = Field(
         default=None, description="Acknowledgements sent before a slow reply (ours)"
     )
-    preamble_after_ms: StrictInt | None = Field(default=None, ge=0, le=60000)
+    preamble_after_ms: Annotated[int, Field(ge=0, le=60000), JSON_INTEGER] | None = None
 
 
 def agent_dto(agent: Agent) -> AgentDTO:

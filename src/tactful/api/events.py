@@ -45,6 +45,9 @@ HUMAN_SOURCES = (EventSource.HUMAN_AGENT, EventSource.HUMAN_AGENT_ON_BEHALF_OF_A
 # Parlant's default: a GET without wait_for_data waits up to a minute (capped by the settings).
 DEFAULT_WAIT_S = 60.0
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+# What ``kinds`` may hold, so that the spec says which values are refused.
+_KIND = "(?:" + "|".join(k.value for k in EventKind) + ")"
+KINDS = f"^ *(?:{_KIND} *)?(?:, *(?:{_KIND} *)?)*$"
 # A listing answers one page; Parlant's clients follow with min_offset = last offset + 1.
 DEFAULT_PAGE = 100
 HAS_MORE_HEADER = "Tactful-Has-More"
@@ -232,7 +235,7 @@ def parse_kinds(kinds: str | None) -> list[EventKind] | None:
     if not kinds:
         return None
     parsed = []
-    for name in (k.strip() for k in kinds.split(",")):
+    for name in (k.strip(" ") for k in kinds.split(",")):
         if not name:
             continue
         try:
@@ -362,7 +365,13 @@ async def list_events(
     source: Annotated[EventSource | None, Query(description="Only events from this source")] = None,
     trace_id: Annotated[str | None, Query(description="Only events of this turn")] = None,
     correlation_id: Annotated[str | None, Query(description="Alias of trace_id (Parlant)")] = None,
-    kinds: Annotated[str | None, Query(description="Comma-separated: message,status,...")] = None,
+    kinds: Annotated[
+        str | None,
+        # In the spec only: parse_kinds refuses the same values with a clearer message.
+        Query(
+            description="Comma-separated: message,status,...", json_schema_extra={"pattern": KINDS}
+        ),
+    ] = None,
     wait_for_data: Annotated[
         float, seconds_query("Seconds to wait for a first matching event")
     ] = DEFAULT_WAIT_S,
@@ -462,7 +471,10 @@ async def delete_events(
     "/{session_id}/events/{event_id}",
     response_model=EventDTO,
     dependencies=[Depends(allow(*EVERYONE))],
-    responses={404: {"description": "Session or event not found"}},
+    responses={
+        200: {"content": {"text/event-stream": {}}, "description": "The event (JSON, or SSE)"},
+        404: {"description": "Session or event not found"},
+    },
 )
 async def read_event(
     session_id: str,

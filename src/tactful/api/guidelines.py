@@ -260,7 +260,10 @@ async def with_relationships(
     "",
     status_code=status.HTTP_201_CREATED,
     dependencies=[Depends(allow(Role.ADMIN))],
-    responses={404: {"description": "A tag, agent or canned response was not found"}},
+    responses={
+        404: {"description": "A tag, agent or canned response was not found"},
+        409: {"description": "Id taken"},
+    },
 )
 async def create_guideline(params: GuidelineCreationParams, runtime: RuntimeDep) -> GuidelineDTO:
     """Create a guideline (without ``action``: an observation).

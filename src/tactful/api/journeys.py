@@ -134,7 +134,10 @@ async def known_tools(runtime: Runtime) -> set[str]:
     "",
     status_code=status.HTTP_201_CREATED,
     dependencies=[Depends(allow(Role.ADMIN))],
-    responses={404: {"description": "A tag or agent was not found"}},
+    responses={
+        404: {"description": "A tag or agent was not found"},
+        409: {"description": "Id taken"},
+    },
 )
 async def create_journey(params: JourneyCreationParams, runtime: RuntimeDep) -> JourneyDTO:
     """Create a journey; each condition becomes an observation carrying the journey's tags.

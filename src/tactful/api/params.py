@@ -6,14 +6,25 @@ from enum import StrEnum
 from typing import Annotated, Any
 
 from fastapi import Query
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool
+from pydantic_core import PydanticCustomError
 
 from tactful.store.schema import INT32_MAX
 
+
+def _json_integer(value: Any) -> Any:
+    # JSON Schema's integer: 3 and 3.0 are, true and "3" are not (pydantic's lax mode takes them).
+    if isinstance(value, bool | str | bytes):
+        raise PydanticCustomError("int_type", "Input should be a valid integer")
+    return value
+
+
 # Numbers in bodies are strict (``true`` is not an integer, ``0`` is not a boolean) and every
 # integer fits the 32-bit columns of both backends, so the spec's bounds are the truth.
-Int32 = Annotated[StrictInt, Field(ge=-INT32_MAX - 1, le=INT32_MAX)]
-Offset = Annotated[StrictInt, Field(ge=0, le=INT32_MAX)]
+# Metadata after the bounds, so that the spec still shows them as minimum and maximum.
+JSON_INTEGER = BeforeValidator(_json_integer)
+Int32 = Annotated[int, Field(ge=-INT32_MAX - 1, le=INT32_MAX), JSON_INTEGER]
+Offset = Annotated[int, Field(ge=0, le=INT32_MAX), JSON_INTEGER]
 Flag = StrictBool
 # Page sizes, in queries and bodies.
 PAGE_MAX = 1000

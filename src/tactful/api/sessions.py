@@ -143,15 +143,16 @@ async def list_sessions(
     runtime: RuntimeDep,
     agent_id: Annotated[str | None, Query(description="Only this agent's sessions")] = None,
     customer_id: Annotated[str | None, Query(description="Only this customer's sessions")] = None,
+    # A list, not "list or null": a query string has no null (and the spec says so).
     labels: Annotated[
-        list[str] | None, Query(description="Only sessions with all these labels")
-    ] = None,
+        tuple[str, ...], Query(description="Only sessions with all these labels")
+    ] = (),
     limit: Annotated[int | None, page_size_query()] = None,
     cursor: Annotated[str | None, Query(description="From a previous page")] = None,
     sort: Annotated[SortDirection | None, Query(description="By creation time")] = None,
 ) -> SessionListing | list[SessionDTO]:
     """Sessions matching the filters; with ``limit``, one page of them (``SessionListing``)."""
-    sessions = await _find(runtime.store, agent_id, customer_id, labels or [])
+    sessions = await _find(runtime.store, agent_id, customer_id, list(labels))
     if limit is None:
         return [session_dto(s) for s in ordered(sessions, sort)]
     page = paginate(sessions, limit=limit, cursor=cursor, sort=sort)

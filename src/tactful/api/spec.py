@@ -94,13 +94,11 @@ class DeclaredMethods:
         self._paths: list[tuple[re.Pattern[str], frozenset[str]]] | None = None
 
     def allowed(self, path: str) -> frozenset[str] | None:
-        """The methods the spec declares for ``path`` (with HEAD and OPTIONS), or None."""
+        """The methods the spec declares for ``path`` (and OPTIONS), or None."""
         if self._paths is None:
             self._paths = []
             for template, operations in self.api.openapi().get("paths", {}).items():
                 methods = {m.upper() for m in operations if m in HTTP_METHODS}
-                if "GET" in methods:
-                    methods.add("HEAD")
                 pattern, _, _ = compile_path(template)
                 self._paths.append((pattern, frozenset(methods | {"OPTIONS"})))
         found = [methods for pattern, methods in self._paths if pattern.match(path)]
