@@ -10,7 +10,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable
 from typing import Any
@@ -21,7 +20,7 @@ from fastapi.openapi.utils import (
     validation_error_response_definition,
 )
 from starlette.routing import compile_path
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 REF = "#/components/schemas/"
 ERROR_SCHEMA = {
@@ -108,22 +107,29 @@ class DeclaredMethods:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        method = scope["method"]
+        if scope["method"] != "OPTIONS":
+            # Routing finds an undeclared method; only then are the declared ones looked up.
+            await self.app(scope, receive, self._full_allow(scope, send))
+            return
         allowed = self.allowed(scope["path"])
-        if allowed is None or (method in allowed and method != "OPTIONS"):
+        if allowed is None:
             await self.app(scope, receive, send)
             return
-        allow = ", ".join(sorted(allowed)).encode()
-        if method == "OPTIONS":
-            headers = [(b"allow", allow), (b"content-length", b"0")]
-            await send({"type": "http.response.start", "status": 204, "headers": headers})
-            await send({"type": "http.response.body", "body": b""})
-            return
-        payload = json.dumps({"detail": "Method Not Allowed"}).encode()
-        headers = [
-            (b"allow", allow),
-            (b"content-type", b"application/json"),
-            (b"content-length", str(len(payload)).encode()),
-        ]
-        await send({"type": "http.response.start", "status": 405, "headers": headers})
-        await send({"type": "http.response.body", "body": payload})
+        headers = [(b"allow", _allow(allowed)), (b"content-length", b"0")]
+        await send({"type": "http.response.start", "status": 204, "headers": headers})
+        await send({"type": "http.response.body", "body": b""})
+
+    def _full_allow(self, scope: Scope, send: Send) -> Send:
+        async def sending(message: Message) -> None:
+            if message["type"] == "http.response.start" and message["status"] == 405:
+                allowed = self.allowed(scope["path"])
+                if allowed is not None:
+                    kept = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"allow"]
+                    message = {**message, "headers": [*kept, (b"allow", _allow(allowed))]}
+            await send(message)
+
+        return sending
+
+
+def _allow(methods: frozenset[str]) -> bytes:
+    return ", ".join(sorted(methods)).encode()
