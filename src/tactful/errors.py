@@ -17,7 +17,15 @@ class NotFoundError(TactfulError):
 
 
 class ValidationError(TactfulError):
-    """Input that is well-formed JSON but makes no sense (e.g. a session for an unknown agent)."""
+    """Input that is well-formed JSON but makes no sense (e.g. a session for an unknown agent).
+
+    ``loc`` names the field when it is known, as FastAPI does: ``("query", "cursor")``,
+    ``("body", "kind")``.
+    """
+
+    def __init__(self, message: str, *, loc: tuple[str | int, ...] = ()) -> None:
+        super().__init__(message)
+        self.loc = loc
 
 
 class ConflictError(TactfulError):

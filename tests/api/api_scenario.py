@@ -62,3 +62,9 @@ async def new_session(client: httpx.AsyncClient, agent_id: str, **extra: Any) ->
     assert response.status_code == 201, response.text
     session_id: str = response.json()["id"]
     return session_id
+
+
+def refusal(response: httpx.Response) -> str:
+    """A 422's messages, from FastAPI's shape ``{"detail": [{"loc", "msg", "type"}]}``."""
+    assert response.status_code == 422, response.text
+    return "; ".join(item["msg"] for item in response.json()["detail"])

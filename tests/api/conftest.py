@@ -1,18 +1,25 @@
 """Fixtures for the REST API: a transient offline runtime, the app, an in-process client, and a
-real uvicorn server on loopback (for SSE and Parlant's official client)."""
+real uvicorn server on loopback (for SSE and Parlant's official client); ``backend_*`` run the
+same on SQLite and on a fresh PostgreSQL database."""
 
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
+import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
+import pytest
 import pytest_asyncio
 import uvicorn
 from fastapi import FastAPI
+from sqlalchemy import make_url, text
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from tactful.api import create_app
 from tactful.config import Settings
@@ -21,6 +28,9 @@ from tactful.llm.scripted import HashingEmbedder
 from tactful.runtime import Runtime, start_runtime
 from tactful.security import tokens
 from tactful.security.keys import create_key
+from tactful.store.sql import _as_async_url
+
+POSTGRES_ENV = "TACTFUL_TEST_POSTGRES_URL"
 
 
 @pytest_asyncio.fixture
@@ -57,9 +67,9 @@ class _Server(uvicorn.Server):
         self.ready.set()
 
 
-@pytest_asyncio.fixture
-async def server_url(app: FastAPI) -> AsyncIterator[str]:
-    """A real uvicorn server for ``app`` on 127.0.0.1 and a free port, in the test's loop."""
+@asynccontextmanager
+async def serving(app: FastAPI) -> AsyncIterator[str]:
+    """A real uvicorn server for ``app`` on 127.0.0.1 and a free port, in the caller's loop."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
@@ -79,6 +89,71 @@ async def server_url(app: FastAPI) -> AsyncIterator[str]:
         server.should_exit = True
         await task
         sock.close()
+
+
+@pytest_asyncio.fixture
+async def server_url(app: FastAPI) -> AsyncIterator[str]:
+    """A real uvicorn server for ``app`` on 127.0.0.1 and a free port, in the test's loop."""
+    async with serving(app) as url:
+        yield url
+
+
+@asynccontextmanager
+async def postgres_runtime() -> AsyncIterator[Runtime]:
+    """A runtime on a fresh PostgreSQL database (dropped afterwards); skips without a server."""
+    url = os.environ.get(POSTGRES_ENV)
+    if not url:
+        pytest.skip(
+            f"no PostgreSQL server given: set {POSTGRES_ENV}, e.g. "
+            "postgresql://postgres@127.0.0.1:5432/test"
+        )
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    admin = create_async_engine(_as_async_url(url), isolation_level="AUTOCOMMIT")
+    try:
+        async with admin.connect() as conn:
+            await conn.execute(text(f'CREATE DATABASE "{name}"'))
+        database_url = make_url(url).set(database=name).render_as_string(hide_password=False)
+        rt = await start_runtime(
+            Settings(database_url=database_url), embedder=HashingEmbedder(), offline=True
+        )
+        try:
+            yield rt
+        finally:
+            await rt.close()
+            async with admin.connect() as conn:
+                await conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+    finally:
+        await admin.dispose()
+
+
+@pytest_asyncio.fixture(params=["sqlite", "postgresql"])
+async def backend_runtime(request: pytest.FixtureRequest) -> AsyncIterator[Runtime]:
+    """A runtime on each backend: SQLite in memory, and PostgreSQL when one is given."""
+    if request.param == "sqlite":
+        rt = await start_runtime(Settings(transient=True), embedder=HashingEmbedder(), offline=True)
+        try:
+            yield rt
+        finally:
+            await rt.close()
+        return
+    async with postgres_runtime() as rt:
+        yield rt
+
+
+@pytest_asyncio.fixture
+async def backend_client(backend_runtime: Runtime) -> AsyncIterator[httpx.AsyncClient]:
+    """An in-process client of the app over ``backend_runtime``."""
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(create_app(backend_runtime)), base_url="http://localhost"
+    ) as c:
+        yield c
+
+
+@pytest_asyncio.fixture
+async def backend_server_url(backend_runtime: Runtime) -> AsyncIterator[str]:
+    """A real uvicorn server of the app over ``backend_runtime``."""
+    async with serving(create_app(backend_runtime)) as url:
+        yield url
 
 
 SECRET = "test-secret-key-of-at-least-32-characters"

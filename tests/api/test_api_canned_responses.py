@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import httpx
+from api_scenario import refusal
 
 from tactful.domain import CannedResponse
 from tactful.runtime import Runtime
@@ -55,7 +56,7 @@ async def test_invalid_template_is_422_and_writes_nothing(
 ) -> None:
     response = await client.post("/canned_responses", json={"value": "Hi {{ name "})
     assert response.status_code == 422
-    detail = response.json()["detail"]
+    detail = refusal(response)
     assert detail.startswith("the canned response template is not valid Jinja2: line 1")
     assert await runtime.store.list(CannedResponse) == []
 

@@ -103,15 +103,15 @@ async def test_an_unreachable_or_unsupported_service_is_a_422_and_nothing_is_sto
                 },
             )
             assert down.status_code == 422
-            assert "cannot use service 'gone'" in down.json()["detail"]
+            assert "cannot use service 'gone'" in down.json()["detail"][0]["msg"]
             sdk = await client.put("/services/x", json={"kind": "sdk", "sdk": {"url": "http://a"}})
-            assert sdk.status_code == 422 and "not supported" in sdk.json()["detail"]
+            assert sdk.status_code == 422 and "not supported" in sdk.json()["detail"][0]["msg"]
             missing = await client.put("/services/x", json={"kind": "mcp"})
             assert missing.status_code == 422
             bad_url = await client.put(
                 "/services/x", json={"kind": "mcp", "mcp": {"url": "ftp://x"}}
             )
-            assert bad_url.status_code == 422 and "http(s)://" in bad_url.json()["detail"]
+            assert bad_url.status_code == 422 and "http(s)://" in bad_url.json()["detail"][0]["msg"]
         assert await runtime.store.list(ToolServiceConfig) == []
     finally:
         await runtime.close()

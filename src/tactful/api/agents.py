@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Response, status
 from pydantic import BaseModel, Field
 
 from tactful.api.auth import STAFF, Role, allow
-from tactful.api.params import Params, TagsUpdate, add_and_remove
+from tactful.api.params import JSON_INTEGER, Flag, Params, TagsUpdate, add_and_remove
 from tactful.api.references import check_tags, delete_sessions
 from tactful.api.runtime import RuntimeDep
 from tactful.domain import Agent, CompositionMode, MessageOutputMode, Session
@@ -43,38 +44,38 @@ class AgentCreationParams(Params):
     name: str = Field(min_length=1, max_length=200, description="Display name")
     id: str | None = Field(default=None, min_length=1, max_length=128, description="Custom id")
     description: str | None = None
-    max_engine_iterations: int | None = Field(default=None, ge=1, le=10)
+    max_engine_iterations: Annotated[int, Field(ge=1, le=10), JSON_INTEGER] | None = None
     composition_mode: CompositionMode | None = None
     message_output_mode: MessageOutputMode | None = None
     tags: list[str] | None = Field(default=None, description="Tag ids")
     no_match_reply: str | None = Field(
         default=None, min_length=1, description="What the agent says when nothing applies (ours)"
     )
-    reply_in_customer_language: bool | None = Field(
+    reply_in_customer_language: Flag | None = Field(
         default=None, description="Written replies follow the customer's language (ours)"
     )
     preambles: list[str] | None = Field(
         default=None, description="Acknowledgements sent before a slow reply (ours)"
     )
-    preamble_after_ms: int | None = Field(default=None, ge=0, le=60000)
+    preamble_after_ms: Annotated[int, Field(ge=0, le=60000), JSON_INTEGER] | None = None
     guest_sessions: bool | None = Field(default=None, description=GUEST_SESSIONS)
 
 
 class AgentUpdateParams(Params):
     name: str | None = Field(default=None, min_length=1, max_length=200)
     description: str | None = None
-    max_engine_iterations: int | None = Field(default=None, ge=1, le=10)
+    max_engine_iterations: Annotated[int, Field(ge=1, le=10), JSON_INTEGER] | None = None
     composition_mode: CompositionMode | None = None
     message_output_mode: MessageOutputMode | None = None
     tags: TagsUpdate | None = None
     no_match_reply: str | None = Field(default=None, min_length=1)
-    reply_in_customer_language: bool | None = Field(
+    reply_in_customer_language: Flag | None = Field(
         default=None, description="Written replies follow the customer's language (ours)"
     )
     preambles: list[str] | None = Field(
         default=None, description="Acknowledgements sent before a slow reply (ours)"
     )
-    preamble_after_ms: int | None = Field(default=None, ge=0, le=60000)
+    preamble_after_ms: Annotated[int, Field(ge=0, le=60000), JSON_INTEGER] | None = None
     guest_sessions: bool | None = Field(default=None, description=GUEST_SESSIONS)
 
 

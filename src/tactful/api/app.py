@@ -5,6 +5,7 @@ from __future__ import annotations
 from importlib.metadata import PackageNotFoundError, version
 
 from fastapi import Depends, FastAPI
+from fastapi.datastructures import Default
 from fastapi.routing import APIRoute
 from pydantic import BaseModel
 
@@ -26,7 +27,7 @@ from tactful.api import (
     traces,
 )
 from tactful.api.auth import EVERYONE, Authenticator, allow, authenticator_for, document_access
-from tactful.api.errors import install_error_handling
+from tactful.api.errors import SafeJSONResponse, install_error_handling
 from tactful.api.origins import install_origins
 from tactful.api.runtime import RuntimeDep
 from tactful.runtime import Runtime
@@ -76,6 +77,9 @@ def create_app(runtime: Runtime, *, authenticator: Authenticator | None = None) 
         version=_version(),
         description="A conversational harness for customer-facing LLM agents. "
         "Compatible with Parlant 3.3's REST API where they overlap.",
+        # Routes with a response model keep FastAPI's fast serializer; the rest never fail to
+        # encode (what the store reads is already repaired, see tactful.domain.text).
+        default_response_class=Default(SafeJSONResponse),
     )
     app.state.runtime = runtime
     app.state.authenticator = authenticator or authenticator_for(runtime)

@@ -19,6 +19,7 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.routing import APIRoute
 
 from tactful.api.runtime import RuntimeDep
+from tactful.api.spec import ERROR_REF
 from tactful.domain import Agent, Session
 from tactful.domain.audit import act_as
 from tactful.errors import ForbiddenError, NotFoundError, UnauthorizedError
@@ -204,12 +205,26 @@ def route_access(route: APIRoute) -> RouteAccess | None:
     return None
 
 
-REFUSALS = {
-    "401": "No credentials where this route needs them, or credentials that are malformed, "
-    "unknown, revoked or expired",
-    "403": "Credentials whose role may not do this",
-    "429": "Over a rate limit; Retry-After says when to try again",
+REFUSALS: dict[str, dict[str, Any]] = {
+    "401": {
+        "description": "No credentials where this route needs them, or credentials that are "
+        "malformed, unknown, revoked or expired",
+        "headers": {"WWW-Authenticate": {"schema": {"type": "string", "enum": ["Bearer"]}}},
+    },
+    "403": {"description": "Credentials whose role may not do this"},
+    "429": {
+        "description": "Over a rate limit",
+        "headers": {
+            "Retry-After": {
+                "description": "Seconds to wait before trying again",
+                "schema": {"type": "integer", "minimum": 1},
+            }
+        },
+    },
 }
+
+
+ERROR_BODY = {"schema": ERROR_REF}
 
 
 def document_access(app: FastAPI, routes: Iterable[APIRoute], *, production: bool) -> None:
@@ -237,9 +252,8 @@ def document_access(app: FastAPI, routes: Iterable[APIRoute], *, production: boo
                     continue
                 codes = ["401", "403", "429"] if production else ["429"]
                 for code in codes:
-                    operation.setdefault("responses", {}).setdefault(
-                        code, {"description": REFUSALS[code]}
-                    )
+                    refusal = {**REFUSALS[code], "content": {"application/json": ERROR_BODY}}
+                    operation.setdefault("responses", {}).setdefault(code, refusal)
                 if production:
                     optional = Role.GUEST in declared.roles
                     operation["security"] = [{"bearer": []}, *([{}] if optional else [])]

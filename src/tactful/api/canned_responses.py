@@ -108,12 +108,11 @@ async def create_canned_response(
 @router.get("", dependencies=[Depends(allow(*STAFF))])
 async def list_canned_responses(
     runtime: RuntimeDep,
-    tags: Annotated[
-        list[str] | None, Query(description="Only those with any of these tags")
-    ] = None,
+    # A list, not "list or null": a query string has no null (and the spec says so).
+    tags: Annotated[tuple[str, ...], Query(description="Only those with any of these tags")] = (),
 ) -> list[CannedResponseDTO]:
     """Every canned response (or those carrying one of ``tags``), in creation order."""
-    wanted = set(tags or [])
+    wanted = set(tags)
     return [
         canned_response_dto(c)
         for c in await runtime.store.list(CannedResponse)

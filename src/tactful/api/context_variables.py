@@ -135,7 +135,10 @@ async def _check_key(store: Store, key: str) -> None:
     "",
     status_code=status.HTTP_201_CREATED,
     dependencies=[Depends(allow(Role.ADMIN))],
-    responses={404: {"description": "A tag, agent or tool was not found"}},
+    responses={
+        404: {"description": "A tag, agent or tool was not found"},
+        409: {"description": "Id taken"},
+    },
 )
 async def create_context_variable(
     params: ContextVariableCreationParams, runtime: RuntimeDep

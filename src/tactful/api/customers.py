@@ -10,7 +10,13 @@ from pydantic import BaseModel, Field, StrictInt
 
 from tactful.api.auth import STAFF, allow
 from tactful.api.pagination import ordered, paginate
-from tactful.api.params import Params, SortDirection, TagsUpdate, add_and_remove
+from tactful.api.params import (
+    Params,
+    SortDirection,
+    TagsUpdate,
+    add_and_remove,
+    page_size_query,
+)
 from tactful.api.references import check_tags, delete_sessions, forget_values
 from tactful.api.runtime import RuntimeDep
 from tactful.domain import GUEST_CUSTOMER_ID, Customer, Session
@@ -84,7 +90,7 @@ async def create_customer(params: CustomerCreationParams, runtime: RuntimeDep) -
 @router.get("", dependencies=[Depends(allow(*STAFF))])
 async def list_customers(
     runtime: RuntimeDep,
-    limit: Annotated[int | None, Query(ge=1, le=1000, description="Page size")] = None,
+    limit: Annotated[int | None, page_size_query()] = None,
     cursor: Annotated[str | None, Query(description="From a previous page")] = None,
     sort: Annotated[SortDirection | None, Query(description="By creation time")] = None,
 ) -> PaginatedCustomers | list[CustomerDTO]:

@@ -1,14 +1,17 @@
 """The one place where errors become HTTP responses.
 
-Our own errors answer ``{"detail": "<message>"}``; invalid requests keep FastAPI's standard 422
-shape ``{"detail": [{"loc", "msg", "type", ...}]}`` (Parlant's client parses it); anything
-unexpected is logged and answers 500 ``{"detail": "internal error"}``, never a traceback.
+Every 422 has FastAPI's standard shape ``{"detail": [{"loc", "msg", "type", ...}]}`` (Parlant's
+client parses it), whether pydantic, the edge guard (``tactful.api.input``) or our own
+``ValidationError`` refused the request; other errors answer ``{"detail": "<message>"}``.
+Anything unexpected is logged and answers 500 ``{"detail": "internal error"}``, never a
+traceback. What is echoed is truncated and escaped, and no response fails to encode.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 from typing import Any
 
 import pydantic
@@ -18,6 +21,9 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from tactful.api.input import InputGuard
+from tactful.api.spec import DeclaredMethods, declare_errors
+from tactful.domain.text import escaped, repaired
 from tactful.errors import (
     ConfigurationError,
     ConflictError,
@@ -49,6 +55,22 @@ STATUS_BY_ERROR: dict[type[TactfulError], int] = {
 }
 
 INTERNAL_ERROR = {"detail": "internal error"}
+# How much of a refused value an error echoes: items per list or object, and nesting depth.
+ECHO_MAX_ITEMS = 20
+ECHO_MAX_DEPTH = 4
+MSG_MAX_CHARS = 1000
+
+
+class SafeJSONResponse(JSONResponse):
+    """FastAPI's JSON response, except that text no UTF-8 encoder takes (a lone surrogate)
+    becomes U+FFFD instead of failing the response."""
+
+    def render(self, content: Any) -> bytes:
+        text = json.dumps(content, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+        try:
+            return text.encode("utf-8")
+        except UnicodeEncodeError:
+            return repaired(text).encode("utf-8")
 
 
 def status_of(error: TactfulError) -> int:
@@ -59,25 +81,57 @@ def status_of(error: TactfulError) -> int:
     return 500
 
 
-def _plain(value: Any) -> Any:
-    # Error contexts may hold exception objects; the client only needs their text.
-    if value is None or isinstance(value, str | int | float | bool):
+def echo(value: Any, depth: int = 0) -> Any:
+    """A value as an error may echo it: JSON, bounded in size, text truncated and escaped."""
+    if value is None or isinstance(value, bool | int):
         return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)
+    if isinstance(value, str):
+        return escaped(value)
+    if isinstance(value, bytes):
+        return escaped(value.decode("utf-8", "replace"))
+    if depth >= ECHO_MAX_DEPTH and isinstance(value, list | tuple | dict):
+        return "…"
     if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
+        items = [echo(v, depth + 1) for v in value[:ECHO_MAX_ITEMS]]
+        return [*items, "…"] if len(value) > ECHO_MAX_ITEMS else items
     if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    return str(value)
+        pairs = list(value.items())[:ECHO_MAX_ITEMS]
+        return {escaped(str(k)): echo(v, depth + 1) for k, v in pairs}
+    # Error contexts may hold exception objects; the client only needs their text.
+    return escaped(str(value))
 
 
 def validation_details(errors: Any) -> list[dict[str, Any]]:
-    """Pydantic errors as JSON: loc, msg, type, input and ctx (no documentation URLs)."""
+    """Pydantic errors as JSON: loc, msg, type, input and ctx (no documentation URLs), with
+    the echoed input and context bounded."""
     details = []
     for e in errors:
-        item = {k: _plain(v) for k, v in dict(e).items() if k != "url"}
-        item["loc"] = list(item.get("loc") or [])
+        item: dict[str, Any] = {}
+        for key, value in dict(e).items():
+            if key == "url":
+                continue
+            if key == "msg":
+                item[key] = escaped(str(value), MSG_MAX_CHARS)
+            elif key == "loc":
+                item[key] = [p if isinstance(p, int) else escaped(str(p)) for p in value or ()]
+            else:
+                item[key] = echo(value)
+        item.setdefault("loc", [])
         details.append(item)
     return details
+
+
+def error_item(
+    message: str, loc: tuple[str | int, ...] = (), type_: str = "value_error"
+) -> dict[str, Any]:
+    """One item of a 422's ``detail``."""
+    return {
+        "loc": [p if isinstance(p, int) else escaped(p) for p in loc],
+        "msg": escaped(message, MSG_MAX_CHARS),
+        "type": type_,
+    }
 
 
 async def _tactful_error(request: Request, exc: Exception) -> JSONResponse:
@@ -85,20 +139,22 @@ async def _tactful_error(request: Request, exc: Exception) -> JSONResponse:
     code = status_of(exc)
     if code == 500:
         log.error("%s %s failed", request.method, request.url.path, exc_info=exc)
-        return JSONResponse(INTERNAL_ERROR, status_code=500)
+        return SafeJSONResponse(INTERNAL_ERROR, status_code=500)
     if code > 500:
         log.warning("%s %s failed: %s", request.method, request.url.path, exc)
+    if isinstance(exc, ValidationError):
+        return SafeJSONResponse({"detail": [error_item(str(exc), exc.loc)]}, status_code=code)
     headers = {}
     if isinstance(exc, UnauthorizedError):
         headers["WWW-Authenticate"] = "Bearer"
     if isinstance(exc, RateLimitedError):
         headers["Retry-After"] = str(exc.retry_after_s)
-    return JSONResponse({"detail": str(exc)}, status_code=code, headers=headers)
+    return SafeJSONResponse({"detail": str(exc)}, status_code=code, headers=headers)
 
 
 async def _request_invalid(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
-    return JSONResponse({"detail": validation_details(exc.errors())}, status_code=422)
+    return SafeJSONResponse({"detail": validation_details(exc.errors())}, status_code=422)
 
 
 async def _model_invalid(request: Request, exc: Exception) -> JSONResponse:
@@ -107,7 +163,7 @@ async def _model_invalid(request: Request, exc: Exception) -> JSONResponse:
     details = validation_details(exc.errors(include_url=False))
     for d in details:
         d["loc"] = ["body", *d["loc"]]
-    return JSONResponse({"detail": details}, status_code=422)
+    return SafeJSONResponse({"detail": details}, status_code=422)
 
 
 class BodyTooLargeError(HTTPException):
@@ -175,8 +231,13 @@ async def send_json(send: Send, status: int, body: dict[str, Any]) -> None:
 
 
 def install_error_handling(app: FastAPI, *, max_body_bytes: int) -> None:
-    """Map our errors and invalid requests to JSON responses, and guard the whole app."""
+    """Map our errors and invalid requests to JSON responses (as the spec declares them),
+    refuse bad text and undeclared methods at the edge, and guard the whole app."""
     app.add_exception_handler(TactfulError, _tactful_error)
     app.add_exception_handler(RequestValidationError, _request_invalid)
     app.add_exception_handler(pydantic.ValidationError, _model_invalid)
+    declare_errors(app)
+    # Inside the boundary, so the guard reads bodies already bounded in size.
+    app.add_middleware(InputGuard)
+    app.add_middleware(DeclaredMethods, api=app)
     app.add_middleware(ErrorBoundary, max_body_bytes=max_body_bytes)

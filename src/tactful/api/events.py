@@ -17,7 +17,13 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
 from tactful.api.auth import EVERYONE, STAFF, OwnedSession, Principal, Role, allow, caller, require
-from tactful.api.params import Params
+from tactful.api.params import (
+    PAGE_MAX,
+    Params,
+    offset_query,
+    page_size_query,
+    seconds_query,
+)
 from tactful.api.runtime import RuntimeDep
 from tactful.domain import (
     GUEST_CUSTOMER_ID,
@@ -41,6 +47,19 @@ HUMAN_SOURCES = (EventSource.HUMAN_AGENT, EventSource.HUMAN_AGENT_ON_BEHALF_OF_A
 # Parlant's default: a GET without wait_for_data waits up to a minute (capped by the settings).
 DEFAULT_WAIT_S = 60.0
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+# What ``kinds`` may hold, so that the spec says which values are refused.
+_KIND = "(?:" + "|".join(k.value for k in EventKind) + ")"
+KINDS = f"^ *(?:{_KIND} *)?(?:, *(?:{_KIND} *)?)*$"
+# A listing answers one page; Parlant's clients follow with min_offset = last offset + 1.
+DEFAULT_PAGE = 100
+HAS_MORE_HEADER = "Tactful-Has-More"
+PAGE_HEADERS = {
+    HAS_MORE_HEADER: {
+        "description": "true when more matching events follow this page: ask again with "
+        "min_offset = the last offset + 1",
+        "schema": {"type": "string", "enum": ["true", "false"]},
+    }
+}
 
 
 class EventDTO(BaseModel):
@@ -173,7 +192,7 @@ async def create_event(
     events too (customers and guests may post them from ``customer_ui``).
     """
     if problem := combination_problem(params):
-        raise ValidationError(problem)
+        raise ValidationError(problem, loc=("body",))
     session_id = session.id
     principal = caller(request)
     if params.kind is EventKind.MESSAGE and params.source in CUSTOMER_SOURCES:
@@ -268,14 +287,16 @@ def parse_kinds(kinds: str | None) -> list[EventKind] | None:
     if not kinds:
         return None
     parsed = []
-    for name in (k.strip() for k in kinds.split(",")):
+    for name in (k.strip(" ") for k in kinds.split(",")):
         if not name:
             continue
         try:
             parsed.append(EventKind(name))
         except ValueError:
             allowed = ", ".join(k.value for k in EventKind)
-            raise ValidationError(f"unknown event kind {name!r}; use {allowed}") from None
+            raise ValidationError(
+                f"unknown event kind {name!r}; use {allowed}", loc=("query", "kinds")
+            ) from None
     return parsed or None
 
 
@@ -304,6 +325,7 @@ async def _stream(
     trace_id: str | None,
     idle_timeout: float,
     principal: Principal | None,
+    page: int,
 ) -> AsyncIterator[str]:
     # Each appended event, and each new piece of a streamed message, wakes the listener; a
     # streamed message is sent again as it grows, until its chunks end with null. The stream
@@ -323,8 +345,14 @@ async def _stream(
                 event = await store.get_event(session_id, event_id)
                 if _state(event) != seen:
                     out.append(event)
+            # A page at a time: a long backlog goes out in pieces, never read whole.
             fresh = await store.list_events(
-                session_id, min_offset=offset, kinds=kinds, source=source, trace_id=trace_id
+                session_id,
+                min_offset=offset,
+                kinds=kinds,
+                source=source,
+                trace_id=trace_id,
+                limit=page,
             )
             out += fresh
             for event in out:
@@ -373,7 +401,11 @@ async def _until_complete(
     response_model=list[EventDTO],
     dependencies=[Depends(allow(*EVERYONE, Role.GUEST))],
     responses={
-        200: {"content": {"text/event-stream": {}}, "description": "Events (JSON, or SSE)"},
+        200: {
+            "content": {"text/event-stream": {}},
+            "description": "Events (JSON, or SSE)",
+            "headers": PAGE_HEADERS,
+        },
         404: {"description": "Session not found"},
         504: {"description": "No matching event within wait_for_data seconds"},
     },
@@ -382,17 +414,32 @@ async def list_events(
     session: OwnedSession,
     request: Request,
     runtime: RuntimeDep,
-    min_offset: Annotated[int, Query(ge=0, description="Only events from this offset on")] = 0,
+    response: Response,
+    min_offset: Annotated[int, offset_query("Only events from this offset on")] = 0,
     source: Annotated[EventSource | None, Query(description="Only events from this source")] = None,
     trace_id: Annotated[str | None, Query(description="Only events of this turn")] = None,
     correlation_id: Annotated[str | None, Query(description="Alias of trace_id (Parlant)")] = None,
-    kinds: Annotated[str | None, Query(description="Comma-separated: message,status,...")] = None,
+    kinds: Annotated[
+        str | None,
+        # In the spec only: parse_kinds refuses the same values with a clearer message.
+        Query(
+            description="Comma-separated: message,status,...", json_schema_extra={"pattern": KINDS}
+        ),
+    ] = None,
     wait_for_data: Annotated[
-        float, Query(ge=0, description="Seconds to wait for a first matching event")
+        float, seconds_query("Seconds to wait for a first matching event")
     ] = DEFAULT_WAIT_S,
     sse: Annotated[bool, Query(description="Stream events as Server-Sent Events")] = False,
+    limit: Annotated[
+        int,
+        page_size_query(
+            f"Most events in one answer (default {DEFAULT_PAGE}, at most {PAGE_MAX}); "
+            "SSE sends every event, reading this many at a time"
+        ),
+    ] = DEFAULT_PAGE,
 ) -> list[EventDTO] | StreamingResponse:
-    """Events in offset order, filtered.
+    """Events in offset order, filtered, ``limit`` at a time: the ``Tactful-Has-More: true``
+    header says more follow (ask again from the last offset + 1).
 
     Long-poll: with ``wait_for_data`` > 0 the request returns as soon as a matching event exists
     and answers 504 if none arrives in time (``wait_for_data=0`` answers at once, maybe with an
@@ -404,7 +451,9 @@ async def list_events(
     Customers and guests see their timeline without tool events.
     """
     if trace_id and correlation_id and trace_id != correlation_id:
-        raise ValidationError("trace_id and correlation_id differ; give one of them")
+        raise ValidationError(
+            "trace_id and correlation_id differ; give one of them", loc=("query", "correlation_id")
+        )
     trace_id = trace_id or correlation_id or None
     session_id = session.id
     principal = caller(request)
@@ -412,7 +461,7 @@ async def list_events(
     if not _staff(principal):
         kind_list = [k for k in kind_list or EventKind if k is not EventKind.TOOL]
         if not kind_list:
-            return []
+            return _page(response, [], limit, principal)
     wait = min(wait_for_data, runtime.settings.long_poll_max_s)
     if sse:
         stream = _stream(
@@ -424,13 +473,19 @@ async def list_events(
             trace_id=trace_id,
             idle_timeout=wait,
             principal=principal,
+            page=limit,
         )
         return StreamingResponse(stream, media_type="text/event-stream", headers=SSE_HEADERS)
     if wait == 0:
         found = await runtime.store.list_events(
-            session_id, min_offset=min_offset, kinds=kind_list, source=source, trace_id=trace_id
+            session_id,
+            min_offset=min_offset,
+            kinds=kind_list,
+            source=source,
+            trace_id=trace_id,
+            limit=limit + 1,
         )
-        return [shown(e, principal) for e in found]
+        return _page(response, found, limit, principal)
     try:
         found = await wait_for_events(
             runtime.store,
@@ -441,13 +496,22 @@ async def list_events(
             source=source,
             trace_id=trace_id,
             timeout=wait,
+            limit=limit + 1,
         )
     except TimeoutError:
         raise HTTPException(
             status.HTTP_504_GATEWAY_TIMEOUT,
             f"no matching event from offset {min_offset} within {wait:g} s; ask again",
         ) from None
-    return [shown(e, principal) for e in found]
+    return _page(response, found, limit, principal)
+
+
+def _page(
+    response: Response, found: list[Event], limit: int, principal: Principal | None
+) -> list[EventDTO]:
+    """The first ``limit`` events (``limit + 1`` were read), saying whether more follow."""
+    response.headers[HAS_MORE_HEADER] = "true" if len(found) > limit else "false"
+    return [shown(e, principal) for e in found[:limit]]
 
 
 @router.delete(
@@ -459,7 +523,7 @@ async def list_events(
 async def delete_events(
     session_id: str,
     runtime: RuntimeDep,
-    min_offset: Annotated[int, Query(ge=0, description="Delete events from this offset on")],
+    min_offset: Annotated[int, offset_query("Delete events from this offset on")],
 ) -> Response:
     """Mark the events from ``min_offset`` on as deleted; they no longer appear in listings."""
     await runtime.store.get(Session, session_id)
@@ -471,7 +535,10 @@ async def delete_events(
     "/{session_id}/events/{event_id}",
     response_model=EventDTO,
     dependencies=[Depends(allow(*EVERYONE, Role.GUEST))],
-    responses={404: {"description": "Session or event not found"}},
+    responses={
+        200: {"content": {"text/event-stream": {}}, "description": "The event (JSON, or SSE)"},
+        404: {"description": "Session or event not found"},
+    },
 )
 async def read_event(
     session: OwnedSession,
@@ -482,7 +549,7 @@ async def read_event(
         bool, Query(description="Wait until a streamed message is complete")
     ] = False,
     wait_for_data: Annotated[
-        float, Query(ge=0, description="Seconds to wait for the next piece of a stream")
+        float, seconds_query("Seconds to wait for the next piece of a stream")
     ] = DEFAULT_WAIT_S,
     sse: Annotated[
         bool, Query(description="Send the event as it grows, as Server-Sent Events")

@@ -58,7 +58,10 @@ def term_dto(t: Term) -> TermDTO:
     "",
     status_code=status.HTTP_201_CREATED,
     dependencies=[Depends(allow(Role.ADMIN))],
-    responses={404: {"description": "A tag or agent was not found"}},
+    responses={
+        404: {"description": "A tag or agent was not found"},
+        409: {"description": "Id taken"},
+    },
 )
 async def create_term(params: TermCreationParams, runtime: RuntimeDep) -> TermDTO:
     """Create a term. Tag it ``agent:<agent id>`` to scope it to one agent."""

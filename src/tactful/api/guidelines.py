@@ -15,6 +15,8 @@ from pydantic import BaseModel, Field
 
 from tactful.api.auth import STAFF, Role, allow
 from tactful.api.params import (
+    Flag,
+    Int32,
     LabelsUpdate,
     MetadataUpdate,
     Params,
@@ -122,19 +124,19 @@ class GuidelineCreationParams(Params):
     description: str | None = None
     criticality: Criticality | None = None
     metadata: dict[str, Any] | None = None
-    enabled: bool | None = None
+    enabled: Flag | None = None
     tags: list[str] | None = Field(default=None, description="Tag ids or agent:<agent id>")
     composition_mode: CompositionMode | None = None
-    track: bool | None = Field(default=None, description="Accepted for Parlant; ignored")
+    track: Flag | None = Field(default=None, description="Accepted for Parlant; ignored")
     labels: list[str] | None = None
-    priority: int | None = None
+    priority: Int32 | None = None
     canned_responses: list[str] | None = Field(default=None, description="Canned response ids")
     examples: list[str] | None = Field(default=None, description="Customer utterances")
-    always: bool | None = Field(default=None, description="Applies every turn, with no check")
-    always_check: bool | None = Field(
+    always: Flag | None = Field(default=None, description="Applies every turn, with no check")
+    always_check: Flag | None = Field(
         default=None, description="Always check in detail (true), or never force it (false)"
     )
-    about_reply: bool | None = Field(
+    about_reply: Flag | None = Field(
         default=None,
         description="The condition is about the agent's own reply: checked against the draft "
         "(true), or never (false); unset: recognised from the wording (ours)",
@@ -157,17 +159,17 @@ class GuidelineUpdateParams(Params):
     description: str | None = None
     criticality: Criticality | None = None
     tool_associations: ToolAssociationsUpdate | None = None
-    enabled: bool | None = None
+    enabled: Flag | None = None
     tags: TagsUpdate | None = None
     metadata: MetadataUpdate | None = None
     composition_mode: CompositionMode | None = None
     labels: LabelsUpdate | None = None
-    priority: int | None = None
+    priority: Int32 | None = None
     canned_responses: IdsUpdate | None = None
     examples: list[str] | None = None
-    always: bool | None = None
-    always_check: bool | None = None
-    about_reply: bool | None = None
+    always: Flag | None = None
+    always_check: Flag | None = None
+    about_reply: Flag | None = None
 
 
 def guideline_dto(g: Guideline) -> GuidelineDTO:
@@ -258,7 +260,10 @@ async def with_relationships(
     "",
     status_code=status.HTTP_201_CREATED,
     dependencies=[Depends(allow(Role.ADMIN))],
-    responses={404: {"description": "A tag, agent or canned response was not found"}},
+    responses={
+        404: {"description": "A tag, agent or canned response was not found"},
+        409: {"description": "Id taken"},
+    },
 )
 async def create_guideline(params: GuidelineCreationParams, runtime: RuntimeDep) -> GuidelineDTO:
     """Create a guideline (without ``action``: an observation).

@@ -10,7 +10,8 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel, Field
 
 from tactful.api.auth import STAFF, Role, allow
-from tactful.api.params import LabelsUpdate, Params, TagsUpdate, unique
+from tactful.api.errors import SafeJSONResponse, error_item
+from tactful.api.params import Int32, LabelsUpdate, Params, TagsUpdate, unique
 from tactful.api.references import check_tags, forget_journey, journeys_using
 from tactful.api.runtime import RuntimeDep
 from tactful.domain import CannedResponse, CompositionMode, Guideline, Journey, ToolSpec
@@ -48,7 +49,7 @@ class JourneyCreationParams(Params):
     tags: list[str] | None = Field(default=None, description="Tag ids or agent:<agent id>")
     composition_mode: CompositionMode | None = None
     labels: list[str] | None = None
-    priority: int | None = None
+    priority: Int32 | None = None
 
 
 class ConditionsUpdate(Params):
@@ -63,7 +64,7 @@ class JourneyUpdateParams(Params):
     tags: TagsUpdate | None = None
     composition_mode: CompositionMode | None = None
     labels: LabelsUpdate | None = None
-    priority: int | None = None
+    priority: Int32 | None = None
 
 
 class StateParams(Params):
@@ -104,11 +105,6 @@ class GraphDTO(BaseModel):
     transitions: list[JourneyTransition]
 
 
-class GraphProblems(BaseModel):
-    detail: str
-    problems: list[str]
-
-
 def journey_dto(j: Journey) -> JourneyDTO:
     return JourneyDTO(
         id=j.id,
@@ -138,7 +134,10 @@ async def known_tools(runtime: Runtime) -> set[str]:
     "",
     status_code=status.HTTP_201_CREATED,
     dependencies=[Depends(allow(Role.ADMIN))],
-    responses={404: {"description": "A tag or agent was not found"}},
+    responses={
+        404: {"description": "A tag or agent was not found"},
+        409: {"description": "Id taken"},
+    },
 )
 async def create_journey(params: JourneyCreationParams, runtime: RuntimeDep) -> JourneyDTO:
     """Create a journey; each condition becomes an observation carrying the journey's tags.
@@ -262,7 +261,7 @@ async def read_graph(journey_id: str, runtime: RuntimeDep) -> GraphDTO:
 @router.put(
     "/{journey_id}/graph",
     dependencies=[Depends(allow(Role.ADMIN))],
-    responses={**NOT_FOUND, 422: {"model": GraphProblems, "description": "Invalid graph"}},
+    responses={**NOT_FOUND, 422: {"description": "Invalid graph: one item per problem"}},
     response_model=GraphDTO,
 )
 async def replace_graph(
@@ -271,7 +270,7 @@ async def replace_graph(
     """Replace the journey's graph. It is validated first (reachability, dangling or
     out-of-end transitions, tools, forks, actions, canned responses, sub-journeys and
     transitions into other journeys); any problem answers 422 with all of them in
-    ``problems`` and writes nothing."""
+    ``detail`` (one item each) and writes nothing."""
     store = runtime.store
     journey = await store.get(Journey, journey_id)
     others = {j.id: j for j in await store.list(Journey) if j.id != journey_id}
@@ -291,10 +290,8 @@ async def replace_graph(
         journeys=others,
     )
     if problems:
-        body = GraphProblems(
-            detail="invalid journey graph: " + "; ".join(problems), problems=problems
-        )
-        return JSONResponse(body.model_dump(), status_code=422)
+        detail = [error_item(p, ("body",)) for p in problems]
+        return SafeJSONResponse({"detail": detail}, status_code=422)
     return graph_dto(await store.update(updated))
 
 

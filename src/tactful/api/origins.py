@@ -16,8 +16,9 @@ from tactful.api.errors import send_json
 from tactful.config import Settings
 from tactful.security.exposure import is_loopback
 
-# Response headers a browser script may read besides the CORS-safelisted ones.
-EXPOSED_HEADERS = ["Retry-After"]
+# Response headers a browser script may read besides the CORS-safelisted ones
+# (Tactful-Has-More: another page of events follows, see api/events.py).
+EXPOSED_HEADERS = ["Retry-After", "Tactful-Has-More"]
 
 
 def _host_name(host_header: str) -> str:

@@ -13,6 +13,7 @@ from tactful.domain import Entity
 from tactful.errors import ValidationError
 
 E = TypeVar("E", bound=Entity)
+CURSOR = ("query", "cursor")
 
 
 @dataclass
@@ -32,7 +33,7 @@ def _decode(cursor: str) -> str:
         return base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
     except (binascii.Error, UnicodeDecodeError, ValueError):
         raise ValidationError(
-            f"the cursor {cursor!r} is not valid; list again without it"
+            f"the cursor {cursor!r} is not valid; list again without it", loc=CURSOR
         ) from None
 
 
@@ -46,7 +47,9 @@ def paginate(
         after = _decode(cursor)
         ids = [e.id for e in in_order]
         if after not in ids:
-            raise ValidationError(f"the cursor {cursor!r} names nothing; list again without it")
+            raise ValidationError(
+                f"the cursor {cursor!r} names nothing; list again without it", loc=CURSOR
+            )
         start = ids.index(after) + 1
     chunk = in_order[start : start + limit]
     has_more = start + limit < len(in_order)

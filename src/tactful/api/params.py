@@ -3,9 +3,46 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi import Query
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool
+from pydantic_core import PydanticCustomError
+
+from tactful.store.schema import INT32_MAX
+
+
+def _json_integer(value: Any) -> Any:
+    # JSON Schema's integer: 3 and 3.0 are, true and "3" are not (pydantic's lax mode takes them).
+    if isinstance(value, bool | str | bytes):
+        raise PydanticCustomError("int_type", "Input should be a valid integer")
+    return value
+
+
+# Numbers in bodies are strict (``true`` is not an integer, ``0`` is not a boolean) and every
+# integer fits the 32-bit columns of both backends, so the spec's bounds are the truth.
+# Metadata after the bounds, so that the spec still shows them as minimum and maximum.
+JSON_INTEGER = BeforeValidator(_json_integer)
+Int32 = Annotated[int, Field(ge=-INT32_MAX - 1, le=INT32_MAX), JSON_INTEGER]
+Offset = Annotated[int, Field(ge=0, le=INT32_MAX), JSON_INTEGER]
+Flag = StrictBool
+# Page sizes, in queries and bodies.
+PAGE_MAX = 1000
+
+
+def offset_query(description: str) -> Any:
+    """A query parameter holding an event offset (0 to 2^31 - 1)."""
+    return Query(ge=0, le=INT32_MAX, description=description)
+
+
+def seconds_query(description: str) -> Any:
+    """A query parameter holding a wait in seconds: finite, from 0 to a day."""
+    return Query(ge=0, le=24 * 3600, allow_inf_nan=False, description=description)
+
+
+def page_size_query(description: str = "Page size") -> Any:
+    """A query parameter holding a page size (1 to 1,000)."""
+    return Query(ge=1, le=PAGE_MAX, description=description)
 
 
 class Params(BaseModel):

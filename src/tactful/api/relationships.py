@@ -225,7 +225,9 @@ async def list_relationships(
         if v is not None
     ]
     if len(filters) > 1:
-        raise ValidationError("filter on at most one of guideline_id, tag_id and tool_id")
+        raise ValidationError(
+            "filter on at most one of guideline_id, tag_id and tool_id", loc=("query",)
+        )
     relationships = await store.list(Relationship)
     if kind is not None:
         relationships = [r for r in relationships if r.kind is kind]

@@ -84,7 +84,10 @@ def _dto(runtime: Runtime, config: ToolServiceConfig, *, tools: bool) -> Service
 @router.put(
     "/{name}",
     dependencies=[Depends(allow(Role.ADMIN))],
-    responses={422: {"description": "Bad parameters, or the service cannot be reached"}},
+    responses={
+        409: {"description": "A tool service defined in Python has this name"},
+        422: {"description": "Bad parameters, or the service cannot be reached"},
+    },
 )
 async def update_service(name: str, params: ServiceUpdateParams, runtime: RuntimeDep) -> ServiceDTO:
     """Add (or replace) a tool service: its operations or tools become tools named

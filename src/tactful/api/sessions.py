@@ -13,7 +13,15 @@ from pydantic import BaseModel, Field
 
 from tactful.api.auth import EVERYONE, STAFF, OwnedSession, Principal, Role, allow, caller
 from tactful.api.pagination import ordered, paginate
-from tactful.api.params import LabelsUpdate, MetadataUpdate, Params, SortDirection, unique
+from tactful.api.params import (
+    LabelsUpdate,
+    MetadataUpdate,
+    Offset,
+    Params,
+    SortDirection,
+    page_size_query,
+    unique,
+)
 from tactful.api.references import delete_sessions, ensure_guest
 from tactful.api.runtime import RuntimeDep
 from tactful.domain import (
@@ -36,7 +44,7 @@ router = APIRouter(prefix="/sessions", tags=["sessions"])
 
 
 class ConsumptionOffsetsDTO(Params):
-    client: int | None = Field(default=None, ge=0, description="Last offset the client read")
+    client: Offset | None = Field(default=None, description="Last offset the client read")
 
 
 class SessionDTO(BaseModel):
@@ -180,17 +188,18 @@ async def list_sessions(
     runtime: RuntimeDep,
     agent_id: Annotated[str | None, Query(description="Only this agent's sessions")] = None,
     customer_id: Annotated[str | None, Query(description="Only this customer's sessions")] = None,
+    # A list, not "list or null": a query string has no null (and the spec says so).
     labels: Annotated[
-        list[str] | None, Query(description="Only sessions with all these labels")
-    ] = None,
-    limit: Annotated[int | None, Query(ge=1, le=1000, description="Page size")] = None,
+        tuple[str, ...], Query(description="Only sessions with all these labels")
+    ] = (),
+    limit: Annotated[int | None, page_size_query()] = None,
     cursor: Annotated[str | None, Query(description="From a previous page")] = None,
     sort: Annotated[SortDirection | None, Query(description="By creation time")] = None,
 ) -> SessionListing | list[SessionDTO]:
     """Sessions matching the filters; with ``limit``, one page of them (``SessionListing``).
     A customer token lists its own customer's sessions only."""
     customer_id = _own_customer(caller(request), customer_id)
-    sessions = await _find(runtime.store, agent_id, customer_id, labels or [])
+    sessions = await _find(runtime.store, agent_id, customer_id, list(labels))
     if limit is None:
         return [session_dto(s) for s in ordered(sessions, sort)]
     page = paginate(sessions, limit=limit, cursor=cursor, sort=sort)

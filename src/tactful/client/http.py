@@ -32,6 +32,9 @@ from tactful.client.models import (
 from tactful.errors import TactfulError
 
 DEFAULT_URL = "http://127.0.0.1:8800"
+# Event listings come in pages of at most PAGE; this header says another one follows.
+PAGE = 1000
+HAS_MORE = "Tactful-Has-More"
 
 M = TypeVar("M")
 
@@ -151,7 +154,8 @@ class TactfulClient:
         kinds: Sequence[str] | None = None,
         wait_for_data: int = 30,
     ) -> list[EventInfo]:
-        """Events from ``min_offset`` on; waits up to ``wait_for_data`` s for the first one.
+        """Events from ``min_offset`` on (one page: ask again after the last one); waits up to
+        ``wait_for_data`` s for the first one.
 
         Returns an empty list when nothing came in time (the server's 504).
         """
@@ -165,6 +169,24 @@ class TactfulClient:
         if response.status_code == 504:
             return []
         return self._parse(list[EventInfo], self._body(response, "GET", path), f"GET {path}")
+
+    async def read_events(
+        self, session_id: str, min_offset: int = 0, kinds: Sequence[str] | None = None
+    ) -> list[EventInfo]:
+        """Every event from ``min_offset`` on, without waiting, read page by page: the server
+        answers one page at a time and says with ``Tactful-Has-More`` that another follows."""
+        path = f"/sessions/{session_id}/events"
+        events: list[EventInfo] = []
+        while True:
+            params: dict[str, Any] = {"min_offset": min_offset, "wait_for_data": 0, "limit": PAGE}
+            if kinds:
+                params["kinds"] = ",".join(kinds)
+            response = await self._request("GET", path, params=params)
+            page = self._parse(list[EventInfo], self._body(response, "GET", path), f"GET {path}")
+            events += page
+            if not page or response.headers.get(HAS_MORE) != "true":
+                return events
+            min_offset = page[-1].offset + 1
 
     async def get_trace(self, trace_id: str, *, wait: float = 0.0) -> TraceInfo:
         """``GET /traces/{id}``. With ``wait``, retry a not-yet-stored trace for that long.

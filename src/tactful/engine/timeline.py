@@ -20,8 +20,10 @@ async def wait_for_events(
     source: EventSource | None = None,
     trace_id: str | None = None,
     timeout: float,
+    limit: int | None = None,
 ) -> list[Event]:
-    """Events matching the filter; waits up to ``timeout`` seconds for the first one.
+    """Events matching the filter (the first ``limit`` of them when given); waits up to
+    ``timeout`` seconds for the first one.
 
     Returns as soon as at least one matching event exists. Raises ``TimeoutError`` when none
     arrived in time.
@@ -33,7 +35,12 @@ async def wait_for_events(
         listener = bus.listen(session_id)
         try:
             found = await store.list_events(
-                session_id, min_offset=min_offset, kinds=kinds, source=source, trace_id=trace_id
+                session_id,
+                min_offset=min_offset,
+                kinds=kinds,
+                source=source,
+                trace_id=trace_id,
+                limit=limit,
             )
             if found:
                 return found

@@ -21,6 +21,10 @@ class Store(ABC):
 
     Every write is one transaction: when a method returns, its write is durable; when it raises,
     nothing of it was written.
+
+    Ids, keys and names (the indexed columns) holding NUL or a lone surrogate are refused with
+    ``ValidationError`` on every backend, and looking one up finds nothing. In documents a lone
+    surrogate is stored, and read, as U+FFFD.
     """
 
     backend: str
@@ -116,8 +120,10 @@ class Store(ABC):
         kinds: Sequence[EventKind] | None = None,
         source: EventSource | None = None,
         trace_id: str | None = None,
+        limit: int | None = None,
     ) -> builtins.list[Event]:
-        """Events in offset order."""
+        """Events in offset order; the first ``limit`` of them when given (a page: the next
+        one starts after the last offset returned)."""
 
     @abstractmethod
     async def get_event(self, session_id: str, event_id: str) -> Event: ...

@@ -25,6 +25,10 @@ from sqlalchemy.sql.schema import SchemaItem
 
 metadata = MetaData()
 
+# Integer columns (offsets, counters) are 32-bit on PostgreSQL; SQLite takes more, but both
+# backends accept the same range so that a request means the same on either.
+INT32_MAX = 2**31 - 1
+
 # Entity collection -> the document attributes mirrored into indexed columns.
 INDEXED_COLUMNS: dict[str, tuple[str, ...]] = {
     "tags": ("name",),

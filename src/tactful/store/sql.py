@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import builtins
 import contextlib
+import json
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
@@ -36,7 +37,8 @@ from tactful.domain import (
     utcnow,
 )
 from tactful.domain.audit import current_actor
-from tactful.errors import ConflictError, NotFoundError, StoreError
+from tactful.domain.text import SURROGATE_ESCAPE, repaired_value, text_problem
+from tactful.errors import ConflictError, NotFoundError, StoreError, ValidationError
 from tactful.llm.base import Vectors
 from tactful.store.base import E, Store
 from tactful.store.schema import (
@@ -44,6 +46,7 @@ from tactful.store.schema import (
     DEFINITION_COLLECTIONS,
     ENTITY_TABLES,
     INDEXED_COLUMNS,
+    INT32_MAX,
     audit,
     embeddings,
     events,
@@ -58,6 +61,35 @@ def _as_async_url(url: str) -> str:
     if url.startswith("sqlite://") and not url.startswith("sqlite+aiosqlite://"):
         return "sqlite+aiosqlite://" + url[len("sqlite://") :]
     return url
+
+
+def dump_json(value: Any) -> str:
+    """JSON for a ``data`` column; a lone surrogate (which no response could encode) is
+    replaced by U+FFFD instead of being stored."""
+    text = json.dumps(value)
+    if SURROGATE_ESCAPE.search(text) is None:
+        return text
+    return json.dumps(repaired_value(value))
+
+
+def load_json(text: str) -> Any:
+    """A ``data`` column's value; a lone surrogate stored by an older version reads as U+FFFD.
+    Only text holding a surrogate escape is walked, so the usual read pays one search."""
+    value = json.loads(text)
+    if SURROGATE_ESCAPE.search(text) is None:
+        return value
+    return repaired_value(value)
+
+
+def _storable(kind: str, column: str, value: str | None) -> None:
+    # PostgreSQL refuses NUL in text and no driver encodes a lone surrogate: refuse them alike.
+    if value is not None and (problem := text_problem(value)):
+        raise ValidationError(f"the {kind}'s {column}: {problem}")
+
+
+def _searchable(*values: str | None) -> bool:
+    """Whether a row could hold these values (nothing stored holds NUL or a lone surrogate)."""
+    return all(v is None or text_problem(v) is None for v in values)
 
 
 class SQLStore(Store):
@@ -86,15 +118,24 @@ class SQLStore(Store):
             if self.pg_schema:
                 connect_args["server_settings"] = {"search_path": self.pg_schema}
             return create_async_engine(
-                self.url, pool_size=10, max_overflow=20, connect_args=connect_args
+                self.url,
+                pool_size=10,
+                max_overflow=20,
+                connect_args=connect_args,
+                json_serializer=dump_json,
+                json_deserializer=load_json,
             )
         in_memory = self._in_memory
+        json_args: dict[str, Any] = {"json_serializer": dump_json, "json_deserializer": load_json}
         if in_memory:
             engine = create_async_engine(
-                self.url, poolclass=StaticPool, connect_args={"check_same_thread": False}
+                self.url,
+                poolclass=StaticPool,
+                connect_args={"check_same_thread": False},
+                **json_args,
             )
         else:
-            engine = create_async_engine(self.url)
+            engine = create_async_engine(self.url, **json_args)
 
         @event.listens_for(engine.sync_engine, "connect")
         def _pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -169,6 +210,9 @@ class SQLStore(Store):
 
     @staticmethod
     def _row(entity: Entity, key: str | None) -> dict[str, Any]:
+        kind = type(entity).__name__
+        _storable(kind, "id", entity.id)
+        _storable(kind, "key", key)
         row: dict[str, Any] = {
             "id": entity.id,
             "natural_key": key,
@@ -178,6 +222,7 @@ class SQLStore(Store):
         }
         for col in INDEXED_COLUMNS[entity.collection]:
             row[col] = getattr(entity, col)
+            _storable(kind, col, row[col])
         return row
 
     def _insert(self) -> Any:
@@ -239,6 +284,7 @@ class SQLStore(Store):
 
     async def upsert(self, entity: E, *, key: str | None = None) -> tuple[E, bool]:
         table = self._table(type(entity))
+        self._row(entity, key)  # refuses bad text before it reaches a query
         async with self._tx() as conn:
             where = table.c.natural_key == key if key is not None else table.c.id == entity.id
             existing = (
@@ -282,6 +328,8 @@ class SQLStore(Store):
 
     async def find(self, kind: type[E], id: str) -> E | None:
         table = self._table(kind)
+        if not _searchable(id):
+            return None
         async with self._tx(read_only=True) as conn:
             row = (await conn.execute(select(table.c.data).where(table.c.id == id))).first()
         return kind.model_validate(row.data) if row else None
@@ -294,6 +342,8 @@ class SQLStore(Store):
 
     async def get_by_key(self, kind: type[E], key: str) -> E | None:
         table = self._table(kind)
+        if not _searchable(key):
+            return None
         async with self._tx(read_only=True) as conn:
             row = (
                 await conn.execute(select(table.c.data).where(table.c.natural_key == key))
@@ -305,6 +355,8 @@ class SQLStore(Store):
         unknown = set(where) - set(INDEXED_COLUMNS[kind.collection])
         if unknown:
             raise TypeError(f"cannot filter {kind.__name__} by {sorted(unknown)}")
+        if not _searchable(*where.values()):
+            return []
         query = select(table.c.data).order_by(table.c.creation_utc, table.c.id)
         if where:
             query = query.where(and_(*(table.c[k] == v for k, v in where.items())))
@@ -314,6 +366,8 @@ class SQLStore(Store):
 
     async def delete(self, kind: type[E], id: str) -> bool:
         table = self._table(kind)
+        if not _searchable(id):
+            return False
         async with self._tx() as conn:
             if kind is Session:
                 traces = ENTITY_TABLES["traces"]
@@ -339,6 +393,9 @@ class SQLStore(Store):
         metadata: dict[str, Any] | None = None,
     ) -> Event:
         sessions = ENTITY_TABLES["sessions"]
+        if not _searchable(session_id):
+            raise NotFoundError("Session", session_id)
+        _storable("Event", "trace_id", trace_id)
         async with self._tx() as conn:
             # The UPDATE takes the row lock, so concurrent appends get distinct offsets.
             bumped = (
@@ -400,16 +457,21 @@ class SQLStore(Store):
         kinds: Sequence[EventKind] | None = None,
         source: EventSource | None = None,
         trace_id: str | None = None,
+        limit: int | None = None,
     ) -> builtins.list[Event]:
+        if min_offset > INT32_MAX or not _searchable(session_id, trace_id):
+            return []  # no event has such an offset or id
         query = (
             select(events)
             .where(
                 events.c.session_id == session_id,
-                events.c.offset >= min_offset,
+                events.c.offset >= max(min_offset, 0),
                 events.c.deleted.is_(False),
             )
             .order_by(events.c.offset)
         )
+        if limit is not None:
+            query = query.limit(max(limit, 0))
         if kinds:
             query = query.where(events.c.kind.in_([k.value for k in kinds]))
         if source is not None:
@@ -421,6 +483,8 @@ class SQLStore(Store):
         return [self._event(r) for r in rows]
 
     async def get_event(self, session_id: str, event_id: str) -> Event:
+        if not _searchable(session_id, event_id):
+            raise NotFoundError("Event", event_id)
         query = select(events).where(events.c.session_id == session_id, events.c.id == event_id)
         async with self._tx(read_only=True) as conn:
             row = (await conn.execute(query)).first()
@@ -429,6 +493,8 @@ class SQLStore(Store):
         return self._event(row)
 
     async def update_event_data(self, session_id: str, event_id: str, data: Any) -> Event:
+        if not _searchable(session_id, event_id):
+            raise NotFoundError("Event", event_id)
         async with self._tx() as conn:
             result = await conn.execute(
                 update(events)
@@ -440,10 +506,12 @@ class SQLStore(Store):
         return await self.get_event(session_id, event_id)
 
     async def delete_events(self, session_id: str, *, min_offset: int) -> int:
+        if min_offset > INT32_MAX or not _searchable(session_id):
+            return 0
         async with self._tx() as conn:
             result = await conn.execute(
                 update(events)
-                .where(events.c.session_id == session_id, events.c.offset >= min_offset)
+                .where(events.c.session_id == session_id, events.c.offset >= max(min_offset, 0))
                 .values(deleted=True)
             )
         return int(result.rowcount)
