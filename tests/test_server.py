@@ -115,6 +115,23 @@ async def test_start_http_serves_the_api_on_loopback() -> None:
         assert [a["name"] for a in agents.json()] == ["Loopback"]
 
 
+async def test_served_connections_send_without_waiting_for_acks() -> None:
+    # Without TCP_NODELAY, a response written in two pieces (headers, body) waited ~40 ms for
+    # the client's delayed ACK: every request to `tactful serve` took 40 ms more.
+    port = _free_port()
+    async with tactful.Server(
+        transient=True, embedder=HashingEmbedder(), offline=True, port=port
+    ) as server:
+        await server.start_http()
+        async with httpx.AsyncClient(base_url=server.url) as client:
+            assert (await client.get("/healthz")).status_code == 200
+            http = server._http
+            assert http is not None
+            [connection] = list(http.server_state.connections)
+            sock = connection.transport.get_extra_info("socket")  # type: ignore[attr-defined]
+            assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+
+
 async def test_start_http_on_a_taken_port_is_a_clear_error() -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))

@@ -10,24 +10,21 @@ import socket
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
-from typing import Any
 
 import httpx
 import pytest
 import pytest_asyncio
 import uvicorn
 from fastapi import FastAPI
+from production import Production, start_production
 from sqlalchemy import make_url, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from tactful.api import create_app
 from tactful.config import Settings
-from tactful.domain import Customer, KeyRole
 from tactful.llm.scripted import HashingEmbedder
 from tactful.runtime import Runtime, start_runtime
-from tactful.security import tokens
-from tactful.security.keys import create_key
+from tactful.server import listening_socket
 from tactful.store.sql import _as_async_url
 
 POSTGRES_ENV = "TACTFUL_TEST_POSTGRES_URL"
@@ -70,9 +67,7 @@ class _Server(uvicorn.Server):
 @asynccontextmanager
 async def serving(app: FastAPI) -> AsyncIterator[str]:
     """A real uvicorn server for ``app`` on 127.0.0.1 and a free port, in the caller's loop."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
+    sock = listening_socket("127.0.0.1", 0)  # TCP_NODELAY on its connections, as tactful's
     port = sock.getsockname()[1]
     config = uvicorn.Config(app, log_level="warning", lifespan="off", timeout_graceful_shutdown=2)
     server = _Server(config)
@@ -154,48 +149,6 @@ async def backend_server_url(backend_runtime: Runtime) -> AsyncIterator[str]:
     """A real uvicorn server of the app over ``backend_runtime``."""
     async with serving(create_app(backend_runtime)) as url:
         yield url
-
-
-SECRET = "test-secret-key-of-at-least-32-characters"
-
-
-@dataclass
-class Production:
-    """A production-mode app with one key per role and two named customers, A and B."""
-
-    runtime: Runtime
-    app: FastAPI
-    admin_key: str
-    operator_key: str
-    customer_a: str
-    customer_b: str
-
-    def client(self, credential: str | None = None) -> httpx.AsyncClient:
-        headers = {"Authorization": f"Bearer {credential}"} if credential else {}
-        return httpx.AsyncClient(
-            transport=httpx.ASGITransport(self.app),
-            base_url="http://tactful.example.com",
-            headers=headers,
-        )
-
-    def token(self, customer_id: str, ttl_s: int = 600) -> str:
-        return tokens.mint(SECRET, customer_id, ttl_s).token
-
-
-def production_settings(**overrides: Any) -> Settings:
-    values: dict[str, Any] = {"transient": True, "mode": "production", "secret_key": SECRET}
-    return Settings(**(values | overrides))
-
-
-async def start_production(settings: Settings | None = None) -> Production:
-    rt = await start_runtime(
-        settings or production_settings(), embedder=HashingEmbedder(), offline=True
-    )
-    admin = await create_key(rt.store, "root", KeyRole.ADMIN, "test")
-    operator = await create_key(rt.store, "bff", KeyRole.OPERATOR, "test")
-    a = await rt.store.create(Customer(id="cust-a", name="Ann"))
-    b = await rt.store.create(Customer(id="cust-b", name="Bob"))
-    return Production(rt, create_app(rt), admin.token, operator.token, a.id, b.id)
 
 
 @pytest_asyncio.fixture

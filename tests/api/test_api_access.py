@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import httpx
 from api_scenario import REFUND_REPLY, answering_agent
+from production import SECRET, Production, production_settings, start_production
 from test_api_events import REFUND_QUESTION, read_turn
 
-from conftest import SECRET, Production, production_settings, start_production
 from tactful.domain import EventKind, EventSource, SessionStatus
 from tactful.security import tokens
 

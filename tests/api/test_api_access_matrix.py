@@ -14,8 +14,8 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
+from production import Production, production_settings, start_production
 
-from conftest import Production, production_settings, start_production
 from tactful.api import create_app
 from tactful.api.auth import CredentialAuthenticator
 from tactful.config import Settings

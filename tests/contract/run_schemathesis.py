@@ -3,6 +3,9 @@ every check, with a fixed seed and a bounded number of examples (a few minutes o
 
     python tests/contract/run_schemathesis.py
         starts ``tactful serve --example --transient`` (development mode) on a loopback port
+    python tests/contract/run_schemathesis.py --production
+        starts it in production mode with an admin key made in its database first, and sends
+        that key (schemathesis then also checks that a request without it is refused)
     python tests/contract/run_schemathesis.py --url http://127.0.0.1:8800 --bearer KEY
         runs against a server that is already up, sending ``Authorization: Bearer KEY``
 
@@ -31,9 +34,9 @@ HERE = Path(__file__).resolve().parent
 CONFIG = HERE / "schemathesis.toml"
 SEED = 12
 MAX_EXAMPLES = 20
-WORKERS = 2
+WORKERS = 1
 # Long polls and SSE streams end after this long without an event: the run stays short.
-LONG_POLL_MAX_S = "0.5"
+LONG_POLL_MAX_S = "0.05"
 REQUEST_TIMEOUT_S = 20
 
 
@@ -76,14 +79,54 @@ def _free_port() -> int:
     return port
 
 
+PRODUCTION = {
+    "TACTFUL_MODE": "production",
+    "TACTFUL_SECRET_KEY": "contract-run-secret-key-of-32-characters",
+    # Schemathesis sends many requests with one key, and many messages to one session.
+    "TACTFUL_RATE_REQUESTS_PER_KEY": "0",
+    "TACTFUL_RATE_MESSAGES_PER_SESSION": "0",
+    "TACTFUL_RATE_MESSAGES_PER_CUSTOMER": "0",
+}
+
+
+def admin_key(data: Path) -> str:
+    """An admin key in the database under ``data``, as ``tactful keys create`` makes it."""
+    import asyncio
+
+    from tactful.config import Settings
+    from tactful.domain import KeyRole
+    from tactful.security.keys import create_key
+    from tactful.store.sql import open_store
+
+    async def create() -> str:
+        store = await open_store(Settings(data_dir=data).resolved_database_url())
+        try:
+            return (await create_key(store, "contract", KeyRole.ADMIN, "contract run")).token
+        finally:
+            await store.close()
+
+    data.mkdir(parents=True, exist_ok=True)
+    return asyncio.run(create())
+
+
 @contextmanager
-def served(workdir: Path, timeout: float = 60) -> Iterator[str]:
-    """``tactful serve --example --transient`` on a free loopback port, until the block ends."""
+def served(
+    workdir: Path, *, production: bool = False, timeout: float = 60
+) -> Iterator[tuple[str, str | None]]:
+    """``tactful serve --example`` on a free loopback port until the block ends: its URL, and
+    in production mode an admin key."""
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("TACTFUL_")}
     env.update(TACTFUL_MODEL_PROVIDER="offline", TACTFUL_LONG_POLL_MAX_S=LONG_POLL_MAX_S)
     log = workdir / "serve.log"
-    serve = ["serve", "--example", "--transient", "--host", "127.0.0.1", "--port", str(port)]
+    serve = ["serve", "--example", "--host", "127.0.0.1", "--port", str(port)]
+    key = None
+    if production:
+        env.update(PRODUCTION)
+        key = admin_key(workdir / "data")
+        serve += ["--data-dir", str(workdir / "data")]
+    else:
+        serve += ["--transient"]
     with log.open("w") as out:
         process = subprocess.Popen(
             [sys.executable, "-m", "tactful.cli.main", *serve],
@@ -100,15 +143,15 @@ def served(workdir: Path, timeout: float = 60) -> Iterator[str]:
             if process.poll() is not None:
                 raise RuntimeError(f"tactful serve exited early:\n{log.read_text()}")
             try:
-                # The example agent is defined right after the API starts listening.
-                if httpx.get(f"{url}/agents", timeout=1).json():
+                # The API starts listening once the example agent is defined.
+                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
                     break
             except httpx.HTTPError:
                 pass
             if time.monotonic() > deadline:
                 raise RuntimeError(f"tactful serve did not come up:\n{log.read_text()}")
             time.sleep(0.1)
-        yield url
+        yield url, key
     finally:
         if process.poll() is None:
             process.send_signal(signal.SIGINT)
@@ -120,15 +163,22 @@ def served(workdir: Path, timeout: float = 60) -> Iterator[str]:
 
 
 def run_contract(
-    url: str | None = None, *, bearer: str | None = None, seed: int = SEED
+    url: str | None = None,
+    *,
+    bearer: str | None = None,
+    seed: int = SEED,
+    production: bool = False,
 ) -> subprocess.CompletedProcess[str]:
-    """Run schemathesis against ``url``, or against a server started for the run."""
-    with tempfile.TemporaryDirectory(prefix="tactful-contract-") as tmp:
+    """Run schemathesis against ``url``, or against a server started for the run (in
+    production mode with its own admin key, when asked)."""
+    # In memory where the machine has it: the production run's SQLite file then costs no fsync.
+    shm = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
+    with tempfile.TemporaryDirectory(prefix="tactful-contract-", dir=shm) as tmp:
         workdir = Path(tmp)
         if url is not None:
             return _schemathesis(url, bearer, seed, workdir)
-        with served(workdir) as started:
-            return _schemathesis(started, bearer, seed, workdir)
+        with served(workdir, production=production) as (started, key):
+            return _schemathesis(started, bearer or key, seed, workdir)
 
 
 def _schemathesis(
@@ -150,8 +200,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--url", help="a running server (default: start one)")
     parser.add_argument("--bearer", help="sent as Authorization: Bearer <key>")
     parser.add_argument("--seed", type=int, default=SEED)
+    parser.add_argument(
+        "--production", action="store_true", help="start the server in production mode"
+    )
     args = parser.parse_args(argv)
-    result = run_contract(args.url, bearer=args.bearer, seed=args.seed)
+    result = run_contract(args.url, bearer=args.bearer, seed=args.seed, production=args.production)
     sys.stdout.write(result.stdout)
     sys.stderr.write(result.stderr)
     return result.returncode

@@ -13,8 +13,9 @@ from run_schemathesis import SEED, run_contract
 pytestmark = pytest.mark.contract
 
 
-def test_schemathesis_finds_no_server_error_and_no_mismatch() -> None:
-    result = run_contract(seed=SEED)
+@pytest.mark.parametrize("mode", ["development", "production"])
+def test_schemathesis_finds_no_server_error_and_no_mismatch(mode: str) -> None:
+    result = run_contract(seed=SEED, production=mode == "production")
     summary = result.stdout[result.stdout.rfind("SUMMARY") - 40 :]
     print(summary)
     assert result.returncode == 0, result.stdout[-20_000:] + result.stderr[-5_000:]

@@ -12,7 +12,6 @@ import asyncio
 import base64
 import hashlib
 import itertools
-import socket
 import struct
 import threading
 import time
@@ -25,6 +24,8 @@ from typing import Any
 import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, StreamingResponse
+
+from tactful.server import listening_socket
 
 
 @dataclass(frozen=True)
@@ -258,9 +259,7 @@ def serve_openai_wire(startup_timeout_s: float = 5.0) -> Iterator[OpenAIWire]:
     """Run a scripted OpenAI-compatible server on a free 127.0.0.1 port; yield its state."""
     wire = OpenAIWire()
     # Bind first and hand uvicorn the socket: no race for the port between choosing and binding.
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
+    sock = listening_socket("127.0.0.1", 0)  # TCP_NODELAY on its connections, as tactful's
     port = sock.getsockname()[1]
     wire.base_url = f"http://127.0.0.1:{port}/v1"
     config = uvicorn.Config(

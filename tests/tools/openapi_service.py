@@ -6,7 +6,6 @@ background thread; its spec is at ``/openapi.json`` (OpenAPI 3.1, as FastAPI emi
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -18,6 +17,8 @@ import uvicorn
 from fastapi import FastAPI, Header, HTTPException, Query, Request, Response
 from fastapi.responses import PlainTextResponse, RedirectResponse
 from pydantic import BaseModel, Field
+
+from tactful.server import listening_socket
 
 
 class Order(BaseModel):
@@ -178,9 +179,7 @@ def serve_openapi_service(startup_timeout_s: float = 5.0) -> Iterator[Served]:
     state = OrdersState()
     app = create_app(state)
     # Bind first and hand uvicorn the socket: no race for the port between choosing and binding.
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
+    sock = listening_socket("127.0.0.1", 0)  # TCP_NODELAY on its connections, as tactful's
     port = sock.getsockname()[1]
     config = uvicorn.Config(
         app,

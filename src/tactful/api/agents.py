@@ -58,7 +58,7 @@ class AgentCreationParams(Params):
         default=None, description="Acknowledgements sent before a slow reply (ours)"
     )
     preamble_after_ms: Annotated[int, Field(ge=0, le=60000), JSON_INTEGER] | None = None
-    guest_sessions: bool | None = Field(default=None, description=GUEST_SESSIONS)
+    guest_sessions: Flag | None = Field(default=None, description=GUEST_SESSIONS)
 
 
 class AgentUpdateParams(Params):
@@ -76,7 +76,7 @@ class AgentUpdateParams(Params):
         default=None, description="Acknowledgements sent before a slow reply (ours)"
     )
     preamble_after_ms: Annotated[int, Field(ge=0, le=60000), JSON_INTEGER] | None = None
-    guest_sessions: bool | None = Field(default=None, description=GUEST_SESSIONS)
+    guest_sessions: Flag | None = Field(default=None, description=GUEST_SESSIONS)
 
 
 def agent_dto(agent: Agent) -> AgentDTO:

@@ -93,9 +93,8 @@ class CredentialAuthenticator(Authenticator):
             return Principal(
                 id=f"key:{key.id} ({key.name})", roles=frozenset({Role(key.role)}), key_id=key.id
             )
-        secret = self.runtime.settings.secret_key
         try:
-            customer_id = tokens.verify(secret.get_secret_value() if secret else None, credential)
+            customer_id = tokens.verify(tokens.signing_secret(self.runtime.settings), credential)
         except tokens.TokenError as e:
             raise UnauthorizedError(str(e)) from None
         return Principal(

@@ -6,11 +6,12 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Response, status
-from pydantic import BaseModel, Field, StrictInt
+from pydantic import BaseModel, Field
 
 from tactful.api.auth import STAFF, allow
 from tactful.api.pagination import ordered, paginate
 from tactful.api.params import (
+    JSON_INTEGER,
     Params,
     SortDirection,
     TagsUpdate,
@@ -160,10 +161,8 @@ async def delete_customer(customer_id: str, runtime: RuntimeDep) -> Response:
 
 
 class TokenCreationParams(Params):
-    expires_in: StrictInt = Field(
+    expires_in: Annotated[int, Field(ge=60, le=365 * 24 * 3600), JSON_INTEGER] = Field(
         default=3600,
-        ge=60,
-        le=365 * 24 * 3600,
         description="Seconds until the token expires (at most the server's "
         "customer_token_max_ttl_s)",
     )
@@ -184,7 +183,6 @@ class CustomerTokenDTO(BaseModel):
     responses={
         404: {"description": "Customer not found"},
         422: {"description": "The guest customer, or an expiry over the server's maximum"},
-        503: {"description": "The server has no secret key to sign tokens with"},
     },
 )
 async def create_customer_token(
@@ -205,8 +203,7 @@ async def create_customer_token(
             f"expires_in is over this server's maximum of {settings.customer_token_max_ttl_s} s "
             "(customer_token_max_ttl_s)"
         )
-    secret = settings.secret_key.get_secret_value() if settings.secret_key else None
-    minted = tokens.mint(secret, customer.id, params.expires_in)
+    minted = tokens.mint(tokens.signing_secret(settings), customer.id, params.expires_in)
     return CustomerTokenDTO(
         token=minted.token, customer_id=minted.customer_id, expires_utc=minted.expires_utc
     )

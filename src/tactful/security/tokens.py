@@ -7,11 +7,13 @@ itself with any JWT library and the same secret: the claims are ``sub``, ``exp``
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import jwt
 
+from tactful.config import Settings
 from tactful.domain import GUEST_CUSTOMER_ID, utcnow
 from tactful.errors import ConfigurationError
 
@@ -20,6 +22,19 @@ ISSUER = "tactful"
 ALGORITHM = "HS256"
 # Clocks of several server processes may differ a little.
 LEEWAY_S = 30
+
+
+# Development mode without a secret key signs with one made at start-up: its tokens die with the
+# process (development mode does not check them anyway: every caller is admin there).
+_PROCESS_SECRET = secrets.token_urlsafe(32)
+
+
+def signing_secret(settings: Settings) -> str | None:
+    """The key tokens are signed and checked with: ``secret_key``, else in development mode
+    one made for this process."""
+    if settings.secret_key is not None:
+        return settings.secret_key.get_secret_value()
+    return _PROCESS_SECRET if settings.mode == "development" else None
 
 
 @dataclass(frozen=True)
