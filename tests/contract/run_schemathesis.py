@@ -91,22 +91,11 @@ PRODUCTION = {
 
 def admin_key(data: Path) -> str:
     """An admin key in the database under ``data``, as ``tactful keys create`` makes it."""
-    import asyncio
-
+    from tactful.cli.keys import issue
     from tactful.config import Settings
     from tactful.domain import KeyRole
-    from tactful.security.keys import create_key
-    from tactful.store.sql import open_store
 
-    async def create() -> str:
-        store = await open_store(Settings(data_dir=data).resolved_database_url())
-        try:
-            return (await create_key(store, "contract", KeyRole.ADMIN, "contract run")).token
-        finally:
-            await store.close()
-
-    data.mkdir(parents=True, exist_ok=True)
-    return asyncio.run(create())
+    return issue(Settings(data_dir=data), "contract", KeyRole.ADMIN).token
 
 
 @contextmanager

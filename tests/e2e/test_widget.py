@@ -8,7 +8,6 @@ and say why, unless ``TACTFUL_E2E_REQUIRED=1`` (set by .ci/run), which makes the
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import http.server
 import json
@@ -29,10 +28,9 @@ from urllib.parse import urlencode
 import httpx
 import pytest
 
+from tactful.cli.keys import issue
 from tactful.config import Settings
 from tactful.domain import KeyRole
-from tactful.security.keys import create_key
-from tactful.store.sql import open_store
 
 E2E = Path(__file__).parent
 CHROMIUM = Path(os.environ.get("TACTFUL_E2E_CHROMIUM", "/usr/bin/chromium"))
@@ -162,16 +160,7 @@ def wait_until_serving(server: Served, timeout: float = 60) -> None:
 
 def admin_key(data: Path) -> str:
     """An admin key in the database under ``data``, as `tactful keys create` makes it."""
-
-    async def create() -> str:
-        store = await open_store(Settings(data_dir=data).resolved_database_url())
-        try:
-            return (await create_key(store, "e2e", KeyRole.ADMIN, "e2e")).token
-        finally:
-            await store.close()
-
-    data.mkdir(parents=True, exist_ok=True)
-    return asyncio.run(create())
+    return issue(Settings(data_dir=data), "e2e", KeyRole.ADMIN).token
 
 
 @pytest.fixture(params=["development", "production"])

@@ -56,13 +56,23 @@ def _run(settings: Settings, work: Callable[[Store], Awaitable[T]]) -> T:
         fail(f"cannot open the database: {e}")
 
 
-def create(settings: Settings, name: str, role: KeyRole) -> None:
-    """Create a key and print its token, once."""
+def issue(settings: Settings, name: str, role: KeyRole) -> keys.IssuedKey:
+    """Create a key in the database the settings name (before or while a server runs there)."""
 
     async def work(store: Store) -> keys.IssuedKey:
         return await keys.create_key(store, name, role, cli_actor())
 
-    issued = _run(settings, work)
+    return asyncio.run(_with_store(settings, work))
+
+
+def create(settings: Settings, name: str, role: KeyRole) -> None:
+    """Create a key and print its token, once."""
+    try:
+        issued = issue(settings, name, role)
+    except TactfulError as e:
+        fail(str(e))
+    except OSError as e:
+        fail(f"cannot open the database: {e}")
     console.print(f"created {role.value} key {issued.key.id} ({name}); its token, shown once:")
     console.print(issued.token, soft_wrap=True)
     note("send it as 'Authorization: Bearer <token>'; tactful keeps only its digest")
