@@ -73,7 +73,8 @@ class Settings(BaseSettings):
     # -- rate limits (per minute; 0 turns one off) ----------------------------------------------
     rate_messages_per_session: int = Field(default=30, ge=0, le=1_000_000)
     rate_messages_per_customer: int = Field(default=60, ge=0, le=1_000_000)
-    rate_requests_per_key: int = Field(default=1200, ge=0, le=10_000_000)
+    # A BFF long-polls for many conversations with one key: generous, against runaway clients.
+    rate_requests_per_key: int = Field(default=6000, ge=0, le=10_000_000)
     rate_guest_sessions_per_client: int = Field(default=20, ge=0, le=1_000_000)
 
     @field_validator("cors_origins", "outbound_hosts", mode="before")
