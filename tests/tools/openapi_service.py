@@ -72,6 +72,8 @@ class OrdersState:
 
     refunds: list[Refund] = field(default_factory=list)
     requests: list[str] = field(default_factory=list)
+    # The headers of each request, in the same order.
+    headers: list[dict[str, str]] = field(default_factory=list)
     resets: int = 0
     moved_to: str = "/health"
 
@@ -82,6 +84,7 @@ def create_app(state: OrdersState) -> FastAPI:
     @app.middleware("http")
     async def record(request: Request, call_next: Any) -> Response:
         state.requests.append(f"{request.method} {request.url.path}")
+        state.headers.append(dict(request.headers))
         response: Response = await call_next(request)
         return response
 

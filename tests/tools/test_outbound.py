@@ -472,3 +472,20 @@ async def test_proxies_from_the_environment_are_not_used(
         await service.close()
     async with httpx2.AsyncClient(transport=policy.httpx2_transport()) as client:
         assert (await client.get(f"{first.base_url}/health")).json() == {"status": "ok"}
+
+
+async def test_a_services_headers_do_not_follow_a_redirect_to_another_origin(
+    first: Served, second: Served
+) -> None:
+    first.state.moved_to = f"{second.base_url}/health"
+    both = OutboundPolicy([hostport(first), hostport(second)])
+    service = OpenAPIService(
+        "orders", spec_url=first.spec_url, outbound=both, headers={"X-Api-Key": "s3cret"}
+    )
+    try:
+        assert (await service.call("moved", {}, CONTEXT)).data == {"status": "ok"}
+    finally:
+        await service.close()
+    assert first.state.headers[-1]["x-api-key"] == "s3cret"
+    assert second.state.requests[-1] == "GET /health"
+    assert "x-api-key" not in second.state.headers[-1]

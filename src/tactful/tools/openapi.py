@@ -175,8 +175,17 @@ class OpenAPIService(ToolService):
                 timeout=self.timeout_s,
                 follow_redirects=True,
                 transport=self.outbound.httpx_transport(),
+                event_hooks={"request": [self._keep_headers_home]},
             )
         return self._http
+
+    async def _keep_headers_home(self, request: httpx.Request) -> None:
+        """The service's own headers (an API key...) go to its own origins only: httpx keeps
+        them on a redirect to another host, where it drops only ``Authorization``."""
+        home = {_origin(u) for u in (self.base_url, self.spec_url) if u}
+        if _origin(str(request.url)) not in home:
+            for name in self.headers:
+                request.headers.pop(name, None)
 
     async def _load(self) -> dict[str, _Operation]:
         """The operations, fetching the spec first if it comes from a URL."""
@@ -506,6 +515,11 @@ def _spec_error(service: str, origin: str | None, why: str) -> Exception:
     if origin is None:
         return ValueError(f"OpenAPI service {service!r}: the spec cannot be used: {why}")
     return ToolError(f"OpenAPI service {service!r}: the spec at {origin} cannot be used: {why}")
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    parsed = httpx.URL(url)
+    return parsed.scheme, parsed.host, parsed.port
 
 
 def _slug(method: str, path: str) -> str:
