@@ -70,6 +70,14 @@ class Settings(BaseSettings):
     template_max_steps: int = Field(default=10_000, ge=100, le=10_000_000)
     template_timeout_s: float = Field(default=1.0, gt=0, le=60)
 
+    # -- turns (engine.runner) -------------------------------------------------------------------
+    # A worker holds a claimed turn this long (renewed every third of it); a turn whose worker
+    # died is taken over once its lease expired, within turn_recovery_interval_s after.
+    turn_lease_s: float = Field(default=30.0, ge=1, le=3600)
+    turn_recovery_interval_s: float = Field(default=5.0, gt=0, le=600)
+    # On SIGTERM, running turns get this long to finish; the rest are handed over.
+    drain_grace_s: float = Field(default=20.0, ge=0, le=3600)
+
     # -- rate limits (per minute; 0 turns one off) ----------------------------------------------
     rate_messages_per_session: int = Field(default=30, ge=0, le=1_000_000)
     rate_messages_per_customer: int = Field(default=60, ge=0, le=1_000_000)

@@ -11,11 +11,13 @@ from tactful.bus.base import Bus
 from tactful.bus.memory import MemoryBus
 from tactful.config import Settings
 from tactful.engine.canned import TemplateLimits
+from tactful.engine.runner import RunnerOptions
 from tactful.engine.turn import Engine, EngineOptions
 from tactful.errors import ConfigurationError
 from tactful.llm.base import Embedder, Generator
 from tactful.store.base import Store
 from tactful.store.sql import open_store
+from tactful.store.turns import SQLTurnQueue
 from tactful.tools.outbound import OutboundPolicy
 from tactful.tools.services import reconnect_all
 
@@ -114,8 +116,18 @@ async def start_runtime(
                 max_steps=settings.template_max_steps,
                 timeout_s=settings.template_timeout_s,
             ),
+            runner=RunnerOptions(
+                lease_s=settings.turn_lease_s,
+                recovery_interval_s=settings.turn_recovery_interval_s,
+                # An in-memory store ends with the process: nothing to hand over.
+                drain_grace_s=0.0 if store.in_memory else settings.drain_grace_s,
+                # A SQLite file has one process: its running turns at start are orphans.
+                take_over_at_start=store.backend == "sqlite",
+            ),
         ),
+        turns=SQLTurnQueue(store),
     )
+    engine.start()
     runtime = Runtime(settings=settings, store=store, bus=bus, engine=engine, tier_reason=reason)
     runtime.services_task = asyncio.create_task(reconnect_all(engine.tools, store))
     return runtime

@@ -5,9 +5,7 @@ same on SQLite and on a fresh PostgreSQL database."""
 from __future__ import annotations
 
 import asyncio
-import os
 import socket
-import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -17,17 +15,13 @@ import pytest_asyncio
 import uvicorn
 from fastapi import FastAPI
 from production import Production, start_production
-from sqlalchemy import make_url, text
-from sqlalchemy.ext.asyncio import create_async_engine
 
+from fresh_databases import postgres_database
 from tactful.api import create_app
 from tactful.config import Settings
 from tactful.llm.scripted import HashingEmbedder
 from tactful.runtime import Runtime, start_runtime
 from tactful.server import listening_socket
-from tactful.store.sql import _as_async_url
-
-POSTGRES_ENV = "TACTFUL_TEST_POSTGRES_URL"
 
 
 @pytest_asyncio.fixture
@@ -96,18 +90,7 @@ async def server_url(app: FastAPI) -> AsyncIterator[str]:
 @asynccontextmanager
 async def postgres_runtime() -> AsyncIterator[Runtime]:
     """A runtime on a fresh PostgreSQL database (dropped afterwards); skips without a server."""
-    url = os.environ.get(POSTGRES_ENV)
-    if not url:
-        pytest.skip(
-            f"no PostgreSQL server given: set {POSTGRES_ENV}, e.g. "
-            "postgresql://postgres@127.0.0.1:5432/test"
-        )
-    name = f"t_{uuid.uuid4().hex[:12]}"
-    admin = create_async_engine(_as_async_url(url), isolation_level="AUTOCOMMIT")
-    try:
-        async with admin.connect() as conn:
-            await conn.execute(text(f'CREATE DATABASE "{name}"'))
-        database_url = make_url(url).set(database=name).render_as_string(hide_password=False)
+    async with postgres_database() as database_url:
         rt = await start_runtime(
             Settings(database_url=database_url), embedder=HashingEmbedder(), offline=True
         )
@@ -115,10 +98,6 @@ async def postgres_runtime() -> AsyncIterator[Runtime]:
             yield rt
         finally:
             await rt.close()
-            async with admin.connect() as conn:
-                await conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
-    finally:
-        await admin.dispose()
 
 
 @pytest_asyncio.fixture(params=["sqlite", "postgresql"])

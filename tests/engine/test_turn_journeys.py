@@ -489,7 +489,9 @@ async def test_a_cancelled_turn_changes_no_journey(script: Script) -> None:
         script.turn({RETURN}, {"Return an item": ("following", "Ask for the order number")})
         await engine.post_customer_message(session.id, "I want to return")
         await matched.wait()
-        task = engine._turns[session.id].task
+        running = engine.runner.running_here(session.id)
+        assert running is not None
+        task = running.task
         assert task is not None
         task.cancel()
         await engine.wait_idle(session.id)

@@ -79,6 +79,8 @@ class Trace(Entity):
     stage_timings_ms: dict[str, float] = Field(default_factory=dict)
     message_event_id: str | None = None
     error: str | None = None
+    # Which run of the turn this is: above 1, its turn ran again after a worker died.
+    attempt: int = 1
 
 
 class TransitionConsidered(BaseModel):

@@ -157,15 +157,21 @@ async def _read_snapshot(store: Store, agent_id: str, revision: int) -> AgentSna
 
 
 async def load_context(
-    store: Store, session_id: str, snapshots: SnapshotCache | None = None
+    store: Store,
+    session_id: str,
+    snapshots: SnapshotCache | None = None,
+    *,
+    up_to: int | None = None,
 ) -> TurnContext:
+    """What a turn knows: the agent's definitions, the customer, and the session's messages
+    (up to offset ``up_to`` when given: the customer message the turn answers)."""
     # One transaction for every read: one connection and one commit instead of six.
     async with store.transaction(read_only=True):
-        return await _load_context(store, session_id, snapshots)
+        return await _load_context(store, session_id, snapshots, up_to)
 
 
 async def _load_context(
-    store: Store, session_id: str, snapshots: SnapshotCache | None
+    store: Store, session_id: str, snapshots: SnapshotCache | None, up_to: int | None
 ) -> TurnContext:
     session = await store.get(Session, session_id)
     if snapshots is None:
@@ -176,6 +182,8 @@ async def _load_context(
         id=session.customer_id, name="Guest"
     )
     events = await store.list_events(session_id, kinds=[EventKind.MESSAGE])
+    if up_to is not None:
+        events = [e for e in events if e.offset <= up_to]
     messages = [u for u in map(_utterance, events) if u is not None]
     applied_history = [
         [g for g in e.data.get("guidelines", []) if isinstance(g, str)]

@@ -1,7 +1,8 @@
-"""Orchestrates one turn, stage by stage, and owns cancellation.
+"""Orchestrates one turn, stage by stage.
 
-A customer message is appended and acknowledged at once; the turn then runs in a task. A newer
-customer message cancels a turn that has not emitted its reply yet and starts a fresh one.
+A customer message is appended, acknowledged and its turn recorded in one transaction; the turn
+runner (``engine.runner``) claims the turn and runs it here. A newer customer message
+supersedes a turn that has not emitted its reply yet, wherever it runs.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,7 +31,9 @@ from tactful.domain import (
     SessionStatus,
     Trace,
     new_id,
+    utcnow,
 )
+from tactful.domain.turns import TurnRecord, TurnStatus
 from tactful.engine import glossary, journey_follow, journey_plan, variables
 from tactful.engine.candidates import DEFAULT_K, select_candidates
 from tactful.engine.canned import TemplateLimits
@@ -50,13 +53,14 @@ from tactful.engine.preamble import Preamble
 from tactful.engine.resolve import Clarification, guidelines_by_tag, resolve
 from tactful.engine.retrieve import EmbeddingCache, Ranked, Retriever, sentences
 from tactful.engine.retrievers import RetrievedSet, Retrievers
+from tactful.engine.runner import RunnerOptions, Superseded, Turn, TurnRunner
 from tactful.engine.self_check import about_reply
 from tactful.engine.tool_stage import ToolStage
 from tactful.engine.tools import ToolFindings
 from tactful.engine.trace import TraceRecorder
 from tactful.errors import NotFoundError, PayloadTooLargeError, ValidationError
 from tactful.llm.base import Embedder, Generator
-from tactful.store.base import Store
+from tactful.store.base import Store, TurnQueue
 from tactful.tools import ToolRegistry
 from tactful.tools.outbound import OutboundPolicy
 
@@ -77,6 +81,8 @@ class EngineOptions:
     outbound: OutboundPolicy = field(default_factory=OutboundPolicy)
     # How far one canned-response render may go (size, steps, time).
     template_limits: TemplateLimits = field(default_factory=TemplateLimits)
+    # Leases, recovery and draining of turns (engine.runner).
+    runner: RunnerOptions = field(default_factory=RunnerOptions)
 
 
 class _Stream:
@@ -89,7 +95,7 @@ class _Stream:
         session_id: str,
         trace_id: str,
         participant: dict[str, Any],
-        turn: _Turn,
+        turn: Turn,
         preamble: Preamble,
     ) -> None:
         self.engine = engine
@@ -102,8 +108,6 @@ class _Stream:
         self.event: Event | None = None
 
     async def __call__(self, piece: str) -> None:
-        # The reply is going out from its first piece: a newer message no longer cancels it.
-        self.turn.emitted = True
         self.preamble.stop()
         self.chunks.append(piece)
         data = {
@@ -114,23 +118,23 @@ class _Stream:
             "guidelines": [],
         }
         if self.event is None:
-            self.event = await self.engine.append(
-                self.session_id,
-                EventKind.MESSAGE,
-                EventSource.AI_AGENT,
-                data,
-                trace_id=self.trace_id,
-            )
+            # The reply goes out from its first piece (once per turn, checked in the same
+            # transaction): a newer message no longer supersedes it.
+            store = self.engine.store
+            async with store.transaction():
+                self.event = await store.append_event(
+                    self.session_id,
+                    kind=EventKind.MESSAGE,
+                    source=EventSource.AI_AGENT,
+                    data=data,
+                    trace_id=self.trace_id,
+                )
+                # After the append (the session's lock first, as a posted message takes it).
+                await self.turn.start_emitting()
+            self.engine.bus.publish(self.session_id, self.event.offset)
         else:
             await self.engine.store.update_event_data(self.session_id, self.event.id, data)
             self.engine.bus.publish(self.session_id, self.event.offset)
-
-
-@dataclass
-class _Turn:
-    trace_id: str
-    emitted: bool = False
-    task: asyncio.Task[None] | None = field(default=None, repr=False)
 
 
 class Engine:
@@ -143,8 +147,11 @@ class Engine:
         embedder: Embedder,
         generator: Generator | None = None,
         options: EngineOptions | None = None,
+        *,
+        turns: TurnQueue,
     ) -> None:
         self.store = store
+        self.turns = turns
         self.bus = bus
         self.generator = generator
         self.options = options or EngineOptions()
@@ -169,7 +176,14 @@ class Engine:
             timeout_s=self.options.tool_timeout_s,
             model_matcher=self.model_matcher,
         )
-        self._turns: dict[str, _Turn] = {}
+        self.runner = TurnRunner(
+            turns,
+            bus,
+            execute=self._execute,
+            supersede=self._superseded,
+            recover_emitted=self._recover_emitted,
+            options=self.options.runner,
+        )
         self._warming: set[asyncio.Task[None]] = set()
         # Per running turn: trace records to build when its trace is saved.
         self._deferred: dict[str, Callable[[], None]] = {}
@@ -233,28 +247,62 @@ class Engine:
             data["participant"] = participant
         # The customer message carries the trace id of the turn it starts, as Parlant's do.
         trace_id = new_id()
-        event = await self.append(
-            session_id, EventKind.MESSAGE, source, data, trace_id=trace_id, metadata=metadata
-        )
-        if session.mode is SessionMode.AUTO:
+        auto = session.mode is SessionMode.AUTO
+        if auto:
             # Its embeddings are computed (in a worker thread) while the turn starts.
             self._warm([message, *sentences(message)])
-            await self.status(session_id, SessionStatus.ACKNOWLEDGED, trace_id)
-            self._schedule(session_id, trace_id, event.offset)
+        # The message, its acknowledgement and its turn are written together, and the turns
+        # it supersedes are told in the same transaction: nothing answers it half-way.
+        async with self.store.transaction():
+            event = await self.store.append_event(
+                session_id,
+                kind=EventKind.MESSAGE,
+                source=source,
+                data=data,
+                trace_id=trace_id,
+                metadata=metadata,
+            )
+            written = [event]
+            superseded: list[TurnRecord] = []
+            record: TurnRecord | None = None
+            if auto:
+                written.append(
+                    await self._status_event(session_id, SessionStatus.ACKNOWLEDGED, trace_id)
+                )
+                record = TurnRecord(
+                    id=trace_id,
+                    session_id=session_id,
+                    customer_offset=event.offset,
+                    creation_utc=utcnow(),
+                )
+                await self.turns.create(record)
+                superseded = await self.turns.supersede(session_id, newer=trace_id, now=utcnow())
+                for old in superseded:
+                    if old.status is TurnStatus.SUPERSEDED:  # it never ran: it ends here
+                        written.append(
+                            await self._status_event(session_id, SessionStatus.CANCELLED, old.id)
+                        )
+        for e in written:
+            self.bus.publish(session_id, e.offset)
+        if record is not None:
+            await self.runner.submit(record, superseded)
         return event
+
+    async def _status_event(self, session_id: str, status: SessionStatus, trace_id: str) -> Event:
+        """A status event, written in the caller's transaction (published by the caller)."""
+        return await self.store.append_event(
+            session_id,
+            kind=EventKind.STATUS,
+            source=EventSource.AI_AGENT,
+            data={"status": status.value, "data": {}},
+            trace_id=trace_id,
+        )
 
     # -- turns ----------------------------------------------------------------------------------
 
-    def _schedule(self, session_id: str, trace_id: str, offset: int) -> None:
-        previous = self._turns.get(session_id)
-        if previous is not None and previous.task is not None and not previous.emitted:
-            previous.task.cancel()
-        turn = _Turn(trace_id=trace_id)
-        turn.task = asyncio.create_task(
-            self._run(session_id, turn, offset, previous), name=f"turn:{session_id}:{trace_id}"
-        )
-        self._turns[session_id] = turn
-        turn.task.add_done_callback(lambda _t: self._forget(session_id, turn))
+    def start(self) -> None:
+        """Start running turns: those posted from now on, and those nobody runs."""
+        self.runner.start()
 
     def _warm(self, texts: list[str]) -> None:
         """Embed texts in the background, ahead of the turn that needs them."""
@@ -262,64 +310,103 @@ class Engine:
         self._warming.add(task)
         task.add_done_callback(self._warming.discard)
 
-    def _forget(self, session_id: str, turn: _Turn) -> None:
-        if self._turns.get(session_id) is turn:
-            del self._turns[session_id]
-
     async def wait_idle(self, session_id: str | None = None) -> None:
-        """Wait for running turns (of one session, or all) to finish. For tests and shutdown."""
-        while True:
-            turns = [
-                t.task
-                for sid, t in list(self._turns.items())
-                if t.task is not None and (session_id is None or sid == session_id)
-            ]
-            if not turns:
-                return
-            await asyncio.gather(*turns, return_exceptions=True)
+        """Wait for this process's turns (of one session, or all) to finish."""
+        await self.runner.wait_idle(session_id)
 
-    async def close(self) -> None:
-        for turn in list(self._turns.values()):
-            if turn.task is not None:
-                turn.task.cancel()
-        await self.wait_idle()
+    async def close(self, grace_s: float | None = None) -> None:
+        """Stop running turns: the running ones get ``grace_s`` (default: the runner's drain
+        grace) to finish; the rest are given back for another worker or the next start."""
+        grace = self.options.runner.drain_grace_s if grace_s is None else grace_s
+        await self.runner.drain(grace)
         for task in list(self._warming):
             task.cancel()
         await asyncio.gather(*self._warming, return_exceptions=True)
         await self.tools.close()
 
-    async def _run(self, session_id: str, turn: _Turn, offset: int, previous: _Turn | None) -> None:
-        if previous is not None and previous.task is not None:
-            # One turn at a time per session: an emitting turn finishes before the next starts.
-            # asyncio.wait never raises the previous turn's outcome, only our own cancellation.
-            await asyncio.wait([previous.task])
+    async def _execute(self, turn: Turn) -> TurnStatus:
+        """Run one claimed turn and write its terminal status: ready, error and ready, or
+        cancelled when a newer message superseded it (the runner asked, or the reply was
+        refused). A turn stopped for another reason (draining, lost lease) writes nothing."""
+        session_id = turn.session_id
         trace = Trace(
             id=turn.trace_id,
             session_id=session_id,
             agent_id="",
-            customer_event_offset=offset,
+            customer_event_offset=turn.record.customer_offset,
             tier=self.tier,
+            attempt=turn.record.attempts,
         )
         rec = TraceRecorder(trace)
         try:
             await self._pipeline(session_id, turn, rec)
-        except asyncio.CancelledError:
+            return TurnStatus.DONE
+        except (Superseded, asyncio.CancelledError) as e:
+            if not isinstance(e, Superseded) and turn.stop != "superseded":
+                raise
             trace.status = "cancelled"
             await asyncio.shield(self._finish_cancelled(session_id, trace))
-            raise
+            return TurnStatus.SUPERSEDED
         except NotFoundError as e:
             # The session (or its agent) was deleted while the turn ran: nothing to answer.
             log.info("turn %s dropped: %s", turn.trace_id, e)
             trace.status = "dropped"
+            return TurnStatus.DROPPED
         except Exception as e:
             # A failing turn degrades to an error status; the server keeps serving.
             log.exception("turn %s failed", turn.trace_id)
             trace.status = "error"
             trace.error = f"{type(e).__name__}: {e}"
-            await asyncio.shield(self._save_trace(trace))
-            await asyncio.shield(self._finish_failed(session_id, trace))
+            await _completed(turn, self._finish_failed(session_id, trace))
+            return TurnStatus.FAILED
         finally:
             self._deferred.pop(turn.trace_id, None)
+
+    async def _superseded(self, turn: Turn) -> None:
+        """A turn that a newer message superseded before it ran here (its worker died)."""
+        trace = Trace(
+            id=turn.trace_id,
+            session_id=turn.session_id,
+            agent_id="",
+            customer_event_offset=turn.record.customer_offset,
+            tier=self.tier,
+            status="cancelled",
+            attempt=turn.record.attempts,
+        )
+        await self._finish_cancelled(turn.session_id, trace)
+
+    async def _recover_emitted(self, turn: Turn) -> None:
+        """Its worker died after the reply went out: complete a reply left half-streamed, keep
+        the trace if it was saved (else record that it was lost), and write ready."""
+        session_id = turn.session_id
+        replies = await self.store.list_events(
+            session_id,
+            min_offset=turn.record.customer_offset,
+            kinds=[EventKind.MESSAGE],
+            source=EventSource.AI_AGENT,
+            trace_id=turn.trace_id,
+        )
+        reply = next((e for e in replies if not e.metadata.get("preamble")), None)
+        if reply is not None and isinstance(reply.data, dict):
+            chunks = reply.data.get("chunks")
+            if isinstance(chunks, list) and (not chunks or chunks[-1] is not None):
+                data = {**reply.data, "chunks": [*chunks, None]}
+                await self.store.update_event_data(session_id, reply.id, data)
+                self.bus.publish(session_id, reply.offset)
+        if await self.store.find(Trace, turn.trace_id) is None:
+            trace = Trace(
+                id=turn.trace_id,
+                session_id=session_id,
+                agent_id="",
+                customer_event_offset=turn.record.customer_offset,
+                tier=self.tier,
+                status="done",
+                attempt=turn.record.attempts,
+                message_event_id=reply.id if reply is not None else None,
+                error="the process that sent this reply stopped before it saved the trace",
+            )
+            await self._save_trace(trace)
+        await self.status(session_id, SessionStatus.READY, turn.trace_id)
 
     async def _finish_cancelled(self, session_id: str, trace: Trace) -> None:
         with contextlib.suppress(Exception):
@@ -327,6 +414,7 @@ class Engine:
         await self._save_trace(trace)
 
     async def _finish_failed(self, session_id: str, trace: Trace) -> None:
+        await self._save_trace(trace)
         with contextlib.suppress(Exception):
             await self.status(session_id, SessionStatus.ERROR, trace.id, exception=trace.error)
             await self.status(session_id, SessionStatus.READY, trace.id)
@@ -340,14 +428,20 @@ class Engine:
         except Exception:
             log.exception("could not save trace %s", trace.id)
 
-    async def _pipeline(self, session_id: str, turn: _Turn, rec: TraceRecorder) -> None:
+    async def _pipeline(self, session_id: str, turn: Turn, rec: TraceRecorder) -> None:
         trace = rec.trace
         await self.status(session_id, SessionStatus.PROCESSING, trace.id, stage="interpreting")
         async with rec.stage("context"):
-            ctx = await load_context(self.store, session_id, self.snapshots)
+            # What this turn answers: the timeline up to its own customer message.
+            ctx = await load_context(
+                self.store, session_id, self.snapshots, up_to=turn.record.customer_offset
+            )
         trace.agent_id = ctx.agent.id
         preamble = Preamble(self.append, ctx, trace)
-        preamble.start()
+        if trace.attempt > 1:
+            preamble.stop()  # run again after a worker died: its preamble may be out already
+        else:
+            preamble.start()
         try:
             await self._reply(session_id, turn, rec, ctx, preamble)
         finally:
@@ -356,7 +450,7 @@ class Engine:
     async def _reply(
         self,
         session_id: str,
-        turn: _Turn,
+        turn: Turn,
         rec: TraceRecorder,
         ctx: TurnContext,
         preamble: Preamble,
@@ -449,8 +543,6 @@ class Engine:
                 **reply.details,
             }
         )
-        # From here on the reply goes out: a newer message no longer cancels this turn.
-        turn.emitted = True
         preamble.stop()
         outcome = journeys[1]
         data: dict[str, Any] = {
@@ -465,11 +557,10 @@ class Engine:
             # (A stream that failed midway is replaced by the reply the turn degraded to.)
             pieces = stream.chunks if reply.streamed else [reply.text]
             data["chunks"] = [*pieces, None]
-        message = await asyncio.shield(
+        message = await _shielded(
             self._emit_reply(
-                session_id,
+                turn,
                 data,
-                trace.id,
                 outcome if outcome.changed(ctx.progress) else None,
                 streamed=streamed,
             )
@@ -486,16 +577,17 @@ class Engine:
 
     async def _emit_reply(
         self,
-        session_id: str,
+        turn: Turn,
         data: dict[str, Any],
-        trace_id: str,
         journeys: JourneyOutcome | None,
         *,
         streamed: Event | None = None,
     ) -> Event:
         """Append the agent's message (or complete the one streamed so far) and, in the same
         transaction, the session's journey progress: a turn that never replied changes no
-        journey."""
+        journey. The turn's record says the reply went out in that transaction too, so a turn
+        replies once, and never after a newer message superseded it (``Superseded``)."""
+        session_id, trace_id = turn.session_id, turn.trace_id
         async with self.store.transaction():
             if streamed is not None:
                 event = await self.store.update_event_data(session_id, streamed.id, data)
@@ -507,6 +599,9 @@ class Engine:
                     data=data,
                     trace_id=trace_id,
                 )
+            # After the append, which locks the session first, as a posted message does: the
+            # two transactions never wait for each other's locks in opposite orders.
+            await turn.start_emitting()
             if journeys is not None:
                 await self.store.upsert(journeys.progress)
         self.bus.publish(session_id, event.offset)
@@ -723,6 +818,26 @@ class Engine:
         ):
             trace.composition["hook_errors"] = errors
         return matched, resolution.clarification, values, (journeys, moved)
+
+
+def _shielded(work: Awaitable[Event]) -> Awaitable[Event]:
+    """``asyncio.shield``, whose work's outcome is still taken when the waiter was cancelled
+    (a refused reply raises ``Superseded`` after the turn already stopped)."""
+    task = asyncio.ensure_future(work)
+    task.add_done_callback(lambda t: t.cancelled() or t.exception())
+    return asyncio.shield(task)
+
+
+async def _completed(turn: Turn, ending: Awaitable[None]) -> None:
+    """Write a turn's ending even when a stop lands meanwhile (a newer message superseded the
+    turn as it failed): a turn always ends with its terminal status."""
+    task = asyncio.ensure_future(ending)
+    try:
+        await asyncio.shield(task)
+    except asyncio.CancelledError:
+        await task
+        if turn.stop is None:
+            raise  # not ours: the process is shutting down
 
 
 def transient_guidelines(retrieved: RetrievedSet, trace: Trace) -> list[Match]:

@@ -8,9 +8,11 @@ import builtins
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
+from datetime import datetime
 from typing import Any, TypeVar
 
 from tactful.domain import AuditEntry, Entity, Event, EventKind, EventSource
+from tactful.domain.turns import TurnRecord, TurnStatus
 from tactful.llm.base import Vectors
 
 E = TypeVar("E", bound=Entity)
@@ -164,3 +166,64 @@ class Store(ABC):
 
     @abstractmethod
     async def save_embeddings(self, model: str, vectors: dict[str, Vectors]) -> None: ...
+
+
+class TurnQueue(ABC):
+    """Turns as records (``tactful.domain.turns``): created with their customer message,
+    claimed with a lease, finished with a terminal status. Every method is atomic across the
+    processes that share the database; ``create`` and ``supersede`` join an open
+    ``Store.transaction()``."""
+
+    @abstractmethod
+    async def create(self, turn: TurnRecord) -> None:
+        """Record a pending turn."""
+
+    @abstractmethod
+    async def supersede(
+        self, session_id: str, *, newer: str, now: datetime
+    ) -> builtins.list[TurnRecord]:
+        """A newer turn (``newer``) came: the session's pending turns end as superseded, and
+        its running turns that have not emitted are asked to stop (``cancel_requested``).
+        Returns both kinds, as they are now."""
+
+    @abstractmethod
+    async def claim(
+        self, turn_id: str, owner: str, *, now: datetime, lease_s: float, stale: bool = False
+    ) -> TurnRecord | None:
+        """Take a pending turn, or a running one whose lease expired, for ``lease_s``
+        seconds. None when it is not claimable, or when another turn of its session runs.
+        ``stale`` also takes a running turn whose lease has not expired (a single-process
+        store after a restart: whoever held it is gone)."""
+
+    @abstractmethod
+    async def renew(
+        self, turn_id: str, owner: str, *, now: datetime, lease_s: float
+    ) -> TurnRecord | None:
+        """Extend the lease; None when ``owner`` no longer holds the turn."""
+
+    @abstractmethod
+    async def emit(self, turn_id: str, owner: str) -> bool:
+        """Mark the turn's reply as going out, once: False when the turn was superseded, asked
+        to stop, or is no longer ``owner``'s (the reply must then not be written). Call it in
+        the transaction that writes the reply."""
+
+    @abstractmethod
+    async def finish(self, turn_id: str, owner: str | None, status: TurnStatus) -> bool:
+        """End the turn with a terminal status (``owner`` None: whoever held it)."""
+
+    @abstractmethod
+    async def release(self, turn_id: str, owner: str) -> None:
+        """Give the turn back (pending, no lease) for another worker to claim."""
+
+    @abstractmethod
+    async def get(self, turn_id: str) -> TurnRecord | None: ...
+
+    @abstractmethod
+    async def claimable(
+        self, *, now: datetime, limit: int = 50, session_id: str | None = None
+    ) -> builtins.list[TurnRecord]:
+        """Pending turns, and running turns whose lease expired, oldest first."""
+
+    @abstractmethod
+    async def running(self) -> builtins.list[TurnRecord]:
+        """Every turn that is running now."""

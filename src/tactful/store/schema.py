@@ -95,6 +95,38 @@ events = Table(
 Index("ix_events_session_offset", events.c.session_id, events.c.offset, unique=True)
 Index("ix_events_trace_id", events.c.trace_id)
 
+# Turns as records (tactful.domain.turns): written with their customer message, claimed with a
+# lease. At most one turn of a session runs at a time: the partial unique index says so to
+# every process on the database.
+turns = Table(
+    "turns",
+    metadata,
+    Column("id", String(128), primary_key=True),
+    Column(
+        "session_id",
+        String(128),
+        ForeignKey("sessions.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("customer_offset", Integer, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("owner", String(200), nullable=True),
+    Column("lease_expires", DateTime(timezone=True), nullable=True),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("emitted", Boolean, nullable=False, server_default="0"),
+    Column("cancel_requested", Boolean, nullable=False, server_default="0"),
+    Column("creation_utc", DateTime(timezone=True), nullable=False),
+)
+Index("ix_turns_session", turns.c.session_id)
+Index("ix_turns_status", turns.c.status)
+Index(
+    "ux_turns_running_session",
+    turns.c.session_id,
+    unique=True,
+    sqlite_where=turns.c.status == "running",
+    postgresql_where=turns.c.status == "running",
+)
+
 # Counters bumped in the same transaction as the writes they count. "definitions" counts every
 # change to what defines agents (DEFINITION_COLLECTIONS), so a process can keep a snapshot of
 # an agent in memory and notice, with one read, a change made by any process on the database.

@@ -52,6 +52,7 @@ from tactful.store.schema import (
     events,
     rate_limits,
     revisions,
+    turns,
 )
 
 
@@ -100,7 +101,7 @@ class SQLStore(Store):
         self.backend = "postgresql" if self.url.startswith("postgresql") else "sqlite"
         # A PostgreSQL schema to use instead of ``public`` (isolated tests, several tenants).
         self.pg_schema = pg_schema
-        self._in_memory = self.backend == "sqlite" and (
+        self.in_memory = self.backend == "sqlite" and (
             ":memory:" in self.url or self.url.rstrip("/").endswith("sqlite+aiosqlite:")
         )
         self._engine: AsyncEngine = self._make_engine()
@@ -125,7 +126,7 @@ class SQLStore(Store):
                 json_serializer=dump_json,
                 json_deserializer=load_json,
             )
-        in_memory = self._in_memory
+        in_memory = self.in_memory
         json_args: dict[str, Any] = {"json_serializer": dump_json, "json_deserializer": load_json}
         if in_memory:
             engine = create_async_engine(
@@ -165,7 +166,7 @@ class SQLStore(Store):
             yield joined
             return
         async with contextlib.AsyncExitStack() as stack:
-            if self._sqlite_lock is not None and not (read_only and not self._in_memory):
+            if self._sqlite_lock is not None and not (read_only and not self.in_memory):
                 await stack.enter_async_context(self._sqlite_lock)
             conn = await stack.enter_async_context(self._engine.begin())
             token = self._current.set(conn)
@@ -375,6 +376,7 @@ class SQLStore(Store):
                 await conn.execute(delete(traces).where(traces.c.session_id == id))
                 progress = ENTITY_TABLES["journey_progress"]
                 await conn.execute(delete(progress).where(progress.c.id == id))
+                await conn.execute(delete(turns).where(turns.c.session_id == id))
             result = await conn.execute(delete(table).where(table.c.id == id))
             if result.rowcount:
                 await self._changed(conn, kind.collection, AuditAction.DELETED, id, None)
