@@ -4,6 +4,7 @@ results can change, and give choice providers' options to the match prompt."""
 from __future__ import annotations
 
 import copy
+import json
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
@@ -32,11 +33,17 @@ from tactful.tools import (
     SessionControl,
     ToolCall,
     ToolContext,
+    ToolOutcome,
     ToolRegistry,
     run_tools,
 )
 
 log = logging.getLogger("tactful.engine")
+
+
+def _key(call: ToolCall | ToolOutcome) -> tuple[str, str]:
+    return call.tool_id, json.dumps(call.arguments, sort_keys=True, default=str)
+
 
 Append = Callable[..., Awaitable[Event]]
 
@@ -85,12 +92,14 @@ class ToolStage:
         session_id = ctx.session.id
 
         context = self.context(ctx, trace)
-        outcomes = await run_tools(
-            self.registry,
-            [ToolCall(tool_id=p.tool_id, arguments=p.arguments) for p in runnable],
-            context,
-            default_timeout_s=self.timeout_s,
-        )
+        wanted = [ToolCall(tool_id=p.tool_id, arguments=p.arguments) for p in runnable]
+        done = await self._recorded(session_id, trace, specs) if trace.attempt > 1 else {}
+        to_run = [c for c in wanted if _key(c) not in done]
+        ran = await run_tools(self.registry, to_run, context, default_timeout_s=self.timeout_s)
+        fresh = dict(zip((_key(c) for c in to_run), ran, strict=True))
+        outcomes = [done.get(_key(c)) or fresh[_key(c)] for c in wanted]
+        if done:
+            trace.composition["tool_calls_reused"] = sorted(k[0] for k in done)
         calls = [o.model_dump(mode="json") for o in outcomes]
         trace.composition.setdefault("tool_calls", []).extend(calls)
         await self._append(
@@ -112,6 +121,25 @@ class ToolStage:
                 await self.store.update(session)
                 trace.composition["handoff"] = o.tool_id
         return findings
+
+    async def _recorded(
+        self, session_id: str, trace: Trace, specs: dict[str, ToolSpec]
+    ) -> dict[tuple[str, str], ToolOutcome]:
+        """This turn's consequential calls that succeeded in an earlier run of it (its worker
+        died after recording them): they are not made again."""
+        found: dict[tuple[str, str], ToolOutcome] = {}
+        events = await self.store.list_events(session_id, kinds=[EventKind.TOOL], trace_id=trace.id)
+        for event in events:
+            data = event.data if isinstance(event.data, dict) else {}
+            for raw in data.get("tool_calls", []):
+                try:
+                    outcome = ToolOutcome.model_validate(raw)
+                except ValueError:
+                    continue
+                spec = specs.get(outcome.tool_id)
+                if spec is not None and spec.consequential and outcome.result is not None:
+                    found[_key(outcome)] = outcome
+        return found
 
     def context(self, ctx: TurnContext, trace: Trace) -> ToolContext:
         session_id = ctx.session.id
