@@ -70,6 +70,12 @@ class Settings(BaseSettings):
     template_max_steps: int = Field(default=10_000, ge=100, le=10_000_000)
     template_timeout_s: float = Field(default=1.0, gt=0, le=60)
 
+    # Server processes `tactful serve` runs on this host and port (PostgreSQL only: a SQLite
+    # file has one process); they share the port (SO_REUSEPORT) and the database.
+    workers: int = Field(default=1, ge=1, le=64)
+    # Set for the processes of `--workers`: several sockets may listen on one port.
+    reuse_port: bool = False
+
     # -- turns (engine.runner) -------------------------------------------------------------------
     # A worker holds a claimed turn this long (renewed every third of it); a turn whose worker
     # died is taken over once its lease expired, within turn_recovery_interval_s after.

@@ -49,8 +49,9 @@ from tactful.tools import PythonTool, ToolService
 log = logging.getLogger("tactful")
 
 
-def listening_socket(host: str, port: int) -> socket.socket:
-    """A TCP socket listening on ``host:port``.
+def listening_socket(host: str, port: int, *, reuse_port: bool = False) -> socket.socket:
+    """A TCP socket listening on ``host:port`` (with ``reuse_port``, beside other processes'
+    sockets on the same port: the kernel spreads connections over them).
 
     Made with ``IPPROTO_TCP`` (``socket.create_server`` leaves it 0): asyncio sets
     ``TCP_NODELAY`` only on connections of such sockets, and without it every response, whose
@@ -67,6 +68,8 @@ def listening_socket(host: str, port: int) -> socket.socket:
     sock = socket.socket(family, kind, proto)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         sock.bind(address)
         sock.listen(2048)
     except BaseException:
@@ -169,7 +172,7 @@ class Server:
         host, port = self.settings.host, self.settings.port
         try:
             # Binding here turns a taken port into an error we can explain (uvicorn would exit).
-            sock = listening_socket(host, port)
+            sock = listening_socket(host, port, reuse_port=self.settings.reuse_port)
         except OSError as e:
             if e.errno == errno.EADDRINUSE:
                 raise ConfigurationError(

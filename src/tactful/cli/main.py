@@ -88,6 +88,15 @@ def serve(
             dir_okay=False,
         ),
     ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            max=64,
+            help="Server processes on this port (PostgreSQL only).",
+            show_default="1",
+        ),
+    ] = None,
 ) -> None:
     """Serve the REST API until Ctrl-C, after loading agent definition files."""
     from tactful.cli.serve import run_serve
@@ -98,6 +107,7 @@ def serve(
         data_dir=data_dir,
         transient=transient or None,
         database_url=database_url,
+        workers=workers,
     )
     run_serve(settings, agent_files(example, agent))
 

@@ -127,10 +127,16 @@ def run_serve(settings: Settings, agent_files: Sequence[Path]) -> None:
     """Run ``serve`` and turn every expected failure into one red line and exit code 1."""
     try:
         check_exposure(settings)
-        check_port(settings.host, settings.port)
+        if not settings.reuse_port:  # a worker of --workers: its supervisor checked the port
+            check_port(settings.host, settings.port)
     except (PortUnavailableError, ConfigurationError) as e:
         fail(str(e))
     print_settings(settings)
+    if settings.workers > 1:
+        from tactful.cli.workers import run_workers
+
+        run_workers(settings, agent_files)
+        return
     try:
         asyncio.run(serve(settings, agent_files))
     except (KeyboardInterrupt, asyncio.CancelledError):
