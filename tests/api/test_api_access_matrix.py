@@ -52,6 +52,7 @@ Build = Callable[[World], Request]
 # gets (when not the method's usual success).
 OPERATIONS: dict[str, tuple[str, Build] | tuple[str, Build, int]] = {
     "GET /healthz": (PUBLIC, lambda w: ("/healthz", None)),
+    "GET /readyz": (PUBLIC, lambda w: ("/readyz", None)),
     "GET /agents": (STAFF, lambda w: ("/agents", None)),
     "POST /agents": (ADMIN, lambda w: ("/agents", {"name": "Another"})),
     "GET /agents/{agent_id}": (STAFF, lambda w: (f"/agents/{w.ids['agent']}", None)),

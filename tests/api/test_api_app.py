@@ -210,3 +210,13 @@ async def test_invalid_json_keeps_fastapis_422_shape(client: httpx.AsyncClient) 
     detail = response.json()["detail"]
     assert isinstance(detail, list)
     assert {"loc", "msg", "type"} <= set(detail[0])
+
+
+async def test_readiness_says_whether_this_process_takes_turns(
+    client: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    ready = await client.get("/readyz")
+    assert ready.status_code == 200 and ready.json()["status"] == "ready"
+    await runtime.engine.runner.drain(0)
+    draining = await client.get("/readyz")
+    assert draining.status_code == 503 and "draining" in draining.json()["detail"]

@@ -30,6 +30,7 @@ from tactful.api.auth import EVERYONE, Authenticator, allow, authenticator_for, 
 from tactful.api.errors import SafeJSONResponse, install_error_handling
 from tactful.api.origins import install_origins
 from tactful.api.runtime import RuntimeDep
+from tactful.errors import StoreError
 from tactful.runtime import Runtime
 
 MIB = 1024 * 1024
@@ -93,6 +94,23 @@ def create_app(runtime: Runtime, *, authenticator: Authenticator | None = None) 
     async def healthz(runtime: RuntimeDep) -> Health:
         """Liveness, and the model tier the server runs on (``offline`` or ``model:<name>``)."""
         return Health(status="ok", tier=runtime.tier)
+
+    @app.get(
+        "/readyz",
+        tags=["health"],
+        dependencies=[Depends(allow(*EVERYONE, anonymous=True))],
+        responses={503: {"description": "Not ready: the database does not answer, or draining"}},
+    )
+    async def readyz(runtime: RuntimeDep) -> Health:
+        """Readiness, for a load balancer: the database answers and this process takes turns
+        (it stops when it drains on SIGTERM)."""
+        if not runtime.engine.runner.accepting:
+            raise StoreError("this process is draining its turns before it stops")
+        try:
+            await runtime.store.definitions_revision()
+        except Exception as e:
+            raise StoreError(f"the database does not answer: {type(e).__name__}") from e
+        return Health(status="ready", tier=runtime.tier)
 
     routes = [r for m in ROUTERS for r in m.router.routes if isinstance(r, APIRoute)]
     production = runtime.settings.mode == "production"
