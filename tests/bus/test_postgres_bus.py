@@ -132,6 +132,20 @@ async def test_while_cut_off_waiters_are_woken_and_queued_news_goes_out_after(
             assert len(lost) == 1 and len(back) == 1
 
 
+async def test_closing_sends_what_is_still_queued(
+    pg_url: str, new_schema: Callable[[], Awaitable[str]]
+) -> None:
+    schema = await new_schema()
+    async with bus(pg_url, schema) as b:
+        a = PostgresBus(pg_url, pg_schema=schema)
+        await a.start()
+        on_b = b.listen("s")
+        a.publish("s", 1)  # the last news of a process that is shutting down
+        await a.close()
+        assert not a.connected
+        assert await on_b.wait(WAIT_S) is True
+
+
 async def test_start_fails_clearly_when_postgresql_cannot_be_reached() -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

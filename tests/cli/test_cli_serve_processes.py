@@ -177,6 +177,9 @@ def test_a_second_process_on_one_sqlite_file_is_refused(tmp_path: Path) -> None:
             "processes on PostgreSQL (TACTFUL_DATABASE_URL=postgresql://...)"
         )
         assert "Traceback" not in second.stdout + second.stderr
+        # Commands that only read or write a few rows still work beside the server.
+        keys = run(["keys", "list", "--data-dir", str(data)], tmp_path)
+        assert keys.returncode == 0, keys.stderr
         # The first one still serves, and answers.
         session_id = new_session(first)
         posted = post_message(first, session_id, "How do I return this?")

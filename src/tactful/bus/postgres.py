@@ -182,37 +182,48 @@ class PostgresBus(Bus):
     async def _run(self, conn: asyncpg.Connection) -> None:
         """Serve the connection; when it is lost, reconnect with backoff until closed."""
         loop = asyncio.get_running_loop()
-        while True:
-            reason = await self._serve(conn)
-            await self._discard(conn)
-            if reason is None:
-                return
-            lost_at = loop.time()
-            log.warning(
-                "lost the PostgreSQL connection that listens for session events (%s); until "
-                "it is back, waiters on this process read the store again every %g s at most",
-                reason,
-                self._reconnect_max_s,
-            )
-            self._local.wake_everyone()
-            delay = RECONNECT_FIRST_S
-            while True:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._closing.wait(), delay)
-                if self._closing.is_set():
+        current: asyncpg.Connection | None = conn
+        try:
+            while current is not None:
+                reason = await self._serve(current)
+                await self._discard(current)
+                if reason is None:
                     return
-                delay = min(delay * 2, self._reconnect_max_s)
-                try:
-                    conn = await self._connect()
-                    break
-                except Exception:
+                lost_at = loop.time()
+                log.warning(
+                    "lost the PostgreSQL connection that listens for session events (%s); "
+                    "until it is back, waiters on this process read the store again at each "
+                    "reconnection attempt (every %g s at most)",
+                    reason,
+                    self._reconnect_max_s,
+                )
+                self._local.wake_everyone()
+                current = await self._reconnect()
+                if current is not None:
+                    log.warning(
+                        "listening for session events on PostgreSQL again, after %.1f s",
+                        loop.time() - lost_at,
+                    )
+                    # Whatever other processes announced meanwhile: read the store again.
                     self._local.wake_everyone()
-            log.warning(
-                "listening for session events on PostgreSQL again, after %.1f s",
-                loop.time() - lost_at,
-            )
-            # Whatever other processes announced while we were away: read the store again.
-            self._local.wake_everyone()
+        finally:
+            # Cancelled (a close that took too long): leave no connection behind.
+            if current is not None and not current.is_closed():
+                current.terminate()
+
+    async def _reconnect(self) -> asyncpg.Connection | None:
+        """A new listening connection, after as many attempts as it takes; None once closing."""
+        delay = RECONNECT_FIRST_S
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._closing.wait(), delay)
+            if self._closing.is_set():
+                return None
+            delay = min(delay * 2, self._reconnect_max_s)
+            try:
+                return await self._connect()
+            except Exception:
+                self._local.wake_everyone()
 
     async def _serve(self, conn: asyncpg.Connection) -> str | None:
         """Send the queued notifications as they come; check the connection when idle.
