@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from tactful.bus.base import Bus
 from tactful.bus.memory import MemoryBus
+from tactful.bus.postgres import PostgresBus
 from tactful.config import Settings
 from tactful.engine.canned import TemplateLimits
 from tactful.engine.runner import RunnerOptions
@@ -16,7 +17,8 @@ from tactful.engine.turn import Engine, EngineOptions
 from tactful.errors import ConfigurationError
 from tactful.llm.base import Embedder, Generator
 from tactful.store.base import Store
-from tactful.store.sql import open_store
+from tactful.store.sql import SQLStore, open_store
+from tactful.store.sqlite_lock import SQLiteProcessLock, lock_sqlite
 from tactful.store.turns import SQLTurnQueue
 from tactful.tools.outbound import OutboundPolicy
 from tactful.tools.services import reconnect_all
@@ -31,6 +33,8 @@ class Runtime:
     tier_reason: str
     # Reconnecting stored tool services, in the background so that start-up never waits.
     services_task: asyncio.Task[None] | None = None
+    # A SQLite file serves one process: held until close (tactful.store.sqlite_lock).
+    sqlite_lock: SQLiteProcessLock | None = None
 
     @property
     def tier(self) -> str:
@@ -41,10 +45,15 @@ class Runtime:
             self.services_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self.services_task
-        await self.engine.close()
-        if self.engine.generator is not None:
-            await self.engine.generator.aclose()
-        await self.store.close()
+        try:
+            await self.engine.close()
+            if self.engine.generator is not None:
+                await self.engine.generator.aclose()
+            await self.bus.close()
+            await self.store.close()
+        finally:
+            if self.sqlite_lock is not None:
+                self.sqlite_lock.release()
 
 
 def choose_generator(settings: Settings) -> tuple[Generator | None, str]:
@@ -79,6 +88,16 @@ def default_embedder() -> Embedder:
     return MiniLMEmbedder()
 
 
+async def open_bus(store: SQLStore) -> Bus:
+    """PostgreSQL: LISTEN/NOTIFY, so that every process sharing the database wakes its waiters.
+    SQLite: in memory (one process per file)."""
+    if store.backend != "postgresql":
+        return MemoryBus()
+    bus = PostgresBus(store.url, pg_schema=store.pg_schema)
+    await bus.start()
+    return bus
+
+
 async def start_runtime(
     settings: Settings,
     *,
@@ -100,8 +119,15 @@ async def start_runtime(
             raise ConfigurationError(
                 f"cannot create the data folder {settings.data_dir}: {e}"
             ) from e
-    store = await open_store(settings.resolved_database_url())
-    bus = MemoryBus()
+    url = settings.resolved_database_url()
+    async with contextlib.AsyncExitStack() as undo:  # what opened so far, closed if a step fails
+        sqlite_lock = lock_sqlite(url)
+        if sqlite_lock is not None:
+            undo.callback(sqlite_lock.release)
+        store = await open_store(url)
+        undo.push_async_callback(store.close)
+        bus = await open_bus(store)
+        undo.pop_all()
     engine = Engine(
         store,
         bus,
@@ -128,6 +154,13 @@ async def start_runtime(
         turns=SQLTurnQueue(store),
     )
     engine.start()
-    runtime = Runtime(settings=settings, store=store, bus=bus, engine=engine, tier_reason=reason)
+    runtime = Runtime(
+        settings=settings,
+        store=store,
+        bus=bus,
+        engine=engine,
+        tier_reason=reason,
+        sqlite_lock=sqlite_lock,
+    )
     runtime.services_task = asyncio.create_task(reconnect_all(engine.tools, store))
     return runtime

@@ -11,6 +11,7 @@ import httpx
 from api_scenario import answering_agent, new_session
 
 from tactful.bus.memory import MemoryBus
+from tactful.domain import EventKind, EventSource
 from tactful.runtime import Runtime
 
 
@@ -84,3 +85,25 @@ async def test_single_event_as_sse(server_url: str) -> None:
         async with client.stream("GET", f"{url}/{event_id}", params={"sse": "true"}) as stream:
             events = [e async for e in sse_events(stream.aiter_lines())]
         assert events == [created.json()]
+
+
+async def test_sse_reads_the_store_once_more_before_closing(
+    server_url: str, runtime: Runtime
+) -> None:
+    # An event whose wake-up never came (another process's, lost on the way) is still sent.
+    async with httpx.AsyncClient(base_url=server_url, timeout=10) as client:
+        agent = (await client.post("/agents", json={"name": "A"})).json()
+        session_id = await new_session(client, agent["id"])
+        url = f"/sessions/{session_id}/events"
+        await client.post(url, json={"kind": "custom", "source": "system", "data": 0})
+        params: dict[str, str | float] = {"sse": "true", "wait_for_data": 1}
+        received = []
+        async with client.stream("GET", url, params=params) as stream:
+            async for event in sse_events(stream.aiter_lines()):
+                received.append(event["data"])
+                if event["data"] == 0:
+                    await asyncio.sleep(0.2)  # the stream now waits on the bus
+                    await runtime.store.append_event(
+                        session_id, kind=EventKind.CUSTOM, source=EventSource.SYSTEM, data=1
+                    )
+        assert received == [0, 1]

@@ -336,6 +336,9 @@ async def _stream(
     offset = min_offset
     growing: dict[str, int] = {}
     quiet_since = loop.time()
+    # Once quiet for idle_timeout, the store is read once more before closing: a wake-up lost
+    # on the bus (another process's) never hides a stored event.
+    last_look = False
     while True:
         # Subscribe before reading so that a change in between still wakes us.
         listener = bus.listen(session_id)
@@ -364,10 +367,13 @@ async def _stream(
                     growing.pop(event.id, None)
             if out:
                 quiet_since = loop.time()
+                last_look = False
                 continue
+            if last_look:
+                return
             remaining = idle_timeout - (loop.time() - quiet_since)
             if remaining <= 0 or not await listener.wait(remaining):
-                return
+                last_look = True
         finally:
             listener.close()
 
@@ -380,6 +386,7 @@ async def _until_complete(
     yield event
     seen = _state(event)
     deadline = loop.time() + timeout
+    last_look = False  # as in _stream: read once more before giving up
     while streaming(event):
         listener = runtime.bus.listen(session_id)
         try:
@@ -387,11 +394,14 @@ async def _until_complete(
             if _state(event) != seen:
                 seen = _state(event)
                 deadline = loop.time() + timeout
+                last_look = False
                 yield event
                 continue
+            if last_look:
+                return
             remaining = deadline - loop.time()
             if remaining <= 0 or not await listener.wait(remaining):
-                return
+                last_look = True
         finally:
             listener.close()
 

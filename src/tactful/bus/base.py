@@ -18,10 +18,21 @@ class Listener(ABC):
 
 
 class Bus(ABC):
-    """Pushes "session X has a new event" to listeners. No polling loops."""
+    """Pushes "session X has a new event" to listeners. No polling loops.
+
+    A wake-up means "read the store again", never "here is the event": a listener may be woken
+    with nothing new (and must then listen again), and a caller whose wait timed out reads the
+    store once more before giving up, so a lost notification delays an answer, never loses it.
+    """
 
     @abstractmethod
-    def listen(self, session_id: str) -> Listener: ...
+    def listen(self, session_id: str) -> Listener:
+        """Subscribe to the session's next change; wait on the listener, then close it."""
 
     @abstractmethod
-    def publish(self, session_id: str, offset: int) -> None: ...
+    def publish(self, session_id: str, offset: int) -> None:
+        """Say that the session changed at ``offset``; call it after the write committed."""
+
+    @abstractmethod
+    async def close(self) -> None:
+        """Release what the bus holds (connections, tasks)."""

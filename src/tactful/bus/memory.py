@@ -43,6 +43,14 @@ class MemoryBus(Bus):
             if not listener.future.done():
                 listener.future.set_result(offset)
 
+    async def close(self) -> None:
+        """Nothing to release: listeners go with their requests."""
+
+    def wake_everyone(self) -> None:
+        """Wake every listener of every session (each reads the store again)."""
+        for session_id in list(self._listeners):
+            self.publish(session_id, -1)
+
     def _remove(self, session_id: str, listener: _FutureListener) -> None:
         waiting = self._listeners.get(session_id)
         if waiting is not None:

@@ -26,10 +26,12 @@ async def wait_for_events(
     ``timeout`` seconds for the first one.
 
     Returns as soon as at least one matching event exists. Raises ``TimeoutError`` when none
-    arrived in time.
+    exists once the time is up (the store is read once more then: a wake-up lost on the bus
+    never hides a stored event).
     """
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
+    last_look = False
     while True:
         # Subscribe before reading so that an event appended in between still wakes us.
         listener = bus.listen(session_id)
@@ -44,8 +46,12 @@ async def wait_for_events(
             )
             if found:
                 return found
+            if last_look:
+                raise TimeoutError(f"no matching event in session {session_id!r} within {timeout}s")
             remaining = deadline - loop.time()
             if remaining <= 0 or not await listener.wait(remaining):
-                raise TimeoutError(f"no matching event in session {session_id!r} within {timeout}s")
+                # A notification can be lost (another process's, while its connection was
+                # down): the store, not the bus, says whether there is nothing to answer.
+                last_look = True
         finally:
             listener.close()

@@ -1,0 +1,49 @@
+"""PostgreSQL schemas for the bus tests (each test its own), or a skip saying what is missing."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import asyncpg
+import pytest
+import pytest_asyncio
+
+POSTGRES_ENV = "TACTFUL_TEST_POSTGRES_URL"
+
+
+@pytest.fixture
+def pg_url() -> str:
+    url = os.environ.get(POSTGRES_ENV)
+    if not url:
+        pytest.skip(
+            f"no PostgreSQL server given: set {POSTGRES_ENV}, e.g. "
+            "postgresql://postgres@127.0.0.1:5432/test"
+        )
+    return url
+
+
+@pytest_asyncio.fixture
+async def new_schema(pg_url: str) -> AsyncIterator[Callable[[], Awaitable[str]]]:
+    """Creates fresh schemas on demand; drops them after the test."""
+    made: list[str] = []
+
+    async def make() -> str:
+        name = f"t_{uuid.uuid4().hex[:12]}"
+        conn = await asyncpg.connect(pg_url)
+        try:
+            await conn.execute(f'CREATE SCHEMA "{name}"')
+        finally:
+            await conn.close()
+        made.append(name)
+        return name
+
+    yield make
+    if made:
+        conn = await asyncpg.connect(pg_url)
+        try:
+            for name in made:
+                await conn.execute(f'DROP SCHEMA "{name}" CASCADE')
+        finally:
+            await conn.close()
