@@ -28,8 +28,8 @@ from test_cli_turn_recovery import (
 
 from fresh_databases import postgres_database
 
-# Short leases: a worker's death is noticed within seconds.
-FAST_TAKEOVER = {"TACTFUL_TURN_LEASE_S": "3", "TACTFUL_TURN_RECOVERY_INTERVAL_S": "0.3"}
+# Short leases: a worker's death is noticed within seconds (and a busy one still renews).
+FAST_TAKEOVER = {"TACTFUL_TURN_LEASE_S": "5", "TACTFUL_TURN_RECOVERY_INTERVAL_S": "0.3"}
 
 
 @pytest.fixture
@@ -90,12 +90,11 @@ def test_a_turn_of_a_killed_worker_is_finished_by_another(
         # No restart: B takes the turn over once A's lease expired.
         check_answered_once(events_when_ended(b.url, session, [trace_id]))
         trace = httpx.get(f"{b.url}/traces/{trace_id}").json()
-        # Taken over (on a very busy machine A may have lost its lease even before it died).
-        assert trace["status"] == "done" and trace["attempt"] >= 2
+        assert (trace["status"], trace["attempt"]) == ("done", 2)
     finally:
         b.stop()
     # The call in flight when A died was not recorded: B made it again.
-    assert marks(tmp_path, "order") >= 2
+    assert marks(tmp_path, "order") == 2
 
 
 def test_simultaneous_messages_through_two_workers_are_each_answered(
