@@ -91,9 +91,21 @@ class SQLTurnQueue(TurnQueue):
         taken = or_(turns.c.status == PENDING, and_(turns.c.status == RUNNING, expired))
         if stale:
             taken = turns.c.status.in_([PENDING, RUNNING])
+        other = turns.alias("other")
+        # Another turn of the session runs: this one waits (the unique index is the backstop
+        # for two claims racing; checking first keeps failed claims out of the server's log).
+        busy = (
+            select(other.c.id)
+            .where(
+                other.c.session_id == turns.c.session_id,
+                other.c.status == RUNNING,
+                other.c.id != turn_id,
+            )
+            .exists()
+        )
         query = (
             update(turns)
-            .where(turns.c.id == turn_id, taken, turns.c.cancel_requested.is_(False))
+            .where(turns.c.id == turn_id, taken, turns.c.cancel_requested.is_(False), ~busy)
             .values(
                 status=RUNNING,
                 owner=owner,
