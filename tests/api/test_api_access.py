@@ -183,7 +183,7 @@ async def test_customers_see_their_timeline_without_tool_events_or_internals(
         tool = await engine.append(
             session_id, EventKind.TOOL, EventSource.SYSTEM, {"tool_calls": [{"secret": 1}]}
         )
-        await engine.status(
+        await engine.timeline.status(
             session_id, SessionStatus.ERROR, "t1", exception="OperationalError: db at 10.0.0.5"
         )
         seen = (await ann.get(f"/sessions/{session_id}/events?wait_for_data=0")).json()

@@ -297,13 +297,13 @@ async def test_trace_is_saved_before_ready(server: tactful.Server) -> None:
     session = await server.create_session(agent)
     engine = server.runtime.engine
     found_at_ready: list[bool] = []
-    original_status = engine.status
+    original_status = engine.timeline.status
 
     async def status(session_id: str, status: Any, trace_id: str, **data: Any) -> Any:
         if status.value == "ready":
             found_at_ready.append(await server.runtime.store.find(Trace, trace_id) is not None)
         return await original_status(session_id, status, trace_id, **data)
 
-    engine.status = status  # type: ignore[method-assign]
+    engine.timeline.status = status  # type: ignore[method-assign]
     await server.send(session, "refund")
     assert found_at_ready == [True]

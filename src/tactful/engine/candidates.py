@@ -21,8 +21,16 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from tactful.domain import Candidate, Criticality, Guideline
+from tactful.domain import (
+    Candidate,
+    Criticality,
+    EndpointKind,
+    Guideline,
+    Relationship,
+    RelationshipKind,
+)
 from tactful.engine.classify import Classification, classify
+from tactful.engine.resolve import guidelines_by_tag
 from tactful.engine.retrieve import Ranked
 
 # How many best-ranked guidelines join tier 1 beyond those there for another reason. Measured
@@ -199,3 +207,24 @@ def select_candidates(
         else:
             tier2.append(Selected(r, rank_of[gid], 2, (SCREEN,)))
     return CandidateSet(tier1=tier1, tier2=tier2, always=always, disabled=disabled, k=k)
+
+
+def dependency_targets(
+    relationships: Sequence[Relationship], guidelines: Sequence[Guideline]
+) -> Callable[[Collection[str]], set[str]]:
+    """The guidelines that the given ones depend on (tags expanded): a candidate's
+    dependencies are checked with it."""
+    members = guidelines_by_tag(guidelines)
+    edges: dict[str, set[str]] = {}
+    for r in relationships:
+        if r.kind not in (RelationshipKind.DEPENDENCY, RelationshipKind.DEPENDENCY_ANY):
+            continue
+        if r.source.kind is not EndpointKind.GUIDELINE:
+            continue
+        ends = members.get(r.target.id, []) if r.target.kind is EndpointKind.TAG else [r.target.id]
+        edges.setdefault(r.source.id, set()).update(ends)
+
+    def depended_on(ids: Collection[str]) -> set[str]:
+        return {t for gid in ids for t in edges.get(gid, ())}
+
+    return depended_on

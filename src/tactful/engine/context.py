@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from tactful.domain import (
     Agent,
@@ -55,6 +56,13 @@ class TurnContext:
     # The agent's journeys and this session's way through them.
     journeys: list[Journey] = field(default_factory=list)
     progress: JourneyProgress = field(default_factory=lambda: JourneyProgress(id="unsaved"))
+
+    def guideline(self, guideline_id: str) -> Guideline:
+        return self.guidelines_by_id[guideline_id]
+
+    @cached_property
+    def guidelines_by_id(self) -> dict[str, Guideline]:
+        return {g.id: g for g in self.guidelines}
 
     @property
     def applied_before(self) -> set[str]:

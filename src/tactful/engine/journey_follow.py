@@ -58,6 +58,8 @@ from tactful.engine.journey_walk import (
 from tactful.engine.journeys import JourneyGraph, blank
 from tactful.engine.match import JourneyCheck, Match, ModelMatcher
 from tactful.engine.retrieve import EmbeddingCache, Ranked
+from tactful.engine.tool_stage import ToolStage
+from tactful.engine.tools import ToolFindings
 from tactful.engine.trace import TraceRecorder
 
 
@@ -662,3 +664,66 @@ class Follower:
                 match.verdict.tool_calls = [c.model_dump() for c in check.tool_calls]
                 match.verdict.method = "model"
         return again
+
+
+def off_scope(guidelines: Sequence[Guideline], outcome: JourneyOutcome) -> set[str]:
+    """Guidelines scoped to a journey that is not live now: they do not apply."""
+    live = {jid for jid, run in outcome.progress.runs.items() if run.live}
+    return {
+        g.id
+        for g in guidelines
+        for t in g.tags
+        if t.startswith("journey:") and t.removeprefix("journey:") not in live
+    }
+
+
+def with_journeys(matched: Sequence[Match], outcome: JourneyOutcome) -> list[Match]:
+    """``matched`` with each journey's synthetic guideline as ``outcome`` now projects it."""
+    synthetic = {m.ranked.guideline.id: m for m in outcome.projected.values()}
+    kept = [
+        m
+        for m in matched
+        if not m.ranked.guideline.id.startswith("journey:") or m.ranked.guideline.id in synthetic
+    ]
+    seen = {m.ranked.guideline.id for m in kept}
+    result = [synthetic.get(m.ranked.guideline.id, m) for m in kept]
+    return result + [m for gid, m in synthetic.items() if gid not in seen]
+
+
+async def journeys_after_tools(
+    follower: Follower,
+    tool_stage: ToolStage,
+    ctx: TurnContext,
+    rec: TraceRecorder,
+    matched: list[Match],
+    findings: ToolFindings,
+    journeys: tuple[JourneyPlan, JourneyOutcome],
+) -> list[Match]:
+    """Journeys at a tool state whose tools ran go on from it, with the results in view;
+    a tool state reached that way runs too (within the agent's iteration bound)."""
+    plan, outcome = journeys
+    ran = {tool for tool, _ in findings.results}
+    specs = tool_stage.specs()
+    for _ in range(max(1, ctx.agent.max_engine_iterations)):
+        if not ran or not outcome.projected:
+            break
+        again = await follower.after_tools(
+            ctx,
+            plan,
+            outcome,
+            ran,
+            findings.results,
+            rec,
+            tool_stage.model_matcher,
+            specs,
+            offset=rec.trace.customer_event_offset,
+        )
+        matched = with_journeys(matched, outcome)
+        if not again:
+            break
+        more = await tool_stage.run(ctx, [outcome.projected[j] for j in again], rec.trace)
+        findings.merge(more)
+        ran = {tool for tool, _ in more.results}
+    rec.trace.journeys = list(outcome.steps)
+    rec.trace.final_guideline_ids = [m.ranked.guideline.id for m in matched]
+    return matched

@@ -83,6 +83,7 @@ class EmbeddingCache:
         self._keys: dict[str, str] = {}
         self._matrices: OrderedDict[tuple[str, ...], Vectors] = OrderedDict()
         self._inflight: dict[str, asyncio.Future[None]] = {}
+        self._warming: set[asyncio.Task[None]] = set()
 
     def _key(self, model: str, text: str) -> str:
         key = self._keys.get(text)
@@ -151,6 +152,18 @@ class EmbeddingCache:
         """Embed ``texts`` ahead of need (a failure is left for the turn that needs them)."""
         with contextlib.suppress(Exception):
             await self._embed(list(dict.fromkeys(t for t in texts if t.strip())))
+
+    def warm_later(self, texts: Sequence[str]) -> None:
+        """Embed ``texts`` in the background, ahead of the turn that needs them."""
+        task = asyncio.create_task(self.warm(texts))
+        self._warming.add(task)
+        task.add_done_callback(self._warming.discard)
+
+    async def close(self) -> None:
+        """Stop embedding ahead (on shutdown)."""
+        for task in list(self._warming):
+            task.cancel()
+        await asyncio.gather(*self._warming, return_exceptions=True)
 
 
 def guideline_text(g: Guideline) -> str:

@@ -21,7 +21,10 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from tactful.domain import Guideline, MatchVerdict, Trace
 from tactful.engine.hooks import MatchContext
+from tactful.engine.match import Match
+from tactful.engine.retrieve import Ranked
 
 log = logging.getLogger("tactful.retrievers")
 
@@ -166,3 +169,23 @@ class Retrievers:
 
 def _ms(started: float) -> float:
     return (time.perf_counter() - started) * 1000
+
+
+def transient_guidelines(retrieved: RetrievedSet, trace: Trace) -> list[Match]:
+    """The guidelines retrievers said apply this turn, as matches (they are not checked)."""
+    found = []
+    for i, (name, g) in enumerate(retrieved.guidelines()):
+        guideline = Guideline(id=f"retriever:{name}:{i}", condition=g.condition, action=g.action)
+        verdict = MatchVerdict(
+            guideline_id=guideline.id,
+            condition=g.condition,
+            action=g.action,
+            applies=True,
+            score=1.0,
+            rationale=f"given by the retriever {name!r} for this turn",
+            method="retriever",
+        )
+        trace.matches.append(verdict)
+        trace.final_guideline_ids.append(guideline.id)
+        found.append(Match(Ranked(guideline, 1.0, 1.0), verdict))
+    return found

@@ -1,12 +1,14 @@
-"""Reading a session's timeline, waiting for new events through the bus (no polling)."""
+"""A session's timeline: writing events (each wakes its waiters), and waiting for new ones
+through the bus (no polling)."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from typing import Any
 
 from tactful.bus.base import Bus
-from tactful.domain import Event, EventKind, EventSource
+from tactful.domain import Event, EventKind, EventSource, SessionStatus
 from tactful.store.base import Store
 
 
@@ -55,3 +57,53 @@ async def wait_for_events(
                 last_look = True
         finally:
             listener.close()
+
+
+class Timeline:
+    """Writes to sessions' timelines: each event appended wakes whoever waits on its session."""
+
+    def __init__(self, store: Store, bus: Bus) -> None:
+        self.store = store
+        self.bus = bus
+
+    async def append(
+        self,
+        session_id: str,
+        kind: EventKind,
+        source: EventSource,
+        data: Any,
+        *,
+        trace_id: str = "",
+        metadata: dict[str, Any] | None = None,
+    ) -> Event:
+        """Append an event and wake whoever waits on the session."""
+        event = await self.store.append_event(
+            session_id, kind=kind, source=source, data=data, trace_id=trace_id, metadata=metadata
+        )
+        self.bus.publish(session_id, event.offset)
+        return event
+
+    async def status(
+        self, session_id: str, status: SessionStatus, trace_id: str, **data: Any
+    ) -> Event:
+        """Append the agent's status (``ready``, ``typing``, ...) for one turn."""
+        return await self.append(
+            session_id,
+            EventKind.STATUS,
+            EventSource.AI_AGENT,
+            {"status": status.value, "data": data},
+            trace_id=trace_id,
+        )
+
+    async def status_unpublished(
+        self, session_id: str, status: SessionStatus, trace_id: str
+    ) -> Event:
+        """A status event written in the caller's transaction; the caller publishes it once
+        the transaction is committed."""
+        return await self.store.append_event(
+            session_id,
+            kind=EventKind.STATUS,
+            source=EventSource.AI_AGENT,
+            data={"status": status.value, "data": {}},
+            trace_id=trace_id,
+        )

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from tactful.domain import ModelCall, Trace
 from tactful.errors import ModelError
 from tactful.llm.base import Generation, Generator, OnText, Prompt, Streamed, T, Usage
+from tactful.store.base import Store
+
+log = logging.getLogger("tactful.engine")
 
 
 class TraceRecorder:
@@ -16,6 +20,23 @@ class TraceRecorder:
 
     def __init__(self, trace: Trace) -> None:
         self.trace = trace
+        # Records built only when the trace is saved (after the reply, off the customer's wait).
+        self._deferred: list[Callable[[], None]] = []
+
+    def defer(self, build: Callable[[], None]) -> None:
+        """Fill part of the trace when it is saved, not now."""
+        self._deferred.append(build)
+
+    async def save(self, store: Store) -> None:
+        """Build the deferred records and save the trace; a trace that cannot be saved is
+        logged, never a reason for the turn to fail."""
+        deferred, self._deferred = self._deferred, []
+        try:
+            for build in deferred:
+                build()
+            await store.upsert(self.trace)
+        except Exception:
+            log.exception("could not save trace %s", self.trace.id)
 
     @asynccontextmanager
     async def stage(self, name: str) -> AsyncIterator[None]:

@@ -1,0 +1,143 @@
+"""A claimed turn from its trace's creation to its terminal status.
+
+The runner (``engine.runner``) claims turns and holds their leases; for each turn it runs here,
+this module opens the trace, runs the pipeline, and writes how the turn ended: ``ready`` after
+the reply; ``error`` then ``ready`` when it failed; ``cancelled`` when a newer message
+superseded it (before or while it ran); nothing more for a turn whose session is gone, or one
+stopped for draining or a lost lease (another worker runs it again). A turn whose worker died
+after its reply went out is completed without running again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+
+from tactful.domain import EventKind, EventSource, SessionStatus, Trace
+from tactful.domain.turns import TurnStatus
+from tactful.engine.runner import Superseded, Turn
+from tactful.engine.timeline import Timeline
+from tactful.engine.trace import TraceRecorder
+from tactful.errors import NotFoundError
+
+log = logging.getLogger("tactful.engine")
+
+RunPipeline = Callable[[Turn, TraceRecorder], Awaitable[None]]
+
+
+class TurnLifecycle:
+    """The runner's callbacks: run a claimed turn, end a superseded one, complete one whose
+    reply went out before its worker died."""
+
+    def __init__(self, timeline: Timeline, pipeline: RunPipeline, tier: Callable[[], str]) -> None:
+        self.timeline = timeline
+        self.pipeline = pipeline
+        self.tier = tier
+
+    def _trace(
+        self,
+        turn: Turn,
+        status: str = "running",
+        *,
+        message_event_id: str | None = None,
+        error: str | None = None,
+    ) -> Trace:
+        return Trace(
+            id=turn.trace_id,
+            session_id=turn.session_id,
+            agent_id="",
+            customer_event_offset=turn.record.customer_offset,
+            tier=self.tier(),
+            attempt=turn.record.attempts,
+            status=status,
+            message_event_id=message_event_id,
+            error=error,
+        )
+
+    async def execute(self, turn: Turn) -> TurnStatus:
+        """Run one claimed turn and write its terminal status: ready, error and ready, or
+        cancelled when a newer message superseded it (the runner asked, or the reply was
+        refused). A turn stopped for another reason (draining, lost lease) writes nothing."""
+        rec = TraceRecorder(self._trace(turn))
+        trace = rec.trace
+        try:
+            await self.pipeline(turn, rec)
+            return TurnStatus.DONE
+        except (Superseded, asyncio.CancelledError) as e:
+            if not isinstance(e, Superseded) and turn.stop != "superseded":
+                raise
+            trace.status = "cancelled"
+            await asyncio.shield(self._cancelled(rec))
+            return TurnStatus.SUPERSEDED
+        except NotFoundError as e:
+            # The session (or its agent) was deleted while the turn ran: nothing to answer.
+            log.info("turn %s dropped: %s", turn.trace_id, e)
+            trace.status = "dropped"
+            return TurnStatus.DROPPED
+        except Exception as e:
+            # A failing turn degrades to an error status; the server keeps serving.
+            log.exception("turn %s failed", turn.trace_id)
+            trace.status = "error"
+            trace.error = f"{type(e).__name__}: {e}"
+            await completed(turn, self._failed(rec))
+            return TurnStatus.FAILED
+
+    async def superseded(self, turn: Turn) -> None:
+        """A turn that a newer message superseded before it ran here (its worker died)."""
+        await self._cancelled(TraceRecorder(self._trace(turn, "cancelled")))
+
+    async def recover_emitted(self, turn: Turn) -> None:
+        """Its worker died after the reply went out: complete a reply left half-streamed, keep
+        the trace if it was saved (else record that it was lost), and write ready."""
+        store, session_id = self.timeline.store, turn.session_id
+        replies = await store.list_events(
+            session_id,
+            min_offset=turn.record.customer_offset,
+            kinds=[EventKind.MESSAGE],
+            source=EventSource.AI_AGENT,
+            trace_id=turn.trace_id,
+        )
+        reply = next((e for e in replies if not e.metadata.get("preamble")), None)
+        if reply is not None and isinstance(reply.data, dict):
+            chunks = reply.data.get("chunks")
+            if isinstance(chunks, list) and (not chunks or chunks[-1] is not None):
+                data = {**reply.data, "chunks": [*chunks, None]}
+                await store.update_event_data(session_id, reply.id, data)
+                self.timeline.bus.publish(session_id, reply.offset)
+        if await store.find(Trace, turn.trace_id) is None:
+            trace = self._trace(
+                turn,
+                "done",
+                message_event_id=reply.id if reply is not None else None,
+                error="the process that sent this reply stopped before it saved the trace",
+            )
+            await TraceRecorder(trace).save(store)
+        await self.timeline.status(session_id, SessionStatus.READY, turn.trace_id)
+
+    async def _cancelled(self, rec: TraceRecorder) -> None:
+        with contextlib.suppress(Exception):
+            await self.timeline.status(rec.trace.session_id, SessionStatus.CANCELLED, rec.trace.id)
+        await rec.save(self.timeline.store)
+
+    async def _failed(self, rec: TraceRecorder) -> None:
+        trace = rec.trace
+        await rec.save(self.timeline.store)
+        with contextlib.suppress(Exception):
+            await self.timeline.status(
+                trace.session_id, SessionStatus.ERROR, trace.id, exception=trace.error
+            )
+            await self.timeline.status(trace.session_id, SessionStatus.READY, trace.id)
+
+
+async def completed(turn: Turn, ending: Awaitable[None]) -> None:
+    """Write a turn's ending even when a stop lands meanwhile (a newer message superseded the
+    turn as it failed): a turn always ends with its terminal status."""
+    task = asyncio.ensure_future(ending)
+    try:
+        await asyncio.shield(task)
+    except asyncio.CancelledError:
+        await task
+        if turn.stop is None:
+            raise  # not ours: the process is shutting down

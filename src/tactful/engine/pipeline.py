@@ -1,0 +1,560 @@
+"""The turn pipeline: the stages of ``ARCHITECTURE.md`` in order, one call each, typed results.
+
+1. Ingest happens at the edge (``Engine.post_customer_message``): the message, its
+   acknowledgement and its turn are written together; the runner claims the turn and
+   ``TurnLifecycle`` runs it here.
+2. ``context``: the agent's definitions, the customer, the timeline up to this turn's message.
+3. ``retrieve``: rank guidelines, terms and journeys; load context variables; pick the
+   guidelines checked in detail and those screened.
+4. ``match``: the model's checks (or the offline threshold), code matchers, journey steps.
+5. ``resolve``: relationships decide what is active, deterministically.
+6. ``act``: the tools the active guidelines and journeys allow, and the retrievers.
+7. ``compose``: the reply, free or from canned responses, streamed where it can be.
+8. ``emit``: the message, the journey progress, the trace, then ``ready``.
+
+Each stage's time is in the trace under its name (``glossary`` and ``journeys`` are timed
+apart inside ``retrieve`` and ``match``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Any
+
+from tactful.domain import (
+    CannedResponse,
+    MatchVerdict,
+    MessageOutputMode,
+    SessionStatus,
+    ToolSpec,
+    Trace,
+)
+from tactful.engine import glossary, journey_follow, journey_plan, variables
+from tactful.engine.candidates import CandidateSet, dependency_targets, select_candidates
+from tactful.engine.compose import Composer, Reply
+from tactful.engine.context import SnapshotCache, TurnContext, load_context
+from tactful.engine.emit import ReplyStream, conclude, emit_reply, shielded
+from tactful.engine.hooks import Hooks, MatchContext
+from tactful.engine.journey_follow import (
+    Follower,
+    JourneyOutcome,
+    journeys_after_tools,
+    off_scope,
+)
+from tactful.engine.journey_plan import JourneyPlan
+from tactful.engine.match import JourneyCheck, Match, OfflineMatcher
+from tactful.engine.options import EngineOptions
+from tactful.engine.preamble import Preamble
+from tactful.engine.resolve import Clarification, Resolution, resolve
+from tactful.engine.retrieve import EmbeddingCache, Ranked, Retriever
+from tactful.engine.retrievers import RetrievedSet, Retrievers, transient_guidelines
+from tactful.engine.runner import Turn
+from tactful.engine.self_check import about_reply
+from tactful.engine.timeline import Timeline
+from tactful.engine.tool_stage import ToolStage
+from tactful.engine.tools import ToolFindings
+from tactful.engine.trace import TraceRecorder
+from tactful.llm.base import Generator
+
+
+@dataclass
+class Retrieval:
+    """Stage 3: what may apply, ranked, and what each candidate gets."""
+
+    ranked: list[Ranked]
+    chosen: CandidateSet
+    journeys: JourneyPlan
+    values: list[variables.VariableValue]
+    terms: list[glossary.RelevantTerm]
+    specs: dict[str, ToolSpec]
+    # Guidelines decided by their code matchers, not by the model.
+    coded: list[str]
+
+    @property
+    def glossary(self) -> str:
+        return glossary.for_prompt(self.terms)
+
+
+@dataclass
+class Matching:
+    """Stage 4: every verdict, and where the journeys went."""
+
+    verdicts: list[MatchVerdict]
+    journeys: JourneyOutcome
+
+
+@dataclass
+class Decision:
+    """Stage 5: the active guidelines and followed journeys, as matches."""
+
+    matched: list[Match]
+    clarification: Clarification | None
+
+
+@dataclass
+class Action:
+    """Stage 6: what the tools and retrievers found, and the guidelines the reply follows."""
+
+    matched: list[Match]
+    findings: ToolFindings
+    retrieved: RetrievedSet = field(default_factory=RetrievedSet)
+
+
+@dataclass
+class Composed:
+    """Stage 7: the reply, and the stream it went out through (if it streamed)."""
+
+    reply: Reply
+    data: dict[str, Any]
+    stream: ReplyStream | None
+
+
+class Pipeline:
+    """One turn's stages over the ports."""
+
+    def __init__(
+        self,
+        timeline: Timeline,
+        cache: EmbeddingCache,
+        generator: Generator | None,
+        options: EngineOptions,
+        *,
+        hooks: Hooks,
+        retrievers: Retrievers,
+        tool_stage: ToolStage,
+    ) -> None:
+        self.timeline = timeline
+        self.store = timeline.store
+        self.cache = cache
+        self.generator = generator
+        self.options = options
+        self.hooks = hooks
+        self.retrievers = retrievers
+        self.tool_stage = tool_stage
+        # Agent definitions in memory, read again when the store's revision moves.
+        self.snapshots = SnapshotCache()
+        self.retriever = Retriever(cache)
+        self.offline_matcher = OfflineMatcher(options.offline_threshold)
+        self.model_matcher = tool_stage.model_matcher
+        self.composer = Composer(cache, generator, options.template_limits)
+        self.follower = Follower(cache, options.offline_threshold, hooks)
+
+    async def run(self, turn: Turn, rec: TraceRecorder) -> None:
+        """The stages in order, for one claimed turn."""
+        trace = rec.trace
+        await self.timeline.status(
+            turn.session_id, SessionStatus.PROCESSING, trace.id, stage="interpreting"
+        )
+        ctx = await self.context(turn, rec)
+        preamble = Preamble(self.timeline.append, ctx, trace)
+        if trace.attempt > 1:
+            preamble.stop()  # run again after a worker died: its preamble may be out already
+        else:
+            preamble.start()
+        # The agent's retrievers run while the turn decides what applies.
+        agent_retrieval = asyncio.create_task(
+            self.retrievers.run(MatchContext.of(ctx), [f"agent:{ctx.agent.id}"]),
+            name=f"retrieve:{trace.id}",
+        )
+        try:
+            retrieval = await self.retrieve(ctx, rec)
+            matching = await self.match(ctx, retrieval, rec)
+            decision = await self.resolve(ctx, retrieval, matching, rec)
+            action = await self.act(ctx, retrieval, matching, decision, rec, preamble)
+            # Both retrievals ran concurrently with earlier stages; each one's time is traced.
+            retrieved = await agent_retrieval
+            retrieved.extend(action.retrieved)
+            self._retrieved(action, retrieved, retrieval, rec)
+            composed = await self.compose(
+                turn, ctx, retrieval, matching, decision, action, rec, preamble
+            )
+            preamble.stop()
+            await self.emit(turn, ctx, matching, composed, rec)
+        finally:
+            preamble.stop()
+            agent_retrieval.cancel()
+
+    # -- 2. context -----------------------------------------------------------------------------
+
+    async def context(self, turn: Turn, rec: TraceRecorder) -> TurnContext:
+        async with rec.stage("context"):
+            # What this turn answers: the timeline up to its own customer message.
+            ctx = await load_context(
+                self.store, turn.session_id, self.snapshots, up_to=turn.record.customer_offset
+            )
+        rec.trace.agent_id = ctx.agent.id
+        return ctx
+
+    # -- 3. retrieve ----------------------------------------------------------------------------
+
+    async def retrieve(self, ctx: TurnContext, rec: TraceRecorder) -> Retrieval:
+        trace = rec.trace
+        async with rec.stage("glossary"):
+            terms = await glossary.relevant_terms(ctx, self.cache)
+        if terms:
+            trace.composition["glossary"] = [
+                {"term": t.term.name, "why": t.why, "score": round(t.score, 4)} for t in terms
+            ]
+        coded = sorted(gid for gid in self.hooks.matchers if gid in ctx.guidelines_by_id)
+        async with rec.stage("retrieve"):
+            # Conditions about the agent's own reply are checked against the draft instead.
+            checkable = [
+                g
+                for g in ctx.guidelines
+                if not g.always and g.id not in coded and not about_reply(g)
+            ]
+            # Context variables (tool-backed ones refreshed when stale) load while ranking runs.
+            async with asyncio.TaskGroup() as group:
+                values_task = group.create_task(
+                    variables.resolve_values(
+                        self.store,
+                        ctx,
+                        registry=self.tool_stage.registry,
+                        timeout_s=self.options.tool_timeout_s,
+                    )
+                )
+                ranked = await self.retriever.rank(ctx, checkable)
+            values = values_task.result()
+            if values:
+                trace.composition["variables"] = [v.describe() for v in values]
+            specs = self.tool_stage.specs()
+            # Journeys in play; guidelines scoped to the other journeys are not checked.
+            journeys = journey_plan.plan(ctx, ranked)
+            ranked = [r for r in ranked if r.guideline.id not in journeys.hidden]
+            chosen = select_candidates(
+                ranked,
+                journey_scope=journeys.scope,
+                k=self.options.detailed_k,
+                recent_matches=ctx.recent_matches(),
+                dependency_closure=dependency_targets(ctx.relationships, ctx.guidelines),
+                # Their arguments are inferred in the same wave, which needs a detailed check.
+                forced={g.id: "has tools" for g in checkable if any(t in specs for t in g.tools)},
+            )
+        # The trace's candidate records (one per guideline) are written when the trace is
+        # saved, after the reply: building a thousand of them is not the customer's wait.
+        limit = None if self.model_matcher is not None else self.options.trace_candidates
+        rec.defer(lambda: setattr(trace, "candidates", chosen.candidates()[:limit]))
+        return Retrieval(ranked, chosen, journeys, values, terms, specs, coded)
+
+    # -- 4. match -------------------------------------------------------------------------------
+
+    async def match(self, ctx: TurnContext, found: Retrieval, rec: TraceRecorder) -> Matching:
+        trace = rec.trace
+        async with rec.stage("match"):
+            code_task = asyncio.ensure_future(
+                self.hooks.run_matchers(MatchContext.of(ctx), guideline_ids=found.coded)
+            )
+            try:
+                verdicts, answers = await self._verdicts(ctx, found, rec)
+            except BaseException:
+                code_task.cancel()
+                raise
+            code = await code_task
+        if code.errors:
+            trace.composition["matcher_errors"] = code.errors
+        verdicts += [
+            MatchVerdict(
+                guideline_id=gid,
+                condition=ctx.guideline(gid).condition,
+                action=ctx.guideline(gid).action,
+                applies=applies,
+                score=1.0 if applies else 0.0,
+                rationale="decided by its code matcher",
+                method="code",
+            )
+            for gid, applies in code.items()
+        ]
+        async with rec.stage("journeys"):
+            moved = await self.follower.decide(
+                ctx,
+                found.journeys,
+                verdicts,
+                answers,
+                found.specs,
+                offset=trace.customer_event_offset,
+            )
+        return Matching(verdicts, moved)
+
+    async def _verdicts(
+        self, ctx: TurnContext, found: Retrieval, rec: TraceRecorder
+    ) -> tuple[list[MatchVerdict], dict[int, JourneyCheck] | None]:
+        """The model's verdicts (detailed and screened, with journey steps), or the offline
+        threshold's."""
+        if self.model_matcher is None:
+            return self.offline_matcher.match(found.ranked), None
+        detailed = found.chosen.detailed
+        named = [t for r in detailed for t in (r.guideline.condition, r.guideline.action or "")]
+        shown = await variables.relevant(found.values, ctx, self.cache, texts=named)
+        listed = await self.tool_stage.with_choices(found.specs, detailed, ctx, rec.trace)
+        conditions = {g.id: g.condition for g in ctx.guidelines}
+        titles = {j.id: j.title for j in ctx.journeys}
+        outcome = await self.model_matcher.match(
+            ctx,
+            detailed,
+            found.chosen.screened,
+            rec,
+            applied_before=ctx.applied_before,
+            tools=listed,
+            notes=variables.for_prompt(shown),
+            glossary=found.glossary,
+            journeys=[
+                (i.number, journey_plan.render(i, found.specs, conditions, titles))
+                for i in found.journeys.listed
+            ],
+        )
+        if outcome.failures:
+            rec.trace.composition["match_failures"] = outcome.failures
+        return outcome.verdicts, outcome.journeys
+
+    # -- 5. resolve -----------------------------------------------------------------------------
+
+    async def resolve(
+        self, ctx: TurnContext, found: Retrieval, matching: Matching, rec: TraceRecorder
+    ) -> Decision:
+        trace, moved = rec.trace, matching.journeys
+        # Guidelines scoped to a journey that is not live now do not apply.
+        outside = off_scope(ctx.guidelines, moved)
+        # A followed journey is a synthetic guideline; relationships with its tag apply to it.
+        projected = {m.ranked.guideline.id: m for m in moved.projected.values()}
+        scores = {
+            v.guideline_id: v.score or 0.0
+            for v in matching.verdicts
+            if v.applies and v.guideline_id not in outside
+        }
+        scores.update({gid: m.verdict.score or 1.0 for gid, m in projected.items()})
+        async with rec.stage("resolve"):
+            resolution: Resolution = resolve(
+                scores,
+                {
+                    **ctx.guidelines_by_id,
+                    **{gid: m.ranked.guideline for gid, m in projected.items()},
+                },
+                journey_follow.journey_relationships(ctx.relationships, found.journeys.graphs),
+            )
+        for jid, m in list(moved.projected.items()):
+            if m.ranked.guideline.id not in resolution.active:
+                self.follower.suppress(ctx, found.journeys, moved, jid)
+        trace.journeys = moved.steps
+        verdicts = matching.verdicts
+        trace.matches = [v for v in verdicts if v.applies] + [
+            v for v in verdicts if not v.applies and (v.tier == 1 or v.method != "model")
+        ][: max(self.options.trace_candidates, len(found.chosen.detailed))]
+        trace.resolution = resolution.steps
+        trace.final_guideline_ids = resolution.active
+        matched = resolved_matches(
+            ctx, resolution, found.ranked, verdicts, moved, trace, journeys=set(projected)
+        )
+        if errors := await self.hooks.fire_selected(
+            MatchContext.of(ctx), [m.ranked.guideline for m in matched]
+        ):
+            trace.composition["hook_errors"] = errors
+        return Decision(matched, resolution.clarification)
+
+    # -- 6. act: tools and retrievers -----------------------------------------------------------
+
+    async def act(
+        self,
+        ctx: TurnContext,
+        found: Retrieval,
+        matching: Matching,
+        decision: Decision,
+        rec: TraceRecorder,
+        preamble: Preamble,
+    ) -> Action:
+        trace = rec.trace
+        matched = decision.matched
+        # The retrievers of the active guidelines and followed journeys run while tools run.
+        owners = [
+            gid if gid.startswith("journey:") else f"guideline:{gid}"
+            for gid in (m.ranked.guideline.id for m in matched)
+        ]
+        scoped = asyncio.create_task(self.retrievers.run(MatchContext.of(ctx), owners))
+        try:
+            async with rec.stage("tools"):
+                findings = await self.tool_stage.run(
+                    ctx, matched, trace, before=preamble.before_tools
+                )
+                matched = await journeys_after_tools(
+                    self.follower,
+                    self.tool_stage,
+                    ctx,
+                    rec,
+                    matched,
+                    findings,
+                    (found.journeys, matching.journeys),
+                )
+                if findings.results:
+                    matched, findings = await self.tool_stage.reevaluate(
+                        ctx, matched, findings, rec
+                    )
+                # Variables the reply may need: named by a matched guideline or close to the talk.
+                named = [
+                    t
+                    for m in matched
+                    for t in (m.ranked.guideline.condition, m.ranked.guideline.action or "")
+                ]
+                relevant = await variables.relevant(found.values, ctx, self.cache, texts=named)
+                findings.notes = variables.for_prompt(relevant)
+            retrieved = await scoped
+        finally:
+            scoped.cancel()
+        return Action(matched, findings, retrieved)
+
+    def _retrieved(
+        self, action: Action, retrieved: RetrievedSet, found: Retrieval, rec: TraceRecorder
+    ) -> None:
+        """What the retrievers gave, into the trace, the template fields and the guidelines."""
+        trace = rec.trace
+        action.retrieved = retrieved
+        if retrieved.items:
+            trace.composition["retrievers"] = [r.describe() for r in retrieved.items]
+        # Templates may use every variable found; a retriever's field wins over a variable,
+        # and a tool's result over both.
+        action.findings.fields = {
+            **variables.fields(found.values),
+            **retrieved.fields(),
+            **action.findings.fields,
+        }
+        action.matched = action.matched + transient_guidelines(retrieved, trace)
+
+    # -- 7. compose -----------------------------------------------------------------------------
+
+    async def compose(
+        self,
+        turn: Turn,
+        ctx: TurnContext,
+        found: Retrieval,
+        matching: Matching,
+        decision: Decision,
+        action: Action,
+        rec: TraceRecorder,
+        preamble: Preamble,
+    ) -> Composed:
+        trace = rec.trace
+        await self.timeline.status(turn.session_id, SessionStatus.TYPING, trace.id)
+        participant = {"id": ctx.agent.id, "display_name": ctx.agent.name}
+        stream = (
+            ReplyStream(self.timeline, turn, participant, preamble)
+            if self._streams(ctx, decision.clarification)
+            else None
+        )
+        retrieved = action.retrieved
+        async with rec.stage("compose"):
+            reply = await self.composer.compose(
+                ctx,
+                action.matched,
+                rec,
+                clarification=decision.clarification,
+                tools=action.findings,
+                paused=matching.journeys.paused,
+                glossary=found.glossary,
+                retrieved=retrieved.for_prompt(),
+                extra_templates=[
+                    CannedResponse(id=f"retriever:{name}:{i}", value=template)
+                    for i, (name, template) in enumerate(retrieved.templates())
+                ],
+                stream=stream,
+            )
+        if stream is not None and stream.event is not None:
+            trace.composition["streamed"] = {"chunks": len(stream.chunks), "ok": reply.streamed}
+        trace.composition.update(
+            {
+                "method": reply.method,
+                "canned_response_id": reply.canned_response_id,
+                "canned_response_ids": reply.canned_response_ids,
+                "applied_guideline_ids": reply.applied_guideline_ids,
+                **reply.details,
+            }
+        )
+        data: dict[str, Any] = {
+            "message": reply.text,
+            "participant": participant,
+            "canned_responses": reply.canned_response_ids,
+            "guidelines": reply.applied_guideline_ids,
+        }
+        if stream is not None and stream.event is not None:
+            # The streamed event becomes the whole reply; None marks the end of its chunks.
+            # (A stream that failed midway is replaced by the reply the turn degraded to.)
+            pieces = stream.chunks if reply.streamed else [reply.text]
+            data["chunks"] = [*pieces, None]
+        return Composed(reply, data, stream)
+
+    def _streams(self, ctx: TurnContext, clarification: Clarification | None) -> bool:
+        """Whether this turn's reply may stream: the agent asks for it, the model can, and no
+        rule about the reply itself needs to review the draft before it goes out."""
+        return (
+            ctx.agent.message_output_mode is MessageOutputMode.STREAM
+            and self.generator is not None
+            and self.generator.supports_streaming
+            and clarification is None
+            and not any(g.action and about_reply(g) for g in ctx.guidelines)
+        )
+
+    # -- 8. emit --------------------------------------------------------------------------------
+
+    async def emit(
+        self,
+        turn: Turn,
+        ctx: TurnContext,
+        matching: Matching,
+        composed: Composed,
+        rec: TraceRecorder,
+    ) -> None:
+        outcome = matching.journeys
+        streamed = composed.stream.event if composed.stream is not None else None
+        message = await shielded(
+            emit_reply(
+                self.timeline,
+                turn,
+                composed.data,
+                outcome.progress if outcome.changed(ctx.progress) else None,
+                streamed=streamed,
+            )
+        )
+        rec.trace.message_event_id = message.id
+        # The next turn's window holds this reply: embed it now, off that turn's path.
+        self.cache.warm_later([str(composed.data.get("message") or "")])
+        if errors := await self.hooks.fire_message(MatchContext.of(ctx), message):
+            rec.trace.composition["hook_errors"] = errors
+        await conclude(self.timeline, rec)
+
+
+def resolved_matches(
+    ctx: TurnContext,
+    resolution: Resolution,
+    ranked: list[Ranked],
+    verdicts: list[MatchVerdict],
+    moved: JourneyOutcome,
+    trace: Trace,
+    *,
+    journeys: set[str],
+) -> list[Match]:
+    """The active guidelines and followed journeys, as matches, in the resolution's order; a
+    guideline a relationship activated gets a verdict saying so (and it goes in the trace).
+    ``journeys``: the synthetic guidelines resolution saw (some may have been suppressed)."""
+    projected = {m.ranked.guideline.id: m for m in moved.projected.values()}
+    ranked_by_id = {r.guideline.id: r for r in ranked}
+    verdict_by_id = {v.guideline_id: v for v in verdicts}
+    matched = []
+    for gid in resolution.active:
+        if gid in journeys:
+            if gid in projected:
+                matched.append(projected[gid])
+                trace.matches.append(projected[gid].verdict)
+            continue
+        g = ctx.guideline(gid)
+        score = resolution.scores.get(gid, 0.0)
+        verdict = verdict_by_id.get(gid) or MatchVerdict(
+            guideline_id=gid,
+            condition=g.condition,
+            action=g.action,
+            applies=True,
+            score=score,
+            rationale="activated by a relationship (see resolution)",
+            method="resolution",
+        )
+        if gid not in verdict_by_id:
+            trace.matches.append(verdict)  # so the trace names what a relationship added
+        matched.append(Match(ranked_by_id.get(gid) or Ranked(g, score, score), verdict))
+    return matched
