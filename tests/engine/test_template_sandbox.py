@@ -16,7 +16,7 @@ DEFAULTS = TemplateLimits()
 
 
 def _fields() -> dict[str, Any]:
-    """Fields shaped like compose.template_fields plus a tool result and a variable."""
+    """Fields shaped like templates.turn_fields plus a tool result and a variable."""
     customer = {"name": "Dana", "tier": "gold", "notes": SECRET}
     agent = {"name": "Volt"}
     return {

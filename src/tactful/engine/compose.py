@@ -26,13 +26,14 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, Field
 
-from tactful.domain import GUEST_CUSTOMER_ID, CannedResponse, CompositionMode, Guideline
+from tactful.domain import CannedResponse, CompositionMode, Guideline
 from tactful.engine import canned
 from tactful.engine.context import TurnContext
 from tactful.engine.match import Match
 from tactful.engine.resolve import Clarification
 from tactful.engine.retrieve import EmbeddingCache
 from tactful.engine.self_check import about_reply, check_draft
+from tactful.engine.templates import TemplateOffer
 from tactful.engine.tools import ToolFindings
 from tactful.engine.trace import TraceRecorder
 from tactful.errors import ModelError
@@ -126,48 +127,6 @@ def decide_mode(ctx: TurnContext, actionable: Sequence[Match]) -> ModeDecision:
     return decision
 
 
-def template_fields(ctx: TurnContext) -> dict[str, Any]:
-    """What templates may refer to this turn (tool results join in a later stage)."""
-    customer: dict[str, Any] = dict(ctx.customer.metadata)
-    fields: dict[str, Any] = {"agent_name": ctx.agent.name}
-    # An anonymous guest has no name: templates that greet by name are disqualified for it.
-    if ctx.customer.id != GUEST_CUSTOMER_ID:
-        customer["name"] = ctx.customer.name
-        fields["customer_name"] = ctx.customer.name
-    agent = {"name": ctx.agent.name}
-    return {
-        "std": {"customer": customer, "agent": agent},
-        "customer": customer,
-        "agent": agent,
-        **fields,
-    }
-
-
-@dataclass
-class Candidate:
-    """A template considered this turn: where it comes from, and whether it can be sent."""
-
-    response: CannedResponse
-    # The active guideline it belongs to, or None for a retrieved free-standing template.
-    guideline_id: str | None
-    text: str | None  # rendered (generative fields shown as placeholders); None: disqualified
-    missing: list[str]
-    generative: frozenset[str]
-    similarity: float = 0.0
-    # Why it is disqualified (missing fields, a limit, a refused operation, an error).
-    reason: str | None = None
-
-    def describe(self) -> dict[str, Any]:
-        return {
-            "id": self.response.id,
-            "guideline_id": self.guideline_id,
-            "qualified": self.text is not None,
-            "missing_fields": self.missing,
-            "reason": self.reason,
-            "similarity": round(self.similarity, 4),
-        }
-
-
 class Composer:
     """Stage 7: writes the reply, with a model or from templates rendered within ``limits``."""
 
@@ -177,9 +136,9 @@ class Composer:
         generator: Generator | None,
         limits: canned.TemplateLimits | None = None,
     ) -> None:
-        self.cache = cache
         self.generator = generator
         self.limits = limits or canned.TemplateLimits()
+        self.templates = TemplateOffer(cache, self.limits)
 
     async def compose(
         self,
@@ -265,66 +224,6 @@ class Composer:
 
     # -- templates -------------------------------------------------------------------------------
 
-    def fields(self, ctx: TurnContext, tools: ToolFindings | None) -> dict[str, Any]:
-        # Tool results' fields join the turn's fields: {{transaction_id}} becomes sendable.
-        return {**(tools.fields if tools is not None else {}), **template_fields(ctx)}
-
-    async def candidates(
-        self,
-        ctx: TurnContext,
-        actionable: Sequence[Match],
-        tools: ToolFindings | None,
-        *,
-        retrieve: int,
-        query: str | None = None,
-        extras: TurnExtras | None = None,
-    ) -> list[Candidate]:
-        """The active guidelines' templates, then the ``retrieve`` free-standing templates
-        closest to the conversation, each rendered or disqualified; ``similarity`` is to
-        ``query`` (default: the latest message and the active actions)."""
-        query = query if query is not None else self._query(ctx, actionable)
-        by_id = {c.id: c for c in ctx.canned_responses}
-        fields = self.fields(ctx, tools)
-        chosen: list[tuple[CannedResponse, str | None]] = []
-        seen: set[str] = set()
-        for m in actionable:
-            for cid in m.ranked.guideline.canned_responses:
-                if cid in by_id and cid not in seen:
-                    seen.add(cid)
-                    chosen.append((by_id[cid], m.ranked.guideline.id))
-        for response in extras.templates if extras else ():
-            chosen.append((response, None))
-            seen.add(response.id)
-        if retrieve > 0:
-            attached = {cid for g in ctx.guidelines for cid in g.canned_responses}
-            attached |= {cid for j in ctx.journeys for s in j.states for cid in s.canned_responses}
-            free = [c for c in ctx.canned_responses if c.id not in attached | seen]
-            if free:
-                vectors = await self.cache.embed([query, *(_template_text(c) for c in free)])
-                fit = vectors[1:] @ vectors[0]
-                for i in np.argsort(-fit)[:retrieve]:
-                    chosen.append((free[int(i)], None))
-        wanted = [canned.generative_fields(r.value) for r, _ in chosen]
-        # Generative fields show as <name> placeholders; every render in one worker-thread hop.
-        jobs = [
-            (r.value, {n: f"<{n}>" for n in w}) for (r, _), w in zip(chosen, wanted, strict=True)
-        ]
-        renderings = await canned.render_each(jobs, fields, self.limits)
-        found = [
-            Candidate(response, gid, done.text, done.missing, w, reason=done.reason)
-            for (response, gid), w, done in zip(chosen, wanted, renderings, strict=True)
-        ]
-        if found:
-            vectors = await self.cache.embed([query, *(_template_text(c.response) for c in found)])
-            for c, s in zip(found, vectors[1:] @ vectors[0], strict=True):
-                c.similarity = float(s)
-        return found
-
-    @staticmethod
-    def _query(ctx: TurnContext, actionable: Sequence[Match]) -> str:
-        actions = " ".join(m.ranked.guideline.action or "" for m in actionable)
-        return f"{ctx.last_customer_message} {actions}".strip() or " "
-
     async def from_canned(
         self,
         ctx: TurnContext,
@@ -334,13 +233,13 @@ class Composer:
     ) -> Reply:
         """Without the model: the best qualifying template of the active guidelines (their
         match strength, then closeness to the latest message, then use of tool results)."""
-        found = await self.candidates(
+        found = await self.templates.candidates(
             ctx,
             actionable,
             tools,
             retrieve=0,
             query=ctx.last_customer_message or " ",
-            extras=extras,
+            extra=extras.templates if extras is not None else (),
         )
         usable = [c for c in found if c.text is not None and not c.generative]
         disqualified = [c.describe() for c in found if c.text is None or c.generative]
@@ -394,8 +293,8 @@ class Composer:
         """Canned-fluid and strict modes: the model picks the templates (and fills their
         generative fields); in canned-fluid it writes the reply when none answers exactly."""
         assert self.generator is not None
-        found = await self.candidates(
-            ctx, actionable, tools, retrieve=RETRIEVED_TEMPLATES, extras=extras
+        found = await self.templates.candidates(
+            ctx, actionable, tools, retrieve=RETRIEVED_TEMPLATES, extra=extras.templates
         )
         usable = [c for c in found if c.text is not None]
         details: dict[str, Any] = {"templates": [c.describe() for c in found]}
@@ -439,7 +338,7 @@ class Composer:
             if n not in picked
         ]
         jobs = [(usable[n - 1].response.value, choice.generative_fields) for n in picked]
-        renderings = await canned.render_each(jobs, self.fields(ctx, tools), self.limits)
+        renderings = await canned.render_each(jobs, self.templates.fields(ctx, tools), self.limits)
         texts, ids, applied = [], [], []
         for n, done in zip(picked, renderings, strict=True):
             c = usable[n - 1]
@@ -500,8 +399,8 @@ class Composer:
     ) -> Reply:
         """The model writes the reply in the style and wording of the closest templates."""
         assert self.generator is not None
-        found = await self.candidates(
-            ctx, actionable, tools, retrieve=RETRIEVED_TEMPLATES, extras=extras
+        found = await self.templates.candidates(
+            ctx, actionable, tools, retrieve=RETRIEVED_TEMPLATES, extra=extras.templates
         )
         style = sorted(
             (c for c in found if c.text is not None and not c.generative),
@@ -661,7 +560,3 @@ class Composer:
             stage=COMPOSE_STAGE,
         )
         return Reply(text=answer.content.message, method="fluid", applied_guideline_ids=applied)
-
-
-def _template_text(response: CannedResponse) -> str:
-    return " ".join([response.value, *response.signals])
