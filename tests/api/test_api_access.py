@@ -180,7 +180,7 @@ async def test_customers_see_their_timeline_without_tool_events_or_internals(
             "id"
         ]
         engine = production.runtime.engine
-        tool = await engine.append(
+        tool = await engine.timeline.append(
             session_id, EventKind.TOOL, EventSource.SYSTEM, {"tool_calls": [{"secret": 1}]}
         )
         await engine.timeline.status(

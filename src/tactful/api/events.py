@@ -234,7 +234,7 @@ async def create_event(
     elif params.kind is EventKind.STATUS:
         assert params.status is not None
         data = {"status": params.status.value, "data": params.data or {}}
-    event = await runtime.engine.append(
+    event = await runtime.engine.timeline.append(
         session_id, params.kind, params.source, data, metadata=params.metadata
     )
     return event_dto(event)

@@ -106,21 +106,6 @@ class Engine:
 
     # -- 1. ingest ------------------------------------------------------------------------------
 
-    async def append(
-        self,
-        session_id: str,
-        kind: EventKind,
-        source: EventSource,
-        data: Any,
-        *,
-        trace_id: str = "",
-        metadata: dict[str, Any] | None = None,
-    ) -> Event:
-        """Append an event and wake whoever waits on the session."""
-        return await self.timeline.append(
-            session_id, kind, source, data, trace_id=trace_id, metadata=metadata
-        )
-
     async def post_customer_message(
         self,
         session_id: str,
