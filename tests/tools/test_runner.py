@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from typing import Annotated, Any
 
 import pytest
 
 from tactful.domain import ToolSpec
 from tactful.tools import (
+    ToolArgumentsError,
     ToolCall,
     ToolContext,
     ToolError,
@@ -16,6 +18,7 @@ from tactful.tools import (
     ToolRegistry,
     ToolResult,
     ToolService,
+    register_python,
     run_tools,
     schema_problems,
     tool,
@@ -37,7 +40,7 @@ class Rendezvous:
 def registry_with(*tools: Any) -> ToolRegistry:
     registry = ToolRegistry()
     for t in tools:
-        registry.register_python(t)
+        register_python(registry, t)
     return registry
 
 
@@ -278,6 +281,45 @@ async def test_other_services_are_checked_against_their_schema() -> None:
     assert remote.received == [{"query": "tv", "limit": 2.0}]
     assert crash.error == "ConnectionError: socket closed"
     assert refuse.error == "HTTP 403: forbidden"
+
+
+class Strict(Remote):
+    """A service with its own argument check and a per-tool timeout, through the port."""
+
+    async def check_arguments(
+        self, spec: ToolSpec, arguments: Mapping[str, Any], context: ToolContext
+    ) -> None:
+        if arguments.get("query") == "secret":
+            raise ToolArgumentsError(spec.id, ["query: not allowed here"])
+
+    def tool_timeout_s(self, tool: str) -> float | None:
+        return 0.05 if tool == "crash" else None
+
+    async def call(self, tool: str, arguments: dict[str, Any], context: ToolContext) -> ToolResult:
+        if tool == "crash":
+            await asyncio.Event().wait()
+        return await super().call(tool, arguments, context)
+
+
+async def test_a_service_checks_arguments_and_times_its_tools_itself() -> None:
+    strict = Strict()
+    registry = ToolRegistry()
+    entries = {e.spec.name: e for e in await registry.register_service(strict)}
+    assert (entries["crash"].timeout_s, entries["search"].timeout_s) == (0.05, None)
+    refused, unchecked, hung = await run_tools(
+        registry,
+        [
+            ToolCall(tool_id="crm:search", arguments={"query": "secret"}),
+            # Its own check replaces the schema's: an unknown argument goes through.
+            ToolCall(tool_id="crm:search", arguments={"page": 2}),
+            ToolCall(tool_id="crm:crash"),
+        ],
+        ctx(),
+        default_timeout_s=3600,
+    )
+    assert refused.error == "invalid arguments: query: not allowed here"
+    assert unchecked.ok and strict.received == [{"page": 2}]
+    assert hung.timed_out and hung.error == "timed out after 0.05 s"
 
 
 def test_schema_problems_knows_json_types() -> None:

@@ -61,8 +61,8 @@ from tactful.engine.trace import TraceRecorder
 from tactful.errors import NotFoundError, PayloadTooLargeError, ValidationError
 from tactful.llm.base import Embedder, Generator
 from tactful.store.base import Store, TurnQueue
-from tactful.tools import ToolRegistry
 from tactful.tools.outbound import OutboundPolicy
+from tactful.tools.registry import ToolRegistry
 
 log = logging.getLogger("tactful.engine")
 

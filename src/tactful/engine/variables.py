@@ -47,8 +47,9 @@ from tactful.engine.retrieve import EmbeddingCache
 from tactful.engine.tools import HIDDEN, context_values
 from tactful.errors import ValidationError
 from tactful.store.base import Store
-from tactful.tools import ToolCall, ToolContext, ToolRegistry, run_tools
-from tactful.tools.runner import DEFAULT_TIMEOUT_S
+from tactful.tools.base import ToolContext
+from tactful.tools.registry import ToolRegistry
+from tactful.tools.runner import DEFAULT_TIMEOUT_S, ToolCall, run_tools
 
 log = logging.getLogger("tactful.engine")
 
