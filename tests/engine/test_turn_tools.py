@@ -201,6 +201,29 @@ async def test_calls_run_in_parallel_and_failures_degrade_the_turn(
     assert "local:broken FAILED: RuntimeError: database is down. Apologize" in prompt
 
 
+async def test_the_settings_give_the_timeout_of_tools_without_their_own(
+    model: ScriptedGenerator,
+) -> None:
+    @tactful.tool
+    async def hang(context: tactful.ToolContext) -> str:
+        """Never answers."""
+        await asyncio.Event().wait()
+        return "never"
+
+    settings = tactful.Settings(tool_timeout_s=0.05)
+    async with tactful.Server(
+        transient=True, embedder=HashingEmbedder(), generator=model, settings=settings
+    ) as server:
+        agent = await server.create_agent("Shop")
+        await agent.create_guideline("anything goes", "try it", tools=[hang])
+        model.on("match", matcher({"anything goes": [("hang", ("", None, ""))]}))
+        session = await server.create_session(agent)
+        await server.send(session, "anything")
+        [event] = await server.runtime.store.list_events(session.id, kinds=[EventKind.TOOL])
+    [call] = event.data["tool_calls"]
+    assert call["timed_out"] is True and call["error"] == "timed out after 0.05 s"
+
+
 async def test_handoff_switches_the_session_to_manual(
     server: tactful.Server, model: ScriptedGenerator
 ) -> None:

@@ -115,7 +115,7 @@ async def test_a_timeout_error_raised_by_the_tool_is_not_a_cut() -> None:
         raise TimeoutError("the CRM took too long")
 
     [outcome] = await run_tools(
-        registry_with(upstream), [ToolCall(tool_id="local:upstream")], ctx()
+        registry_with(upstream), [ToolCall(tool_id="local:upstream")], ctx(), default_timeout_s=5
     )
     assert not outcome.timed_out
     assert outcome.error == "TimeoutError: the CRM took too long"
@@ -136,6 +136,7 @@ async def test_invalid_arguments_are_never_sent() -> None:
             ToolCall(tool_id="local:charge", arguments={"amount": 3}),
         ],
         ctx(),
+        default_timeout_s=5,
     )
     assert bad.error is not None
     assert bad.error.startswith("invalid arguments: ")
@@ -163,13 +164,16 @@ async def test_values_outside_a_providers_choices_are_never_sent() -> None:
         registry_with(visit),
         [ToolCall(tool_id="local:visit", arguments={"branch": "south"})],
         ctx(),
+        default_timeout_s=5,
     )
     assert outcome.error == "invalid arguments: branch: 'south' is not one of ['north']"
     assert entered == []
 
 
 async def test_unknown_tools_are_an_outcome() -> None:
-    [outcome] = await run_tools(ToolRegistry(), [ToolCall(tool_id="crm:nope")], ctx())
+    [outcome] = await run_tools(
+        ToolRegistry(), [ToolCall(tool_id="crm:nope")], ctx(), default_timeout_s=5
+    )
     assert outcome.error == "unknown tool 'crm:nope'"
     assert not outcome.timed_out
 
@@ -187,6 +191,7 @@ async def test_one_failing_call_does_not_affect_the_other() -> None:
         registry_with(boom, fine),
         [ToolCall(tool_id="local:boom"), ToolCall(tool_id="local:fine")],
         ctx(),
+        default_timeout_s=5,
     )
     assert failed.error == "ValueError: bad state"
     assert failed.result is None
@@ -194,7 +199,7 @@ async def test_one_failing_call_does_not_affect_the_other() -> None:
 
 
 async def test_no_calls_no_outcomes() -> None:
-    assert await run_tools(ToolRegistry(), [], ctx()) == []
+    assert await run_tools(ToolRegistry(), [], ctx(), default_timeout_s=5) == []
 
 
 async def test_cancelling_the_caller_cancels_the_calls() -> None:
@@ -211,7 +216,7 @@ async def test_cancelling_the_caller_cancels_the_calls() -> None:
             raise
 
     turn = asyncio.create_task(
-        run_tools(registry_with(slow), [ToolCall(tool_id="local:slow")], ctx())
+        run_tools(registry_with(slow), [ToolCall(tool_id="local:slow")], ctx(), default_timeout_s=5)
     )
     await started.wait()
     turn.cancel()
@@ -272,6 +277,7 @@ async def test_other_services_are_checked_against_their_schema() -> None:
             ToolCall(tool_id="crm:refuse"),
         ],
         ctx(),
+        default_timeout_s=5,
     )
     assert bad.error == (
         "invalid arguments: query: missing (required); limit: expected integer (got 2.5); "

@@ -49,14 +49,10 @@ from tactful.domain.traces import JourneyStep, TransitionConsidered
 from tactful.engine.context import TurnContext, Utterance
 from tactful.engine.hooks import Hooks
 from tactful.engine.journey_plan import JourneyPlan, Listed, render
-from tactful.engine.journey_walk import (
-    OFFLINE_CONDITION_THRESHOLD,
-    Walk,
-    Walker,
-    choice_ahead,
-)
+from tactful.engine.journey_walk import Walk, Walker, choice_ahead
 from tactful.engine.journeys import JourneyGraph, blank
 from tactful.engine.match import JourneyCheck, Match, ModelMatcher
+from tactful.engine.options import JOURNEY_CONDITION_THRESHOLD
 from tactful.engine.retrieve import EmbeddingCache, Ranked
 from tactful.engine.trace import TraceRecorder
 
@@ -170,7 +166,7 @@ class Follower:
     def __init__(
         self,
         cache: EmbeddingCache,
-        threshold: float = OFFLINE_CONDITION_THRESHOLD,
+        threshold: float = JOURNEY_CONDITION_THRESHOLD,
         hooks: Hooks | None = None,
     ) -> None:
         self.hooks = hooks or Hooks()

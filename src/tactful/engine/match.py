@@ -26,7 +26,6 @@ from tactful.llm.base import Generator, Prompt
 
 MATCH_STAGE = "match"
 # Measured on the Voltmart example and the labeled set: see docs/offline-tier.md.
-DEFAULT_OFFLINE_THRESHOLD = 0.40
 
 
 @dataclass(frozen=True)

@@ -22,10 +22,10 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from tactful.engine.hooks import MatchContext
+from tactful.engine.options import RETRIEVER_TIMEOUT_S
 
 log = logging.getLogger("tactful.retrievers")
 
-DEFAULT_TIMEOUT_SECONDS = 10.0
 # How much of a retriever's data a prompt shows.
 PROMPT_CHARS = 1500
 
@@ -125,7 +125,7 @@ class RetrievedSet:
 class Retrievers:
     """The registry of retrievers by owner, and the helper that runs them safely."""
 
-    def __init__(self, *, timeout: float = DEFAULT_TIMEOUT_SECONDS) -> None:
+    def __init__(self, *, timeout: float = RETRIEVER_TIMEOUT_S) -> None:
         self.timeout = timeout
         self.by_owner: dict[str, dict[str, Retriever]] = {}
 

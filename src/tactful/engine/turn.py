@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 from tactful.bus.base import Bus
@@ -35,25 +34,19 @@ from tactful.domain import (
 )
 from tactful.domain.turns import TurnRecord, TurnStatus
 from tactful.engine import glossary, journey_follow, journey_plan, variables
-from tactful.engine.candidates import DEFAULT_K, select_candidates
-from tactful.engine.canned import TemplateLimits
+from tactful.engine.candidates import select_candidates
 from tactful.engine.compose import Composer
 from tactful.engine.context import SnapshotCache, TurnContext, load_context
 from tactful.engine.hooks import Hooks, MatchContext
 from tactful.engine.journey_follow import Follower, JourneyOutcome
 from tactful.engine.journey_plan import JourneyPlan
-from tactful.engine.match import (
-    DEFAULT_OFFLINE_THRESHOLD,
-    JourneyCheck,
-    Match,
-    ModelMatcher,
-    OfflineMatcher,
-)
+from tactful.engine.match import JourneyCheck, Match, ModelMatcher, OfflineMatcher
+from tactful.engine.options import EngineOptions
 from tactful.engine.preamble import Preamble
 from tactful.engine.resolve import Clarification, guidelines_by_tag, resolve
 from tactful.engine.retrieve import EmbeddingCache, Ranked, Retriever, sentences
 from tactful.engine.retrievers import RetrievedSet, Retrievers
-from tactful.engine.runner import RunnerOptions, Superseded, Turn, TurnRunner
+from tactful.engine.runner import Superseded, Turn, TurnRunner
 from tactful.engine.self_check import about_reply
 from tactful.engine.tool_stage import ToolStage
 from tactful.engine.tools import ToolFindings
@@ -61,28 +54,11 @@ from tactful.engine.trace import TraceRecorder
 from tactful.errors import NotFoundError, PayloadTooLargeError, ValidationError
 from tactful.llm.base import Embedder, Generator
 from tactful.store.base import Store, TurnQueue
-from tactful.tools.outbound import OutboundPolicy
 from tactful.tools.registry import ToolRegistry
 
 log = logging.getLogger("tactful.engine")
 
 CUSTOMER_SOURCES = (EventSource.CUSTOMER, EventSource.CUSTOMER_UI)
-
-
-@dataclass
-class EngineOptions:
-    offline_threshold: float = DEFAULT_OFFLINE_THRESHOLD
-    max_message_chars: int = 8000
-    # Top-ranked guidelines checked in detail beyond the always-check set (the rest is screened).
-    detailed_k: int = DEFAULT_K
-    trace_candidates: int = 20
-    tool_timeout_s: float = 15.0
-    # Where tool services may connect (the outbound_hosts setting).
-    outbound: OutboundPolicy = field(default_factory=OutboundPolicy)
-    # How far one canned-response render may go (size, steps, time).
-    template_limits: TemplateLimits = field(default_factory=TemplateLimits)
-    # Leases, recovery and draining of turns (engine.runner).
-    runner: RunnerOptions = field(default_factory=RunnerOptions)
 
 
 class _Stream:
@@ -163,10 +139,10 @@ class Engine:
         self.model_matcher = ModelMatcher(generator) if generator else None
         self.composer = Composer(self.cache, generator, self.options.template_limits)
         # Code matchers and hooks registered through the SDK (in memory, per process).
-        self.hooks = Hooks()
+        self.hooks = Hooks(timeout=self.options.hook_timeout_s)
         # Retrievers attached through the SDK (in memory, per process).
-        self.retrievers = Retrievers()
-        self.follower = Follower(self.cache, self.options.offline_threshold, self.hooks)
+        self.retrievers = Retrievers(timeout=self.options.retriever_timeout_s)
+        self.follower = Follower(self.cache, self.options.journey_condition_threshold, self.hooks)
         # Tools that can run in this process: Python functions and connected services.
         self.tools = ToolRegistry(self.options.outbound)
         self.tool_stage = ToolStage(

@@ -21,8 +21,6 @@ from tactful.tools.registry import ToolRegistry
 
 log = logging.getLogger("tactful.tools")
 
-DEFAULT_TIMEOUT_S = 15.0
-
 
 class ToolCall(BaseModel):
     """A call the engine decided to make: which tool, with which arguments."""
@@ -104,10 +102,11 @@ async def run_tools(
     calls: Sequence[ToolCall],
     context: ToolContext,
     *,
-    default_timeout_s: float = DEFAULT_TIMEOUT_S,
+    default_timeout_s: float,
 ) -> list[ToolOutcome]:
     """Run ``calls`` concurrently, each validated first and cut at its timeout (the tool's own
-    ``timeout_s``, else ``default_timeout_s``). Outcomes come back in the order of ``calls``.
+    ``timeout_s``, else ``default_timeout_s``: the engine's, from the settings). Outcomes come
+    back in the order of ``calls``.
 
     Never raises for a tool: invalid arguments (the tool is not called), unknown tools,
     errors and timeouts are outcomes. Cancelling the caller cancels every call.
