@@ -319,7 +319,7 @@ class ModelMatcher:
     ) -> MatchOutcome:
         """Check ``detailed`` and screen ``screened``; ``tools`` (id -> spec) are listed under
         the detailed guidelines that carry them, so argument inference rides in this wave.
-        ``journeys`` (number, text as ``journey_plan.render`` writes it) ride in the first
+        ``journeys`` (number, text as ``journeys.plan.render`` writes it) ride in the first
         batch; their answers come back in ``MatchOutcome.journeys``."""
         batches = self.plan(detailed, screened)
         if journeys and not batches:

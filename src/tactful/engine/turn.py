@@ -33,13 +33,13 @@ from tactful.domain import (
     utcnow,
 )
 from tactful.domain.turns import TurnRecord, TurnStatus
-from tactful.engine import glossary, journey_follow, journey_plan, variables
+from tactful.engine import glossary, variables
 from tactful.engine.candidates import select_candidates
 from tactful.engine.compose import Composer
 from tactful.engine.context import SnapshotCache, TurnContext, load_context
 from tactful.engine.hooks import Hooks, MatchContext
-from tactful.engine.journey_follow import Follower, JourneyOutcome
-from tactful.engine.journey_plan import JourneyPlan
+from tactful.engine.journeys import Follower, JourneyOutcome, JourneyPlan, journey_relationships
+from tactful.engine.journeys import plan as journey_plan
 from tactful.engine.match import JourneyCheck, Match, ModelMatcher, OfflineMatcher
 from tactful.engine.options import EngineOptions
 from tactful.engine.preamble import Preamble
@@ -755,7 +755,7 @@ class Engine:
             resolution = resolve(
                 scores,
                 by_id_all,
-                journey_follow.journey_relationships(ctx.relationships, journeys.graphs),
+                journey_relationships(ctx.relationships, journeys.graphs),
             )
         for jid, m in list(moved.projected.items()):
             if m.ranked.guideline.id not in resolution.active:

@@ -3,13 +3,13 @@
 Each session keeps one ``JourneyRun`` per journey it entered (``JourneyProgress``): the path of
 states taken and a status (active, paused, waiting for a sub-journey, ended). A turn:
 
-1. ``journey_plan.plan``: the journeys in play. Live runs (active, paused) and the few
+1. ``plan.plan``: the journeys in play. Live runs (active, paused) and the few
    not-yet-started journeys whose conditions rank best are *listed* for the matcher, which
    decides their next step in the same model wave as guideline matching
-   (``journey_plan.render`` writes a journey for the prompt). Guidelines scoped to a journey
+   (``plan.render`` writes a journey for the prompt). Guidelines scoped to a journey
    (tagged ``journey:<id>``) are checked only while that journey is live.
 2. ``Follower.decide``: applies the matcher's answers (or, offline, deterministic rules) to
-   the runs (offline and where the engine walks on its own, ``journey_walk.Walker``'s rules).
+   the runs (offline and where the engine walks on its own, ``walk.Walker``'s rules).
    A journey starts when one of its conditions (observations) matched; then:
    advance, stay, skip ahead, go back, pause when interrupted, resume, switch, end, drop,
    enter a sub-journey or continue in another journey. The engine checks every step the
@@ -48,9 +48,9 @@ from tactful.domain import (
 from tactful.domain.traces import JourneyStep, TransitionConsidered
 from tactful.engine.context import TurnContext, Utterance
 from tactful.engine.hooks import Hooks
-from tactful.engine.journey_plan import JourneyPlan, Listed, render
-from tactful.engine.journey_walk import Walk, Walker, choice_ahead
-from tactful.engine.journeys import JourneyGraph, blank
+from tactful.engine.journeys.graph import JourneyGraph, blank
+from tactful.engine.journeys.plan import JourneyPlan, Listed, render
+from tactful.engine.journeys.walk import Walk, Walker, choice_ahead
 from tactful.engine.match import JourneyCheck, Match, ModelMatcher
 from tactful.engine.options import JOURNEY_CONDITION_THRESHOLD
 from tactful.engine.retrieve import EmbeddingCache, Ranked

@@ -22,8 +22,8 @@ from tactful.domain import (
 )
 from tactful.engine.context import TurnContext, Utterance
 from tactful.engine.hooks import BranchContext, Hooks
-from tactful.engine.journey_walk import Walker
-from tactful.engine.journeys import JourneyGraph
+from tactful.engine.journeys.graph import JourneyGraph
+from tactful.engine.journeys.walk import Walker
 from tactful.engine.options import JOURNEY_CONDITION_THRESHOLD
 from tactful.engine.retrieve import EmbeddingCache
 from tactful.engine.tools import HIDDEN

@@ -21,7 +21,7 @@ from tactful.domain import Guideline, JourneyTransition, MatchVerdict, StateKind
 from tactful.domain.traces import TransitionConsidered
 from tactful.engine.context import TurnContext
 from tactful.engine.hooks import BranchContext, Hooks
-from tactful.engine.journeys import JourneyGraph, blank
+from tactful.engine.journeys.graph import JourneyGraph, blank
 from tactful.engine.match import Match
 from tactful.engine.options import JOURNEY_CONDITION_THRESHOLD
 from tactful.engine.retrieve import EmbeddingCache, Ranked
