@@ -30,8 +30,8 @@ from tactful.engine.candidates import DEFAULT_K, CandidateSet, select_candidates
 from tactful.engine.classify import Classification, classify
 from tactful.engine.context import TurnContext, Utterance
 from tactful.engine.retrieve import EmbeddingCache, Ranked, Retriever
+from tactful.llm.base import count_tokens
 from tactful.llm.minilm import MiniLMEmbedder
-from tactful.llm.scripted import count_tokens
 from tactful.store.sql import open_store
 
 DEFAULT_DATASET = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "matching"

@@ -38,7 +38,8 @@ from tactful.engine.match import (
     ProposedCall,
     answer_listed,
 )
-from tactful.llm.scripted import ScriptedCall, ScriptedGenerator, count_tokens
+from tactful.llm.base import count_tokens
+from tactful.llm.scripted import ScriptedCall, ScriptedGenerator
 
 ROOT = Path(__file__).resolve().parents[1]
 ANCHOR = ROOT.parent / "shared" / "anchors" / "parlant" / "scenario.py"

@@ -1,8 +1,9 @@
 """What a runtime opens for its database: the bus that matches it, and on a SQLite file the lock
-that keeps a second server off it."""
+that keeps a second server off it; and the engine it builds, running as the settings say."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import uuid
 from pathlib import Path
@@ -12,12 +13,16 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
+import tactful
 from tactful.bus.memory import MemoryBus
 from tactful.bus.postgres import PostgresBus
 from tactful.config import Settings
+from tactful.domain import Trace
+from tactful.engine.options import EngineOptions
 from tactful.errors import StoreError
 from tactful.llm.scripted import HashingEmbedder
-from tactful.runtime import start_runtime
+from tactful.runtime import engine_options, start_runtime
+from tactful.store.sql import SQLStore
 
 POSTGRES_ENV = "TACTFUL_TEST_POSTGRES_URL"
 
@@ -74,3 +79,69 @@ async def test_postgresql_runs_on_listen_notify_and_closes_it() -> None:
         async with admin.connect() as conn:
             await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         await admin.dispose()
+
+
+async def test_the_engine_takes_its_thresholds_and_timeouts_from_the_settings() -> None:
+    settings = Settings(
+        transient=True,
+        offline_match_threshold=0.3,
+        journey_condition_threshold=0.6,
+        tool_timeout_s=7,
+        hook_timeout_s=2,
+        retriever_timeout_s=3,
+    )
+    rt = await start_runtime(settings, embedder=HashingEmbedder(), offline=True)
+    try:
+        options = rt.engine.options
+        assert (options.offline_threshold, options.journey_condition_threshold) == (0.3, 0.6)
+        assert (options.tool_timeout_s, options.hook_timeout_s, options.retriever_timeout_s) == (
+            7,
+            2,
+            3,
+        )
+        # Each stage runs with its own: the journey threshold is not the matching one.
+        assert rt.engine.pipeline.offline_matcher.threshold == 0.3
+        assert rt.engine.pipeline.follower.walker.threshold == 0.6
+        assert rt.engine.tool_stage.timeout_s == 7
+        assert (rt.engine.hooks.timeout, rt.engine.retrievers.timeout) == (2, 3)
+    finally:
+        await rt.close()
+
+
+async def test_the_settings_defaults_are_the_engines() -> None:
+    rt = await start_runtime(Settings(transient=True), embedder=HashingEmbedder(), offline=True)
+    try:
+        assert isinstance(rt.store, SQLStore)
+        given, own = engine_options(rt.settings, rt.store), EngineOptions()
+        for name in (
+            "offline_threshold",
+            "journey_condition_threshold",
+            "tool_timeout_s",
+            "hook_timeout_s",
+            "retriever_timeout_s",
+            "max_message_chars",
+        ):
+            assert getattr(given, name) == getattr(own, name), name
+    finally:
+        await rt.close()
+
+
+async def test_code_is_cut_at_the_timeouts_the_settings_give() -> None:
+    async def never(*_: object) -> bool:
+        await asyncio.Event().wait()  # only a timeout ends it
+        return True
+
+    settings = Settings(hook_timeout_s=0.05, retriever_timeout_s=0.06)
+    async with tactful.Server(
+        transient=True, embedder=HashingEmbedder(), offline=True, settings=settings
+    ) as server:
+        agent = await server.create_agent("Shop")
+        greet = await agent.create_guideline("the customer says hello", "greet them")
+        agent.match_with(greet, never)
+        agent.attach_retriever(never, id="stock")
+        reply = await server.send(await server.create_session(agent), "hello")
+        trace = await server.runtime.store.get(Trace, reply.trace_id)
+    [matcher_error] = trace.composition["matcher_errors"]
+    assert matcher_error.endswith(f"of guideline {greet.id}: timed out after 0.05s")
+    [retriever] = trace.composition["retrievers"]
+    assert (retriever["name"], retriever["error"]) == ("stock", "timed out after 0.06s")

@@ -14,7 +14,13 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from tactful.engine.match import DEFAULT_OFFLINE_THRESHOLD
+from tactful.engine.options import (
+    HOOK_TIMEOUT_S,
+    JOURNEY_CONDITION_THRESHOLD,
+    OFFLINE_MATCH_THRESHOLD,
+    RETRIEVER_TIMEOUT_S,
+    TOOL_TIMEOUT_S,
+)
 
 
 class Settings(BaseSettings):
@@ -40,9 +46,20 @@ class Settings(BaseSettings):
     openai_json_schema: bool = True
 
     # Offline tier: a guideline matches when its calibrated similarity reaches this.
-    offline_match_threshold: float = Field(default=DEFAULT_OFFLINE_THRESHOLD, ge=0.0, le=1.0)
+    offline_match_threshold: float = Field(default=OFFLINE_MATCH_THRESHOLD, ge=0.0, le=1.0)
+    # Where the engine walks a journey by rules (offline, as it starts, after a tool state): a
+    # conditional transition holds when its condition is this similar to the latest message.
+    journey_condition_threshold: float = Field(default=JOURNEY_CONDITION_THRESHOLD, ge=0.0, le=1.0)
     max_message_chars: int = Field(default=8000, ge=1)
     long_poll_max_s: float = Field(default=60.0, gt=0, le=3600)
+
+    # -- timeouts of the agent's own code (engine.options) ---------------------------------------
+    # A tool call is cut after this (a tool's own timeout_s wins); a code matcher, a journey
+    # transition's code condition or a hook after hook_timeout_s; a retriever after
+    # retriever_timeout_s. What was cut is an error in the trace, and the turn goes on.
+    tool_timeout_s: float = Field(default=TOOL_TIMEOUT_S, gt=0, le=3600)
+    hook_timeout_s: float = Field(default=HOOK_TIMEOUT_S, gt=0, le=3600)
+    retriever_timeout_s: float = Field(default=RETRIEVER_TIMEOUT_S, gt=0, le=3600)
 
     # -- exposure (docs/security.md) -----------------------------------------------------------
     # development: everyone is admin, allowed only while listening on loopback; production:

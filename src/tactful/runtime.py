@@ -12,8 +12,9 @@ from tactful.bus.memory import MemoryBus
 from tactful.bus.postgres import PostgresBus
 from tactful.config import Settings
 from tactful.engine.canned import TemplateLimits
+from tactful.engine.options import EngineOptions
 from tactful.engine.runner import RunnerOptions
-from tactful.engine.turn import Engine, EngineOptions
+from tactful.engine.turn import Engine
 from tactful.errors import ConfigurationError
 from tactful.llm.base import Embedder, Generator
 from tactful.store.base import Store
@@ -98,6 +99,32 @@ async def open_bus(store: SQLStore) -> Bus:
     return bus
 
 
+def engine_options(settings: Settings, store: SQLStore) -> EngineOptions:
+    """What the settings say of how the engine runs, on this store."""
+    return EngineOptions(
+        offline_threshold=settings.offline_match_threshold,
+        journey_condition_threshold=settings.journey_condition_threshold,
+        max_message_chars=settings.max_message_chars,
+        tool_timeout_s=settings.tool_timeout_s,
+        hook_timeout_s=settings.hook_timeout_s,
+        retriever_timeout_s=settings.retriever_timeout_s,
+        outbound=OutboundPolicy(settings.outbound_hosts),
+        template_limits=TemplateLimits(
+            max_chars=settings.template_max_chars,
+            max_steps=settings.template_max_steps,
+            timeout_s=settings.template_timeout_s,
+        ),
+        runner=RunnerOptions(
+            lease_s=settings.turn_lease_s,
+            recovery_interval_s=settings.turn_recovery_interval_s,
+            # An in-memory store ends with the process: nothing to hand over.
+            drain_grace_s=0.0 if store.in_memory else settings.drain_grace_s,
+            # A SQLite file has one process: its running turns at start are orphans.
+            take_over_at_start=store.backend == "sqlite",
+        ),
+    )
+
+
 async def start_runtime(
     settings: Settings,
     *,
@@ -133,24 +160,7 @@ async def start_runtime(
         bus,
         embedder or default_embedder(),
         generator,
-        EngineOptions(
-            offline_threshold=settings.offline_match_threshold,
-            max_message_chars=settings.max_message_chars,
-            outbound=OutboundPolicy.from_settings(settings),
-            template_limits=TemplateLimits(
-                max_chars=settings.template_max_chars,
-                max_steps=settings.template_max_steps,
-                timeout_s=settings.template_timeout_s,
-            ),
-            runner=RunnerOptions(
-                lease_s=settings.turn_lease_s,
-                recovery_interval_s=settings.turn_recovery_interval_s,
-                # An in-memory store ends with the process: nothing to hand over.
-                drain_grace_s=0.0 if store.in_memory else settings.drain_grace_s,
-                # A SQLite file has one process: its running turns at start are orphans.
-                take_over_at_start=store.backend == "sqlite",
-            ),
-        ),
+        engine_options(settings, store),
         turns=SQLTurnQueue(store),
     )
     engine.start()

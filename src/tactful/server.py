@@ -44,7 +44,7 @@ from tactful.errors import ConfigurationError, ValidationError
 from tactful.llm.base import Embedder, Generator
 from tactful.runtime import Runtime, start_runtime
 from tactful.security.exposure import check_exposure
-from tactful.tools import PythonTool, ToolService
+from tactful.tools import PythonTool, ToolService, register_python
 
 log = logging.getLogger("tactful")
 
@@ -312,7 +312,7 @@ class Server:
         ids = _tool_ids(tools)
         for t in tools:
             if isinstance(t, PythonTool):
-                registered = self.runtime.engine.tools.register_python(t)
+                registered = register_python(self.runtime.engine.tools, t)
                 await self.runtime.store.upsert(registered.spec)
         return ids
 

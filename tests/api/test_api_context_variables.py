@@ -15,6 +15,7 @@ import tactful
 from tactful.domain import ContextVariable as ContextVariableModel
 from tactful.domain import ContextVariableValue as ValueModel
 from tactful.runtime import Runtime
+from tactful.tools import register_python
 
 
 @tactful.tool
@@ -24,7 +25,7 @@ async def balance(context: tactful.ToolContext) -> int:
 
 
 async def _register(runtime: Runtime) -> str:
-    registered = runtime.engine.tools.register_python(balance)
+    registered = register_python(runtime.engine.tools, balance)
     await runtime.store.upsert(registered.spec)
     return registered.tool_id
 

@@ -74,6 +74,18 @@ def test_plan_spreads_work_over_at_most_three_batches() -> None:
     assert matcher.plan([], []) == []
 
 
+class Wordy(ScriptedGenerator):
+    """A model whose tokenizer makes every text long."""
+
+    def count_tokens(self, text: str) -> int:
+        return 100
+
+
+def test_plan_sizes_batches_with_the_models_token_count() -> None:
+    assert len(ModelMatcher(ScriptedGenerator(), batch_tokens=100).plan(ranked(3), [])) == 1
+    assert len(ModelMatcher(Wordy(), batch_tokens=100).plan(ranked(3), [])) == 3
+
+
 async def test_detailed_and_screened_verdicts_come_from_one_wave() -> None:
     model = ScriptedGenerator({"match": answer_with({"condition 1", "condition 25"})})
     matcher = ModelMatcher(model)

@@ -624,7 +624,7 @@ async def test_a_state_sets_the_composition_mode_and_its_canned_responses(
 async def test_a_journey_matched_without_being_listed_starts_at_its_first_step(
     server: tactful.Server, script: Script, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from tactful.engine import journey_plan
+    from tactful.engine.journeys import plan as journey_plan
 
     monkeypatch.setattr(journey_plan, "FRESH_RANK", 0)  # no journey ranks well enough
     agent = await _shop(server)

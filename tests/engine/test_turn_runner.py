@@ -5,6 +5,7 @@ unanswered and no turn answered twice, and a turn answers only up to its own mes
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -13,10 +14,11 @@ import pytest_asyncio
 
 import tactful
 from fresh_databases import postgres_database
-from tactful.domain import Event, EventKind, EventSource, Trace, utcnow
-from tactful.domain.turns import TurnStatus
+from tactful.domain import Event, EventKind, EventSource, Trace, new_id, utcnow
+from tactful.domain.turns import TurnRecord, TurnStatus
 from tactful.engine.compose import ReplyAnswer
 from tactful.engine.match import MatchAnswer
+from tactful.engine.runner import Turn, TurnRunner
 from tactful.engine.timeline import wait_for_events
 from tactful.llm.scripted import HashingEmbedder, ScriptedCall, ScriptedGenerator
 
@@ -210,3 +212,65 @@ async def test_a_closing_engine_hands_running_turns_back(tmp_path: Any) -> None:
 @pytest.fixture
 def model() -> ScriptedGenerator:
     return echo_model()
+
+
+class _SlowReads:
+    """A turn queue whose reads of a turn hang until ``release`` is set (a stalled store)."""
+
+    def __init__(self, queue: Any) -> None:
+        self.queue = queue
+        self.reading = asyncio.Event()
+        self.release = asyncio.Event()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.queue, name)
+
+    async def get(self, turn_id: str) -> Any:
+        self.reading.set()
+        await self.release.wait()
+        return await self.queue.get(turn_id)
+
+
+async def test_a_turn_cancelled_twice_while_it_ends_leaves_the_runner_idle(
+    server: tactful.Server,
+) -> None:
+    """A second cancellation while the lease watcher finishes a read (a process stopping with
+    a stalled store) once left the turn registered with its task done: waiting for the
+    runner's turns then spun forever."""
+    engine = server.runtime.engine
+    agent = await server.create_agent("Echo")
+    session = await server.create_session(agent)
+    queue = _SlowReads(engine.turns)
+    started = asyncio.Event()
+
+    async def execute(turn: Turn) -> TurnStatus:
+        started.set()
+        await asyncio.sleep(3600)
+        return TurnStatus.DONE
+
+    async def nothing(turn: Turn) -> None:
+        return None
+
+    runner = TurnRunner(
+        queue, engine.bus, execute=execute, supersede=nothing, recover_emitted=nothing
+    )
+    record = TurnRecord(
+        id=new_id(), session_id=session.id, customer_offset=0, creation_utc=utcnow()
+    )
+    await engine.turns.create(record)
+    await runner.submit(record, [])
+    await started.wait()
+    turn = runner.running_here(session.id)
+    assert turn is not None and turn.task is not None
+    # An event on the session wakes the watcher, which reads the turn's record (and hangs).
+    engine.bus.publish(session.id, 1)
+    await queue.reading.wait()
+    turn.stop = "draining"
+    turn.task.cancel()
+    await asyncio.sleep(0.05)  # the turn now waits for the watcher to end its read
+    turn.task.cancel()  # the second cancellation
+    await asyncio.wait_for(runner.wait_idle(), timeout=5)
+    assert runner.running_here(session.id) is None
+    queue.release.set()
+    with contextlib.suppress(asyncio.CancelledError):
+        await turn.task

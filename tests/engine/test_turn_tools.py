@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import pytest_asyncio
 
 import tactful
-from tactful.domain import EventKind, SessionMode, Trace
+from tactful.domain import EventKind, SessionMode, ToolSpec, Trace
 from tactful.engine.compose import ReplyAnswer
 from tactful.engine.match import (
     GuidelineCheck,
@@ -19,7 +19,7 @@ from tactful.engine.match import (
     listed_guidelines,
 )
 from tactful.llm.scripted import HashingEmbedder, ScriptedCall, ScriptedGenerator
-from tactful.tools import SessionControl
+from tactful.tools import SessionControl, ToolContext, ToolResult, ToolService
 
 GIVEN = ("order_id", "VM12345678", "customer")
 ORDER = Annotated[str, tactful.ToolParam(description="VM and 8 digits", examples=["VM12345678"])]
@@ -201,6 +201,29 @@ async def test_calls_run_in_parallel_and_failures_degrade_the_turn(
     assert "local:broken FAILED: RuntimeError: database is down. Apologize" in prompt
 
 
+async def test_the_settings_give_the_timeout_of_tools_without_their_own(
+    model: ScriptedGenerator,
+) -> None:
+    @tactful.tool
+    async def hang(context: tactful.ToolContext) -> str:
+        """Never answers."""
+        await asyncio.Event().wait()
+        return "never"
+
+    settings = tactful.Settings(tool_timeout_s=0.05)
+    async with tactful.Server(
+        transient=True, embedder=HashingEmbedder(), generator=model, settings=settings
+    ) as server:
+        agent = await server.create_agent("Shop")
+        await agent.create_guideline("anything goes", "try it", tools=[hang])
+        model.on("match", matcher({"anything goes": [("hang", ("", None, ""))]}))
+        session = await server.create_session(agent)
+        await server.send(session, "anything")
+        [event] = await server.runtime.store.list_events(session.id, kinds=[EventKind.TOOL])
+    [call] = event.data["tool_calls"]
+    assert call["timed_out"] is True and call["error"] == "timed out after 0.05 s"
+
+
 async def test_handoff_switches_the_session_to_manual(
     server: tactful.Server, model: ScriptedGenerator
 ) -> None:
@@ -359,3 +382,41 @@ async def test_choice_providers_give_the_model_its_options(
     [call] = event.data["tool_calls"]
     assert call["result"] is None and "store" in call["error"]  # not one of the choices
     assert reply.data["message"] == "done"
+
+
+class Branches(ToolService):
+    """A service that is not Python and knows at run time which branches exist."""
+
+    name = "crm"
+
+    async def list_tools(self) -> list[ToolSpec]:
+        schema = {"type": "string", "x-tactful-choices": True}
+        return [
+            ToolSpec(
+                service_name="crm",
+                name="visit",
+                parameters={"type": "object", "properties": {"branch": schema}},
+                required=["branch"],
+            )
+        ]
+
+    async def choices_for(self, tool: str, param: str, context: ToolContext) -> list[str] | None:
+        assert (tool, param) == ("visit", "branch") and context.customer is not None
+        return ["North", "South"]
+
+    async def call(self, tool: str, arguments: dict[str, Any], context: ToolContext) -> ToolResult:
+        return ToolResult(data=f"visiting {arguments['branch']}")
+
+
+async def test_any_service_may_give_the_model_its_options(
+    server: tactful.Server, model: ScriptedGenerator
+) -> None:
+    await server.add_service(Branches())
+    agent = await server.create_agent("Shop")
+    await agent.create_guideline("wants a visit", "book it", tools=["crm:visit"])
+    model.on("match", matcher({"wants a visit": [("visit", ("branch", "North", "customer"))]}))
+    reply = await server.send(await server.create_session(agent), "a visit at North please")
+    assert "one of North, South" in model.calls_for("match")[0].prompt.user
+    assert (await _trace(server, reply)).composition["tool_calls"][0]["result"]["data"] == (
+        "visiting North"
+    )

@@ -35,7 +35,7 @@ from tactful.errors import ValidationError
 from tactful.llm.scripted import HashingEmbedder
 from tactful.store.base import Store
 from tactful.store.sql import open_store
-from tactful.tools import ToolRegistry
+from tactful.tools import ToolRegistry, register_python
 
 NOW = datetime(2025, 3, 1, 10, 7, 30, tzinfo=UTC)
 HiddenCustomer = Annotated[str, tactful.ToolParam(hidden=True)]
@@ -174,7 +174,7 @@ class Recorder:
             self.calls.append(customer_id)
             return self.points
 
-        registry.register_python(points)
+        register_python(registry, points)
         self.tool_id = points.tool_id
 
 
@@ -248,7 +248,7 @@ async def test_refreshes_run_concurrently(store: Store) -> None:
         return "b"
 
     for t in (alpha, beta):
-        registry.register_python(t)
+        register_python(registry, t)
         await store.create(ContextVariable(name=t.name, tool_id=t.tool_id))
     values = await resolve_values(store, context(), registry=registry, now=NOW)
     assert [(v.value, v.refreshed, v.error) for v in values] == [
@@ -265,7 +265,7 @@ async def test_a_failing_tool_keeps_the_old_value_and_reports_the_error(store: S
         """Always fails."""
         raise RuntimeError("points service is down")
 
-    registry.register_python(broken)
+    register_python(registry, broken)
     kept = await store.create(
         ContextVariable(name="points", tool_id=broken.tool_id, freshness_rules="* * * * *")
     )

@@ -22,6 +22,7 @@ from tactful.tools import (
     ToolRegistry,
     ToolResult,
     ToolService,
+    register_python,
     tool,
 )
 
@@ -365,9 +366,9 @@ class Remote(ToolService):
 
 async def test_the_registry_maps_ids_to_services_idempotently() -> None:
     registry = ToolRegistry()
-    entry = registry.register_python(add)
-    registry.register_python(add)
-    registry.register_python(lookup)
+    entry = register_python(registry, add)
+    register_python(registry, add)
+    register_python(registry, lookup)
     assert entry.tool_id == "local:add"
     assert registry.get("local:find_order").timeout_s == 3
     assert "local:add" in registry
@@ -389,7 +390,7 @@ async def test_the_registry_maps_ids_to_services_idempotently() -> None:
     with pytest.raises(ConflictError):
         await registry.register_service(Remote("crm", []))
     with pytest.raises(ConflictError, match="taken by Remote"):
-        registry.register_python(tool(service="crm")(add.fn))
+        register_python(registry, tool(service="crm")(add.fn))
     await registry.close()
 
 
@@ -397,7 +398,7 @@ async def test_a_registered_python_service_keeps_its_tools_timeouts() -> None:
     registry = ToolRegistry()
     await registry.register_service(PythonToolService(tools=[lookup]))
     assert registry.get("local:find_order").timeout_s == 3
-    registry.register_python(add)
+    register_python(registry, add)
     assert [s.id for s in registry.specs()] == ["local:find_order", "local:add"]
 
 

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from typing import Annotated, Any
 
 import pytest
 
 from tactful.domain import ToolSpec
 from tactful.tools import (
+    ToolArgumentsError,
     ToolCall,
     ToolContext,
     ToolError,
@@ -16,6 +18,7 @@ from tactful.tools import (
     ToolRegistry,
     ToolResult,
     ToolService,
+    register_python,
     run_tools,
     schema_problems,
     tool,
@@ -37,7 +40,7 @@ class Rendezvous:
 def registry_with(*tools: Any) -> ToolRegistry:
     registry = ToolRegistry()
     for t in tools:
-        registry.register_python(t)
+        register_python(registry, t)
     return registry
 
 
@@ -112,7 +115,7 @@ async def test_a_timeout_error_raised_by_the_tool_is_not_a_cut() -> None:
         raise TimeoutError("the CRM took too long")
 
     [outcome] = await run_tools(
-        registry_with(upstream), [ToolCall(tool_id="local:upstream")], ctx()
+        registry_with(upstream), [ToolCall(tool_id="local:upstream")], ctx(), default_timeout_s=5
     )
     assert not outcome.timed_out
     assert outcome.error == "TimeoutError: the CRM took too long"
@@ -133,6 +136,7 @@ async def test_invalid_arguments_are_never_sent() -> None:
             ToolCall(tool_id="local:charge", arguments={"amount": 3}),
         ],
         ctx(),
+        default_timeout_s=5,
     )
     assert bad.error is not None
     assert bad.error.startswith("invalid arguments: ")
@@ -160,13 +164,16 @@ async def test_values_outside_a_providers_choices_are_never_sent() -> None:
         registry_with(visit),
         [ToolCall(tool_id="local:visit", arguments={"branch": "south"})],
         ctx(),
+        default_timeout_s=5,
     )
     assert outcome.error == "invalid arguments: branch: 'south' is not one of ['north']"
     assert entered == []
 
 
 async def test_unknown_tools_are_an_outcome() -> None:
-    [outcome] = await run_tools(ToolRegistry(), [ToolCall(tool_id="crm:nope")], ctx())
+    [outcome] = await run_tools(
+        ToolRegistry(), [ToolCall(tool_id="crm:nope")], ctx(), default_timeout_s=5
+    )
     assert outcome.error == "unknown tool 'crm:nope'"
     assert not outcome.timed_out
 
@@ -184,6 +191,7 @@ async def test_one_failing_call_does_not_affect_the_other() -> None:
         registry_with(boom, fine),
         [ToolCall(tool_id="local:boom"), ToolCall(tool_id="local:fine")],
         ctx(),
+        default_timeout_s=5,
     )
     assert failed.error == "ValueError: bad state"
     assert failed.result is None
@@ -191,7 +199,7 @@ async def test_one_failing_call_does_not_affect_the_other() -> None:
 
 
 async def test_no_calls_no_outcomes() -> None:
-    assert await run_tools(ToolRegistry(), [], ctx()) == []
+    assert await run_tools(ToolRegistry(), [], ctx(), default_timeout_s=5) == []
 
 
 async def test_cancelling_the_caller_cancels_the_calls() -> None:
@@ -208,7 +216,7 @@ async def test_cancelling_the_caller_cancels_the_calls() -> None:
             raise
 
     turn = asyncio.create_task(
-        run_tools(registry_with(slow), [ToolCall(tool_id="local:slow")], ctx())
+        run_tools(registry_with(slow), [ToolCall(tool_id="local:slow")], ctx(), default_timeout_s=5)
     )
     await started.wait()
     turn.cancel()
@@ -269,6 +277,7 @@ async def test_other_services_are_checked_against_their_schema() -> None:
             ToolCall(tool_id="crm:refuse"),
         ],
         ctx(),
+        default_timeout_s=5,
     )
     assert bad.error == (
         "invalid arguments: query: missing (required); limit: expected integer (got 2.5); "
@@ -278,6 +287,45 @@ async def test_other_services_are_checked_against_their_schema() -> None:
     assert remote.received == [{"query": "tv", "limit": 2.0}]
     assert crash.error == "ConnectionError: socket closed"
     assert refuse.error == "HTTP 403: forbidden"
+
+
+class Strict(Remote):
+    """A service with its own argument check and a per-tool timeout, through the port."""
+
+    async def check_arguments(
+        self, spec: ToolSpec, arguments: Mapping[str, Any], context: ToolContext
+    ) -> None:
+        if arguments.get("query") == "secret":
+            raise ToolArgumentsError(spec.id, ["query: not allowed here"])
+
+    def tool_timeout_s(self, tool: str) -> float | None:
+        return 0.05 if tool == "crash" else None
+
+    async def call(self, tool: str, arguments: dict[str, Any], context: ToolContext) -> ToolResult:
+        if tool == "crash":
+            await asyncio.Event().wait()
+        return await super().call(tool, arguments, context)
+
+
+async def test_a_service_checks_arguments_and_times_its_tools_itself() -> None:
+    strict = Strict()
+    registry = ToolRegistry()
+    entries = {e.spec.name: e for e in await registry.register_service(strict)}
+    assert (entries["crash"].timeout_s, entries["search"].timeout_s) == (0.05, None)
+    refused, unchecked, hung = await run_tools(
+        registry,
+        [
+            ToolCall(tool_id="crm:search", arguments={"query": "secret"}),
+            # Its own check replaces the schema's: an unknown argument goes through.
+            ToolCall(tool_id="crm:search", arguments={"page": 2}),
+            ToolCall(tool_id="crm:crash"),
+        ],
+        ctx(),
+        default_timeout_s=3600,
+    )
+    assert refused.error == "invalid arguments: query: not allowed here"
+    assert unchecked.ok and strict.received == [{"page": 2}]
+    assert hung.timed_out and hung.error == "timed out after 0.05 s"
 
 
 def test_schema_problems_knows_json_types() -> None:

@@ -21,10 +21,9 @@ from typing import Any, TypeVar
 
 from tactful.domain import Event, Guideline
 from tactful.engine.context import TurnContext
+from tactful.engine.options import HOOK_TIMEOUT_S
 
 log = logging.getLogger("tactful.hooks")
-
-DEFAULT_TIMEOUT_SECONDS = 10.0
 
 
 @dataclass(frozen=True)
@@ -96,7 +95,7 @@ def _name(fn: Callable[..., Any]) -> str:
 class Hooks:
     """The registry of code matchers and hooks, and the helpers that run them safely."""
 
-    def __init__(self, *, timeout: float = DEFAULT_TIMEOUT_SECONDS) -> None:
+    def __init__(self, *, timeout: float = HOOK_TIMEOUT_S) -> None:
         self.timeout = timeout
         self.matchers: dict[str, Predicate] = {}
         self.on_selected: dict[str, list[SelectedHook]] = {}

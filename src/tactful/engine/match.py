@@ -23,11 +23,9 @@ from tactful.engine.retrieve import Ranked
 from tactful.engine.trace import TraceRecorder
 from tactful.errors import ModelError
 from tactful.llm.base import Generator, Prompt
-from tactful.llm.scripted import count_tokens
 
 MATCH_STAGE = "match"
 # Measured on the Voltmart example and the labeled set: see docs/offline-tier.md.
-DEFAULT_OFFLINE_THRESHOLD = 0.40
 
 
 @dataclass(frozen=True)
@@ -216,19 +214,6 @@ class MatchOutcome:
     journeys: dict[int, JourneyCheck] = field(default_factory=dict)
 
 
-@lru_cache(maxsize=65536)
-def _tokens(text: str) -> int:
-    return count_tokens(text)
-
-
-def _detailed_cost(r: Ranked) -> int:
-    return _tokens(r.guideline.condition) + 12
-
-
-def _screen_cost(r: Ranked) -> int:
-    return _tokens(r.guideline.condition) + 3
-
-
 class ModelMatcher:
     """Two-tier structured matching in one wave: detailed checks and a compact screen, spread
     over at most ``max_batches`` parallel calls sized by a token budget.
@@ -246,10 +231,18 @@ class ModelMatcher:
         self.generator = generator
         self.batch_tokens = batch_tokens
         self.max_batches = max_batches
+        # Conditions come back every turn: each is counted once.
+        self._tokens = lru_cache(maxsize=65536)(generator.count_tokens)
+
+    def _detailed_cost(self, r: Ranked) -> int:
+        return self._tokens(r.guideline.condition) + 12
+
+    def _screen_cost(self, r: Ranked) -> int:
+        return self._tokens(r.guideline.condition) + 3
 
     def plan(self, detailed: Sequence[Ranked], screened: Sequence[Ranked]) -> list[MatchBatch]:
         """Spread the work over as few batches as the budget allows (at most max_batches)."""
-        total = sum(map(_detailed_cost, detailed)) + sum(map(_screen_cost, screened))
+        total = sum(map(self._detailed_cost, detailed)) + sum(map(self._screen_cost, screened))
         if total == 0:
             return []
         count = max(1, min(self.max_batches, -(-total // self.batch_tokens)))
@@ -257,11 +250,11 @@ class ModelMatcher:
         for r in detailed:
             lightest = min(batches, key=lambda b: b.cost)
             lightest.detailed.append(r)
-            lightest.cost += _detailed_cost(r)
+            lightest.cost += self._detailed_cost(r)
         for r in screened:
             lightest = min(batches, key=lambda b: b.cost)
             lightest.screened.append(r)
-            lightest.cost += _screen_cost(r)
+            lightest.cost += self._screen_cost(r)
         return [b for b in batches if b.detailed or b.screened]
 
     def prompt(
@@ -326,7 +319,7 @@ class ModelMatcher:
     ) -> MatchOutcome:
         """Check ``detailed`` and screen ``screened``; ``tools`` (id -> spec) are listed under
         the detailed guidelines that carry them, so argument inference rides in this wave.
-        ``journeys`` (number, text as ``journey_plan.render`` writes it) ride in the first
+        ``journeys`` (number, text as ``journeys.plan.render`` writes it) ride in the first
         batch; their answers come back in ``MatchOutcome.journeys``."""
         batches = self.plan(detailed, screened)
         if journeys and not batches:

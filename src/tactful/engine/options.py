@@ -1,4 +1,8 @@
-"""How the engine runs, as the settings model (``tactful.config``) configures it."""
+"""How the engine runs, as the settings model (``tactful.config``) configures it.
+
+The thresholds and timeouts below are written once, here: the settings take them as their
+defaults, and so do the stages when built on their own (in tests, in benchmarks).
+"""
 
 from __future__ import annotations
 
@@ -6,19 +10,33 @@ from dataclasses import dataclass, field
 
 from tactful.engine.candidates import DEFAULT_K
 from tactful.engine.canned import TemplateLimits
-from tactful.engine.match import DEFAULT_OFFLINE_THRESHOLD
 from tactful.engine.runner import RunnerOptions
 from tactful.tools.outbound import OutboundPolicy
+
+# Offline tier: a guideline matches when its calibrated similarity reaches this.
+OFFLINE_MATCH_THRESHOLD = 0.40
+# Where the engine walks a journey by rules (offline, as it starts, after a tool state): a
+# conditional transition holds when its condition is this similar to the latest message.
+JOURNEY_CONDITION_THRESHOLD = 0.40
+# A tool call is cut after this many seconds, unless the tool sets its own timeout.
+TOOL_TIMEOUT_S = 15.0
+# A code matcher, a transition's code condition or a hook is cut after this many seconds.
+HOOK_TIMEOUT_S = 10.0
+# A retriever is cut after this many seconds (the turn goes on without its data).
+RETRIEVER_TIMEOUT_S = 10.0
 
 
 @dataclass
 class EngineOptions:
-    offline_threshold: float = DEFAULT_OFFLINE_THRESHOLD
+    offline_threshold: float = OFFLINE_MATCH_THRESHOLD
+    journey_condition_threshold: float = JOURNEY_CONDITION_THRESHOLD
     max_message_chars: int = 8000
     # Top-ranked guidelines checked in detail beyond the always-check set (the rest is screened).
     detailed_k: int = DEFAULT_K
     trace_candidates: int = 20
-    tool_timeout_s: float = 15.0
+    tool_timeout_s: float = TOOL_TIMEOUT_S
+    hook_timeout_s: float = HOOK_TIMEOUT_S
+    retriever_timeout_s: float = RETRIEVER_TIMEOUT_S
     # Where tool services may connect (the outbound_hosts setting).
     outbound: OutboundPolicy = field(default_factory=OutboundPolicy)
     # How far one canned-response render may go (size, steps, time).

@@ -30,19 +30,21 @@ from tactful.domain import (
     ToolSpec,
     Trace,
 )
-from tactful.engine import glossary, journey_follow, journey_plan, variables
+from tactful.engine import glossary, variables
 from tactful.engine.candidates import CandidateSet, dependency_targets, select_candidates
 from tactful.engine.compose import Composer, Reply
 from tactful.engine.context import SnapshotCache, TurnContext, load_context
 from tactful.engine.emit import ReplyStream, conclude, emit_reply, shielded
 from tactful.engine.hooks import Hooks, MatchContext
-from tactful.engine.journey_follow import (
+from tactful.engine.journeys import (
     Follower,
     JourneyOutcome,
+    JourneyPlan,
+    journey_relationships,
     journeys_after_tools,
     off_scope,
 )
-from tactful.engine.journey_plan import JourneyPlan
+from tactful.engine.journeys import plan as journey_plan
 from tactful.engine.match import JourneyCheck, Match, OfflineMatcher
 from tactful.engine.options import EngineOptions
 from tactful.engine.preamble import Preamble
@@ -138,7 +140,7 @@ class Pipeline:
         self.offline_matcher = OfflineMatcher(options.offline_threshold)
         self.model_matcher = tool_stage.model_matcher
         self.composer = Composer(cache, generator, options.template_limits)
-        self.follower = Follower(cache, options.offline_threshold, hooks)
+        self.follower = Follower(cache, options.journey_condition_threshold, hooks)
 
     async def run(self, turn: Turn, rec: TraceRecorder) -> None:
         """The stages in order, for one claimed turn."""
@@ -330,7 +332,7 @@ class Pipeline:
                     **ctx.guidelines_by_id,
                     **{gid: m.ranked.guideline for gid, m in projected.items()},
                 },
-                journey_follow.journey_relationships(ctx.relationships, found.journeys.graphs),
+                journey_relationships(ctx.relationships, found.journeys.graphs),
             )
         for jid, m in list(moved.projected.items()):
             if m.ranked.guideline.id not in resolution.active:

@@ -24,11 +24,11 @@ from pydantic import BaseModel, Field
 from tactful.domain import Guideline, MatchVerdict, Trace
 from tactful.engine.hooks import MatchContext
 from tactful.engine.match import Match
+from tactful.engine.options import RETRIEVER_TIMEOUT_S
 from tactful.engine.retrieve import Ranked
 
 log = logging.getLogger("tactful.retrievers")
 
-DEFAULT_TIMEOUT_SECONDS = 10.0
 # How much of a retriever's data a prompt shows.
 PROMPT_CHARS = 1500
 
@@ -128,7 +128,7 @@ class RetrievedSet:
 class Retrievers:
     """The registry of retrievers by owner, and the helper that runs them safely."""
 
-    def __init__(self, *, timeout: float = DEFAULT_TIMEOUT_SECONDS) -> None:
+    def __init__(self, *, timeout: float = RETRIEVER_TIMEOUT_S) -> None:
         self.timeout = timeout
         self.by_owner: dict[str, dict[str, Retriever]] = {}
 

@@ -142,7 +142,9 @@ class TurnRunner:
             tasks = [
                 t.task
                 for sid, t in list(self._turns.items())
-                if t.task is not None and (session_id is None or sid == session_id)
+                if t.task is not None
+                and not t.task.done()
+                and (session_id is None or sid == session_id)
             ]
             if not tasks:
                 return
@@ -234,9 +236,14 @@ class TurnRunner:
             # The watcher ends between two reads: cancelling a read half-way would cost the
             # store its connection.
             ended.set()
-            await asyncio.shield(watch)
-            if self._turns.get(turn.session_id) is turn:
-                del self._turns[turn.session_id]
+            try:
+                await asyncio.shield(watch)
+            finally:
+                # Even when a second cancellation lands meanwhile (the process is stopping):
+                # the turn no longer runs here, whatever else is left undone (its lease expires
+                # and another worker, or the next start, takes it).
+                if self._turns.get(turn.session_id) is turn:
+                    del self._turns[turn.session_id]
         await asyncio.shield(self._end(turn, status))
 
     async def _end(self, turn: Turn, status: TurnStatus | None) -> None:

@@ -28,15 +28,9 @@ from tactful.engine.retrieve import Ranked
 from tactful.engine.tools import ToolFindings, plan_tool_calls
 from tactful.engine.trace import TraceRecorder
 from tactful.store.base import Store
-from tactful.tools import (
-    PythonToolService,
-    SessionControl,
-    ToolCall,
-    ToolContext,
-    ToolOutcome,
-    ToolRegistry,
-    run_tools,
-)
+from tactful.tools.base import SessionControl, ToolContext
+from tactful.tools.registry import ToolRegistry
+from tactful.tools.runner import ToolCall, ToolOutcome, run_tools
 
 log = logging.getLogger("tactful.engine")
 
@@ -172,14 +166,13 @@ class ToolStage:
             spec = specs[tid]
             properties = spec.parameters.get("properties", {})
             dynamic = [n for n, schema in properties.items() if schema.get("x-tactful-choices")]
-            service = self.registry.get(tid).service
-            if not dynamic or not isinstance(service, PythonToolService):
+            if not dynamic:
                 continue
-            tool = service.get(spec.name)
+            service = self.registry.get(tid).service
             parameters = copy.deepcopy(spec.parameters)
             for name in dynamic:
                 try:
-                    choices = await tool.choices_for(name, self.context(ctx, trace))
+                    choices = await service.choices_for(spec.name, name, self.context(ctx, trace))
                 except Exception as e:
                     log.warning("choices of %s.%s failed: %s", tid, name, e)
                     continue

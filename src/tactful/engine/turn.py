@@ -36,7 +36,7 @@ from tactful.engine.tool_stage import ToolStage
 from tactful.errors import PayloadTooLargeError, ValidationError
 from tactful.llm.base import Embedder, Generator
 from tactful.store.base import Store, TurnQueue
-from tactful.tools import ToolRegistry
+from tactful.tools.registry import ToolRegistry
 
 __all__ = ["Engine", "EngineOptions"]
 
@@ -64,9 +64,9 @@ class Engine:
         self.timeline = Timeline(store, bus)
         self.cache = EmbeddingCache(embedder, store)
         # Code matchers and hooks registered through the SDK (in memory, per process).
-        self.hooks = Hooks()
+        self.hooks = Hooks(timeout=self.options.hook_timeout_s)
         # Retrievers attached through the SDK (in memory, per process).
-        self.retrievers = Retrievers()
+        self.retrievers = Retrievers(timeout=self.options.retriever_timeout_s)
         # Tools that can run in this process: Python functions and connected services.
         self.tools = ToolRegistry(self.options.outbound)
         self.tool_stage = ToolStage(

@@ -43,12 +43,14 @@ from tactful.domain import (
 )
 from tactful.domain.variables import GLOBAL_KEY, tag_key, value_natural_key
 from tactful.engine.context import TurnContext, in_agent_scope
+from tactful.engine.options import TOOL_TIMEOUT_S
 from tactful.engine.retrieve import EmbeddingCache
 from tactful.engine.tools import HIDDEN, context_values
 from tactful.errors import ValidationError
 from tactful.store.base import Store
-from tactful.tools import ToolCall, ToolContext, ToolRegistry, run_tools
-from tactful.tools.runner import DEFAULT_TIMEOUT_S
+from tactful.tools.base import ToolContext
+from tactful.tools.registry import ToolRegistry
+from tactful.tools.runner import ToolCall, run_tools
 
 log = logging.getLogger("tactful.engine")
 
@@ -256,7 +258,7 @@ async def resolve_values(
     *,
     registry: ToolRegistry | None = None,
     now: datetime | None = None,
-    timeout_s: float = DEFAULT_TIMEOUT_S,
+    timeout_s: float = TOOL_TIMEOUT_S,
 ) -> list[VariableValue]:
     """The value of every variable in the agent's scope for the turn's customer, in creation
     order (variables without any value included, with ``key == ""``).

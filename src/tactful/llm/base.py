@@ -5,6 +5,7 @@ Adapters (openai, scripted, local) implement these small ABCs; the engine depend
 
 from __future__ import annotations
 
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -17,6 +18,13 @@ from pydantic import BaseModel
 T = TypeVar("T", bound=BaseModel)
 
 Vectors = npt.NDArray[np.float32]
+
+_TOKEN = re.compile(r"\w+|[^\w\s]")
+
+
+def count_tokens(text: str) -> int:
+    """A deterministic token count (words and punctuation marks), close to BPE for English."""
+    return len(_TOKEN.findall(text))
 
 
 @dataclass(frozen=True)
@@ -75,6 +83,11 @@ class Generator(ABC):
         Raises ``tactful.errors.ModelError`` when the provider fails or the answer does not
         validate after one repair retry.
         """
+
+    def count_tokens(self, text: str) -> int:
+        """About how many prompt tokens ``text`` takes, to size batches to a budget; by default
+        ``count_tokens`` (words and punctuation), which an adapter with its tokenizer may refine."""
+        return count_tokens(text)
 
     async def stream(self, prompt: Prompt, *, stage: str, on_text: OnText) -> Streamed:
         """Ask for plain text; await ``on_text`` with each piece as it arrives, and return the

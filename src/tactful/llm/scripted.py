@@ -31,14 +31,8 @@ from tactful.llm.base import (
     T,
     Usage,
     Vectors,
+    count_tokens,
 )
-
-_TOKEN = re.compile(r"\w+|[^\w\s]")
-
-
-def count_tokens(text: str) -> int:
-    """A deterministic token count (words and punctuation marks), close to BPE for English."""
-    return len(_TOKEN.findall(text))
 
 
 @dataclass

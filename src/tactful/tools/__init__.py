@@ -1,18 +1,26 @@
-"""The tool runtime: the port (``base``), Python ``@tactful.tool`` functions, and the runner
-that calls one turn's tools in parallel with timeouts."""
+"""The tool runtime: the port (``base``), the registry and the runner the engine uses, and
+the adapters: Python ``@tactful.tool`` functions here, MCP and OpenAPI services in their own
+modules (imported where used: their SDKs take a moment to load)."""
 
-from tactful.tools.base import SessionControl, ToolContext, ToolError, ToolResult, ToolService
+from tactful.tools.arguments import schema_problems
+from tactful.tools.base import (
+    SessionControl,
+    ToolArgumentsError,
+    ToolContext,
+    ToolError,
+    ToolResult,
+    ToolService,
+)
 from tactful.tools.python import (
     ChoiceProvider,
     PythonTool,
     PythonToolService,
-    RegisteredTool,
-    ToolArgumentsError,
     ToolParam,
-    ToolRegistry,
+    register_python,
     tool,
 )
-from tactful.tools.runner import ToolCall, ToolOutcome, run_tools, schema_problems
+from tactful.tools.registry import RegisteredTool, ToolRegistry
+from tactful.tools.runner import ToolCall, ToolOutcome, run_tools
 
 __all__ = [
     "ChoiceProvider",
@@ -29,6 +37,7 @@ __all__ = [
     "ToolRegistry",
     "ToolResult",
     "ToolService",
+    "register_python",
     "run_tools",
     "schema_problems",
     "tool",

@@ -7,7 +7,7 @@ the engine only sees this module.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, Field
 
 from tactful.domain import Agent, Customer, Session, ToolSpec
+from tactful.tools.arguments import schema_problems
 
 if TYPE_CHECKING:
     from tactful.tools.outbound import OutboundPolicy
@@ -82,6 +83,15 @@ class ToolError(Exception):
     """A tool failed; the message is safe to show in a trace and to the model."""
 
 
+class ToolArgumentsError(ToolError):
+    """Arguments that do not fit a tool's parameters; ``problems`` says which, one per line."""
+
+    def __init__(self, tool: str, problems: Sequence[str]) -> None:
+        self.tool = tool
+        self.problems = list(problems)
+        super().__init__(f"invalid arguments for tool {tool!r}: {'; '.join(self.problems)}")
+
+
 class ToolService(ABC):
     """A named set of tools: in-process Python functions, an MCP server, an OpenAPI service."""
 
@@ -94,6 +104,24 @@ class ToolService(ABC):
     @abstractmethod
     async def call(self, tool: str, arguments: dict[str, Any], context: ToolContext) -> ToolResult:
         """Run ``tool``; raise ``ToolError`` with a clear message when it fails."""
+
+    async def check_arguments(
+        self, spec: ToolSpec, arguments: Mapping[str, Any], context: ToolContext
+    ) -> None:
+        """Refuse ``arguments`` that do not fit the tool ``spec`` describes, before it is called
+        (``ToolArgumentsError``). By default a shallow check of its JSON schema (the service
+        validates in depth itself); Python tools validate fully, choice providers included."""
+        if problems := schema_problems(spec, arguments):
+            raise ToolArgumentsError(spec.id, problems)
+
+    def tool_timeout_s(self, tool: str) -> float | None:
+        """``tool``'s own timeout, in place of the engine's; None (the default) for none."""
+        return None
+
+    async def choices_for(self, tool: str, param: str, context: ToolContext) -> list[str] | None:
+        """The values ``param`` of ``tool`` may take now, for services that know them only at
+        run time (Python tools' choice providers); None (the default): any value of its type."""
+        return None
 
     async def close(self) -> None:  # noqa: B027 - optional: services holding connections
         """Release connections or processes."""

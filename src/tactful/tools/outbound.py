@@ -29,7 +29,7 @@ import re
 import socket
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal, TypeVar
+from typing import Literal, TypeVar
 
 import anyio
 import httpcore
@@ -40,9 +40,6 @@ import idna
 
 from tactful.errors import ValidationError
 from tactful.tools.base import ToolError
-
-if TYPE_CHECKING:
-    from tactful.config import Settings
 
 __all__ = ["OutboundPolicy", "OutboundRefused", "address_kind", "resolve"]
 
@@ -180,11 +177,6 @@ class OutboundPolicy:
 
     def __init__(self, entries: Iterable[str] = ("*",)) -> None:
         self._entries = tuple(_parse(text) for text in entries)
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> OutboundPolicy:
-        """The policy of ``settings.outbound_hosts``."""
-        return cls(settings.outbound_hosts)
 
     @property
     def entries(self) -> list[str]:

@@ -30,8 +30,14 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from tactful.domain import ToolSpec, tool_id
 from tactful.errors import ConflictError, NotFoundError
-from tactful.tools.base import ToolContext, ToolError, ToolResult, ToolService
-from tactful.tools.outbound import OutboundPolicy, OutboundRefused
+from tactful.tools.base import (
+    ToolArgumentsError,
+    ToolContext,
+    ToolError,
+    ToolResult,
+    ToolService,
+)
+from tactful.tools.registry import RegisteredTool, ToolRegistry
 
 log = logging.getLogger("tactful.tools")
 
@@ -66,15 +72,6 @@ class ToolParam:
     def __post_init__(self) -> None:
         # A tuple keeps the frozen dataclass hashable whatever sequence was given.
         object.__setattr__(self, "examples", tuple(self.examples))
-
-
-class ToolArgumentsError(ToolError):
-    """Arguments that do not fit a tool's parameters; ``problems`` says which, one per line."""
-
-    def __init__(self, tool: str, problems: Sequence[str]) -> None:
-        self.tool = tool
-        self.problems = list(problems)
-        super().__init__(f"invalid arguments for tool {tool!r}: {'; '.join(self.problems)}")
 
 
 def _argument_problems(error: pydantic.ValidationError) -> list[str]:
@@ -444,6 +441,17 @@ class PythonToolService(ToolService):
         """Validate ``arguments`` for ``tool`` without calling it (see ``PythonTool.check``)."""
         return await self._tool(tool).check(arguments, context)
 
+    async def check_arguments(
+        self, spec: ToolSpec, arguments: Mapping[str, Any], context: ToolContext
+    ) -> None:
+        await self.check(spec.name, arguments, context)
+
+    def tool_timeout_s(self, tool: str) -> float | None:
+        return self.get(tool).timeout_s
+
+    async def choices_for(self, tool: str, param: str, context: ToolContext) -> list[str] | None:
+        return await self._tool(tool).choices_for(param, context)
+
     async def call(self, tool: str, arguments: dict[str, Any], context: ToolContext) -> ToolResult:
         return await self._tool(tool).run(arguments, context)
 
@@ -453,122 +461,16 @@ class PythonToolService(ToolService):
         return self._tools[name]
 
 
-@dataclass(frozen=True)
-class RegisteredTool:
-    """A tool the engine may call: the service that runs it, its spec, its own timeout."""
-
-    service: ToolService
-    spec: ToolSpec
-    timeout_s: float | None = None
-
-    @property
-    def tool_id(self) -> str:
-        return self.spec.id
-
-
-class ToolRegistry:
-    """Every tool the engine knows, by id (``service:name``), and the services that run them.
-
-    Registering is idempotent: the same tool or service again changes nothing (a service is
-    listed again, to pick up tools it gained); a different one under a taken name is a
-    ``ConflictError``. Services connect only where ``outbound`` allows (the server's
-    ``outbound_hosts``; default: public addresses).
-    """
-
-    def __init__(self, outbound: OutboundPolicy | None = None) -> None:
-        self.outbound = outbound if outbound is not None else OutboundPolicy()
-        self._services: dict[str, ToolService] = {}
-        self._tools: dict[str, RegisteredTool] = {}
-
-    def register_python(self, tool: PythonTool[Any, Any]) -> RegisteredTool:
-        """Serve a ``@tactful.tool`` function under its service (created on first use)."""
-        service = self._services.get(tool.service)
-        if service is None:
-            service = PythonToolService(tool.service)
-            self._services[tool.service] = service
-        elif not isinstance(service, PythonToolService):
-            raise ConflictError(
-                f"tool service {tool.service!r} is taken by {type(service).__name__}; "
-                f"give {tool!r} another service name"
-            )
-        service.add(tool)
-        entry = RegisteredTool(service, tool.spec, tool.timeout_s)
-        self._tools[tool.tool_id] = entry
-        return entry
-
-    async def register_service(self, service: ToolService) -> list[RegisteredTool]:
-        """Register a service and every tool it lists now (listing again refreshes them).
-
-        Its URLs are checked against ``outbound`` before it connects (``OutboundRefused``,
-        a ``ValidationError``, names the address and the setting that would allow it), and
-        again once it has listed its tools (an OpenAPI spec may name its own server).
-        """
-        known = self._services.get(service.name)
-        if known is not None and known is not service:
-            raise ConflictError(f"a different tool service is already named {service.name!r}")
-        await service.use_outbound(self.outbound)
-        await self._check_outbound(service)
-        specs = await service.list_tools()
-        try:
-            await self._check_outbound(service)
-        except OutboundRefused:
-            await service.close()
-            raise
-        self._services[service.name] = service
-        for tid in [t for t, e in self._tools.items() if e.service is service]:
-            del self._tools[tid]
-        entries = []
-        for spec in specs:
-            timeout = None
-            if isinstance(service, PythonToolService):
-                timeout = service.get(spec.name).timeout_s
-            tid = tool_id(service.name, spec.name)
-            if (spec.id, spec.service_name) != (tid, service.name):
-                # The id is how guidelines and traces name the tool, whatever the service said.
-                spec = spec.model_copy(update={"id": tid, "service_name": service.name})
-            entry = RegisteredTool(service, spec, timeout)
-            self._tools[tid] = entry
-            entries.append(entry)
-        return entries
-
-    async def _check_outbound(self, service: ToolService) -> None:
-        for url in service.outbound_urls():
-            try:
-                await self.outbound.check(url)
-            except OutboundRefused as e:
-                raise OutboundRefused(f"tool service {service.name!r}: {e}") from None
-
-    async def remove_service(self, name: str) -> bool:
-        """Forget a service and its tools, and close it; False when none had that name."""
-        service = self._services.pop(name, None)
-        if service is None:
-            return False
-        for tid in [t for t, e in self._tools.items() if e.service is service]:
-            del self._tools[tid]
-        await service.close()
-        return True
-
-    def get(self, tool_id: str) -> RegisteredTool:
-        """The tool with this id; ``NotFoundError`` if none is registered."""
-        if tool_id not in self._tools:
-            raise NotFoundError("tool", tool_id)
-        return self._tools[tool_id]
-
-    def __contains__(self, tool_id: object) -> bool:
-        return tool_id in self._tools
-
-    def specs(self) -> list[ToolSpec]:
-        """Every registered tool's spec, in registration order."""
-        return [e.spec for e in self._tools.values()]
-
-    def services(self) -> list[ToolService]:
-        """Every registered service, in registration order."""
-        return list(self._services.values())
-
-    async def close(self) -> None:
-        """Close every service (connections, processes); errors are logged, not raised."""
-        for service in self._services.values():
-            try:
-                await service.close()
-            except Exception:
-                log.warning("closing tool service %s failed", service.name, exc_info=True)
+def register_python(registry: ToolRegistry, tool: PythonTool[Any, Any]) -> RegisteredTool:
+    """Serve a ``@tactful.tool`` function in ``registry``, under its service (a
+    ``PythonToolService`` created on first use); the same tool again changes nothing."""
+    service = registry.service(tool.service)
+    if service is None:
+        service = PythonToolService(tool.service)
+    elif not isinstance(service, PythonToolService):
+        raise ConflictError(
+            f"tool service {tool.service!r} is taken by {type(service).__name__}; "
+            f"give {tool!r} another service name"
+        )
+    service.add(tool)
+    return registry.add(service, tool.spec)

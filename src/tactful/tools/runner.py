@@ -8,20 +8,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, Field
 
-from tactful.domain import ToolSpec, utcnow
+from tactful.domain import utcnow
 from tactful.errors import NotFoundError
-from tactful.tools.base import ToolContext, ToolError, ToolResult
-from tactful.tools.python import PythonToolService, RegisteredTool, ToolArgumentsError, ToolRegistry
+from tactful.tools.base import ToolArgumentsError, ToolContext, ToolError, ToolResult
+from tactful.tools.registry import ToolRegistry
 
 log = logging.getLogger("tactful.tools")
-
-DEFAULT_TIMEOUT_S = 15.0
 
 
 class ToolCall(BaseModel):
@@ -48,59 +46,6 @@ class ToolOutcome(BaseModel):
         return self.error is None
 
 
-_JSON_TYPES: dict[str, tuple[type, ...]] = {
-    "string": (str,),
-    "integer": (int,),
-    "number": (int, float),
-    "boolean": (bool,),
-    "array": (list, tuple),
-    "object": (dict,),
-    "null": (type(None),),
-}
-
-
-def _fits(kind: str, value: Any) -> bool:
-    if kind in ("integer", "number") and isinstance(value, bool):
-        return False
-    if kind == "integer" and isinstance(value, float):
-        return value.is_integer()
-    return isinstance(value, _JSON_TYPES.get(kind, (object,)))
-
-
-def schema_problems(spec: ToolSpec, arguments: Mapping[str, Any]) -> list[str]:
-    """A shallow check of ``arguments`` against a tool's JSON schema: required, unknown (when
-    ``additionalProperties`` is false), and each top-level type, ``enum`` and ``const``.
-
-    For services that are not Python (MCP, OpenAPI): they validate in depth themselves, this
-    only keeps obviously wrong calls from being sent.
-    """
-    properties: Mapping[str, Any] = spec.parameters.get("properties", {})
-    required = dict.fromkeys([*spec.required, *spec.parameters.get("required", [])])
-    problems = [f"{name}: missing (required)" for name in required if name not in arguments]
-    for name, value in arguments.items():
-        schema = properties.get(name)
-        if schema is None:
-            if spec.parameters.get("additionalProperties") is False:
-                problems.append(f"{name}: unknown argument")
-            continue
-        kinds = schema.get("type")
-        kinds = [kinds] if isinstance(kinds, str) else kinds
-        if kinds and not any(_fits(k, value) for k in kinds):
-            problems.append(f"{name}: expected {' or '.join(kinds)} (got {value!r:.60})")
-        elif "enum" in schema and value not in schema["enum"]:
-            problems.append(f"{name}: {value!r:.60} is not one of {schema['enum']!r}")
-        elif "const" in schema and value != schema["const"]:
-            problems.append(f"{name}: must be {schema['const']!r}")
-    return problems
-
-
-async def _check(entry: RegisteredTool, arguments: dict[str, Any], context: ToolContext) -> None:
-    if isinstance(entry.service, PythonToolService):
-        await entry.service.check(entry.spec.name, arguments, context)
-    elif problems := schema_problems(entry.spec, arguments):
-        raise ToolArgumentsError(entry.tool_id, problems)
-
-
 async def _run_one(
     registry: ToolRegistry, call: ToolCall, context: ToolContext, default_timeout_s: float
 ) -> ToolOutcome:
@@ -119,7 +64,7 @@ async def _run_one(
         try:
             # One budget for the check and the call: a choice provider may do I/O too.
             async with asyncio.timeout(timeout_s) as budget:
-                await _check(entry, call.arguments, context)
+                await entry.service.check_arguments(entry.spec, call.arguments, context)
                 result = await entry.service.call(entry.spec.name, call.arguments, context)
         except ToolArgumentsError as e:
             error = f"invalid arguments: {'; '.join(e.problems)}"
@@ -157,10 +102,11 @@ async def run_tools(
     calls: Sequence[ToolCall],
     context: ToolContext,
     *,
-    default_timeout_s: float = DEFAULT_TIMEOUT_S,
+    default_timeout_s: float,
 ) -> list[ToolOutcome]:
     """Run ``calls`` concurrently, each validated first and cut at its timeout (the tool's own
-    ``timeout_s``, else ``default_timeout_s``). Outcomes come back in the order of ``calls``.
+    ``timeout_s``, else ``default_timeout_s``: the engine's, from the settings). Outcomes come
+    back in the order of ``calls``.
 
     Never raises for a tool: invalid arguments (the tool is not called), unknown tools,
     errors and timeouts are outcomes. Cancelling the caller cancels every call.

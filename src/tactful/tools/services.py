@@ -9,7 +9,7 @@ from tactful.errors import ValidationError
 from tactful.store.base import Store
 from tactful.tools.base import ToolError, ToolService
 from tactful.tools.outbound import OutboundRefused
-from tactful.tools.python import ToolRegistry
+from tactful.tools.registry import ToolRegistry
 
 log = logging.getLogger("tactful.tools")
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from tactful.domain import Guideline, JourneyRun, RunStatus, StateKind, ToolSpec, journey_tag
 from tactful.engine.context import TurnContext
-from tactful.engine.journeys import JourneyGraph
+from tactful.engine.journeys.graph import JourneyGraph
 from tactful.engine.match import describe_tool
 from tactful.engine.retrieve import Ranked
 

@@ -21,8 +21,8 @@ from tactful.domain import (
     tool_id,
 )
 from tactful.engine.context import TurnContext, Utterance
-from tactful.engine.journey_plan import FRESH_RANK, MAX_NEW_LISTED, Listed, plan, render
-from tactful.engine.journeys import JourneyGraph
+from tactful.engine.journeys.graph import JourneyGraph
+from tactful.engine.journeys.plan import FRESH_RANK, MAX_NEW_LISTED, Listed, plan, render
 from tactful.engine.match import listed_journeys
 from tactful.engine.retrieve import Ranked
 

@@ -1,132 +1,36 @@
-"""Journeys at turn time: which journeys are in play, where each one stands, and its next step.
+"""Following journeys turn by turn: ``Follower.decide`` moves every journey in play, from the
+matcher's answers or, offline, by ``walk.Walker``'s rules; ``Follower.after_tools`` lets a
+journey at a tool state whose tools ran go on from there, with the results in view.
 
-Each session keeps one ``JourneyRun`` per journey it entered (``JourneyProgress``): the path of
-states taken and a status (active, paused, waiting for a sub-journey, ended). A turn:
-
-1. ``journey_plan.plan``: the journeys in play. Live runs (active, paused) and the few
-   not-yet-started journeys whose conditions rank best are *listed* for the matcher, which
-   decides their next step in the same model wave as guideline matching
-   (``journey_plan.render`` writes a journey for the prompt). Guidelines scoped to a journey
-   (tagged ``journey:<id>``) are checked only while that journey is live.
-2. ``Follower.decide``: applies the matcher's answers (or, offline, deterministic rules) to
-   the runs (offline and where the engine walks on its own, ``journey_walk.Walker``'s rules).
-   A journey starts when one of its conditions (observations) matched; then:
-   advance, stay, skip ahead, go back, pause when interrupted, resume, switch, end, drop,
-   enter a sub-journey or continue in another journey. The engine checks every step the
-   model proposes against the graph: it never jumps to an unreachable state, never walks past
-   a tool state without running it, and records why in a ``JourneyStep``.
-3. ``project``: each journey followed this turn becomes a synthetic guideline (id
-   ``journey:<id>``) carrying its current state's action, tools, canned responses and
-   composition mode, so relationships, tools and composition treat it like any guideline. In
-   relationships the journey's tag stands for this synthetic guideline.
-4. ``Follower.after_tools``: a journey at a tool state whose tools ran continues from there,
-   with the results in view (a second, small model call when the way on is conditional).
-
-The updated progress is saved with the agent's message: a cancelled turn changes nothing.
+A journey starts when one of its conditions (observations) matched; then it may advance, stay,
+skip ahead, go back, pause when interrupted, resume, switch, end, drop, enter a sub-journey or
+continue in another journey. The engine checks every step the model proposes against the
+graph: it never jumps to an unreachable state, never walks past a tool state without running
+it, and records why in a ``JourneyStep``. How a decided step changes the runs is
+``progress``; what the runs then mean for the turn's guidelines is ``projection``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import Any
 
-from tactful.domain import (
-    Criticality,
-    Endpoint,
-    EndpointKind,
-    Guideline,
-    JourneyProgress,
-    JourneyRun,
-    MatchVerdict,
-    Relationship,
-    RunStatus,
-    StateKind,
-    ToolSpec,
-    journey_tag,
-)
+from tactful.domain import Guideline, JourneyRun, MatchVerdict, RunStatus, StateKind, ToolSpec
 from tactful.domain.traces import JourneyStep, TransitionConsidered
 from tactful.engine.context import TurnContext, Utterance
 from tactful.engine.hooks import Hooks
-from tactful.engine.journey_plan import JourneyPlan, Listed, render
-from tactful.engine.journey_walk import (
-    OFFLINE_CONDITION_THRESHOLD,
-    Walk,
-    Walker,
-    choice_ahead,
-)
-from tactful.engine.journeys import JourneyGraph, blank
+from tactful.engine.journeys.graph import JourneyGraph
+from tactful.engine.journeys.plan import JourneyPlan, Listed, render
+from tactful.engine.journeys.progress import JourneyOutcome, apply_step, new_step, resume_parents
+from tactful.engine.journeys.projection import project
+from tactful.engine.journeys.walk import Walk, Walker, choice_ahead
 from tactful.engine.match import JourneyCheck, Match, ModelMatcher
-from tactful.engine.retrieve import EmbeddingCache, Ranked
+from tactful.engine.options import JOURNEY_CONDITION_THRESHOLD
+from tactful.engine.retrieve import EmbeddingCache
 from tactful.engine.tool_stage import ToolStage
 from tactful.engine.tools import ToolFindings
 from tactful.engine.trace import TraceRecorder
-
-
-def synthetic_id(journey_id: str) -> str:
-    """The id of the synthetic guideline a followed journey becomes (its tag's id)."""
-    return journey_tag(journey_id)
-
-
-@dataclass
-class JourneyOutcome:
-    """What the journeys did this turn (``progress`` is saved with the agent's message)."""
-
-    progress: JourneyProgress
-    steps: list[JourneyStep] = field(default_factory=list)
-    # Journeys followed now, as synthetic guidelines, by journey id.
-    projected: dict[str, Match] = field(default_factory=dict)
-    # Paused journeys, for the composer: "title: step".
-    paused: list[str] = field(default_factory=list)
-    # Offline: the calls of tool states entered this turn (state id -> proposed calls).
-    calls: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
-    # Journeys started this turn -> how well their condition matched (their score in
-    # resolution; a journey under way scores 1.0).
-    started: dict[str, float] = field(default_factory=dict)
-
-    def changed(self, before: JourneyProgress) -> bool:
-        return self.progress.runs != before.runs
-
-
-def synthetic(graph: JourneyGraph, state_id: str, canned: Sequence[str] = ()) -> Guideline:
-    """The guideline a journey at ``state_id`` stands for this turn."""
-    state = graph.states[state_id]
-    j = graph.journey
-    if state.kind is StateKind.TOOL:
-        action = state.action or f"carry on with the procedure using {', '.join(state.tools)}"
-    else:
-        action = state.action or "carry on with the procedure"
-    return Guideline(
-        id=synthetic_id(j.id),
-        condition=f'the customer is going through the procedure "{j.title}"',
-        action=action,
-        priority=j.priority,
-        criticality=Criticality.MEDIUM,
-        composition_mode=state.composition_mode or j.composition_mode,
-        tools=list(state.tools) if state.kind is StateKind.TOOL else [],
-        canned_responses=list(dict.fromkeys([*state.canned_responses, *canned])),
-        metadata={"journey_id": j.id, "state_id": state_id},
-    )
-
-
-def journey_relationships(
-    relationships: Sequence[Relationship], journey_ids: Collection[str]
-) -> list[Relationship]:
-    """Relationships with a journey's tag as an end, that end rewritten to the journey's
-    synthetic guideline (so priority, dependency, exclusion... apply to the journey)."""
-    tags = {journey_tag(j) for j in journey_ids}
-
-    def swap(end: Endpoint) -> Endpoint:
-        if end.kind is EndpointKind.TAG and end.id in tags:
-            return Endpoint.guideline(end.id)
-        return end
-
-    return [
-        r
-        if r.source.id not in tags and r.target.id not in tags
-        else r.model_copy(update={"source": swap(r.source), "target": swap(r.target)})
-        for r in relationships
-    ]
 
 
 def _alternatives(
@@ -146,23 +50,6 @@ def _alternatives(
     return shown
 
 
-def _step(graph: JourneyGraph, run: JourneyRun | None, kind: str, method: str) -> JourneyStep:
-    at = run.current if run is not None and run.live else None
-    status = run.status.value if run is not None and run.live else None
-    return JourneyStep(
-        journey_id=graph.id,
-        title=graph.journey.title,
-        kind=kind,
-        status_before=status,
-        status_after=status or RunStatus.ACTIVE.value,
-        state_before=at,
-        state_after=at,
-        label_before=graph.label(at) if at else None,
-        label_after=graph.label(at) if at else None,
-        method=method,
-    )
-
-
 class Follower:
     """Decides each journey's next step from the matcher's answers or, offline, from rules:
     transitions into a tool state hold once its arguments are given, others when their
@@ -172,7 +59,7 @@ class Follower:
     def __init__(
         self,
         cache: EmbeddingCache,
-        threshold: float = OFFLINE_CONDITION_THRESHOLD,
+        threshold: float = JOURNEY_CONDITION_THRESHOLD,
         hooks: Hooks | None = None,
     ) -> None:
         self.hooks = hooks or Hooks()
@@ -246,14 +133,14 @@ class Follower:
                 came.append(jid)
             if step.status_before is not None and (walk.entered or walk.handoff):
                 consumed = True
-            self._apply(outcome, graph, runs[jid], step, walk, journeys, offset)
+            apply_step(outcome, graph, runs[jid], step, walk, journeys, offset)
         for step in outcome.steps:
             if step.kind == "pause" and (to := [j for j in came if j != step.journey_id]):
                 step.kind = "switch"
                 titles = ", ".join(repr(journeys.graphs[j].journey.title) for j in to)
                 step.rationale += f" (switched to {titles})"
-        self._children_done(outcome, journeys, offset)
-        self.project(ctx, journeys, outcome)
+        resume_parents(outcome, journeys, offset)
+        project(ctx, journeys, outcome)
         for jid, match in outcome.projected.items():
             check = checks.get(jid)
             if check is not None and check.tool_calls and match.ranked.guideline.tools:
@@ -275,7 +162,7 @@ class Follower:
         specs: Mapping[str, ToolSpec],
         found: dict[str, list[dict[str, Any]]],
     ) -> tuple[JourneyStep, Walk]:
-        step = _step(graph, None, "start", "model" if answers is not None else "offline")
+        step = new_step(graph, None, "start", "model" if answers is not None else "offline")
         conditions = {g.id: g.condition for g in ctx.guidelines}
         step.rationale = "its condition holds: " + "; ".join(conditions.get(c, c) for c in held)
         wanted = check.step if check is not None else None
@@ -300,7 +187,7 @@ class Follower:
         self, graph: JourneyGraph, run: JourneyRun, check: JourneyCheck | None
     ) -> tuple[JourneyStep, Walk]:
         current = run.current or graph.initial
-        step = _step(graph, run, "stay", "model")
+        step = new_step(graph, run, "stay", "model")
         walk = Walk()
         if check is None:
             step.rationale = "no decision this turn (its matching batch failed): stays"
@@ -363,7 +250,7 @@ class Follower:
         found: dict[str, list[dict[str, Any]]],
     ) -> tuple[JourneyStep, Walk]:
         current = run.current or graph.initial
-        step = _step(graph, run, "stay", "offline")
+        step = new_step(graph, run, "stay", "offline")
         state = graph.states.get(current)
         if state is not None and state.kind is StateKind.TOOL:
             step.status_after = RunStatus.ACTIVE.value
@@ -399,121 +286,6 @@ class Follower:
         step.considered = walk.considered
         return step, walk
 
-    # -- bookkeeping ---------------------------------------------------------------------------
-
-    def _apply(
-        self,
-        outcome: JourneyOutcome,
-        graph: JourneyGraph,
-        run: JourneyRun,
-        step: JourneyStep,
-        walk: Walk,
-        journeys: JourneyPlan,
-        offset: int,
-    ) -> None:
-        """Write a decided step into its run, and start what it leads into."""
-        step.entered = list(walk.entered)
-        step.skipped = list(walk.skipped)
-        step.considered = walk.considered or step.considered
-        taken = "; ".join(
-            f"{c.condition}: {c.why}" if c.condition else c.why for c in walk.considered if c.taken
-        )
-        if not step.rationale:
-            step.rationale = taken
-        elif taken and step.method != "model":
-            step.rationale += f" ({taken})"
-        run.path += walk.entered
-        run.status = RunStatus(step.status_after)
-        if step.kind != "stay" or walk.entered:
-            run.updated_offset = offset
-        if step.kind == "drop":
-            run.ended_reason = "dropped"
-        step.state_after = run.current
-        step.label_after = graph.label(run.current) if run.current else None
-        outcome.steps.append(step)
-        outcome.progress.runs[graph.id] = run
-        if walk.handoff is not None and walk.handoff[0] in journeys.graphs:
-            other_id, state_id = walk.handoff
-            other = journeys.graphs[other_id]
-            run.status, run.ended_reason = RunStatus.ENDED, f"continued in {other_id}"
-            step.kind, step.status_after = "handoff", RunStatus.ENDED.value
-            step.rationale += f"; continues in {other.journey.title!r} at {other.label(state_id)}"
-            outcome.progress.runs[other_id] = JourneyRun(
-                journey_id=other_id, path=[state_id], updated_offset=offset
-            )
-            self._settle(outcome, other, outcome.progress.runs[other_id], journeys, offset, None)
-            return
-        self._settle(outcome, graph, run, journeys, offset, step)
-
-    def _settle(
-        self,
-        outcome: JourneyOutcome,
-        graph: JourneyGraph,
-        run: JourneyRun,
-        journeys: JourneyPlan,
-        offset: int,
-        step: JourneyStep | None,
-    ) -> None:
-        """A run that reached an end state ends; one at a sub-journey state waits for it."""
-        current = graph.state(run.current)
-        if current is None or not run.live:
-            return
-        if current.kind is StateKind.END:
-            run.status, run.ended_reason = RunStatus.ENDED, "completed"
-            if step is not None:
-                step.status_after = RunStatus.ENDED.value
-                if step.kind in ("advance", "skip", "stay", "resume", "continue"):
-                    step.kind = "end"
-        elif current.kind is StateKind.JOURNEY and current.sub_journey_id in journeys.graphs:
-            child = journeys.graphs[current.sub_journey_id]
-            run.status = RunStatus.WAITING
-            child_run = JourneyRun(
-                journey_id=child.id,
-                path=[child.initial],
-                parent_journey_id=graph.id,
-                updated_offset=offset,
-            )
-            outcome.progress.runs[child.id] = child_run
-            entering = _step(graph, None, "sub-journey", "engine")
-            entering.journey_id, entering.title = child.id, child.journey.title
-            entering.entered, entering.state_after = [child.initial], child.initial
-            entering.label_after = child.label(child.initial)
-            entering.rationale = f"started by {graph.journey.title!r} at {graph.label(current.id)}"
-            if step is not None:
-                step.status_after = RunStatus.WAITING.value
-                step.rationale += f"; runs the journey {child.journey.title!r} first"
-            # The sub-journey's first steps need no answer yet: walk its unconditional start.
-            plain = [t for t in child.local_out(child.initial) if not t.condition]
-            if blank(child.states[child.initial]) and plain:
-                child_run.path.append(plain[0].target)
-                entering.entered.append(plain[0].target)
-                entering.state_after = plain[0].target
-                entering.label_after = child.label(plain[0].target)
-            outcome.steps.append(entering)
-
-    def _children_done(self, outcome: JourneyOutcome, journeys: JourneyPlan, offset: int) -> None:
-        """A sub-journey that ended lets its waiting parent go on (along an unconditional
-        transition; with only conditional ones, the parent decides next turn)."""
-        for run in list(outcome.progress.runs.values()):
-            parent_id = run.parent_journey_id
-            if run.live or parent_id is None:
-                continue
-            parent = outcome.progress.runs.get(parent_id)
-            graph = journeys.graphs.get(parent_id)
-            run.parent_journey_id = None
-            if parent is None or graph is None or parent.status is not RunStatus.WAITING:
-                continue
-            at = parent.current or graph.initial
-            step = _step(graph, parent, "return", "engine")
-            step.status_after = RunStatus.ACTIVE.value
-            step.rationale = f"its sub-journey {run.journey_id} ended ({run.ended_reason})"
-            plain = [t for t in graph.local_out(at) if not t.condition]
-            walk = Walk(entered=[plain[0].target] if plain else [])
-            if not graph.out.get(at):
-                step.status_after = RunStatus.ENDED.value
-                parent.ended_reason = "completed"
-            self._apply(outcome, graph, parent, step, walk, journeys, offset)
-
     def suppress(
         self, ctx: TurnContext, journeys: JourneyPlan, outcome: JourneyOutcome, jid: str
     ) -> None:
@@ -529,66 +301,10 @@ class Follower:
         else:
             runs[jid] = before.model_copy(deep=True)
         graph = journeys.graphs[jid]
-        step = _step(graph, before, "suppressed", "engine")
+        step = new_step(graph, before, "suppressed", "engine")
         step.rationale = "a relationship removed it this turn (see resolution); no step taken"
         outcome.steps.append(step)
         outcome.projected.pop(jid, None)
-
-    def project(self, ctx: TurnContext, journeys: JourneyPlan, outcome: JourneyOutcome) -> None:
-        """Journeys followed now become synthetic guidelines; paused ones become notes."""
-        # Canned responses tagged with a journey serve all its steps, except those a state
-        # lists: they serve that state only.
-        on_states = {
-            cid
-            for g in journeys.graphs.values()
-            for st in g.states.values()
-            for cid in st.canned_responses
-        }
-        canned_of: dict[str, list[str]] = {}
-        for c in ctx.canned_responses:
-            for tag in c.tags:
-                if tag.startswith("journey:") and c.id not in on_states:
-                    canned_of.setdefault(tag.removeprefix("journey:"), []).append(c.id)
-        moved = {s.journey_id: s for s in outcome.steps}
-        projected: dict[str, Match] = {}
-        outcome.paused.clear()
-        for jid, run in outcome.progress.runs.items():
-            graph = journeys.graphs.get(jid)
-            if graph is None or run.current is None:
-                continue
-            if run.status is RunStatus.PAUSED:
-                outcome.paused.append(f"{graph.journey.title}: {graph.label(run.current)}")
-                continue
-            # A journey that reached an end state with an action carries it out now.
-            ended_now = (
-                run.status is RunStatus.ENDED and jid in moved and run.ended_reason == "completed"
-            )
-            if not (run.status is RunStatus.ACTIVE or ended_now) or not graph.actionable(
-                run.current
-            ):
-                continue
-            previous = outcome.projected.get(jid)
-            if (
-                previous is not None
-                and previous.ranked.guideline.metadata.get("state_id") == run.current
-            ):
-                projected[jid] = previous
-                continue
-            g = synthetic(graph, run.current, canned_of.get(jid, []))
-            step = moved.get(jid)
-            verdict = MatchVerdict(
-                guideline_id=g.id,
-                condition=g.condition,
-                action=g.action,
-                applies=True,
-                score=outcome.started.get(jid, 1.0),
-                rationale=f"journey step {graph.label(run.current)}"
-                + (f" ({step.kind})" if step else ""),
-                method="journey",
-            )
-            strength = outcome.started.get(jid, 1.0)
-            projected[jid] = Match(Ranked(g, strength, strength), verdict)
-        outcome.projected = projected
 
     # -- after the tools ran -------------------------------------------------------------------
 
@@ -617,7 +333,7 @@ class Follower:
             state = graph.state(run.current)
             if state is None or state.kind is not StateKind.TOOL or not set(state.tools) & set(ran):
                 continue
-            step = _step(graph, run, "continue", "engine")
+            step = new_step(graph, run, "continue", "engine")
             walk = Walk()
             ahead = choice_ahead(graph, state.id)
             choice = bool(ahead)
@@ -652,12 +368,12 @@ class Follower:
                 step.considered = walk.considered
                 outcome.steps.append(step)
                 continue
-            self._apply(outcome, graph, run, step, walk, journeys, offset)
+            apply_step(outcome, graph, run, step, walk, journeys, offset)
             new = graph.state(run.current)
             if run.status is RunStatus.ACTIVE and new is not None and new.kind is StateKind.TOOL:
                 again.append(jid)
-        self._children_done(outcome, journeys, offset)
-        self.project(ctx, journeys, outcome)
+        resume_parents(outcome, journeys, offset)
+        project(ctx, journeys, outcome)
         for jid, check in calls.items():
             match = outcome.projected.get(jid)
             if match is not None and match.ranked.guideline.tools:

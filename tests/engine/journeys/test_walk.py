@@ -22,8 +22,9 @@ from tactful.domain import (
 )
 from tactful.engine.context import TurnContext, Utterance
 from tactful.engine.hooks import BranchContext, Hooks
-from tactful.engine.journey_walk import OFFLINE_CONDITION_THRESHOLD, Walker
-from tactful.engine.journeys import JourneyGraph
+from tactful.engine.journeys.graph import JourneyGraph
+from tactful.engine.journeys.walk import Walker
+from tactful.engine.options import JOURNEY_CONDITION_THRESHOLD
 from tactful.engine.retrieve import EmbeddingCache
 from tactful.engine.tools import HIDDEN
 from tactful.llm.scripted import HashingEmbedder
@@ -332,7 +333,7 @@ async def test_a_condition_holds_from_the_threshold_on(cache: EmbeddingCache) ->
     graph, message = _graph(), "yes it can be returned"
     fit = await _similarity(cache, message, "the order can be returned")
     other = await _similarity(cache, message, "the order cannot be returned")
-    assert OFFLINE_CONDITION_THRESHOLD <= other < fit < 1.0
+    assert JOURNEY_CONDITION_THRESHOLD <= other < fit < 1.0
     chosen, considered = await Walker(cache, threshold=fit).choose(
         _context(message), graph, graph.out["fork"], unconditional=False, specs=SPECS
     )
@@ -450,7 +451,7 @@ async def test_after_a_tool_the_closest_condition_wins_through_the_fork(
     fit = await _similarity(cache, evidence, "the order cannot be returned")
     other = await _similarity(cache, evidence, "the order can be returned")
     # Below the threshold, and still taken: after a tool the way on is forced.
-    assert other < fit < OFFLINE_CONDITION_THRESHOLD
+    assert other < fit < JOURNEY_CONDITION_THRESHOLD
 
     walk = await walker.after_tool(ctx, _graph(), "look", results, SPECS)
     # Through the fork, and no further than the first state that is not one.

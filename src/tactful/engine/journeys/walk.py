@@ -21,14 +21,14 @@ from tactful.domain import Guideline, JourneyTransition, MatchVerdict, StateKind
 from tactful.domain.traces import TransitionConsidered
 from tactful.engine.context import TurnContext
 from tactful.engine.hooks import BranchContext, Hooks
-from tactful.engine.journeys import JourneyGraph, blank
+from tactful.engine.journeys.graph import JourneyGraph, blank
 from tactful.engine.match import Match
+from tactful.engine.options import JOURNEY_CONDITION_THRESHOLD
 from tactful.engine.retrieve import EmbeddingCache, Ranked
 from tactful.engine.tools import HIDDEN, from_patterns, plan_tool_calls
 
 # Longest walk through states in one decision (guards against cycles of unconditional edges).
 MAX_WALK = 25
-OFFLINE_CONDITION_THRESHOLD = 0.40
 
 Handoff = tuple[str, str]  # (journey id, state id) a cross-journey transition leads to
 
@@ -64,7 +64,7 @@ class Walker:
     def __init__(
         self,
         cache: EmbeddingCache,
-        threshold: float = OFFLINE_CONDITION_THRESHOLD,
+        threshold: float = JOURNEY_CONDITION_THRESHOLD,
         hooks: Hooks | None = None,
     ) -> None:
         self.cache = cache

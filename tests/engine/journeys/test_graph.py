@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from tactful.domain.journeys import Journey, JourneyState, JourneyTransition, StateKind
-from tactful.engine.journeys import JourneyGraph, blank, mermaid, validate
+from tactful.engine.journeys.graph import JourneyGraph, blank, mermaid, validate
 
 
 def _journey(
