@@ -126,3 +126,23 @@ async def test_two_workers_racing_for_one_session_get_one_turn(
     finally:
         await other.close()
     assert sum(c is not None for c in claims) == 1
+
+
+async def test_a_fresh_turn_is_left_to_the_process_that_posted_it(store: SQLStore) -> None:
+    """Recovery passes take a pending turn that was never claimed only once it looks orphaned;
+    a turn given back (claimed before) is anyone's at once."""
+    queue = SQLTurnQueue(store)
+    session, other = await _session(store), await _session(store)
+    await queue.create(turn(session, "fresh"))
+    await queue.create(turn(other, "given-back"))
+    assert await queue.claim("given-back", "A", now=T0, lease_s=LEASE) is not None
+    await queue.release("given-back", "A")
+
+    soon = T0 + timedelta(milliseconds=200)
+    found = await queue.claimable(now=soon, posted_before=soon - timedelta(seconds=1))
+    assert [t.id for t in found] == ["given-back"]
+    later = T0 + timedelta(seconds=2)
+    found = await queue.claimable(now=later, posted_before=later - timedelta(seconds=1))
+    assert sorted(t.id for t in found) == ["fresh", "given-back"]
+    # Without the filter (a session's next turn, a single-process restart): every one.
+    assert sorted(t.id for t in await queue.claimable(now=soon)) == ["fresh", "given-back"]

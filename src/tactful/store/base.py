@@ -220,9 +220,17 @@ class TurnQueue(ABC):
 
     @abstractmethod
     async def claimable(
-        self, *, now: datetime, limit: int = 50, session_id: str | None = None
+        self,
+        *,
+        now: datetime,
+        limit: int = 50,
+        session_id: str | None = None,
+        posted_before: datetime | None = None,
     ) -> builtins.list[TurnRecord]:
-        """Pending turns, and running turns whose lease expired, oldest first."""
+        """Pending turns, and running turns whose lease expired, oldest first.
+        ``posted_before``: a pending turn nobody ever claimed counts only when it was posted
+        before then (the process that posts a turn claims it at once; other processes wait
+        until it looks orphaned)."""
 
     @abstractmethod
     async def running(self) -> builtins.list[TurnRecord]:

@@ -177,16 +177,19 @@ class SQLTurnQueue(TurnQueue):
         return _record(row) if row is not None else None
 
     async def claimable(
-        self, *, now: datetime, limit: int = 50, session_id: str | None = None
+        self,
+        *,
+        now: datetime,
+        limit: int = 50,
+        session_id: str | None = None,
+        posted_before: datetime | None = None,
     ) -> builtins.list[TurnRecord]:
+        pending = turns.c.status == PENDING
+        if posted_before is not None:
+            pending = and_(pending, or_(turns.c.attempts > 0, turns.c.creation_utc < posted_before))
         query = (
             select(turns)
-            .where(
-                or_(
-                    turns.c.status == PENDING,
-                    and_(turns.c.status == RUNNING, turns.c.lease_expires < now),
-                )
-            )
+            .where(or_(pending, and_(turns.c.status == RUNNING, turns.c.lease_expires < now)))
             .order_by(turns.c.creation_utc, turns.c.customer_offset)
             .limit(limit)
         )
