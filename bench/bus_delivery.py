@@ -115,7 +115,7 @@ async def deliver(post: Process, poll: Process, agent_id: str, k: int, appends: 
             order = sessions * (appends // k + 1)
             random.Random(k).shuffle(order)
             created: dict[str, float] = {}
-            cpu = CpuUse(poll.pid)
+            cpu = CpuUse([poll.pid])
             for i in range(appends):
                 r = await posting.post(
                     f"/sessions/{order[i]}/events",

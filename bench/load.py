@@ -1,7 +1,8 @@
 """Load: event delivery and concurrency of tactful and Parlant 3.3.2, in the same run.
 
     .venv/bin/python bench/load.py [--parlant-venv DIR | --no-parlant] [--delivery-ks 1 100 1000]
-        [--concurrency-ks 1 10 100] [--n 100] [--latency-ms 200] [--appends 200]
+        [--concurrency-ks 1 10 100] [--n 100] [--latency-ms 200] [--appends 200] [--json FILE]
+    .venv/bin/python bench/load.py --backends [--concurrency-ks 1 10 100] [--postgres-url URL]
 
 Both systems serve the scenario of ../shared/anchors/parlant over their REST API on loopback,
 one after the other (never at the same time), each in a process of its own: Parlant 3.3.2
@@ -26,7 +27,12 @@ guideline for tactful's), so that each model call is given to its session by fin
 in its prompt. Per turn: wall = the agent's reply ``creation_utc`` minus the customer
 message's; engine overhead = wall minus the union of that session's model-call intervals
 started within it. Throughput = turns completed / time from the first message to the last
-reply read (pauses included).
+reply read (pauses included). Once the load is over, each session's timeline is read back and
+the agent's replies after each customer message counted: exactly one each, else it is reported.
+
+``--backends`` runs only the concurrency measurement, on tactful alone, once per store: a SQLite
+file (one process), PostgreSQL with one process, PostgreSQL with two processes sharing one port
+(bench/load_backends.py).
 """
 
 from __future__ import annotations
@@ -45,6 +51,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -52,6 +59,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from sqlalchemy import make_url
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
@@ -61,6 +69,9 @@ WAIT_S = 60
 # A customer's pause before the next message. It also lets Parlant's after-reply analysis call
 # (one model latency) finish, which otherwise overlaps the next turn and inflates its overhead.
 THINK_MS = 500.0
+# At most this long for one K's load, both runs included (quietest): a slow store at K = 100
+# on a busy machine takes minutes.
+LOAD_TIMEOUT_S = 900
 TAG = re.compile(r"\(ref (k\d+)\)")
 sys.path.insert(0, str(BENCH))
 
@@ -148,26 +159,78 @@ async def quietest(run: Callable[[], Awaitable[dict[str, Any]]], label: str) -> 
     return min(first, second, key=lambda r: r.get("other_cpu_pct", 0))
 
 
-class CpuUse:
-    """CPU use over a window: the server, this client, and every other process of the machine
-    (other work on a 2-CPU box skews any timing, so the report shows it)."""
+def pg_backends(database: str) -> dict[int, float]:
+    """CPU seconds of each PostgreSQL backend connected to ``database`` (by process title)."""
+    found: dict[int, float] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        with contextlib.suppress(OSError, IndexError, ValueError):  # gone meanwhile
+            title = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            if title.startswith("postgres: ") and f" {database} " in title:
+                found[int(entry.name)] = cpu_s(int(entry.name))
+    return found
 
-    def __init__(self, pid: int) -> None:
-        self.pid = pid
+
+class PgBackends:
+    """The PostgreSQL backends connected to one database, sampled every ``every_s`` while a
+    load runs: the CPU seconds they used (one that ends between two samples loses at most an
+    interval's: the pool closes its overflow connections as they come back) and the most
+    connected at once."""
+
+    def __init__(self, database: str, every_s: float = 0.25) -> None:
+        self.database = database
+        self.start = pg_backends(database)
+        self.last = dict(self.start)
+        self.most = len(self.start)
+        self._task = asyncio.get_running_loop().create_task(self._sample(every_s))
+
+    def sample(self) -> None:
+        now = pg_backends(self.database)
+        self.last.update(now)
+        self.most = max(self.most, len(now))
+
+    async def _sample(self, every_s: float) -> None:
+        while True:
+            await asyncio.sleep(every_s)
+            self.sample()
+
+    def stop(self) -> float:
+        """The CPU seconds used since the start."""
+        self._task.cancel()
+        self.sample()
+        return sum(cpu - self.start.get(pid, 0.0) for pid, cpu in self.last.items())
+
+
+class CpuUse:
+    """CPU use over a window: the server's processes, the PostgreSQL backends serving its
+    database (if any), this client, and every other process of the machine (other work on a
+    2-CPU box skews any timing, so the report shows it)."""
+
+    def __init__(self, pids: list[int], pg_database: str | None = None) -> None:
+        self.pids = pids
         self.start = self._read()
+        self.pg = PgBackends(pg_database) if pg_database else None
 
     def _read(self) -> tuple[float, float, float, float]:
-        return time.time(), cpu_s(self.pid), time.process_time(), busy_s()
+        server = sum(cpu_s(pid) for pid in self.pids)
+        return time.time(), server, time.process_time(), busy_s()
 
     def percent(self) -> dict[str, float]:
-        """Percent of one CPU used by each since the window opened."""
+        """Percent of one CPU used by each since the window opened, and the seconds."""
+        pg = self.pg.stop() if self.pg else 0.0
         end = self._read()
         wall, server, me, busy = (b - a for a, b in zip(self.start, end, strict=True))
-        return {
+        use = {
             "server_cpu_pct": round(100 * server / wall, 1),
             "client_cpu_pct": round(100 * me / wall, 1),
-            "other_cpu_pct": round(100 * max(0.0, busy - server - me) / wall, 1),
+            "other_cpu_pct": round(100 * max(0.0, busy - server - me - pg) / wall, 1),
+            "server_cpu_s": server,
         }
+        if self.pg:
+            use |= {"pg_cpu_pct": round(100 * pg / wall, 1), "pg_cpu_s": pg}
+            use |= {"pg_connections_max": self.pg.most}
+        return use
 
 
 # -- the servers ---------------------------------------------------------------------------------
@@ -175,27 +238,80 @@ class CpuUse:
 
 @dataclass
 class Served:
-    """A running server of one system, with the agent of the scenario."""
+    """A running server of one system (one process, or several sharing a port), with the
+    agent of the scenario."""
 
     system: str
     url: str
     agent_id: str
-    pid: int
-    log_file: Path
+    pids: list[int]
+    # Where each process answers ``/bench/*`` (with one process, ``url``).
+    bench_urls: list[str]
+    log_files: list[Path]
+    # The PostgreSQL database it serves, if any (its backends' CPU use is reported apart).
+    pg_database: str | None = None
 
     def tail(self) -> str:
-        return _tail(self.log_file)
+        return "\n".join(_tail(f) for f in self.log_files)
 
 
 @contextlib.asynccontextmanager
 async def served(
-    system: str, python: Path, scenario: Path, latency_ms: float, work: Path
+    system: str,
+    python: Path,
+    scenario: Path,
+    latency_ms: float,
+    work: Path,
+    database_url: str | None = None,
+    workers: int = 1,
 ) -> AsyncIterator[Served]:
-    """Start one system's server on free loopback ports; stop it by its PID at the end."""
+    """Start one system's server on free loopback ports; stop it by its PIDs at the end.
+
+    tactful may keep its data in ``database_url`` (default: a SQLite file), served by
+    ``workers`` processes on one port (SO_REUSEPORT), started one after the other (the first
+    defines the agent)."""
     driver = _anchor_driver()
-    port, tool_port = driver.free_loopback_ports(2)
+    port, tool_port, *own_ports = driver.free_loopback_ports(2 + workers)
     token = secrets.token_hex(8)
-    # No inherited Parlant/OpenTelemetry settings or proxies: the server stays on loopback.
+    env = _server_env(token)
+    if system == "parlant":
+        home = Path(tempfile.mkdtemp(prefix="parlant-home-", dir=work))
+        env.update(PARLANT_HOME=str(home), FAKE_LLM_LATENCY_MS=f"{latency_ms:g}")
+        cmd = [str(python), str(ANCHOR_DIR / "server.py"), "--scenario", str(scenario)]
+        cmd += ["--port", str(port), "--tool-port", str(tool_port), "--policy", "null"]
+        commands = [(cmd, port)]
+    else:
+        env.setdefault("TACTFUL_LOG_LEVEL", "WARNING")
+        cmd = [str(python), str(BENCH / "serve_scenario.py"), "--scenario", str(scenario)]
+        cmd += ["--port", str(port), "--latency-ms", f"{latency_ms:g}"]
+        if database_url is not None:
+            cmd += ["--database-url", database_url]
+        commands = _worker_commands(cmd, port, own_ports if workers > 1 else [])
+    started = time.time()
+    processes: list[subprocess.Popen[bytes]] = []
+    log_files: list[Path] = []
+    try:
+        for i, (cmd, own_port) in enumerate(commands):
+            log_files.append(work / f"{system}-{port}-{i}.log")
+            processes.append(_spawn(cmd, env, work, log_files[-1], driver._server_preexec))
+            info = await _ready(processes[-1], f"http://127.0.0.1:{own_port}", token, log_files[-1])
+        log(f"{system} ({len(processes)} process(es)): serving {info.get('n_guidelines')} "
+            f"guidelines after {time.time() - started:.1f} s")  # fmt: skip
+        yield Served(
+            system,
+            f"http://127.0.0.1:{port}",
+            info["agent_id"],
+            [p.pid for p in processes],
+            [f"http://127.0.0.1:{own_port}" for _, own_port in commands],
+            log_files,
+            make_url(database_url).database if database_url else None,
+        )
+    finally:
+        await asyncio.gather(*(asyncio.to_thread(driver.stop_server, p) for p in processes))
+
+
+def _server_env(token: str) -> dict[str, str]:
+    """No inherited Parlant/OpenTelemetry settings or proxies: the server stays on loopback."""
     env = {
         k: v
         for k, v in os.environ.items()
@@ -208,26 +324,20 @@ async def served(
         NO_PROXY="127.0.0.1,localhost",
         no_proxy="127.0.0.1,localhost",
     )
-    if system == "parlant":
-        home = Path(tempfile.mkdtemp(prefix="parlant-home-", dir=work))
-        env.update(PARLANT_HOME=str(home), FAKE_LLM_LATENCY_MS=f"{latency_ms:g}")
-        cmd = [str(python), str(ANCHOR_DIR / "server.py"), "--scenario", str(scenario)]
-        cmd += ["--port", str(port), "--tool-port", str(tool_port), "--policy", "null"]
-    else:
-        env.setdefault("TACTFUL_LOG_LEVEL", "WARNING")
-        cmd = [str(python), str(BENCH / "serve_scenario.py"), "--scenario", str(scenario)]
-        cmd += ["--port", str(port), "--latency-ms", f"{latency_ms:g}"]
-    log_file = work / f"{system}-{port}.log"
-    started = time.time()
-    process = _spawn(cmd, env, work, log_file, driver._server_preexec)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        info = await _ready(process, url, token, log_file)
-        log(f"{system}: serving {info.get('n_guidelines')} guidelines after "
-            f"{time.time() - started:.1f} s")  # fmt: skip
-        yield Served(system, url, info["agent_id"], process.pid, log_file)
-    finally:
-        await asyncio.to_thread(driver.stop_server, process)
+    return env
+
+
+def _worker_commands(
+    cmd: list[str], port: int, own_ports: list[int]
+) -> list[tuple[list[str], int]]:
+    """Each process's command and the port that reaches it alone: with several, they share
+    ``port`` and each answers on one of ``own_ports`` too; the first defines the agent."""
+    if not own_ports:
+        return [(cmd, port)]
+    return [
+        ([*cmd, "--reuse-port", "--bench-port", str(own), *(["--no-define"] if i else [])], own)
+        for i, own in enumerate(own_ports)
+    ]
 
 
 def _spawn(
@@ -294,14 +404,27 @@ async def create_sessions(http: httpx.AsyncClient, agent_id: str, k: int) -> lis
     return list(await asyncio.gather(*(one() for _ in range(k))))
 
 
-async def wait_idle(http: httpx.AsyncClient, timeout: float = 60) -> int:
-    """Wait until no model call is in flight; the number of calls made so far."""
+async def wait_idle(http: httpx.AsyncClient, served: Served, timeout: float = 60) -> list[int]:
+    """Wait until no model call is in flight in any of the server's processes; the number of
+    calls each has made so far."""
     deadline = time.time() + timeout
     while True:
-        info = (await http.get("/bench/info")).json()
-        if not info["n_calls_in_flight"] or time.time() > deadline:
-            return int(info["n_calls"])
+        infos = [(await http.get(f"{u}/bench/info")).json() for u in served.bench_urls]
+        if not any(i["n_calls_in_flight"] for i in infos) or time.time() > deadline:
+            return [int(i["n_calls"]) for i in infos]
         await asyncio.sleep(0.1)
+
+
+async def model_calls(
+    http: httpx.AsyncClient, served: Served, since: list[int]
+) -> list[dict[str, Any]]:
+    """The model calls of all the server's processes, from the counts ``since`` on."""
+    calls: list[dict[str, Any]] = []
+    for url, first in zip(served.bench_urls, since, strict=True):
+        r = await http.get(f"{url}/bench/calls", params={"since": first})
+        r.raise_for_status()
+        calls += r.json()
+    return calls
 
 
 # -- event delivery ------------------------------------------------------------------------------
@@ -344,7 +467,7 @@ async def deliver(
             random.Random(k).shuffle(order)
             created: dict[str, float] = {}
             posts: list[float] = []
-            cpu = CpuUse(served.pid)
+            cpu = CpuUse(served.pids)
             stop = time.time() + budget_s
             for i in range(appends):
                 if time.time() > stop:
@@ -484,20 +607,46 @@ async def converse(
 
 
 async def load(served: Served, k: int, turns: list[str], think_s: float) -> dict[str, Any]:
-    """K sessions at once, 5 turns each; throughput, wall and overhead per turn."""
-    async with client(served.url, k + 8) as http:
+    """K sessions at once, 5 turns each; throughput, wall and overhead per turn, and how many
+    replies each turn got."""
+    async with client(served.url, k + 8) as http, client(served.url, 4) as bench:
         sessions = await create_sessions(http, served.agent_id, k)
-        since = await wait_idle(http)
-        cpu = CpuUse(served.pid)
+        since = await wait_idle(bench, served)
+        cpu = CpuUse(served.pids, served.pg_database)
         started = time.time()
         outcomes = await asyncio.gather(
             *(converse(http, s, f"k{i}", turns, think_s) for i, s in enumerate(sessions)),
             return_exceptions=True,
         )
         use = cpu.percent()
-        await wait_idle(http)
-        r = await http.get("/bench/calls", params={"since": since})
-        raw = r.json()
+        await wait_idle(bench, served)
+        raw = await model_calls(bench, served, since)
+        replies = await count_replies(http, sessions)
+    failures = [o for o in outcomes if isinstance(o, BaseException)]
+    read = [t for o in outcomes if isinstance(o, list) for t in o]
+    figures = turn_figures(read, raw, started)
+    per_turn = {
+        f"{name}_ms_per_turn": use[f"{name}_s"] * 1000 / max(1, figures["turns"])
+        for name in ("server_cpu", "pg_cpu")
+        if f"{name}_s" in use
+    }
+    return {
+        **figures,
+        "turns_expected": k * len(turns),
+        "turns_without_reply": len(read) - figures["turns"],
+        "failed_sessions": len(failures),
+        "first_failure": _error(failures[0], served) if failures else None,
+        **replies,
+        **use,
+        **per_turn,
+    }
+
+
+def turn_figures(
+    read: list[dict[str, Any]], raw: list[dict[str, Any]], started: float
+) -> dict[str, Any]:
+    """Throughput, wall and overhead of the turns read, given the model calls made meanwhile
+    (each given to its session by the tag in its prompt)."""
     spans: dict[str, list[tuple[float, float]]] = {}
     unattributed, work = 0, {}
     for c in raw:
@@ -508,9 +657,6 @@ async def load(served: Served, k: int, turns: list[str], think_s: float) -> dict
         tag = tags.pop()
         spans.setdefault(tag, []).append((c["t_llm_start"], c["t_llm_end"]))
         work[(tag, c["t_llm_start"])] = c.get("fake_work_s", 0.0)
-    del raw
-    failures = [o for o in outcomes if isinstance(o, BaseException)]
-    read = [t for o in outcomes if isinstance(o, list) for t in o]
     turns_done = [t for t in read if t["t1"] is not None]
     walls, overheads, calls, fake_ms = [], [], [], []
     first_status = [
@@ -526,21 +672,70 @@ async def load(served: Served, k: int, turns: list[str], think_s: float) -> dict
     elapsed = max((t["read"] for t in turns_done), default=time.time()) - started
     return {
         "turns": len(turns_done),
-        "turns_expected": k * len(turns),
         "turns_per_s": len(turns_done) / elapsed if turns_done else None,
         "elapsed_s": round(elapsed, 2),
         "wall_p50_ms": pct(walls, 50),
         "wall_p99_ms": pct(walls, 99),
         "overhead_p50_ms": pct(overheads, 50),
+        "overhead_p90_ms": pct(overheads, 90),
         "overhead_p99_ms": pct(overheads, 99),
+        "overhead_max_ms": max(overheads, default=None),
         "first_status_p50_ms": pct(first_status, 50),
         "calls_per_turn": pct(calls, 50),
         "fake_cpu_ms_per_turn": pct(fake_ms, 50),
         "unattributed_calls": unattributed,
-        "turns_without_reply": len(read) - len(turns_done),
-        "failed_sessions": len(failures),
-        "first_failure": _error(failures[0], served) if failures else None,
-        **use,
+    }
+
+
+async def session_events(http: httpx.AsyncClient, session_id: str) -> list[dict[str, Any]]:
+    """Every event of a session so far, page by page."""
+    events: list[dict[str, Any]] = []
+    while True:
+        offset = events[-1]["offset"] + 1 if events else 0
+        r = await http.get(
+            f"/sessions/{session_id}/events", params={"min_offset": offset, "limit": 1000}
+        )
+        r.raise_for_status()
+        events += r.json()
+        if r.headers.get("Tactful-Has-More") != "true":
+            return events
+
+
+async def count_replies(http: httpx.AsyncClient, sessions: list[str]) -> dict[str, Any]:
+    """Replies (agent messages, preambles aside) after each customer message, read back from
+    the sessions' whole timelines once the load is over: each turn must have exactly one."""
+    gate = asyncio.Semaphore(16)
+
+    async def one(session_id: str) -> list[int]:
+        async with gate:
+            events = await session_events(http, session_id)
+        counts: list[int] = []
+        for e in events:
+            if e["kind"] != "message":
+                continue
+            if e["source"] == "customer":
+                counts.append(0)
+            elif (
+                e["source"] == "ai_agent"
+                and counts
+                and not (e.get("metadata") or {}).get("preamble")
+            ):
+                counts[-1] += 1
+        return counts
+
+    per_session = await asyncio.gather(*(one(s) for s in sessions))
+    histogram = Counter(c for counts in per_session for c in counts)
+    odd = [
+        f"{s} turn {i + 1}: {c} replies"
+        for s, counts in zip(sessions, per_session, strict=True)
+        for i, c in enumerate(counts)
+        if c != 1
+    ]
+    return {
+        "replies_per_turn": {str(n): histogram[n] for n in sorted(histogram)},
+        "turns_one_reply": histogram[1],
+        "turns_not_one_reply": len(odd),
+        "odd_turns": odd[:10],
     }
 
 
@@ -566,31 +761,43 @@ async def _run_concurrency(
         for system, python in _systems(parlant_python):
             await quiet_machine()
             log(f"concurrency: {system}: starting (N={n}, {latency_ms:g} ms model)")
+            base = {"system": system, "n": n, "latency_ms": latency_ms, "think_ms": think_ms}
             try:
                 async with served(system, python, scenario, latency_ms, work) as server:
-                    async with client(server.url, 4) as http:  # warm-up turn, not reported
-                        (session,) = await create_sessions(http, server.agent_id, 1)
-                        await converse(http, session, "k0", turns[:1])
-                    for k in ks:
-                        row = {"system": system, "k": k, "n": n, "latency_ms": latency_ms}
-                        row |= {"think_ms": think_ms, "error": None}
-                        try:
-                            once = functools.partial(load, server, k, turns, think_ms / 1000)
-                            row |= await asyncio.wait_for(quietest(once, f"{system} K={k}"), 300)
-                            if row["failed_sessions"]:
-                                row["error"] = f"{row['failed_sessions']} sessions failed: " + str(
-                                    row["first_failure"]
-                                )
-                            log(f"concurrency: {system} K={k}: {row['turns']} turns in "
-                                f"{row['elapsed_s']} s, overhead p99 "
-                                f"{row['overhead_p99_ms'] or 0:.0f} ms")  # fmt: skip
-                        except Exception as e:
-                            row["error"] = _error(e, server)
-                            log(f"concurrency: {system} K={k}: FAILED {row['error'][:300]}")
-                        rows.append(row)
+                    rows += await measure_ks(server, ks, turns, base)
             except Exception as e:
                 log(f"concurrency: {system}: FAILED {_error(e)[:300]}")
-                rows += [{"system": system, "k": k, "n": n, "error": _error(e)} for k in ks]
+                rows += [base | {"k": k, "error": _error(e)} for k in ks]
+    return rows
+
+
+async def measure_ks(
+    server: Served, ks: list[int], turns: list[str], base: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """After a warm-up turn in each process (not reported: its first turn is slower), the load
+    at each K on one server: a row each."""
+    for url in server.bench_urls:
+        async with client(url, 4) as http:
+            (session,) = await create_sessions(http, server.agent_id, 1)
+            await converse(http, session, "k0", turns[:1])
+    rows: list[dict[str, Any]] = []
+    name = base["system"]
+    for k in ks:
+        row = base | {"k": k, "error": None}
+        try:
+            once = functools.partial(load, server, k, turns, base["think_ms"] / 1000)
+            row |= await asyncio.wait_for(quietest(once, f"{name} K={k}"), LOAD_TIMEOUT_S)
+            if row["failed_sessions"]:
+                row["error"] = f"{row['failed_sessions']} sessions failed: " + str(
+                    row["first_failure"]
+                )
+            log(f"concurrency: {name} K={k}: {row['turns']} turns in "
+                f"{row['elapsed_s']} s, overhead p99 {row['overhead_p99_ms'] or 0:.0f} ms, "
+                f"{row['turns_not_one_reply']} turns without exactly one reply")  # fmt: skip
+        except Exception as e:
+            row["error"] = _error(e, server)
+            log(f"concurrency: {name} K={k}: FAILED {row['error'][:300]}")
+        rows.append(row)
     return rows
 
 
@@ -770,12 +977,34 @@ def main() -> None:
     parser.add_argument("--latency-ms", type=float, default=200.0, help="model latency")
     parser.add_argument("--appends", type=int, default=200, help="events appended per K")
     parser.add_argument("--think-ms", type=float, default=THINK_MS, help="pause between turns")
+    parser.add_argument(
+        "--backends",
+        action="store_true",
+        help="instead: concurrency of tactful alone on SQLite, then PostgreSQL with 1 and 2 "
+        "processes",
+    )
+    parser.add_argument(
+        "--postgres-url",
+        help="a PostgreSQL server where --backends creates (and drops) a database of its own "
+        "(default: $TACTFUL_TEST_POSTGRES_URL, else the local test one)",
+    )
+    parser.add_argument("--json", type=Path, help="also write the rows to this file")
     args = parser.parse_args()
+    started = time.time()
+    if args.backends:
+        from load_backends import backends_markdown, run_backends
+
+        backends = run_backends(
+            args.concurrency_ks, args.n, args.latency_ms, args.think_ms, args.postgres_url
+        )
+        log(f"done in {time.time() - started:.0f} s")
+        _write_json(args.json, {"backends": backends})
+        print("\n".join(backends_markdown(backends)))
+        return
     parlant = None if args.no_parlant else args.parlant_venv / "bin" / "python"
     if parlant is not None and not parlant.exists():
         log(f"no Parlant venv at {args.parlant_venv}: tactful only")
         parlant = None
-    started = time.time()
     delivery = run_delivery(parlant, args.delivery_ks, args.appends) if args.delivery_ks else []
     concurrency = (
         run_concurrency(parlant, args.concurrency_ks, args.n, args.latency_ms, args.think_ms)
@@ -783,7 +1012,14 @@ def main() -> None:
         else []
     )
     log(f"done in {time.time() - started:.0f} s")
+    _write_json(args.json, {"delivery": delivery, "concurrency": concurrency})
     print("\n".join(markdown(delivery, concurrency)))
+
+
+def _write_json(path: Path | None, results: dict[str, Any]) -> None:
+    if path is not None:
+        path.write_text(json.dumps(results, indent=1, default=str))
+        log(f"wrote {path}")
 
 
 if __name__ == "__main__":

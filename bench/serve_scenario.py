@@ -1,16 +1,25 @@
 """A tactful server for one scenario of ../shared/anchors/parlant, with the scripted model.
 
     .venv/bin/python bench/serve_scenario.py --scenario FILE.json --port P [--latency-ms L]
+        [--database-url URL [--reuse-port --bench-port B [--no-define]]]
 
 Serves tactful's REST API on 127.0.0.1:P (data in a SQLite file in a temporary folder, tactful's
-embedded default; embeddings by its real offline MiniLM, where Parlant's fake hashes words) for
-the agent the scenario defines (guidelines, glossary, journey with the bench's two
-tools). The model is the scripted double that answers the way the anchor's fake does (see
-``turn_cost.fake_match``) after sleeping L ms per call. Two more routes match the anchor's
-server, so that one client measures both systems: ``GET /bench/info`` (``agent_id``, ``token``,
-``n_calls``, ``n_calls_in_flight``) and ``GET /bench/calls?since=K`` (the model calls from the
-K-th on, in start order: ``stage``, ``prompt``, ``t_llm_start``, ``t_llm_end`` in epoch seconds,
-``fake_work_s``: the double's own CPU time). Stop it with SIGINT or SIGTERM.
+embedded default, or in the database ``--database-url`` names; embeddings by its real offline
+MiniLM, where Parlant's fake hashes words) for the agent the scenario defines (guidelines,
+glossary, journey with the bench's two tools). The model is the scripted double that answers
+the way the anchor's fake does (see ``turn_cost.fake_match``) after sleeping L ms per call. Two
+more routes match the anchor's server, so that one client measures both systems:
+``GET /bench/info`` (``agent_id``, ``token``, ``n_calls``, ``n_calls_in_flight``) and
+``GET /bench/calls?since=K`` (this process's model calls from the K-th on, in start order:
+``stage``, ``prompt``, ``t_llm_start``, ``t_llm_end`` in epoch seconds, ``fake_work_s``: the
+double's own CPU time).
+
+Several processes on one PostgreSQL database share port P with ``--reuse-port`` (the kernel
+spreads connections over them, as with ``tactful serve --workers``); each also answers on a port
+of its own, ``--bench-port``, so that a client reaches each one's ``/bench`` routes. The first
+defines the agent; the others, started once it is ready, find it (``--no-define``).
+
+Stop it with SIGINT or SIGTERM.
 """
 
 from __future__ import annotations
@@ -23,6 +32,7 @@ import signal
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +46,7 @@ import tactful
 from tactful.api.app import create_app
 from tactful.engine.compose import ReplyAnswer
 from tactful.llm.scripted import ScriptedCall, ScriptedGenerator
+from tactful.server import listening_socket
 
 REPLY = "Happy to help."
 # Set once uvicorn serves (see _on_signal).
@@ -61,15 +72,28 @@ class TimedResponders:
         return self._timed(call, lambda _: ReplyAnswer(message=REPLY))
 
 
-async def serve(data: dict[str, Any], port: int, latency_ms: float, token: str) -> None:
+@dataclass
+class Where:
+    """Where one process keeps its data and listens."""
+
+    port: int
+    database_url: str | None = None
+    reuse_port: bool = False
+    bench_port: int | None = None
+    define: bool = True
+
+
+async def serve(data: dict[str, Any], where: Where, latency_ms: float, token: str) -> None:
     timed = TimedResponders()
     model = ScriptedGenerator(
         {"match": timed.match, "compose": timed.compose}, latency_s=latency_ms / 1000
     )
     # tactful's embedded default: a SQLite file (in a temporary folder), not memory.
     home = tempfile.TemporaryDirectory(prefix="tactful-bench-")
-    async with tactful.Server(data_dir=home.name, generator=model) as server:
-        agent = await turn_cost.define_agent(server, data)
+    async with tactful.Server(
+        data_dir=home.name, database_url=where.database_url, generator=model
+    ) as server:
+        agent = await _agent(server, data, where.define)
         app = create_app(server.runtime)
         # perf_counter -> epoch, from one reading of both clocks.
         wall, perf = time.time(), time.perf_counter()
@@ -101,15 +125,23 @@ async def serve(data: dict[str, Any], port: int, latency_ms: float, token: str) 
 
         # The same uvicorn settings as tactful.Server.start_http.
         config = uvicorn.Config(
-            app,
-            host="127.0.0.1",
-            port=port,
-            log_level="warning",
-            lifespan="off",
-            timeout_graceful_shutdown=5,
+            app, log_level="warning", lifespan="off", timeout_graceful_shutdown=5
         )
+        sockets = [listening_socket("127.0.0.1", where.port, reuse_port=where.reuse_port)]
+        if where.bench_port is not None:
+            sockets.append(listening_socket("127.0.0.1", where.bench_port))
         STOP["serving"] = True
-        await uvicorn.Server(config).serve()
+        await uvicorn.Server(config).serve(sockets=sockets)
+
+
+async def _agent(server: tactful.Server, data: dict[str, Any], define: bool) -> tactful.Agent:
+    """The scenario's agent: defined here, or found (another process defined it)."""
+    if define:
+        return await turn_cost.define_agent(server, data)
+    found = await server.find_agent(name=data["agent"]["name"])
+    if found is None:
+        raise SystemExit(f"no agent {data['agent']['name']!r} in the database: define it first")
+    return found
 
 
 def _on_signal(signum: int, _frame: Any) -> None:
@@ -125,11 +157,22 @@ def main() -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--latency-ms", type=float, default=0.0)
     parser.add_argument("--token", default=os.environ.get("BENCH_TOKEN", ""))
+    parser.add_argument("--database-url", help="a database (default: a SQLite file)")
+    parser.add_argument("--reuse-port", action="store_true", help="share --port (SO_REUSEPORT)")
+    parser.add_argument("--bench-port", type=int, help="a port of this process's own")
+    parser.add_argument("--no-define", action="store_true", help="find the agent, do not define")
     args = parser.parse_args()
     signal.signal(signal.SIGINT, _on_signal)
     signal.signal(signal.SIGTERM, _on_signal)
     data = json.loads(args.scenario.read_text())
-    asyncio.run(serve(data, args.port, args.latency_ms, args.token))
+    where = Where(
+        port=args.port,
+        database_url=args.database_url,
+        reuse_port=args.reuse_port,
+        bench_port=args.bench_port,
+        define=not args.no_define,
+    )
+    asyncio.run(serve(data, where, args.latency_ms, args.token))
 
 
 if __name__ == "__main__":

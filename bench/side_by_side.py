@@ -294,6 +294,7 @@ def report(
     note: str,
     load_lines: list[str] | None = None,
     delivery: list[dict[str, Any]] | None = None,
+    kept: list[str] | None = None,
 ) -> str:
     by = {(r.system, r.n, r.latency_ms): r for r in runs}
     lines = [
@@ -344,6 +345,7 @@ def report(
     lines += stage_table(runs, sizes)
     if load_lines:
         lines += ["## Event delivery and concurrency", "", *load_lines, ""]
+    lines += kept or []
     lines += targets(runs, sizes, latencies, delivery)
     failed = [r for r in runs if r.error]
     if failed:
@@ -353,6 +355,25 @@ def report(
             lines.append(f"- {r.system} N={r.n} L={r.latency_ms:g}: {error[0]}")
         lines.append("")
     return "\n".join(lines)
+
+
+# Sections of the report that another run wrote (bench/load.py --backends, by hand): a new report
+# keeps them as they were.
+KEPT_SECTIONS = ["## Several processes on PostgreSQL"]
+
+
+def kept_sections(previous: Path) -> list[str]:
+    """The KEPT_SECTIONS of the previous report, each up to the next heading or plot."""
+    lines = previous.read_text().splitlines() if previous.exists() else []
+    out: list[str] = []
+    for i, line in enumerate(lines):
+        if line in KEPT_SECTIONS:
+            ends = (j for j in range(i + 1, len(lines)) if lines[j].startswith(("## ", "![")))
+            section = lines[i : next(ends, len(lines))]
+            while section and not section[-1].strip():
+                section.pop()
+            out += [*section, ""]
+    return out
 
 
 def stage_table(runs: list[RunFigures], sizes: list[int]) -> list[str]:
@@ -632,7 +653,8 @@ def main() -> None:
         delivery = load.run_delivery(python, args.delivery_ks)
         concurrency = load.run_concurrency(python, args.concurrency_ks, args.concurrency_n, 200.0)
         load_lines = load.markdown(delivery, concurrency)
-    text = report(runs, args.sizes, args.latencies, note, load_lines, delivery)
+    kept = kept_sections(args.out)
+    text = report(runs, args.sizes, args.latencies, note, load_lines, delivery, kept)
     made = plots(runs, args.sizes, args.latencies, args.out.parent)
     if made:
         text += "\n" + "\n".join(f"![{m}]({m})" for m in made) + "\n"
