@@ -61,7 +61,8 @@ async def _run_backends(
             log(f"backends: {label}: starting (N={n}, {latency_ms:g} ms model)")
             base = {"system": label, "store": store, "workers": workers, "n": n}
             base |= {"latency_ms": latency_ms, "think_ms": think_ms}
-            base["blas_threads"] = os.environ.get("OPENBLAS_NUM_THREADS", "default, one per CPU")
+            # The servers' blas_threads setting (0: OpenBLAS's own default, one per CPU).
+            base["blas_threads"] = os.environ.get("TACTFUL_BLAS_THREADS", "1 (the default)")
             try:
                 async with contextlib.AsyncExitStack() as stack:
                     url = None

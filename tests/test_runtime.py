@@ -145,3 +145,18 @@ async def test_code_is_cut_at_the_timeouts_the_settings_give() -> None:
     assert matcher_error.endswith(f"of guideline {greet.id}: timed out after 0.05s")
     [retriever] = trace.composition["retrievers"]
     assert (retriever["name"], retriever["error"]) == ("stock", "timed out after 0.06s")
+
+
+async def test_the_blas_threads_setting_limits_numpys_threads() -> None:
+    from threadpoolctl import threadpool_info
+
+    def blas_threads() -> set[int]:
+        return {i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"}
+
+    for wanted in (2, 1):
+        settings = Settings(transient=True, blas_threads=wanted)
+        rt = await start_runtime(settings, embedder=HashingEmbedder(), offline=True)
+        try:
+            assert blas_threads() == {wanted}
+        finally:
+            await rt.close()

@@ -51,6 +51,10 @@ class Settings(BaseSettings):
     # conditional transition holds when its condition is this similar to the latest message.
     journey_condition_threshold: float = Field(default=JOURNEY_CONDITION_THRESHOLD, ge=0.0, le=1.0)
     max_message_chars: int = Field(default=8000, ge=1)
+    # Threads of numpy's BLAS (OpenBLAS) in this process; 0 leaves its default (one per CPU).
+    # Its idle threads spin while they wait for work: with one, the offline embedder and the
+    # retrieval's matrix products cost several times less CPU (docs/benchmarks.md).
+    blas_threads: int = Field(default=1, ge=0, le=256)
     long_poll_max_s: float = Field(default=60.0, gt=0, le=3600)
 
     # -- timeouts of the agent's own code (engine.options) ---------------------------------------

@@ -7,6 +7,8 @@ import contextlib
 import os
 from dataclasses import dataclass
 
+from threadpoolctl import threadpool_limits
+
 from tactful.bus.base import Bus
 from tactful.bus.memory import MemoryBus
 from tactful.bus.postgres import PostgresBus
@@ -133,6 +135,9 @@ async def start_runtime(
     offline: bool = False,
 ) -> Runtime:
     """Open the store, pick the model tier, and build the engine."""
+    if settings.blas_threads:
+        # For the whole process, from now on (the limit is not undone).
+        threadpool_limits(limits=settings.blas_threads, user_api="blas")
     if generator is not None:
         reason = f"model tier: {generator.model_name} (given by the program)"
     elif offline:
