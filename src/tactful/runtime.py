@@ -13,6 +13,7 @@ from tactful.bus.base import Bus
 from tactful.bus.memory import MemoryBus
 from tactful.bus.postgres import PostgresBus
 from tactful.config import Settings
+from tactful.domain import ToolServiceConfig
 from tactful.engine.canned import TemplateLimits
 from tactful.engine.options import EngineOptions
 from tactful.engine.runner import RunnerOptions
@@ -177,5 +178,9 @@ async def start_runtime(
         tier_reason=reason,
         sqlite_lock=sqlite_lock,
     )
-    runtime.services_task = asyncio.create_task(reconnect_all(engine.tools, store))
+    # Read now: cancelling the background task in the middle of a read (a quick stop) would
+    # cost the store its connection, and an in-memory store its data.
+    services = await store.list(ToolServiceConfig)
+    if services:
+        runtime.services_task = asyncio.create_task(reconnect_all(engine.tools, store, services))
     return runtime

@@ -197,21 +197,22 @@ class TurnRunner:
         return await self._claim_and_run(record, stale=stale)
 
     async def _recover_forever(self) -> None:
-        if self.options.take_over_at_start:
-            # One process per store: whoever held these is gone, and so is whoever posted
-            # the pending ones.
-            for record in await self.queue.running():
-                await self._take(record, stale=True)
-            for record in await self.queue.claimable(now=utcnow()):
-                if record.session_id not in self._turns:
-                    await self._take(record)
         # A turn posted here is claimed here at once: another process takes a pending turn
         # only once it looks orphaned (its poster died between writing and claiming it).
         orphaned_after = timedelta(seconds=max(1.0, self.options.recovery_interval_s))
+        starting = self.options.take_over_at_start
         while self.accepting:
             try:
                 now = utcnow()
-                found = await self.queue.claimable(now=now, posted_before=now - orphaned_after)
+                if starting:
+                    # One process per store: whoever held these is gone, and so is whoever
+                    # posted the pending ones.
+                    starting = False
+                    for record in await self.queue.running():
+                        await self._take(record, stale=True)
+                    found = await self.queue.claimable(now=now)
+                else:
+                    found = await self.queue.claimable(now=now, posted_before=now - orphaned_after)
                 for record in found:
                     if not self.accepting:
                         return

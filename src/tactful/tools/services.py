@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 
 from tactful.domain import ToolServiceConfig, ToolServiceKind, ToolSpec
 from tactful.errors import ValidationError
@@ -56,10 +57,12 @@ async def connect(
     return [r.spec for r in registered]
 
 
-async def reconnect_all(registry: ToolRegistry, store: Store) -> None:
+async def reconnect_all(
+    registry: ToolRegistry, store: Store, configs: Sequence[ToolServiceConfig]
+) -> None:
     """At start-up, in the background: services stored earlier come back; one that is down is
     logged and its tools fail with a clear error until it is registered again."""
-    for config in await store.list(ToolServiceConfig):
+    for config in configs:
         try:
             await connect(registry, store, config)
         except Exception as e:
