@@ -35,6 +35,10 @@ class Settings(BaseSettings):
     data_dir: Path = Path(".tactful")
     # SQLAlchemy URL; empty means the embedded SQLite file under data_dir (or memory if transient).
     database_url: str = ""
+    # PostgreSQL: connections each process keeps open, and how many more a burst may open
+    # (plus one for the bus's LISTEN): size the server's max_connections for every process.
+    database_pool_size: int = Field(default=10, ge=1, le=1000)
+    database_max_overflow: int = Field(default=20, ge=0, le=1000)
     transient: bool = False
 
     # Model tier: "offline" (no model; embeddings + canned responses), "openai", or "auto"

@@ -44,6 +44,13 @@ class StoreError(TactfulError):
     """The store could not be opened or migrated."""
 
 
+class StoreUnavailableError(StoreError):
+    """The database cannot be reached now (down, cut off, or out of connections): nothing was
+    written, and the same request may succeed a moment later."""
+
+    retry_after_s = 1
+
+
 class ConfigurationError(TactfulError):
     """Settings that cannot work together (e.g. an unknown model provider)."""
 

@@ -157,7 +157,11 @@ async def start_runtime(
         sqlite_lock = lock_sqlite(url)
         if sqlite_lock is not None:
             undo.callback(sqlite_lock.release)
-        store = await open_store(url)
+        store = await open_store(
+            url,
+            pool_size=settings.database_pool_size,
+            max_overflow=settings.database_max_overflow,
+        )
         undo.push_async_callback(store.close)
         bus = await open_bus(store)
         undo.pop_all()

@@ -33,6 +33,7 @@ from tactful.errors import (
     PayloadTooLargeError,
     RateLimitedError,
     StoreError,
+    StoreUnavailableError,
     TactfulError,
     UnauthorizedError,
     ValidationError,
@@ -147,7 +148,7 @@ async def _tactful_error(request: Request, exc: Exception) -> JSONResponse:
     headers = {}
     if isinstance(exc, UnauthorizedError):
         headers["WWW-Authenticate"] = "Bearer"
-    if isinstance(exc, RateLimitedError):
+    if isinstance(exc, RateLimitedError | StoreUnavailableError):
         headers["Retry-After"] = str(exc.retry_after_s)
     return SafeJSONResponse({"detail": str(exc)}, status_code=code, headers=headers)
 

@@ -21,7 +21,8 @@ from sqlalchemy import Table, and_, delete, event, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import StaticPool
 
@@ -38,7 +39,13 @@ from tactful.domain import (
 )
 from tactful.domain.audit import current_actor
 from tactful.domain.text import SURROGATE_ESCAPE, repaired_value, text_problem
-from tactful.errors import ConflictError, NotFoundError, StoreError, ValidationError
+from tactful.errors import (
+    ConflictError,
+    NotFoundError,
+    StoreError,
+    StoreUnavailableError,
+    ValidationError,
+)
 from tactful.llm.base import Vectors
 from tactful.store.base import E, Store
 from tactful.store.schema import (
@@ -96,8 +103,18 @@ def _searchable(*values: str | None) -> bool:
 class SQLStore(Store):
     """One implementation for every SQL backend; the URL chooses it."""
 
-    def __init__(self, url: str, *, pg_schema: str | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        pg_schema: str | None = None,
+        pool_size: int = 10,
+        max_overflow: int = 20,
+    ) -> None:
         self.url = _as_async_url(url)
+        # PostgreSQL: connections kept open, and how many more a burst may open.
+        self.pool_size = pool_size
+        self.max_overflow = max_overflow
         self.backend = "postgresql" if self.url.startswith("postgresql") else "sqlite"
         # A PostgreSQL schema to use instead of ``public`` (isolated tests, several tenants).
         self.pg_schema = pg_schema
@@ -120,8 +137,8 @@ class SQLStore(Store):
                 connect_args["server_settings"] = {"search_path": self.pg_schema}
             return create_async_engine(
                 self.url,
-                pool_size=10,
-                max_overflow=20,
+                pool_size=self.pool_size,
+                max_overflow=self.max_overflow,
                 connect_args=connect_args,
                 json_serializer=dump_json,
                 json_deserializer=load_json,
@@ -168,10 +185,20 @@ class SQLStore(Store):
         async with contextlib.AsyncExitStack() as stack:
             if self._sqlite_lock is not None and not (read_only and not self.in_memory):
                 await stack.enter_async_context(self._sqlite_lock)
-            conn = await stack.enter_async_context(self._engine.begin())
+            try:
+                conn = await stack.enter_async_context(self._engine.begin())
+            except (DBAPIError, PoolTimeout, OSError) as e:
+                # No connection to be had: the database is down, cut off or out of connections.
+                reason = e.orig if isinstance(e, DBAPIError) else e
+                raise StoreUnavailableError(f"the database is unavailable: {reason}") from e
             token = self._current.set(conn)
             try:
                 yield conn
+            except DBAPIError as e:
+                if not e.connection_invalidated:
+                    raise
+                # The connection broke mid-transaction: nothing of it was committed.
+                raise StoreUnavailableError(f"the database connection was lost: {e.orig}") from e
             finally:
                 self._current.reset(token)
 
@@ -191,6 +218,10 @@ class SQLStore(Store):
         try:
             async with self._tx() as conn:
                 await conn.run_sync(run)
+        except StoreUnavailableError as e:
+            cause = e.__cause__
+            reason = cause.orig if isinstance(cause, DBAPIError) else cause
+            raise StoreError(f"cannot open the database at {self._safe_url()}: {reason}") from e
         except OperationalError as e:
             raise StoreError(f"cannot open the database at {self._safe_url()}: {e.orig}") from e
         except OSError as e:
@@ -626,9 +657,12 @@ def sqlite_url(path: Path | None) -> str:
     return "sqlite+aiosqlite:///:memory:" if path is None else f"sqlite+aiosqlite:///{path}"
 
 
-async def open_store(url: str, *, pg_schema: str | None = None) -> SQLStore:
-    """Open and migrate the store at ``url``."""
-    store = SQLStore(url, pg_schema=pg_schema)
+async def open_store(
+    url: str, *, pg_schema: str | None = None, pool_size: int = 10, max_overflow: int = 20
+) -> SQLStore:
+    """Open and migrate the store at ``url`` (``pool_size`` and ``max_overflow``: PostgreSQL's
+    connection pool)."""
+    store = SQLStore(url, pg_schema=pg_schema, pool_size=pool_size, max_overflow=max_overflow)
     try:
         await store.migrate()
     except BaseException:
