@@ -13,10 +13,10 @@ from contextlib import asynccontextmanager
 import asyncpg
 import pytest
 from sqlalchemy.engine import make_url
-from tcp_proxy import proxy_to
 
 from tactful.bus.postgres import CHANNEL_MAX_BYTES, PostgresBus, channel_name, connect_args
 from tactful.errors import StoreError
+from tcp_proxy import proxy_to
 
 pytestmark = pytest.mark.postgres
 WAIT_S = 10.0
