@@ -23,7 +23,7 @@ from typing import Any
 
 import uvicorn
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from tactful.server import listening_socket
 
@@ -53,6 +53,14 @@ class Fail:
 
 
 @dataclass(frozen=True)
+class Body:
+    """HTTP 200 with this raw body (say, one that is not JSON at all)."""
+
+    text: str
+    content_type: str = "application/json"
+
+
+@dataclass(frozen=True)
 class Recorded:
     """One request the server received."""
 
@@ -72,7 +80,7 @@ def vector_for(text: str, dims: int) -> list[float]:
 class OpenAIWire:
     """The scripted state shared by the app (server thread) and the test (test thread)."""
 
-    replies: deque[Reply | Fail] = field(default_factory=deque)
+    replies: deque[Reply | Fail | Body] = field(default_factory=deque)
     embedding_failures: deque[Fail] = field(default_factory=deque)
     requests: list[Recorded] = field(default_factory=list)
     # Answer embeddings in reverse order (indices stay correct) to prove the client re-orders.
@@ -81,8 +89,9 @@ class OpenAIWire:
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _ids: Iterator[int] = field(default_factory=itertools.count)
 
-    def script(self, *items: str | Reply | Fail | int) -> None:
-        """Queue chat answers: a content string, a ``Reply``, a ``Fail``, or an HTTP status."""
+    def script(self, *items: str | Reply | Fail | Body | int) -> None:
+        """Queue chat answers: a content string, a ``Reply``, a ``Fail``, a raw ``Body`` or an
+        HTTP status."""
         with self._lock:
             for item in items:
                 if isinstance(item, str):
@@ -115,7 +124,7 @@ class OpenAIWire:
         with self._lock:
             self.requests.append(Recorded(request.url.path, body, dict(request.headers)))
 
-    def _next_reply(self) -> Reply | Fail:
+    def _next_reply(self) -> Reply | Fail | Body:
         with self._lock:
             if self.replies:
                 return self.replies.popleft()
@@ -184,12 +193,14 @@ def create_app(wire: OpenAIWire) -> FastAPI:
     app = FastAPI()
 
     @app.post("/v1/chat/completions", response_model=None)
-    async def chat_completions(request: Request) -> JSONResponse | StreamingResponse:
+    async def chat_completions(request: Request) -> Response:
         body = await request.json()
         wire._record(request, body)
         reply = wire._next_reply()
         if isinstance(reply, Fail):
             return _error(reply)
+        if isinstance(reply, Body):
+            return Response(reply.text, media_type=reply.content_type)
         if reply.delay_s:
             await _wait(request, reply.delay_s)
         if body.get("stream"):

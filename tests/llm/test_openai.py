@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 
 import numpy as np
 import pytest
-from openai_wire import Fail, OpenAIWire, Reply, vector_for
+from openai_wire import Body, Fail, OpenAIWire, Reply, vector_for
 from pydantic import BaseModel
 
 from tactful.errors import ConfigurationError, ModelError
@@ -332,3 +332,23 @@ async def test_streaming_errors_become_model_errors(
     openai_wire.script(Reply("   "))
     with pytest.raises(ModelError, match="empty answer"):
         await generator.stream(PROMPT, stage="compose", on_text=ignore)
+
+
+async def test_a_body_that_is_not_json_is_a_model_error(
+    openai_wire: OpenAIWire, generator: OpenAIGenerator
+) -> None:
+    """HTTP 200 whose body is not JSON at all (a proxy's error page) once escaped as a
+    JSONDecodeError and killed the turn; it is a model error with an excerpt of the body."""
+    openai_wire.script(Body("<html>upstream overloaded</html>", content_type="text/html"))
+
+    with pytest.raises(ModelError) as caught:
+        await generator.generate(PROMPT, Verdict, stage="match")
+
+    message = str(caught.value)
+    assert "not JSON" in message and "'match'" in message
+    assert "<html>upstream overloaded</html>" in message
+
+    # Said to be JSON, and cut short.
+    openai_wire.script(Body('{"id": "chatcmpl-1", "choices": [{"mess'))
+    with pytest.raises(ModelError, match=r"not JSON: '\{\"id\": \"chatcmpl-1\""):
+        await generator.generate(PROMPT, Verdict, stage="match")

@@ -212,6 +212,8 @@ class MatchOutcome:
     failures: list[str]
     # The answers about listed journeys, by their listed number.
     journeys: dict[int, JourneyCheck] = field(default_factory=dict)
+    # Guidelines whose batch failed (the caller may decide them another way).
+    failed_ids: set[str] = field(default_factory=set)
 
 
 class ModelMatcher:
@@ -348,6 +350,7 @@ class ModelMatcher:
                 # Fail closed: this batch's guidelines are not matched; the turn goes on.
                 outcome.failures.append(f"batch {i + 1} failed closed: {answer}")
                 for r in [*batch.detailed, *batch.screened]:
+                    outcome.failed_ids.add(r.guideline.id)
                     outcome.verdicts.append(
                         self._verdict(
                             r,

@@ -307,7 +307,32 @@ class Pipeline:
         )
         if outcome.failures:
             rec.trace.composition["match_failures"] = outcome.failures
-        return outcome.verdicts, outcome.journeys
+        verdicts = outcome.verdicts
+        if outcome.failed_ids:
+            verdicts = self._degraded(found, verdicts, outcome.failed_ids, rec)
+        return verdicts, outcome.journeys
+
+    def _degraded(
+        self,
+        found: Retrieval,
+        verdicts: list[MatchVerdict],
+        failed: set[str],
+        rec: TraceRecorder,
+    ) -> list[MatchVerdict]:
+        """The guidelines whose model check failed are decided as the offline tier decides
+        (ranking and threshold, over the whole ranking), and the trace says so."""
+        offline = {v.guideline_id: v for v in self.offline_matcher.match(found.ranked)}
+        decided = []
+        for v in verdicts:
+            fallback = offline.get(v.guideline_id) if v.guideline_id in failed else None
+            if fallback is not None:
+                fallback.rationale = f"the model check failed; {fallback.rationale}"
+                v = fallback
+            decided.append(v)
+        rec.trace.composition["match_degraded"] = (
+            f"the model failed for {len(failed)} guideline(s); the offline tier decided them"
+        )
+        return decided
 
     # -- 5. resolve -----------------------------------------------------------------------------
 

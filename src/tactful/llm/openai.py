@@ -304,16 +304,25 @@ class OpenAIGenerator(_OwnedClient, Generator):
         *,
         stage: str,
     ) -> ChatCompletion:
+        what = f"Model {self.model_name!r} (stage {stage!r})"
         try:
-            return await self._client.chat.completions.create(
+            answer: object = await self._client.chat.completions.create(
                 model=self.model_name,
                 messages=messages,
                 response_format=response_format,
                 temperature=0,
             )
         except openai.OpenAIError as exc:
-            what = f"Model {self.model_name!r} (stage {stage!r})"
             raise _provider_failure(exc, what=what, client=self._client) from exc
+        except json.JSONDecodeError as exc:
+            # HTTP 200 with a body that is not JSON (a proxy's error page, a truncated answer).
+            raise ModelError(
+                f"{what} answered with a body that is not JSON: {_excerpt(exc.doc)}"
+            ) from exc
+        if not isinstance(answer, ChatCompletion):
+            # The SDK hands back the raw text of a response that is not JSON.
+            raise ModelError(f"{what} answered with a body that is not JSON: {_excerpt(answer)}")
+        return answer
 
     def _json_schema(self, schema: type[BaseModel]) -> dict[str, Any]:
         if schema not in self._schemas:
@@ -425,3 +434,9 @@ class OpenAIEmbedder(_OwnedClient, Embedder):
                     f"{self.dimensions} were configured; set the dimensions to match the model."
                 )
         return [item.embedding for item in data]
+
+
+def _excerpt(body: object, limit: int = 200) -> str:
+    """The start of a provider's raw answer, on one line, for errors and traces."""
+    text = " ".join(str(body).split())
+    return repr(text if len(text) <= limit else text[:limit] + "...")
