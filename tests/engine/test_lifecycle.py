@@ -5,6 +5,7 @@ completed without running again."""
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 
 import pytest
@@ -126,3 +127,14 @@ async def test_a_reply_left_half_streamed_is_completed_with_ready(
     assert trace.message_event_id == reply.id
     assert "stopped before it saved the trace" in (trace.error or "")
     assert await _statuses(server, session, turn.trace_id) == ["ready"]
+
+
+async def test_each_turn_leaves_one_log_line(
+    server: tactful.Server, session: Session, caplog: pytest.LogCaptureFixture
+) -> None:
+    turn = await _turn(server, session)
+    with caplog.at_level(logging.INFO, logger="tactful.turns"):
+        await _lifecycle(server, RuntimeError("boom")).execute(turn)
+    [line] = [r.getMessage() for r in caplog.records if r.name == "tactful.turns"]
+    assert line.startswith(f"turn {turn.trace_id} session {session.id}: failed in ")
+    assert line.endswith("0 model call(s), 0 tokens")

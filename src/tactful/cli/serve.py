@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import logging
 import signal
 import socket
 from collections.abc import Sequence
@@ -85,6 +86,19 @@ async def describe_access(server: Server) -> str:
     return line
 
 
+def print_turns() -> None:
+    """One dimmed line on the console per turn this process runs (``engine.lifecycle``)."""
+
+    class TurnLines(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            note(record.getMessage())
+
+    turns = logging.getLogger("tactful.turns")
+    turns.setLevel(logging.INFO)
+    turns.addHandler(TurnLines())
+    turns.propagate = False
+
+
 async def serve(settings: Settings, agent_files: Sequence[Path]) -> None:
     """Start the server, define the agents, then serve until Ctrl-C or SIGTERM."""
     loop = asyncio.get_running_loop()
@@ -118,6 +132,7 @@ async def serve(settings: Settings, agent_files: Sequence[Path]) -> None:
             # Listen first, so that "serving on" is true when a client reads it.
             await server.start_http()
             console.print(f"[green]serving on {server.url}[/] (Ctrl-C to stop)", soft_wrap=True)
+            print_turns()
         # Leaving the block serves until stopped, then closes the store.
     finally:
         loop.remove_signal_handler(signal.SIGTERM)

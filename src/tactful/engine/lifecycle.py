@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable
 
 from tactful.domain import EventKind, EventSource, SessionStatus, Trace
@@ -23,6 +24,8 @@ from tactful.engine.trace import TraceRecorder
 from tactful.errors import NotFoundError
 
 log = logging.getLogger("tactful.engine")
+# One line per turn that ended here (``tactful serve`` prints them).
+turns_log = logging.getLogger("tactful.turns")
 
 RunPipeline = Callable[[Turn, TraceRecorder], Awaitable[None]]
 
@@ -61,6 +64,16 @@ class TurnLifecycle:
         cancelled when a newer message superseded it (the runner asked, or the reply was
         refused). A turn stopped for another reason (draining, lost lease) writes nothing."""
         rec = TraceRecorder(self._trace(turn))
+        started = time.perf_counter()
+        status: TurnStatus | None = None
+        try:
+            status = await self._run(turn, rec)
+            return status
+        finally:
+            if status is not None:
+                log_turn(rec.trace, status, (time.perf_counter() - started) * 1000)
+
+    async def _run(self, turn: Turn, rec: TraceRecorder) -> TurnStatus:
         trace = rec.trace
         try:
             await self.pipeline(turn, rec)
@@ -141,3 +154,26 @@ async def completed(turn: Turn, ending: Awaitable[None]) -> None:
         await task
         if turn.stop is None:
             raise  # not ours: the process is shutting down
+
+
+def log_turn(trace: Trace, status: TurnStatus, ms: float) -> None:
+    """The turn's line: session, outcome, time, model calls and tokens."""
+    calls = trace.model_calls
+    failed = sum(1 for c in calls if not c.ok)
+    tokens = sum(c.prompt_tokens + c.completion_tokens for c in calls)
+    degraded = " (degraded)" if any(k in trace.composition for k in DEGRADED) else ""
+    turns_log.info(
+        "turn %s session %s: %s%s in %.0f ms, %d model call(s)%s, %d tokens",
+        trace.id,
+        trace.session_id,
+        status.value,
+        degraded,
+        ms,
+        len(calls),
+        f" ({failed} failed)" if failed else "",
+        tokens,
+    )
+
+
+# Trace keys that say a turn went on without (part of) its model.
+DEGRADED = ("degraded", "match_degraded")
