@@ -22,26 +22,24 @@ import argparse
 import asyncio
 import contextlib
 import os
-import random
 import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import httpx
-from sqlalchemy.engine import make_url
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from load import CpuUse, _poll, client, create_sessions, pct, quiet_machine, ts
+from databases import fresh_database
+from load import Served, quiet_machine
+from load import deliver as load_deliver
 
 GAP_S = 0.01
 WARM_UP = 20
@@ -105,64 +103,10 @@ def _spawn(args: list[str], env: dict[str, str], work: Path, log_file: Path) -> 
 
 
 async def deliver(post: Process, poll: Process, agent_id: str, k: int, appends: int) -> dict:
-    """bench/load.py's ``deliver``: appends on ``post``, long polls on ``poll``."""
-    async with client(poll.url, k + 8) as polling, client(post.url, 4) as posting:
-        sessions = await create_sessions(posting, agent_id, k)
-        seen: dict[str, float] = {}
-        pollers = [asyncio.create_task(_poll(polling, s, seen)) for s in sessions]
-        try:
-            await asyncio.sleep(1 + k / 200)  # until every poll is open on the server
-            order = sessions * (appends // k + 1)
-            random.Random(k).shuffle(order)
-            created: dict[str, float] = {}
-            cpu = CpuUse([poll.pid])
-            for i in range(appends):
-                r = await posting.post(
-                    f"/sessions/{order[i]}/events",
-                    json={"kind": "custom", "source": "system", "data": {"seq": i}},
-                )
-                r.raise_for_status()
-                event = r.json()
-                created[event["id"]] = ts(event["creation_utc"])
-                await asyncio.sleep(GAP_S)
-            deadline = time.time() + 15
-            while time.time() < deadline and not all(e in seen for e in created):
-                if failed := [p for p in pollers if p.done()]:
-                    failed[0].result()
-                await asyncio.sleep(0.05)
-            use = cpu.percent()
-        finally:
-            for p in pollers:
-                p.cancel()
-            await asyncio.gather(*pollers, return_exceptions=True)
-    ms = [(seen[e] - t) * 1000 if e in seen else float("inf") for e, t in created.items()]
-    return {
-        "p50_ms": pct(ms, 50),
-        "p99_ms": pct(ms, 99),
-        "max_ms": max(ms, default=None),
-        "delivered": sum(1 for e in created if e in seen),
-        "appended": len(created),
-        **use,
-    }
-
-
-@contextlib.asynccontextmanager
-async def fresh_database(url: str) -> AsyncIterator[str]:
-    name = f"bench_{uuid.uuid4().hex[:12]}"
-    admin = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-    conn = await asyncpg.connect(admin)
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-    try:
-        yield make_url(url).set(database=name).render_as_string(hide_password=False)
-    finally:
-        conn = await asyncpg.connect(admin)
-        try:
-            await conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
-        finally:
-            await conn.close()
+    """bench/load.py's ``deliver``: appends on ``post``, long polls on ``poll`` (its CPU use
+    is the server's)."""
+    served = Served(f"{post.url} to {poll.url}", post.url, agent_id, [poll.pid], [post.url], [])
+    return await load_deliver(served, k, appends, GAP_S, poll_url=poll.url)
 
 
 async def measure(setup: str, post: Process, poll: Process, ks: list[int], appends: int) -> list:
@@ -174,7 +118,7 @@ async def measure(setup: str, post: Process, poll: Process, ks: list[int], appen
         await quiet_machine()
         row = {"setup": setup, "k": k} | await deliver(post, poll, agent["id"], k, appends)
         log(
-            f"{setup} K={k}: p50 {row['p50_ms']:.2f} ms, p99 {row['p99_ms']:.2f} ms, "
+            f"{setup} K={k}: p50 {_ms(row['p50_ms'])}, p99 {_ms(row['p99_ms'])}, "
             f"{row['delivered']}/{row['appended']} delivered, others used "
             f"{row['other_cpu_pct']:.0f}% of a CPU"
         )
@@ -203,6 +147,11 @@ async def run(postgres_url: str, ks: list[int], appends: int) -> list[dict[str, 
     return rows
 
 
+def _ms(value: float | None) -> str:
+    """A latency; None: some event was never delivered."""
+    return "never" if value is None else f"{value:.2f} ms"
+
+
 def markdown(rows: list[dict[str, Any]]) -> str:
     lines = [
         "| set-up | K | p50 | p99 | max | delivered | others' CPU |",
@@ -210,8 +159,8 @@ def markdown(rows: list[dict[str, Any]]) -> str:
     ]
     for r in rows:
         lines.append(
-            f"| {r['setup']} | {r['k']} | {r['p50_ms']:.2f} ms | {r['p99_ms']:.2f} ms | "
-            f"{r['max_ms']:.2f} ms | {r['delivered']}/{r['appended']} | "
+            f"| {r['setup']} | {r['k']} | {_ms(r['p50_ms'])} | {_ms(r['p99_ms'])} | "
+            f"{_ms(r['max_ms'])} | {r['delivered']}/{r['appended']} | "
             f"{r['other_cpu_pct']:.0f}% |"
         )
     return "\n".join(lines)

@@ -448,13 +448,22 @@ async def _poll(http: httpx.AsyncClient, session_id: str, seen: dict[str, float]
 
 
 async def deliver(
-    served: Served, k: int, appends: int, gap_s: float, budget_s: float = 60
+    served: Served,
+    k: int,
+    appends: int,
+    gap_s: float,
+    budget_s: float = 60,
+    *,
+    poll_url: str | None = None,
 ) -> dict[str, Any]:
     """Latency from an event's creation to a long-polling client reading it, K sessions.
+    Events are appended through ``served.url``, and read through ``poll_url`` (default: the
+    same; another process on the same database for delivery between processes).
 
     Appending stops after ``budget_s``; an event not read 15 s after the last append counts as
     never delivered (and lifts the percentiles it reaches to infinity)."""
-    async with client(served.url, k + 8) as polling, client(served.url, 4) as posting:
+    polled = poll_url or served.url
+    async with client(polled, k + 8) as polling, client(served.url, 4) as posting:
         began = time.time()
         sessions = await create_sessions(posting, served.agent_id, k)
         log(f"delivery: {served.system} K={k}: {k} sessions in {time.time() - began:.1f} s")

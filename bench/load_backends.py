@@ -16,17 +16,13 @@ import asyncio
 import contextlib
 import json
 import os
-import secrets
 import sys
 import tempfile
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+from databases import fresh_database
 from load import NOISY_PCT, _error, _failures, _scenario, log, measure_ks, quiet_machine, served
-from sqlalchemy import make_url
-from sqlalchemy import text as sql_text
-from sqlalchemy.ext.asyncio import create_async_engine
 
 # (store, server processes): SQLite serves one process; PostgreSQL one, then two on one port.
 BACKENDS = [("sqlite", 1), ("postgresql", 1), ("postgresql", 2)]
@@ -67,7 +63,9 @@ async def _run_backends(
                 async with contextlib.AsyncExitStack() as stack:
                     url = None
                     if store == "postgresql":
-                        url = await stack.enter_async_context(fresh_postgres(postgres_url))
+                        url = await stack.enter_async_context(
+                            fresh_database(postgres_url, prefix="bench_load")
+                        )
                     python = Path(sys.executable)
                     tactful = served("tactful", python, scenario, latency_ms, work, url, workers)
                     server = await stack.enter_async_context(tactful)
@@ -76,25 +74,6 @@ async def _run_backends(
                 log(f"backends: {label}: FAILED {_error(e)[:300]}")
                 rows += [base | {"k": k, "error": _error(e)} for k in ks]
     return rows
-
-
-@contextlib.asynccontextmanager
-async def fresh_postgres(server_url: str) -> AsyncIterator[str]:
-    """The URL of a new, empty database on the PostgreSQL server of ``server_url``, dropped
-    (connections and all) when the block ends."""
-    name = f"bench_load_{secrets.token_hex(6)}"
-    admin_url = make_url(server_url).set(drivername="postgresql+asyncpg")
-    admin = create_async_engine(admin_url, isolation_level="AUTOCOMMIT")
-    try:
-        async with admin.connect() as conn:
-            await conn.execute(sql_text(f'CREATE DATABASE "{name}"'))
-        try:
-            yield make_url(server_url).set(database=name).render_as_string(hide_password=False)
-        finally:
-            async with admin.connect() as conn:
-                await conn.execute(sql_text(f'DROP DATABASE "{name}" WITH (FORCE)'))
-    finally:
-        await admin.dispose()
 
 
 # -- the report ----------------------------------------------------------------------------------

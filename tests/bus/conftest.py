@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 
@@ -10,18 +9,12 @@ import asyncpg
 import pytest
 import pytest_asyncio
 
-POSTGRES_ENV = "TACTFUL_TEST_POSTGRES_URL"
+from fresh_databases import postgres_server_url
 
 
 @pytest.fixture
 def pg_url() -> str:
-    url = os.environ.get(POSTGRES_ENV)
-    if not url:
-        pytest.skip(
-            f"no PostgreSQL server given: set {POSTGRES_ENV}, e.g. "
-            "postgresql://postgres@127.0.0.1:5432/test"
-        )
-    return url
+    return postgres_server_url()
 
 
 @pytest_asyncio.fixture
