@@ -74,14 +74,20 @@ class Generator(ABC):
     adapters that can also stream plain text set ``supports_streaming``."""
 
     model_name: str
+    # Which provider serves it ("openai", "anthropic", "litellm", ...), for traces and metrics.
+    provider: str = "custom"
     supports_streaming: bool = False
 
     @abstractmethod
-    async def generate(self, prompt: Prompt, schema: type[T], *, stage: str) -> Generation[T]:
+    async def generate(
+        self, prompt: Prompt, schema: type[T], *, stage: str, timeout_s: float | None = None
+    ) -> Generation[T]:
         """Ask the model; return its answer validated as ``schema``.
 
-        Raises ``tactful.errors.ModelError`` when the provider fails or the answer does not
-        validate after one repair retry.
+        ``timeout_s`` bounds each request of this call (the adapter's default when None): the
+        caller sizes it to what is left of the turn's deadline. Raises
+        ``tactful.errors.ModelError`` when the provider fails or the answer does not validate
+        after one repair retry.
         """
 
     def count_tokens(self, text: str) -> int:
@@ -89,9 +95,12 @@ class Generator(ABC):
         ``count_tokens`` (words and punctuation), which an adapter with its tokenizer may refine."""
         return count_tokens(text)
 
-    async def stream(self, prompt: Prompt, *, stage: str, on_text: OnText) -> Streamed:
+    async def stream(
+        self, prompt: Prompt, *, stage: str, on_text: OnText, timeout_s: float | None = None
+    ) -> Streamed:
         """Ask for plain text; await ``on_text`` with each piece as it arrives, and return the
-        whole. Only for adapters with ``supports_streaming``; raises ``ModelError`` on failure."""
+        whole. Only for adapters with ``supports_streaming``; raises ``ModelError`` on failure.
+        ``timeout_s`` as for ``generate``."""
         from tactful.errors import ModelError
 
         raise ModelError(f"model {self.model_name!r} cannot stream")

@@ -77,7 +77,11 @@ def _provider_message(exc: openai.APIStatusError) -> str:
 
 
 def _provider_failure(
-    exc: openai.OpenAIError, *, what: str, client: openai.AsyncOpenAI
+    exc: openai.OpenAIError,
+    *,
+    what: str,
+    client: openai.AsyncOpenAI,
+    timeout_s: float | None = None,
 ) -> ModelError:
     """Map an SDK exception to a ModelError whose message says what happened, not which class."""
     if isinstance(exc, openai.APIStatusError):
@@ -86,7 +90,7 @@ def _provider_failure(
             f"{what}: the provider answered HTTP {exc.status_code}: {_provider_message(exc)}{hint}"
         )
     if isinstance(exc, openai.APITimeoutError):
-        timeout = client.timeout
+        timeout = timeout_s if timeout_s is not None else client.timeout
         after = f" after {timeout:g} s" if isinstance(timeout, int | float) else ""
         return ModelError(f"{what}: the request to {client.base_url} timed out{after}")
     if isinstance(exc, openai.APIConnectionError):
@@ -170,6 +174,10 @@ class _OwnedClient:
         await self.aclose()
 
 
+def _timeout(timeout_s: float | None) -> float | openai.NotGiven:
+    return openai.NOT_GIVEN if timeout_s is None else timeout_s
+
+
 class OpenAIGenerator(_OwnedClient, Generator):
     """Structured generation through the chat completions API of any OpenAI-compatible server.
 
@@ -191,13 +199,16 @@ class OpenAIGenerator(_OwnedClient, Generator):
         client: openai.AsyncOpenAI | None = None,
     ) -> None:
         self.model_name = model
+        self.provider = "openai"
         self._use_json_schema = use_json_schema
         self._schemas: dict[type[BaseModel], dict[str, Any]] = {}
         self._init_client(
             client, base_url=base_url, api_key=api_key, timeout_s=timeout_s, max_retries=max_retries
         )
 
-    async def generate(self, prompt: Prompt, schema: type[T], *, stage: str) -> Generation[T]:
+    async def generate(
+        self, prompt: Prompt, schema: type[T], *, stage: str, timeout_s: float | None = None
+    ) -> Generation[T]:
         started = time.perf_counter()
         # System first and unchanged across turns, so provider prompt caches hit on the prefix.
         messages: list[ChatCompletionMessageParam] = [
@@ -208,7 +219,9 @@ class OpenAIGenerator(_OwnedClient, Generator):
         prompt_tokens = completion_tokens = cached_tokens = 0
         problem = ""
         for attempt in (1, 2):
-            completion = await self._complete(messages, response_format, stage=stage)
+            completion = await self._complete(
+                messages, response_format, stage=stage, timeout_s=timeout_s
+            )
             if completion.usage is not None:
                 prompt_tokens += completion.usage.prompt_tokens
                 completion_tokens += completion.usage.completion_tokens
@@ -256,7 +269,9 @@ class OpenAIGenerator(_OwnedClient, Generator):
 
     supports_streaming = True
 
-    async def stream(self, prompt: Prompt, *, stage: str, on_text: OnText) -> Streamed:
+    async def stream(
+        self, prompt: Prompt, *, stage: str, on_text: OnText, timeout_s: float | None = None
+    ) -> Streamed:
         started = time.perf_counter()
         messages: list[ChatCompletionMessageParam] = [
             {"role": "system", "content": prompt.system},
@@ -273,6 +288,7 @@ class OpenAIGenerator(_OwnedClient, Generator):
                 temperature=0,
                 stream=True,
                 stream_options={"include_usage": True},
+                timeout=_timeout(timeout_s),
             )
             async for chunk in chunks:
                 model = chunk.model or model
@@ -289,7 +305,9 @@ class OpenAIGenerator(_OwnedClient, Generator):
                         parts.append(piece)
                         await on_text(piece)
         except openai.OpenAIError as exc:
-            raise _provider_failure(exc, what=what, client=self._client) from exc
+            raise _provider_failure(
+                exc, what=what, client=self._client, timeout_s=timeout_s
+            ) from exc
         text = "".join(parts)
         if not text.strip():
             raise ModelError(f"{what} streamed an empty answer")
@@ -303,6 +321,7 @@ class OpenAIGenerator(_OwnedClient, Generator):
         response_format: ResponseFormat,
         *,
         stage: str,
+        timeout_s: float | None = None,
     ) -> ChatCompletion:
         what = f"Model {self.model_name!r} (stage {stage!r})"
         try:
@@ -311,9 +330,12 @@ class OpenAIGenerator(_OwnedClient, Generator):
                 messages=messages,
                 response_format=response_format,
                 temperature=0,
+                timeout=_timeout(timeout_s),
             )
         except openai.OpenAIError as exc:
-            raise _provider_failure(exc, what=what, client=self._client) from exc
+            raise _provider_failure(
+                exc, what=what, client=self._client, timeout_s=timeout_s
+            ) from exc
         except json.JSONDecodeError as exc:
             # HTTP 200 with a body that is not JSON (a proxy's error page, a truncated answer).
             raise ModelError(

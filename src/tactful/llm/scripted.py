@@ -47,6 +47,8 @@ class ScriptedCall:
     answer: BaseModel | None = None
     error: str | None = None
     usage: Usage = field(default_factory=Usage)
+    # The per-request timeout the caller gave (None: the adapter's default).
+    timeout_s: float | None = None
 
 
 class StreamedText(BaseModel):
@@ -76,6 +78,7 @@ class ScriptedGenerator(Generator):
         # Between the pieces of a streamed answer (0: just a yield to the event loop).
         self.chunk_delay_s = chunk_delay_s
         self.model_name = model_name
+        self.provider = "scripted"
         self.calls: list[ScriptedCall] = []
         self._seen_prefixes: set[str] = set()
         self.in_flight = 0
@@ -85,14 +88,24 @@ class ScriptedGenerator(Generator):
 
     @asynccontextmanager
     async def _calling(
-        self, stage: str, prompt: Prompt, schema: type[BaseModel]
+        self, stage: str, prompt: Prompt, schema: type[BaseModel], timeout_s: float | None
     ) -> AsyncIterator[tuple[ScriptedCall, BaseModel | dict[str, Any] | str]]:
-        """Record a call, wait the scripted latency, and give the stage's raw answer."""
-        call = ScriptedCall(stage=stage, prompt=prompt, schema=schema, started=time.perf_counter())
+        """Record a call, wait the scripted latency (at most ``timeout_s``, then time out), and
+        give the stage's raw answer."""
+        call = ScriptedCall(
+            stage=stage,
+            prompt=prompt,
+            schema=schema,
+            started=time.perf_counter(),
+            timeout_s=timeout_s,
+        )
         self.calls.append(call)
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
         try:
+            if timeout_s is not None and self.latency_s > timeout_s:
+                await asyncio.sleep(timeout_s)
+                raise ModelError(f"scripted model timed out after {timeout_s:g} s")
             if self.latency_s:
                 await asyncio.sleep(self.latency_s)
             responder = self.responders.get(stage, self.default)
@@ -109,10 +122,12 @@ class ScriptedGenerator(Generator):
             call.ended = time.perf_counter()
             self.in_flight -= 1
 
-    async def stream(self, prompt: Prompt, *, stage: str, on_text: OnText) -> Streamed:
+    async def stream(
+        self, prompt: Prompt, *, stage: str, on_text: OnText, timeout_s: float | None = None
+    ) -> Streamed:
         """The stage's answer (a ``message`` or ``text`` field, or a string), streamed word by
         word (``chunk_delay_s`` apart); recorded like any call."""
-        async with self._calling(stage, prompt, StreamedText) as (call, answer):
+        async with self._calling(stage, prompt, StreamedText, timeout_s) as (call, answer):
             if isinstance(answer, BaseModel):
                 answer = answer.model_dump()
             text = (
@@ -142,8 +157,10 @@ class ScriptedGenerator(Generator):
     def calls_for(self, stage: str) -> list[ScriptedCall]:
         return [c for c in self.calls if c.stage == stage]
 
-    async def generate(self, prompt: Prompt, schema: type[T], *, stage: str) -> Generation[T]:
-        async with self._calling(stage, prompt, schema) as (call, answer):
+    async def generate(
+        self, prompt: Prompt, schema: type[T], *, stage: str, timeout_s: float | None = None
+    ) -> Generation[T]:
+        async with self._calling(stage, prompt, schema, timeout_s) as (call, answer):
             raw = answer if isinstance(answer, str) else _dump(answer)
             try:
                 content = schema.model_validate_json(raw)
