@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -20,7 +20,33 @@ from tactful.engine.options import (
     OFFLINE_MATCH_THRESHOLD,
     RETRIEVER_TIMEOUT_S,
     TOOL_TIMEOUT_S,
+    TURN_DEADLINE_S,
 )
+
+Provider = Literal["openai", "anthropic", "azure", "litellm"]
+# What `stage_models` may name: the engine's model stages, and the default for the others.
+MODEL_STAGES = ("default", "match", "compose", "self_check")
+
+
+class ModelSpec(BaseModel):
+    """One model tactful may call (``models`` in the settings; docs/models.md)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    provider: Provider
+    # The provider's model name; for azure, the deployment; for litellm, its "provider/model".
+    model: str = Field(min_length=1)
+    # openai and anthropic: the API's base URL; azure: the resource endpoint; litellm: api_base.
+    base_url: str | None = None
+    # Else the provider's key setting (openai_api_key, ...), else its usual environment variable.
+    api_key: SecretStr | None = None
+    # azure only: the API version.
+    api_version: str | None = None
+    # openai, azure, litellm: JSON schema in response_format; false: JSON mode with the schema
+    # in the prompt, for servers without structured outputs.
+    json_schema: bool = True
+    # Another entry of `models` to try when this one fails or its breaker is open.
+    fallback: str | None = None
 
 
 class Settings(BaseSettings):
@@ -41,13 +67,43 @@ class Settings(BaseSettings):
     database_max_overflow: int = Field(default=20, ge=0, le=1000)
     transient: bool = False
 
-    # Model tier: "offline" (no model; embeddings + canned responses), "openai", or "auto"
-    # (openai when a key or base URL is configured, else offline).
-    model_provider: Literal["auto", "offline", "openai"] = "auto"
+    # Model tier (docs/models.md): "offline" (no model; embeddings + canned responses), one
+    # provider, or "auto": openai when its key or base URL is set, else anthropic when its key
+    # is set, else offline.
+    model_provider: Literal["auto", "offline", "openai", "anthropic", "azure", "litellm"] = "auto"
     openai_api_key: SecretStr | None = None
     openai_base_url: str | None = None
     openai_model: str = "gpt-4o-mini"
     openai_json_schema: bool = True
+    anthropic_api_key: SecretStr | None = None
+    anthropic_base_url: str | None = None
+    anthropic_model: str = "claude-sonnet-4-5"
+    # Azure OpenAI: the resource endpoint (https://NAME.openai.azure.com) and the deployment.
+    azure_api_key: SecretStr | None = None
+    azure_endpoint: str | None = None
+    azure_deployment: str = "gpt-4o-mini"
+    azure_api_version: str = "2024-10-21"
+    # LiteLLM (pip install 'tactful[litellm]'): "gemini/gemini-2.0-flash", "bedrock/...", ...
+    litellm_model: str = ""
+    litellm_api_base: str | None = None
+    litellm_api_key: SecretStr | None = None
+    # Named models (TACTFUL_MODELS as JSON, or [models.NAME] tables in tactful.toml), and which
+    # one answers each stage ({"match": "fast", "compose": "strong", "default": ...}); stages
+    # not named use "default", else the model the provider settings above describe.
+    models: dict[str, ModelSpec] = Field(default_factory=dict)
+    stage_models: dict[str, str] = Field(default_factory=dict)
+    # A model of `models` to try when the provider settings' model fails.
+    fallback_model: str | None = None
+
+    # -- model failures (llm.routing) -----------------------------------------------------------
+    # A turn's model calls all end within turn_deadline_s of its start; one request within
+    # model_timeout_s; a retryable failure is tried model_retries more times while time is left.
+    turn_deadline_s: float = Field(default=TURN_DEADLINE_S, gt=0, le=3600)
+    model_timeout_s: float = Field(default=10.0, gt=0, le=3600)
+    model_retries: int = Field(default=1, ge=0, le=10)
+    # After this many failures in a row a model's calls are skipped for the cool-down (0: never).
+    model_breaker_failures: int = Field(default=3, ge=0, le=1000)
+    model_breaker_cooldown_s: float = Field(default=30.0, gt=0, le=86400)
 
     # Offline tier: a guideline matches when its calibrated similarity reaches this.
     offline_match_threshold: float = Field(default=OFFLINE_MATCH_THRESHOLD, ge=0.0, le=1.0)
@@ -133,6 +189,24 @@ class Settings(BaseSettings):
         OutboundPolicy(value)
         return value
 
+    @model_validator(mode="after")
+    def _model_routes(self) -> Settings:
+        # A route to a model that does not exist stops start-up with its reason.
+        for stage, name in self.stage_models.items():
+            if stage not in MODEL_STAGES:
+                raise ValueError(
+                    f"stage_models: unknown stage {stage!r} (stages: {', '.join(MODEL_STAGES)})"
+                )
+            if name not in self.models:
+                raise ValueError(f"stage_models: {stage!r} names {name!r}, which models lacks")
+        fallbacks = {n: s.fallback for n, s in self.models.items() if s.fallback}
+        if self.fallback_model:
+            fallbacks["fallback_model"] = self.fallback_model
+        for name, fallback in fallbacks.items():
+            if fallback not in self.models:
+                raise ValueError(f"{name}: its fallback {fallback!r} is not in models")
+        return self
+
     @classmethod
     def settings_customise_sources(
         cls,
@@ -154,7 +228,10 @@ class Settings(BaseSettings):
     def describe(self) -> dict[str, Any]:
         """Settings as printed at start-up: secrets masked, database password hidden."""
         shown = self.model_dump(mode="json")
-        shown["openai_api_key"] = "***" if self.openai_api_key else None
+        for key in ("openai_api_key", "anthropic_api_key", "azure_api_key", "litellm_api_key"):
+            shown[key] = "***" if getattr(self, key) else None
+        for name, spec in self.models.items():
+            shown["models"][name]["api_key"] = "***" if spec.api_key else None
         shown["secret_key"] = "***" if self.secret_key else None
         from sqlalchemy.engine import make_url
 

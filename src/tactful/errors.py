@@ -37,7 +37,16 @@ class PayloadTooLargeError(TactfulError):
 
 
 class ModelError(TactfulError):
-    """A model provider failed or answered with something unusable, even after a repair retry."""
+    """A model provider failed or answered with something unusable, even after a repair retry.
+
+    ``retryable``: the same request may well succeed if sent again (a timeout, a dropped
+    connection, HTTP 408, 409, 429 or 5xx); an answer that is wrong, a refused key or a bad
+    request is not.
+    """
+
+    def __init__(self, message: str, *, retryable: bool = False) -> None:
+        super().__init__(message)
+        self.retryable = retryable
 
 
 class StoreError(TactfulError):

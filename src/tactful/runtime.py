@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 from dataclasses import dataclass
 
 from threadpoolctl import threadpool_limits
@@ -61,29 +60,19 @@ class Runtime:
 
 
 def choose_generator(settings: Settings) -> tuple[Generator | None, str]:
-    """The generator the settings ask for, and a sentence saying why."""
-    key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else None
-    key = key or os.environ.get("OPENAI_API_KEY")
-    provider = settings.model_provider
-    if provider == "offline":
+    """The generator the settings ask for (a router over their models), and a sentence saying
+    why."""
+    if settings.model_provider == "offline" and not settings.stage_models:
         return None, "offline tier: TACTFUL_MODEL_PROVIDER=offline"
-    if provider == "auto" and not key and not settings.openai_base_url:
-        return None, (
-            "offline tier: no model provider configured (set TACTFUL_OPENAI_API_KEY or "
-            "TACTFUL_OPENAI_BASE_URL to use a model)"
-        )
-    from tactful.llm.openai import OpenAIGenerator
+    from tactful.llm.providers import describe, model_router
 
-    where = settings.openai_base_url or "api.openai.com"
-    return (
-        OpenAIGenerator(
-            settings.openai_model,
-            base_url=settings.openai_base_url,
-            api_key=key,
-            use_json_schema=settings.openai_json_schema,
-        ),
-        f"model tier: OpenAI-compatible {settings.openai_model} at {where}",
-    )
+    router = model_router(settings)
+    if router is None:
+        return None, (
+            "offline tier: no model provider configured (set TACTFUL_OPENAI_API_KEY, "
+            "TACTFUL_ANTHROPIC_API_KEY or TACTFUL_OPENAI_BASE_URL to use a model)"
+        )
+    return router, f"model tier: {describe(router)}"
 
 
 def default_embedder() -> Embedder:
@@ -111,6 +100,7 @@ def engine_options(settings: Settings, store: SQLStore) -> EngineOptions:
         tool_timeout_s=settings.tool_timeout_s,
         hook_timeout_s=settings.hook_timeout_s,
         retriever_timeout_s=settings.retriever_timeout_s,
+        turn_deadline_s=settings.turn_deadline_s,
         outbound=OutboundPolicy(settings.outbound_hosts),
         template_limits=TemplateLimits(
             max_chars=settings.template_max_chars,

@@ -17,6 +17,7 @@ import contextlib
 import errno
 import logging
 import socket
+import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from types import TracebackType
@@ -76,6 +77,21 @@ def listening_socket(host: str, port: int, *, reuse_port: bool = False) -> socke
         sock.close()
         raise
     return sock
+
+
+def announce(url: str) -> None:
+    """Say on stderr where a server started from Python listens, and from then on print its
+    turn lines and model warnings there too (unless the program configured those loggers), as
+    ``tactful serve`` does on its console."""
+    print(f"tactful serving on {url} (Ctrl-C to stop)", file=sys.stderr, flush=True)
+    for name in ("tactful.turns", "tactful.models"):
+        logger = logging.getLogger(name)
+        if not logger.handlers:
+            handler = logging.StreamHandler(sys.stderr)
+            handler.setFormatter(logging.Formatter("tactful: %(message)s"))
+            logger.addHandler(handler)
+            logger.setLevel(logging.INFO)
+            logger.propagate = False
 
 
 class Server:
@@ -153,6 +169,7 @@ class Server:
             if self._serve and exc_type is None:
                 if self._http is None:
                     await self.start_http()
+                    announce(self.url)
                 await self.serve_forever()
         finally:
             await self.close()

@@ -20,7 +20,7 @@ def test_tier_is_chosen_from_settings_and_says_why() -> None:
         tactful.Settings(openai_base_url="http://127.0.0.1:9/v1", openai_model="qwen")
     )
     assert generator is not None and generator.model_name == "qwen"
-    assert reason == "model tier: OpenAI-compatible qwen at http://127.0.0.1:9/v1"
+    assert reason == "model tier: openai qwen at http://127.0.0.1:9/v1"
 
 
 async def test_a_turn_on_the_model_tier(openai_wire: OpenAIWire) -> None:

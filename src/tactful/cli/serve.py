@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from rich.table import Table
+from rich.text import Text
 
 from tactful import __version__
 from tactful.cli.definitions import load_agent_file, summarize_agents
@@ -87,16 +88,22 @@ async def describe_access(server: Server) -> str:
 
 
 def print_turns() -> None:
-    """One dimmed line on the console per turn this process runs (``engine.lifecycle``)."""
+    """One dimmed line on the console per turn this process runs (``engine.lifecycle``), and a
+    yellow one when a model starts failing, is skipped, or recovers (``llm.routing``)."""
 
     class TurnLines(logging.Handler):
         def emit(self, record: logging.LogRecord) -> None:
             note(record.getMessage())
 
-    turns = logging.getLogger("tactful.turns")
-    turns.setLevel(logging.INFO)
-    turns.addHandler(TurnLines())
-    turns.propagate = False
+    class ModelLines(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            console.print(Text(record.getMessage(), style="yellow"), soft_wrap=True)
+
+    for name, handler in (("tactful.turns", TurnLines()), ("tactful.models", ModelLines())):
+        logger = logging.getLogger(name)
+        logger.setLevel(logging.INFO)
+        logger.addHandler(handler)
+        logger.propagate = False
 
 
 async def serve(settings: Settings, agent_files: Sequence[Path]) -> None:

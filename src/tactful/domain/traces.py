@@ -12,6 +12,8 @@ from tactful.domain.common import Entity
 class ModelCall(BaseModel):
     stage: str
     model: str
+    # Who served it ("openai", "anthropic", ...; "" in traces from before it was recorded).
+    provider: str = ""
     prompt_tokens: int = 0
     completion_tokens: int = 0
     # Prompt tokens the provider served from its prompt cache.
@@ -76,6 +78,9 @@ class Trace(Entity):
     journeys: list[JourneyStep] = Field(default_factory=list)
     composition: dict[str, Any] = Field(default_factory=dict)
     model_calls: list[ModelCall] = Field(default_factory=list)
+    # Where the turn went on without (part of) its model, and why: matching decided by the
+    # offline tier, a reply from canned responses (docs/models.md, "When a model fails").
+    degraded: list[str] = Field(default_factory=list)
     stage_timings_ms: dict[str, float] = Field(default_factory=dict)
     message_event_id: str | None = None
     error: str | None = None

@@ -185,6 +185,7 @@ class Composer:
         except ModelError as e:
             # The check failed: the draft goes out as written, and the trace says so.
             reply.details["self_check"] = {"draft": reply.text, "failed": str(e)}
+            rec.degraded(f"self-check: the model failed, the draft went out unchecked: {e}")
             return
         reply.details["self_check"] = outcome.record
         reply.text = outcome.text
@@ -220,6 +221,7 @@ class Composer:
             # A failed model degrades the turn to canned responses; it never kills it.
             reply = await self.from_canned(ctx, actionable, tools, extras)
             reply.details["degraded"] = f"model failed while composing: {e}"
+            rec.degraded(f"composition: the model failed, the reply is {reply.method}: {e}")
             return reply
 
     # -- templates -------------------------------------------------------------------------------
@@ -473,6 +475,7 @@ class Composer:
                 )
             except ModelError as e:
                 rec.trace.composition["degraded"] = f"model failed while composing: {e}"
+                rec.degraded(f"clarification: the model failed, the question is a template: {e}")
         text = (
             "Just to be sure I help with the right thing, which one do you mean: "
             + "; or ".join(d.rstrip(".") for d in described)

@@ -22,6 +22,7 @@ from tactful.engine.runner import Superseded, Turn
 from tactful.engine.timeline import Timeline
 from tactful.engine.trace import TraceRecorder
 from tactful.errors import NotFoundError
+from tactful.llm.base import model_deadline
 
 log = logging.getLogger("tactful.engine")
 # One line per turn that ended here (``tactful serve`` prints them).
@@ -34,10 +35,19 @@ class TurnLifecycle:
     """The runner's callbacks: run a claimed turn, end a superseded one, complete one whose
     reply went out before its worker died."""
 
-    def __init__(self, timeline: Timeline, pipeline: RunPipeline, tier: Callable[[], str]) -> None:
+    def __init__(
+        self,
+        timeline: Timeline,
+        pipeline: RunPipeline,
+        tier: Callable[[], str],
+        *,
+        deadline_s: float | None = None,
+    ) -> None:
         self.timeline = timeline
         self.pipeline = pipeline
         self.tier = tier
+        # The model time of a turn, from its start (llm.base.model_deadline).
+        self.deadline_s = deadline_s
 
     def _trace(
         self,
@@ -76,7 +86,8 @@ class TurnLifecycle:
     async def _run(self, turn: Turn, rec: TraceRecorder) -> TurnStatus:
         trace = rec.trace
         try:
-            await self.pipeline(turn, rec)
+            with model_deadline(self.deadline_s):
+                await self.pipeline(turn, rec)
             return TurnStatus.DONE
         except (Superseded, asyncio.CancelledError) as e:
             if not isinstance(e, Superseded) and turn.stop != "superseded":
@@ -157,11 +168,15 @@ async def completed(turn: Turn, ending: Awaitable[None]) -> None:
 
 
 def log_turn(trace: Trace, status: TurnStatus, ms: float) -> None:
-    """The turn's line: session, outcome, time, model calls and tokens."""
+    """The turn's line: session, outcome, time, model calls and tokens, and where it went on
+    without its model."""
     calls = trace.model_calls
     failed = sum(1 for c in calls if not c.ok)
     tokens = sum(c.prompt_tokens + c.completion_tokens for c in calls)
-    degraded = " (degraded)" if any(k in trace.composition for k in DEGRADED) else ""
+    degraded = ""
+    if trace.degraded:
+        where = ", ".join(dict.fromkeys(reason.split(":", 1)[0] for reason in trace.degraded))
+        degraded = f" (degraded: {where})"
     turns_log.info(
         "turn %s session %s: %s%s in %.0f ms, %d model call(s)%s, %d tokens",
         trace.id,
@@ -173,7 +188,3 @@ def log_turn(trace: Trace, status: TurnStatus, ms: float) -> None:
         f" ({failed} failed)" if failed else "",
         tokens,
     )
-
-
-# Trace keys that say a turn went on without (part of) its model.
-DEGRADED = ("degraded", "match_degraded")

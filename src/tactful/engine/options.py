@@ -24,6 +24,8 @@ TOOL_TIMEOUT_S = 15.0
 HOOK_TIMEOUT_S = 10.0
 # A retriever is cut after this many seconds (the turn goes on without its data).
 RETRIEVER_TIMEOUT_S = 10.0
+# Every model call of a turn ends within this many seconds of the turn's start.
+TURN_DEADLINE_S = 20.0
 
 
 @dataclass
@@ -37,6 +39,9 @@ class EngineOptions:
     tool_timeout_s: float = TOOL_TIMEOUT_S
     hook_timeout_s: float = HOOK_TIMEOUT_S
     retriever_timeout_s: float = RETRIEVER_TIMEOUT_S
+    # All model calls of a turn end within this many seconds of its start (None: no bound);
+    # a call cut by it fails, and the turn takes its degraded path (llm.routing).
+    turn_deadline_s: float | None = TURN_DEADLINE_S
     # Where tool services may connect (the outbound_hosts setting).
     outbound: OutboundPolicy = field(default_factory=OutboundPolicy)
     # How far one canned-response render may go (size, steps, time).

@@ -329,9 +329,11 @@ class Pipeline:
                 fallback.rationale = f"the model check failed; {fallback.rationale}"
                 v = fallback
             decided.append(v)
-        rec.trace.composition["match_degraded"] = (
-            f"the model failed for {len(failed)} guideline(s); the offline tier decided them"
-        )
+        reason = f"the model failed for {len(failed)} guideline(s); the offline tier decided them"
+        rec.trace.composition["match_degraded"] = reason
+        errors = rec.trace.composition.get("match_failures") or []
+        why = f" ({errors[0]})" if errors else ""
+        rec.degraded(f"matching: {reason}{why}")
         return decided
 
     # -- 5. resolve -----------------------------------------------------------------------------

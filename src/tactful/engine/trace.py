@@ -9,7 +9,17 @@ from contextlib import asynccontextmanager
 
 from tactful.domain import ModelCall, Trace
 from tactful.errors import ModelError
-from tactful.llm.base import Generation, Generator, OnText, Prompt, Streamed, T, Usage
+from tactful.llm.base import (
+    Attempt,
+    Generation,
+    Generator,
+    ModelCallsFailed,
+    OnText,
+    Prompt,
+    Streamed,
+    T,
+    Usage,
+)
 from tactful.store.base import Store
 
 log = logging.getLogger("tactful.engine")
@@ -56,7 +66,8 @@ class TraceRecorder:
         except ModelError as e:
             self._failed(generator, stage, started, e)
             raise
-        self._done(stage, result.model, result.usage, result.latency_ms)
+        self._attempts(stage, result.failed)
+        self._done(stage, result.model, result.provider or generator.provider, result)
         return result
 
     async def stream(
@@ -69,28 +80,55 @@ class TraceRecorder:
         except ModelError as e:
             self._failed(generator, stage, started, e)
             raise
-        self._done(stage, result.model, result.usage, result.latency_ms)
+        self._attempts(stage, result.failed)
+        self._done(stage, result.model, result.provider or generator.provider, result)
         return result
 
     def _failed(self, generator: Generator, stage: str, started: float, error: Exception) -> None:
+        if isinstance(error, ModelCallsFailed):
+            # A router says what each attempt did, and how long it really took.
+            self._attempts(stage, error.attempts)
+            return
         self.trace.model_calls.append(
             ModelCall(
                 stage=stage,
                 model=generator.model_name,
+                provider=generator.provider,
                 latency_ms=round((time.perf_counter() - started) * 1000, 3),
                 ok=False,
                 error=str(error),
             )
         )
 
-    def _done(self, stage: str, model: str, usage: Usage, latency_ms: float) -> None:
+    def _attempts(self, stage: str, attempts: tuple[Attempt, ...]) -> None:
+        for attempt in attempts:
+            self.trace.model_calls.append(
+                ModelCall(
+                    stage=stage,
+                    model=attempt.model,
+                    provider=attempt.provider,
+                    latency_ms=attempt.latency_ms,
+                    ok=False,
+                    error=attempt.error,
+                )
+            )
+
+    def _done(
+        self, stage: str, model: str, provider: str, result: Generation[T] | Streamed
+    ) -> None:
+        usage: Usage = result.usage
         self.trace.model_calls.append(
             ModelCall(
                 stage=stage,
                 model=model,
+                provider=provider,
                 prompt_tokens=usage.prompt_tokens,
                 completion_tokens=usage.completion_tokens,
                 cached_tokens=usage.cached_tokens,
-                latency_ms=round(latency_ms, 3),
+                latency_ms=round(result.latency_ms, 3),
             )
         )
+
+    def degraded(self, reason: str) -> None:
+        """The turn went on without (part of) its model: say where and why."""
+        self.trace.degraded.append(reason)

@@ -85,7 +85,12 @@ class Engine:
             retrievers=self.retrievers,
             tool_stage=self.tool_stage,
         )
-        self.lifecycle = TurnLifecycle(self.timeline, self.pipeline.run, lambda: self.tier)
+        self.lifecycle = TurnLifecycle(
+            self.timeline,
+            self.pipeline.run,
+            lambda: self.tier,
+            deadline_s=self.options.turn_deadline_s,
+        )
         self.runner = TurnRunner(
             turns,
             bus,

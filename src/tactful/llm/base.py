@@ -6,14 +6,19 @@ Adapters (openai, scripted, local) implement these small ABCs; the engine depend
 from __future__ import annotations
 
 import re
+import time
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
 import numpy as np
 import numpy.typing as npt
 from pydantic import BaseModel
+
+from tactful.errors import ModelError
 
 T = TypeVar("T", bound=BaseModel)
 
@@ -44,8 +49,23 @@ class Usage:
 
 
 @dataclass(frozen=True)
+class Attempt:
+    """A request to a model that did not give the answer (it failed, or was never sent), as
+    the trace records it beside the call that did."""
+
+    model: str
+    provider: str
+    latency_ms: float
+    error: str
+
+
+@dataclass(frozen=True)
 class Generation(Generic[T]):
-    """A validated structured answer and what it cost."""
+    """A validated structured answer and what it cost.
+
+    ``failed``: the attempts before this answer (retries, a model skipped or failed before its
+    fallback answered); ``provider``: who answered, when the adapter knows better than its
+    ``Generator.provider`` (a router)."""
 
     content: T
     usage: Usage
@@ -53,16 +73,56 @@ class Generation(Generic[T]):
     latency_ms: float
     attempts: int = 1
     raw: str = field(default="", repr=False)
+    provider: str = ""
+    failed: tuple[Attempt, ...] = ()
 
 
 @dataclass(frozen=True)
 class Streamed:
-    """A streamed plain-text answer, once complete, and what it cost."""
+    """A streamed plain-text answer, once complete, and what it cost (``provider`` and
+    ``failed`` as for ``Generation``)."""
 
     text: str
     usage: Usage
     model: str
     latency_ms: float
+    provider: str = ""
+    failed: tuple[Attempt, ...] = ()
+
+
+class ModelCallsFailed(ModelError):
+    """Every model a call may use failed or was skipped; ``attempts`` says how, one by one."""
+
+    def __init__(self, message: str, attempts: Sequence[Attempt]) -> None:
+        super().__init__(message)
+        self.attempts = tuple(attempts)
+
+
+def retryable_status(status: int) -> bool:
+    """Whether an HTTP status from a provider is worth the same request again."""
+    return status in (408, 409, 429) or status >= 500
+
+
+# -- the turn's deadline ---------------------------------------------------------------------------
+
+_deadline: ContextVar[float | None] = ContextVar("tactful_model_deadline", default=None)
+
+
+@contextmanager
+def model_deadline(seconds: float | None) -> Iterator[None]:
+    """Bound the model time of what runs inside (a turn, with the tasks it starts): calls made
+    within see ``model_time_left()`` shrink to zero ``seconds`` from now. None: no bound."""
+    token = _deadline.set(None if seconds is None else time.monotonic() + seconds)
+    try:
+        yield
+    finally:
+        _deadline.reset(token)
+
+
+def model_time_left() -> float | None:
+    """Seconds left before the current turn's deadline (negative once past); None without one."""
+    deadline = _deadline.get()
+    return None if deadline is None else deadline - time.monotonic()
 
 
 # Called with each piece of text as it arrives.
@@ -101,8 +161,6 @@ class Generator(ABC):
         """Ask for plain text; await ``on_text`` with each piece as it arrives, and return the
         whole. Only for adapters with ``supports_streaming``; raises ``ModelError`` on failure.
         ``timeout_s`` as for ``generate``."""
-        from tactful.errors import ModelError
-
         raise ModelError(f"model {self.model_name!r} cannot stream")
 
     async def aclose(self) -> None:  # noqa: B027 - optional hook, most adapters hold nothing

@@ -32,6 +32,7 @@ from tactful.llm.base import (
     T,
     Usage,
     Vectors,
+    retryable_status,
 )
 
 # Local servers ignore the key, but the SDK refuses to start without one.
@@ -87,14 +88,19 @@ def _provider_failure(
     if isinstance(exc, openai.APIStatusError):
         hint = " (check the API key)" if exc.status_code in (401, 403) else ""
         return ModelError(
-            f"{what}: the provider answered HTTP {exc.status_code}: {_provider_message(exc)}{hint}"
+            f"{what}: the provider answered HTTP {exc.status_code}: {_provider_message(exc)}{hint}",
+            retryable=retryable_status(exc.status_code),
         )
     if isinstance(exc, openai.APITimeoutError):
         timeout = timeout_s if timeout_s is not None else client.timeout
         after = f" after {timeout:g} s" if isinstance(timeout, int | float) else ""
-        return ModelError(f"{what}: the request to {client.base_url} timed out{after}")
+        return ModelError(
+            f"{what}: the request to {client.base_url} timed out{after}", retryable=True
+        )
     if isinstance(exc, openai.APIConnectionError):
-        return ModelError(f"{what}: could not connect to the provider at {client.base_url}")
+        return ModelError(
+            f"{what}: could not connect to the provider at {client.base_url}", retryable=True
+        )
     return ModelError(f"{what}: the provider call failed: {_truncate(str(exc))}")
 
 
@@ -339,11 +345,15 @@ class OpenAIGenerator(_OwnedClient, Generator):
         except json.JSONDecodeError as exc:
             # HTTP 200 with a body that is not JSON (a proxy's error page, a truncated answer).
             raise ModelError(
-                f"{what} answered with a body that is not JSON: {_excerpt(exc.doc)}"
+                f"{what} answered with a body that is not JSON: {_excerpt(exc.doc)}",
+                retryable=True,
             ) from exc
         if not isinstance(answer, ChatCompletion):
             # The SDK hands back the raw text of a response that is not JSON.
-            raise ModelError(f"{what} answered with a body that is not JSON: {_excerpt(answer)}")
+            raise ModelError(
+                f"{what} answered with a body that is not JSON: {_excerpt(answer)}",
+                retryable=True,
+            )
         return answer
 
     def _json_schema(self, schema: type[BaseModel]) -> dict[str, Any]:

@@ -105,7 +105,7 @@ class ScriptedGenerator(Generator):
         try:
             if timeout_s is not None and self.latency_s > timeout_s:
                 await asyncio.sleep(timeout_s)
-                raise ModelError(f"scripted model timed out after {timeout_s:g} s")
+                raise ModelError(f"scripted model timed out after {timeout_s:g} s", retryable=True)
             if self.latency_s:
                 await asyncio.sleep(self.latency_s)
             responder = self.responders.get(stage, self.default)
