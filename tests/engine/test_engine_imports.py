@@ -16,6 +16,7 @@ ENGINE = Path(tactful.engine.__file__).parent
 # Implementations of a port: the engine is given one, it never picks one.
 ADAPTERS = (
     "tactful.llm.openai",
+    "tactful.llm.anthropic",
     "tactful.llm.minilm",
     "tactful.llm.scripted",
     "tactful.store.sql",
