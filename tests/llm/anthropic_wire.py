@@ -25,7 +25,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-import pytest
 import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
@@ -442,19 +441,3 @@ def serve_anthropic_wire(startup_timeout_s: float = 5.0) -> Iterator[AnthropicWi
         server.should_exit = True
         thread.join(timeout=5)
         sock.close()
-
-
-# Fixtures: a test module imports both (``from anthropic_wire import anthropic_wire_fixture,
-# anthropic_wire_server``) and asks for ``anthropic_wire``; one server per module.
-@pytest.fixture(scope="module")
-def anthropic_wire_server() -> Iterator[AnthropicWire]:
-    with serve_anthropic_wire() as wire:
-        yield wire
-
-
-@pytest.fixture(name="anthropic_wire")
-def anthropic_wire_fixture(anthropic_wire_server: AnthropicWire) -> Iterator[AnthropicWire]:
-    """A real local Anthropic Messages server (one per module), with a fresh script per test."""
-    anthropic_wire_server.reset()
-    yield anthropic_wire_server
-    anthropic_wire_server.reset()

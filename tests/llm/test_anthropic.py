@@ -12,14 +12,12 @@ from typing import Any
 import anthropic
 import httpx
 import pytest
-from anthropic_wire import (  # noqa: F401 - the fixtures are used by name
+from anthropic_wire import (
     AnthropicWire,
     Body,
     Fail,
     Reply,
     StreamError,
-    anthropic_wire_fixture,
-    anthropic_wire_server,
 )
 from pydantic import BaseModel
 

@@ -6,11 +6,9 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import pytest
-from anthropic_wire import (  # noqa: F401 - the fixtures are used by name
+from anthropic_wire import (
     AnthropicWire,
     Reply,
-    anthropic_wire_fixture,
-    anthropic_wire_server,
 )
 
 import tactful

@@ -35,7 +35,16 @@ from anthropic.types import (
 from pydantic import BaseModel, ValidationError
 
 from tactful.errors import ConfigurationError, ModelError
-from tactful.llm.base import Generation, Generator, OnText, Prompt, Streamed, T, Usage
+from tactful.llm.base import (
+    Generation,
+    Generator,
+    OnText,
+    Prompt,
+    Streamed,
+    T,
+    Usage,
+    retryable_status,
+)
 
 # Local servers and proxies may ignore the key, but the SDK refuses to start without one.
 _PLACEHOLDER_API_KEY = "not-needed"
@@ -112,19 +121,24 @@ def _provider_failure(
             # An ``error`` event in a stream that had started with HTTP 200.
             return ModelError(
                 f"{what}: the provider sent an error mid-stream: "
-                f"{kind or 'error'}: {_provider_message(exc)}{hint}"
+                f"{kind or 'error'}: {_provider_message(exc)}{hint}",
+                retryable=overloaded or kind == "api_error",
             )
         return ModelError(
-            f"{what}: the provider answered HTTP {exc.status_code}: {_provider_message(exc)}{hint}"
+            f"{what}: the provider answered HTTP {exc.status_code}: {_provider_message(exc)}{hint}",
+            retryable=retryable_status(exc.status_code),
         )
     if isinstance(exc, anthropic.APITimeoutError):
         timeout = timeout_s if timeout_s is not None else client.timeout
         after = f" after {timeout:g} s" if isinstance(timeout, int | float) else ""
-        return ModelError(f"{what}: the request to {client.base_url} timed out{after}")
+        return ModelError(
+            f"{what}: the request to {client.base_url} timed out{after}", retryable=True
+        )
     if isinstance(exc, anthropic.APIConnectionError):
         return ModelError(
             f"{what}: could not connect to the provider at {client.base_url} "
-            f"({_truncate(exc.message)})"
+            f"({_truncate(exc.message)})",
+            retryable=True,
         )
     return ModelError(f"{what}: the provider call failed: {_truncate(str(exc))}")
 
@@ -357,7 +371,7 @@ class AnthropicGenerator(Generator):
             ) from exc
         except json.JSONDecodeError as exc:
             raise ModelError(
-                f"{what} streamed an event that is not JSON: {_excerpt(exc.doc)}"
+                f"{what} streamed an event that is not JSON: {_excerpt(exc.doc)}", retryable=True
             ) from exc
         text = "".join(parts)
         if stop_reason == "refusal":
@@ -422,11 +436,15 @@ class AnthropicGenerator(Generator):
         except json.JSONDecodeError as exc:
             # HTTP 200 with a body that is not JSON (a proxy's error page, a truncated answer).
             raise ModelError(
-                f"{what} answered with a body that is not JSON: {_excerpt(exc.doc)}"
+                f"{what} answered with a body that is not JSON: {_excerpt(exc.doc)}",
+                retryable=True,
             ) from exc
         if not isinstance(answer, Message):
             # The SDK hands back the raw text of a response that is not JSON.
-            raise ModelError(f"{what} answered with a body that is not JSON: {_excerpt(answer)}")
+            raise ModelError(
+                f"{what} answered with a body that is not JSON: {_excerpt(answer)}",
+                retryable=True,
+            )
         if not isinstance(answer.content, list):
             # JSON, but not a message (the SDK does not validate what it reads).
             raise ModelError(
