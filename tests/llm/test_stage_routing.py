@@ -155,3 +155,13 @@ def test_models_come_from_the_environment_as_json(monkeypatch: pytest.MonkeyPatc
     shown = settings.describe()
     assert shown["models"]["fast"]["api_key"] == "***"
     assert "sk-secret" not in json.dumps(shown)
+
+
+def test_a_provider_without_its_sdk_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    monkeypatch.delitem(sys.modules, "tactful.llm.anthropic", raising=False)
+    monkeypatch.setitem(sys.modules, "anthropic", None)
+    settings = tactful.Settings(model_provider="anthropic", anthropic_api_key="sk-ant-x")
+    with pytest.raises(ConfigurationError, match=r"pip install 'tactful\[anthropic\]'"):
+        choose_generator(settings)

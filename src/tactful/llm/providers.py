@@ -76,7 +76,20 @@ def _auto_provider(settings: Settings) -> Literal["openai", "anthropic", "offlin
 
 
 def build_model(spec: ModelSpec, settings: Settings) -> Generator:
-    """The adapter for one model, with the settings' per-request timeout and no retries."""
+    """The adapter for one model, with the settings' per-request timeout and no retries; a
+    provider whose SDK is not installed is a configuration error that says what to install."""
+    try:
+        return _build(spec, settings)
+    except ModuleNotFoundError as e:
+        extra = {"anthropic": "anthropic", "litellm": "litellm"}.get(spec.provider)
+        if extra is None or e.name is None or not e.name.startswith(extra):
+            raise
+        raise ConfigurationError(
+            f"the {spec.provider} provider needs its SDK: pip install 'tactful[{extra}]'"
+        ) from e
+
+
+def _build(spec: ModelSpec, settings: Settings) -> Generator:
     key = spec.api_key or getattr(settings, f"{spec.provider}_api_key")
     api_key = key.get_secret_value() if key is not None else None
     timeout_s = settings.model_timeout_s
