@@ -278,7 +278,8 @@ class RecordingGenerator(Generator):
     The file is rewritten (atomically) after every call, so a crash keeps what was recorded.
     It is written from the first recorded call on, replacing an existing file unless
     ``append`` is true. ``how_to_record`` is kept in the file and quoted by a replay that misses
-    a call (e.g. the command that regenerates the cassette). One process records one file.
+    a call (e.g. the command that regenerates the cassette). One process records one file,
+    written in the event loop: cassettes are small, and recording is for development.
     """
 
     def __init__(
