@@ -1,7 +1,8 @@
 """A scripted server that speaks the OpenAI wire protocol, for testing adapters end to end.
 
 Tests queue what ``POST /v1/chat/completions`` answers (a content string, a ``Reply`` or a
-``Fail``) and read back every request body the client sent. ``POST /v1/embeddings`` answers
+``Fail``), or set a ``responder`` that answers from the request itself, and read back every
+request body the client sent. ``POST /v1/embeddings`` answers
 deterministic vectors derived from each text (see ``vector_for``) unless a ``Fail`` is queued.
 ``serve_openai_wire`` runs the app in a real uvicorn server on 127.0.0.1 in a background thread.
 """
@@ -16,7 +17,7 @@ import struct
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -76,11 +77,16 @@ def vector_for(text: str, dims: int) -> list[float]:
     return [value * 3.0 for value in raw]
 
 
+# Answers a chat request (its JSON body) when no reply is queued, e.g. from the prompt it reads.
+Responder = Callable[[dict[str, Any]], "str | Reply | Fail | Body"]
+
+
 @dataclass
 class OpenAIWire:
     """The scripted state shared by the app (server thread) and the test (test thread)."""
 
     replies: deque[Reply | Fail | Body] = field(default_factory=deque)
+    responder: Responder | None = None
     embedding_failures: deque[Fail] = field(default_factory=deque)
     requests: list[Recorded] = field(default_factory=list)
     # Answer embeddings in reverse order (indices stay correct) to prove the client re-orders.
@@ -111,6 +117,7 @@ class OpenAIWire:
             self.embedding_failures.clear()
             self.requests.clear()
             self.reverse_embeddings = False
+            self.responder = None
 
     @property
     def chat_requests(self) -> list[dict[str, Any]]:
@@ -124,10 +131,14 @@ class OpenAIWire:
         with self._lock:
             self.requests.append(Recorded(request.url.path, body, dict(request.headers)))
 
-    def _next_reply(self) -> Reply | Fail | Body:
+    def _next_reply(self, body: dict[str, Any]) -> Reply | Fail | Body:
         with self._lock:
             if self.replies:
                 return self.replies.popleft()
+            responder = self.responder
+        if responder is not None:
+            answer = responder(body)
+            return Reply(answer) if isinstance(answer, str) else answer
         return Fail(500, "openai_wire: no scripted reply left")
 
     def _next_embedding_failure(self) -> Fail | None:
@@ -196,7 +207,7 @@ def create_app(wire: OpenAIWire) -> FastAPI:
     async def chat_completions(request: Request) -> Response:
         body = await request.json()
         wire._record(request, body)
-        reply = wire._next_reply()
+        reply = wire._next_reply(body)
         if isinstance(reply, Fail):
             return _error(reply)
         if isinstance(reply, Body):
