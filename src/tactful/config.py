@@ -95,6 +95,11 @@ class Settings(BaseSettings):
     # A model of `models` to try when the provider settings' model fails.
     fallback_model: str | None = None
 
+    # A cassette (docs/cassettes.md): record every model call to this file, or replay them
+    # from it with no model, key or network.
+    model_cassette: Path | None = None
+    model_cassette_mode: Literal["record", "replay"] = "replay"
+
     # -- model failures (llm.routing) -----------------------------------------------------------
     # A turn's model calls all end within turn_deadline_s of its start; one request within
     # model_timeout_s; a retryable failure is tried model_retries more times while time is left.

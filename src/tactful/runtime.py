@@ -133,8 +133,18 @@ async def start_runtime(
         reason = f"model tier: {generator.model_name} (given by the program)"
     elif offline:
         reason = "offline tier: requested by the program"
+    elif settings.model_cassette is not None and settings.model_cassette_mode == "replay":
+        from tactful.llm.cassette import with_cassette
+
+        generator = with_cassette(None, settings.model_cassette, "replay")
+        reason = f"model tier: replaying the cassette {settings.model_cassette}"
     else:
         generator, reason = choose_generator(settings)
+        if settings.model_cassette is not None:
+            from tactful.llm.cassette import with_cassette
+
+            generator = with_cassette(generator, settings.model_cassette, "record")
+            reason += f", recorded to the cassette {settings.model_cassette}"
     if settings.database_url == "" and not settings.transient:
         try:
             settings.data_dir.mkdir(parents=True, exist_ok=True)
