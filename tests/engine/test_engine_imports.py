@@ -16,6 +16,9 @@ ENGINE = Path(tactful.engine.__file__).parent
 # Implementations of a port: the engine is given one, it never picks one.
 ADAPTERS = (
     "tactful.llm.openai",
+    "tactful.llm.azure",
+    "tactful.llm.litellm",
+    "tactful.llm.structured",
     "tactful.llm.minilm",
     "tactful.llm.scripted",
     "tactful.store.sql",
