@@ -186,13 +186,15 @@ class _LiteLLMCalls:
         self._timeout_s = timeout_s
         self._options: dict[str, Any] = {
             **(extra or {}),
-            "api_base": api_base,
-            "api_key": api_key,
             # LiteLLM's own retries, for every provider; max_retries reaches the SDKs it uses,
             # and the two do not add up.
             "num_retries": max_retries,
             "max_retries": max_retries,
         }
+        if api_base is not None:
+            self._options["api_base"] = api_base
+        if api_key is not None:
+            self._options["api_key"] = api_key
 
     def _timeout(self, timeout_s: float | None) -> float:
         return self._timeout_s if timeout_s is None else timeout_s
@@ -404,7 +406,8 @@ class LiteLLMEmbedder(_LiteLLMCalls, Embedder):
                 **sized,
                 model=self.model_name,
                 input=batch,
-                encoding_format="float",
+                # No encoding_format: some providers reject it (Ollama), and floats are the
+                # default of those that take it.
                 timeout=self._timeout_s,
             )
         except Exception as exc:
