@@ -3,6 +3,7 @@ server's Azure routes (deployment in the path, api-version query, api-key header
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 
 import numpy as np
@@ -11,6 +12,7 @@ import pytest
 from openai_wire import Fail, OpenAIWire, Reply, vector_for
 from pydantic import BaseModel
 
+import tactful
 from tactful.errors import ConfigurationError, ModelError
 from tactful.llm.azure import DEFAULT_API_VERSION, azure_embedder, azure_generator
 from tactful.llm.base import Prompt
@@ -200,3 +202,43 @@ async def test_a_hang_times_out(openai_wire: OpenAIWire) -> None:
         # The caller's per-call timeout wins over the adapter's default.
         with pytest.raises(ModelError, match=r"timed out after 0\.2 s"):
             await gen.generate(PROMPT, Verdict, stage="match", timeout_s=0.2)
+
+
+async def test_a_turn_on_azure_with_provider_embeddings(openai_wire: OpenAIWire) -> None:
+    """The engine with Azure's generator and a 16-dimensional Azure embedder (not MiniLM's
+    384): retrieval, matching and composition all go through the deployments."""
+    match = {
+        "checks": [
+            {
+                "guideline": 1,
+                "condition_restated": "asks about a refund",
+                "evidence": "customer: 'where is my refund?'",
+                "applies": True,
+            }
+        ]
+    }
+    openai_wire.script(json.dumps(match), json.dumps({"message": "Refunds take 5 days."}))
+    generator = azure_generator(DEPLOYMENT, endpoint=openai_wire.endpoint, api_key="k")
+    async with (
+        azure_embedder(
+            "text-embedding-3-small", endpoint=openai_wire.endpoint, dimensions=16, api_key="k"
+        ) as embedder,
+        tactful.Server(transient=True, generator=generator, embedder=embedder) as s,
+    ):
+        agent = await s.create_agent("Support")
+        await agent.create_guideline(
+            "the customer asks about a refund", "say refunds take 5 days", id="refunds"
+        )
+        session = await s.create_session(agent)
+        reply = await s.send(session, "where is my refund?")
+
+    assert reply.data["message"] == "Refunds take 5 days."
+    assert reply.data["guidelines"] == ["refunds"]
+    paths = {r.path for r in openai_wire.requests}
+    assert paths == {
+        f"/openai/deployments/{DEPLOYMENT}/chat/completions",
+        "/openai/deployments/text-embedding-3-small/embeddings",
+    }
+    assert all(r["dimensions"] == 16 for r in openai_wire.embedding_requests)
+    # The server closed the generator it was given.
+    assert generator._client.is_closed()
