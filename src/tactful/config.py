@@ -95,6 +95,15 @@ class Settings(BaseSettings):
     # A model of `models` to try when the provider settings' model fails.
     fallback_model: str | None = None
 
+    # Embeddings: "offline" (all-MiniLM-L6-v2 in numpy, 384 dimensions, no network) or a
+    # provider's embeddings API; its model, the dimensions the index keeps, and how to reach it
+    # (else the provider's key and base URL settings above).
+    embedding_provider: Literal["offline", "openai", "azure", "litellm"] = "offline"
+    embedding_model: str = "text-embedding-3-small"
+    embedding_dimensions: int = Field(default=1536, ge=1, le=65536)
+    embedding_base_url: str | None = None
+    embedding_api_key: SecretStr | None = None
+
     # A cassette (docs/cassettes.md): record every model call to this file, or replay them
     # from it with no model, key or network.
     model_cassette: Path | None = None
@@ -233,7 +242,13 @@ class Settings(BaseSettings):
     def describe(self) -> dict[str, Any]:
         """Settings as printed at start-up: secrets masked, database password hidden."""
         shown = self.model_dump(mode="json")
-        for key in ("openai_api_key", "anthropic_api_key", "azure_api_key", "litellm_api_key"):
+        for key in (
+            "openai_api_key",
+            "anthropic_api_key",
+            "azure_api_key",
+            "litellm_api_key",
+            "embedding_api_key",
+        ):
             shown[key] = "***" if getattr(self, key) else None
         for name, spec in self.models.items():
             shown["models"][name]["api_key"] = "***" if spec.api_key else None

@@ -52,6 +52,7 @@ class Runtime:
             await self.engine.close()
             if self.engine.generator is not None:
                 await self.engine.generator.aclose()
+            await self.engine.cache.embedder.aclose()
             await self.bus.close()
             await self.store.close()
         finally:
@@ -75,10 +76,15 @@ def choose_generator(settings: Settings) -> tuple[Generator | None, str]:
     return router, f"model tier: {describe(router)}"
 
 
-def default_embedder() -> Embedder:
-    from tactful.llm.minilm import MiniLMEmbedder
+def default_embedder(settings: Settings | None = None) -> Embedder:
+    """The embedder the settings ask for: the offline MiniLM, or a provider's embeddings."""
+    if settings is None or settings.embedding_provider == "offline":
+        from tactful.llm.minilm import MiniLMEmbedder
 
-    return MiniLMEmbedder()
+        return MiniLMEmbedder()
+    from tactful.llm.providers import build_embedder
+
+    return build_embedder(settings)
 
 
 async def open_bus(store: SQLStore) -> Bus:
@@ -168,7 +174,7 @@ async def start_runtime(
     engine = Engine(
         store,
         bus,
-        embedder or default_embedder(),
+        embedder or default_embedder(settings),
         generator,
         engine_options(settings, store),
         turns=SQLTurnQueue(store),

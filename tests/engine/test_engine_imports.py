@@ -17,6 +17,9 @@ ENGINE = Path(tactful.engine.__file__).parent
 ADAPTERS = (
     "tactful.llm.openai",
     "tactful.llm.anthropic",
+    "tactful.llm.azure",
+    "tactful.llm.litellm",
+    "tactful.llm.structured",
     "tactful.llm.minilm",
     "tactful.llm.scripted",
     "tactful.store.sql",

@@ -4,6 +4,9 @@ Tests queue what ``POST /v1/chat/completions`` answers (a content string, a ``Re
 ``Fail``), or set a ``responder`` that answers from the request itself, and read back every
 request body the client sent. ``POST /v1/embeddings`` answers
 deterministic vectors derived from each text (see ``vector_for``) unless a ``Fail`` is queued.
+The same routes answer Azure OpenAI's paths (``/openai/deployments/{deployment}/...``, from
+``OpenAIWire.endpoint``), which also require an ``api-version`` query parameter and an
+``api-key`` header, as Azure does.
 ``serve_openai_wire`` runs the app in a real uvicorn server on 127.0.0.1 in a background thread.
 """
 
@@ -23,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import uvicorn
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from tactful.server import listening_socket
@@ -68,6 +71,8 @@ class Recorded:
     path: str
     body: dict[str, Any]
     headers: dict[str, str]
+    # The query parameters (Azure's api-version).
+    query: dict[str, str] = field(default_factory=dict)
 
 
 def vector_for(text: str, dims: int) -> list[float]:
@@ -120,6 +125,11 @@ class OpenAIWire:
             self.responder = None
 
     @property
+    def endpoint(self) -> str:
+        """The server's root URL, as an Azure OpenAI resource's endpoint."""
+        return self.base_url.removesuffix("/v1")
+
+    @property
     def chat_requests(self) -> list[dict[str, Any]]:
         return [r.body for r in self.requests if r.path.endswith("/chat/completions")]
 
@@ -129,7 +139,9 @@ class OpenAIWire:
 
     def _record(self, request: Request, body: dict[str, Any]) -> None:
         with self._lock:
-            self.requests.append(Recorded(request.url.path, body, dict(request.headers)))
+            self.requests.append(
+                Recorded(request.url.path, body, dict(request.headers), dict(request.query_params))
+            )
 
     def _next_reply(self, body: dict[str, Any]) -> Reply | Fail | Body:
         with self._lock:
@@ -273,7 +285,59 @@ def create_app(wire: OpenAIWire) -> FastAPI:
             }
         )
 
+    # Azure OpenAI: the deployment is in the path and the gate checks what Azure requires; the
+    # answers are the same.
+    gate = [Depends(_azure_gate)]
+    app.add_api_route(
+        f"{AZURE_DEPLOYMENTS}/{{deployment}}/chat/completions",
+        chat_completions,
+        methods=["POST"],
+        response_model=None,
+        dependencies=gate,
+    )
+    app.add_api_route(
+        f"{AZURE_DEPLOYMENTS}/{{deployment}}/embeddings",
+        embeddings,
+        methods=["POST"],
+        dependencies=gate,
+    )
+    app.add_exception_handler(_AzureRejected, _azure_rejected)
     return app
+
+
+AZURE_DEPLOYMENTS = "/openai/deployments"
+
+
+class _AzureRejected(Exception):
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+async def _azure_gate(request: Request) -> None:
+    """What Azure's gateway checks before the model service sees a request."""
+    if not request.query_params.get("api-version"):
+        raise _AzureRejected(
+            400,
+            "MissingApiVersionParameter",
+            "The api-version query parameter (?api-version=) is required for all requests.",
+        )
+    if not request.headers.get("api-key"):
+        raise _AzureRejected(
+            401,
+            "401",
+            "Access denied due to invalid subscription key or wrong API endpoint. Make sure to "
+            "provide a valid key for an active subscription and use a correct regional API "
+            "endpoint for your resource.",
+        )
+
+
+async def _azure_rejected(request: Request, exc: Exception) -> Response:
+    # An error in Azure's own shape (its gateway's, not the model service's).
+    assert isinstance(exc, _AzureRejected)
+    return JSONResponse(
+        status_code=exc.status, content={"error": {"code": exc.code, "message": exc.message}}
+    )
 
 
 @contextmanager

@@ -110,7 +110,9 @@ class EmbeddingCache:
         return matrix
 
     async def _embed(self, texts: Sequence[str]) -> Vectors:
-        model = self.embedder.model_name
+        # The dimensions are part of the identity: a model name served at another size (a
+        # text-embedding-3 model shortened, a deployment renamed) must not meet its old vectors.
+        model = f"{self.embedder.model_name}/{self.embedder.dimensions}"
         keys = [self._key(model, t) for t in texts]
         missing = [k for k in dict.fromkeys(keys) if k not in self._memory]
         if missing:

@@ -176,3 +176,6 @@ class Embedder(ABC):
     @abstractmethod
     async def embed(self, texts: Sequence[str]) -> Vectors:
         """Return a ``(len(texts), dimensions)`` float32 array of unit vectors."""
+
+    async def aclose(self) -> None:  # noqa: B027 - optional hook, most embedders hold nothing
+        """Release connections the embedder opened (called when the server stops)."""

@@ -6,20 +6,17 @@ Ollama, LM Studio, ...) through ``base_url``.
 
 from __future__ import annotations
 
-import copy
 import json
 import os
-import re
 import time
 from collections.abc import Sequence
 from types import TracebackType
-from typing import Any, Self
+from typing import Self
 
 import numpy as np
 import openai
 from openai.types.chat import ChatCompletion, ChatCompletionMessageParam
 from openai.types.chat.completion_create_params import ResponseFormat
-from pydantic import BaseModel, ValidationError
 
 from tactful.errors import ConfigurationError, ModelError
 from tactful.llm.base import (
@@ -34,14 +31,12 @@ from tactful.llm.base import (
     Vectors,
     retryable_status,
 )
+from tactful.llm.structured import Completion, StructuredOutput, excerpt, truncate
 
 # Local servers ignore the key, but the SDK refuses to start without one.
 _PLACEHOLDER_API_KEY = "not-needed"
 # Comfortably under every provider's per-request input limit (OpenAI allows 2048).
 _EMBED_BATCH = 256
-_ERROR_TEXT_LIMIT = 300
-_SCHEMA_NAME = re.compile(r"[^a-zA-Z0-9_-]")
-_FENCE = re.compile(r"^```[a-zA-Z0-9_-]*\s*\n(?P<body>.*?)\n?```$", re.DOTALL)
 
 
 def _resolve_api_key(api_key: str | None, base_url: str | None) -> str:
@@ -58,22 +53,17 @@ def _resolve_api_key(api_key: str | None, base_url: str | None) -> str:
     )
 
 
-def _truncate(text: str, limit: int = _ERROR_TEXT_LIMIT) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
 def _provider_message(exc: openai.APIStatusError) -> str:
     """The provider's own error text, without the SDK's ``Error code: ...`` wrapping."""
     body: object = exc.body
     if isinstance(body, dict):
         inner = body.get("error", body)
         if isinstance(inner, dict) and isinstance(inner.get("message"), str):
-            return _truncate(inner["message"])
+            return truncate(inner["message"])
         if isinstance(inner, str):
-            return _truncate(inner)
+            return truncate(inner)
     if isinstance(body, str) and body.strip():
-        return _truncate(body)
+        return truncate(body)
     return exc.response.reason_phrase or "no error details"
 
 
@@ -101,43 +91,7 @@ def _provider_failure(
         return ModelError(
             f"{what}: could not connect to the provider at {client.base_url}", retryable=True
         )
-    return ModelError(f"{what}: the provider call failed: {_truncate(str(exc))}")
-
-
-def _strict_compatible(node: Any) -> Any:
-    """Shape a pydantic JSON schema the way OpenAI structured outputs expect.
-
-    Objects with declared properties get ``additionalProperties: false`` and list every
-    property as required; free-form mappings (``dict[str, X]``) are left alone.
-    """
-    if isinstance(node, list):
-        return [_strict_compatible(item) for item in node]
-    if not isinstance(node, dict):
-        return node
-    shaped = {key: _strict_compatible(value) for key, value in node.items()}
-    properties = shaped.get("properties")
-    if isinstance(properties, dict) and shaped.get("type") == "object":
-        shaped.setdefault("additionalProperties", False)
-        shaped["required"] = list(properties)
-    return shaped
-
-
-def _describe_invalid(exc: ValidationError, *, limit: int) -> str:
-    errors = exc.errors(include_url=False, include_input=False)
-    parts = []
-    for error in errors[:limit]:
-        location = ".".join(str(part) for part in error["loc"])
-        parts.append(f"{location}: {error['msg']}" if location else error["msg"])
-    if len(errors) > limit:
-        parts.append(f"and {len(errors) - limit} more error(s)")
-    return "; ".join(parts)
-
-
-def _strip_fence(text: str) -> str:
-    # In plain JSON mode models often wrap the object in a markdown fence; not worth a retry.
-    stripped = text.strip()
-    match = _FENCE.match(stripped)
-    return match.group("body") if match else stripped
+    return ModelError(f"{what}: the provider call failed: {truncate(str(exc))}")
 
 
 class _OwnedClient:
@@ -154,8 +108,9 @@ class _OwnedClient:
         api_key: str | None,
         timeout_s: float,
         max_retries: int,
+        owns_client: bool,
     ) -> None:
-        self._owns_client = client is None
+        self._owns_client = client is None or owns_client
         self._client = client or openai.AsyncOpenAI(
             api_key=_resolve_api_key(api_key, base_url),
             base_url=base_url,
@@ -164,7 +119,8 @@ class _OwnedClient:
         )
 
     async def aclose(self) -> None:
-        """Close the HTTP connection pool (a client passed in by the caller is left open)."""
+        """Close the HTTP connection pool (a client passed in by the caller is left open,
+        unless it was handed over with ``owns_client``)."""
         if self._owns_client:
             await self._client.close()
 
@@ -191,6 +147,10 @@ class OpenAIGenerator(_OwnedClient, Generator):
     without it the server is only asked for a JSON object and the schema is described in the
     system message, for servers that support JSON mode but not JSON schemas. An answer that
     does not validate gets one repair retry that shows the model its answer and the error.
+
+    ``client`` is an SDK client built by the caller (say, ``openai.AsyncAzureOpenAI``); it is
+    left open by ``aclose`` unless ``owns_client`` hands it over. ``provider`` names the
+    provider in traces and metrics.
     """
 
     def __init__(
@@ -203,74 +163,31 @@ class OpenAIGenerator(_OwnedClient, Generator):
         max_retries: int = 2,
         use_json_schema: bool = True,
         client: openai.AsyncOpenAI | None = None,
+        owns_client: bool = False,
+        provider: str = "openai",
     ) -> None:
         self.model_name = model
-        self.provider = "openai"
-        self._use_json_schema = use_json_schema
-        self._schemas: dict[type[BaseModel], dict[str, Any]] = {}
+        self.provider = provider
+        self._structured = StructuredOutput(use_json_schema=use_json_schema)
         self._init_client(
-            client, base_url=base_url, api_key=api_key, timeout_s=timeout_s, max_retries=max_retries
+            client,
+            base_url=base_url,
+            api_key=api_key,
+            timeout_s=timeout_s,
+            max_retries=max_retries,
+            owns_client=owns_client,
         )
 
     async def generate(
         self, prompt: Prompt, schema: type[T], *, stage: str, timeout_s: float | None = None
     ) -> Generation[T]:
-        started = time.perf_counter()
-        # System first and unchanged across turns, so provider prompt caches hit on the prefix.
-        messages: list[ChatCompletionMessageParam] = [
-            {"role": "system", "content": self._system_message(prompt.system, schema)},
-            {"role": "user", "content": prompt.user},
-        ]
-        response_format = self._response_format(schema)
-        prompt_tokens = completion_tokens = cached_tokens = 0
-        problem = ""
-        for attempt in (1, 2):
-            completion = await self._complete(
-                messages, response_format, stage=stage, timeout_s=timeout_s
-            )
-            if completion.usage is not None:
-                prompt_tokens += completion.usage.prompt_tokens
-                completion_tokens += completion.usage.completion_tokens
-                details = completion.usage.prompt_tokens_details
-                if details is not None and details.cached_tokens:
-                    cached_tokens += details.cached_tokens
-            raw, refusal, truncated = _answer(completion)
-            if refusal is not None:
-                problem = f"the model refused: {_truncate(refusal)}"
-            else:
-                try:
-                    content = schema.model_validate_json(_strip_fence(raw))
-                except ValidationError as exc:
-                    problem = _describe_invalid(exc, limit=10)
-                    if truncated:
-                        problem += " (the answer was cut off at the token limit)"
-                else:
-                    return Generation(
-                        content=content,
-                        usage=Usage(
-                            prompt_tokens=prompt_tokens,
-                            completion_tokens=completion_tokens,
-                            cached_tokens=cached_tokens,
-                        ),
-                        model=completion.model or self.model_name,
-                        latency_ms=(time.perf_counter() - started) * 1000.0,
-                        attempts=attempt,
-                        raw=raw,
-                    )
-            messages = [
-                *messages,
-                {"role": "assistant", "content": raw},
-                {
-                    "role": "user",
-                    "content": (
-                        "Your previous answer is not valid for the required JSON schema: "
-                        f"{problem}\nReply again with only the corrected JSON object."
-                    ),
-                },
-            ]
-        raise ModelError(
-            f"Model {self.model_name!r} (stage {stage!r}) gave an invalid answer even after a "
-            f"repair retry: {_truncate(problem)}"
+        async def complete(
+            messages: list[ChatCompletionMessageParam], response_format: ResponseFormat
+        ) -> Completion:
+            return await self._complete(messages, response_format, stage=stage, timeout_s=timeout_s)
+
+        return await self._structured.generate(
+            prompt, schema, model_name=self.model_name, stage=stage, complete=complete
         )
 
     supports_streaming = True
@@ -328,7 +245,7 @@ class OpenAIGenerator(_OwnedClient, Generator):
         *,
         stage: str,
         timeout_s: float | None = None,
-    ) -> ChatCompletion:
+    ) -> Completion:
         what = f"Model {self.model_name!r} (stage {stage!r})"
         try:
             answer: object = await self._client.chat.completions.create(
@@ -345,56 +262,38 @@ class OpenAIGenerator(_OwnedClient, Generator):
         except json.JSONDecodeError as exc:
             # HTTP 200 with a body that is not JSON (a proxy's error page, a truncated answer).
             raise ModelError(
-                f"{what} answered with a body that is not JSON: {_excerpt(exc.doc)}",
+                f"{what} answered with a body that is not JSON: {excerpt(exc.doc)}",
                 retryable=True,
             ) from exc
         if not isinstance(answer, ChatCompletion):
             # The SDK hands back the raw text of a response that is not JSON.
             raise ModelError(
-                f"{what} answered with a body that is not JSON: {_excerpt(answer)}",
+                f"{what} answered with a body that is not JSON: {excerpt(answer)}",
                 retryable=True,
             )
-        return answer
+        return _completion(answer)
 
-    def _json_schema(self, schema: type[BaseModel]) -> dict[str, Any]:
-        if schema not in self._schemas:
-            self._schemas[schema] = _strict_compatible(schema.model_json_schema())
-        # A copy, so the SDK or a caller can never mutate the cached schema.
-        return copy.deepcopy(self._schemas[schema])
 
-    def _response_format(self, schema: type[BaseModel]) -> ResponseFormat:
-        if not self._use_json_schema:
-            return {"type": "json_object"}
-        return {
-            "type": "json_schema",
-            "json_schema": {
-                "name": _SCHEMA_NAME.sub("_", schema.__name__)[:64] or "answer",
-                "schema": self._json_schema(schema),
-                # Strict mode rejects common pydantic constructs; validation happens here anyway.
-                "strict": False,
-            },
-        }
-
-    def _system_message(self, system: str, schema: type[BaseModel]) -> str:
-        if self._use_json_schema:
-            return system
-        # JSON mode only guarantees *some* JSON object, so the schema has to be in the prompt.
-        described = json.dumps(self._json_schema(schema), separators=(",", ":"))
-        return (
-            f"{system}\n\nAnswer with a single JSON object, and nothing else, that validates "
-            f"against this JSON Schema:\n{described}"
+def _completion(answer: ChatCompletion) -> Completion:
+    """The answer text, what it cost, the refusal if the model refused, and whether it was
+    cut off."""
+    usage = Usage()
+    if answer.usage is not None:
+        details = answer.usage.prompt_tokens_details
+        usage = Usage(
+            prompt_tokens=answer.usage.prompt_tokens,
+            completion_tokens=answer.usage.completion_tokens,
+            cached_tokens=(details.cached_tokens or 0) if details else 0,
         )
-
-
-def _answer(completion: ChatCompletion) -> tuple[str, str | None, bool]:
-    """The answer text, the refusal if the model refused, and whether it was cut off."""
-    if not completion.choices:
-        return "", None, False
-    choice = completion.choices[0]
-    return (
-        choice.message.content or "",
-        choice.message.refusal,
-        choice.finish_reason == "length",
+    if not answer.choices:
+        return Completion(text="", usage=usage, model=answer.model)
+    choice = answer.choices[0]
+    return Completion(
+        text=choice.message.content or "",
+        usage=usage,
+        model=answer.model,
+        refusal=choice.message.refusal,
+        truncated=choice.finish_reason == "length",
     )
 
 
@@ -402,7 +301,9 @@ class OpenAIEmbedder(_OwnedClient, Embedder):
     """Sentence embeddings through the embeddings API of any OpenAI-compatible server.
 
     ``dimensions`` is what the caller's index expects; it is requested from the
-    ``text-embedding-3`` models (which can shorten vectors) and checked for every model.
+    ``text-embedding-3`` models (which can shorten vectors), or from any model when
+    ``send_dimensions`` says so, and checked for every model. ``client`` and ``owns_client``
+    as for ``OpenAIGenerator``.
     """
 
     def __init__(
@@ -415,14 +316,23 @@ class OpenAIEmbedder(_OwnedClient, Embedder):
         timeout_s: float = 60.0,
         max_retries: int = 2,
         client: openai.AsyncOpenAI | None = None,
+        owns_client: bool = False,
+        send_dimensions: bool | None = None,
     ) -> None:
         if dimensions < 1:
             raise ConfigurationError(f"Embedding dimensions must be positive, got {dimensions}.")
         self.model_name = model
         self.dimensions = dimensions
-        self._sends_dimensions = model.startswith("text-embedding-3")
+        self._sends_dimensions = (
+            model.startswith("text-embedding-3") if send_dimensions is None else send_dimensions
+        )
         self._init_client(
-            client, base_url=base_url, api_key=api_key, timeout_s=timeout_s, max_retries=max_retries
+            client,
+            base_url=base_url,
+            api_key=api_key,
+            timeout_s=timeout_s,
+            max_retries=max_retries,
+            owns_client=owns_client,
         )
 
     async def embed(self, texts: Sequence[str]) -> Vectors:
@@ -466,9 +376,3 @@ class OpenAIEmbedder(_OwnedClient, Embedder):
                     f"{self.dimensions} were configured; set the dimensions to match the model."
                 )
         return [item.embedding for item in data]
-
-
-def _excerpt(body: object, limit: int = 200) -> str:
-    """The start of a provider's raw answer, on one line, for errors and traces."""
-    text = " ".join(str(body).split())
-    return repr(text if len(text) <= limit else text[:limit] + "...")

@@ -12,7 +12,7 @@ from typing import Literal
 
 from tactful.config import ModelSpec, Settings
 from tactful.errors import ConfigurationError
-from tactful.llm.base import Generator
+from tactful.llm.base import Embedder, Generator
 from tactful.llm.breaker import BreakerPolicy, CircuitBreaker
 from tactful.llm.routing import CallPolicy, ModelRouter, RoutedModel
 
@@ -192,3 +192,52 @@ def describe(router: ModelRouter) -> str:
     fallbacks = [f"{m.name} -> {m.fallback.name}" for m in router.models() if m.fallback]
     line = "; ".join(parts)
     return f"{line} (fallback {', '.join(fallbacks)})" if fallbacks else line
+
+
+def build_embedder(settings: Settings) -> Embedder:
+    """A provider's embeddings API, as the embedding settings describe it (with the provider's
+    key and base URL settings where the embedding ones are not set)."""
+    provider = settings.embedding_provider
+    key = settings.embedding_api_key or getattr(settings, f"{provider}_api_key", None)
+    api_key = key.get_secret_value() if key is not None else None
+    model, dims = settings.embedding_model, settings.embedding_dimensions
+    if provider == "openai":
+        from tactful.llm.openai import OpenAIEmbedder
+
+        return OpenAIEmbedder(
+            model,
+            dimensions=dims,
+            base_url=settings.embedding_base_url or settings.openai_base_url,
+            api_key=api_key,
+            timeout_s=settings.model_timeout_s,
+        )
+    if provider == "azure":
+        from tactful.llm.azure import azure_embedder
+
+        endpoint = settings.embedding_base_url or settings.azure_endpoint
+        if not endpoint:
+            raise ConfigurationError(
+                "Azure embeddings need the resource endpoint: set TACTFUL_AZURE_ENDPOINT or "
+                "TACTFUL_EMBEDDING_BASE_URL"
+            )
+        return azure_embedder(
+            model,
+            endpoint=endpoint,
+            dimensions=dims,
+            api_key=api_key,
+            api_version=settings.azure_api_version,
+            timeout_s=settings.model_timeout_s,
+        )
+    try:
+        from tactful.llm.litellm import LiteLLMEmbedder
+    except ModuleNotFoundError as e:
+        raise ConfigurationError(
+            "LiteLLM embeddings need its SDK: pip install 'tactful[litellm]'"
+        ) from e
+    return LiteLLMEmbedder(
+        model,
+        dimensions=dims,
+        api_base=settings.embedding_base_url or settings.litellm_api_base,
+        api_key=api_key,
+        timeout_s=settings.model_timeout_s,
+    )
