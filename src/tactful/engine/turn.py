@@ -36,6 +36,7 @@ from tactful.engine.tool_stage import ToolStage
 from tactful.errors import PayloadTooLargeError, ValidationError
 from tactful.llm.base import Embedder, Generator
 from tactful.store.base import Store, TurnQueue
+from tactful.telemetry.base import TurnObserver
 from tactful.tools.registry import ToolRegistry
 
 __all__ = ["Engine", "EngineOptions"]
@@ -85,7 +86,13 @@ class Engine:
             retrievers=self.retrievers,
             tool_stage=self.tool_stage,
         )
-        self.lifecycle = TurnLifecycle(self.timeline, self.pipeline.run, lambda: self.tier)
+        self.lifecycle = TurnLifecycle(
+            self.timeline,
+            self.pipeline.run,
+            lambda: self.tier,
+            prices=self.options.prices,
+            tracer=self.options.tracer,
+        )
         self.runner = TurnRunner(
             turns,
             bus,
@@ -177,6 +184,10 @@ class Engine:
         return event
 
     # -- turns ----------------------------------------------------------------------------------
+
+    def observe(self, observer: TurnObserver) -> None:
+        """Tell ``observer`` of every turn that ends in this process (e.g. metrics)."""
+        self.lifecycle.observers.append(observer)
 
     def start(self) -> None:
         """Start running turns: those posted from now on, and those nobody runs."""
