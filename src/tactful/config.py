@@ -14,6 +14,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from tactful.domain.pricing import ModelPrice
 from tactful.engine.options import (
     HOOK_TIMEOUT_S,
     JOURNEY_CONDITION_THRESHOLD,
@@ -185,6 +186,36 @@ class Settings(BaseSettings):
     # A BFF long-polls for many conversations with one key: generous, against runaway clients.
     rate_requests_per_key: int = Field(default=6000, ge=0, le=10_000_000)
     rate_guest_sessions_per_client: int = Field(default=20, ge=0, le=1_000_000)
+
+    # -- telemetry (docs/telemetry.md) ------------------------------------------------------------
+    # US dollars per million tokens, by model name as the provider reports it (exact, else the
+    # longest name it starts with): {"gpt-4o-mini": {"input": 0.15, "cached_input": 0.075,
+    # "output": 0.6}}, JSON in TACTFUL_MODEL_PRICES. None by default: prices change, and a model
+    # without a price costs null (unknown), never 0.
+    model_prices: dict[str, ModelPrice] = Field(default_factory=dict)
+    # Prometheus metrics at GET /metrics (admin keys only in production).
+    metrics_enabled: bool = True
+    # An OTLP/HTTP collector (http://collector:4318): turn spans are sent there. Needs the otel
+    # extra; unset, spans cost nothing.
+    otel_endpoint: str | None = None
+
+    @field_validator("model_prices")
+    @classmethod
+    def _named_prices(cls, value: dict[str, ModelPrice]) -> dict[str, ModelPrice]:
+        # An empty name would be a prefix of every model.
+        if any(not name.strip() for name in value):
+            raise ValueError("a model price needs a model name")
+        return value
+
+    @field_validator("otel_endpoint")
+    @classmethod
+    def _otel_url(cls, value: str | None) -> str | None:
+        value = (value or "").strip()
+        if not value:
+            return None
+        if not value.startswith(("http://", "https://")):
+            raise ValueError(f"otel_endpoint must be an http(s) URL, not {value!r}")
+        return value
 
     @field_validator("cors_origins", "outbound_hosts", mode="before")
     @classmethod

@@ -13,6 +13,7 @@ from tactful.bus.memory import MemoryBus
 from tactful.bus.postgres import PostgresBus
 from tactful.config import Settings
 from tactful.domain import ToolServiceConfig
+from tactful.domain.pricing import PriceTable
 from tactful.engine.canned import TemplateLimits
 from tactful.engine.options import EngineOptions
 from tactful.engine.runner import RunnerOptions
@@ -23,6 +24,8 @@ from tactful.store.base import Store
 from tactful.store.sql import SQLStore, open_store
 from tactful.store.sqlite_lock import SQLiteProcessLock, lock_sqlite
 from tactful.store.turns import SQLTurnQueue
+from tactful.telemetry.metrics import TurnMetrics
+from tactful.telemetry.tracing import Tracing
 from tactful.tools.outbound import OutboundPolicy
 from tactful.tools.services import reconnect_all
 
@@ -38,6 +41,10 @@ class Runtime:
     services_task: asyncio.Task[None] | None = None
     # A SQLite file serves one process: held until close (tactful.store.sqlite_lock).
     sqlite_lock: SQLiteProcessLock | None = None
+    # Telemetry (docs/telemetry.md): the metrics of GET /metrics (None: metrics_enabled is
+    # false), and the span exporter of otel_endpoint (None: not set).
+    metrics: TurnMetrics | None = None
+    tracing: Tracing | None = None
 
     @property
     def tier(self) -> str:
@@ -58,6 +65,9 @@ class Runtime:
         finally:
             if self.sqlite_lock is not None:
                 self.sqlite_lock.release()
+            if self.tracing is not None:
+                # Sends the spans still queued (blocking, so in a thread).
+                await asyncio.to_thread(self.tracing.close)
 
 
 def choose_generator(settings: Settings) -> tuple[Generator | None, str]:
@@ -121,6 +131,7 @@ def engine_options(settings: Settings, store: SQLStore) -> EngineOptions:
             # A SQLite file has one process: its running turns at start are orphans.
             take_over_at_start=store.backend == "sqlite",
         ),
+        prices=PriceTable(settings.model_prices),
     )
 
 
@@ -158,8 +169,12 @@ async def start_runtime(
             raise ConfigurationError(
                 f"cannot create the data folder {settings.data_dir}: {e}"
             ) from e
+    # -- telemetry: spans to otel_endpoint (its SDK missing stops start-up here) --------------
+    tracing = Tracing(settings.otel_endpoint) if settings.otel_endpoint else None
     url = settings.resolved_database_url()
     async with contextlib.AsyncExitStack() as undo:  # what opened so far, closed if a step fails
+        if tracing is not None:
+            undo.callback(tracing.close)
         sqlite_lock = lock_sqlite(url)
         if sqlite_lock is not None:
             undo.callback(sqlite_lock.release)
@@ -171,14 +186,21 @@ async def start_runtime(
         undo.push_async_callback(store.close)
         bus = await open_bus(store)
         undo.pop_all()
+    options = engine_options(settings, store)
+    if tracing is not None:
+        options.tracer = tracing.tracer
     engine = Engine(
         store,
         bus,
         embedder or default_embedder(settings),
         generator,
-        engine_options(settings, store),
+        options,
         turns=SQLTurnQueue(store),
     )
+    # -- telemetry: metrics of every turn this process ends ------------------------------------
+    metrics = TurnMetrics() if settings.metrics_enabled else None
+    if metrics is not None:
+        engine.observe(metrics)
     engine.start()
     runtime = Runtime(
         settings=settings,
@@ -187,6 +209,8 @@ async def start_runtime(
         engine=engine,
         tier_reason=reason,
         sqlite_lock=sqlite_lock,
+        metrics=metrics,
+        tracing=tracing,
     )
     # Read now: cancelling the background task in the middle of a read (a quick stop) would
     # cost the store its connection, and an in-memory store its data.

@@ -4,24 +4,26 @@ same on SQLite and on a fresh PostgreSQL database."""
 
 from __future__ import annotations
 
-import asyncio
-import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import httpx
 import pytest
 import pytest_asyncio
-import uvicorn
 from fastapi import FastAPI
+from live_server import serving
 from production import Production, start_production
+from pydantic import BaseModel
 
 from fresh_databases import postgres_database
 from tactful.api import create_app
 from tactful.config import Settings
-from tactful.llm.scripted import HashingEmbedder
+from tactful.domain.pricing import ModelPrice
+from tactful.engine.compose import ReplyAnswer
+from tactful.engine.match import answer_listed
+from tactful.errors import ModelError
+from tactful.llm.scripted import HashingEmbedder, ScriptedCall, ScriptedGenerator
 from tactful.runtime import Runtime, start_runtime
-from tactful.server import listening_socket
 
 
 @pytest_asyncio.fixture
@@ -44,40 +46,6 @@ async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
         transport=httpx.ASGITransport(app), base_url="http://localhost"
     ) as c:
         yield c
-
-
-class _Server(uvicorn.Server):
-    """uvicorn's server, with an event set once it listens."""
-
-    def __init__(self, config: uvicorn.Config) -> None:
-        super().__init__(config)
-        self.ready = asyncio.Event()
-
-    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
-        await super().startup(sockets)
-        self.ready.set()
-
-
-@asynccontextmanager
-async def serving(app: FastAPI) -> AsyncIterator[str]:
-    """A real uvicorn server for ``app`` on 127.0.0.1 and a free port, in the caller's loop."""
-    sock = listening_socket("127.0.0.1", 0)  # TCP_NODELAY on its connections, as tactful's
-    port = sock.getsockname()[1]
-    config = uvicorn.Config(app, log_level="warning", lifespan="off", timeout_graceful_shutdown=2)
-    server = _Server(config)
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    ready = asyncio.create_task(server.ready.wait())
-    await asyncio.wait({task, ready}, return_when=asyncio.FIRST_COMPLETED)
-    if not server.ready.is_set():
-        ready.cancel()
-        await task
-        raise RuntimeError("uvicorn did not start")
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await task
-        sock.close()
 
 
 @pytest_asyncio.fixture
@@ -128,6 +96,31 @@ async def backend_server_url(backend_runtime: Runtime) -> AsyncIterator[str]:
     """A real uvicorn server of the app over ``backend_runtime``."""
     async with serving(create_app(backend_runtime)) as url:
         yield url
+
+
+# A price for the scripted model (US dollars per million tokens) and its answers: a failing
+# match for a message that says "broken", and the same reply to everything.
+SCRIPTED_PRICE = ModelPrice(input=2.0, cached_input=1.0, output=8.0)
+
+
+def _match(call: ScriptedCall) -> BaseModel | Exception:
+    if "broken" in call.prompt.user:
+        return ModelError("HTTP 503: the model is overloaded")
+    return answer_listed(call.prompt.user, lambda g: "asks about refunds")
+
+
+@pytest_asyncio.fixture
+async def priced_runtime() -> AsyncIterator[Runtime]:
+    """A transient runtime on the scripted model, priced by ``SCRIPTED_PRICE``."""
+    model = ScriptedGenerator(
+        {"match": _match, "compose": lambda c: ReplyAnswer(message="Five business days.")}
+    )
+    settings = Settings(transient=True, model_prices={"scripted": SCRIPTED_PRICE})
+    rt = await start_runtime(settings, embedder=HashingEmbedder(), generator=model)
+    try:
+        yield rt
+    finally:
+        await rt.close()
 
 
 @pytest_asyncio.fixture

@@ -217,6 +217,7 @@ OPERATIONS: dict[str, tuple[str, Build] | tuple[str, Build, int]] = {
     "GET /keys/{key_id}": (ADMIN, lambda w: (f"/keys/{w.ids['spare_key']}", None)),
     "DELETE /keys/{key_id}": (ADMIN, lambda w: (f"/keys/{w.ids['spare_key']}", None)),
     "GET /audit": (ADMIN, lambda w: ("/audit", None)),
+    "GET /metrics": (ADMIN, lambda w: ("/metrics", None)),
 }
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import httpx
+from production import Production
 
 from tactful.domain import GUEST_CUSTOMER_ID, Customer, Session, SessionMode
 from tactful.runtime import Runtime
@@ -56,7 +57,10 @@ async def test_read_update_delete(client: httpx.AsyncClient, runtime: Runtime) -
             "/sessions", json={"agent_id": agent["id"], "metadata": {"a": 1}, "labels": ["old"]}
         )
     ).json()
-    assert (await client.get(f"/sessions/{session['id']}")).json() == session
+    # Staff (everyone in development) also get the session's model usage: none yet.
+    read = (await client.get(f"/sessions/{session['id']}")).json()
+    assert read.pop("usage")["model_calls"] == 0
+    assert read == session
     updated = await client.patch(
         f"/sessions/{session['id']}",
         json={
@@ -167,3 +171,28 @@ async def test_a_sessions_journeys(client: httpx.AsyncClient, runtime: Runtime) 
     # A deleted journey is left out.
     assert (await client.delete(f"/journeys/{jid}")).status_code == 204
     assert (await client.get(f"/sessions/{session['id']}/journeys")).json() == []
+
+
+async def test_only_staff_see_a_sessions_model_usage(production: Production) -> None:
+    async with production.client(production.admin_key) as admin:
+        agent = (await admin.post("/agents", json={"name": "A"})).json()
+        body = {"agent_id": agent["id"], "customer_id": production.customer_a}
+        session = (await admin.post("/sessions", json=body)).json()
+    path = f"/sessions/{session['id']}"
+    for credential in (production.admin_key, production.operator_key):
+        async with production.client(credential) as staff:
+            read = (await staff.get(path)).json()
+        assert read.pop("usage") == {
+            "model_calls": 0,
+            "prompt_tokens": 0,
+            "cached_tokens": 0,
+            "completion_tokens": 0,
+            "cost_usd": 0.0,
+            "cost_complete": True,
+        }
+        assert read == session
+    # The customer gets Parlant's session as it was, without the key.
+    async with production.client(production.token(production.customer_a)) as customer:
+        response = await customer.get(path)
+    assert response.status_code == 200
+    assert response.json() == session

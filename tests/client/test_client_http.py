@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tactful.client import ClientError, TactfulClient, UnreachableError
+from tactful.client import ClientError, TactfulClient, TraceInfo, UnreachableError
 from tactful.errors import TactfulError
 
 Handler = Callable[[httpx.Request], httpx.Response]
@@ -216,3 +216,16 @@ async def test_unreachable_server_says_where_it_looked() -> None:
             await client.health()
     assert str(raised.value).startswith(f"cannot reach tactful at {url}: ")
     assert raised.value.url == url
+
+
+def test_a_traces_cost_line_adds_the_dollars_of_priced_calls() -> None:
+    calls = [
+        {"stage": "match", "model": "m", "prompt_tokens": 1200, "cost_usd": 0.00125},
+        {"stage": "compose", "model": "m", "prompt_tokens": 300, "cost_usd": None},
+    ]
+    trace = TraceInfo.model_validate(
+        {"id": "t", "model_calls": calls, "stage_timings_ms": {"match": 40.0, "compose": 2.0}}
+    )
+    assert trace.cost() == "2 model calls, 1,500 prompt tokens, $0.001250, 42 ms"
+    unpriced = TraceInfo.model_validate({"id": "t", "model_calls": calls[1:]})
+    assert unpriced.cost() == "1 model call, 300 prompt tokens, 0 ms"

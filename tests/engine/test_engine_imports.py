@@ -1,6 +1,6 @@
-"""The engine depends on ports (``store.base``, ``bus.base``, ``llm.base``, the tool runtime),
-never on an adapter or on the edge: read from every engine module's source, so an import
-hidden under ``TYPE_CHECKING`` or inside a function counts too."""
+"""The engine depends on ports (``store.base``, ``bus.base``, ``llm.base``, ``telemetry.base``,
+the tool runtime), never on an adapter or on the edge: read from every engine module's source,
+so an import hidden under ``TYPE_CHECKING`` or inside a function counts too."""
 
 from __future__ import annotations
 
@@ -33,6 +33,8 @@ ADAPTERS = (
     "tactful.tools.mcp",
     "tactful.tools.openapi",
     "tactful.tools.services",
+    "tactful.telemetry.metrics",
+    "tactful.telemetry.tracing",
 )
 # What sits at the edge and builds the engine: the engine never reaches back to it.
 EDGE = (

@@ -19,6 +19,7 @@ from tactful.engine.runner import Superseded, Turn
 from tactful.engine.trace import TraceRecorder
 from tactful.errors import NotFoundError
 from tactful.llm.scripted import HashingEmbedder
+from tactful.telemetry.base import TurnEnded, TurnObserver
 
 
 @pytest_asyncio.fixture
@@ -138,3 +139,39 @@ async def test_each_turn_leaves_one_log_line(
     [line] = [r.getMessage() for r in caplog.records if r.name == "tactful.turns"]
     assert line.startswith(f"turn {turn.trace_id} session {session.id}: failed in ")
     assert line.endswith("0 model call(s), 0 tokens")
+
+
+class Recording(TurnObserver):
+    def __init__(self) -> None:
+        self.ended: list[TurnEnded] = []
+
+    def turn_ended(self, turn: TurnEnded) -> None:
+        self.ended.append(turn)
+
+
+class Broken(TurnObserver):
+    def turn_ended(self, turn: TurnEnded) -> None:
+        raise RuntimeError("observer bug")
+
+
+async def test_observers_are_told_how_each_turn_ended(
+    server: tactful.Server, session: Session, caplog: pytest.LogCaptureFixture
+) -> None:
+    seen = Recording()
+    failing = _lifecycle(server, RuntimeError("boom"))
+    failing.observers += [Broken(), seen]
+    # An observer that raises is logged; the turn ends as it would, and the next one is told.
+    assert await failing.execute(await _turn(server, session)) is TurnStatus.FAILED
+    draining = _lifecycle(server, asyncio.CancelledError())
+    draining.observers.append(seen)
+    # Another session: the first turn's record still runs (the runner would finish it).
+    turn = await _turn(server, await server.create_session(session.agent_id))
+    turn.stop = "draining"
+    with pytest.raises(asyncio.CancelledError):
+        await draining.execute(turn)
+    assert [(e.outcome, e.trace.error) for e in seen.ended] == [
+        ("failed", "RuntimeError: boom"),
+        ("interrupted", None),
+    ]
+    assert all(e.duration_s > 0 for e in seen.ended)
+    assert "turn observer Broken failed" in caplog.text

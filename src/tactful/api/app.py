@@ -20,6 +20,7 @@ from tactful.api import (
     guidelines,
     journeys,
     keys,
+    metrics,
     relationships,
     services,
     sessions,
@@ -87,8 +88,11 @@ def create_app(runtime: Runtime, *, authenticator: Authenticator | None = None) 
     install_error_handling(app, max_body_bytes=max_body_bytes(runtime))
     # Added after the error handling, so outside it: refusals and errors carry CORS headers.
     install_origins(app, runtime.settings)
-    for module in ROUTERS:
-        app.include_router(module.router)
+    routers = [m.router for m in ROUTERS]
+    if runtime.metrics is not None:  # metrics_enabled
+        routers.append(metrics.router)
+    for router in routers:
+        app.include_router(router)
 
     @app.get("/healthz", tags=["health"], dependencies=[Depends(allow(*EVERYONE, anonymous=True))])
     async def healthz(runtime: RuntimeDep) -> Health:
@@ -112,7 +116,7 @@ def create_app(runtime: Runtime, *, authenticator: Authenticator | None = None) 
             raise StoreError(f"the database does not answer: {type(e).__name__}") from e
         return Health(status="ready", tier=runtime.tier)
 
-    routes = [r for m in ROUTERS for r in m.router.routes if isinstance(r, APIRoute)]
+    routes = [r for router in routers for r in router.routes if isinstance(r, APIRoute)]
     production = runtime.settings.mode == "production"
     document_access(app, routes, production=production)
     return app

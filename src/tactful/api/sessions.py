@@ -61,6 +61,28 @@ class SessionDTO(BaseModel):
     labels: list[str]
 
 
+class SessionUsageDTO(BaseModel):
+    """Our extension: what a session's model calls used and cost, over its saved traces."""
+
+    model_calls: int
+    prompt_tokens: int = Field(description="Cached prompt tokens included")
+    cached_tokens: int
+    completion_tokens: int
+    cost_usd: float | None = Field(
+        description="US dollars of the calls whose model has a price (the model_prices "
+        "setting); null when calls were made and none had a price"
+    )
+    cost_complete: bool = Field(description="Whether every call that reported usage was priced")
+
+
+class SessionDetailDTO(SessionDTO):
+    """A session, as Parlant's ``Session``, and for staff its model usage."""
+
+    usage: SessionUsageDTO | None = Field(
+        default=None, description="Our extension, for staff only (absent for others)"
+    )
+
+
 class SessionListing(BaseModel):
     """One page of sessions (when ``limit`` is given)."""
 
@@ -241,10 +263,19 @@ async def delete_matching_sessions(
     "/{session_id}",
     dependencies=[Depends(allow(*EVERYONE, Role.GUEST))],
     responses={404: {"description": "Session not found"}},
+    # Customers and guests get no "usage" key at all (every other field is always set).
+    response_model_exclude_unset=True,
 )
-async def read_session(session: OwnedSession) -> SessionDTO:
-    """One session."""
-    return session_dto(session)
+async def read_session(
+    session: OwnedSession, request: Request, runtime: RuntimeDep
+) -> SessionDetailDTO:
+    """One session; for staff, with its model usage (calls, tokens, cost) over its turns."""
+    fields = dict(session_dto(session))
+    principal = caller(request)
+    if principal is None or not principal.is_staff:
+        return SessionDetailDTO(**fields)
+    usage = await runtime.store.session_usage(session.id)
+    return SessionDetailDTO(**fields, usage=SessionUsageDTO(**usage.model_dump()))
 
 
 @router.patch(

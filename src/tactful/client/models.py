@@ -116,12 +116,15 @@ class JourneyStepInfo(_Answer):
 class ModelCallInfo(_Answer):
     stage: str
     model: str
+    provider: str = ""
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cached_tokens: int = 0
     latency_ms: float = 0.0
     ok: bool = True
     error: str | None = None
+    # US dollars from the server's price table; None when the model has no price there.
+    cost_usd: float | None = None
 
 
 class TraceInfo(_Answer):
@@ -147,12 +150,15 @@ class TraceInfo(_Answer):
         return [m for m in self.matches if m.applies]
 
     def cost(self) -> str:
-        """One line: model calls, prompt tokens and the time the turn took."""
+        """One line: model calls, prompt tokens, the dollars of the priced calls (when the
+        server has prices) and the time the turn took."""
         calls = len(self.model_calls)
         tokens = sum(c.prompt_tokens for c in self.model_calls)
         took = sum(self.stage_timings_ms.values())
         plural = "s" if calls != 1 else ""
-        return f"{calls} model call{plural}, {tokens:,} prompt tokens, {took:.0f} ms"
+        priced = [c.cost_usd for c in self.model_calls if c.cost_usd is not None]
+        dollars = f", ${sum(priced):.6f}" if priced else ""
+        return f"{calls} model call{plural}, {tokens:,} prompt tokens{dollars}, {took:.0f} ms"
 
 
 class TurnResult(_Answer):

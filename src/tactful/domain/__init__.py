@@ -23,7 +23,14 @@ from tactful.domain.relationships import Endpoint, EndpointKind, Relationship, R
 from tactful.domain.sessions import ConsumptionOffsets, Session, SessionMode
 from tactful.domain.tags import Tag, agent_id_of_tag, agent_tag
 from tactful.domain.tools import ToolServiceConfig, ToolServiceKind, ToolSpec, tool_id
-from tactful.domain.traces import Candidate, MatchVerdict, ModelCall, ResolutionStep, Trace
+from tactful.domain.traces import (
+    Candidate,
+    MatchVerdict,
+    ModelCall,
+    ModelUsage,
+    ResolutionStep,
+    Trace,
+)
 from tactful.domain.variables import ContextVariable, ContextVariableValue
 
 ENTITY_TYPES: tuple[type[Entity], ...] = (
@@ -76,6 +83,7 @@ __all__ = [
     "MatchVerdict",
     "MessageOutputMode",
     "ModelCall",
+    "ModelUsage",
     "Relationship",
     "RelationshipKind",
     "ResolutionStep",

@@ -10,7 +10,10 @@ from tactful.domain.common import Entity
 
 
 class ModelCall(BaseModel):
+    """One call to the model: its stage, what it used, what it cost, how long it took."""
+
     stage: str
+    # As the provider reports it ("gpt-4o-mini-2024-07-18"); the configured name if it failed.
     model: str
     # Who served it ("openai", "anthropic", ...; "" in traces from before it was recorded).
     provider: str = ""
@@ -21,6 +24,40 @@ class ModelCall(BaseModel):
     latency_ms: float = 0.0
     ok: bool = True
     error: str | None = None
+    # US dollars from the price table (``tactful.domain.pricing``); None when the model has no
+    # price, or the call failed (a failed call reports no usage).
+    cost_usd: float | None = None
+
+
+class ModelUsage(BaseModel):
+    """What model calls used and cost, summed (a turn's, or a session's).
+
+    ``cost_usd`` sums the calls whose cost is known; ``cost_complete`` says whether every call
+    that reported usage had a price. When calls were made and none was priced, ``cost_usd`` is
+    None (unknown), never 0. Failed calls count in ``model_calls`` only.
+    """
+
+    model_calls: int = 0
+    prompt_tokens: int = 0
+    cached_tokens: int = 0
+    completion_tokens: int = 0
+    cost_usd: float | None = 0.0
+    cost_complete: bool = True
+
+    @classmethod
+    def of(cls, calls: list[ModelCall]) -> ModelUsage:
+        """The totals of ``calls``."""
+        used = [c for c in calls if c.ok]
+        known = [c.cost_usd for c in used if c.cost_usd is not None]
+        complete = len(known) == len(used)
+        return cls(
+            model_calls=len(calls),
+            prompt_tokens=sum(c.prompt_tokens for c in used),
+            cached_tokens=sum(c.cached_tokens for c in used),
+            completion_tokens=sum(c.completion_tokens for c in used),
+            cost_usd=sum(known) if known or complete else None,
+            cost_complete=complete,
+        )
 
 
 class Candidate(BaseModel):
@@ -81,6 +118,8 @@ class Trace(Entity):
     # Where the turn went on without (part of) its model, and why: matching decided by the
     # offline tier, a reply from canned responses (docs/models.md, "When a model fails").
     degraded: list[str] = Field(default_factory=list)
+    # The model calls' totals (``ModelUsage.of(model_calls)``, kept by the trace recorder).
+    usage: ModelUsage = Field(default_factory=ModelUsage)
     stage_timings_ms: dict[str, float] = Field(default_factory=dict)
     message_event_id: str | None = None
     error: str | None = None

@@ -14,15 +14,19 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
+
+from opentelemetry.trace import Span, StatusCode, Tracer
 
 from tactful.domain import EventKind, EventSource, SessionStatus, Trace
+from tactful.domain.pricing import PriceTable
 from tactful.domain.turns import TurnStatus
 from tactful.engine.runner import Superseded, Turn
 from tactful.engine.timeline import Timeline
-from tactful.engine.trace import TraceRecorder
+from tactful.engine.trace import DEFAULT_TRACER, TraceRecorder
 from tactful.errors import NotFoundError
 from tactful.llm.base import model_deadline
+from tactful.telemetry.base import INTERRUPTED, TurnEnded, TurnObserver
 
 log = logging.getLogger("tactful.engine")
 # One line per turn that ended here (``tactful serve`` prints them).
@@ -42,12 +46,23 @@ class TurnLifecycle:
         tier: Callable[[], str],
         *,
         deadline_s: float | None = None,
+        prices: PriceTable | None = None,
+        tracer: Tracer | None = None,
+        observers: Sequence[TurnObserver] = (),
     ) -> None:
         self.timeline = timeline
         self.pipeline = pipeline
         self.tier = tier
         # The model time of a turn, from its start (llm.base.model_deadline).
         self.deadline_s = deadline_s
+        self.prices = prices or PriceTable()
+        self.tracer = tracer or DEFAULT_TRACER
+        # Told of every turn that ends here (metrics): ``tactful.telemetry``.
+        self.observers = list(observers)
+
+    def recorder(self, trace: Trace) -> TraceRecorder:
+        """A recorder for one turn's trace, pricing its model calls and tracing its stages."""
+        return TraceRecorder(trace, prices=self.prices, tracer=self.tracer)
 
     def _trace(
         self,
@@ -73,15 +88,36 @@ class TurnLifecycle:
         """Run one claimed turn and write its terminal status: ready, error and ready, or
         cancelled when a newer message superseded it (the runner asked, or the reply was
         refused). A turn stopped for another reason (draining, lost lease) writes nothing."""
-        rec = TraceRecorder(self._trace(turn))
+        rec = self.recorder(self._trace(turn))
         started = time.perf_counter()
         status: TurnStatus | None = None
-        try:
-            status = await self._run(turn, rec)
-            return status
-        finally:
-            if status is not None:
-                log_turn(rec.trace, status, (time.perf_counter() - started) * 1000)
+        with self.tracer.start_as_current_span(
+            "tactful.turn",
+            attributes={
+                "tactful.session_id": turn.session_id,
+                "tactful.trace_id": turn.trace_id,
+                "tactful.attempt": turn.record.attempts,
+            },
+            record_exception=False,
+            set_status_on_exception=False,
+        ) as span:
+            try:
+                status = await self._run(turn, rec)
+                return status
+            finally:
+                seconds = time.perf_counter() - started
+                if status is not None:
+                    log_turn(rec.trace, status, seconds * 1000)
+                ended = TurnEnded(rec.trace, status.value if status else INTERRUPTED, seconds)
+                describe_turn(span, ended)
+                self._tell(ended)
+
+    def _tell(self, ended: TurnEnded) -> None:
+        for observer in self.observers:
+            try:
+                observer.turn_ended(ended)
+            except Exception:
+                log.exception("turn observer %s failed", type(observer).__name__)
 
     async def _run(self, turn: Turn, rec: TraceRecorder) -> TurnStatus:
         trace = rec.trace
@@ -110,7 +146,7 @@ class TurnLifecycle:
 
     async def superseded(self, turn: Turn) -> None:
         """A turn that a newer message superseded before it ran here (its worker died)."""
-        await self._cancelled(TraceRecorder(self._trace(turn, "cancelled")))
+        await self._cancelled(self.recorder(self._trace(turn, "cancelled")))
 
     async def recover_emitted(self, turn: Turn) -> None:
         """Its worker died after the reply went out: complete a reply left half-streamed, keep
@@ -137,7 +173,7 @@ class TurnLifecycle:
                 message_event_id=reply.id if reply is not None else None,
                 error="the process that sent this reply stopped before it saved the trace",
             )
-            await TraceRecorder(trace).save(store)
+            await self.recorder(trace).save(store)
         await self.timeline.status(session_id, SessionStatus.READY, turn.trace_id)
 
     async def _cancelled(self, rec: TraceRecorder) -> None:
@@ -177,8 +213,12 @@ def log_turn(trace: Trace, status: TurnStatus, ms: float) -> None:
     if trace.degraded:
         where = ", ".join(dict.fromkeys(reason.split(":", 1)[0] for reason in trace.degraded))
         degraded = f" (degraded: {where})"
+    usage = trace.usage
+    cost = ""
+    if calls and usage.cost_usd is not None:
+        cost = f", ${usage.cost_usd:.6f}" + ("" if usage.cost_complete else " (some unpriced)")
     turns_log.info(
-        "turn %s session %s: %s%s in %.0f ms, %d model call(s)%s, %d tokens",
+        "turn %s session %s: %s%s in %.0f ms, %d model call(s)%s, %d tokens%s",
         trace.id,
         trace.session_id,
         status.value,
@@ -187,4 +227,26 @@ def log_turn(trace: Trace, status: TurnStatus, ms: float) -> None:
         len(calls),
         f" ({failed} failed)" if failed else "",
         tokens,
+        cost,
     )
+
+
+def describe_turn(span: Span, ended: TurnEnded) -> None:
+    """The turn's span, once it ended: its agent, outcome, model calls, tokens and cost."""
+    if not span.is_recording():
+        return
+    trace, usage = ended.trace, ended.trace.usage
+    span.set_attributes(
+        {
+            "tactful.agent_id": trace.agent_id,
+            "tactful.outcome": ended.outcome,
+            "tactful.model_calls": usage.model_calls,
+            "tactful.usage.prompt_tokens": usage.prompt_tokens,
+            "tactful.usage.cached_tokens": usage.cached_tokens,
+            "tactful.usage.completion_tokens": usage.completion_tokens,
+            "tactful.cost_complete": usage.cost_complete,
+            **({} if usage.cost_usd is None else {"tactful.cost_usd": usage.cost_usd}),
+        }
+    )
+    if ended.outcome == TurnStatus.FAILED:
+        span.set_status(StatusCode.ERROR, trace.error or "the turn failed")

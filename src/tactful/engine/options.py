@@ -8,6 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from opentelemetry.trace import Tracer
+
+from tactful.domain.pricing import PriceTable
 from tactful.engine.candidates import DEFAULT_K
 from tactful.engine.canned import TemplateLimits
 from tactful.engine.runner import RunnerOptions
@@ -48,3 +51,8 @@ class EngineOptions:
     template_limits: TemplateLimits = field(default_factory=TemplateLimits)
     # Leases, recovery and draining of turns (engine.runner).
     runner: RunnerOptions = field(default_factory=RunnerOptions)
+    # What model calls cost (the model_prices setting); an empty table prices nothing.
+    prices: PriceTable = field(default_factory=PriceTable)
+    # Where the turn's spans go; None: OpenTelemetry's global tracer (a no-op unless the
+    # program configured a provider). The otel_endpoint setting gives one (telemetry.tracing).
+    tracer: Tracer | None = None

@@ -36,6 +36,7 @@ from tactful.engine.tool_stage import ToolStage
 from tactful.errors import PayloadTooLargeError, ValidationError
 from tactful.llm.base import Embedder, Generator
 from tactful.store.base import Store, TurnQueue
+from tactful.telemetry.base import TurnObserver
 from tactful.tools.registry import ToolRegistry
 
 __all__ = ["Engine", "EngineOptions"]
@@ -90,6 +91,8 @@ class Engine:
             self.pipeline.run,
             lambda: self.tier,
             deadline_s=self.options.turn_deadline_s,
+            prices=self.options.prices,
+            tracer=self.options.tracer,
         )
         self.runner = TurnRunner(
             turns,
@@ -182,6 +185,10 @@ class Engine:
         return event
 
     # -- turns ----------------------------------------------------------------------------------
+
+    def observe(self, observer: TurnObserver) -> None:
+        """Tell ``observer`` of every turn that ends in this process (e.g. metrics)."""
+        self.lifecycle.observers.append(observer)
 
     def start(self) -> None:
         """Start running turns: those posted from now on, and those nobody runs."""

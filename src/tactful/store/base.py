@@ -11,7 +11,7 @@ from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from typing import Any, TypeVar
 
-from tactful.domain import AuditEntry, Entity, Event, EventKind, EventSource
+from tactful.domain import AuditEntry, Entity, Event, EventKind, EventSource, ModelUsage
 from tactful.domain.turns import TurnRecord, TurnStatus
 from tactful.llm.base import Vectors
 
@@ -138,6 +138,14 @@ class Store(ABC):
     @abstractmethod
     async def delete_events(self, session_id: str, *, min_offset: int) -> int:
         """Mark events from ``min_offset`` on as deleted; returns how many."""
+
+    # -- traces ---------------------------------------------------------------------------------
+
+    @abstractmethod
+    async def session_usage(self, session_id: str) -> ModelUsage:
+        """The model usage of a session's saved traces, summed (``Trace.usage``): ``cost_usd``
+        sums the known costs (None when calls were made and none was priced), and
+        ``cost_complete`` is false when some call had no price."""
 
     # -- audit trail ----------------------------------------------------------------------------
 

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Table, and_, delete, event, insert, select, update
+from sqlalchemy import Table, and_, case, delete, event, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
@@ -33,6 +33,7 @@ from tactful.domain import (
     Event,
     EventKind,
     EventSource,
+    ModelUsage,
     Session,
     new_id,
     utcnow,
@@ -548,6 +549,43 @@ class SQLStore(Store):
                 .values(deleted=True)
             )
         return int(result.rowcount)
+
+    # -- traces ---------------------------------------------------------------------------------
+
+    async def session_usage(self, session_id: str) -> ModelUsage:
+        if not _searchable(session_id):
+            return ModelUsage()
+        traces = ENTITY_TABLES["traces"]
+        # The usage object is taken out of each document once, and its numbers from that small
+        # object: each extraction from the whole document would parse all of it again.
+        inner = (
+            select(traces.c.data["usage"].label("usage"))
+            .where(traces.c.session_id == session_id)
+            .cte("usages")
+            # Else PostgreSQL inlines it and parses each document six times (json, not jsonb).
+            .prefix_with("MATERIALIZED", dialect="postgresql")
+        )
+        usage = inner.c.usage
+        query = select(
+            func.sum(usage["model_calls"].as_integer()),
+            func.sum(usage["prompt_tokens"].as_integer()),
+            func.sum(usage["cached_tokens"].as_integer()),
+            func.sum(usage["completion_tokens"].as_integer()),
+            func.sum(usage["cost_usd"].as_float()),
+            func.sum(case((usage["cost_complete"].as_boolean().is_(False), 1), else_=0)),
+        )
+        async with self._tx(read_only=True) as conn:
+            row: tuple[Any, ...] = tuple((await conn.execute(query)).one())
+        calls, prompt, cached, completion, cost, incomplete = row
+        return ModelUsage(
+            model_calls=calls or 0,
+            prompt_tokens=prompt or 0,
+            cached_tokens=cached or 0,
+            completion_tokens=completion or 0,
+            # SUM skips the unknown costs, and is NULL when every one was unknown.
+            cost_usd=float(cost) if cost is not None else (None if calls else 0.0),
+            cost_complete=not incomplete,
+        )
 
     # -- audit trail ----------------------------------------------------------------------------
 
