@@ -165,3 +165,60 @@ def test_a_provider_without_its_sdk_says_what_to_install(monkeypatch: pytest.Mon
     settings = tactful.Settings(model_provider="anthropic", anthropic_api_key="sk-ant-x")
     with pytest.raises(ConfigurationError, match=r"pip install 'tactful\[anthropic\]'"):
         choose_generator(settings)
+
+
+LITELLM_WARNINGS = [
+    # LiteLLM's lazily loaded modules make pydantic warn (see test_litellm.py).
+    pytest.mark.filterwarnings("ignore:.*`ReadOnly` qualifier:UserWarning"),
+    pytest.mark.filterwarnings(
+        "ignore:Accessing the 'model_(computed_)?fields' attribute on the instance"
+        ":DeprecationWarning"
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    "provider",
+    [
+        "azure",
+        pytest.param("litellm", marks=LITELLM_WARNINGS),
+    ],
+)
+async def test_a_turn_on_each_provider_from_the_flat_settings(
+    openai_wire: OpenAIWire, provider: str
+) -> None:
+    values: dict[str, object] = {
+        "azure": {
+            "model_provider": "azure",
+            "azure_endpoint": openai_wire.endpoint,
+            "azure_deployment": "support-gpt",
+            "azure_api_key": "azure-key",
+        },
+        "litellm": {
+            "model_provider": "litellm",
+            "litellm_model": "openai/local-model",
+            "litellm_api_base": openai_wire.base_url,
+            "litellm_api_key": "sk-local",
+        },
+    }[provider]
+    settings = tactful.Settings(**values)  # type: ignore[arg-type]
+    openai_wire.script(json.dumps(MATCH), json.dumps({"message": "Refunds take 5 days."}))
+    async with tactful.Server(transient=True, embedder=HashingEmbedder(), settings=settings) as s:
+        agent = await s.create_agent("Support")
+        await agent.create_guideline(
+            "the customer asks about a refund", "say refunds take 5 days", id="refunds"
+        )
+        reply = await s.send(await s.create_session(agent), "where is my refund?")
+        trace = await s.runtime.store.get(Trace, reply.trace_id)
+    assert reply.data["message"] == "Refunds take 5 days."
+    assert [(c.stage, c.provider, c.ok) for c in trace.model_calls] == [
+        ("match", provider, True),
+        ("compose", provider, True),
+    ]
+    paths = [r.path for r in openai_wire.requests]
+    expected = (
+        "/openai/deployments/support-gpt/chat/completions"
+        if provider == "azure"
+        else "/v1/chat/completions"
+    )
+    assert paths == [expected, expected]
