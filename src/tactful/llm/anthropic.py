@@ -45,10 +45,10 @@ from tactful.llm.base import (
     Usage,
     retryable_status,
 )
+from tactful.llm.structured import describe_invalid, excerpt, truncate
 
 # Local servers and proxies may ignore the key, but the SDK refuses to start without one.
 _PLACEHOLDER_API_KEY = "not-needed"
-_ERROR_TEXT_LIMIT = 300
 _TOOL_NAME = re.compile(r"[^a-zA-Z0-9_-]")
 # Stop reasons that mean the answer was cut short, and how to say so.
 _CUT_OFF = {
@@ -71,28 +71,17 @@ def _resolve_api_key(api_key: str | None, base_url: str | None) -> str:
     )
 
 
-def _truncate(text: str, limit: int = _ERROR_TEXT_LIMIT) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def _excerpt(body: object, limit: int = 200) -> str:
-    """The start of a provider's raw answer, on one line, for errors."""
-    text = " ".join(str(body).split())
-    return repr(text if len(text) <= limit else text[:limit] + "...")
-
-
 def _provider_message(exc: anthropic.APIStatusError) -> str:
     """Anthropic's own error text (``error.message``), without the SDK's wrapping."""
     body: object = exc.body
     if isinstance(body, dict):
         inner = body.get("error", body)
         if isinstance(inner, dict) and isinstance(inner.get("message"), str):
-            return _truncate(inner["message"])
+            return truncate(inner["message"])
         if isinstance(inner, str):
-            return _truncate(inner)
+            return truncate(inner)
     if isinstance(body, str) and body.strip():
-        return _truncate(body)
+        return truncate(body)
     return exc.response.reason_phrase or "no error details"
 
 
@@ -137,21 +126,10 @@ def _provider_failure(
     if isinstance(exc, anthropic.APIConnectionError):
         return ModelError(
             f"{what}: could not connect to the provider at {client.base_url} "
-            f"({_truncate(exc.message)})",
+            f"({truncate(exc.message)})",
             retryable=True,
         )
-    return ModelError(f"{what}: the provider call failed: {_truncate(str(exc))}")
-
-
-def _describe_invalid(exc: ValidationError, *, limit: int) -> str:
-    errors = exc.errors(include_url=False, include_input=False)
-    parts = []
-    for error in errors[:limit]:
-        location = ".".join(str(part) for part in error["loc"])
-        parts.append(f"{location}: {error['msg']}" if location else error["msg"])
-    if len(errors) > limit:
-        parts.append(f"and {len(errors) - limit} more error(s)")
-    return "; ".join(parts)
+    return ModelError(f"{what}: the provider call failed: {truncate(str(exc))}")
 
 
 def _timeout(timeout_s: float | None) -> float | anthropic.NotGiven:
@@ -201,9 +179,9 @@ def _tool_call(message: Message, name: str) -> ToolUseBlock | None:
 def _refused(what: str, details: RefusalStopDetails | None, said: str) -> ModelError:
     because = ""
     if details is not None and details.explanation:
-        because = f": {_truncate(details.explanation)}"
+        because = f": {truncate(details.explanation)}"
     elif said.strip():
-        because = f": {_truncate(said)}"
+        because = f": {truncate(said)}"
     category = f" ({details.category})" if details is not None and details.category else ""
     return ModelError(f"{what}: the model refused{category}{because}")
 
@@ -298,12 +276,12 @@ class AnthropicGenerator(Generator):
             if call is None:
                 text = _text(message)
                 problem = f"the model did not call the {name} tool"
-                problem += f"; it wrote {_excerpt(text)}" if text.strip() else ""
+                problem += f"; it wrote {excerpt(text)}" if text.strip() else ""
             else:
                 try:
                     content = schema.model_validate(call.input)
                 except ValidationError as exc:
-                    problem = _describe_invalid(exc, limit=10)
+                    problem = describe_invalid(exc, limit=10)
                 else:
                     return Generation(
                         content=content,
@@ -318,7 +296,7 @@ class AnthropicGenerator(Generator):
                 problem += f" ({cut})"
             messages = [*messages, *_repair(message, call, name, problem)]
         raise ModelError(
-            f"{what} gave an invalid answer even after a repair retry: {_truncate(problem)}"
+            f"{what} gave an invalid answer even after a repair retry: {truncate(problem)}"
         )
 
     async def stream(
@@ -371,7 +349,7 @@ class AnthropicGenerator(Generator):
             ) from exc
         except json.JSONDecodeError as exc:
             raise ModelError(
-                f"{what} streamed an event that is not JSON: {_excerpt(exc.doc)}", retryable=True
+                f"{what} streamed an event that is not JSON: {excerpt(exc.doc)}", retryable=True
             ) from exc
         text = "".join(parts)
         if stop_reason == "refusal":
@@ -436,20 +414,20 @@ class AnthropicGenerator(Generator):
         except json.JSONDecodeError as exc:
             # HTTP 200 with a body that is not JSON (a proxy's error page, a truncated answer).
             raise ModelError(
-                f"{what} answered with a body that is not JSON: {_excerpt(exc.doc)}",
+                f"{what} answered with a body that is not JSON: {excerpt(exc.doc)}",
                 retryable=True,
             ) from exc
         if not isinstance(answer, Message):
             # The SDK hands back the raw text of a response that is not JSON.
             raise ModelError(
-                f"{what} answered with a body that is not JSON: {_excerpt(answer)}",
+                f"{what} answered with a body that is not JSON: {excerpt(answer)}",
                 retryable=True,
             )
         if not isinstance(answer.content, list):
             # JSON, but not a message (the SDK does not validate what it reads).
             raise ModelError(
                 f"{what} answered with JSON that is not a message: "
-                f"{_excerpt(answer.model_dump_json(exclude_unset=True))}"
+                f"{excerpt(answer.model_dump_json(exclude_unset=True))}"
             )
         return answer
 

@@ -75,7 +75,8 @@ def strict_compatible(node: Any) -> Any:
     return shaped
 
 
-def _describe_invalid(exc: ValidationError, *, limit: int) -> str:
+def describe_invalid(exc: ValidationError, *, limit: int) -> str:
+    """What is wrong with an answer, the first ``limit`` problems, on one line."""
     errors = exc.errors(include_url=False, include_input=False)
     parts = []
     for error in errors[:limit]:
@@ -136,7 +137,7 @@ class StructuredOutput:
                 try:
                     content = schema.model_validate_json(_strip_fence(completion.text))
                 except ValidationError as exc:
-                    problem = _describe_invalid(exc, limit=10)
+                    problem = describe_invalid(exc, limit=10)
                     if completion.truncated:
                         problem += " (the answer was cut off at the token limit)"
                 else:
