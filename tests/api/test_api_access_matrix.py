@@ -203,6 +203,12 @@ OPERATIONS: dict[str, tuple[str, Build] | tuple[str, Build, int]] = {
         lambda w: (f"/sessions/{w.ids['session']}/traces", None),
     ),
     "GET /traces/{trace_id}": (STAFF, lambda w: (f"/traces/{w.ids['trace']}", None)),
+    "GET /flags": (STAFF, lambda w: ("/flags", None)),
+    "POST /flags": (
+        STAFF,
+        lambda w: ("/flags", {"session_id": w.ids["session"], "event_id": w.ids["reply"]}),
+    ),
+    "DELETE /flags/{flag_id}": (STAFF, lambda w: (f"/flags/{w.ids['flag']}", None)),
     "GET /services": (STAFF, lambda w: ("/services", None)),
     "GET /services/{name}": (STAFF, lambda w: ("/services/orders", None)),
     # A permitted caller gets past the access check to the body's own refusal.
@@ -270,6 +276,17 @@ async def populate(prod: Production) -> tuple[dict[str, str], dict[str, Any]]:
         ids["event"], ids["trace"] = posted.json()["id"], posted.json()["trace_id"]
         graph = (await admin.get(f"/journeys/{ids['journey']}/graph")).json()
     await prod.runtime.engine.wait_idle(ids["session"])
+    async with prod.client(prod.admin_key) as admin:
+        events = await admin.get(
+            f"/sessions/{ids['session']}/events", params={"source": "ai_agent"}
+        )
+        [reply] = [e for e in events.json() if e["kind"] == "message"]
+        ids["reply"] = reply["id"]
+        flag = await admin.post(
+            "/flags", json={"session_id": ids["session"], "event_id": reply["id"]}
+        )
+        assert flag.status_code == 201, flag.text
+        ids["flag"] = flag.json()["id"]
     await prod.runtime.store.create(
         ToolServiceConfig(name="orders", kind=ToolServiceKind.OPENAPI, url="https://o.example")
     )

@@ -29,6 +29,7 @@ from tactful.client.models import (
     TraceInfo,
     TurnResult,
 )
+from tactful.domain.flags import Flag
 from tactful.errors import TactfulError
 
 DEFAULT_URL = "http://127.0.0.1:8800"
@@ -205,6 +206,29 @@ class TactfulClient:
             await asyncio.sleep(min(delay, deadline - now))
             delay = min(delay * 2, 0.25)
         return self._parse(TraceInfo, self._body(response, "GET", path), f"GET {path}")
+
+    # -- flags ----------------------------------------------------------------------------------
+    # A flag is the stored entity itself (``tactful.domain.Flag``): one definition on both sides.
+
+    async def create_flag(self, session_id: str, event_id: str, note: str = "") -> Flag:
+        """``POST /flags``: mark one of the agent's messages with a note (staff)."""
+        body = {"session_id": session_id, "event_id": event_id, "note": note}
+        return self._parse(Flag, await self._json("POST", "/flags", json=body), "POST /flags")
+
+    async def list_flags(
+        self, *, session_id: str | None = None, agent_id: str | None = None
+    ) -> list[Flag]:
+        """``GET /flags``: every flag, newest first; only one session's or agent's when given."""
+        params = {k: v for k, v in {"session_id": session_id, "agent_id": agent_id}.items() if v}
+        response = await self._request("GET", "/flags", params=params)
+        return self._parse(list[Flag], self._body(response, "GET", "/flags"), "GET /flags")
+
+    async def delete_flag(self, flag_id: str) -> None:
+        """``DELETE /flags/{id}`` (the message it named stays)."""
+        path = f"/flags/{flag_id}"
+        response = await self._request("DELETE", path)
+        if response.is_error:
+            self._body(response, "DELETE", path)
 
     # -- one exchange ---------------------------------------------------------------------------
 

@@ -6,6 +6,7 @@ from tactful.domain.canned import CannedResponse, CannedResponseField
 from tactful.domain.common import Entity, new_id, new_secret_id, utcnow
 from tactful.domain.customers import GUEST_CUSTOMER_ID, Customer
 from tactful.domain.events import Event, EventKind, EventSource, SessionStatus
+from tactful.domain.flags import Flag
 from tactful.domain.glossary import Term
 from tactful.domain.guidelines import Criticality, Guideline
 from tactful.domain.journeys import (
@@ -49,6 +50,7 @@ ENTITY_TYPES: tuple[type[Entity], ...] = (
     ToolSpec,
     Trace,
     ApiKey,
+    Flag,
 )
 
 __all__ = [
@@ -73,6 +75,7 @@ __all__ = [
     "Event",
     "EventKind",
     "EventSource",
+    "Flag",
     "Guideline",
     "Journey",
     "JourneyProgress",

@@ -87,9 +87,9 @@ class Store(ABC):
     async def delete(self, kind: type[E], id: str) -> bool:
         """Delete; returns whether something was deleted.
 
-        Deleting a session deletes its events and traces. Changes to definitions and keys are
-        recorded in the audit trail (``list_audit``) in the same transaction, as made by
-        ``tactful.domain.audit.current_actor()``.
+        Deleting a session deletes its events, traces and flags. Changes to definitions and
+        keys are recorded in the audit trail (``list_audit``) in the same transaction, as made
+        by ``tactful.domain.audit.current_actor()``.
         """
 
     @abstractmethod

@@ -47,6 +47,7 @@ INDEXED_COLUMNS: dict[str, tuple[str, ...]] = {
     "tool_services": ("name",),
     "journey_progress": (),
     "api_keys": (),
+    "flags": ("session_id", "agent_id"),
 }
 
 
@@ -153,6 +154,7 @@ DEFINITION_COLLECTIONS = frozenset(
 )
 
 # Changes to these are recorded in the audit trail, in the transaction that makes them.
+# Flags are not: like sessions, they are notes about conversations, not what defines an agent.
 AUDITED_COLLECTIONS = DEFINITION_COLLECTIONS | {"api_keys"}
 
 audit = Table(

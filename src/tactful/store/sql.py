@@ -409,6 +409,9 @@ class SQLStore(Store):
                 progress = ENTITY_TABLES["journey_progress"]
                 await conn.execute(delete(progress).where(progress.c.id == id))
                 await conn.execute(delete(turns).where(turns.c.session_id == id))
+                # A flag names one of the session's messages: without them it points at nothing.
+                flags = ENTITY_TABLES["flags"]
+                await conn.execute(delete(flags).where(flags.c.session_id == id))
             result = await conn.execute(delete(table).where(table.c.id == id))
             if result.rowcount:
                 await self._changed(conn, kind.collection, AuditAction.DELETED, id, None)
