@@ -90,7 +90,7 @@ async def ensure_guest(store: Store) -> Customer:
 
 
 async def delete_sessions(store: Store, sessions: Iterable[Session]) -> None:
-    """Delete sessions with their events and traces (the store cascades both)."""
+    """Delete sessions with their events, traces and flags (the store cascades them)."""
     for s in sessions:
         await store.delete(Session, s.id)
 
