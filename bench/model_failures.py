@@ -75,7 +75,7 @@ async def run_mode(
             reply = await s.send(session, "where is my order?")
             elapsed = time.perf_counter() - started
             trace = await s.runtime.store.get(Trace, reply.trace_id)
-            method = str(trace.composition.get("method", "model"))
+            method = str(trace.composition.method or "model")
             degraded = ", ".join(r.split(":")[0] for r in trace.degraded) or "-"
             rows.append((elapsed, len(wire.chat_requests) - sent, method, degraded))
     return rows

@@ -141,10 +141,10 @@ async def test_code_is_cut_at_the_timeouts_the_settings_give() -> None:
         agent.attach_retriever(never, id="stock")
         reply = await server.send(await server.create_session(agent), "hello")
         trace = await server.runtime.store.get(Trace, reply.trace_id)
-    [matcher_error] = trace.composition["matcher_errors"]
+    [matcher_error] = trace.composition.matcher_errors
     assert matcher_error.endswith(f"of guideline {greet.id}: timed out after 0.05s")
-    [retriever] = trace.composition["retrievers"]
-    assert (retriever["name"], retriever["error"]) == ("stock", "timed out after 0.06s")
+    [retriever] = trace.composition.retrievers
+    assert (retriever.name, retriever.error) == ("stock", "timed out after 0.06s")
 
 
 async def test_the_blas_threads_setting_limits_numpys_threads() -> None:

@@ -23,6 +23,9 @@ def test_chat_against_a_running_server(served_shop: Served, tmp_path: Path) -> N
     out = result.stdout
     assert f"connected to {served_shop.url} (offline tier)" in out
     assert "chatting with Shopbot" in out
+    # The legend once, before the first reply; not again under the second.
+    assert out.count("legend: ✓ matched and shaped the reply") == 1
+    assert out.index("legend: ") < out.index(RETURNS_REPLY)
     lines = out.splitlines()
     # Each reply, then under it the guideline that matched with its score and rationale.
     returns = lines.index(RETURNS_REPLY)
@@ -70,8 +73,10 @@ def test_in_process_chat_from_a_pipe(tmp_path: Path) -> None:
     lines = result.stdout.splitlines()
     reply = lines.index(RETURNS_REPLY)
     assert lines[reply + 1].strip().startswith(RETURNS_MATCH)
-    # The compact trace: relationship steps and the turn's cost.
-    assert "+ added by always: in every reply" in result.stdout
+    # The compact trace: a guideline a relationship added, why it did not shape this reply,
+    # and the turn's cost.
+    always = lines.index("  ○ in every reply  [0.00] added by always")
+    assert lines[always + 1] == "      ↳ the reply is another guideline's template (returns-reply)"
     assert "0 model calls, 0 prompt tokens" in result.stdout
     assert not (tmp_path / ".tactful").exists()  # transient: nothing written
 
@@ -87,6 +92,12 @@ def test_in_process_chat_with_the_bundled_example(tmp_path: Path) -> None:
     assert "  ✓ " in result.stdout
     # The return journey starts, and the chat says where it stands.
     assert "↪ journey 'Return an item' start 1 (Ask for the order number" in result.stdout
+    # The return guideline matched too, and the chat says why the journey's step answered.
+    summary = result.stdout.split("Voltmart Support > ", 1)[1].splitlines()[1:]
+    assert "      ↳ suppressed by priority: journey 'Return an item' take(s) priority over it" in (
+        summary
+    )
+    assert len(summary) == len(set(summary))
 
 
 def test_in_process_chat_keeps_its_data_folder(tmp_path: Path) -> None:

@@ -47,7 +47,7 @@ async def test_a_whole_exchange_with_its_trace(client: TactfulClient) -> None:
     trace = await client.get_trace(turn.trace_id, wait=2)
     assert [m.guideline_id for m in trace.matched] == ["returns"]
     assert trace.matched[0].score is not None and trace.matched[0].rationale
-    assert trace.composition["canned_response_id"] == "returns-reply"
+    assert trace.composition.canned_response_id == "returns-reply"
 
     events = await client.wait_events(session.id, 0, ["message"], wait_for_data=0)
     assert [e.source for e in events] == ["customer", "ai_agent"]

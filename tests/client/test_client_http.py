@@ -55,6 +55,8 @@ async def test_endpoints_parse_into_typed_models() -> None:
                     200,
                     json={
                         "id": "t1",
+                        "session_id": "s1",
+                        "agent_id": "a1",
                         "matches": [
                             {
                                 "guideline_id": "g1",
@@ -84,7 +86,7 @@ async def test_endpoints_parse_into_typed_models() -> None:
         assert posted.offset == 0 and posted.message == "hi"
         trace = await client.get_trace("t1")
         assert [m.guideline_id for m in trace.matched] == ["g1"]
-        assert trace.composition["canned_response_id"] == "r1"
+        assert trace.composition.canned_response_id == "r1"
     assert ("POST", "/sessions", {"agent_id": "a1", "title": "t"}) in seen
     assert (
         "POST",
@@ -162,7 +164,7 @@ async def test_get_trace_can_wait_for_a_trace_not_stored_yet() -> None:
         calls += 1
         if calls < 3:
             return httpx.Response(404, json={"detail": "Trace 't1' was not found"})
-        return httpx.Response(200, json={"id": "t1", "matches": []})
+        return httpx.Response(200, json={"id": "t1", "session_id": "s1", "agent_id": "a1"})
 
     async with client_for(handler) as client:
         assert (await client.get_trace("t1", wait=2)).id == "t1"
@@ -224,8 +226,16 @@ def test_a_traces_cost_line_adds_the_dollars_of_priced_calls() -> None:
         {"stage": "compose", "model": "m", "prompt_tokens": 300, "cost_usd": None},
     ]
     trace = TraceInfo.model_validate(
-        {"id": "t", "model_calls": calls, "stage_timings_ms": {"match": 40.0, "compose": 2.0}}
+        {
+            "id": "t",
+            "session_id": "s",
+            "agent_id": "a",
+            "model_calls": calls,
+            "stage_timings_ms": {"match": 40.0, "compose": 2.0},
+        }
     )
     assert trace.cost() == "2 model calls, 1,500 prompt tokens, $0.001250, 42 ms"
-    unpriced = TraceInfo.model_validate({"id": "t", "model_calls": calls[1:]})
+    unpriced = TraceInfo.model_validate(
+        {"id": "t", "session_id": "s", "agent_id": "a", "model_calls": calls[1:]}
+    )
     assert unpriced.cost() == "1 model call, 300 prompt tokens, 0 ms"

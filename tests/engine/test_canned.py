@@ -139,7 +139,7 @@ async def _turn(server: tactful.Server, agent: tactful.Agent) -> tuple[str, Trac
 
 
 def _reasons(trace: Trace) -> dict[str, Any]:
-    return {d["id"]: d["reason"] for d in trace.composition["disqualified"]}
+    return {d.id: d.reason for d in trace.composition.disqualified}
 
 
 async def test_a_turn_with_abusive_templates_replies_with_the_good_one() -> None:

@@ -11,7 +11,7 @@ import pytest_asyncio
 from pydantic import BaseModel
 
 import tactful
-from tactful.domain import Trace
+from tactful.domain import TemplateDropped, Trace
 from tactful.engine.compose import ReplyAnswer, TemplateChoice
 from tactful.engine.match import MatchAnswer, answer_listed
 from tactful.llm.scripted import HashingEmbedder, ScriptedCall, ScriptedGenerator
@@ -81,7 +81,7 @@ async def test_fluid_mode_writes_the_reply(server: tactful.Server, model: Model)
     model.applies = {REFUND}
     text, trace = await _send(server, agent, "refund please")
     assert text == "A fluid reply."
-    assert (trace.composition["mode"], trace.composition["mode_rule"]) == ("fluid", "agent")
+    assert (trace.composition.mode, trace.composition.mode_rule) == ("fluid", "agent")
     [call] = model.composed()
     assert call.schema is ReplyAnswer and "then explain refunds" in call.prompt.user
 
@@ -96,9 +96,9 @@ async def test_strict_mode_offers_only_qualifying_templates_and_sends_the_choice
     [call] = model.composed()
     # The template needing {{transaction_id}} is disqualified: never offered, listed in the trace.
     assert _offered(call) == ["Refunds take 5 business days."]
-    missing = [t for t in trace.composition["templates"] if not t["qualified"]]
-    assert [m["missing_fields"] for m in missing] == [["transaction_id"]]
-    assert trace.composition["method"] == "canned"
+    missing = [t for t in trace.composition.templates if not t.qualified]
+    assert [m.missing_fields for m in missing] == [["transaction_id"]]
+    assert trace.composition.method == "canned"
 
 
 async def test_strict_mode_without_a_choice_sends_the_no_match_reply(
@@ -109,7 +109,7 @@ async def test_strict_mode_without_a_choice_sends_the_no_match_reply(
     model.chooser = lambda call: TemplateChoice(templates=[], message="I will improvise!")
     text, trace = await _send(server, agent, "refund please")
     assert text == "A person?"  # strict never sends the model's own words
-    assert trace.composition["method"] == "no-match"
+    assert trace.composition.method == "no-match"
 
 
 async def test_canned_fluid_sends_a_template_or_writes_when_none_fits(
@@ -122,7 +122,7 @@ async def test_canned_fluid_sends_a_template_or_writes_when_none_fits(
     model.chooser = lambda call: TemplateChoice(message="Written because none fits.")
     text, trace = await _send(server, agent, "refund please")
     assert text == "Written because none fits."
-    assert trace.composition["method"] == "fluid"
+    assert trace.composition.method == "fluid"
     assert len(model.composed()) == 2  # one call per turn either way
 
 
@@ -132,7 +132,7 @@ async def test_composited_mode_writes_in_the_style_of_the_closest_templates(
     agent = await _shop(server, tactful.CompositionMode.COMPOSITED)
     model.applies = {REFUND}
     text, trace = await _send(server, agent, "refund please")
-    assert (text, trace.composition["method"]) == ("A fluid reply.", "composited")
+    assert (text, trace.composition.method) == ("A fluid reply.", "composited")
     [call] = model.composed()
     assert "in their style and wording" in call.prompt.user
     assert "- Refunds take 5 business days." in call.prompt.user
@@ -148,11 +148,11 @@ async def test_the_strictest_mode_wins_and_the_trace_names_the_rule(
     refund = next(g for g in await agent.guidelines() if g.condition == REFUND)
     model.applies = {SHIPPING}
     _, trace = await _send(server, agent, "how long is shipping")
-    assert (trace.composition["mode"], trace.composition["mode_rule"]) == ("fluid", "agent")
+    assert (trace.composition.mode, trace.composition.mode_rule) == ("fluid", "agent")
     model.applies = {REFUND, SHIPPING}
     _, trace = await _send(server, agent, "refund, and how long is shipping")
-    assert trace.composition["mode"] == "strict_canned"
-    assert trace.composition["mode_rule"] == f"guideline {refund.id}"
+    assert trace.composition.mode == "strict_canned"
+    assert trace.composition.mode_rule == f"guideline {refund.id}"
 
 
 async def test_several_templates_in_one_reply(server: tactful.Server, model: Model) -> None:
@@ -167,7 +167,7 @@ async def test_several_templates_in_one_reply(server: tactful.Server, model: Mod
     model.chooser = both
     text, trace = await _send(server, agent, "refund, and how long is shipping")
     assert set(text.split("\n\n")) == {"Refunds take 5 business days.", "Shipping takes 2 days."}
-    assert len(trace.composition["chosen"]) == 2
+    assert len(trace.composition.chosen) == 2
     assert len(trace.final_guideline_ids) == 2
 
 
@@ -190,8 +190,8 @@ async def test_generative_fields_are_filled_by_the_model_or_the_template_is_drop
     # Without the field the template cannot be sent: strict falls back to the no-match reply.
     model.chooser = lambda call: TemplateChoice(templates=[1])
     _, trace = await _send(server, agent, "my kettle arrived broken")
-    assert trace.composition["method"] == "no-match"
-    assert trace.composition["dropped"][0]["missing_fields"] == ["generative.item"]
+    assert trace.composition.method == "no-match"
+    assert trace.composition.dropped[0].missing_fields == ["generative.item"]
 
 
 async def test_offline_a_generative_template_never_qualifies() -> None:
@@ -234,8 +234,8 @@ async def test_relevant_glossary_terms_reach_matching_and_composition(
     for call in (match, compose):
         assert "Voltmart Protect (also: VP): Our 2-year extended warranty" in call.prompt.user
         assert "Kettle club" not in call.prompt.user
-    assert trace.composition["glossary"][0]["term"] == "Voltmart Protect"
-    assert trace.composition["glossary"][0]["why"] == "named"
+    assert trace.composition.glossary[0].term == "Voltmart Protect"
+    assert trace.composition.glossary[0].why == "named"
 
 
 async def test_abusive_templates_are_never_offered_and_a_chosen_one_can_still_be_dropped(
@@ -257,17 +257,12 @@ async def test_abusive_templates_are_never_offered_and_a_chosen_one_can_still_be
     text, trace = await _send(server, agent, "my kettle arrived broken")
     [call] = model.composed()
     assert _offered(call) == ["Sorry about the <item>.  [generative: item]"]
-    reasons = {t["id"]: t["reason"] for t in trace.composition["templates"]}
+    reasons = {t.id: t.reason for t in trace.composition.templates}
     assert reasons == {
         dump.id: "prints the whole mapping customer; use one of its fields instead",
         sorry.id: None,
     }
     assert text == "A person?"
-    assert trace.composition["dropped"] == [
-        {
-            "template": 1,
-            "id": sorry.id,
-            "missing_fields": [],
-            "reason": "renders more than 4000 characters",
-        }
+    assert trace.composition.dropped == [
+        TemplateDropped(template=1, id=sorry.id, reason="renders more than 4000 characters")
     ]

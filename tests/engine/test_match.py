@@ -255,4 +255,4 @@ async def test_tool_arguments_ride_in_the_matching_wave() -> None:
     assert "tools: refund(order_id: string, required - VM + 8 digits): Refund an order" in user
     assert "customer_id" not in user  # hidden: filled from context by the engine
     assert len(model.calls) == 1  # no separate wave for the arguments
-    assert outcome.verdicts[0].tool_calls == [proposal.model_dump()]
+    assert [c.model_dump() for c in outcome.verdicts[0].tool_calls] == [proposal.model_dump()]

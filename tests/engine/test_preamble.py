@@ -70,7 +70,8 @@ async def test_a_preamble_goes_out_before_tools_run(
     preamble = (await _messages(server, session.id))[0]
     assert preamble.metadata == {"preamble": True} and preamble.trace_id == reply.trace_id
     trace = await server.runtime.store.get(Trace, reply.trace_id)
-    assert trace.composition["preamble"]["why"] == "tools are about to run"
+    assert trace.composition.preamble is not None
+    assert trace.composition.preamble.why == "tools are about to run"
     # No model call was made for it: matching and composing only.
     assert [c.stage for c in model.calls] == ["match", "compose"]
     # The next slow turn says the other one; the preamble never counts as a reply.
@@ -97,7 +98,7 @@ async def test_no_preamble_when_the_reply_is_quick_or_none_is_configured(
         reply = await server.send(session, "hello")
         assert [e.data["message"] for e in await _messages(server, session.id)] == ["Done."]
         trace = await server.runtime.store.get(Trace, reply.trace_id)
-        assert "preamble" not in trace.composition
+        assert trace.composition.preamble is None
 
 
 async def test_the_reply_follows_the_customers_language_when_the_agent_allows_it(

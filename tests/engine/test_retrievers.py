@@ -75,8 +75,8 @@ async def test_an_agent_retriever_runs_while_matching_and_its_data_reaches_the_r
     # It started before the matching call answered: it ran concurrently, not after.
     assert model.events.index("retriever started") < model.events.index("match answered")
     assert "Retrieved for this turn:\n- inventory: {'kettle': 3, 'toaster': 0}" in model.prompt()
-    [described] = trace.composition["retrievers"]
-    assert (described["name"], described["owner"], described["ok"]) == (
+    [described] = trace.composition.retrievers
+    assert (described.name, described.owner, described.ok) == (
         "inventory",
         f"agent:{agent.id}",
         True,
@@ -97,7 +97,7 @@ async def test_a_guideline_retriever_runs_only_while_its_guideline_is_active(
     agent.attach_retriever(inventory, guideline=stock, id="stock")
     model.applies = set()
     _, trace = await _turn(server, agent, "hello")
-    assert ran == [] and "retrievers" not in trace.composition
+    assert ran == [] and trace.composition.retrievers == []
     model.applies = {STOCK}
     await _turn(server, agent, "any kettles?")
     assert ran == ["any kettles?"]
@@ -112,7 +112,7 @@ async def test_a_journey_retriever_runs_while_the_journey_is_followed(
     await journey.initial_state.transition_to(chat_state="Ask for the order number")
     journey.attach_retriever(lambda ctx: "30-day window", id="policy")
     _, trace = await _turn(server, agent, "hi")
-    assert "retrievers" not in trace.composition
+    assert trace.composition.retrievers == []
     model.applies, model.follow = {"the customer wants a return"}, "Ask for the order number"
     await _turn(server, agent, "I want a return")
     assert "- policy: 30-day window" in model.prompt()
@@ -156,10 +156,10 @@ async def test_a_failing_retriever_is_traced_and_the_turn_goes_on(
     agent.attach_retriever(lambda ctx: "fine", id="other")
     text, trace = await _turn(server, agent, "hello")
     assert text == "ok"
-    by_name = {r["name"]: r for r in trace.composition["retrievers"]}
-    assert by_name["broken"]["ok"] is False
-    assert "inventory service is down" in by_name["broken"]["error"]
-    assert by_name["other"]["ok"] is True
+    by_name = {r.name: r for r in trace.composition.retrievers}
+    assert by_name["broken"].ok is False
+    assert "inventory service is down" in (by_name["broken"].error or "")
+    assert by_name["other"].ok is True
 
 
 async def test_a_slow_retriever_times_out() -> None:

@@ -71,10 +71,10 @@ async def test_a_draft_that_breaks_a_rule_is_revised_once(
     model.verdict = DraftCheck(rules=[RuleCheck(rule=1, applies=True, follows=False)])
     reply, trace = await _send(server, agent)
     assert reply.data["message"] == "It should arrive on Friday (an estimate, not a guarantee)."
-    record = trace.composition["self_check"]
-    assert record["draft"] == "It arrives on Friday."
-    assert record["revised"] == reply.data["message"]
-    assert record["because"] == [rule.id]
+    record = trace.composition.self_check
+    assert record is not None and record.draft == "It arrives on Friday."
+    assert record.revised == reply.data["message"]
+    assert record.because == [rule.id]
     assert rule.id in reply.data["guidelines"]
     # The rule was not matched before the draft: it is not a matching candidate.
     assert rule.id not in {c.guideline_id for c in trace.candidates}
@@ -92,7 +92,8 @@ async def test_a_draft_that_breaks_a_followed_guideline_is_revised(
     reply, trace = await _send(server, agent)
     assert reply.data["message"].startswith("It should arrive")
     track = next(g for g in await agent.guidelines() if g.condition == TRACK)
-    assert trace.composition["self_check"]["broken"] == [track.id]
+    assert trace.composition.self_check is not None
+    assert trace.composition.self_check.broken == [track.id]
 
 
 async def test_a_draft_that_passes_goes_out_as_written(
@@ -102,7 +103,8 @@ async def test_a_draft_that_passes_goes_out_as_written(
     model.verdict = DraftCheck(rules=[RuleCheck(rule=1, applies=False, follows=False)])
     reply, trace = await _send(server, agent)
     assert reply.data["message"] == "It arrives on Friday."
-    assert "revised" not in trace.composition["self_check"]
+    assert trace.composition.self_check is not None
+    assert trace.composition.self_check.revised is None
     assert len(model.generator.calls_for("self_check")) == 1
 
 
@@ -113,7 +115,8 @@ async def test_a_failed_check_sends_the_draft_and_says_so(
     model.verdict = ModelError("provider down")
     reply, trace = await _send(server, agent)
     assert reply.data["message"] == "It arrives on Friday."
-    assert "provider down" in trace.composition["self_check"]["failed"]
+    assert trace.composition.self_check is not None
+    assert "provider down" in (trace.composition.self_check.failed or "")
 
 
 async def test_no_check_without_rules_about_the_reply(server: tactful.Server, model: Model) -> None:
@@ -121,5 +124,5 @@ async def test_no_check_without_rules_about_the_reply(server: tactful.Server, mo
     await agent.create_guideline(TRACK, "give the delivery date")
     reply, trace = await _send(server, agent)
     assert reply.data["message"] == "It arrives on Friday."
-    assert "self_check" not in trace.composition
+    assert trace.composition.self_check is None
     assert model.generator.calls_for("self_check") == []

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest_asyncio
 
 import tactful
-from tactful.domain import EventKind, EventSource, JourneyProgress, Trace
+from tactful.domain import EventKind, EventSource, JourneyProgress, StreamedReply, Trace
 from tactful.engine.compose import ReplyAnswer
 from tactful.engine.match import JourneyCheck, answer_listed
 from tactful.errors import ModelError
@@ -66,7 +66,7 @@ async def test_a_fluid_reply_streams_into_one_growing_message_event(
     [compose] = model.calls_for("compose")
     assert "plain text" in compose.prompt.system and "JSON" not in compose.prompt.system
     trace = await store.get(Trace, reply.trace_id)
-    assert trace.composition["streamed"] == {"chunks": 5, "ok": True}
+    assert trace.composition.streamed == StreamedReply(chunks=5, ok=True)
 
 
 async def test_journey_progress_is_saved_with_the_completed_stream(
@@ -97,8 +97,8 @@ async def test_a_stream_that_fails_midway_is_completed_with_the_degraded_reply(
     assert reply.data["message"] == "Let me get a person."
     assert reply.data["chunks"] == ["Let me get a person.", None]
     trace = await server.runtime.store.get(Trace, reply.trace_id)
-    assert trace.composition["streamed"] == {"chunks": 1, "ok": False}
-    assert "connection lost" in trace.composition["degraded"]
+    assert trace.composition.streamed == StreamedReply(chunks=1, ok=False)
+    assert "connection lost" in (trace.composition.degraded or "")
 
 
 async def test_no_streaming_when_the_agent_blocks_or_a_rule_must_review_the_draft(

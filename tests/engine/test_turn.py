@@ -143,10 +143,10 @@ async def test_a_failed_match_is_decided_by_the_offline_tier(
     session = await server.create_session(agent)
     reply = await server.send(session, "the customer asks for a refund")
     trace = await server.runtime.store.get(Trace, reply.trace_id)
-    assert trace.composition["match_failures"] == [
+    assert trace.composition.match_failures == [
         "batch 1 failed closed: answer does not validate after a repair retry"
     ]
-    assert "offline tier decided" in trace.composition["match_degraded"]
+    assert "offline tier decided" in (trace.composition.match_degraded or "")
     applied = {m.condition: m for m in trace.matches if m.applies}
     assert list(applied) == ["the customer asks for a refund"]
     refund = applied["the customer asks for a refund"]
@@ -165,7 +165,7 @@ async def test_model_failure_in_composition_sends_the_no_match_reply(
     reply = await server.send(session, "refund")
     assert reply.data["message"] == agent.model.no_match_reply
     trace = await server.runtime.store.get(Trace, reply.trace_id)
-    assert "bad gateway" in trace.composition["degraded"]
+    assert "bad gateway" in (trace.composition.degraded or "")
 
 
 async def test_unexpected_error_emits_error_status_and_ready(
@@ -239,8 +239,7 @@ async def test_strict_mode_sends_only_templates_whose_fields_exist() -> None:
         assert reply.data["message"] == "Dana, refunds take 5 days."
         trace = await server.runtime.store.get(Trace, reply.trace_id)
         assert [
-            {"id": d["id"], "missing_fields": d["missing_fields"]}
-            for d in trace.composition["disqualified"]
+            {"id": d.id, "missing_fields": d.missing_fields} for d in trace.composition.disqualified
         ] == [{"id": missing.id, "missing_fields": ["transaction_id"]}]
         fresh = await server.create_session(agent, customer)
         unrelated = await server.send(fresh, "what's the weather on mars")

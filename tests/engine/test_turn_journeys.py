@@ -615,7 +615,7 @@ async def test_a_state_sets_the_composition_mode_and_its_canned_responses(
     [offered] = script.chosen
     assert "1. Please type your VM order number." in offered
     trace = await _trace(server, reply)
-    assert trace.composition["mode"] == tactful.CompositionMode.STRICT.value
+    assert trace.composition.mode is tactful.CompositionMode.STRICT
     [step] = trace.journeys
     considered = {c.target: c.taken for c in step.considered}
     assert considered == {ask.id: True}

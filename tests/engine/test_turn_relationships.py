@@ -91,8 +91,9 @@ async def test_disambiguation_asks_instead_of_guessing(
     session = await server.create_session(agent)
     reply = await server.send(session, "about my order")
     trace = await _trace(server, reply)
-    assert trace.composition["method"] == "clarification"
-    assert sorted(trace.composition["clarification"]["option_ids"]) == ["c", "t"]
+    assert trace.composition.method == "clarification"
+    assert trace.composition.clarification is not None
+    assert sorted(trace.composition.clarification.option_ids) == ["c", "t"]
     compose_prompt = model.calls_for("compose")[-1].prompt.user
     assert "ambiguous" in compose_prompt
     assert "customer wants to cancel an order" in compose_prompt

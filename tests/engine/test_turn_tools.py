@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import pytest_asyncio
 
 import tactful
-from tactful.domain import EventKind, SessionMode, ToolSpec, Trace
+from tactful.domain import EventKind, Reevaluation, SessionMode, ToolSpec, Trace
 from tactful.engine.compose import ReplyAnswer
 from tactful.engine.match import (
     GuidelineCheck,
@@ -150,8 +150,8 @@ async def test_missing_argument_asks_for_exactly_it(
     reply = await server.send(session, "where is my order?")
     assert calls == []
     trace = await _trace(server, reply)
-    [plan] = trace.composition["tool_plan"]
-    assert plan["missing"] == ["order_id"]
+    [plan] = trace.composition.tool_plan
+    assert plan.missing == ["order_id"]
     prompt = model.calls[-1].prompt.user
     assert "local:order_status needs order_id (VM and 8 digits): ask the customer" in prompt
 
@@ -167,7 +167,7 @@ async def test_consequential_tool_never_runs_on_a_guess(
     reply = await server.send(session, "refund my last order please")
     assert calls == []
     trace = await _trace(server, reply)
-    assert "guessed arguments: order_id" in trace.composition["tool_plan"][0]["blocked"]
+    assert "guessed arguments: order_id" in (trace.composition.tool_plan[0].blocked or "")
 
 
 async def test_calls_run_in_parallel_and_failures_degrade_the_turn(
@@ -297,13 +297,8 @@ async def test_a_result_re_evaluates_the_guidelines_it_can_change(
     reply = await server.send(session, "where is VM12345678?")
     assert review.id in reply.data["guidelines"] and len(reply.data["guidelines"]) == 2
     trace = await _trace(server, reply)
-    assert trace.composition["reevaluations"] == [
-        {
-            "iteration": 2,
-            "rechecked": [review.id],
-            "now_active": [review.id],
-            "no_longer_active": [],
-        }
+    assert trace.composition.reevaluations == [
+        Reevaluation(iteration=2, rechecked=[review.id], now_active=[review.id])
     ]
     assert [c.stage for c in trace.model_calls] == ["match", "match", "compose"]
 
@@ -317,7 +312,7 @@ async def test_without_reevaluation_relationships_no_extra_wave(
     reply = await server.send(session, "where is VM12345678?")
     trace = await _trace(server, reply)
     assert [c.stage for c in trace.model_calls] == ["match", "compose"]
-    assert "reevaluations" not in trace.composition
+    assert trace.composition.reevaluations == []
 
 
 async def test_strict_mode_prefers_the_template_built_on_this_turns_result() -> None:
@@ -417,6 +412,5 @@ async def test_any_service_may_give_the_model_its_options(
     model.on("match", matcher({"wants a visit": [("visit", ("branch", "North", "customer"))]}))
     reply = await server.send(await server.create_session(agent), "a visit at North please")
     assert "one of North, South" in model.calls_for("match")[0].prompt.user
-    assert (await _trace(server, reply)).composition["tool_calls"][0]["result"]["data"] == (
-        "visiting North"
-    )
+    [call] = (await _trace(server, reply)).composition.tool_calls
+    assert call.result is not None and call.result.data == "visiting North"

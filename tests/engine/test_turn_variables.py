@@ -58,7 +58,7 @@ async def test_a_variable_named_by_a_guideline_reaches_both_prompts(
     assert "- membership tier: gold" in match_prompt
     assert "- membership tier: gold" in compose_prompt
     trace = await server.runtime.store.get(Trace, reply.trace_id)
-    assert trace.composition["variables"][0]["value"] == "gold"
+    assert trace.composition.variables[0].value == "gold"
 
 
 async def test_tool_backed_variable_is_refreshed_in_the_turn_and_fills_templates() -> None:

@@ -194,14 +194,14 @@ async def test_offline_replies_come_from_the_right_guideline(
     for message, expected in LABELED:
         event, trace = await _reply(server, agent, message)
         matched = [m.guideline_id for m in trace.matches if m.applies]
-        applied = trace.composition.get("applied_guideline_ids", [])
+        applied = trace.composition.applied_guideline_ids
         allowed = {
             _rendered(templates[cid])
             for gid in expected
             for cid in guidelines[gid].canned_responses
         }
         ok = (
-            trace.composition.get("method") == "canned"
+            trace.composition.method == "canned"
             and len(applied) == 1
             and applied[0] in expected
             and applied[0] in matched
@@ -220,7 +220,7 @@ async def test_offline_replies_come_from_the_right_guideline(
         event, trace = await _reply(server, agent, message)
         if (
             event.data["message"] != example.NO_MATCH_REPLY
-            or trace.composition.get("method") != "no-match"
+            or trace.composition.method != "no-match"
         ):
             off_topic_failures.append(f"{message!r}: answered, best {trace.candidates[0]}")
 

@@ -273,7 +273,7 @@ async def test_offline_without_a_number_the_agent_asks_for_it(
     assert "order number" in reply.data["message"]
     assert await _tool_calls(server, session) == []
     trace = await server.runtime.store.get(tactful.Trace, reply.trace_id)
-    assert [p["blocked"] for p in trace.composition["tool_plan"]] == [
+    assert [p.blocked for p in trace.composition.tool_plan] == [
         "missing required arguments: order_id"
     ]
 

@@ -11,6 +11,7 @@ from rich.text import Text
 
 from tactful.cli.conversation import Conversation, Exchange
 from tactful.cli.output import console, errors, fail, note
+from tactful.cli.summary import LEGEND, summary
 from tactful.client import AgentInfo, UnreachableError
 from tactful.errors import TactfulError
 
@@ -60,6 +61,7 @@ def read_messages() -> Iterator[str]:
 
 
 def show(agent: AgentInfo, exchange: Exchange) -> None:
+    """A turn: the replies, then under them what the trace says about them (see ``LEGEND``)."""
     wrap = not console.is_terminal
     for reply in exchange.replies:
         console.print(Text.assemble((f"{agent.name} > ", "bold green"), reply), soft_wrap=wrap)
@@ -68,31 +70,10 @@ def show(agent: AgentInfo, exchange: Exchange) -> None:
     if exchange.trace_problem:
         note(f"  (no trace: {exchange.trace_problem})")
         return
-    if not exchange.matched:
-        note("  no guideline matched")
-    for m in exchange.matched:
-        score = f"{m.score:.2f}" if m.score is not None else "-"
-        mark = "✓" if m.guideline_id in exchange.applied else "·"
-        line = f"  {mark} {m.condition}  [{score}] {m.rationale}".rstrip()
-        console.print(Text(line, style="dim"), soft_wrap=wrap)
-    trace = exchange.trace
-    if trace is None:
+    if exchange.trace is None:
         return
-    conditions = {m.guideline_id: m.condition for m in trace.matches}
-    for step in trace.resolution:
-        sign = {"added": "+", "removed": "-", "clarify": "?"}.get(step.effect, "·")
-        what = conditions.get(step.guideline_id, step.guideline_id)
-        because = f" because of {', '.join(step.because)}" if step.because else ""
-        line = f"  {sign} {step.effect} by {step.rule}{because}: {what}"
+    for line in summary(exchange.trace, exchange.applied):
         console.print(Text(line, style="dim"), soft_wrap=wrap)
-    for j in trace.journeys:
-        moved = j.label_before != j.label_after and j.label_before
-        where = f"{j.label_before} → {j.label_after}" if moved else (j.label_after or "")
-        status = f" ({j.status_after})" if j.status_after != "active" else ""
-        why = f": {j.rationale}" if j.rationale else ""
-        line = f"  ↪ journey {j.title!r} {j.kind} {where}{status} [{j.method}]{why}"
-        console.print(Text(line, style="dim"), soft_wrap=wrap)
-    note(f"  {trace.cost()} · trace {trace.id}")
 
 
 def run_chat(conversation: Conversation, wanted_agent: str | None, unreachable_hint: str) -> None:
@@ -116,6 +97,7 @@ def _chat(runner: asyncio.Runner, conversation: Conversation, wanted_agent: str 
     agent = pick_agent(runner.run(conversation.agents()), wanted_agent, conversation.no_agents_hint)
     session_id = runner.run(conversation.start(agent.id))
     note(f"chatting with {agent.name} (session {session_id}); /quit to leave")
+    note(LEGEND)
     for text in read_messages():
         if text in QUIT:
             return

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tactful.cli.definitions import load_agent_file
-from tactful.client import AgentInfo, ClientError, MatchInfo, TactfulClient, TraceInfo
+from tactful.client import AgentInfo, ClientError, TactfulClient, TraceInfo
 from tactful.config import Settings
 from tactful.domain import Agent as AgentModel
 from tactful.domain import Trace
@@ -24,7 +24,7 @@ class Exchange:
     """What the chat shows for one customer message."""
 
     replies: list[str]
-    matched: list[MatchInfo] = field(default_factory=list)
+    # The guidelines the reply says it applied.
     applied: list[str] = field(default_factory=list)
     error: str | None = None
     trace_problem: str | None = None
@@ -90,7 +90,6 @@ class RemoteConversation(Conversation):
         except ClientError as e:
             exchange.trace_problem = str(e)
         else:
-            exchange.matched = trace.matched
             exchange.trace = trace
         return exchange
 
@@ -144,7 +143,6 @@ class InProcessConversation(Conversation):
             exchange.trace_problem = f"trace {event.trace_id!r} was not stored"
         else:
             exchange.trace = TraceInfo.model_validate(trace.model_dump(mode="json"))
-            exchange.matched = exchange.trace.matched
         return exchange
 
     async def close(self) -> None:

@@ -1,7 +1,8 @@
 """What the REST API answers, as the client sees it.
 
-These models accept fields they do not know (the server may add some) and keep only what a
-caller needs; they are read models, separate from the stored domain entities.
+These models accept fields they do not know (the server may add some). Most keep only what a
+caller needs; a trace is the domain's ``Trace`` itself, so the client reads every section the
+server records, typed as the engine writes it.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from tactful.domain import JourneyStep, MatchVerdict, ModelCall, ResolutionStep, Trace
 
 
 class _Answer(BaseModel):
@@ -77,75 +80,22 @@ class EventInfo(_Answer):
         return []
 
 
-class MatchInfo(_Answer):
-    """One guideline check of a turn: did its condition hold, how sure, and why."""
-
-    guideline_id: str
-    condition: str
-    action: str | None = None
-    applies: bool
-    score: float | None = None
-    rationale: str = ""
-    method: str = ""
+# The trace's records are the domain's own models (one definition, the one /openapi.json
+# describes): a trace read here is what the server stored.
+MatchInfo = MatchVerdict
+ResolutionStepInfo = ResolutionStep
+JourneyStepInfo = JourneyStep
+ModelCallInfo = ModelCall
 
 
-class ResolutionStepInfo(_Answer):
-    """A relationship step of a turn: what it added or removed, and because of which guidelines."""
+class TraceInfo(Trace):
+    """``GET /traces/{id}``: why the agent said what it said in one turn (``Trace``, read
+    leniently: fields a newer server adds are ignored)."""
 
-    rule: str
-    effect: str
-    guideline_id: str
-    because: list[str] = Field(default_factory=list)
-    detail: str = ""
-
-
-class JourneyStepInfo(_Answer):
-    """What a turn did with one journey: the state before and after, and why."""
-
-    journey_id: str
-    title: str
-    kind: str
-    status_before: str | None = None
-    status_after: str = ""
-    label_before: str | None = None
-    label_after: str | None = None
-    method: str = ""
-    rationale: str = ""
-
-
-class ModelCallInfo(_Answer):
-    stage: str
-    model: str
-    provider: str = ""
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    cached_tokens: int = 0
-    latency_ms: float = 0.0
-    ok: bool = True
-    error: str | None = None
-    # US dollars from the server's price table; None when the model has no price there.
-    cost_usd: float | None = None
-
-
-class TraceInfo(_Answer):
-    """``GET /traces/{id}``: why the agent said what it said in one turn."""
-
-    id: str
-    session_id: str = ""
-    agent_id: str = ""
-    tier: str = ""
-    status: str = ""
-    matches: list[MatchInfo] = Field(default_factory=list)
-    resolution: list[ResolutionStepInfo] = Field(default_factory=list)
-    journeys: list[JourneyStepInfo] = Field(default_factory=list)
-    final_guideline_ids: list[str] = Field(default_factory=list)
-    composition: dict[str, Any] = Field(default_factory=dict)
-    stage_timings_ms: dict[str, float] = Field(default_factory=dict)
-    model_calls: list[ModelCallInfo] = Field(default_factory=list)
-    error: str | None = None
+    model_config = ConfigDict(extra="ignore")
 
     @property
-    def matched(self) -> list[MatchInfo]:
+    def matched(self) -> list[MatchVerdict]:
         """The checks whose condition held."""
         return [m for m in self.matches if m.applies]
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 import secrets
 import string
 from datetime import UTC, datetime
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeAlias
 
 from pydantic import BaseModel, ConfigDict, Field
+from typing_extensions import TypeAliasType
 
 _ALPHABET = string.ascii_letters + string.digits
 
@@ -27,6 +28,13 @@ def utcnow() -> datetime:
 
 
 JSONDict = dict[str, Any]
+
+# A JSON value, typed all the way down (its JSON schema names every branch, unlike ``Any``):
+# for what the trace records of tools, variables and retrievers, whose content is free.
+if TYPE_CHECKING:
+    Json: TypeAlias = str | int | float | bool | list["Json"] | dict[str, "Json"] | None
+else:
+    Json = TypeAliasType("Json", "str | int | float | bool | list[Json] | dict[str, Json] | None")
 
 
 class Entity(BaseModel):

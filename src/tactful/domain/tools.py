@@ -10,6 +10,14 @@ from pydantic import Field
 from tactful.domain.common import Entity
 
 
+class SessionControl(StrEnum):
+    """What a tool may ask of the session after it ran."""
+
+    NONE = "none"
+    # Hand the conversation to a person: the session switches to manual mode.
+    HANDOFF = "handoff"
+
+
 def tool_id(service: str, name: str) -> str:
     return f"{service}:{name}"
 

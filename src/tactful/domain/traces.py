@@ -1,12 +1,114 @@
-"""Traces: why the agent said what it said in one turn."""
+"""Traces: why the agent said what it said in one turn.
+
+The whole record is typed (sections as models, states as ``StrEnum``s whose JSON is the same
+strings), so ``/openapi.json`` describes it completely; the Python client reads these models.
+"""
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from enum import StrEnum
+from typing import Annotated, ClassVar
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, BeforeValidator, Field
 
 from tactful.domain.common import Entity
+from tactful.domain.composition import Composition, ProposedToolCall
+from tactful.domain.journeys import RunStatus
+
+
+def _blank_is_none(value: object) -> object:
+    # Records written before a state was an enum could leave it "" (unknown).
+    return None if value == "" else value
+
+
+class TraceStatus(StrEnum):
+    """Where a turn's trace stands."""
+
+    RUNNING = "running"
+    DONE = "done"
+    # The turn failed (``Trace.error`` says why).
+    ERROR = "error"
+    # A newer customer message superseded the turn.
+    CANCELLED = "cancelled"
+    # The session or its agent was deleted while the turn ran.
+    DROPPED = "dropped"
+
+
+class MatchMethod(StrEnum):
+    """What decided a guideline's verdict."""
+
+    MODEL = "model"
+    # The offline tier: similarity to the conversation against a threshold.
+    OFFLINE_SIMILARITY = "offline-similarity"
+    # Offline rules (a journey's tool state, say).
+    OFFLINE = "offline"
+    # The guideline's code matcher.
+    CODE = "code"
+    # A relationship activated it (see the resolution steps).
+    RESOLUTION = "resolution"
+    # A retriever gave it for this turn.
+    RETRIEVER = "retriever"
+    # A followed journey's step, as a synthetic guideline.
+    JOURNEY = "journey"
+
+
+class ResolutionRule(StrEnum):
+    """The relationship rule that took a resolution step."""
+
+    ALWAYS = "always"
+    ENTAILMENT = "entailment"
+    DEPENDENCY = "dependency"
+    DEPENDENCY_ANY = "dependency_any"
+    PRIORITY = "priority"
+    EXCLUSION = "exclusion"
+    NUMERIC_PRIORITY = "numeric_priority"
+    DISAMBIGUATION = "disambiguation"
+
+
+class ResolutionEffect(StrEnum):
+    ADDED = "added"
+    REMOVED = "removed"
+    # Removed until the customer says which of several intents they mean.
+    CLARIFY = "clarify"
+
+
+class JourneyStepKind(StrEnum):
+    """What a turn did with a journey."""
+
+    START = "start"
+    ADVANCE = "advance"
+    STAY = "stay"
+    # Advanced past states the customer already answered.
+    SKIP = "skip"
+    BACKTRACK = "backtrack"
+    PAUSE = "pause"
+    # Paused, and the customer turned to another journey.
+    SWITCH = "switch"
+    RESUME = "resume"
+    END = "end"
+    DROP = "drop"
+    # Ended here and continued in another journey.
+    HANDOFF = "handoff"
+    # Entered a sub-journey state: the sub-journey starts, its parent waits.
+    SUB_JOURNEY = "sub-journey"
+    # A sub-journey ended and its parent continued.
+    RETURN = "return"
+    # Went on after a tool state.
+    CONTINUE = "continue"
+    # A relationship removed the journey this turn: no step taken.
+    SUPPRESSED = "suppressed"
+
+
+class JourneyStepMethod(StrEnum):
+    """What decided a journey step."""
+
+    MODEL = "model"
+    # Rules and similarity, no model.
+    OFFLINE = "offline"
+    # A code matcher chose the branch.
+    CODE = "code"
+    # Deterministic walking.
+    ENGINE = "engine"
 
 
 class ModelCall(BaseModel):
@@ -61,6 +163,8 @@ class ModelUsage(BaseModel):
 
 
 class Candidate(BaseModel):
+    """A guideline retrieval put forward for matching, and why."""
+
     guideline_id: str
     condition: str
     score: float
@@ -72,13 +176,15 @@ class Candidate(BaseModel):
 
 
 class MatchVerdict(BaseModel):
+    """One guideline's check: did its condition hold, how sure, why, and what decided."""
+
     guideline_id: str
     condition: str
     action: str | None = None
     applies: bool
     score: float | None = None
     rationale: str = ""
-    method: str = ""
+    method: Annotated[MatchMethod | None, BeforeValidator(_blank_is_none)] = None
     condition_restated: str = ""
     evidence: str = ""
     # Applied earlier in this session, and whether the model said it must be applied again.
@@ -87,14 +193,14 @@ class MatchVerdict(BaseModel):
     tier: int = 1
     # For a guideline with tools: the calls the model proposed, each argument with its source
     # ("customer", "context", "inferred" or "missing").
-    tool_calls: list[dict[str, Any]] = Field(default_factory=list)
+    tool_calls: list[ProposedToolCall] = Field(default_factory=list)
 
 
 class ResolutionStep(BaseModel):
     """One deterministic step of resolving relationships: what it removed or added, and why."""
 
-    rule: str  # entailment, dependency, dependency_any, priority, exclusion, numeric_priority...
-    effect: str  # "added", "removed" or "clarify"
+    rule: ResolutionRule
+    effect: ResolutionEffect
     guideline_id: str
     because: list[str] = Field(default_factory=list)
     detail: str = ""
@@ -106,14 +212,15 @@ class Trace(Entity):
     agent_id: str
     customer_event_offset: int = 0
     tier: str = ""
-    status: str = "running"
+    status: TraceStatus = TraceStatus.RUNNING
     candidates: list[Candidate] = Field(default_factory=list)
     matches: list[MatchVerdict] = Field(default_factory=list)
     resolution: list[ResolutionStep] = Field(default_factory=list)
     final_guideline_ids: list[str] = Field(default_factory=list)
     # Per journey in play: the state before and after, and why (see ``JourneyStep``).
     journeys: list[JourneyStep] = Field(default_factory=list)
-    composition: dict[str, Any] = Field(default_factory=dict)
+    # How the reply was written, and what it drew on (tools, variables, glossary...).
+    composition: Composition = Field(default_factory=Composition)
     model_calls: list[ModelCall] = Field(default_factory=list)
     # Where the turn went on without (part of) its model, and why: matching decided by the
     # offline tier, a reply from canned responses (docs/models.md, "When a model fails").
@@ -142,11 +249,9 @@ class JourneyStep(BaseModel):
 
     journey_id: str
     title: str
-    # start, advance, stay, skip, backtrack, pause, resume, end, drop, handoff, sub-journey,
-    # return (a sub-journey ended and its parent continued), continue (after a tool state).
-    kind: str
-    status_before: str | None = None
-    status_after: str
+    kind: JourneyStepKind
+    status_before: RunStatus | None = None
+    status_after: RunStatus
     state_before: str | None = None
     state_after: str | None = None
     # The same states as people read them: "2 (Ask for the order number)".
@@ -156,6 +261,5 @@ class JourneyStep(BaseModel):
     entered: list[str] = Field(default_factory=list)
     skipped: list[str] = Field(default_factory=list)
     considered: list[TransitionConsidered] = Field(default_factory=list)
-    # "model", "offline" (rules and similarity) or "engine" (deterministic walking).
-    method: str = ""
+    method: Annotated[JourneyStepMethod | None, BeforeValidator(_blank_is_none)] = None
     rationale: str = ""

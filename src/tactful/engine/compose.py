@@ -21,16 +21,24 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 from pydantic import BaseModel, Field
 
-from tactful.domain import CannedResponse, CompositionMode, Guideline
+from tactful.domain import (
+    CannedResponse,
+    Clarification,
+    Composition,
+    CompositionMode,
+    Guideline,
+    ReplyMethod,
+    SelfCheck,
+    TemplateDropped,
+    TemplateScore,
+)
 from tactful.engine import canned
 from tactful.engine.context import TurnContext
 from tactful.engine.match import Match
-from tactful.engine.resolve import Clarification
 from tactful.engine.retrieve import EmbeddingCache
 from tactful.engine.self_check import about_reply, check_draft
 from tactful.engine.templates import TemplateOffer
@@ -47,17 +55,17 @@ RETRIEVED_TEMPLATES = 10
 STYLE_TEMPLATES = 3
 SEPARATOR = "\n\n"
 # Reply methods where the model wrote the words (the self-check reviews those).
-WRITTEN = ("fluid", "composited")
+WRITTEN = (ReplyMethod.FLUID, ReplyMethod.COMPOSITED)
 
 
 @dataclass
 class Reply:
     text: str
-    # "fluid", "canned", "composited", "no-match" or "clarification"
-    method: str
+    method: ReplyMethod
     applied_guideline_ids: list[str]
     canned_response_ids: list[str] = field(default_factory=list)
-    details: dict[str, Any] = field(default_factory=dict)
+    # The trace's composition fields this reply sets (the fields given are copied in).
+    details: Composition = field(default_factory=Composition)
     # The text went out piece by piece as the model wrote it.
     streamed: bool = False
 
@@ -184,10 +192,10 @@ class Composer:
             outcome = await check_draft(self.generator, rec, base, reply.text, rules, actionable)
         except ModelError as e:
             # The check failed: the draft goes out as written, and the trace says so.
-            reply.details["self_check"] = {"draft": reply.text, "failed": str(e)}
+            reply.details.self_check = SelfCheck(draft=reply.text, failed=str(e))
             rec.degraded(f"self-check: the model failed, the draft went out unchecked: {e}")
             return
-        reply.details["self_check"] = outcome.record
+        reply.details.self_check = outcome.record
         reply.text = outcome.text
         reply.applied_guideline_ids += [
             g for g in outcome.applied if g not in reply.applied_guideline_ids
@@ -204,8 +212,8 @@ class Composer:
         extras: TurnExtras,
     ) -> Reply:
         decision = decide_mode(ctx, actionable)
-        rec.trace.composition["mode"] = decision.mode.value
-        rec.trace.composition["mode_rule"] = decision.rule
+        rec.trace.composition.mode = decision.mode
+        rec.trace.composition.mode_rule = decision.rule
         mode = decision.mode
         if clarification is not None:
             return await self.clarify(ctx, matched, clarification, mode, rec, extras)
@@ -220,7 +228,7 @@ class Composer:
         except ModelError as e:
             # A failed model degrades the turn to canned responses; it never kills it.
             reply = await self.from_canned(ctx, actionable, tools, extras)
-            reply.details["degraded"] = f"model failed while composing: {e}"
+            reply.details.degraded = f"model failed while composing: {e}"
             rec.degraded(f"composition: the model failed, the reply is {reply.method}: {e}")
             return reply
 
@@ -248,9 +256,11 @@ class Composer:
         if not usable:
             return Reply(
                 text=ctx.agent.no_match_reply,
-                method="no-match",
+                method=ReplyMethod.NO_MATCH,
                 applied_guideline_ids=[],
-                details={"disqualified": disqualified, "reason": "no qualifying canned response"},
+                details=Composition(
+                    disqualified=disqualified, reason="no qualifying canned response"
+                ),
             )
         strength = {
             m.ranked.guideline.id: m.verdict.score
@@ -271,16 +281,16 @@ class Composer:
         assert best.text is not None
         return Reply(
             text=best.text,
-            method="canned",
+            method=ReplyMethod.CANNED,
             applied_guideline_ids=[best.guideline_id] if best.guideline_id else [],
             canned_response_ids=[best.response.id],
-            details={
-                "candidates": [
-                    {"id": c.response.id, "guideline_id": c.guideline_id, "score": round(s, 4)}
+            details=Composition(
+                candidates=[
+                    TemplateScore(id=c.response.id, guideline_id=c.guideline_id, score=round(s, 4))
                     for c, s in zip(usable, scores, strict=True)
                 ],
-                "disqualified": disqualified,
-            },
+                disqualified=disqualified,
+            ),
         )
 
     async def choose(
@@ -299,12 +309,13 @@ class Composer:
             ctx, actionable, tools, retrieve=RETRIEVED_TEMPLATES, extra=extras.templates
         )
         usable = [c for c in found if c.text is not None]
-        details: dict[str, Any] = {"templates": [c.describe() for c in found]}
+        details = Composition(templates=[c.describe() for c in found])
         writing = mode is CompositionMode.CANNED_FLUID
         if not usable:
             if writing:
                 reply = await self.fluid(ctx, actionable, rec, tools, extras)
-                reply.details.update(details, reason="no qualifying template")
+                reply.details.take(details)
+                reply.details.reason = "no qualifying template"
                 return reply
             return self._no_match(ctx, details, "no qualifying template")
         base = self.prompt(ctx, actionable, tools, extras)
@@ -334,8 +345,8 @@ class Composer:
         )
         choice = answer.content
         picked = [n for n in dict.fromkeys(choice.templates) if 1 <= n <= len(usable)]
-        dropped: list[dict[str, Any]] = [
-            {"template": n, "why": "no such template"}
+        dropped = [
+            TemplateDropped(template=n, why="no such template")
             for n in dict.fromkeys(choice.templates)
             if n not in picked
         ]
@@ -346,49 +357,52 @@ class Composer:
             c = usable[n - 1]
             if done.text is None:
                 dropped.append(
-                    {
-                        "template": n,
-                        "id": c.response.id,
-                        "missing_fields": done.missing,
-                        "reason": done.reason,
-                    }
+                    TemplateDropped(
+                        template=n,
+                        id=c.response.id,
+                        missing_fields=done.missing,
+                        reason=done.reason,
+                    )
                 )
                 continue
             texts.append(done.text)
             ids.append(c.response.id)
             if c.guideline_id and c.guideline_id not in applied:
                 applied.append(c.guideline_id)
-        details["chosen"] = ids
+        details.chosen = ids
         if dropped:
-            details["dropped"] = dropped
+            details.dropped = dropped
         if texts:
             return Reply(
                 text=SEPARATOR.join(texts),
-                method="canned",
+                method=ReplyMethod.CANNED,
                 applied_guideline_ids=applied or [m.ranked.guideline.id for m in actionable],
                 canned_response_ids=ids,
                 details=details,
             )
         if writing and choice.message and choice.message.strip():
+            details.reason = "no template answers exactly"
             return Reply(
                 text=choice.message.strip(),
-                method="fluid",
+                method=ReplyMethod.FLUID,
                 applied_guideline_ids=[m.ranked.guideline.id for m in actionable],
-                details={**details, "reason": "no template answers exactly"},
+                details=details,
             )
         if writing:
             reply = await self.fluid(ctx, actionable, rec, tools, extras)
-            reply.details.update(details, reason="no template chosen")
+            reply.details.take(details)
+            reply.details.reason = "no template chosen"
             return reply
         return self._no_match(ctx, details, "the model chose no template")
 
     @staticmethod
-    def _no_match(ctx: TurnContext, details: dict[str, Any], reason: str) -> Reply:
+    def _no_match(ctx: TurnContext, details: Composition, reason: str) -> Reply:
+        details.reason = reason
         return Reply(
             text=ctx.agent.no_match_reply,
-            method="no-match",
+            method=ReplyMethod.NO_MATCH,
             applied_guideline_ids=[],
-            details={**details, "reason": reason},
+            details=details,
         )
 
     async def composited(
@@ -410,7 +424,7 @@ class Composer:
         )[:STYLE_TEMPLATES]
         if not style:
             reply = await self.fluid(ctx, actionable, rec, tools, extras)
-            reply.details["reason"] = "no template to take the style from"
+            reply.details.reason = "no template to take the style from"
             return reply
         base = self.prompt(ctx, actionable, tools, extras)
         examples = "\n".join(f"- {c.text}" for c in style)
@@ -427,9 +441,9 @@ class Composer:
         )
         return Reply(
             text=answer.content.message,
-            method="composited",
+            method=ReplyMethod.COMPOSITED,
             applied_guideline_ids=[m.ranked.guideline.id for m in actionable],
-            details={"style_templates": [c.response.id for c in style]},
+            details=Composition(style_templates=[c.response.id for c in style]),
         )
 
     # -- writing ---------------------------------------------------------------------------------
@@ -449,8 +463,8 @@ class Composer:
         asking = [m for m in matched if m.ranked.guideline.id == clarification.observation_id]
         # The ambiguity's own canned responses come first (the only choice in strict mode).
         reply = await self.from_canned(ctx, asking)
-        reply.details["clarification"] = clarification.model_dump()
-        if reply.method == "canned" or mode is CompositionMode.STRICT:
+        reply.details.clarification = clarification
+        if reply.method is ReplyMethod.CANNED or mode is CompositionMode.STRICT:
             return reply
         described = [o.description or o.condition for o in options]
         if self.generator is not None:
@@ -469,12 +483,12 @@ class Composer:
                 )
                 return Reply(
                     text=answer.content.message,
-                    method="clarification",
+                    method=ReplyMethod.CLARIFICATION,
                     applied_guideline_ids=[clarification.observation_id],
-                    details={"clarification": clarification.model_dump()},
+                    details=Composition(clarification=clarification),
                 )
             except ModelError as e:
-                rec.trace.composition["degraded"] = f"model failed while composing: {e}"
+                rec.trace.composition.degraded = f"model failed while composing: {e}"
                 rec.degraded(f"clarification: the model failed, the question is a template: {e}")
         text = (
             "Just to be sure I help with the right thing, which one do you mean: "
@@ -482,9 +496,9 @@ class Composer:
         )
         return Reply(
             text=text + "?",
-            method="clarification",
+            method=ReplyMethod.CLARIFICATION,
             applied_guideline_ids=[clarification.observation_id],
-            details={"clarification": clarification.model_dump()},
+            details=Composition(clarification=clarification),
         )
 
     def prompt(
@@ -552,7 +566,7 @@ class Composer:
             )
             return Reply(
                 text=streamed.text.strip(),
-                method="fluid",
+                method=ReplyMethod.FLUID,
                 applied_guideline_ids=applied,
                 streamed=True,
             )
@@ -562,4 +576,6 @@ class Composer:
             ReplyAnswer,
             stage=COMPOSE_STAGE,
         )
-        return Reply(text=answer.content.message, method="fluid", applied_guideline_ids=applied)
+        return Reply(
+            text=answer.content.message, method=ReplyMethod.FLUID, applied_guideline_ids=applied
+        )

@@ -12,7 +12,14 @@ import asyncio
 from collections.abc import Awaitable
 from typing import Any
 
-from tactful.domain import Event, EventKind, EventSource, JourneyProgress, SessionStatus
+from tactful.domain import (
+    Event,
+    EventKind,
+    EventSource,
+    JourneyProgress,
+    SessionStatus,
+    TraceStatus,
+)
 from tactful.engine.preamble import Preamble
 from tactful.engine.runner import Turn
 from tactful.engine.timeline import Timeline
@@ -98,7 +105,7 @@ async def emit_reply(
 async def conclude(timeline: Timeline, rec: TraceRecorder) -> None:
     """The trace is saved, then ``ready``: a client that reads the trace on ``ready`` finds
     it. Neither is left half-done by a stop that lands meanwhile."""
-    rec.trace.status = "done"
+    rec.trace.status = TraceStatus.DONE
     await asyncio.shield(rec.save(timeline.store))
     await asyncio.shield(timeline.status(rec.trace.session_id, SessionStatus.READY, rec.trace.id))
 

@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable, Sequence
 
 from opentelemetry.trace import Span, StatusCode, Tracer
 
-from tactful.domain import EventKind, EventSource, SessionStatus, Trace
+from tactful.domain import EventKind, EventSource, SessionStatus, Trace, TraceStatus
 from tactful.domain.pricing import PriceTable
 from tactful.domain.turns import TurnStatus
 from tactful.engine.runner import Superseded, Turn
@@ -67,7 +67,7 @@ class TurnLifecycle:
     def _trace(
         self,
         turn: Turn,
-        status: str = "running",
+        status: TraceStatus = TraceStatus.RUNNING,
         *,
         message_event_id: str | None = None,
         error: str | None = None,
@@ -128,25 +128,25 @@ class TurnLifecycle:
         except (Superseded, asyncio.CancelledError) as e:
             if not isinstance(e, Superseded) and turn.stop != "superseded":
                 raise
-            trace.status = "cancelled"
+            trace.status = TraceStatus.CANCELLED
             await asyncio.shield(self._cancelled(rec))
             return TurnStatus.SUPERSEDED
         except NotFoundError as e:
             # The session (or its agent) was deleted while the turn ran: nothing to answer.
             log.info("turn %s dropped: %s", turn.trace_id, e)
-            trace.status = "dropped"
+            trace.status = TraceStatus.DROPPED
             return TurnStatus.DROPPED
         except Exception as e:
             # A failing turn degrades to an error status; the server keeps serving.
             log.exception("turn %s failed", turn.trace_id)
-            trace.status = "error"
+            trace.status = TraceStatus.ERROR
             trace.error = f"{type(e).__name__}: {e}"
             await completed(turn, self._failed(rec))
             return TurnStatus.FAILED
 
     async def superseded(self, turn: Turn) -> None:
         """A turn that a newer message superseded before it ran here (its worker died)."""
-        await self._cancelled(self.recorder(self._trace(turn, "cancelled")))
+        await self._cancelled(self.recorder(self._trace(turn, TraceStatus.CANCELLED)))
 
     async def recover_emitted(self, turn: Turn) -> None:
         """Its worker died after the reply went out: complete a reply left half-streamed, keep
@@ -169,7 +169,7 @@ class TurnLifecycle:
         if await store.find(Trace, turn.trace_id) is None:
             trace = self._trace(
                 turn,
-                "done",
+                TraceStatus.DONE,
                 message_event_id=reply.id if reply is not None else None,
                 error="the process that sent this reply stopped before it saved the trace",
             )

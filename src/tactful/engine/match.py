@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from tactful.domain import Criticality, MatchVerdict, ToolSpec
+from tactful.domain import Criticality, MatchMethod, MatchVerdict, ProposedToolCall, ToolSpec
 from tactful.engine.context import TurnContext
 from tactful.engine.retrieve import Ranked
 from tactful.engine.trace import TraceRecorder
@@ -40,7 +40,7 @@ class OfflineMatcher:
     The margin keeps a message about one topic from dragging in every loosely similar rule.
     """
 
-    method = "offline-similarity"
+    method = MatchMethod.OFFLINE_SIMILARITY
 
     def __init__(self, threshold: float, margin: float = 0.12, max_matches: int = 4) -> None:
         self.threshold = threshold
@@ -225,7 +225,7 @@ class ModelMatcher:
     (cheaper, and the model cannot invent an id).
     """
 
-    method = "model"
+    method = MatchMethod.MODEL
 
     def __init__(
         self, generator: Generator, *, batch_tokens: int = 3000, max_batches: int = 3
@@ -422,8 +422,13 @@ class ModelMatcher:
             applied_before=before,
             reapply=reapply,
             tier=tier,
-            tool_calls=[c.model_dump() for c in check.tool_calls] if check and applies else [],
+            tool_calls=traced_calls(check.tool_calls) if check and applies else [],
         )
+
+
+def traced_calls(calls: Sequence[ProposedCall]) -> list[ProposedToolCall]:
+    """The model's proposed calls as the trace records them."""
+    return [ProposedToolCall.model_validate(c.model_dump()) for c in calls]
 
 
 _LISTED = re.compile(r"^(\d+)\.(?: \[([^\]]*)\])? (.*)$")

@@ -24,9 +24,13 @@ from typing import Any
 
 from tactful.domain import (
     CannedResponse,
+    Clarification,
+    MatchMethod,
     MatchVerdict,
     MessageOutputMode,
     SessionStatus,
+    StreamedReply,
+    TermFound,
     ToolSpec,
     Trace,
 )
@@ -48,7 +52,7 @@ from tactful.engine.journeys import plan as journey_plan
 from tactful.engine.match import JourneyCheck, Match, OfflineMatcher
 from tactful.engine.options import EngineOptions
 from tactful.engine.preamble import Preamble
-from tactful.engine.resolve import Clarification, Resolution, resolve
+from tactful.engine.resolve import Resolution, resolve
 from tactful.engine.retrieve import EmbeddingCache, Ranked, Retriever
 from tactful.engine.retrievers import RetrievedSet, Retrievers, transient_guidelines
 from tactful.engine.runner import Turn
@@ -195,8 +199,8 @@ class Pipeline:
         async with rec.stage("glossary"):
             terms = await glossary.relevant_terms(ctx, self.cache)
         if terms:
-            trace.composition["glossary"] = [
-                {"term": t.term.name, "why": t.why, "score": round(t.score, 4)} for t in terms
+            trace.composition.glossary = [
+                TermFound(term=t.term.name, why=t.why, score=round(t.score, 4)) for t in terms
             ]
         coded = sorted(gid for gid in self.hooks.matchers if gid in ctx.guidelines_by_id)
         async with rec.stage("retrieve"):
@@ -219,7 +223,7 @@ class Pipeline:
                 ranked = await self.retriever.rank(ctx, checkable)
             values = values_task.result()
             if values:
-                trace.composition["variables"] = [v.describe() for v in values]
+                trace.composition.variables = [v.describe() for v in values]
             specs = self.tool_stage.specs()
             # Journeys in play; guidelines scoped to the other journeys are not checked.
             journeys = journey_plan.plan(ctx, ranked)
@@ -254,7 +258,7 @@ class Pipeline:
                 raise
             code = await code_task
         if code.errors:
-            trace.composition["matcher_errors"] = code.errors
+            trace.composition.matcher_errors = code.errors
         verdicts += [
             MatchVerdict(
                 guideline_id=gid,
@@ -263,7 +267,7 @@ class Pipeline:
                 applies=applies,
                 score=1.0 if applies else 0.0,
                 rationale="decided by its code matcher",
-                method="code",
+                method=MatchMethod.CODE,
             )
             for gid, applies in code.items()
         ]
@@ -306,7 +310,7 @@ class Pipeline:
             ],
         )
         if outcome.failures:
-            rec.trace.composition["match_failures"] = outcome.failures
+            rec.trace.composition.match_failures = outcome.failures
         verdicts = outcome.verdicts
         if outcome.failed_ids:
             verdicts = self._degraded(found, verdicts, outcome.failed_ids, rec)
@@ -330,8 +334,8 @@ class Pipeline:
                 v = fallback
             decided.append(v)
         reason = f"the model failed for {len(failed)} guideline(s); the offline tier decided them"
-        rec.trace.composition["match_degraded"] = reason
-        errors = rec.trace.composition.get("match_failures") or []
+        rec.trace.composition.match_degraded = reason
+        errors = rec.trace.composition.match_failures
         why = f" ({errors[0]})" if errors else ""
         rec.degraded(f"matching: {reason}{why}")
         return decided
@@ -377,7 +381,7 @@ class Pipeline:
         if errors := await self.hooks.fire_selected(
             MatchContext.of(ctx), [m.ranked.guideline for m in matched]
         ):
-            trace.composition["hook_errors"] = errors
+            trace.composition.hook_errors = errors
         return Decision(matched, resolution.clarification)
 
     # -- 6. act: tools and retrievers -----------------------------------------------------------
@@ -437,7 +441,7 @@ class Pipeline:
         trace = rec.trace
         action.retrieved = retrieved
         if retrieved.items:
-            trace.composition["retrievers"] = [r.describe() for r in retrieved.items]
+            trace.composition.retrievers = [r.describe() for r in retrieved.items]
         # Templates may use every variable found; a retriever's field wins over a variable,
         # and a tool's result over both.
         action.findings.fields = {
@@ -486,16 +490,13 @@ class Pipeline:
                 stream=stream,
             )
         if stream is not None and stream.event is not None:
-            trace.composition["streamed"] = {"chunks": len(stream.chunks), "ok": reply.streamed}
-        trace.composition.update(
-            {
-                "method": reply.method,
-                "canned_response_id": reply.canned_response_id,
-                "canned_response_ids": reply.canned_response_ids,
-                "applied_guideline_ids": reply.applied_guideline_ids,
-                **reply.details,
-            }
-        )
+            trace.composition.streamed = StreamedReply(chunks=len(stream.chunks), ok=reply.streamed)
+        composition = trace.composition
+        composition.method = reply.method
+        composition.canned_response_id = reply.canned_response_id
+        composition.canned_response_ids = reply.canned_response_ids
+        composition.applied_guideline_ids = reply.applied_guideline_ids
+        composition.take(reply.details)
         data: dict[str, Any] = {
             "message": reply.text,
             "participant": participant,
@@ -545,7 +546,7 @@ class Pipeline:
         # The next turn's window holds this reply: embed it now, off that turn's path.
         self.cache.warm_later([str(composed.data.get("message") or "")])
         if errors := await self.hooks.fire_message(MatchContext.of(ctx), message):
-            rec.trace.composition["hook_errors"] = errors
+            rec.trace.composition.hook_errors = errors
         await conclude(self.timeline, rec)
 
 
@@ -581,7 +582,7 @@ def resolved_matches(
             applies=True,
             score=score,
             rationale="activated by a relationship (see resolution)",
-            method="resolution",
+            method=MatchMethod.RESOLUTION,
         )
         if gid not in verdict_by_id:
             trace.matches.append(verdict)  # so the trace names what a relationship added

@@ -12,7 +12,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 
-from tactful.domain import Event, EventKind, EventSource, Trace
+from tactful.domain import Event, EventKind, EventSource, PreambleSent, Trace
 from tactful.engine.context import TurnContext
 
 Append = Callable[..., Awaitable[Event]]
@@ -65,12 +65,12 @@ class Preamble:
             trace_id=self.trace.id,
             metadata={"preamble": True},
         )
-        self.trace.composition["preamble"] = {
-            "text": text,
-            "why": why,
-            "event_offset": event.offset,
-            "after_ms": round((time.perf_counter() - self._started) * 1000, 1),
-        }
+        self.trace.composition.preamble = PreambleSent(
+            text=text,
+            why=why,
+            event_offset=event.offset,
+            after_ms=round((time.perf_counter() - self._started) * 1000, 1),
+        )
 
     def stop(self) -> None:
         """The reply is going out (or the turn ended): no preamble from now on."""

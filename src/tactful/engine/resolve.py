@@ -65,14 +65,22 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import pairwise
 
-from pydantic import BaseModel, ConfigDict
-
-from tactful.domain import Endpoint, EndpointKind, Guideline, Relationship, RelationshipKind
+from tactful.domain import (
+    Clarification,
+    Endpoint,
+    EndpointKind,
+    Guideline,
+    Relationship,
+    RelationshipKind,
+    ResolutionEffect,
+    ResolutionRule,
+    ResolutionStep,
+)
 from tactful.domain.relationships import GUIDELINE_KINDS
-from tactful.domain.traces import ResolutionStep
 from tactful.errors import ValidationError
 
 K = RelationshipKind
+R = ResolutionRule
 
 # Kinds where a cycle makes no sense, each with the kinds it must stay acyclic together with.
 CYCLE_FAMILIES: dict[RelationshipKind, frozenset[RelationshipKind]] = {
@@ -81,17 +89,6 @@ CYCLE_FAMILIES: dict[RelationshipKind, frozenset[RelationshipKind]] = {
     K.DEPENDENCY: frozenset({K.DEPENDENCY, K.DEPENDENCY_ANY}),
     K.DEPENDENCY_ANY: frozenset({K.DEPENDENCY, K.DEPENDENCY_ANY}),
 }
-
-
-class Clarification(BaseModel):
-    """Several candidate intents fit an ambiguous message: ask which one the customer means."""
-
-    model_config = ConfigDict(frozen=True)
-
-    # The guideline (usually an observation) that describes the ambiguity.
-    observation_id: str
-    # The candidate guidelines, by score (highest first) then id.
-    option_ids: list[str]
 
 
 @dataclass
@@ -168,18 +165,27 @@ class _Resolver:
     # -- steps ------------------------------------------------------------------------------------
 
     def _added(
-        self, rule: str, gid: str, score: float, because: Iterable[str], detail: str
+        self, rule: ResolutionRule, gid: str, score: float, because: Iterable[str], detail: str
     ) -> None:
         self.active.add(gid)
         self.score[gid] = score
         self.steps.append(
             ResolutionStep(
-                rule=rule, effect="added", guideline_id=gid, because=sorted(because), detail=detail
+                rule=rule,
+                effect=ResolutionEffect.ADDED,
+                guideline_id=gid,
+                because=sorted(because),
+                detail=detail,
             )
         )
 
     def _removed(
-        self, rule: str, gid: str, because: Iterable[str], detail: str, effect: str = "removed"
+        self,
+        rule: ResolutionRule,
+        gid: str,
+        because: Iterable[str],
+        detail: str,
+        effect: ResolutionEffect = ResolutionEffect.REMOVED,
     ) -> None:
         self.active.discard(gid)
         self.steps.append(
@@ -219,7 +225,7 @@ class _Resolver:
                 continue
             self.roots.add(gid)
             if gid not in self.active:
-                self._added("always", gid, 0.0, [], "always-match marker: applies on every turn")
+                self._added(R.ALWAYS, gid, 0.0, [], "always-match marker: applies on every turn")
 
     def _entail(self) -> None:
         frontier = set(self.active)
@@ -232,18 +238,18 @@ class _Resolver:
             for t in sorted(entailed):
                 by = entailed[t]
                 score = max(self.score[s] for s in by)
-                self._added("entailment", t, score, by, f"entailed by {', '.join(sorted(by))}")
+                self._added(R.ENTAILMENT, t, score, by, f"entailed by {', '.join(sorted(by))}")
             frontier = set(entailed)
 
     def _settle(self) -> None:
         """Dependencies and entailment support, to a fixpoint (removals only)."""
         while True:
-            removals: list[tuple[str, str, list[str], str]] = []
+            removals: list[tuple[ResolutionRule, str, list[str], str]] = []
             for gid in sorted(self.active):
                 needs = self.edges[K.DEPENDENCY].get(gid, set())
                 if missing := sorted(needs - self.active):
                     detail = f"depends on all of {', '.join(sorted(needs))}; inactive: "
-                    removals.append(("dependency", gid, missing, detail + ", ".join(missing)))
+                    removals.append((R.DEPENDENCY, gid, missing, detail + ", ".join(missing)))
                 elif gid in self.any_of and not self.any_of[gid] & self.active:
                     options = sorted(self.any_of[gid])
                     detail = (
@@ -251,14 +257,14 @@ class _Resolver:
                         if options
                         else "depends on any of an empty set of guidelines"
                     )
-                    removals.append(("dependency_any", gid, options, detail))
+                    removals.append((R.DEPENDENCY_ANY, gid, options, detail))
             for rule, gid, because, detail in removals:
                 self._removed(rule, gid, because, detail)
             withdrawn = sorted(self.active - self._supported())
             for gid in withdrawn:
                 by = self.entailed_by.get(gid, set())
                 self._removed(
-                    "entailment", gid, by, "no active guideline entails it any more (was entailed)"
+                    R.ENTAILMENT, gid, by, "no active guideline entails it any more (was entailed)"
                 )
             if not removals and not withdrawn:
                 return
@@ -293,7 +299,7 @@ class _Resolver:
                 removals.append((gid, over))
         for gid, over in removals:
             names = ", ".join(sorted(over))
-            self._removed("priority", gid, over, f"{names} take(s) priority over it")
+            self._removed(R.PRIORITY, gid, over, f"{names} take(s) priority over it")
 
     def _strength(self, gid: str) -> tuple[int, float]:
         return self.known[gid].priority, self.score[gid]
@@ -335,7 +341,7 @@ class _Resolver:
                 beaten[lo].append(w)
             for lo in sorted(beaten):
                 by = beaten[lo]
-                self._removed("exclusion", lo, by, f"excluded by {', '.join(sorted(by))}")
+                self._removed(R.EXCLUSION, lo, by, f"excluded by {', '.join(sorted(by))}")
 
     def _numeric_priority(self) -> None:
         actionable = [gid for gid in self.active if not self.known[gid].is_observation]
@@ -347,7 +353,7 @@ class _Resolver:
             p = self.known[gid].priority
             if p < top:
                 self._removed(
-                    "numeric_priority",
+                    R.NUMERIC_PRIORITY,
                     gid,
                     leaders,
                     f"priority {p} is below {top}, the highest among active guidelines",
@@ -369,11 +375,11 @@ class _Resolver:
         for t in sorted(because):
             others = sorted({o for s, opts in groups if s in because[t] for o in opts} - {t})
             self._removed(
-                "disambiguation",
+                R.DISAMBIGUATION,
                 t,
                 because[t],
                 f"ambiguous with {', '.join(others)}: ask the customer which one they mean",
-                effect="clarify",
+                effect=ResolutionEffect.CLARIFY,
             )
         return Clarification(observation_id=source, option_ids=options)
 

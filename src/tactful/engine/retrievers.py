@@ -21,7 +21,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from tactful.domain import Guideline, MatchVerdict, Trace
+from tactful.domain import Guideline, MatchMethod, MatchVerdict, RetrieverRun, Trace
 from tactful.engine.hooks import MatchContext
 from tactful.engine.match import Match
 from tactful.engine.options import RETRIEVER_TIMEOUT_S
@@ -66,20 +66,19 @@ class Retrieved:
     error: str | None = None
     took_ms: float = 0.0
 
-    def describe(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "name": self.name,
-            "owner": self.owner,
-            "ok": self.error is None,
-            "took_ms": round(self.took_ms, 1),
-        }
-        if self.error:
-            out["error"] = self.error
-        if self.result is not None:
-            out["templates"] = len(self.result.canned_responses)
-            out["fields"] = sorted(self.result.fields)
-            out["guidelines"] = len(self.result.guidelines)
-        return out
+    def describe(self) -> RetrieverRun:
+        """For the trace: what it gave is counted (its data went to the prompt)."""
+        got = self.result
+        return RetrieverRun(
+            name=self.name,
+            owner=self.owner,
+            ok=self.error is None,
+            took_ms=round(self.took_ms, 1),
+            error=self.error or None,
+            templates=len(got.canned_responses) if got is not None else None,
+            fields=sorted(got.fields) if got is not None else None,
+            guidelines=len(got.guidelines) if got is not None else None,
+        )
 
 
 @dataclass
@@ -183,7 +182,7 @@ def transient_guidelines(retrieved: RetrievedSet, trace: Trace) -> list[Match]:
             applies=True,
             score=1.0,
             rationale=f"given by the retriever {name!r} for this turn",
-            method="retriever",
+            method=MatchMethod.RETRIEVER,
         )
         trace.matches.append(verdict)
         trace.final_guideline_ids.append(guideline.id)

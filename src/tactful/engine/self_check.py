@@ -15,11 +15,10 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any
 
 from pydantic import BaseModel, Field
 
-from tactful.domain import Guideline
+from tactful.domain import Guideline, RuleChecked, SelfCheck
 from tactful.engine.match import Match
 from tactful.engine.trace import TraceRecorder
 from tactful.llm.base import Generator, Prompt
@@ -72,7 +71,7 @@ class CheckOutcome:
     revised: bool
     # Guidelines about the reply that applied to the draft (the reply follows them now).
     applied: list[str] = field(default_factory=list)
-    record: dict[str, Any] = field(default_factory=dict)
+    record: SelfCheck = field(default_factory=lambda: SelfCheck(draft=""))
 
 
 async def check_draft(
@@ -116,11 +115,11 @@ async def check_draft(
         for n in dict.fromkeys(check.broken)
         if 1 <= n <= len(followed)
     ]
-    record: dict[str, Any] = {
-        "draft": draft,
-        "rules": [c.model_dump() for c in check.rules],
-        "broken": [g.id for g, _ in broken],
-    }
+    record = SelfCheck(
+        draft=draft,
+        rules=[RuleChecked.model_validate(c.model_dump()) for c in check.rules],
+        broken=[g.id for g, _ in broken],
+    )
     problems = failing + broken
     if not problems:
         return CheckOutcome(draft, False, applied, record)
@@ -138,6 +137,6 @@ async def check_draft(
         Revision,
         stage=SELF_CHECK_STAGE,
     )
-    record["revised"] = revision.content.message
-    record["because"] = [g.id for g, _ in problems]
+    record.revised = revision.content.message
+    record.because = [g.id for g, _ in problems]
     return CheckOutcome(revision.content.message, True, applied, record)

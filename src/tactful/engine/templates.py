@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from tactful.domain import GUEST_CUSTOMER_ID, CannedResponse
+from tactful.domain import GUEST_CUSTOMER_ID, CannedResponse, TemplateConsidered
 from tactful.engine import canned
 from tactful.engine.context import TurnContext
 from tactful.engine.match import Match
@@ -49,15 +49,16 @@ class Candidate:
     # Why it is disqualified (missing fields, a limit, a refused operation, an error).
     reason: str | None = None
 
-    def describe(self) -> dict[str, Any]:
-        return {
-            "id": self.response.id,
-            "guideline_id": self.guideline_id,
-            "qualified": self.text is not None,
-            "missing_fields": self.missing,
-            "reason": self.reason,
-            "similarity": round(self.similarity, 4),
-        }
+    def describe(self) -> TemplateConsidered:
+        """For the trace."""
+        return TemplateConsidered(
+            id=self.response.id,
+            guideline_id=self.guideline_id,
+            qualified=self.text is not None,
+            missing_fields=self.missing,
+            reason=self.reason,
+            similarity=round(self.similarity, 4),
+        )
 
 
 class TemplateOffer:

@@ -15,9 +15,12 @@ from tactful.domain import (
     Event,
     EventKind,
     EventSource,
+    Reevaluation,
     RelationshipKind,
     Session,
+    SessionControl,
     SessionMode,
+    ToolCallRecord,
     ToolSpec,
     Trace,
 )
@@ -28,7 +31,7 @@ from tactful.engine.retrieve import Ranked
 from tactful.engine.tools import ToolFindings, plan_tool_calls
 from tactful.engine.trace import TraceRecorder
 from tactful.store.base import Store
-from tactful.tools.base import SessionControl, ToolContext
+from tactful.tools.base import ToolContext
 from tactful.tools.registry import ToolRegistry
 from tactful.tools.runner import ToolCall, ToolOutcome, run_tools
 
@@ -78,7 +81,7 @@ class ToolStage:
         findings = ToolFindings.of(planned, specs)
         runnable = [p for p in planned if p.blocked is None]
         if planned:
-            trace.composition.setdefault("tool_plan", []).extend(p.describe() for p in planned)
+            trace.composition.tool_plan.extend(p.describe() for p in planned)
         if not runnable:
             return findings
         if before is not None:
@@ -93,9 +96,9 @@ class ToolStage:
         fresh = dict(zip((_key(c) for c in to_run), ran, strict=True))
         outcomes = [done.get(_key(c)) or fresh[_key(c)] for c in wanted]
         if done:
-            trace.composition["tool_calls_reused"] = sorted(k[0] for k in done)
+            trace.composition.tool_calls_reused = sorted(k[0] for k in done)
         calls = [o.model_dump(mode="json") for o in outcomes]
-        trace.composition.setdefault("tool_calls", []).extend(calls)
+        trace.composition.tool_calls.extend(ToolCallRecord.model_validate(c) for c in calls)
         await self._append(
             session_id,
             EventKind.TOOL,
@@ -113,7 +116,7 @@ class ToolStage:
                 session = await self.store.get(Session, session_id)
                 session.mode = SessionMode.MANUAL
                 await self.store.update(session)
-                trace.composition["handoff"] = o.tool_id
+                trace.composition.handoff = o.tool_id
         return findings
 
     async def _recorded(
@@ -192,7 +195,7 @@ class ToolStage:
         members = guidelines_by_tag(ctx.guidelines)
         ran = {tool for tool, _ in findings.results}
         iterations = 1
-        steps: list[dict[str, Any]] = []
+        steps: list[Reevaluation] = []
         while self.model_matcher is not None and iterations < ctx.agent.max_engine_iterations:
             targets = sorted(
                 {
@@ -245,16 +248,16 @@ class ToolStage:
             trace.matches += outcome.verdicts
             newly = [m for m in matched if m.ranked.guideline.id not in before]
             steps.append(
-                {
-                    "iteration": iterations,
-                    "rechecked": targets,
-                    "now_active": [m.ranked.guideline.id for m in newly],
-                    "no_longer_active": sorted(before - {m.ranked.guideline.id for m in matched}),
-                }
+                Reevaluation(
+                    iteration=iterations,
+                    rechecked=targets,
+                    now_active=[m.ranked.guideline.id for m in newly],
+                    no_longer_active=sorted(before - {m.ranked.guideline.id for m in matched}),
+                )
             )
             more = await self.run(ctx, newly, trace) if newly else ToolFindings()
             findings.merge(more)
             ran = {tool for tool, _ in more.results}
         if steps:
-            trace.composition["reevaluations"] = steps
+            trace.composition.reevaluations = steps
         return matched, findings

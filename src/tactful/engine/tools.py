@@ -14,7 +14,16 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from tactful.domain import ToolSpec, tool_id
+from pydantic_core import to_jsonable_python
+
+from tactful.domain import (
+    ArgumentSource,
+    MatchMethod,
+    PlannedToolCall,
+    ProposedArgument,
+    ToolSpec,
+    tool_id,
+)
 from tactful.engine.context import TurnContext
 from tactful.engine.match import Match
 
@@ -28,21 +37,22 @@ class PlannedCall:
     guideline_id: str
     tool_id: str
     arguments: dict[str, Any] = field(default_factory=dict)
-    sources: dict[str, str] = field(default_factory=dict)
+    sources: dict[str, ArgumentSource] = field(default_factory=dict)
     missing: list[str] = field(default_factory=list)
     guessed: list[str] = field(default_factory=list)
     blocked: str | None = None
 
-    def describe(self) -> dict[str, Any]:
-        return {
-            "guideline_id": self.guideline_id,
-            "tool_id": self.tool_id,
-            "arguments": self.arguments,
-            "sources": self.sources,
-            "missing": self.missing,
-            "guessed": self.guessed,
-            "blocked": self.blocked,
-        }
+    def describe(self) -> PlannedToolCall:
+        """For the trace (argument values as JSON)."""
+        return PlannedToolCall(
+            guideline_id=self.guideline_id,
+            tool_id=self.tool_id,
+            arguments=to_jsonable_python(self.arguments, fallback=str),
+            sources=dict(self.sources),
+            missing=list(self.missing),
+            guessed=list(self.guessed),
+            blocked=self.blocked,
+        )
 
 
 def context_values(ctx: TurnContext) -> dict[str, Any]:
@@ -60,10 +70,10 @@ def _said(ctx: TurnContext) -> str:
     return "\n".join(u.text for u in ctx.messages if u.role == "customer").casefold()
 
 
-def from_patterns(spec: ToolSpec, ctx: TurnContext) -> dict[str, dict[str, Any]]:
+def from_patterns(spec: ToolSpec, ctx: TurnContext) -> dict[str, ProposedArgument]:
     """Offline tier: string arguments with a JSON-schema ``pattern`` found in the customer's
     messages (latest first)."""
-    found: dict[str, dict[str, Any]] = {}
+    found: dict[str, ProposedArgument] = {}
     texts = [u.text for u in reversed(ctx.messages) if u.role == "customer"]
     for name, schema in spec.parameters.get("properties", {}).items():
         pattern = schema.get("pattern")
@@ -73,7 +83,9 @@ def from_patterns(spec: ToolSpec, ctx: TurnContext) -> dict[str, dict[str, Any]]
         for text in texts:
             hit = re.search(unanchored, text)
             if hit:
-                found[name] = {"name": name, "value": hit.group(0), "source": "customer"}
+                found[name] = ProposedArgument(
+                    name=name, value=hit.group(0), source=ArgumentSource.CUSTOMER
+                )
                 break
     return found
 
@@ -94,11 +106,11 @@ def plan_tool_calls(
             if spec is None:
                 planned.append(PlannedCall(g.id, wanted, blocked=f"unknown tool {wanted!r}"))
                 continue
-            proposals = [c for c in m.verdict.tool_calls if c.get("tool") == spec.name]
-            if m.verdict.method == "model" and not proposals:
+            proposals = [c for c in m.verdict.tool_calls if c.tool == spec.name]
+            if m.verdict.method is MatchMethod.MODEL and not proposals:
                 continue  # the model judged that this turn's action needs no call
             given = (
-                {a["name"]: a for a in proposals[0].get("arguments", [])}
+                {a.name: a for a in proposals[0].arguments}
                 if proposals
                 else from_patterns(spec, ctx)
             )
@@ -109,7 +121,7 @@ def plan_tool_calls(
 def _check(
     guideline_id: str,
     spec: ToolSpec,
-    given: Mapping[str, Mapping[str, Any]],
+    given: Mapping[str, ProposedArgument],
     known: Mapping[str, Any],
     said: str,
 ) -> PlannedCall:
@@ -118,16 +130,17 @@ def _check(
         if schema.get(HIDDEN):
             # Hidden arguments come from context only, never from the model.
             if name in known:
-                call.arguments[name], call.sources[name] = known[name], "context"
+                call.arguments[name], call.sources[name] = known[name], ArgumentSource.CONTEXT
             continue
         arg = given.get(name)
-        if arg is None or arg.get("source") == "missing" or arg.get("value") is None:
+        if arg is None or arg.source is ArgumentSource.MISSING or arg.value is None:
             continue
-        value, source = arg["value"], str(arg.get("source", "inferred"))
-        if source == "customer" and str(value).casefold() not in said:
-            source = "inferred"  # the customer never wrote it: a guess, whatever the model says
+        value, source = arg.value, arg.source
+        if source is ArgumentSource.CUSTOMER and str(value).casefold() not in said:
+            # The customer never wrote it: a guess, whatever the model says.
+            source = ArgumentSource.INFERRED
         call.arguments[name], call.sources[name] = value, source
-        if source == "inferred":
+        if source is ArgumentSource.INFERRED:
             call.guessed.append(name)
     call.missing = [p for p in spec.required if p not in call.arguments]
     if call.missing:

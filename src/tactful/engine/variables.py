@@ -33,12 +33,14 @@ from typing import Any
 
 import numpy as np
 from cronsim import CronSim, CronSimError
+from pydantic_core import to_jsonable_python
 
 from tactful.domain import (
     GUEST_CUSTOMER_ID,
     ContextVariable,
     ContextVariableValue,
     Customer,
+    VariableUsed,
     utcnow,
 )
 from tactful.domain.variables import GLOBAL_KEY, tag_key, value_natural_key
@@ -163,16 +165,16 @@ class VariableValue:
     def found(self) -> bool:
         return bool(self.key)
 
-    def describe(self) -> dict[str, Any]:
-        """For the trace."""
-        return {
-            "variable_id": self.variable.id,
-            "name": self.variable.name,
-            "key": self.key,
-            "value": self.value,
-            "refreshed": self.refreshed,
-            "error": self.error,
-        }
+    def describe(self) -> VariableUsed:
+        """For the trace (the value as JSON)."""
+        return VariableUsed(
+            variable_id=self.variable.id,
+            name=self.variable.name,
+            key=self.key,
+            value=to_jsonable_python(self.value, fallback=str),
+            refreshed=self.refreshed,
+            error=self.error,
+        )
 
 
 def own_key(customer: Customer, session_id: str | None = None) -> str:

@@ -9,24 +9,18 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field
 
 from tactful.domain import Agent, Customer, Session, ToolSpec
+
+# Defined with the domain (the trace records it); tools return it, so it is theirs too.
+from tactful.domain.tools import SessionControl as SessionControl
 from tactful.tools.arguments import schema_problems
 
 if TYPE_CHECKING:
     from tactful.tools.outbound import OutboundPolicy
-
-
-class SessionControl(StrEnum):
-    """What a tool may ask of the session after it ran."""
-
-    NONE = "none"
-    # Hand the conversation to a person: the session switches to manual mode.
-    HANDOFF = "handoff"
 
 
 class ToolResult(BaseModel):

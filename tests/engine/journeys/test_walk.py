@@ -15,6 +15,7 @@ from tactful.domain import (
     Journey,
     JourneyState,
     JourneyTransition,
+    ProposedToolCall,
     Session,
     StateKind,
     ToolSpec,
@@ -217,7 +218,7 @@ async def test_a_fresh_start_passes_a_blank_initial_state_and_stops_at_a_tool(
         _context("I want to return a lamp"), graph, "start", fresh=True, specs=SPECS
     )
     assert walk.entered == ["ask"]
-    found: dict[str, list[dict[str, Any]]] = {}
+    found: dict[str, list[ProposedToolCall]] = {}
     walk = await walker.forward(
         _context(f"I want to return order {ORDER}"),
         graph,
@@ -229,7 +230,7 @@ async def test_a_fresh_start_passes_a_blank_initial_state_and_stops_at_a_tool(
     # The order number answers "ask" already; the tool state must run before the fork.
     assert walk.entered == ["ask", "look"]
     assert walk.skipped == ["ask"]
-    assert found == {
+    assert {k: [c.model_dump(mode="json") for c in v] for k, v in found.items()} == {
         "look": [
             {
                 "tool": "find_order",
@@ -394,7 +395,8 @@ ANSWER = "the lamp flickers"
 
 def _ready(specs: dict[str, ToolSpec], answered: bool) -> list[dict[str, Any]] | None:
     graph = _note_graph()
-    return Walker.tool_ready(_context(ANSWER), graph, graph.out["ask"][0], specs, answered)
+    calls = Walker.tool_ready(_context(ANSWER), graph, graph.out["ask"][0], specs, answered)
+    return None if calls is None else [c.model_dump(mode="json") for c in calls]
 
 
 def test_the_answer_fills_the_one_missing_free_text_argument() -> None:

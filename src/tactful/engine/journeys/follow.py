@@ -16,8 +16,20 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
-from tactful.domain import Guideline, JourneyRun, MatchVerdict, RunStatus, StateKind, ToolSpec
-from tactful.domain.traces import JourneyStep, TransitionConsidered
+from tactful.domain import (
+    Guideline,
+    JourneyRun,
+    JourneyStep,
+    MatchMethod,
+    MatchVerdict,
+    ProposedToolCall,
+    RunStatus,
+    StateKind,
+    ToolSpec,
+    TransitionConsidered,
+)
+from tactful.domain import JourneyStepKind as StepKind
+from tactful.domain import JourneyStepMethod as StepMethod
 from tactful.engine.context import TurnContext, Utterance
 from tactful.engine.hooks import Hooks
 from tactful.engine.journeys.graph import JourneyGraph
@@ -25,7 +37,7 @@ from tactful.engine.journeys.plan import JourneyPlan, Listed, render
 from tactful.engine.journeys.progress import JourneyOutcome, apply_step, new_step, resume_parents
 from tactful.engine.journeys.projection import project
 from tactful.engine.journeys.walk import Walk, Walker, choice_ahead
-from tactful.engine.match import JourneyCheck, Match, ModelMatcher
+from tactful.engine.match import JourneyCheck, Match, ModelMatcher, traced_calls
 from tactful.engine.options import JOURNEY_CONDITION_THRESHOLD
 from tactful.engine.retrieve import EmbeddingCache
 from tactful.engine.tool_stage import ToolStage
@@ -129,14 +141,14 @@ class Follower:
                 step, walk = await self._offline_step(
                     ctx, graph, run, bool(held), others, specs, outcome.calls
                 )
-            if step.status_before == RunStatus.PAUSED.value and step.status_after == "active":
+            if step.status_before == RunStatus.PAUSED and step.status_after == "active":
                 came.append(jid)
             if step.status_before is not None and (walk.entered or walk.handoff):
                 consumed = True
             apply_step(outcome, graph, runs[jid], step, walk, journeys, offset)
         for step in outcome.steps:
             if step.kind == "pause" and (to := [j for j in came if j != step.journey_id]):
-                step.kind = "switch"
+                step.kind = StepKind.SWITCH
                 titles = ", ".join(repr(journeys.graphs[j].journey.title) for j in to)
                 step.rationale += f" (switched to {titles})"
         resume_parents(outcome, journeys, offset)
@@ -144,8 +156,8 @@ class Follower:
         for jid, match in outcome.projected.items():
             check = checks.get(jid)
             if check is not None and check.tool_calls and match.ranked.guideline.tools:
-                match.verdict.tool_calls = [c.model_dump() for c in check.tool_calls]
-                match.verdict.method = "model"
+                match.verdict.tool_calls = traced_calls(check.tool_calls)
+                match.verdict.method = MatchMethod.MODEL
             elif (state_id := match.ranked.guideline.metadata.get("state_id")) in outcome.calls:
                 match.verdict.tool_calls = outcome.calls[state_id]
         return outcome
@@ -160,9 +172,14 @@ class Follower:
         check: JourneyCheck | None,
         answers: Mapping[int, JourneyCheck] | None,
         specs: Mapping[str, ToolSpec],
-        found: dict[str, list[dict[str, Any]]],
+        found: dict[str, list[ProposedToolCall]],
     ) -> tuple[JourneyStep, Walk]:
-        step = new_step(graph, None, "start", "model" if answers is not None else "offline")
+        step = new_step(
+            graph,
+            None,
+            StepKind.START,
+            StepMethod.MODEL if answers is not None else StepMethod.OFFLINE,
+        )
         conditions = {g.id: g.condition for g in ctx.guidelines}
         step.rationale = "its condition holds: " + "; ".join(conditions.get(c, c) for c in held)
         wanted = check.step if check is not None else None
@@ -187,22 +204,22 @@ class Follower:
         self, graph: JourneyGraph, run: JourneyRun, check: JourneyCheck | None
     ) -> tuple[JourneyStep, Walk]:
         current = run.current or graph.initial
-        step = new_step(graph, run, "stay", "model")
+        step = new_step(graph, run, StepKind.STAY, StepMethod.MODEL)
         walk = Walk()
         if check is None:
             step.rationale = "no decision this turn (its matching batch failed): stays"
             return step, walk
         step.rationale = check.evidence
         if check.status == "dropped":
-            step.kind, step.status_after = "drop", RunStatus.ENDED.value
+            step.kind, step.status_after = StepKind.DROP, RunStatus.ENDED
             return step, walk
         if check.status != "following":
             if run.status is RunStatus.ACTIVE:
-                step.kind, step.status_after = "pause", RunStatus.PAUSED.value
+                step.kind, step.status_after = StepKind.PAUSE, RunStatus.PAUSED
             return step, walk
         resumed = run.status is RunStatus.PAUSED
-        step.status_after = RunStatus.ACTIVE.value
-        stay = "resume" if resumed else "stay"
+        step.status_after = RunStatus.ACTIVE
+        stay = StepKind.RESUME if resumed else StepKind.STAY
         state = graph.states.get(current)
         wanted = check.step
         target = graph.by_number(wanted) if wanted is not None else current
@@ -214,7 +231,7 @@ class Follower:
             exit_.source == current or graph.route(current, exit_.source) is not None
         ):
             walk = self.walker.towards(graph, current, exit_.source, exit_=exit_)
-            step.kind = "skip" if walk.skipped else "advance"
+            step.kind = StepKind.SKIP if walk.skipped else StepKind.ADVANCE
         elif target is None or target == current:
             step.kind = stay
             if target is None:
@@ -224,9 +241,9 @@ class Follower:
             step.rationale += f" (step {wanted} is a fork: choose one of its branches; stays)"
         elif graph.route(current, target) is not None:
             walk = self.walker.towards(graph, current, target)
-            step.kind = "skip" if walk.skipped else "advance"
+            step.kind = StepKind.SKIP if walk.skipped else StepKind.ADVANCE
         elif target in run.path:
-            step.kind = "backtrack"
+            step.kind = StepKind.BACKTRACK
             walk.entered = [target]
         else:
             step.kind = stay
@@ -247,14 +264,14 @@ class Follower:
         held: bool,
         others: bool,
         specs: Mapping[str, ToolSpec],
-        found: dict[str, list[dict[str, Any]]],
+        found: dict[str, list[ProposedToolCall]],
     ) -> tuple[JourneyStep, Walk]:
         current = run.current or graph.initial
-        step = new_step(graph, run, "stay", "offline")
+        step = new_step(graph, run, StepKind.STAY, StepMethod.OFFLINE)
         state = graph.states.get(current)
         if state is not None and state.kind is StateKind.TOOL:
-            step.status_after = RunStatus.ACTIVE.value
-            step.kind = "resume" if run.status is RunStatus.PAUSED else "stay"
+            step.status_after = RunStatus.ACTIVE
+            step.kind = StepKind.RESUME if run.status is RunStatus.PAUSED else StepKind.STAY
             step.rationale = "the tool step runs (again) before the journey goes on"
             return step, Walk()
         # The latest message answers the step's question, unless it asks one itself.
@@ -263,20 +280,20 @@ class Follower:
             ctx, graph, current, fresh=False, specs=specs, found=found, fill=fill
         )
         if walk.entered or walk.handoff:
-            step.status_after = RunStatus.ACTIVE.value
-            step.kind = "skip" if walk.skipped else "advance"
+            step.status_after = RunStatus.ACTIVE
+            step.kind = StepKind.SKIP if walk.skipped else StepKind.ADVANCE
             if run.status is RunStatus.PAUSED:
                 step.rationale = "the customer came back to it"
             return step, walk
         if run.status is RunStatus.PAUSED:
             if held:
-                step.kind, step.status_after = "resume", RunStatus.ACTIVE.value
+                step.kind, step.status_after = StepKind.RESUME, RunStatus.ACTIVE
                 step.rationale = "its condition holds again"
             else:
                 step.rationale = "still paused: the latest message does not continue it"
             return step, walk
         if others:
-            step.kind, step.status_after = "pause", RunStatus.PAUSED.value
+            step.kind, step.status_after = StepKind.PAUSE, RunStatus.PAUSED
             step.rationale = (
                 "no way on from this step, and other guidelines answer the latest message: "
                 "the customer turned to something else"
@@ -301,7 +318,7 @@ class Follower:
         else:
             runs[jid] = before.model_copy(deep=True)
         graph = journeys.graphs[jid]
-        step = new_step(graph, before, "suppressed", "engine")
+        step = new_step(graph, before, StepKind.SUPPRESSED, StepMethod.ENGINE)
         step.rationale = "a relationship removed it this turn (see resolution); no step taken"
         outcome.steps.append(step)
         outcome.projected.pop(jid, None)
@@ -333,14 +350,14 @@ class Follower:
             state = graph.state(run.current)
             if state is None or state.kind is not StateKind.TOOL or not set(state.tools) & set(ran):
                 continue
-            step = new_step(graph, run, "continue", "engine")
+            step = new_step(graph, run, StepKind.CONTINUE, StepMethod.ENGINE)
             walk = Walk()
             ahead = choice_ahead(graph, state.id)
             choice = bool(ahead)
             # Code conditions decide where they exist: no model call is needed for them.
             coded = all(t.id in self.hooks.branches for t in ahead)
             if choice and matcher is not None and not coded:
-                step.method = "model"
+                step.method = StepMethod.MODEL
                 shown = "\n".join(f"- {tool} returned: {data}" for tool, data in results)
                 seen = Utterance(role="agent", text=f"[tool results]\n{shown}", offset=-1)
                 after = replace(ctx, messages=[*ctx.messages, seen])
@@ -362,7 +379,11 @@ class Follower:
                 if check is not None and check.tool_calls:
                     calls[jid] = check
             else:
-                step.method = ("code" if coded else "offline") if choice else "engine"
+                step.method = (
+                    (StepMethod.CODE if coded else StepMethod.OFFLINE)
+                    if choice
+                    else StepMethod.ENGINE
+                )
                 walk = await self.walker.after_tool(ctx, graph, state.id, results, specs)
             if not walk.entered and walk.handoff is None:
                 step.considered = walk.considered
@@ -377,8 +398,8 @@ class Follower:
         for jid, check in calls.items():
             match = outcome.projected.get(jid)
             if match is not None and match.ranked.guideline.tools:
-                match.verdict.tool_calls = [c.model_dump() for c in check.tool_calls]
-                match.verdict.method = "model"
+                match.verdict.tool_calls = traced_calls(check.tool_calls)
+                match.verdict.method = MatchMethod.MODEL
         return again
 
 

@@ -5,10 +5,17 @@ sub-journey that ended and lets its parent go on, a hand-off to another journey.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
-from tactful.domain import JourneyProgress, JourneyRun, RunStatus, StateKind
-from tactful.domain.traces import JourneyStep
+from tactful.domain import (
+    JourneyProgress,
+    JourneyRun,
+    JourneyStep,
+    ProposedToolCall,
+    RunStatus,
+    StateKind,
+)
+from tactful.domain import JourneyStepKind as StepKind
+from tactful.domain import JourneyStepMethod as StepMethod
 from tactful.engine.journeys.graph import JourneyGraph, blank
 from tactful.engine.journeys.plan import JourneyPlan
 from tactful.engine.journeys.walk import Walk
@@ -26,7 +33,7 @@ class JourneyOutcome:
     # Paused journeys, for the composer: "title: step".
     paused: list[str] = field(default_factory=list)
     # Offline: the calls of tool states entered this turn (state id -> proposed calls).
-    calls: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    calls: dict[str, list[ProposedToolCall]] = field(default_factory=dict)
     # Journeys started this turn -> how well their condition matched (their score in
     # resolution; a journey under way scores 1.0).
     started: dict[str, float] = field(default_factory=dict)
@@ -35,16 +42,18 @@ class JourneyOutcome:
         return self.progress.runs != before.runs
 
 
-def new_step(graph: JourneyGraph, run: JourneyRun | None, kind: str, method: str) -> JourneyStep:
+def new_step(
+    graph: JourneyGraph, run: JourneyRun | None, kind: StepKind, method: StepMethod
+) -> JourneyStep:
     """A step of ``graph`` as it stands (``run``), to be decided and applied."""
     at = run.current if run is not None and run.live else None
-    status = run.status.value if run is not None and run.live else None
+    status = run.status if run is not None and run.live else None
     return JourneyStep(
         journey_id=graph.id,
         title=graph.journey.title,
         kind=kind,
         status_before=status,
-        status_after=status or RunStatus.ACTIVE.value,
+        status_after=status or RunStatus.ACTIVE,
         state_before=at,
         state_after=at,
         label_before=graph.label(at) if at else None,
@@ -87,7 +96,7 @@ def apply_step(
         other_id, state_id = walk.handoff
         other = journeys.graphs[other_id]
         run.status, run.ended_reason = RunStatus.ENDED, f"continued in {other_id}"
-        step.kind, step.status_after = "handoff", RunStatus.ENDED.value
+        step.kind, step.status_after = StepKind.HANDOFF, RunStatus.ENDED
         step.rationale += f"; continues in {other.journey.title!r} at {other.label(state_id)}"
         outcome.progress.runs[other_id] = JourneyRun(
             journey_id=other_id, path=[state_id], updated_offset=offset
@@ -112,9 +121,9 @@ def _settle(
     if current.kind is StateKind.END:
         run.status, run.ended_reason = RunStatus.ENDED, "completed"
         if step is not None:
-            step.status_after = RunStatus.ENDED.value
+            step.status_after = RunStatus.ENDED
             if step.kind in ("advance", "skip", "stay", "resume", "continue"):
-                step.kind = "end"
+                step.kind = StepKind.END
     elif current.kind is StateKind.JOURNEY and current.sub_journey_id in journeys.graphs:
         child = journeys.graphs[current.sub_journey_id]
         run.status = RunStatus.WAITING
@@ -125,13 +134,13 @@ def _settle(
             updated_offset=offset,
         )
         outcome.progress.runs[child.id] = child_run
-        entering = new_step(graph, None, "sub-journey", "engine")
+        entering = new_step(graph, None, StepKind.SUB_JOURNEY, StepMethod.ENGINE)
         entering.journey_id, entering.title = child.id, child.journey.title
         entering.entered, entering.state_after = [child.initial], child.initial
         entering.label_after = child.label(child.initial)
         entering.rationale = f"started by {graph.journey.title!r} at {graph.label(current.id)}"
         if step is not None:
-            step.status_after = RunStatus.WAITING.value
+            step.status_after = RunStatus.WAITING
             step.rationale += f"; runs the journey {child.journey.title!r} first"
         # The sub-journey's first steps need no answer yet: walk its unconditional start.
         plain = [t for t in child.local_out(child.initial) if not t.condition]
@@ -156,12 +165,12 @@ def resume_parents(outcome: JourneyOutcome, journeys: JourneyPlan, offset: int) 
         if parent is None or graph is None or parent.status is not RunStatus.WAITING:
             continue
         at = parent.current or graph.initial
-        step = new_step(graph, parent, "return", "engine")
-        step.status_after = RunStatus.ACTIVE.value
+        step = new_step(graph, parent, StepKind.RETURN, StepMethod.ENGINE)
+        step.status_after = RunStatus.ACTIVE
         step.rationale = f"its sub-journey {run.journey_id} ended ({run.ended_reason})"
         plain = [t for t in graph.local_out(at) if not t.condition]
         walk = Walk(entered=[plain[0].target] if plain else [])
         if not graph.out.get(at):
-            step.status_after = RunStatus.ENDED.value
+            step.status_after = RunStatus.ENDED
             parent.ended_reason = "completed"
         apply_step(outcome, graph, parent, step, walk, journeys, offset)

@@ -12,6 +12,7 @@ from tactful.domain import (
     Endpoint,
     EndpointKind,
     Guideline,
+    MatchMethod,
     MatchVerdict,
     Relationship,
     RunStatus,
@@ -120,7 +121,7 @@ def project(ctx: TurnContext, journeys: JourneyPlan, outcome: JourneyOutcome) ->
             score=outcome.started.get(jid, 1.0),
             rationale=f"journey step {graph.label(run.current)}"
             + (f" ({step.kind})" if step else ""),
-            method="journey",
+            method=MatchMethod.JOURNEY,
         )
         strength = outcome.started.get(jid, 1.0)
         projected[jid] = Match(Ranked(g, strength, strength), verdict)

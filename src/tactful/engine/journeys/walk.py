@@ -17,8 +17,18 @@ from typing import Any
 
 import numpy as np
 
-from tactful.domain import Guideline, JourneyTransition, MatchVerdict, StateKind, ToolSpec
-from tactful.domain.traces import TransitionConsidered
+from tactful.domain import (
+    ArgumentSource,
+    Guideline,
+    JourneyTransition,
+    MatchMethod,
+    MatchVerdict,
+    ProposedArgument,
+    ProposedToolCall,
+    StateKind,
+    ToolSpec,
+    TransitionConsidered,
+)
 from tactful.engine.context import TurnContext
 from tactful.engine.hooks import BranchContext, Hooks
 from tactful.engine.journeys.graph import JourneyGraph, blank
@@ -121,7 +131,7 @@ class Walker:
         *,
         fresh: bool,
         specs: Mapping[str, ToolSpec],
-        found: dict[str, list[dict[str, Any]]] | None = None,
+        found: dict[str, list[ProposedToolCall]] | None = None,
         fill: bool = False,
     ) -> Walk:
         """Follow the transitions that hold, from ``source``: a state whose question was
@@ -179,7 +189,7 @@ class Walker:
         forced: bool = False,
         results: Sequence[tuple[str, Any]] = (),
         answered: bool = False,
-        found: dict[str, list[dict[str, Any]]] | None = None,
+        found: dict[str, list[ProposedToolCall]] | None = None,
     ) -> tuple[JourneyTransition | None, list[TransitionConsidered]]:
         """The transition that holds: a code condition decides its transition; then, by the
         offline rules, a tool state with its arguments, a condition close to the latest
@@ -254,7 +264,7 @@ class Walker:
         t: JourneyTransition,
         specs: Mapping[str, ToolSpec],
         answered: bool,
-    ) -> list[dict[str, Any]] | None:
+    ) -> list[ProposedToolCall] | None:
         """Offline: a transition into a tool state holds once its tools' arguments are given;
         returns their calls (None: not ready). Arguments come from parameter patterns in the
         customer's messages and, when the customer just answered a step, the answer itself
@@ -262,7 +272,7 @@ class Walker:
         state = graph.states.get(t.target)
         if t.target_journey_id or state is None or state.kind is not StateKind.TOOL:
             return None
-        calls: list[dict[str, Any]] = []
+        calls: list[ProposedToolCall] = []
         answer = ctx.last_customer_message.strip()
         for tid in state.tools:
             spec = specs.get(tid)
@@ -283,15 +293,17 @@ class Walker:
                     and schema.get("minLength", 0) <= len(answer) <= schema.get("maxLength", 2000)
                 )
                 if fits:
-                    given[name] = {"name": name, "value": answer, "source": "customer"}
-            calls.append({"tool": spec.name, "arguments": list(given.values())})
+                    given[name] = ProposedArgument(
+                        name=name, value=answer, source=ArgumentSource.CUSTOMER
+                    )
+            calls.append(ProposedToolCall(tool=spec.name, arguments=list(given.values())))
         probe = Match(
             Ranked(Guideline(id="probe", condition="probe", tools=list(state.tools)), 1.0, 1.0),
             MatchVerdict(
                 guideline_id="probe",
                 condition="",
                 applies=True,
-                method="offline",
+                method=MatchMethod.OFFLINE,
                 tool_calls=calls,
             ),
         )
