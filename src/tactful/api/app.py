@@ -27,6 +27,7 @@ from tactful.api import (
     sessions,
     tags,
     traces,
+    web,
 )
 from tactful.api.auth import EVERYONE, Authenticator, allow, authenticator_for, document_access
 from tactful.api.errors import SafeJSONResponse, install_error_handling
@@ -118,6 +119,8 @@ def create_app(runtime: Runtime, *, authenticator: Authenticator | None = None) 
             raise StoreError(f"the database does not answer: {type(e).__name__}") from e
         return Health(status="ready", tier=runtime.tier)
 
+    # The web app at / (tactful.api.web): after the API, so that it never shadows a route.
+    app.include_router(web.router)
     routes = [r for router in routers for r in router.routes if isinstance(r, APIRoute)]
     production = runtime.settings.mode == "production"
     document_access(app, routes, production=production)
