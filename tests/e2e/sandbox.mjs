@@ -141,7 +141,6 @@ async function conversation(page) {
   const inspector = await readInspector(page);
   log(`inspector: ${JSON.stringify(inspector)}`);
   if (args.screenshots) {
-    await page.locator(".inspector [data-section='Journeys']").scrollIntoViewIfNeeded().catch(() => {});
     await page.screenshot({ path: path.join(args.screenshots, "inspector.png") });
     log("screenshot: inspector.png");
   }
@@ -211,7 +210,7 @@ async function streaming(page) {
     timeout,
   );
   log(`the reply went through ${states.states.length} states`);
-  return { session_id: sessionId, ...states };
+  return { session_id: sessionId, ...states, transcript: await transcript(page) };
 }
 
 const browser = await chromium.launch({

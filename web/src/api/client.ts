@@ -112,6 +112,7 @@ export const api = {
   agents: () => request<Agent[]>("GET", "/agents"),
   agent: (agentId: string) => request<Agent>("GET", `/agents/${id(agentId)}`),
 
+  tags: () => request<Tag[]>("GET", "/tags"),
   tagsNamed: (name: string) => request<Tag[]>("GET", `/tags${q({ name })}`),
   createTag: (name: string) => request<Tag>("POST", "/tags", { body: { name } }),
   customer: (customerId: string) => request<Customer>("GET", `/customers/${id(customerId)}`),

@@ -51,7 +51,11 @@ export function Chat({ session, agent, inspecting }: { session: Session; agent: 
   const lastText = shown.length ? JSON.stringify(shown[shown.length - 1]).length : 0;
 
   useEffect(() => {
-    api.customer(session.customer_id).then(setCustomer, () => setCustomer(null));
+    // The customer with its tags' names (a customer refers to tags by id).
+    Promise.all([api.customer(session.customer_id), api.tags()]).then(
+      ([c, tags]) => setCustomer({ ...c, tags: c.tags.map((id) => tags.find((t) => t.id === id)?.name ?? id) }),
+      () => setCustomer(null),
+    );
   }, [session.customer_id]);
   const loadFlags = () =>
     api.flags(session.id).then(

@@ -209,13 +209,16 @@ function JourneyView({ steps, sessionId }: { steps: JourneyStep[]; sessionId: st
           {step.method && <span className="muted">· by {step.method}</span>}
           {step.rationale && <div className="muted">{step.rationale}</div>}
           {(step.considered ?? []).length > 1 && (
-            <ul className="plain small">
-              {(step.considered ?? []).map((t) => (
-                <li key={t.transition_id} className={t.taken ? "taken" : ""}>
-                  {t.taken ? "✓" : "·"} {t.condition ?? "(unconditional)"} {t.why && t.why !== "unconditional" && <span className="muted">: {t.why}</span>}
-                </li>
-              ))}
-            </ul>
+            <details>
+              <summary className="muted">{(step.considered ?? []).length} transitions considered</summary>
+              <ul className="plain small">
+                {(step.considered ?? []).map((t) => (
+                  <li key={t.transition_id} className={t.taken ? "taken" : ""}>
+                    {t.taken ? "✓" : "·"} {t.condition ?? "(unconditional)"} {t.why && t.why !== "unconditional" && <span className="muted">: {t.why}</span>}
+                  </li>
+                ))}
+              </ul>
+            </details>
           )}
         </div>
       ))}
