@@ -29,12 +29,4 @@ export type Term = S["TermDTO"];
 export type ContextVariable = S["ContextVariableDTO"];
 export type Service = S["ServiceDTO"];
 
-/** A flagged reply (POST/GET /flags, DELETE /flags/{id}). */
-export interface Flag {
-  id: string;
-  session_id: string;
-  event_id: string;
-  trace_id: string;
-  note: string;
-  creation_utc: string;
-}
+export type Flag = S["Flag"];

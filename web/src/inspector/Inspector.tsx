@@ -247,6 +247,12 @@ function Check({ m }: { m: MatchVerdict }) {
       {m.evidence && <div>evidence: {m.evidence}</div>}
       {m.rationale && <div className="muted">{m.rationale}</div>}
       {m.applied_before && <div className="muted">applied before; re-apply: {String(m.reapply)}</div>}
+      {(m.tool_calls ?? []).map((call, i) => (
+        <div key={i} className="muted">
+          proposes {call.tool}(
+          {(call.arguments ?? []).map((a) => `${a.name}=${JSON.stringify(a.value)} from ${a.source}`).join(", ")})
+        </div>
+      ))}
     </li>
   );
 }
@@ -327,6 +333,7 @@ function Composition({ trace, texts }: { trace: Trace; texts: Map<string, Canned
       </p>
       {c.reason && <p className="muted">{c.reason}</p>}
       {c.preamble && <p className="muted">preamble: {c.preamble}</p>}
+      <DrewOn trace={trace} />
       {c.sent.length > 0 && (
         <div data-list="sent-templates">
           <h4>Sent</h4>
@@ -366,6 +373,42 @@ function Composition({ trace, texts }: { trace: Trace; texts: Map<string, Canned
         </>
       )}
     </Section>
+  );
+}
+
+/** What else shaped the reply: a clarifying question, the self-check, glossary terms,
+ * context variables and retrievers. */
+function DrewOn({ trace }: { trace: Trace }) {
+  const c = trace.composition;
+  if (!c) return null;
+  return (
+    <>
+      {c.clarification && (
+        <p>
+          asked which the customer means ({c.clarification.observation_id}): {c.clarification.option_ids.join(", ")}
+        </p>
+      )}
+      {c.self_check && (
+        <div className="self-check">
+          <p>
+            self-check: {c.self_check.failed ? `failed (${c.self_check.failed})` : c.self_check.revised ? "revised the draft" : "the draft passed"}
+            {(c.self_check.broken ?? []).length > 0 && <span className="muted"> · broke {(c.self_check.broken ?? []).join(", ")}</span>}
+          </p>
+          {c.self_check.revised && <p className="muted">draft: {c.self_check.draft}</p>}
+        </div>
+      )}
+      {(c.glossary ?? []).length > 0 && (
+        <p className="muted">glossary: {(c.glossary ?? []).map((t) => `${t.term} (${t.why})`).join(", ")}</p>
+      )}
+      {(c.variables ?? []).length > 0 && (
+        <p className="muted">variables: {(c.variables ?? []).map((v) => `${v.name}=${JSON.stringify(v.value)}`).join(", ")}</p>
+      )}
+      {(c.retrievers ?? []).length > 0 && (
+        <p className="muted">
+          retrievers: {(c.retrievers ?? []).map((r) => `${r.name} ${r.ok ? ms(r.took_ms) : `failed: ${r.error ?? ""}`}`).join(", ")}
+        </p>
+      )}
+    </>
   );
 }
 

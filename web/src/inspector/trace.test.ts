@@ -27,7 +27,9 @@ describe("the composition decision", () => {
         method: "canned",
         canned_response_ids: ["cr-2"],
         candidates: [{ id: "cr-2", guideline_id: "g1", score: 1.5 }],
-        disqualified: [{ id: "cr-1", guideline_id: "g1", missing_fields: ["std.customer.name"], reason: "missing" }],
+        disqualified: [
+          { id: "cr-1", guideline_id: "g1", qualified: false, missing_fields: ["std.customer.name"], reason: "missing", similarity: 0.4 },
+        ],
       },
     });
     expect(view).toMatchObject({ mode: "strict_canned", modeRule: "guideline vm-x", method: "canned", sent: ["cr-2"] });
@@ -35,9 +37,28 @@ describe("the composition decision", () => {
     expect(view.disqualified[0]).toMatchObject({ id: "cr-1", missingFields: ["std.customer.name"] });
   });
 
-  it("degrades to an empty view when the section is missing or malformed", () => {
+  it("reads the templates a model was shown: the unqualified ones are disqualified", () => {
+    const view = composition({
+      composition: {
+        mode_rule: "agent",
+        method: "canned",
+        canned_response_ids: ["cr-2"],
+        templates: [
+          { id: "cr-1", qualified: false, missing_fields: ["std.customer.name"], similarity: 0.9 },
+          { id: "cr-2", qualified: true, similarity: 0.7 },
+        ],
+        dropped: [{ template: 3, id: "cr-3", missing_fields: ["order_id"] }],
+      },
+    });
+    expect(view.considered.map((t) => t.id)).toEqual(["cr-2"]);
+    expect(view.disqualified.map((t) => [t.id, t.missingFields])).toEqual([
+      ["cr-1", ["std.customer.name"]],
+      ["cr-3", ["order_id"]],
+    ]);
+  });
+
+  it("is empty when the trace has no composition (an older trace)", () => {
     expect(composition({ composition: undefined })).toMatchObject({ mode: null, sent: [], considered: [], disqualified: [] });
-    expect(composition({ composition: { candidates: "nope" } }).considered).toEqual([]);
   });
 });
 
@@ -45,12 +66,22 @@ describe("tool calls", () => {
   it("joins each planned call (argument sources) with the call that ran (result, timing)", () => {
     const calls = toolCalls({
       composition: {
+        mode_rule: "agent",
         tool_plan: [
           { guideline_id: "g1", tool_id: "shop:order_status", arguments: { order_id: "VM1" }, sources: { order_id: "customer" }, missing: [] },
           { guideline_id: "g2", tool_id: "shop:refund", arguments: {}, sources: {}, missing: ["order_id"], blocked: "missing order_id" },
         ],
         tool_calls: [
-          { tool_id: "shop:order_status", arguments: { order_id: "VM1" }, result: { data: { ok: true } }, error: null, duration_ms: 2.5, timed_out: false },
+          {
+            tool_id: "shop:order_status",
+            arguments: { order_id: "VM1" },
+            result: { data: { ok: true }, control: "none" },
+            error: null,
+            started: "2026-01-01T00:00:00Z",
+            ended: "2026-01-01T00:00:00.0025Z",
+            duration_ms: 2.5,
+            timed_out: false,
+          },
         ],
       },
     });

@@ -1,6 +1,5 @@
-// What the inspector shows of a trace, computed from it. The composition section is read
-// defensively: a field the server does not send (an older trace, or a section still untyped)
-// leaves its part of the view empty instead of breaking the page.
+// What the inspector shows of a trace, computed from it (the types are the server's, generated
+// from /openapi.json). A section the trace lacks (an older trace) leaves its part empty.
 import type { Trace } from "../api/types";
 
 export interface Bar {
@@ -32,12 +31,8 @@ export function waterfall(timings: Record<string, number> | undefined | null): {
   return { bars, totalMs };
 }
 
-type Data = Record<string, unknown>;
-const record = (v: unknown): Data => (v && typeof v === "object" && !Array.isArray(v) ? (v as Data) : {});
-const list = (v: unknown): Data[] => (Array.isArray(v) ? v.map(record) : []);
-const str = (v: unknown): string | null => (typeof v === "string" ? v : null);
-const num = (v: unknown): number | null => (typeof v === "number" && Number.isFinite(v) ? v : null);
-const strings = (v: unknown): string[] => (Array.isArray(v) ? v.filter((x): x is string => typeof x === "string") : []);
+type Composition = NonNullable<Trace["composition"]>;
+const EMPTY: Composition = { mode_rule: "" };
 
 export interface TemplateSeen {
   id: string;
@@ -59,33 +54,50 @@ export interface CompositionView {
   streamed: { chunks: number; ok: boolean } | null;
 }
 
-function template(t: Data): TemplateSeen {
-  return {
-    id: str(t.id) ?? "?",
-    guidelineId: str(t.guideline_id),
-    score: num(t.score) ?? num(t.similarity),
-    missingFields: strings(t.missing_fields),
-    reason: str(t.reason),
-  };
-}
-
+/** The composition decision: the mode and the rule that chose it, how the reply was written,
+ * the templates considered (scored without a model, or shown to the model), those that could
+ * not be sent and why, and the ones sent. Sections the trace lacks stay empty. */
 export function composition(trace: Pick<Trace, "composition">): CompositionView {
-  const c = record(trace.composition);
-  const sent = strings(c.canned_response_ids);
-  const single = str(c.canned_response_id);
-  const disqualified = [...list(c.disqualified), ...list(c.dropped)].map(template);
-  const streamed = record(c.streamed);
-  const preamble = record(c.preamble);
+  const c = trace.composition ?? EMPTY;
+  const scored = (c.candidates ?? []).map((t) => ({
+    id: t.id,
+    guidelineId: t.guideline_id ?? null,
+    score: t.score,
+    missingFields: [],
+    reason: null,
+  }));
+  const shown = (c.templates ?? []).map((t) => ({
+    id: t.id,
+    guidelineId: t.guideline_id ?? null,
+    score: t.similarity ?? null,
+    missingFields: t.missing_fields ?? [],
+    reason: t.reason ?? null,
+  }));
+  const unqualified = [...(c.disqualified ?? []), ...(c.templates ?? []).filter((t) => !t.qualified)].map((t) => ({
+    id: t.id,
+    guidelineId: t.guideline_id ?? null,
+    score: t.similarity ?? null,
+    missingFields: t.missing_fields ?? [],
+    reason: t.reason ?? null,
+  }));
+  const dropped = (c.dropped ?? []).map((t) => ({
+    id: t.id ?? `#${t.template}`,
+    guidelineId: null,
+    score: null,
+    missingFields: t.missing_fields ?? [],
+    reason: t.reason ?? t.why ?? null,
+  }));
+  const sent = c.canned_response_ids?.length ? c.canned_response_ids : c.canned_response_id ? [c.canned_response_id] : [];
   return {
-    mode: str(c.mode),
-    modeRule: str(c.mode_rule),
-    method: str(c.method),
-    sent: sent.length ? sent : single ? [single] : [],
-    considered: list(c.candidates).map(template),
-    disqualified,
-    reason: str(c.reason),
-    preamble: str(preamble.text) ?? str(preamble.message),
-    streamed: "chunks" in streamed ? { chunks: num(streamed.chunks) ?? 0, ok: streamed.ok === true } : null,
+    mode: c.mode ?? null,
+    modeRule: c.mode_rule || null,
+    method: c.method ?? null,
+    sent,
+    considered: [...scored, ...shown.filter((t) => !unqualified.some((u) => u.id === t.id))],
+    disqualified: [...unqualified, ...dropped],
+    reason: c.reason ?? c.degraded ?? null,
+    preamble: c.preamble?.text ?? null,
+    streamed: c.streamed ? { chunks: c.streamed.chunks, ok: c.streamed.ok } : null,
   };
 }
 
@@ -103,38 +115,40 @@ export interface ToolCallView {
   ran: boolean;
 }
 
+type Planned = NonNullable<Composition["tool_plan"]>[number];
+type Ran = NonNullable<Composition["tool_calls"]>[number];
+
 /** The turn's tool calls: what was planned (with each argument's source) joined with what ran
  * (results and timings). A planned call that did not run (blocked, missing an argument) stays. */
 export function toolCalls(trace: Pick<Trace, "composition">): ToolCallView[] {
-  const c = record(trace.composition);
-  const ran = list(c.tool_calls);
+  const c = trace.composition ?? EMPTY;
+  const ran = c.tool_calls ?? [];
   const used = new Set<number>();
+  const same = (a: unknown, b: unknown) => JSON.stringify(a ?? {}) === JSON.stringify(b ?? {});
   const out: ToolCallView[] = [];
-  const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
-  for (const plan of list(c.tool_plan)) {
-    const args = record(plan.arguments);
+  for (const plan of c.tool_plan ?? []) {
     const i = ran.findIndex((r, k) => !used.has(k) && r.tool_id === plan.tool_id && same(r.arguments, plan.arguments));
     if (i >= 0) used.add(i);
-    out.push(view(ran[i], plan, args));
+    out.push(view(ran[i], plan));
   }
   ran.forEach((r, k) => {
-    if (!used.has(k)) out.push(view(r, null, record(r.arguments)));
+    if (!used.has(k)) out.push(view(r, null));
   });
   return out;
 }
 
-function view(ran: Data | undefined, plan: Data | null, args: Data): ToolCallView {
-  const sources = record(plan?.sources);
-  const result = record(ran?.result);
+function view(ran: Ran | undefined, plan: Planned | null): ToolCallView {
+  const args = (plan ? plan.arguments : ran?.arguments) ?? {};
+  const sources: Record<string, string> = plan?.sources ?? {};
   return {
-    toolId: str(ran?.tool_id) ?? str(plan?.tool_id) ?? "?",
-    guidelineId: str(plan?.guideline_id),
-    arguments: Object.entries(args).map(([name, value]) => ({ name, value, source: str(sources[name]) })),
-    missing: strings(plan?.missing),
-    blocked: str(plan?.blocked),
-    result: ran ? ("data" in result ? result.data : ran.result) : undefined,
-    error: str(ran?.error),
-    durationMs: num(ran?.duration_ms),
+    toolId: ran?.tool_id ?? plan?.tool_id ?? "?",
+    guidelineId: plan?.guideline_id ?? null,
+    arguments: Object.entries(args).map(([name, value]) => ({ name, value, source: sources[name] ?? null })),
+    missing: plan?.missing ?? [],
+    blocked: plan?.blocked ?? null,
+    result: ran?.result ? ran.result.data : undefined,
+    error: ran?.error ?? null,
+    durationMs: ran ? (ran.duration_ms ?? null) : null,
     timedOut: ran?.timed_out === true,
     ran: ran !== undefined,
   };
