@@ -67,7 +67,6 @@ export function Chat({ session, agent, inspecting }: { session: Session; agent: 
     );
   useEffect(() => {
     void loadFlags();
-    // eslint-disable-next-line react-hooks/exhaustive-deps
   }, [session.id]);
   useEffect(() => {
     bottom.current?.scrollIntoView({ block: "end" });
