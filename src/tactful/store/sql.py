@@ -6,6 +6,8 @@ import asyncio
 import builtins
 import contextlib
 import json
+import secrets
+import sqlite3
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
@@ -122,6 +124,9 @@ class SQLStore(Store):
         self.in_memory = self.backend == "sqlite" and (
             ":memory:" in self.url or self.url.rstrip("/").endswith("sqlite+aiosqlite:")
         )
+        # In memory: a database of its own, named, held open for the store's life (see
+        # ``_memory_database``), so that a replaced connection finds the same database.
+        self._memory_keeper: sqlite3.Connection | None = None
         self._engine: AsyncEngine = self._make_engine()
         # SQLite allows one writer; serialising here avoids "database is locked" under load.
         self._sqlite_lock: asyncio.Lock | None = (
@@ -148,7 +153,7 @@ class SQLStore(Store):
         json_args: dict[str, Any] = {"json_serializer": dump_json, "json_deserializer": load_json}
         if in_memory:
             engine = create_async_engine(
-                self.url,
+                self._memory_database(),
                 poolclass=StaticPool,
                 connect_args={"check_same_thread": False},
                 **json_args,
@@ -231,8 +236,22 @@ class SQLStore(Store):
     def _safe_url(self) -> str:
         return self._engine.url.render_as_string(hide_password=True)
 
+    def _memory_database(self) -> str:
+        """A URL to an in-memory database of this store's own, kept while the store is open.
+
+        SQLAlchemy replaces a connection whose query was cancelled (a superseded turn, a client
+        that hung up); on a plain ``:memory:`` URL the replacement would open a new, empty
+        database. A named shared-cache database lives while any connection to it is open: the
+        keeper, a plain sqlite3 connection that is never used, holds it until ``close``."""
+        name = f"file:tactful-{secrets.token_hex(8)}?mode=memory&cache=shared"
+        self._memory_keeper = sqlite3.connect(name, uri=True, check_same_thread=False)
+        return f"sqlite+aiosqlite:///{name}&uri=true"
+
     async def close(self) -> None:
         await self._engine.dispose()
+        if self._memory_keeper is not None:
+            self._memory_keeper.close()
+            self._memory_keeper = None
 
     @staticmethod
     def _table(kind: type[Entity]) -> Table:
