@@ -1,4 +1,5 @@
-"""The ``tactful`` command line: ``serve``, ``chat``, ``keys`` and ``version``."""
+"""The ``tactful`` command line: ``serve``, ``chat``, ``keys``, ``version``, and the admin
+commands ``agents``, ``guidelines``, ``journeys`` and ``sessions``."""
 
 from __future__ import annotations
 
@@ -227,6 +228,18 @@ def keys_revoke(
     from tactful.cli import keys
 
     keys.revoke(load_settings(data_dir=data_dir, database_url=database_url), key_id)
+
+
+def _add_admin_commands() -> None:
+    from tactful.cli.admin import agents_app, guidelines_app, journeys_app, sessions_app
+
+    app.add_typer(agents_app, name="agents")
+    app.add_typer(guidelines_app, name="guidelines")
+    app.add_typer(journeys_app, name="journeys")
+    app.add_typer(sessions_app, name="sessions")
+
+
+_add_admin_commands()
 
 
 @app.command()

@@ -24,7 +24,11 @@ import pydantic
 from tactful.client.models import (
     AgentInfo,
     EventInfo,
+    GuidelineDetail,
+    GuidelineInfo,
     Health,
+    JourneyGraphInfo,
+    JourneyInfo,
     SessionInfo,
     TraceInfo,
     TurnResult,
@@ -129,6 +133,47 @@ class TactfulClient:
     async def list_agents(self) -> list[AgentInfo]:
         """``GET /agents``."""
         return self._parse(list[AgentInfo], await self._json("GET", "/agents"), "GET /agents")
+
+    async def get_agent(self, agent_id: str) -> AgentInfo:
+        """``GET /agents/{id}``."""
+        return await self._get(AgentInfo, f"/agents/{agent_id}")
+
+    # -- what an agent does ---------------------------------------------------------------------
+    # Guidelines and journeys are scoped to an agent by the tag ``agent:<agent id>``.
+
+    async def list_guidelines(self, *, tag_id: str | None = None) -> list[GuidelineInfo]:
+        """``GET /guidelines``: every guideline, or those carrying ``tag_id``."""
+        return await self._get(list[GuidelineInfo], "/guidelines", tag_id=tag_id)
+
+    async def get_guideline(self, guideline_id: str) -> GuidelineDetail:
+        """``GET /guidelines/{id}``: with its relationships and tool associations."""
+        return await self._get(GuidelineDetail, f"/guidelines/{guideline_id}")
+
+    async def list_journeys(self, *, tag_id: str | None = None) -> list[JourneyInfo]:
+        """``GET /journeys``: every journey, or those carrying ``tag_id``."""
+        return await self._get(list[JourneyInfo], "/journeys", tag_id=tag_id)
+
+    async def get_journey(self, journey_id: str) -> JourneyInfo:
+        """``GET /journeys/{id}``."""
+        return await self._get(JourneyInfo, f"/journeys/{journey_id}")
+
+    async def get_journey_graph(self, journey_id: str) -> JourneyGraphInfo:
+        """``GET /journeys/{id}/graph``: its states and transitions."""
+        return await self._get(JourneyGraphInfo, f"/journeys/{journey_id}/graph")
+
+    # -- sessions -------------------------------------------------------------------------------
+
+    async def list_sessions(
+        self, *, agent_id: str | None = None, customer_id: str | None = None
+    ) -> list[SessionInfo]:
+        """``GET /sessions``: every session, or one agent's or customer's."""
+        return await self._get(
+            list[SessionInfo], "/sessions", agent_id=agent_id, customer_id=customer_id
+        )
+
+    async def get_session(self, session_id: str) -> SessionInfo:
+        """``GET /sessions/{id}`` (for staff, with its ``usage``)."""
+        return await self._get(SessionInfo, f"/sessions/{session_id}")
 
     async def create_session(
         self, agent_id: str, customer_id: str | None = None, title: str | None = None
@@ -302,6 +347,11 @@ class TactfulClient:
                 f"{method} {path} at {self.base_url} failed: {e or type(e).__name__}",
                 url=self.base_url,
             ) from e
+
+    async def _get(self, shape: type[M], path: str, **params: str | None) -> M:
+        query = {k: v for k, v in params.items() if v is not None}
+        response = await self._request("GET", path, params=query or None)
+        return self._parse(shape, self._body(response, "GET", path), f"GET {path}")
 
     async def _json(self, method: str, path: str, *, json: Any = None) -> Any:
         return self._body(await self._request(method, path, json=json), method, path)

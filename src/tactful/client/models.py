@@ -1,8 +1,9 @@
 """What the REST API answers, as the client sees it.
 
-These models accept fields they do not know (the server may add some). Most keep only what a
-caller needs; a trace is the domain's ``Trace`` itself, so the client reads every section the
-server records, typed as the engine writes it.
+These models accept fields they do not know (the server may add some). The records an admin
+reads (agents, guidelines, journeys, sessions) keep them too, so ``--json`` prints the API's
+whole object; the rest keep only what a caller needs. A trace is the domain's ``Trace``
+itself, so the client reads every section the server records, typed as the engine writes it.
 """
 
 from __future__ import annotations
@@ -12,11 +13,25 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from tactful.domain import JourneyStep, MatchVerdict, ModelCall, ResolutionStep, Trace
+from tactful.domain import (
+    JourneyState,
+    JourneyStep,
+    JourneyTransition,
+    MatchVerdict,
+    ModelCall,
+    ResolutionStep,
+    Trace,
+)
 
 
 class _Answer(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class _Record(BaseModel):
+    """An object the API defines: the fields a caller uses, typed, and every other one kept."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
 
 
 class Health(_Answer):
@@ -26,7 +41,7 @@ class Health(_Answer):
     tier: str = ""
 
 
-class AgentInfo(_Answer):
+class AgentInfo(_Record):
     """An agent as listed by ``GET /agents``."""
 
     id: str
@@ -35,14 +50,76 @@ class AgentInfo(_Answer):
     composition_mode: str | None = None
 
 
-class SessionInfo(_Answer):
-    """A session as created by ``POST /sessions``."""
+class SessionInfo(_Record):
+    """A session as created by ``POST /sessions`` or listed by ``GET /sessions``."""
 
     id: str
     agent_id: str
     customer_id: str = ""
     title: str | None = None
     mode: str | None = None
+
+
+class GuidelineInfo(_Record):
+    """A guideline as ``GET /guidelines`` lists it (without ``action``: an observation)."""
+
+    id: str
+    condition: str
+    action: str | None = None
+    enabled: bool = True
+    tags: list[str] = Field(default_factory=list)
+
+
+class RelationshipInfo(_Record):
+    """A relationship of a guideline: one source and one target (a guideline, tag or tool)."""
+
+    id: str
+    kind: str
+    source_guideline: GuidelineInfo | None = None
+    source_tag: dict[str, Any] | None = None
+    source_tool: dict[str, Any] | None = None
+    target_guideline: GuidelineInfo | None = None
+    target_tag: dict[str, Any] | None = None
+    target_tool: dict[str, Any] | None = None
+
+
+class ToolAssociationInfo(_Record):
+    """A tool a guideline may call."""
+
+    id: str
+    guideline_id: str
+    tool_id: dict[str, str]
+
+    @property
+    def tool(self) -> str:
+        """``service:tool``."""
+        return f"{self.tool_id.get('service_name', '')}:{self.tool_id.get('tool_name', '')}"
+
+
+class GuidelineDetail(_Record):
+    """``GET /guidelines/{id}``: the guideline, its relationships and its tools."""
+
+    guideline: GuidelineInfo
+    relationships: list[RelationshipInfo] = Field(default_factory=list)
+    tool_associations: list[ToolAssociationInfo] = Field(default_factory=list)
+
+
+class JourneyInfo(_Record):
+    """A journey as ``GET /journeys`` lists it; ``conditions`` are guideline ids."""
+
+    id: str
+    title: str
+    description: str = ""
+    conditions: list[str] = Field(default_factory=list)
+    tags: list[str] = Field(default_factory=list)
+
+
+class JourneyGraphInfo(_Record):
+    """``GET /journeys/{id}/graph``: the states, the transitions and the initial state."""
+
+    initial_state_id: str
+    states: list[JourneyState]
+    transitions: list[JourneyTransition]
 
 
 class EventInfo(_Answer):
