@@ -85,7 +85,7 @@ def table(*columns: str) -> Table:
 
 def row(t: Table, *cells: str | Text) -> None:
     """A row of plain text: ids and conditions may hold ``[...]``, which is not Rich markup."""
-    row(t, *(c if isinstance(c, Text) else Text(c) for c in cells))
+    t.add_row(*(c if isinstance(c, Text) else Text(c) for c in cells))
 
 
 def fields(record: pydantic.BaseModel, skip: Iterable[str] = ()) -> Table:
