@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from tactful.domain import (
@@ -17,12 +18,14 @@ from tactful.domain import (
     Customer,
     Endpoint,
     EndpointKind,
+    Entity,
     Guideline,
     Journey,
     Relationship,
     RelationshipKind,
     Tag,
     Term,
+    agent_id_of_tag,
     agent_tag,
     journey_tag,
 )
@@ -36,11 +39,12 @@ from tactful.engine.retrievers import Retriever
 from tactful.engine.variables import (
     check_freshness_rules,
     choose,
+    delete_values,
     read_value,
     stored_values,
     write_value,
 )
-from tactful.errors import ValidationError
+from tactful.errors import ConflictError, ValidationError
 from tactful.journey import JourneyHandle
 from tactful.store.base import E, Store
 
@@ -118,12 +122,54 @@ def _variable_id(variable: ContextVariable | str) -> str:
     raise ValidationError(f"{variable!r} is not a context variable or a context variable id")
 
 
+# The kinds of definitions an agent owns through its tag, in the order ``prune`` deletes them:
+# journeys first, so that their clean-up sees the observations still there.
+_OWNED: tuple[type[Entity], ...] = (Journey, Guideline, CannedResponse, Term, ContextVariable)
+
+
+@dataclass(frozen=True)
+class Pruned:
+    """What ``Agent.prune`` deleted: ids per kind."""
+
+    journeys: list[str] = field(default_factory=list)
+    guidelines: list[str] = field(default_factory=list)
+    observations: list[str] = field(default_factory=list)
+    canned_responses: list[str] = field(default_factory=list)
+    terms: list[str] = field(default_factory=list)
+    variables: list[str] = field(default_factory=list)
+    relationships: list[str] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return any(self.counts().values())
+
+    def counts(self) -> dict[str, int]:
+        """Singular kind name -> how many were pruned."""
+        return {
+            "journey": len(self.journeys),
+            "guideline": len(self.guidelines),
+            "observation": len(self.observations),
+            "canned response": len(self.canned_responses),
+            "term": len(self.terms),
+            "context variable": len(self.variables),
+            "relationship": len(self.relationships),
+        }
+
+    def summary(self) -> str:
+        """``"1 guideline, 1 relationship"`` (empty when nothing was pruned)."""
+        return ", ".join(f"{n} {k}{'s' if n != 1 else ''}" for k, n in self.counts().items() if n)
+
+
 class Agent:
-    """An agent defined through the SDK. Its ``create_*`` methods are idempotent."""
+    """An agent defined through the SDK. Its ``create_*`` methods are idempotent.
+
+    Each handle records what was defined through it (and through its journeys' handles), so
+    that ``prune`` can delete what a run of the definitions no longer defines.
+    """
 
     def __init__(self, server: Server, model: AgentModel) -> None:
         self._server = server
         self.model = model
+        self._defined: set[tuple[type[Entity], str]] = set()
 
     @property
     def id(self) -> str:
@@ -144,6 +190,7 @@ class Agent:
             stored, _ = await store.upsert(entity)
         else:
             stored, _ = await store.upsert(entity, key=key)
+        self._defined.add((type(stored), stored.id))
         return stored
 
     async def create_guideline(
@@ -467,6 +514,104 @@ class Agent:
             if {(r.source.kind, r.source.id), (r.target.kind, r.target.id)} & ours
         ]
 
+    async def prune(self) -> Pruned:
+        """Delete this agent's definitions that were not defined through this handle.
+
+        Call it after running all of an agent's definitions on a fresh handle (``tactful serve
+        --agent FILE`` does, after the file's ``define``): whatever left the definitions leaves
+        the server. The agent's definitions are its journeys, guidelines, observations, canned
+        responses, terms and context variables (everything carrying its tag, including what
+        was created through REST: the definitions manage the agent); deleting them cleans up
+        as the REST deletes do (a variable's values go with it, journeys and guidelines forget
+        a deleted canned response, journeys forget a deleted condition). Relationships go
+        when an end is deleted, or when they were not defined through this handle, have an end
+        among the agent's guidelines, journeys or tag, and no end belonging to something else
+        (another agent's or an untagged guideline or journey); tool and plain-tag ends count
+        for neither. All in one transaction. Not pruned: the agent itself, tags, tools, states
+        and transitions of a journey still defined, matchers, hooks and retrievers (in memory).
+
+        A handle through which nothing was defined prunes nothing (a log line says so): it is
+        probably not the handle the definitions used. Programs using the SDK directly are
+        never pruned unless they call this. Raises ``ConflictError`` (and deletes nothing) when
+        a journey to delete is still a sub-journey or transition target of a kept one.
+        """
+        # The REST deletes' clean-ups; imported here because tactful.api imports the server.
+        from tactful.api.references import (
+            forget_canned_response,
+            forget_guideline,
+            forget_tag,
+            journeys_using,
+        )
+
+        if not self._defined:
+            log.warning("not pruning agent %r: nothing was defined through this handle", self.name)
+            return Pruned()
+        store = self._server.runtime.store
+        pruned = Pruned()
+        async with store.transaction():
+            owned: dict[type[Entity], list[Entity]] = {
+                kind: [e for e in await store.list(kind) if self.tag in getattr(e, "tags", [])]
+                for kind in _OWNED
+            }
+            gone = {
+                kind: [e for e in entities if (kind, e.id) not in self._defined]
+                for kind, entities in owned.items()
+            }
+            gone_journeys = {e.id for e in gone[Journey]}
+            kept_journeys = [j for j in await store.list(Journey) if j.id not in gone_journeys]
+            for journey_id in gone_journeys:
+                if users := journeys_using(kept_journeys, journey_id):
+                    raise ConflictError(
+                        f"cannot prune journey {journey_id!r} of agent {self.name!r}: "
+                        f"{', '.join(repr(j.title) for j in users)} still lead into it or run it "
+                        "as a sub-journey; change their graphs first"
+                    )
+            ours = {(EndpointKind.TAG, self.tag)}
+            ours |= {(EndpointKind.GUIDELINE, g.id) for g in owned[Guideline]}
+            ours |= {(EndpointKind.TAG, journey_tag(j.id)) for j in owned[Journey]}
+            deleted = {(EndpointKind.GUIDELINE, g.id) for g in gone[Guideline]}
+            deleted |= {(EndpointKind.TAG, journey_tag(j)) for j in gone_journeys}
+
+            def foreign(end: Endpoint) -> bool:
+                if (end.kind, end.id) in ours or end.kind is EndpointKind.TOOL:
+                    return False
+                if end.kind is EndpointKind.GUIDELINE:
+                    return True
+                return end.id.startswith(_JOURNEY_TAG_PREFIX) or agent_id_of_tag(end.id) is not None
+
+            for r in await store.list(Relationship):
+                ends = [(e.kind, e.id) for e in (r.source, r.target)]
+                ended = any(e in deleted for e in ends)
+                dropped = (Relationship, r.id) not in self._defined and any(e in ours for e in ends)
+                if ended or (dropped and not any(foreign(e) for e in (r.source, r.target))):
+                    await store.delete(Relationship, r.id)
+                    pruned.relationships.append(r.id)
+            for j in gone[Journey]:
+                await store.delete(Journey, j.id)
+                await forget_tag(store, journey_tag(j.id))
+                pruned.journeys.append(j.id)
+            for g in gone[Guideline]:
+                await forget_guideline(store, g.id)
+                await store.delete(Guideline, g.id)
+                kind = (
+                    pruned.observations if getattr(g, "action", None) is None else pruned.guidelines
+                )
+                kind.append(g.id)
+            for c in gone[CannedResponse]:
+                await forget_canned_response(store, c.id)
+                await store.delete(CannedResponse, c.id)
+                pruned.canned_responses.append(c.id)
+            for t in gone[Term]:
+                await store.delete(Term, t.id)
+                pruned.terms.append(t.id)
+            for v in gone[ContextVariable]:
+                await delete_values(store, v.id)
+                await store.delete(ContextVariable, v.id)
+                pruned.variables.append(v.id)
+        if pruned:
+            log.info("pruned from %s: %s", self.name, pruned.summary())
+        return pruned
+
     async def reevaluate_after(self, tool: Any, guideline: EndRef) -> Relationship:
         """After ``tool`` returns, check ``guideline`` (or a tag's guidelines) again with the
         result in view: its condition may depend on what the tool found."""
@@ -481,10 +626,10 @@ class Agent:
         )
         async with store.transaction():
             same = admit(new, await store.list(Relationship), {})
-            if same is not None:
-                return same
-            stored, _ = await store.upsert(new, key=new.natural_key)
-        return stored
+            if same is None:
+                same, _ = await store.upsert(new, key=new.natural_key)
+        self._defined.add((Relationship, same.id))
+        return same
 
     async def _relate(
         self, kind: RelationshipKind, source: EndRef, targets: Sequence[EndRef]
@@ -506,7 +651,8 @@ class Agent:
                     same, _ = await store.upsert(new, key=new.natural_key)
                     existing.append(same)
                 made.append(same)
-            return made
+        self._defined.update((Relationship, r.id) for r in made)
+        return made
 
     # -- code matchers and hooks ------------------------------------------------------------------
 

@@ -1,7 +1,9 @@
 """Agent definition files: Python files with ``async def define(server) -> tactful.Agent``.
 
 ``tactful serve --agent FILE`` and ``--example`` import such a file by path and call ``define``
-on the running server; the SDK's upserts make that idempotent across restarts.
+on the running server; the SDK's upserts make that idempotent across restarts. After ``define``
+succeeds, each agent it returned is pruned (``Agent.prune``): what the file no longer defines for
+that agent leaves the server.
 """
 
 from __future__ import annotations
@@ -12,13 +14,13 @@ import importlib.util
 import inspect
 import sys
 import traceback
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 
 import tactful
-from tactful.agent import Agent
+from tactful.agent import Agent, Pruned
 from tactful.domain import Agent as AgentModel
 from tactful.errors import TactfulError
 from tactful.server import Server
@@ -79,8 +81,14 @@ def import_file(path: Path) -> tuple[ModuleType, Path]:
     return module, path
 
 
-async def load_agent_file(server: Server, path: Path) -> list[Agent]:
-    """Import ``path`` and run its ``define(server)``; returns the agent(s) it defined."""
+async def load_agent_file(
+    server: Server,
+    path: Path,
+    on_pruned: Callable[[Agent, Pruned], None] | None = None,
+) -> list[Agent]:
+    """Import ``path``, run its ``define(server)`` and prune each agent it returned of what the
+    file no longer defines (see ``Agent.prune``); ``on_pruned`` hears of each agent pruned of
+    something. Returns the agent(s) defined. A failed ``define`` prunes nothing."""
     module, path = import_file(path)
     define = getattr(module, "define", None)
     if not callable(define):
@@ -94,14 +102,23 @@ async def load_agent_file(server: Server, path: Path) -> list[Agent]:
             f"define() in {_where(e, path)} failed: {type(e).__name__}: {e}"
         ) from e
     if result is None:
-        return []
-    if isinstance(result, Agent):
-        return [result]
-    if isinstance(result, Iterable) and all(isinstance(a, Agent) for a in result):
-        return list(result)
-    raise DefinitionError(
-        f"define() in {path} returned {type(result).__name__}; it should return a tactful.Agent"
-    )
+        agents: list[Agent] = []
+    elif isinstance(result, Agent):
+        agents = [result]
+    elif isinstance(result, Iterable) and all(isinstance(a, Agent) for a in result):
+        agents = list(result)
+    else:
+        raise DefinitionError(
+            f"define() in {path} returned {type(result).__name__}; it should return a tactful.Agent"
+        )
+    for agent in agents:
+        try:
+            pruned = await agent.prune()
+        except TactfulError as e:
+            raise DefinitionError(f"pruning {agent.name!r} after {path} failed: {e}") from e
+        if pruned and on_pruned is not None:
+            on_pruned(agent, pruned)
+    return agents
 
 
 @dataclass(frozen=True)

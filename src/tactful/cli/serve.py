@@ -126,7 +126,9 @@ async def serve(settings: Settings, agent_files: Sequence[Path]) -> None:
             console.print(f"[bold]model[/]: {server.runtime.tier_reason}", soft_wrap=True)
             console.print(f"[bold]access[/]: {await describe_access(server)}", soft_wrap=True)
             for path in agent_files:
-                agents = await load_agent_file(server, path)
+                agents = await load_agent_file(
+                    server, path, lambda a, p: note(f"pruned from {a.name}: {p.summary()}")
+                )
                 names = ", ".join(a.name for a in agents) or "no agent"
                 note(f"loaded {path}: {names}")
             summaries = await summarize_agents(server)
