@@ -23,10 +23,11 @@ from tactful.engine.options import (
     TOOL_TIMEOUT_S,
     TURN_DEADLINE_S,
 )
+from tactful.llm.routing import STAGES
 
 Provider = Literal["openai", "anthropic", "azure", "litellm"]
 # What `stage_models` may name: the engine's model stages, and the default for the others.
-MODEL_STAGES = ("default", "match", "compose", "self_check")
+MODEL_STAGES = ("default", *STAGES)
 
 
 class ModelSpec(BaseModel):

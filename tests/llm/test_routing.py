@@ -190,3 +190,12 @@ async def test_a_stream_that_sent_pieces_is_not_retried() -> None:
     with pytest.raises(ModelCallsFailed):
         await router.stream(PROMPT, stage="compose", on_text=on_text)
     assert pieces == ["Hello"] and backup.calls == []
+
+
+def test_the_routable_stages_are_the_ones_the_engine_names() -> None:
+    from tactful.engine.compose import COMPOSE_STAGE
+    from tactful.engine.match import MATCH_STAGE
+    from tactful.engine.self_check import SELF_CHECK_STAGE
+    from tactful.llm.routing import STAGES
+
+    assert set(STAGES) == {MATCH_STAGE, COMPOSE_STAGE, SELF_CHECK_STAGE}

@@ -14,7 +14,7 @@ from tactful.config import ModelSpec, Settings
 from tactful.errors import ConfigurationError
 from tactful.llm.base import Embedder, Generator
 from tactful.llm.breaker import BreakerPolicy, CircuitBreaker
-from tactful.llm.routing import CallPolicy, ModelRouter, RoutedModel
+from tactful.llm.routing import STAGES, CallPolicy, ModelRouter, RoutedModel
 
 # The name of the model the flat provider settings describe (openai_model, ...).
 PROVIDER_MODEL = "default"
@@ -149,7 +149,7 @@ def model_router(settings: Settings) -> ModelRouter | None:
             specs[PROVIDER_MODEL] = flat
             routes["default"] = PROVIDER_MODEL
         elif routes:
-            unrouted = [s for s in ("match", "compose", "self_check") if s not in routes]
+            unrouted = [s for s in STAGES if s not in routes]
             if unrouted:
                 raise ConfigurationError(
                     f"stage_models names no model for {', '.join(unrouted)}: add a 'default' "

@@ -46,7 +46,8 @@ R = TypeVar("R")
 
 # How late past the deadline a call is cut when its adapter overran its own timeout.
 DEADLINE_GRACE_S = 0.1
-# The stages the engine names when it calls a model.
+# The stages the engine names when it calls a model (engine.match, engine.compose,
+# engine.self_check), which settings may route (``stage_models``).
 STAGES = ("match", "compose", "self_check")
 
 
