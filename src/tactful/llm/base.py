@@ -179,3 +179,29 @@ class Embedder(ABC):
 
     async def aclose(self) -> None:  # noqa: B027 - optional hook, most embedders hold nothing
         """Release connections the embedder opened (called when the server stops)."""
+
+
+class BatchedEmbedder(Embedder):
+    """An embedder that asks a provider's embeddings API: ``embed`` sends the texts in batches
+    of ``batch_size`` (comfortably under every provider's per-request limit; OpenAI allows
+    2048) and returns unit vectors; an adapter implements ``_embed_batch``."""
+
+    batch_size: int = 256
+
+    @abstractmethod
+    async def _embed_batch(self, batch: list[str]) -> list[list[float]]:
+        """The provider's vectors for ``batch``, in its order, each ``dimensions`` long."""
+
+    async def embed(self, texts: Sequence[str]) -> Vectors:
+        items = list(texts)
+        if not items:
+            return np.zeros((0, self.dimensions), dtype=np.float32)
+        rows: list[list[float]] = []
+        for start in range(0, len(items), self.batch_size):
+            rows.extend(await self._embed_batch(items[start : start + self.batch_size]))
+        matrix = np.asarray(rows, dtype=np.float32)
+        norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+        if np.any(norms == 0.0):
+            raise ModelError(f"Embedding model {self.model_name!r} returned an all-zero vector.")
+        unit: Vectors = (matrix / norms).astype(np.float32, copy=False)
+        return unit

@@ -17,19 +17,17 @@ import json
 import os
 import re
 import time
-from collections.abc import Sequence
 from types import TracebackType
 from typing import Any, Self
 
 import httpx
-import numpy as np
 import openai
 from openai.types.chat import ChatCompletionMessageParam
 from openai.types.chat.completion_create_params import ResponseFormat
 
 from tactful.errors import ConfigurationError, ModelError
 from tactful.llm.base import (
-    Embedder,
+    BatchedEmbedder,
     Generation,
     Generator,
     OnText,
@@ -37,12 +35,10 @@ from tactful.llm.base import (
     Streamed,
     T,
     Usage,
-    Vectors,
     retryable_status,
 )
 from tactful.llm.structured import Completion, StructuredOutput, excerpt, truncate
 
-_EMBED_BATCH = 256
 # "litellm.RateLimitError: RateLimitError: OpenAIException - " before the provider's own text.
 _LITELLM_PREFIX = re.compile(r"^(litellm\.\w+: )?(\w+: )?(\w*Exception - )?")
 # The openai SDK's "Error code: 429 - " before the provider's own text.
@@ -358,7 +354,7 @@ def _completion(response: Any) -> Completion:
     )
 
 
-class LiteLLMEmbedder(_LiteLLMCalls, Embedder):
+class LiteLLMEmbedder(_LiteLLMCalls, BatchedEmbedder):
     """Sentence embeddings through ``litellm.aembedding`` (``gemini/text-embedding-004``,
     ``bedrock/amazon.titan-embed-text-v2:0``, ``ollama/nomic-embed-text``, ...).
 
@@ -393,20 +389,6 @@ class LiteLLMEmbedder(_LiteLLMCalls, Embedder):
             max_retries=max_retries,
             extra=extra,
         )
-
-    async def embed(self, texts: Sequence[str]) -> Vectors:
-        items = list(texts)
-        if not items:
-            return np.zeros((0, self.dimensions), dtype=np.float32)
-        rows: list[list[float]] = []
-        for start in range(0, len(items), _EMBED_BATCH):
-            rows.extend(await self._embed_batch(items[start : start + _EMBED_BATCH]))
-        matrix = np.asarray(rows, dtype=np.float32)
-        norms = np.linalg.norm(matrix, axis=1, keepdims=True)
-        if np.any(norms == 0.0):
-            raise ModelError(f"Embedding model {self.model_name!r} returned an all-zero vector.")
-        unit: Vectors = (matrix / norms).astype(np.float32, copy=False)
-        return unit
 
     async def _embed_batch(self, batch: list[str]) -> list[list[float]]:
         what = f"Embedding model {self.model_name!r}"

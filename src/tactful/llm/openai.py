@@ -9,18 +9,16 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Sequence
 from types import TracebackType
 from typing import Self
 
-import numpy as np
 import openai
 from openai.types.chat import ChatCompletion, ChatCompletionMessageParam
 from openai.types.chat.completion_create_params import ResponseFormat
 
 from tactful.errors import ConfigurationError, ModelError
 from tactful.llm.base import (
-    Embedder,
+    BatchedEmbedder,
     Generation,
     Generator,
     OnText,
@@ -28,15 +26,12 @@ from tactful.llm.base import (
     Streamed,
     T,
     Usage,
-    Vectors,
     retryable_status,
 )
 from tactful.llm.structured import Completion, StructuredOutput, excerpt, truncate
 
 # Local servers ignore the key, but the SDK refuses to start without one.
 _PLACEHOLDER_API_KEY = "not-needed"
-# Comfortably under every provider's per-request input limit (OpenAI allows 2048).
-_EMBED_BATCH = 256
 
 
 def _resolve_api_key(api_key: str | None, base_url: str | None) -> str:
@@ -297,7 +292,7 @@ def _completion(answer: ChatCompletion) -> Completion:
     )
 
 
-class OpenAIEmbedder(_OwnedClient, Embedder):
+class OpenAIEmbedder(_OwnedClient, BatchedEmbedder):
     """Sentence embeddings through the embeddings API of any OpenAI-compatible server.
 
     ``dimensions`` is what the caller's index expects; it is requested from the
@@ -334,20 +329,6 @@ class OpenAIEmbedder(_OwnedClient, Embedder):
             max_retries=max_retries,
             owns_client=owns_client,
         )
-
-    async def embed(self, texts: Sequence[str]) -> Vectors:
-        items = list(texts)
-        if not items:
-            return np.zeros((0, self.dimensions), dtype=np.float32)
-        rows: list[list[float]] = []
-        for start in range(0, len(items), _EMBED_BATCH):
-            rows.extend(await self._embed_batch(items[start : start + _EMBED_BATCH]))
-        matrix = np.asarray(rows, dtype=np.float32)
-        norms = np.linalg.norm(matrix, axis=1, keepdims=True)
-        if np.any(norms == 0.0):
-            raise ModelError(f"Embedding model {self.model_name!r} returned an all-zero vector.")
-        unit: Vectors = (matrix / norms).astype(np.float32, copy=False)
-        return unit
 
     async def _embed_batch(self, batch: list[str]) -> list[list[float]]:
         what = f"Embedding model {self.model_name!r}"
