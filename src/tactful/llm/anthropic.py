@@ -45,7 +45,7 @@ from tactful.llm.base import (
     Usage,
     retryable_status,
 )
-from tactful.llm.structured import describe_invalid, excerpt, truncate
+from tactful.llm.structured import describe_invalid, excerpt, provider_error_text, truncate
 
 # Local servers and proxies may ignore the key, but the SDK refuses to start without one.
 _PLACEHOLDER_API_KEY = "not-needed"
@@ -71,20 +71,6 @@ def _resolve_api_key(api_key: str | None, base_url: str | None) -> str:
     )
 
 
-def _provider_message(exc: anthropic.APIStatusError) -> str:
-    """Anthropic's own error text (``error.message``), without the SDK's wrapping."""
-    body: object = exc.body
-    if isinstance(body, dict):
-        inner = body.get("error", body)
-        if isinstance(inner, dict) and isinstance(inner.get("message"), str):
-            return truncate(inner["message"])
-        if isinstance(inner, str):
-            return truncate(inner)
-    if isinstance(body, str) and body.strip():
-        return truncate(body)
-    return exc.response.reason_phrase or "no error details"
-
-
 def _error_type(exc: anthropic.APIStatusError) -> str | None:
     body: object = exc.body
     inner = body.get("error") if isinstance(body, dict) else None
@@ -101,6 +87,7 @@ def _provider_failure(
 ) -> ModelError:
     """Map an SDK exception to a ModelError whose message says what happened, not which class."""
     if isinstance(exc, anthropic.APIStatusError):
+        said = provider_error_text(exc.body, exc.response.reason_phrase)
         kind = _error_type(exc)
         overloaded = exc.status_code == 529 or kind == "overloaded_error"
         hint = " (the provider is overloaded)" if overloaded else ""
@@ -109,12 +96,11 @@ def _provider_failure(
         if exc.status_code < 400:
             # An ``error`` event in a stream that had started with HTTP 200.
             return ModelError(
-                f"{what}: the provider sent an error mid-stream: "
-                f"{kind or 'error'}: {_provider_message(exc)}{hint}",
+                f"{what}: the provider sent an error mid-stream: {kind or 'error'}: {said}{hint}",
                 retryable=overloaded or kind == "api_error",
             )
         return ModelError(
-            f"{what}: the provider answered HTTP {exc.status_code}: {_provider_message(exc)}{hint}",
+            f"{what}: the provider answered HTTP {exc.status_code}: {said}{hint}",
             retryable=retryable_status(exc.status_code),
         )
     if isinstance(exc, anthropic.APITimeoutError):

@@ -28,7 +28,13 @@ from tactful.llm.base import (
     Usage,
     retryable_status,
 )
-from tactful.llm.structured import Completion, StructuredOutput, excerpt, truncate
+from tactful.llm.structured import (
+    Completion,
+    StructuredOutput,
+    excerpt,
+    provider_error_text,
+    truncate,
+)
 
 # Local servers ignore the key, but the SDK refuses to start without one.
 _PLACEHOLDER_API_KEY = "not-needed"
@@ -48,20 +54,6 @@ def _resolve_api_key(api_key: str | None, base_url: str | None) -> str:
     )
 
 
-def _provider_message(exc: openai.APIStatusError) -> str:
-    """The provider's own error text, without the SDK's ``Error code: ...`` wrapping."""
-    body: object = exc.body
-    if isinstance(body, dict):
-        inner = body.get("error", body)
-        if isinstance(inner, dict) and isinstance(inner.get("message"), str):
-            return truncate(inner["message"])
-        if isinstance(inner, str):
-            return truncate(inner)
-    if isinstance(body, str) and body.strip():
-        return truncate(body)
-    return exc.response.reason_phrase or "no error details"
-
-
 def _provider_failure(
     exc: openai.OpenAIError,
     *,
@@ -71,9 +63,10 @@ def _provider_failure(
 ) -> ModelError:
     """Map an SDK exception to a ModelError whose message says what happened, not which class."""
     if isinstance(exc, openai.APIStatusError):
+        said = provider_error_text(exc.body, exc.response.reason_phrase)
         hint = " (check the API key)" if exc.status_code in (401, 403) else ""
         return ModelError(
-            f"{what}: the provider answered HTTP {exc.status_code}: {_provider_message(exc)}{hint}",
+            f"{what}: the provider answered HTTP {exc.status_code}: {said}{hint}",
             retryable=retryable_status(exc.status_code),
         )
     if isinstance(exc, openai.APITimeoutError):

@@ -51,6 +51,20 @@ def truncate(text: str, limit: int = _ERROR_TEXT_LIMIT) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def provider_error_text(body: object, reason_phrase: str | None) -> str:
+    """A provider's own error text from an error response's body (``{"error": {"message":
+    ...}}``, a bare string, ...), without its SDK's wrapping; else the HTTP reason."""
+    if isinstance(body, dict):
+        inner = body.get("error", body)
+        if isinstance(inner, dict) and isinstance(inner.get("message"), str):
+            return truncate(inner["message"])
+        if isinstance(inner, str):
+            return truncate(inner)
+    if isinstance(body, str) and body.strip():
+        return truncate(body)
+    return reason_phrase or "no error details"
+
+
 def excerpt(body: object, limit: int = 200) -> str:
     """The start of a provider's raw answer, on one line, for errors and traces."""
     text = " ".join(str(body).split())
