@@ -9,6 +9,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from tactful.definitions import deletion
 from tactful.domain import (
     GUEST_CUSTOMER_ID,
     CannedResponse,
@@ -39,7 +40,6 @@ from tactful.engine.retrievers import Retriever
 from tactful.engine.variables import (
     check_freshness_rules,
     choose,
-    delete_values,
     read_value,
     stored_values,
     write_value,
@@ -535,14 +535,6 @@ class Agent:
         never pruned unless they call this. Raises ``ConflictError`` (and deletes nothing) when
         a journey to delete is still a sub-journey or transition target of a kept one.
         """
-        # The REST deletes' clean-ups; imported here because tactful.api imports the server.
-        from tactful.api.references import (
-            forget_canned_response,
-            forget_guideline,
-            forget_tag,
-            journeys_using,
-        )
-
         if not self._defined:
             log.warning("not pruning agent %r: nothing was defined through this handle", self.name)
             return Pruned()
@@ -560,7 +552,7 @@ class Agent:
             gone_journeys = {e.id for e in gone[Journey]}
             kept_journeys = [j for j in await store.list(Journey) if j.id not in gone_journeys]
             for journey_id in gone_journeys:
-                if users := journeys_using(kept_journeys, journey_id):
+                if users := deletion.journeys_using(kept_journeys, journey_id):
                     raise ConflictError(
                         f"cannot prune journey {journey_id!r} of agent {self.name!r}: "
                         f"{', '.join(repr(j.title) for j in users)} still lead into it or run it "
@@ -587,26 +579,22 @@ class Agent:
                     await store.delete(Relationship, r.id)
                     pruned.relationships.append(r.id)
             for j in gone[Journey]:
-                await store.delete(Journey, j.id)
-                await forget_tag(store, journey_tag(j.id))
+                await deletion.delete_journey(store, j.id, keep_observations=True)
                 pruned.journeys.append(j.id)
             for g in gone[Guideline]:
-                await forget_guideline(store, g.id)
-                await store.delete(Guideline, g.id)
+                await deletion.delete_guideline(store, g.id)
                 kind = (
                     pruned.observations if getattr(g, "action", None) is None else pruned.guidelines
                 )
                 kind.append(g.id)
             for c in gone[CannedResponse]:
-                await forget_canned_response(store, c.id)
-                await store.delete(CannedResponse, c.id)
+                await deletion.delete_canned_response(store, c.id)
                 pruned.canned_responses.append(c.id)
             for t in gone[Term]:
-                await store.delete(Term, t.id)
+                await deletion.delete_term(store, t.id)
                 pruned.terms.append(t.id)
             for v in gone[ContextVariable]:
-                await delete_values(store, v.id)
-                await store.delete(ContextVariable, v.id)
+                await deletion.delete_variable(store, v.id)
                 pruned.variables.append(v.id)
         if pruned:
             log.info("pruned from %s: %s", self.name, pruned.summary())

@@ -10,8 +10,9 @@ from pydantic import BaseModel, Field
 
 from tactful.api.auth import STAFF, Role, allow
 from tactful.api.params import MetadataUpdate, Params, TagsUpdate, add_and_remove, unique
-from tactful.api.references import check_tags, forget_canned_response
+from tactful.api.references import check_tags
 from tactful.api.runtime import RuntimeDep
+from tactful.definitions import deletion
 from tactful.domain import CannedResponse, CannedResponseField
 from tactful.engine.canned import is_valid_template
 from tactful.errors import ValidationError
@@ -166,6 +167,5 @@ async def delete_canned_response(canned_response_id: str, runtime: RuntimeDep) -
     """Delete a canned response; guidelines that preferred it forget it."""
     await runtime.store.get(CannedResponse, canned_response_id)
     async with runtime.store.transaction():
-        await forget_canned_response(runtime.store, canned_response_id)
-        await runtime.store.delete(CannedResponse, canned_response_id)
+        await deletion.delete_canned_response(runtime.store, canned_response_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -18,11 +18,11 @@ from tactful.api.guidelines import ToolIdDTO
 from tactful.api.params import Params, TagsUpdate, add_and_remove
 from tactful.api.references import check_tags, check_tool, ensure_guest, split_tool_id
 from tactful.api.runtime import RuntimeDep
+from tactful.definitions import deletion
 from tactful.domain import GUEST_CUSTOMER_ID, ContextVariable, ContextVariableValue, Customer
 from tactful.domain.variables import GLOBAL_KEY, tag_id_of_key
 from tactful.engine.variables import (
     check_freshness_rules,
-    delete_values,
     read_value,
     write_value,
 )
@@ -181,8 +181,7 @@ async def delete_context_variables(
     for v in await store.list(ContextVariable):
         if tag_id is None or tag_id in v.tags:
             async with store.transaction():
-                await delete_values(store, v.id)
-                await store.delete(ContextVariable, v.id)
+                await deletion.delete_variable(store, v.id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -248,8 +247,7 @@ async def delete_context_variable(variable_id: str, runtime: RuntimeDep) -> Resp
     store = runtime.store
     await store.get(ContextVariable, variable_id)
     async with store.transaction():
-        await delete_values(store, variable_id)
-        await store.delete(ContextVariable, variable_id)
+        await deletion.delete_variable(store, variable_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 

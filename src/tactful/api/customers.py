@@ -18,8 +18,9 @@ from tactful.api.params import (
     add_and_remove,
     page_size_query,
 )
-from tactful.api.references import check_tags, delete_sessions, forget_values
+from tactful.api.references import check_tags, delete_sessions
 from tactful.api.runtime import RuntimeDep
+from tactful.definitions.deletion import forget_values
 from tactful.domain import GUEST_CUSTOMER_ID, Customer, Session
 from tactful.errors import ValidationError
 from tactful.security import tokens

@@ -28,11 +28,11 @@ from tactful.api.references import (
     check_canned_responses,
     check_tags,
     check_tool,
-    forget_guideline,
     split_tool_id,
 )
 from tactful.api.runtime import RuntimeDep
 from tactful.api.tags import TagDTO, tag_dto
+from tactful.definitions import deletion
 from tactful.domain import (
     CompositionMode,
     Criticality,
@@ -353,6 +353,5 @@ async def delete_guideline(guideline_id: str, runtime: RuntimeDep) -> Response:
     """Delete a guideline and the relationships it is an end of."""
     await runtime.store.get(Guideline, guideline_id)
     async with runtime.store.transaction():
-        await forget_guideline(runtime.store, guideline_id)
-        await runtime.store.delete(Guideline, guideline_id)
+        await deletion.delete_guideline(runtime.store, guideline_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

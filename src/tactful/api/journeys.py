@@ -12,12 +12,12 @@ from pydantic import BaseModel, Field
 from tactful.api.auth import STAFF, Role, allow
 from tactful.api.errors import SafeJSONResponse, error_item
 from tactful.api.params import Int32, LabelsUpdate, Params, TagsUpdate, unique
-from tactful.api.references import check_tags, forget_journey, journeys_using
+from tactful.api.references import check_tags
 from tactful.api.runtime import RuntimeDep
+from tactful.definitions import deletion
 from tactful.domain import CannedResponse, CompositionMode, Guideline, Journey, ToolSpec
 from tactful.domain.journeys import JourneyState, JourneyTransition, StateKind
 from tactful.engine.journeys import mermaid, validate
-from tactful.errors import ConflictError
 from tactful.runtime import Runtime
 
 router = APIRouter(prefix="/journeys", tags=["journeys"])
@@ -239,16 +239,8 @@ async def delete_journey(journey_id: str, runtime: RuntimeDep) -> Response:
     """
     store = runtime.store
     async with store.transaction():
-        journey = await store.get(Journey, journey_id)
-        users = journeys_using(await store.list(Journey), journey_id)
-        if users:
-            named = ", ".join(f"{j.id!r} ({j.title!r})" for j in users)
-            raise ConflictError(
-                f"journey {journey_id!r} is still used by {named}, as a sub-journey or a "
-                "transition into it: change their graphs first"
-            )
-        await store.delete(Journey, journey_id)
-        await forget_journey(store, journey)
+        await store.get(Journey, journey_id)
+        await deletion.delete_journey(store, journey_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 

@@ -10,8 +10,8 @@ from pydantic import BaseModel, Field
 
 from tactful.api.auth import STAFF, Role, allow
 from tactful.api.params import Params
-from tactful.api.references import forget_tag
 from tactful.api.runtime import RuntimeDep
+from tactful.definitions import deletion
 from tactful.domain import Tag
 
 router = APIRouter(prefix="/tags", tags=["tags"])
@@ -84,6 +84,5 @@ async def delete_tag(tag_id: str, runtime: RuntimeDep) -> Response:
     """Delete a tag; it is removed from every entity carrying it, with relationships naming it."""
     await runtime.store.get(Tag, tag_id)
     async with runtime.store.transaction():
-        await forget_tag(runtime.store, tag_id)
-        await runtime.store.delete(Tag, tag_id)
+        await deletion.delete_tag(runtime.store, tag_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -1,7 +1,7 @@
 """Pure data and rules: pydantic models and enums of every entity, no I/O."""
 
 from tactful.domain.agents import Agent, CompositionMode, MessageOutputMode
-from tactful.domain.audit import AuditAction, AuditEntry
+from tactful.domain.audit import AuditAction, AuditEntry, Revision
 from tactful.domain.canned import CannedResponse, CannedResponseField
 from tactful.domain.common import Entity, Json, new_id, new_secret_id, utcnow
 from tactful.domain.composition import (
@@ -97,6 +97,7 @@ __all__ = [
     "ArgumentSource",
     "AuditAction",
     "AuditEntry",
+    "Revision",
     "Candidate",
     "CannedResponse",
     "CannedResponseField",

@@ -11,7 +11,15 @@ from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from typing import Any, TypeVar
 
-from tactful.domain import AuditEntry, Entity, Event, EventKind, EventSource, ModelUsage
+from tactful.domain import (
+    AuditEntry,
+    Entity,
+    Event,
+    EventKind,
+    EventSource,
+    ModelUsage,
+    Revision,
+)
 from tactful.domain.turns import TurnRecord, TurnStatus
 from tactful.llm.base import Vectors
 
@@ -159,6 +167,22 @@ class Store(ABC):
         entity_id: str | None = None,
     ) -> builtins.list[AuditEntry]:
         """Recorded definition changes, newest first; ``before`` an entry id to page back."""
+
+    @abstractmethod
+    async def list_revisions(
+        self, *, limit: int = 100, before: int | None = None
+    ) -> builtins.list[Revision]:
+        """Revisions of definitions, newest first; ``before`` a revision id to page back.
+
+        Each transaction that changes definitions is one revision, unless the task began a
+        wider one (``tactful.domain.audit.revision``, ``begin_revision``)."""
+
+    @abstractmethod
+    async def definition_changes(
+        self, *, until: int | None = None, revisions: Sequence[int] | None = None
+    ) -> builtins.list[AuditEntry]:
+        """The audit entries of definitions, oldest first: those of revisions up to ``until``
+        (all when None), or of the given ``revisions``."""
 
     # -- rate limits ----------------------------------------------------------------------------
 

@@ -167,8 +167,23 @@ audit = Table(
     Column("kind", String(64), nullable=False),
     Column("entity_id", String(128), nullable=False),
     Column("data", JSON, nullable=True),
+    # The definition_revisions row of the change (NULL for what is not a definition).
+    Column("revision", Integer, nullable=True),
 )
 Index("ix_audit_kind_entity", audit.c.kind, audit.c.entity_id)
+Index("ix_audit_revision", audit.c.revision)
+
+# Change sets of definitions (tactful.domain.audit.Revision): the audit entries carrying a
+# revision's id are what it changed, so the definitions as of any revision can be rebuilt.
+definition_revisions = Table(
+    "definition_revisions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("creation_utc", DateTime(timezone=True), nullable=False),
+    Column("actor", String(256), nullable=False),
+    Column("summary", String(500), nullable=True),
+    sqlite_autoincrement=True,
+)
 
 # Fixed-window counters of the rate limits, shared by every process on the database.
 rate_limits = Table(

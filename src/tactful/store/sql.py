@@ -36,11 +36,12 @@ from tactful.domain import (
     EventKind,
     EventSource,
     ModelUsage,
+    Revision,
     Session,
     new_id,
     utcnow,
 )
-from tactful.domain.audit import current_actor
+from tactful.domain.audit import current_actor, current_revision, revision
 from tactful.domain.text import SURROGATE_ESCAPE, repaired_value, text_problem
 from tactful.errors import (
     ConflictError,
@@ -58,6 +59,7 @@ from tactful.store.schema import (
     INDEXED_COLUMNS,
     INT32_MAX,
     audit,
+    definition_revisions,
     embeddings,
     events,
     rate_limits,
@@ -197,6 +199,11 @@ class SQLStore(Store):
                 # No connection to be had: the database is down, cut off or out of connections.
                 reason = e.orig if isinstance(e, DBAPIError) else e
                 raise StoreUnavailableError(f"the database is unavailable: {reason}") from e
+            # Definition changes of this transaction form one revision, unless the task began
+            # a wider one (``tactful.domain.audit.revision``).
+            scope = current_revision()
+            if scope is None:
+                scope = stack.enter_context(revision())
             token = self._current.set(conn)
             try:
                 yield conn
@@ -205,6 +212,11 @@ class SQLStore(Store):
                     raise
                 # The connection broke mid-transaction: nothing of it was committed.
                 raise StoreUnavailableError(f"the database connection was lost: {e.orig}") from e
+            except BaseException:
+                if scope.created_by is conn:
+                    # The revision row rolls back with the transaction that wrote it.
+                    scope.id = scope.created_by = None
+                raise
             finally:
                 self._current.reset(token)
 
@@ -299,6 +311,9 @@ class SQLStore(Store):
                 )
             )
         if collection in AUDITED_COLLECTIONS:
+            revision_id = None
+            if collection in DEFINITION_COLLECTIONS:
+                revision_id = await self._revision(conn)
             await conn.execute(
                 insert(audit).values(
                     creation_utc=utcnow(),
@@ -307,8 +322,27 @@ class SQLStore(Store):
                     kind=collection,
                     entity_id=entity_id,
                     data=data,
+                    revision=revision_id,
                 )
             )
+
+    async def _revision(self, conn: AsyncConnection) -> int:
+        """The id of the revision this change joins, created with its first change."""
+        scope = current_revision()
+        if scope is None:  # pragma: no cover - _tx always opens one
+            raise RuntimeError("a definition change outside a transaction")
+        if scope.id is None:
+            created = await conn.execute(
+                insert(definition_revisions)
+                .values(
+                    creation_utc=utcnow(),
+                    actor=current_actor()[:256],
+                    summary=(scope.summary or "")[:500] or None,
+                )
+                .returning(definition_revisions.c.id)
+            )
+            scope.id, scope.created_by = int(created.scalar_one()), conn
+        return scope.id
 
     async def definitions_revision(self) -> int:
         async with self._tx(read_only=True) as conn:
@@ -637,6 +671,45 @@ class SQLStore(Store):
                 kind=r.kind,
                 entity_id=r.entity_id,
                 data=r.data,
+                revision=r.revision,
+            )
+            for r in rows
+        ]
+
+    async def list_revisions(
+        self, *, limit: int = 100, before: int | None = None
+    ) -> builtins.list[Revision]:
+        table = definition_revisions
+        query = select(table).order_by(table.c.id.desc()).limit(limit)
+        if before is not None:
+            query = query.where(table.c.id < before)
+        async with self._tx(read_only=True) as conn:
+            rows = (await conn.execute(query)).all()
+        return [
+            Revision(id=r.id, creation_utc=_aware(r.creation_utc), actor=r.actor, summary=r.summary)
+            for r in rows
+        ]
+
+    async def definition_changes(
+        self, *, until: int | None = None, revisions: Sequence[int] | None = None
+    ) -> builtins.list[AuditEntry]:
+        query = select(audit).where(audit.c.revision.is_not(None)).order_by(audit.c.id)
+        if until is not None:
+            query = query.where(audit.c.revision <= until)
+        if revisions is not None:
+            query = query.where(audit.c.revision.in_(list(revisions)))
+        async with self._tx(read_only=True) as conn:
+            rows = (await conn.execute(query)).all()
+        return [
+            AuditEntry(
+                id=r.id,
+                creation_utc=_aware(r.creation_utc),
+                actor=r.actor,
+                action=AuditAction(r.action),
+                kind=r.kind,
+                entity_id=r.entity_id,
+                data=r.data,
+                revision=r.revision,
             )
             for r in rows
         ]
