@@ -20,12 +20,20 @@ class ValidationError(TactfulError):
     """Input that is well-formed JSON but makes no sense (e.g. a session for an unknown agent).
 
     ``loc`` names the field when it is known, as FastAPI does: ``("query", "cursor")``,
-    ``("body", "kind")``.
+    ``("body", "kind")``. ``problems``: each problem on its own, when there are several (a
+    definitions file); the message then introduces them.
     """
 
-    def __init__(self, message: str, *, loc: tuple[str | int, ...] = ()) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        loc: tuple[str | int, ...] = (),
+        problems: tuple[str, ...] = (),
+    ) -> None:
         super().__init__(message)
         self.loc = loc
+        self.problems = problems
 
 
 class ConflictError(TactfulError):

@@ -144,7 +144,8 @@ async def _tactful_error(request: Request, exc: Exception) -> JSONResponse:
     if code > 500:
         log.warning("%s %s failed: %s", request.method, request.url.path, exc)
     if isinstance(exc, ValidationError):
-        return SafeJSONResponse({"detail": [error_item(str(exc), exc.loc)]}, status_code=code)
+        items = [error_item(p, exc.loc) for p in exc.problems] or [error_item(str(exc), exc.loc)]
+        return SafeJSONResponse({"detail": items}, status_code=code)
     headers = {}
     if isinstance(exc, UnauthorizedError):
         headers["WWW-Authenticate"] = "Bearer"

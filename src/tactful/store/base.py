@@ -181,8 +181,9 @@ class Store(ABC):
     async def definition_changes(
         self, *, until: int | None = None, revisions: Sequence[int] | None = None
     ) -> builtins.list[AuditEntry]:
-        """The audit entries of definitions, oldest first: those of revisions up to ``until``
-        (all when None), or of the given ``revisions``."""
+        """The audit entries of definitions, oldest first: all of them, or those up to revision
+        ``until`` (with the ones recorded before revisions existed), or those of the given
+        ``revisions``."""
 
     # -- rate limits ----------------------------------------------------------------------------
 

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Table, and_, case, delete, event, func, insert, select, update
+from sqlalchemy import Table, and_, case, delete, event, func, insert, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
@@ -693,9 +693,14 @@ class SQLStore(Store):
     async def definition_changes(
         self, *, until: int | None = None, revisions: Sequence[int] | None = None
     ) -> builtins.list[AuditEntry]:
-        query = select(audit).where(audit.c.revision.is_not(None)).order_by(audit.c.id)
+        query = (
+            select(audit)
+            .where(audit.c.kind.in_(sorted(DEFINITION_COLLECTIONS)))
+            .order_by(audit.c.id)
+        )
         if until is not None:
-            query = query.where(audit.c.revision <= until)
+            # Changes recorded before revisions existed (NULL) came before every revision.
+            query = query.where(or_(audit.c.revision <= until, audit.c.revision.is_(None)))
         if revisions is not None:
             query = query.where(audit.c.revision.in_(list(revisions)))
         async with self._tx(read_only=True) as conn:
