@@ -223,6 +223,29 @@ OPERATIONS: dict[str, tuple[str, Build] | tuple[str, Build, int]] = {
     "GET /keys/{key_id}": (ADMIN, lambda w: (f"/keys/{w.ids['spare_key']}", None)),
     "DELETE /keys/{key_id}": (ADMIN, lambda w: (f"/keys/{w.ids['spare_key']}", None)),
     "GET /audit": (ADMIN, lambda w: ("/audit", None)),
+    "GET /definitions/agents/{agent_id}": (
+        STAFF,
+        lambda w: (f"/definitions/agents/{w.ids['agent']}", None),
+    ),
+    "POST /definitions/plan": (
+        STAFF,
+        lambda w: ("/definitions/plan", {"document": {"agent": {"name": "Planned"}}}),
+        200,
+    ),
+    "POST /definitions/apply": (
+        ADMIN,
+        lambda w: ("/definitions/apply", {"document": {"agent": {"name": "Applied"}}}),
+        200,
+    ),
+    "GET /definitions/revisions": (ADMIN, lambda w: ("/definitions/revisions", None)),
+    "POST /definitions/revisions/{revision_id}/rollback": (
+        ADMIN,
+        lambda w: (
+            f"/definitions/revisions/{2**31 - 1}/rollback",
+            {"agent_id": w.ids["agent"]},
+        ),
+        404,
+    ),
     "GET /metrics": (ADMIN, lambda w: ("/metrics", None)),
 }
 

@@ -15,6 +15,7 @@ from tactful.api import (
     canned_responses,
     context_variables,
     customers,
+    definitions,
     events,
     flags,
     glossary,
@@ -54,6 +55,7 @@ ROUTERS = (
     services,
     keys,
     audit,
+    definitions,
 )
 
 

@@ -21,7 +21,7 @@ from fastapi.routing import APIRoute
 from tactful.api.runtime import RuntimeDep
 from tactful.api.spec import ERROR_REF
 from tactful.domain import Agent, Session
-from tactful.domain.audit import act_as
+from tactful.domain.audit import act_as, begin_revision
 from tactful.errors import ForbiddenError, NotFoundError, UnauthorizedError
 from tactful.security import tokens
 from tactful.security.keys import looks_like_key, verify_key
@@ -138,6 +138,9 @@ class RouteAccess:
         if not principal.roles & self.roles and not self.anonymous:
             raise ForbiddenError(f"this route is for: {self._names or 'nobody'}")
         act_as(principal.id)
+        if request.method not in ("GET", "HEAD", "OPTIONS"):
+            # Whatever the request changes in definitions is one revision.
+            begin_revision(f"{request.method} {request.url.path}")
         if principal.key_id is not None:
             await RateLimiter(runtime.store).hit(
                 f"key:{principal.key_id}",
