@@ -883,10 +883,7 @@ async def define(server: tactful.Server) -> tactful.Agent:
         id=AGENT_ID,
         no_match_reply=NO_MATCH_REPLY,
     )
-    # The order tools, over the order database (opened and seeded on the first call). The same
-    # service comes back on every call for this server, so defining again changes nothing.
-    tools = orders.tools_for(server)
-    await server.add_service(tools)
+    tools = await attach(server)
     for rule in RULES:
         for response_id, template in rule.responses:
             await agent.create_canned_response(template, id=response_id)
@@ -940,6 +937,25 @@ async def define(server: tactful.Server) -> tactful.Agent:
     return agent
 
 
+async def attach(server: tactful.Server) -> Any:
+    """Voltmart's code, apart from its definitions: the order tools (the ``voltmart`` tool
+    service, over the order database, opened and seeded on the first call), the lookups' code
+    matchers and the journeys' code branches, all by id. ``define`` calls it; a server given
+    Voltmart's definitions another way (``tactful serve --agent voltmart.yaml``, whose ``code``
+    names this file) calls it alone. Returns the tools. The same service comes back on every
+    call for this server, so attaching again changes nothing."""
+    tools = orders.tools_for(server)
+    await server.add_service(tools)
+    hooks = server.runtime.engine.hooks
+    for rule in RULES:
+        if rule.lookup is not None:
+            asked = [text for _, text in rule.responses]
+            hooks.add_matcher(f"{rule.lookup.id}-answer", _answers(asked, rule.lookup.given))
+            hooks.add_matcher(rule.lookup.id, _written(rule.lookup.given))
+    journeys.attach_branches(server)
+    return tools
+
+
 def _written(pattern: re.Pattern[str]) -> Callable[[MatchContext], bool]:
     """A code matcher: the customer wrote something ``pattern`` finds, in any message."""
 
@@ -977,7 +993,6 @@ async def _define_lookup(
         f"The customer answers the agent's reply from {rule.id} with what its tool needs",
         id=answer,
     )
-    agent.match_with(answer, _answers([text for _, text in rule.responses], lookup.given))
     await agent.create_canned_response(lookup.reply.template, id=lookup.reply.id)
     await agent.create_guideline(
         rule.condition,
@@ -990,7 +1005,6 @@ async def _define_lookup(
         priority=rule.priority,
         criticality=rule.criticality,
     )
-    agent.match_with(lookup.id, _written(lookup.given))
     await agent.depend(lookup.id, on_any=[intent, answer])
     await agent.prioritize(lookup.id, over=rule.id)
 

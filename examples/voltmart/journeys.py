@@ -6,7 +6,8 @@ the offline tier follows it too), and a canned response on every step, so the of
 exactly what the step says. A customer may interrupt either one with another question; the
 journey pauses, and resumes when the customer answers the pending step.
 
-``define_journeys(agent, tools)`` is idempotent, like the rest of the example.
+``define_journeys(agent, tools)`` is idempotent, like the rest of the example; the code that
+decides the forks is attached apart (``attach_branches``), by transition id.
 """
 
 from datetime import date
@@ -72,6 +73,28 @@ def address_refused(ctx: BranchContext) -> bool:
     return not address_changed(ctx)
 
 
+# The transitions decided by code over the looked-up order (``branches``), by their ids.
+BRANCHES: dict[str, Any] = {
+    f"{RETURN_ID}-not-found": not_found,
+    f"{ADDRESS_ID}-not-found": not_found,
+    "vm-return-not-delivered": not_delivered,
+    "vm-return-past-window": past_window,
+    "vm-return-within-window": within_window,
+    "vm-address-shipped": already_on_its_way,
+    "vm-address-processing": still_processing,
+    "vm-address-changed": address_changed,
+    "vm-address-refused": address_refused,
+}
+
+
+def attach_branches(server: tactful.Server) -> None:
+    """Decide the forks' transitions with code (held in memory: call it when the process
+    starts). By transition id, so it works before the journeys are loaded."""
+    hooks = server.runtime.engine.hooks
+    for transition_id, predicate in BRANCHES.items():
+        hooks.add_branch(transition_id, predicate)
+
+
 NOT_FOUND = (
     "I couldn't find order {{order_id}}. Could you check the number? It starts with VM and has "
     "8 digits, and you'll find it in Account > Order History."
@@ -94,11 +117,11 @@ async def _look_up_the_order(
     look = await ask.target.transition_to(condition=GAVE_NUMBER, tool_state=tools.order_status)
     fork = await look.target.transition_to(fork=True)
     missing = await fork.target.transition_to(
+        id=f"{journey.id}-not-found",
         condition="The order was not found",
         chat_state="Say the order was not found and ask the customer to check the number",
         canned_responses=[NOT_FOUND],
     )
-    missing.when(not_found)
     await missing.target.transition_to(condition=GAVE_NUMBER, state=look.target)
     return fork.target
 
@@ -128,6 +151,7 @@ async def _return_an_item(agent: tactful.Agent, tools: Any) -> tactful.JourneyHa
     )
 
     early = await fork.transition_to(
+        id="vm-return-not-delivered",
         condition="The order has not been delivered yet",
         chat_state="Explain that a return can start once the order is delivered",
         canned_responses=[
@@ -135,10 +159,10 @@ async def _return_an_item(agent: tactful.Agent, tools: Any) -> tactful.JourneyHa
             "to return yet. Once it arrives you have 30 days to send it back for free."
         ],
     )
-    early.when(not_delivered)
     await early.target.transition_to(end=True)
 
     late = await fork.transition_to(
+        id="vm-return-past-window",
         condition="The order was delivered more than 30 days ago",
         chat_state="Explain that the 30-day return window has passed and offer warranty help",
         canned_responses=[
@@ -147,10 +171,10 @@ async def _return_an_item(agent: tactful.Agent, tools: Any) -> tactful.JourneyHa
             "covered by its warranty, and I can help you start a claim."
         ],
     )
-    late.when(past_window)
     await late.target.transition_to(end=True)
 
     why = await fork.transition_to(
+        id="vm-return-within-window",
         condition="The order was delivered within the last 30 days",
         chat_state="Ask why the customer is returning it",
         canned_responses=[
@@ -158,7 +182,6 @@ async def _return_an_item(agent: tactful.Agent, tools: Any) -> tactful.JourneyHa
             "you're sending it back?"
         ],
     )
-    why.when(within_window)
     start = await why.target.transition_to(tool_state=tools.start_return)
     done = await start.target.transition_to(
         chat_state="Give the RMA number and explain how to send the parcel, or why the return "
@@ -200,6 +223,7 @@ async def _change_an_address(agent: tactful.Agent, tools: Any) -> tactful.Journe
     )
 
     shipped = await fork.transition_to(
+        id="vm-address-shipped",
         condition="The order has already shipped or been delivered",
         chat_state="Explain that the address can no longer be changed and offer a carrier redirect",
         canned_responses=[
@@ -208,10 +232,10 @@ async def _change_an_address(agent: tactful.Agent, tools: Any) -> tactful.Journe
             "it: use the tracking link in your shipping email."
         ],
     )
-    shipped.when(already_on_its_way)
     await shipped.target.transition_to(end=True)
 
     new = await fork.transition_to(
+        id="vm-address-processing",
         condition="The order is still processing",
         chat_state="Ask for the new delivery address",
         canned_responses=[
@@ -219,25 +243,24 @@ async def _change_an_address(agent: tactful.Agent, tools: Any) -> tactful.Journe
             "the new address? Please include the street, city, state and ZIP code."
         ],
     )
-    new.when(still_processing)
     change = await new.target.transition_to(
         condition="The customer gave the new delivery address", tool_state=tools.change_address
     )
     after = await change.target.transition_to(fork=True)
     ok = await after.target.transition_to(
+        id="vm-address-changed",
         condition="The address was changed",
         chat_state="Confirm the new delivery address",
         canned_responses=["Done! Order {{order_id}} will now be delivered to {{new_address}}."],
     )
-    ok.when(address_changed)
     await ok.target.transition_to(end=True)
     refused = await after.target.transition_to(
+        id="vm-address-refused",
         condition="The address could not be changed",
         chat_state="Explain why the address could not be changed",
         canned_responses=[
             "I couldn't change the address of order {{order_id}}: {{address_problem}}."
         ],
     )
-    refused.when(address_refused)
     await refused.target.transition_to(end=True)
     return journey

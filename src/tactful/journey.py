@@ -188,6 +188,7 @@ class StateHandle:
         condition: str | None = None,
         canned_responses: Sequence[CannedResponse | str] | None = None,
         composition_mode: CompositionMode | None = None,
+        id: str | None = None,
     ) -> TransitionHandle:
         """Go from this state, when ``condition`` holds (always, without one), to exactly one of:
         a new chat state (its action), a new tool state (a tool or a list of them), a new fork
@@ -197,7 +198,10 @@ class StateHandle:
 
         A new chat or tool state may prefer ``canned_responses`` (stored ones, or templates,
         defined scoped to this journey) and use its own ``composition_mode``; given again
-        for an existing transition, they replace the state's. Idempotent.
+        for an existing transition, they replace the state's. ``id`` names the transition
+        (code that decides it, ``TransitionHandle.when``, can then be attached by that id
+        before the journey is loaded); an equal transition already there takes that id.
+        Idempotent.
         """
         chosen = [
             chat_state is not None,
@@ -256,9 +260,13 @@ class StateHandle:
                         other.id,
                         cross.id,
                     ):
-                        return TransitionHandle(here, t, target_journey=cross.journey)
+                        return await self._named(t, id, target_journey=cross.journey)
                 transition = JourneyTransition(
-                    source=self.id, target=cross.id, condition=condition, target_journey_id=other.id
+                    source=self.id,
+                    target=cross.id,
+                    condition=condition,
+                    target_journey_id=other.id,
+                    **({"id": id} if id else {}),
                 )
                 states = current.states
             else:
@@ -290,9 +298,12 @@ class StateHandle:
                         state is None and _shape(existing) == _shape(target)
                     ):
                         await self._restyle(current, existing, canned, composition_mode)
-                        return TransitionHandle(here, t)
+                        return await self._named(t, id)
                 transition = JourneyTransition(
-                    source=self.id, target=target.id, condition=condition
+                    source=self.id,
+                    target=target.id,
+                    condition=condition,
+                    **({"id": id} if id else {}),
                 )
                 states = current.states if state is not None else [*current.states, target]
 
@@ -308,6 +319,26 @@ class StateHandle:
         return TransitionHandle(
             here, transition, target_journey=cross.journey if cross is not None else None
         )
+
+    async def _named(
+        self,
+        transition: JourneyTransition,
+        id: str | None,
+        *,
+        target_journey: JourneyHandle | None = None,
+    ) -> TransitionHandle:
+        """The handle of an existing ``transition``, renamed ``id`` first when asked (only
+        the transition's name changes: sessions remember states, not transitions)."""
+        here = self.journey
+        if id and transition.id != id:
+            renamed = transition.model_copy(update={"id": id})
+            transitions = [renamed if t.id == transition.id else t for t in here.model.transitions]
+            store = here._server.runtime.store
+            here.model = await store.update(
+                here.model.model_copy(update={"transitions": transitions})
+            )
+            transition = renamed
+        return TransitionHandle(here, transition, target_journey=target_journey)
 
     async def _restyle(
         self,
