@@ -14,19 +14,14 @@ from pydantic import BaseModel, Field
 from tactful.api.auth import STAFF, Role, allow
 from tactful.api.params import Params
 from tactful.api.runtime import RuntimeDep
-from tactful.definitions.apply import apply_document, holdings, plan_document
+from tactful.definitions.apply import apply_document, holdings, plan_document, read_document
 from tactful.definitions.document import (
-    AgentDefinitions,
     collect,
-    derived_id,
-    from_document,
     to_document,
 )
 from tactful.definitions.plan import Plan
 from tactful.definitions.revisions import RevisionInfo, history, holdings_at, rollback
-from tactful.domain import Agent
-from tactful.errors import NotFoundError, ValidationError
-from tactful.runtime import Runtime
+from tactful.errors import NotFoundError
 
 router = APIRouter(prefix="/definitions", tags=["definitions"])
 
@@ -48,22 +43,6 @@ class AppliedDTO(BaseModel):
 
 class RollbackParams(Params):
     agent_id: str = Field(min_length=1, max_length=128)
-
-
-async def _wanted(runtime: Runtime, document: dict[str, Any]) -> AgentDefinitions:
-    """The document as definitions of its agent: ``agent.id``, else the agent of that name,
-    else a new one (its id derived from the name)."""
-    agent = document.get("agent")
-    if not isinstance(agent, dict) or not isinstance(agent.get("name"), str):
-        raise ValidationError(
-            "a definitions document needs an `agent` mapping with its name",
-            loc=("body", "document", "agent"),
-        )
-    agent_id = agent.get("id")
-    if not isinstance(agent_id, str) or not agent_id:
-        named = await runtime.store.list(Agent, name=agent["name"])
-        agent_id = named[0].id if named else derived_id("agent", agent["name"])
-    return from_document(document, agent_id)
 
 
 @router.get(
@@ -96,7 +75,7 @@ async def export_agent(
 async def plan_definitions(params: DocumentParams, runtime: RuntimeDep) -> Plan:
     """What applying the document would create, update and delete (pruning included); writes
     nothing. Every problem of the document answers 422, one ``detail`` item each."""
-    wanted = await _wanted(runtime, params.document)
+    wanted = await read_document(runtime.store, params.document)
     return await plan_document(runtime.store, runtime.engine.tools, wanted)
 
 
@@ -108,7 +87,7 @@ async def plan_definitions(params: DocumentParams, runtime: RuntimeDep) -> Plan:
 async def apply_definitions(params: DocumentParams, runtime: RuntimeDep) -> AppliedDTO:
     """Apply the document in one transaction, as one revision: the agent's stored definitions
     become the document's, and what it no longer has is deleted (the plan said so)."""
-    wanted = await _wanted(runtime, params.document)
+    wanted = await read_document(runtime.store, params.document)
     summary = params.summary or f"apply definitions of {wanted.agent.name!r}"
     applied = await apply_document(runtime.store, runtime.engine.tools, wanted, summary=summary)
     return AppliedDTO(plan=applied.plan, revision=applied.revision)

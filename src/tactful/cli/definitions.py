@@ -1,9 +1,13 @@
-"""Agent definition files: Python files with ``async def define(server) -> tactful.Agent``.
+"""Agent definition files for ``tactful serve --agent FILE`` (and ``--example``).
 
-``tactful serve --agent FILE`` and ``--example`` import such a file by path and call ``define``
-on the running server; the SDK's upserts make that idempotent across restarts. After ``define``
-succeeds, each agent it returned is pruned (``Agent.prune``): what the file no longer defines for
-that agent leaves the server.
+A Python file has ``async def define(server) -> tactful.Agent``: it is imported by path and
+``define`` runs on the server; the SDK's upserts make that idempotent across restarts. After
+``define`` succeeds, each agent it returned is pruned (``Agent.prune``): what the file no longer
+defines for that agent leaves the server. All of it is one revision.
+
+A YAML file (or a folder of them) is a definitions document (docs/definitions.md): the Python
+files its ``code`` names are imported and their ``attach(server)`` run (tools, code matchers
+and branches), then the document is applied as ``tactful apply`` does, pruning included.
 """
 
 from __future__ import annotations
@@ -21,7 +25,10 @@ from types import ModuleType
 
 import tactful
 from tactful.agent import Agent, Pruned
+from tactful.definitions.apply import apply_document, read_document
+from tactful.definitions.plan import ChangeAction
 from tactful.domain import Agent as AgentModel
+from tactful.domain.audit import revision
 from tactful.errors import TactfulError
 from tactful.server import Server
 
@@ -89,6 +96,15 @@ async def load_agent_file(
     """Import ``path``, run its ``define(server)`` and prune each agent it returned of what the
     file no longer defines (see ``Agent.prune``); ``on_pruned`` hears of each agent pruned of
     something. Returns the agent(s) defined. A failed ``define`` prunes nothing."""
+    if is_document(path):
+        return await load_definitions(server, path, on_pruned)
+    with revision(f"serve {path.name}"):
+        return await _define(server, path, on_pruned)
+
+
+async def _define(
+    server: Server, path: Path, on_pruned: Callable[[Agent, Pruned], None] | None
+) -> list[Agent]:
     module, path = import_file(path)
     define = getattr(module, "define", None)
     if not callable(define):
@@ -119,6 +135,82 @@ async def load_agent_file(
         if pruned and on_pruned is not None:
             on_pruned(agent, pruned)
     return agents
+
+
+YAML_SUFFIXES = (".yaml", ".yml")
+
+
+def is_document(path: Path) -> bool:
+    """Whether ``path`` is a definitions document (a YAML file or a folder), not Python."""
+    return path.is_dir() or path.suffix in YAML_SUFFIXES
+
+
+def _folder_of(path: Path) -> Path:
+    return path if path.is_dir() else path.parent
+
+
+async def load_definitions(
+    server: Server,
+    path: Path,
+    on_pruned: Callable[[Agent, Pruned], None] | None = None,
+) -> list[Agent]:
+    """Apply the definitions document at ``path`` (a YAML file or a folder of them), after
+    running ``attach(server)`` of each Python file its ``code`` names (relative to the
+    document). ``on_pruned`` hears of what the document's plan deleted."""
+    from tactful.definitions.files import load_documents
+
+    runtime = server.runtime
+    base = _folder_of(path)
+    agents = []
+    try:
+        documents = load_documents([path])
+    except TactfulError as e:
+        raise DefinitionError(f"cannot read {path}: {e}") from e
+    for _, document in documents:
+        for code in document.pop("code", None) or []:
+            await _attach(server, base / str(code))
+        try:
+            wanted = await read_document(runtime.store, document)
+            applied = await apply_document(
+                runtime.store, runtime.engine.tools, wanted, summary=f"serve {path.name}"
+            )
+        except TactfulError as e:
+            raise DefinitionError(f"cannot apply {path}: {e}") from e
+        deleted = [c for c in applied.plan.changes if c.action is ChangeAction.DELETE]
+        agent = Agent(server, await runtime.store.get(AgentModel, wanted.agent.id))
+        if deleted and on_pruned is not None:
+            pruned = Pruned()
+            for c in deleted:
+                getattr(pruned, _PRUNED_FIELDS.get(c.kind, "relationships")).append(c.id)
+            on_pruned(agent, pruned)
+        agents.append(agent)
+    return agents
+
+
+_PRUNED_FIELDS = {
+    "journey": "journeys",
+    "guideline": "guidelines",
+    "observation": "observations",
+    "canned_response": "canned_responses",
+    "term": "terms",
+    "variable": "variables",
+}
+
+
+async def _attach(server: Server, path: Path) -> None:
+    """Import a Python file a document's ``code`` names and run its ``attach(server)``."""
+    module, path = import_file(path)
+    attach = getattr(module, "attach", None)
+    if not callable(attach):
+        raise DefinitionError(f"{path} has no `attach(server)` to register the agent's code")
+    try:
+        result = attach(server)
+        if inspect.isawaitable(result):
+            await result
+    except Exception as e:
+        raise DefinitionError(
+            f"attach() in {_where(e, path)} failed: {type(e).__name__}: {e}"
+        ) from e
 
 
 @dataclass(frozen=True)

@@ -45,7 +45,7 @@ def agent_files(example: bool, files: list[Path] | None) -> list[Path]:
         except DefinitionError as e:
             fail(str(e))
     for path in paths:
-        if not path.is_file():
+        if not path.exists():
             fail(f"agent file {path} does not exist")
     return paths
 
@@ -84,9 +84,11 @@ def serve(
         list[Path] | None,
         typer.Option(
             "--agent",
-            help="Python file defining `async def define(server)`; repeatable.",
+            help=(
+                "Python file defining `async def define(server)`, or a definitions file or "
+                "folder (YAML, docs/definitions.md); repeatable."
+            ),
             metavar="FILE",
-            dir_okay=False,
         ),
     ] = None,
     workers: Annotated[

@@ -10,14 +10,17 @@ creates and updates, in one transaction.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from tactful.definitions import deletion
 from tactful.definitions.document import (
     KINDS,
     AgentDefinitions,
     collect,
+    derived_id,
+    from_document,
     invalid,
     tool_ids,
 )
@@ -41,7 +44,7 @@ from tactful.engine.canned import is_valid_template
 from tactful.engine.journeys import validate
 from tactful.engine.resolve import admit, guidelines_by_tag
 from tactful.engine.variables import cron_problem
-from tactful.errors import TactfulError
+from tactful.errors import TactfulError, ValidationError
 from tactful.store.base import Store
 from tactful.tools.registry import ToolRegistry
 from tactful.tools.services import connect
@@ -190,6 +193,22 @@ def _relationship_problems(
         except TactfulError as e:
             problems.append(f"relationship {r.id!r}: {e}")
     return problems
+
+
+async def read_document(store: Store, document: Mapping[str, Any]) -> AgentDefinitions:
+    """A document (the file format) as the definitions of its agent: ``agent.id``, else the
+    stored agent of that name, else a new one whose id is derived from the name."""
+    agent = document.get("agent")
+    if not isinstance(agent, dict) or not isinstance(agent.get("name"), str):
+        raise ValidationError(
+            "a definitions document needs an `agent` mapping with its name",
+            loc=("body", "document", "agent"),
+        )
+    agent_id = agent.get("id")
+    if not isinstance(agent_id, str) or not agent_id:
+        named = await store.list(Agent, name=agent["name"])
+        agent_id = named[0].id if named else derived_id("agent", agent["name"])
+    return from_document(document, agent_id)
 
 
 @dataclass(frozen=True)

@@ -74,6 +74,9 @@ SECTIONS = (
     "variables",
     "journeys",
     "relationships",
+    # Python files whose ``attach(server)`` registers the agent's tools and code (matchers,
+    # branches, hooks): loaded by ``tactful serve --agent FILE.yaml``, not by a remote apply.
+    "code",
 )
 
 
