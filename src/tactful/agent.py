@@ -30,11 +30,11 @@ from tactful.domain import (
     journey_tag,
 )
 from tactful.domain import Agent as AgentModel
+from tactful.domain.canned import template_error
 from tactful.domain.journeys import JourneyState
+from tactful.domain.relationships import admit, guidelines_by_tag
 from tactful.domain.variables import GLOBAL_KEY, ContextVariable, ContextVariableValue, tag_key
-from tactful.engine import canned
 from tactful.engine.hooks import Hooks, MessageHook, Predicate, SelectedHook
-from tactful.engine.resolve import admit, guidelines_by_tag
 from tactful.engine.retrievers import Retriever
 from tactful.engine.variables import (
     check_freshness_rules,
@@ -268,7 +268,7 @@ class Agent:
         metadata: dict[str, Any] | None = None,
     ) -> CannedResponse:
         """An exact reply template (Jinja2 ``{{field}}``); sent only when its fields are present."""
-        if error := canned.is_valid_template(template):
+        if error := template_error(template):
             raise ValidationError(f"invalid canned response template: {error}")
         response = CannedResponse(
             value=template,

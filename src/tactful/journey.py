@@ -30,10 +30,10 @@ from tactful.domain.journeys import (
     JourneyTransition,
     StateKind,
     journey_tag,
+    validate,
 )
 from tactful.domain.tools import ToolSpec
 from tactful.engine.hooks import BranchPredicate
-from tactful.engine.journeys import validate
 from tactful.engine.retrievers import Retriever
 from tactful.errors import ValidationError
 

@@ -40,7 +40,7 @@ from tactful.domain import (
     ToolSpec,
 )
 from tactful.domain import Agent as AgentModel
-from tactful.engine import canned
+from tactful.domain.canned import template_error
 from tactful.errors import ConfigurationError, ValidationError
 from tactful.llm.base import Embedder, Generator
 from tactful.runtime import Runtime, start_runtime
@@ -311,7 +311,7 @@ class Server:
         self, template: str, *, signals: Sequence[str] = (), id: str | None = None
     ) -> CannedResponse:
         """A canned response shared by all agents (untagged)."""
-        if error := canned.is_valid_template(template):
+        if error := template_error(template):
             raise ValidationError(f"invalid canned response template: {error}")
         response = CannedResponse(
             value=template, signals=list(signals), **({"id": id} if id else {})

@@ -13,7 +13,7 @@ from tactful.api.params import MetadataUpdate, Params, TagsUpdate, add_and_remov
 from tactful.api.references import check_tags, forget_canned_response
 from tactful.api.runtime import RuntimeDep
 from tactful.domain import CannedResponse, CannedResponseField
-from tactful.engine.canned import is_valid_template
+from tactful.domain.canned import template_error
 from tactful.errors import ValidationError
 
 router = APIRouter(prefix="/canned_responses", tags=["canned responses"])
@@ -69,7 +69,7 @@ def canned_response_dto(c: CannedResponse) -> CannedResponseDTO:
 
 
 def _check_template(value: str) -> str:
-    if error := is_valid_template(value):
+    if error := template_error(value):
         raise ValidationError(f"the canned response template is not valid Jinja2: {error}")
     return value
 

@@ -15,8 +15,8 @@ from tactful.api.params import Int32, LabelsUpdate, Params, TagsUpdate, unique
 from tactful.api.references import check_tags, forget_journey, journeys_using
 from tactful.api.runtime import RuntimeDep
 from tactful.domain import CannedResponse, CompositionMode, Guideline, Journey, ToolSpec
-from tactful.domain.journeys import JourneyState, JourneyTransition, StateKind
-from tactful.engine.journeys import mermaid, validate
+from tactful.domain.journeys import JourneyState, JourneyTransition, StateKind, validate
+from tactful.engine.journeys import mermaid
 from tactful.errors import ConflictError
 from tactful.runtime import Runtime
 

@@ -45,7 +45,7 @@ from tactful.domain import (
     ToolSpec,
     agent_id_of_tag,
 )
-from tactful.engine.resolve import admit, guidelines_by_tag
+from tactful.domain.relationships import admit, guidelines_by_tag
 from tactful.errors import NotFoundError, ValidationError
 from tactful.store.base import Store
 
