@@ -12,7 +12,7 @@ from tactful.bus.base import Bus
 from tactful.bus.memory import MemoryBus
 from tactful.bus.postgres import PostgresBus
 from tactful.config import Settings
-from tactful.domain import ToolServiceConfig
+from tactful.domain import ToolServiceConfig, ToolSpec
 from tactful.domain.pricing import PriceTable
 from tactful.engine.canned import TemplateLimits
 from tactful.engine.options import EngineOptions
@@ -49,6 +49,13 @@ class Runtime:
     @property
     def tier(self) -> str:
         return self.engine.tier
+
+    async def known_tools(self) -> set[str]:
+        """Ids of the tools registered in this process or stored: those a journey's tool states
+        may name, whether the journey is defined through the SDK or REST."""
+        known = {s.id for s in self.engine.tools.specs()}
+        known.update(s.id for s in await self.store.list(ToolSpec))
+        return known
 
     async def close(self) -> None:
         if self.services_task is not None:

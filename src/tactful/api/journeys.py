@@ -14,11 +14,10 @@ from tactful.api.errors import SafeJSONResponse, error_item
 from tactful.api.params import Int32, LabelsUpdate, Params, TagsUpdate, unique
 from tactful.api.references import check_tags, forget_journey, journeys_using
 from tactful.api.runtime import RuntimeDep
-from tactful.domain import CannedResponse, CompositionMode, Guideline, Journey, ToolSpec
+from tactful.domain import CannedResponse, CompositionMode, Guideline, Journey
 from tactful.domain.journeys import JourneyState, JourneyTransition, StateKind, validate
 from tactful.engine.journeys import mermaid
 from tactful.errors import ConflictError
-from tactful.runtime import Runtime
 
 router = APIRouter(prefix="/journeys", tags=["journeys"])
 
@@ -121,13 +120,6 @@ def journey_dto(j: Journey) -> JourneyDTO:
 
 def graph_dto(j: Journey) -> GraphDTO:
     return GraphDTO(initial_state_id=j.initial_state_id, states=j.states, transitions=j.transitions)
-
-
-async def known_tools(runtime: Runtime) -> set[str]:
-    """Ids of the tools registered in this process or stored."""
-    known = {s.id for s in runtime.engine.tools.specs()}
-    known.update(s.id for s in await runtime.store.list(ToolSpec))
-    return known
 
 
 @router.post(
@@ -285,7 +277,7 @@ async def replace_graph(
     )
     problems = validate(
         updated,
-        known_tools=await known_tools(runtime),
+        known_tools=await runtime.known_tools(),
         known_canned_responses={c.id for c in await store.list(CannedResponse)},
         journeys=others,
     )
