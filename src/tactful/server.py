@@ -79,6 +79,18 @@ def listening_socket(host: str, port: int, *, reuse_port: bool = False) -> socke
     return sock
 
 
+def port_unavailable(
+    host: str, port: int, error: OSError, *, advice: str = "choose another port"
+) -> ConfigurationError:
+    """The error to raise when ``host:port`` cannot be listened on (``error`` says why): a port
+    already taken is said plainly, with ``advice`` on what to do instead."""
+    if error.errno == errno.EADDRINUSE:
+        return ConfigurationError(
+            f"port {port} on {host} is already in use: stop the other server or {advice}"
+        )
+    return ConfigurationError(f"cannot listen on {host}:{port}: {error.strerror or error}")
+
+
 def announce(url: str) -> None:
     """Say on stderr where a server started from Python listens, and from then on print its
     turn lines and model warnings there too (unless the program configured those loggers), as
@@ -191,12 +203,7 @@ class Server:
             # Binding here turns a taken port into an error we can explain (uvicorn would exit).
             sock = listening_socket(host, port, reuse_port=self.settings.reuse_port)
         except OSError as e:
-            if e.errno == errno.EADDRINUSE:
-                raise ConfigurationError(
-                    f"port {port} on {host} is already in use: stop the other server or "
-                    "choose another port"
-                ) from e
-            raise ConfigurationError(f"cannot listen on {host}:{port}: {e.strerror or e}") from e
+            raise port_unavailable(host, port, e) from e
         config = uvicorn.Config(
             create_app(self.runtime),
             log_level="warning",
