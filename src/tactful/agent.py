@@ -30,7 +30,7 @@ from tactful.domain import (
     journey_tag,
 )
 from tactful.domain import Agent as AgentModel
-from tactful.domain.canned import template_error
+from tactful.domain.canned import check_template
 from tactful.domain.journeys import JourneyState
 from tactful.domain.relationships import admit, guidelines_by_tag
 from tactful.domain.variables import GLOBAL_KEY, ContextVariable, ContextVariableValue, tag_key
@@ -267,11 +267,11 @@ class Agent:
         tags: Sequence[str] = (),
         metadata: dict[str, Any] | None = None,
     ) -> CannedResponse:
-        """An exact reply template (Jinja2 ``{{field}}``); sent only when its fields are present."""
-        if error := template_error(template):
-            raise ValidationError(f"invalid canned response template: {error}")
+        """An exact reply template (Jinja2 ``{{field}}``); sent only when its fields are present.
+        A template that does not compile raises ``ValidationError`` (``check_template``, as
+        ``POST /canned_responses`` does)."""
         response = CannedResponse(
-            value=template,
+            value=check_template(template),
             signals=list(signals),
             fields=list(fields),
             tags=[self.tag, *tags],

@@ -40,7 +40,7 @@ from tactful.domain import (
     ToolSpec,
 )
 from tactful.domain import Agent as AgentModel
-from tactful.domain.canned import template_error
+from tactful.domain.canned import check_template
 from tactful.errors import ConfigurationError, ValidationError
 from tactful.llm.base import Embedder, Generator
 from tactful.runtime import Runtime, start_runtime
@@ -317,11 +317,10 @@ class Server:
     async def create_canned_response(
         self, template: str, *, signals: Sequence[str] = (), id: str | None = None
     ) -> CannedResponse:
-        """A canned response shared by all agents (untagged)."""
-        if error := template_error(template):
-            raise ValidationError(f"invalid canned response template: {error}")
+        """A canned response shared by all agents (untagged); its template is checked as
+        ``Agent.create_canned_response`` checks it."""
         response = CannedResponse(
-            value=template, signals=list(signals), **({"id": id} if id else {})
+            value=check_template(template), signals=list(signals), **({"id": id} if id else {})
         )
         key = None if id else f"canned::{_digest(template)}"
         stored, _ = await self.runtime.store.upsert(response, key=key)

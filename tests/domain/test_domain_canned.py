@@ -1,8 +1,11 @@
-"""The rule a canned response's template passes before it is stored (``template_error``)."""
+"""The rule a canned response's template passes before it is stored (``check_template``)."""
 
 from __future__ import annotations
 
-from tactful.domain.canned import template_error
+import pytest
+
+from tactful.domain.canned import check_template, template_error
+from tactful.errors import ValidationError
 
 
 def test_a_template_that_compiles_has_no_error() -> None:
@@ -29,3 +32,13 @@ def test_filters_the_sandbox_lacks_are_refused_when_written() -> None:
 def test_a_template_nested_too_deeply_is_an_authoring_error_not_a_crash() -> None:
     deep = "{{ " + "(" * 3000 + "1" + ")" * 3000 + " }}"
     assert template_error(deep) == "the template is nested too deeply"
+
+
+def test_check_template_answers_the_template_or_refuses_it_with_the_error() -> None:
+    assert check_template("Hi {{ name }}") == "Hi {{ name }}"
+    with pytest.raises(ValidationError) as refused:
+        check_template("Hi {{ name")
+    assert str(refused.value) == (
+        "invalid canned response template: line 1: unexpected end of template, expected "
+        "'end of print statement'."
+    )

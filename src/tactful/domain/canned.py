@@ -1,5 +1,5 @@
 """Canned responses: exact templates with fields filled from this turn's data, and the rule a
-template passes before it is stored (``template_error``), whichever way it is defined.
+template passes before it is stored (``check_template``), whichever way it is defined.
 
 The engine renders templates in its sandbox (``engine.template_sandbox``); the check here
 compiles them as that sandbox does (Jinja2's syntax, its filters and tests), so a template that
@@ -14,6 +14,7 @@ import jinja2
 from pydantic import BaseModel, Field
 
 from tactful.domain.common import Entity
+from tactful.errors import ValidationError
 
 # HTML and debugging filters a chat message has no use for, and that print or grow whole values:
 # the sandbox has none of them, so a template naming one is refused when it is written.
@@ -60,3 +61,10 @@ def template_error(template: str) -> str | None:
     except RecursionError:
         return "the template is nested too deeply"
     return None
+
+
+def check_template(template: str) -> str:
+    """``template``, when it compiles; else ``ValidationError`` saying why."""
+    if (error := template_error(template)) is not None:
+        raise ValidationError(f"invalid canned response template: {error}")
+    return template
