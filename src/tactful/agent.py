@@ -9,6 +9,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from tactful.definitions.ends import check_end
 from tactful.domain import (
     GUEST_CUSTOMER_ID,
     CannedResponse,
@@ -46,7 +47,7 @@ from tactful.engine.variables import (
 )
 from tactful.errors import ConflictError, ValidationError
 from tactful.journey import JourneyHandle
-from tactful.store.base import E, Store
+from tactful.store.base import E
 
 if TYPE_CHECKING:
     from tactful.server import Server
@@ -76,16 +77,6 @@ def _end(ref: EndRef) -> Endpoint:
     if isinstance(ref, str) and ref:
         return Endpoint.guideline(ref)
     raise ValidationError(f"{ref!r} is not a guideline, a guideline id, a tactful.Tag or a journey")
-
-
-async def _check_end(store: Store, end: Endpoint) -> None:
-    """Raise ``NotFoundError`` unless ``end`` names a stored guideline, tag or journey."""
-    if end.kind is EndpointKind.GUIDELINE:
-        await store.get(Guideline, end.id)
-    elif end.id.startswith(_JOURNEY_TAG_PREFIX):
-        await store.get(Journey, end.id.removeprefix(_JOURNEY_TAG_PREFIX))
-    else:
-        await store.get(Tag, end.id)
 
 
 def _scope(tags: Sequence[str]) -> str:
@@ -614,17 +605,20 @@ class Agent:
 
     async def reevaluate_after(self, tool: Any, guideline: EndRef) -> Relationship:
         """After ``tool`` returns, check ``guideline`` (or a tag's guidelines) again with the
-        result in view: its condition may depend on what the tool found."""
+        result in view: its condition may depend on what the tool found. ``tool`` is a
+        ``@tactful.tool`` function or the id of a tool registered otherwise (a connected
+        service's); an id naming no stored tool raises ``NotFoundError``, as
+        ``POST /relationships`` answers 404."""
         [tool_ref] = await self._server.register_tools([tool])
         store = self._server.runtime.store
-        target = _end(guideline)
-        await _check_end(store, target)
         new = Relationship(
             kind=RelationshipKind.REEVALUATION,
-            source=Endpoint(kind=EndpointKind.TOOL, id=tool_ref),
-            target=target,
+            source=Endpoint.tool(tool_ref),
+            target=_end(guideline),
         )
         async with store.transaction():
+            for end in (new.source, new.target):
+                await check_end(store, end)
             same = admit(new, await store.list(Relationship), {})
             if same is None:
                 same, _ = await store.upsert(new, key=new.natural_key)
@@ -640,7 +634,7 @@ class Agent:
         ends = [_end(source), *(_end(t) for t in targets)]
         async with store.transaction():
             for end in ends:
-                await _check_end(store, end)
+                await check_end(store, end)
             existing = await store.list(Relationship)
             by_tag = guidelines_by_tag(await store.list(Guideline))
             made = []
