@@ -32,7 +32,7 @@ from tactful.domain import (
 )
 from tactful.domain import Agent as AgentModel
 from tactful.domain.canned import check_template
-from tactful.domain.journeys import JourneyState
+from tactful.domain.journeys import JourneyState, condition_observation
 from tactful.domain.relationships import admit, guidelines_by_tag
 from tactful.domain.variables import GLOBAL_KEY, ContextVariable, ContextVariableValue, tag_key
 from tactful.engine.hooks import Hooks, MessageHook, Predicate, SelectedHook
@@ -304,15 +304,20 @@ class Agent:
     ) -> JourneyHandle:
         """A journey (a procedure the agent follows), started when any of ``conditions`` holds.
 
-        Each condition text becomes an observation of this agent; an observation made with
-        ``create_observation`` (for instance with example utterances, which help the offline
-        tier recognise it) may be passed instead. ``composition_mode`` applies to
-        the journey's replies unless a state sets its own. Idempotent by ``id``, else by title
-        within this agent; re-defining keeps the states and transitions already built (extend
-        them with ``journey.initial_state.transition_to(...)``).
+        Each condition text becomes an observation carrying the journey's tags (this agent's
+        and ``tags``); an observation with that condition, no action and exactly those tags is
+        reused rather than defined again (``POST /journeys`` does the same). An observation made
+        with ``create_observation`` (for instance with example utterances, which help the
+        offline tier recognise it) may be passed instead, as it is. ``composition_mode``
+        applies to the journey's replies unless a state sets its own. Idempotent by ``id``,
+        else by title within this agent; re-defining keeps the states and transitions already
+        built (extend them with ``journey.initial_state.transition_to(...)``).
         """
+        journey_tags = list(dict.fromkeys([self.tag, *tags]))
         condition_ids = [
-            c.id if isinstance(c, Guideline) else (await self.create_observation(c)).id
+            c.id
+            if isinstance(c, Guideline)
+            else (await self._condition_observation(c, journey_tags)).id
             for c in conditions
         ]
         store = self._server.runtime.store
@@ -328,7 +333,7 @@ class Agent:
             title=title,
             description=description,
             conditions=list(dict.fromkeys(condition_ids)),
-            tags=list(dict.fromkeys([self.tag, *tags])),
+            tags=journey_tags,
             priority=priority,
             composition_mode=composition_mode,
             initial_state_id=initial,
@@ -337,6 +342,22 @@ class Agent:
             **({"id": id} if id else {}),
         )
         return JourneyHandle(self, self._server, await self._define(journey, key, id))
+
+    async def _condition_observation(self, condition: str, tags: list[str]) -> Guideline:
+        """The observation a journey with ``tags`` starts on for ``condition``: the stored one
+        the rule (``condition_observation``) picks, else a new one defined with those tags."""
+        store = self._server.runtime.store
+        found = condition_observation(await store.list(Guideline), condition, tags)
+        if found is not None:
+            self._defined.add((Guideline, found.id))
+            return found
+        key = f"guideline:{self.id}{_scope(tags)}:{_digest(condition, None)}"
+        # Tags beyond the agent's and journeys' are part of its identity here: the observation
+        # of a journey tagged otherwise is another one (create_observation's key, without them).
+        others = {t for t in tags if t != self.tag and not t.startswith(_JOURNEY_TAG_PREFIX)}
+        if others:
+            key += f":{_digest(*sorted(others))}"
+        return await self._define(Guideline(condition=condition, tags=tags), key, None)
 
     async def guidelines(self) -> list[Guideline]:
         """This agent's guidelines, in creation order."""

@@ -1,9 +1,17 @@
-"""A journey graph's rules (``domain.journeys.validate``): what the SDK and REST refuse."""
+"""A journey's rules, applied by the SDK and REST alike: what makes its graph valid
+(``validate``), and which observation a condition reuses (``condition_observation``)."""
 
 from __future__ import annotations
 
 from journey_graphs import address_journey, graph_of, valid, with_exit, with_sub
-from tactful.domain.journeys import JourneyState, JourneyTransition, StateKind, validate
+from tactful.domain import Guideline
+from tactful.domain.journeys import (
+    JourneyState,
+    JourneyTransition,
+    StateKind,
+    condition_observation,
+    validate,
+)
 
 
 def test_a_valid_graph_has_no_problems() -> None:
@@ -162,3 +170,15 @@ def test_canned_responses_of_states_must_exist_when_known() -> None:
     assert validate(journey, known_canned_responses={"c1"}) == [
         "state 'ask' names unknown canned response 'c2'"
     ]
+
+
+def test_a_journey_reuses_the_observation_with_its_condition_and_exactly_its_tags() -> None:
+    plain = Guideline(id="plain", condition="wants a refund", tags=["agent:a"])
+    vip = Guideline(id="vip", condition="wants a refund", tags=["vip", "agent:a"])
+    rule = Guideline(id="rule", condition="wants a refund", action="explain", tags=["agent:a"])
+    stored = [rule, plain, vip]
+    assert condition_observation(stored, "wants a refund", ["agent:a"]) is plain
+    assert condition_observation(stored, "wants a refund", ["agent:a", "vip"]) is vip
+    assert condition_observation(stored, "wants a refund", ["agent:a", "vip", "gold"]) is None
+    assert condition_observation(stored, "wants a refund", []) is None
+    assert condition_observation(stored, "wants an exchange", ["agent:a"]) is None

@@ -15,7 +15,13 @@ from tactful.api.params import Int32, LabelsUpdate, Params, TagsUpdate, unique
 from tactful.api.references import check_tags, forget_journey, journeys_using
 from tactful.api.runtime import RuntimeDep
 from tactful.domain import CannedResponse, CompositionMode, Guideline, Journey
-from tactful.domain.journeys import JourneyState, JourneyTransition, StateKind, validate
+from tactful.domain.journeys import (
+    JourneyState,
+    JourneyTransition,
+    StateKind,
+    condition_observation,
+    validate,
+)
 from tactful.engine.journeys import mermaid
 from tactful.errors import ConflictError
 
@@ -132,15 +138,22 @@ def graph_dto(j: Journey) -> GraphDTO:
     },
 )
 async def create_journey(params: JourneyCreationParams, runtime: RuntimeDep) -> JourneyDTO:
-    """Create a journey; each condition becomes an observation carrying the journey's tags.
-    It starts with an initial state only: set its graph with ``PUT /journeys/{id}/graph``."""
+    """Create a journey; each condition becomes an observation carrying the journey's tags
+    (``agent:<id>`` among them for an agent's journey). An observation with that condition, no
+    action and exactly those tags is reused rather than created again (a journey defined
+    through the SDK does the same). It starts with an initial state only: set its graph with
+    ``PUT /journeys/{id}/graph``."""
     store = runtime.store
     tags = await check_tags(store, params.tags or [])
     first = JourneyState()
     async with store.transaction():
+        guidelines = await store.list(Guideline)
         conditions = []
         for condition in unique([c.strip() for c in params.conditions if c.strip()]):
-            observation = await store.create(Guideline(condition=condition, tags=tags))
+            observation = condition_observation(guidelines, condition, tags)
+            if observation is None:
+                observation = await store.create(Guideline(condition=condition, tags=tags))
+                guidelines.append(observation)
             conditions.append(observation.id)
         journey = Journey(
             title=params.title,

@@ -4,7 +4,7 @@ graph passes before it is stored (``validate``), whichever way it is defined."""
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from enum import StrEnum
 from typing import ClassVar
 
@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field
 
 from tactful.domain.agents import CompositionMode
 from tactful.domain.common import Entity, new_id
+from tactful.domain.guidelines import Guideline
 
 
 class StateKind(StrEnum):
@@ -64,6 +65,20 @@ def journey_tag(journey_id: str) -> str:
     In a relationship, this tag stands for the journey itself: active while it is followed.
     """
     return f"journey:{journey_id}"
+
+
+def condition_observation(
+    guidelines: Iterable[Guideline], condition: str, tags: Collection[str]
+) -> Guideline | None:
+    """The stored observation a journey starting on ``condition`` reuses: the first with that
+    condition, no action and exactly the journey's ``tags`` (in any order). None when there is
+    none: the journey then gets a new observation with that condition and those tags. The SDK
+    and REST both follow this rule, so the same journey stores the same observations."""
+    wanted = set(tags)
+    for g in guidelines:
+        if g.action is None and g.condition == condition and set(g.tags) == wanted:
+            return g
+    return None
 
 
 class RunStatus(StrEnum):
