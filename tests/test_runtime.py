@@ -17,12 +17,13 @@ import tactful
 from tactful.bus.memory import MemoryBus
 from tactful.bus.postgres import PostgresBus
 from tactful.config import Settings
-from tactful.domain import Trace
+from tactful.domain import ToolSpec, Trace
 from tactful.engine.options import EngineOptions
 from tactful.errors import StoreError
 from tactful.llm.scripted import HashingEmbedder
 from tactful.runtime import engine_options, start_runtime
 from tactful.store.sql import SQLStore
+from tactful.tools import register_python
 
 POSTGRES_ENV = "TACTFUL_TEST_POSTGRES_URL"
 
@@ -160,3 +161,21 @@ async def test_the_blas_threads_setting_limits_numpys_threads() -> None:
             assert blas_threads() == {wanted}
         finally:
             await rt.close()
+
+
+@tactful.tool
+async def find_order(context: tactful.ToolContext, order_id: str) -> dict[str, str]:
+    """Look an order up."""
+    return {"order_id": order_id}
+
+
+async def test_known_tools_are_those_served_here_and_those_stored() -> None:
+    rt = await start_runtime(Settings(transient=True), embedder=HashingEmbedder(), offline=True)
+    try:
+        assert await rt.known_tools() == set()
+        register_python(rt.engine.tools, find_order)  # served in this process, not stored
+        stored = ToolSpec(id="orders:lookup", service_name="orders", name="lookup")
+        await rt.store.create(stored)  # e.g. an MCP service's, connected by another process
+        assert await rt.known_tools() == {find_order.tool_id, "orders:lookup"}
+    finally:
+        await rt.close()

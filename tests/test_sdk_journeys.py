@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 import tactful
+from tactful.domain import Agent as AgentModel
 from tactful.domain import Endpoint, Guideline, Journey, StateKind
 from tactful.errors import NotFoundError, ValidationError
 from tactful.journey import JourneyHandle, StateHandle
@@ -76,6 +77,31 @@ async def test_invalid_steps_are_refused_at_once() -> None:
         assert loop.target == journey.initial_state
         stored = (await s.entities(Journey))[0]
         assert len(stored.states) == 3 and len(stored.transitions) == 3
+
+
+async def test_condition_observations_carry_the_journey_tags(tmp_path: Path) -> None:
+    async def define(server: tactful.Server) -> tuple[str, str, str]:
+        agent = await server.create_agent("Shop")
+        vip = await server.create_tag("vip")
+        plain = await agent.create_observation("wants a return")
+        ret = await agent.create_journey("Return", conditions=["wants a return"], tags=[vip.id])
+        swap = await agent.create_journey("Swap", conditions=["wants a return"], tags=[vip.id])
+        anyone = await agent.create_journey("Return for anyone", conditions=["wants a return"])
+        assert ret.model.tags == [agent.tag, vip.id]
+        # Same condition and tags: one observation. The agent-wide journey starts on the
+        # agent-wide observation, which keeps its tags.
+        assert swap.model.conditions == ret.model.conditions != [plain.id]
+        assert anyone.model.conditions == [plain.id]
+        return ret.model.conditions[0], plain.id, vip.id
+
+    async with tactful.Server(data_dir=tmp_path, embedder=HashingEmbedder(), offline=True) as s:
+        first = await define(s)
+    async with tactful.Server(data_dir=tmp_path, embedder=HashingEmbedder(), offline=True) as s:
+        assert await define(s) == first
+        [agent] = await s.entities(AgentModel)
+        observations = {g.id: g.tags for g in await s.entities(Guideline)}
+    for_vips, plain, vip = first
+    assert observations == {for_vips: [f"agent:{agent.id}", vip], plain: [f"agent:{agent.id}"]}
 
 
 async def _two_journeys(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import socket
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import pytest
 import tactful
 from tactful.domain import CannedResponse, Guideline, Term
 from tactful.llm.scripted import HashingEmbedder
+from tactful.server import port_unavailable
 
 
 async def _define(server: tactful.Server) -> tactful.Agent:
@@ -144,6 +146,15 @@ async def test_start_http_on_a_taken_port_is_a_clear_error() -> None:
                 await server.start_http()
             # The server still works without HTTP.
             assert (await server.create_agent("Still here")).name == "Still here"
+
+
+def test_an_address_that_cannot_be_listened_on_is_one_clear_error() -> None:
+    taken = port_unavailable("127.0.0.1", 8800, OSError(errno.EADDRINUSE, "Address in use"))
+    assert str(taken) == (
+        "port 8800 on 127.0.0.1 is already in use: stop the other server or choose another port"
+    )
+    refused = port_unavailable("10.9.9.9", 80, OSError(errno.EACCES, "Permission denied"))
+    assert str(refused) == "cannot listen on 10.9.9.9:80: Permission denied"
 
 
 async def test_sdk_sets_the_always_marker_and_the_always_check_override() -> None:

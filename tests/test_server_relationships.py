@@ -152,6 +152,9 @@ async def test_unknown_ends_and_bad_arguments(server: tactful.Server) -> None:
         await agent.depend(a)
     with pytest.raises(tactful.ValidationError, match="two different ends"):
         await agent.exclude(a, a)
+    # A tool id naming no stored tool, as POST /relationships refuses it.
+    with pytest.raises(tactful.NotFoundError, match="Tool 'orders:nope' was not found"):
+        await agent.reevaluate_after("orders:nope", a)
     assert await server.runtime.store.list(Relationship) == []
 
 

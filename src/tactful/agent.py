@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from tactful.definitions import deletion
+from tactful.definitions.ends import check_end
 from tactful.domain import (
     GUEST_CUSTOMER_ID,
     CannedResponse,
@@ -31,11 +32,11 @@ from tactful.domain import (
     journey_tag,
 )
 from tactful.domain import Agent as AgentModel
-from tactful.domain.journeys import JourneyState
+from tactful.domain.canned import check_template
+from tactful.domain.journeys import JourneyState, condition_observation
+from tactful.domain.relationships import admit, guidelines_by_tag
 from tactful.domain.variables import GLOBAL_KEY, ContextVariable, ContextVariableValue, tag_key
-from tactful.engine import canned
 from tactful.engine.hooks import Hooks, MessageHook, Predicate, SelectedHook
-from tactful.engine.resolve import admit, guidelines_by_tag
 from tactful.engine.retrievers import Retriever
 from tactful.engine.variables import (
     check_freshness_rules,
@@ -46,7 +47,7 @@ from tactful.engine.variables import (
 )
 from tactful.errors import ConflictError, ValidationError
 from tactful.journey import JourneyHandle
-from tactful.store.base import E, Store
+from tactful.store.base import E
 
 if TYPE_CHECKING:
     from tactful.server import Server
@@ -76,16 +77,6 @@ def _end(ref: EndRef) -> Endpoint:
     if isinstance(ref, str) and ref:
         return Endpoint.guideline(ref)
     raise ValidationError(f"{ref!r} is not a guideline, a guideline id, a tactful.Tag or a journey")
-
-
-async def _check_end(store: Store, end: Endpoint) -> None:
-    """Raise ``NotFoundError`` unless ``end`` names a stored guideline, tag or journey."""
-    if end.kind is EndpointKind.GUIDELINE:
-        await store.get(Guideline, end.id)
-    elif end.id.startswith(_JOURNEY_TAG_PREFIX):
-        await store.get(Journey, end.id.removeprefix(_JOURNEY_TAG_PREFIX))
-    else:
-        await store.get(Tag, end.id)
 
 
 def _scope(tags: Sequence[str]) -> str:
@@ -267,11 +258,11 @@ class Agent:
         tags: Sequence[str] = (),
         metadata: dict[str, Any] | None = None,
     ) -> CannedResponse:
-        """An exact reply template (Jinja2 ``{{field}}``); sent only when its fields are present."""
-        if error := canned.is_valid_template(template):
-            raise ValidationError(f"invalid canned response template: {error}")
+        """An exact reply template (Jinja2 ``{{field}}``); sent only when its fields are present.
+        A template that does not compile raises ``ValidationError`` (``check_template``, as
+        ``POST /canned_responses`` does)."""
         response = CannedResponse(
-            value=template,
+            value=check_template(template),
             signals=list(signals),
             fields=list(fields),
             tags=[self.tag, *tags],
@@ -313,15 +304,20 @@ class Agent:
     ) -> JourneyHandle:
         """A journey (a procedure the agent follows), started when any of ``conditions`` holds.
 
-        Each condition text becomes an observation of this agent; an observation made with
-        ``create_observation`` (for instance with example utterances, which help the offline
-        tier recognise it) may be passed instead. ``composition_mode`` applies to
-        the journey's replies unless a state sets its own. Idempotent by ``id``, else by title
-        within this agent; re-defining keeps the states and transitions already built (extend
-        them with ``journey.initial_state.transition_to(...)``).
+        Each condition text becomes an observation carrying the journey's tags (this agent's
+        and ``tags``); an observation with that condition, no action and exactly those tags is
+        reused rather than defined again (``POST /journeys`` does the same). An observation made
+        with ``create_observation`` (for instance with example utterances, which help the
+        offline tier recognise it) may be passed instead, as it is. ``composition_mode``
+        applies to the journey's replies unless a state sets its own. Idempotent by ``id``,
+        else by title within this agent; re-defining keeps the states and transitions already
+        built (extend them with ``journey.initial_state.transition_to(...)``).
         """
+        journey_tags = list(dict.fromkeys([self.tag, *tags]))
         condition_ids = [
-            c.id if isinstance(c, Guideline) else (await self.create_observation(c)).id
+            c.id
+            if isinstance(c, Guideline)
+            else (await self._condition_observation(c, journey_tags)).id
             for c in conditions
         ]
         store = self._server.runtime.store
@@ -337,7 +333,7 @@ class Agent:
             title=title,
             description=description,
             conditions=list(dict.fromkeys(condition_ids)),
-            tags=list(dict.fromkeys([self.tag, *tags])),
+            tags=journey_tags,
             priority=priority,
             composition_mode=composition_mode,
             initial_state_id=initial,
@@ -346,6 +342,22 @@ class Agent:
             **({"id": id} if id else {}),
         )
         return JourneyHandle(self, self._server, await self._define(journey, key, id))
+
+    async def _condition_observation(self, condition: str, tags: list[str]) -> Guideline:
+        """The observation a journey with ``tags`` starts on for ``condition``: the stored one
+        the rule (``condition_observation``) picks, else a new one defined with those tags."""
+        store = self._server.runtime.store
+        found = condition_observation(await store.list(Guideline), condition, tags)
+        if found is not None:
+            self._defined.add((Guideline, found.id))
+            return found
+        key = f"guideline:{self.id}{_scope(tags)}:{_digest(condition, None)}"
+        # Tags beyond the agent's and journeys' are part of its identity here: the observation
+        # of a journey tagged otherwise is another one (create_observation's key, without them).
+        others = {t for t in tags if t != self.tag and not t.startswith(_JOURNEY_TAG_PREFIX)}
+        if others:
+            key += f":{_digest(*sorted(others))}"
+        return await self._define(Guideline(condition=condition, tags=tags), key, None)
 
     async def guidelines(self) -> list[Guideline]:
         """This agent's guidelines, in creation order."""
@@ -602,17 +614,20 @@ class Agent:
 
     async def reevaluate_after(self, tool: Any, guideline: EndRef) -> Relationship:
         """After ``tool`` returns, check ``guideline`` (or a tag's guidelines) again with the
-        result in view: its condition may depend on what the tool found."""
+        result in view: its condition may depend on what the tool found. ``tool`` is a
+        ``@tactful.tool`` function or the id of a tool registered otherwise (a connected
+        service's); an id naming no stored tool raises ``NotFoundError``, as
+        ``POST /relationships`` answers 404."""
         [tool_ref] = await self._server.register_tools([tool])
         store = self._server.runtime.store
-        target = _end(guideline)
-        await _check_end(store, target)
         new = Relationship(
             kind=RelationshipKind.REEVALUATION,
-            source=Endpoint(kind=EndpointKind.TOOL, id=tool_ref),
-            target=target,
+            source=Endpoint.tool(tool_ref),
+            target=_end(guideline),
         )
         async with store.transaction():
+            for end in (new.source, new.target):
+                await check_end(store, end)
             same = admit(new, await store.list(Relationship), {})
             if same is None:
                 same, _ = await store.upsert(new, key=new.natural_key)
@@ -628,7 +643,7 @@ class Agent:
         ends = [_end(source), *(_end(t) for t in targets)]
         async with store.transaction():
             for end in ends:
-                await _check_end(store, end)
+                await check_end(store, end)
             existing = await store.list(Relationship)
             by_tag = guidelines_by_tag(await store.list(Guideline))
             made = []

@@ -30,10 +30,9 @@ from tactful.domain.journeys import (
     JourneyTransition,
     StateKind,
     journey_tag,
+    validate,
 )
-from tactful.domain.tools import ToolSpec
 from tactful.engine.hooks import BranchPredicate
-from tactful.engine.journeys import validate
 from tactful.engine.retrievers import Retriever
 from tactful.errors import ValidationError
 
@@ -119,12 +118,6 @@ class JourneyHandle:
         name = id or getattr(retriever, "__name__", None) or "retriever"
         self._server.runtime.engine.retrievers.add(self.tag, name, retriever)
         return retriever
-
-    async def _known_tools(self) -> set[str]:
-        runtime = self._server.runtime
-        known = {s.id for s in runtime.engine.tools.specs()}
-        known.update(s.id for s in await runtime.store.list(ToolSpec))
-        return known
 
     async def _canned_ids(self, responses: Sequence[CannedResponse | str]) -> list[str]:
         """Ids of ``responses``: stored ones are checked, templates are defined (tagged with
@@ -311,7 +304,10 @@ class StateHandle:
                 update={"states": states, "transitions": [*current.transitions, transition]}
             )
             problems = validate(
-                updated, known_tools=await here._known_tools(), journeys=others, complete=False
+                updated,
+                known_tools=await server.runtime.known_tools(),
+                journeys=others,
+                complete=False,
             )
             if problems:
                 raise ValidationError("invalid journey: " + "; ".join(problems))

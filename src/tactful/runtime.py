@@ -12,6 +12,7 @@ from tactful.bus.base import Bus
 from tactful.bus.memory import MemoryBus
 from tactful.bus.postgres import PostgresBus
 from tactful.config import Settings
+from tactful.definitions.apply import known_tools
 from tactful.domain import ToolServiceConfig
 from tactful.domain.pricing import PriceTable
 from tactful.engine.canned import TemplateLimits
@@ -49,6 +50,11 @@ class Runtime:
     @property
     def tier(self) -> str:
         return self.engine.tier
+
+    async def known_tools(self) -> set[str]:
+        """Ids of the tools registered in this process or stored: those a journey's tool states
+        may name, whether the journey is defined through the SDK or REST."""
+        return await known_tools(self.store, self.engine.tools)
 
     async def close(self) -> None:
         if self.services_task is not None:

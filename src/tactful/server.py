@@ -40,7 +40,7 @@ from tactful.domain import (
     ToolSpec,
 )
 from tactful.domain import Agent as AgentModel
-from tactful.engine import canned
+from tactful.domain.canned import check_template
 from tactful.errors import ConfigurationError, ValidationError
 from tactful.llm.base import Embedder, Generator
 from tactful.runtime import Runtime, start_runtime
@@ -77,6 +77,18 @@ def listening_socket(host: str, port: int, *, reuse_port: bool = False) -> socke
         sock.close()
         raise
     return sock
+
+
+def port_unavailable(
+    host: str, port: int, error: OSError, *, advice: str = "choose another port"
+) -> ConfigurationError:
+    """The error to raise when ``host:port`` cannot be listened on (``error`` says why): a port
+    already taken is said plainly, with ``advice`` on what to do instead."""
+    if error.errno == errno.EADDRINUSE:
+        return ConfigurationError(
+            f"port {port} on {host} is already in use: stop the other server or {advice}"
+        )
+    return ConfigurationError(f"cannot listen on {host}:{port}: {error.strerror or error}")
 
 
 def announce(url: str) -> None:
@@ -191,12 +203,7 @@ class Server:
             # Binding here turns a taken port into an error we can explain (uvicorn would exit).
             sock = listening_socket(host, port, reuse_port=self.settings.reuse_port)
         except OSError as e:
-            if e.errno == errno.EADDRINUSE:
-                raise ConfigurationError(
-                    f"port {port} on {host} is already in use: stop the other server or "
-                    "choose another port"
-                ) from e
-            raise ConfigurationError(f"cannot listen on {host}:{port}: {e.strerror or e}") from e
+            raise port_unavailable(host, port, e) from e
         config = uvicorn.Config(
             create_app(self.runtime),
             log_level="warning",
@@ -310,11 +317,10 @@ class Server:
     async def create_canned_response(
         self, template: str, *, signals: Sequence[str] = (), id: str | None = None
     ) -> CannedResponse:
-        """A canned response shared by all agents (untagged)."""
-        if error := canned.is_valid_template(template):
-            raise ValidationError(f"invalid canned response template: {error}")
+        """A canned response shared by all agents (untagged); its template is checked as
+        ``Agent.create_canned_response`` checks it."""
         response = CannedResponse(
-            value=template, signals=list(signals), **({"id": id} if id else {})
+            value=check_template(template), signals=list(signals), **({"id": id} if id else {})
         )
         key = None if id else f"canned::{_digest(template)}"
         stored, _ = await self.runtime.store.upsert(response, key=key)

@@ -57,7 +57,7 @@ async def test_invalid_template_is_422_and_writes_nothing(
     response = await client.post("/canned_responses", json={"value": "Hi {{ name "})
     assert response.status_code == 422
     detail = refusal(response)
-    assert detail.startswith("the canned response template is not valid Jinja2: line 1")
+    assert detail.startswith("invalid canned response template: line 1: ")
     assert await runtime.store.list(CannedResponse) == []
 
     good = (await client.post("/canned_responses", json={"value": "Hi"})).json()

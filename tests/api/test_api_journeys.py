@@ -43,6 +43,20 @@ async def _create(client: httpx.AsyncClient, **extra: Any) -> dict[str, Any]:
     return body
 
 
+async def test_a_condition_reuses_the_observation_with_exactly_the_journey_tags(
+    server_url: str, runtime: Runtime
+) -> None:
+    async with httpx.AsyncClient(base_url=server_url, timeout=30) as client:
+        agent = f"agent:{(await client.post('/agents', json={'name': 'A'})).json()['id']}"
+        vip = (await client.post("/tags", json={"name": "vip"})).json()["id"]
+        first = await _create(client, tags=[agent, vip])
+        again = await _create(client, title="Exchange an item", tags=[vip, agent])
+        wider = await _create(client, title="Return, for anyone", tags=[agent])
+    assert again["conditions"] == first["conditions"] != wider["conditions"]
+    stored = {g.id: g.tags for g in await runtime.store.list(Guideline)}
+    assert stored == {first["conditions"][0]: [agent, vip], wider["conditions"][0]: [agent]}
+
+
 async def test_crud(client: httpx.AsyncClient, runtime: Runtime) -> None:
     agent = (await client.post("/agents", json={"name": "A"})).json()
     tag = f"agent:{agent['id']}"

@@ -12,6 +12,9 @@ import httpx
 import pytest
 from cli_process import SHOP_AGENT, run, start_serve
 
+from tactful.cli.serve import check_port
+from tactful.errors import ConfigurationError
+
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_serve_reports_its_start_and_stops_cleanly(tmp_path: Path, sig: signal.Signals) -> None:
@@ -57,6 +60,22 @@ def test_port_already_taken_is_one_clear_line(tmp_path: Path) -> None:
         "another port with --port"
     )
     assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_the_port_check_words_its_errors_as_the_server_does() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(ConfigurationError) as refused:
+            check_port("127.0.0.1", port)
+    assert str(refused.value) == (
+        f"port {port} on 127.0.0.1 is already in use: stop the other server or choose "
+        "another port with --port"
+    )
+    # An address of no interface here (TEST-NET-1): not a taken port, said as such.
+    with pytest.raises(ConfigurationError, match=r"^cannot listen on 192\.0\.2\.1:0: "):
+        check_port("192.0.2.1", 0)
 
 
 def test_the_installed_script_runs() -> None:

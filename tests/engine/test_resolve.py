@@ -1,22 +1,14 @@
-"""Stage 5, resolve: one focused test per rule, cycles, and independence from input order."""
+"""Stage 5, resolve: one focused test per rule, and independence from input order (the cycle
+checks on creation are tests/domain/test_domain_relationships.py)."""
 
 from __future__ import annotations
 
 import random
 from collections.abc import Sequence
 
-import pytest
-
 from tactful.domain import Endpoint, Guideline, Relationship, RelationshipKind
-from tactful.engine.resolve import (
-    Clarification,
-    Resolution,
-    check_acyclic,
-    find_cycle,
-    guidelines_by_tag,
-    resolve,
-)
-from tactful.errors import ValidationError
+from tactful.domain.relationships import guidelines_by_tag
+from tactful.engine.resolve import Clarification, Resolution, resolve
 
 K = RelationshipKind
 End = str | Endpoint
@@ -478,54 +470,3 @@ def test_every_active_guideline_has_its_dependencies_at_the_end() -> None:
                     assert set(targets) - {s} <= active, (r, res)
                 if r.kind is K.EXCLUSION and s in active:
                     assert not (set(targets) - {s}) & active, (r, res)
-
-
-# -- cycles ----------------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("kind", [K.ENTAILMENT, K.PRIORITY, K.DEPENDENCY, K.DEPENDENCY_ANY])
-def test_a_relationship_closing_a_cycle_is_found(kind: RelationshipKind) -> None:
-    existing = [rel(kind, "a", "b"), rel(kind, "b", "c")]
-    assert find_cycle(existing, rel(kind, "c", "a"), {}) == ["c", "a", "b", "c"]
-    assert find_cycle(existing, rel(kind, "a", "c"), {}) is None
-
-
-@pytest.mark.parametrize("kind", [K.ENTAILMENT, K.PRIORITY, K.DEPENDENCY, K.DEPENDENCY_ANY])
-def test_a_self_relationship_is_a_cycle(kind: RelationshipKind) -> None:
-    assert find_cycle([], rel(kind, "a", "a"), {}) == ["a", "a"]
-    assert find_cycle([], rel(kind, tag("t"), tag("t")), {}) == ["t", "t"]
-
-
-def test_the_dependency_kinds_form_one_family() -> None:
-    existing = [rel(K.DEPENDENCY, "a", "b")]
-    assert find_cycle(existing, rel(K.DEPENDENCY_ANY, "b", "a"), {}) == ["b", "a", "b"]
-    # Other kinds do not mix.
-    assert find_cycle(existing, rel(K.ENTAILMENT, "b", "a"), {}) is None
-    assert find_cycle([rel(K.PRIORITY, "a", "b")], rel(K.ENTAILMENT, "b", "a"), {}) is None
-
-
-def test_kinds_without_direction_may_go_both_ways() -> None:
-    for kind in (K.EXCLUSION, K.DISAMBIGUATION, K.OVERLAP, K.REEVALUATION):
-        assert find_cycle([rel(kind, "a", "b")], rel(kind, "b", "a"), {}) is None
-
-
-def test_a_cycle_through_a_tag_names_the_tag() -> None:
-    by_tag = {"billing": ["b"]}
-    existing = [rel(K.ENTAILMENT, "a", tag("billing"))]
-    assert find_cycle(existing, rel(K.ENTAILMENT, "b", "a"), by_tag) == ["b", "a", "billing", "b"]
-    # Between tags, even before they tag anything.
-    existing = [rel(K.PRIORITY, tag("t1"), tag("t2"))]
-    assert find_cycle(existing, rel(K.PRIORITY, tag("t2"), tag("t1")), {}) == ["t2", "t1", "t2"]
-
-
-def test_a_guideline_over_its_own_tag_is_not_a_cycle() -> None:
-    by_tag = {"billing": ["a", "b"]}
-    assert find_cycle([], rel(K.PRIORITY, "a", tag("billing")), by_tag) is None
-    existing = [rel(K.PRIORITY, "a", tag("billing"))]
-    assert find_cycle(existing, rel(K.PRIORITY, "b", "a"), by_tag) == ["b", "a", "billing", "b"]
-
-
-def test_check_acyclic_names_the_cycle() -> None:
-    with pytest.raises(ValidationError, match=r"cycle: a -> b -> a"):
-        check_acyclic([rel(K.ENTAILMENT, "b", "a")], rel(K.ENTAILMENT, "a", "b"), {})
-    check_acyclic([rel(K.ENTAILMENT, "b", "a")], rel(K.EXCLUSION, "a", "b"), {})

@@ -5,11 +5,14 @@ from __future__ import annotations
 
 from typing import Any
 
+import jinja2
 import pytest
 
 from tactful.config import Settings
+from tactful.domain.canned import REMOVED_FILTERS, template_error
 from tactful.engine import canned
 from tactful.engine.canned import Rendering, TemplateLimits
+from tactful.engine.template_sandbox import TemplateEnvironment
 
 SECRET = "internal: refund abuser, never mention"
 DEFAULTS = TemplateLimits()
@@ -284,3 +287,33 @@ def test_the_renderer_defaults_are_the_settings_defaults() -> None:
         max_steps=fields["template_max_steps"].default,
         timeout_s=fields["template_timeout_s"].default,
     )
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        "Hi {{ name }}",
+        "Hi {{ name",
+        "Hi\n{% if %}",
+        "{{ customer|tojson }}",
+        "{{ name|shout }}",
+        "{% if n is prime %}x{% endif %}",
+        "{% block a %}{% endblock %}{% block a %}{% endblock %}",
+        "{% for x in xs %}{{ loop.index|string|center(3) }}{% endfor %}",
+    ],
+)
+def test_the_sandbox_compiles_what_the_creation_rule_admits(template: str) -> None:
+    # domain.canned.template_error checks templates when they are written, without the engine:
+    # it must refuse exactly what the sandbox cannot compile, with the same message.
+    try:
+        canned.template_fields(template)
+        compiled = None
+    except jinja2.TemplateSyntaxError as e:
+        compiled = f"line {e.lineno}: {e.message}"
+    assert template_error(template) == compiled
+
+
+def test_the_sandbox_has_the_filters_and_tests_of_the_creation_rule() -> None:
+    sandbox, plain = TemplateEnvironment(), jinja2.Environment()
+    assert set(sandbox.filters) == set(plain.filters) - REMOVED_FILTERS
+    assert set(sandbox.tests) == set(plain.tests)

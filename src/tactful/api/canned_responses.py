@@ -14,8 +14,7 @@ from tactful.api.references import check_tags
 from tactful.api.runtime import RuntimeDep
 from tactful.definitions import deletion
 from tactful.domain import CannedResponse, CannedResponseField
-from tactful.engine.canned import is_valid_template
-from tactful.errors import ValidationError
+from tactful.domain.canned import check_template
 
 router = APIRouter(prefix="/canned_responses", tags=["canned responses"])
 
@@ -69,12 +68,6 @@ def canned_response_dto(c: CannedResponse) -> CannedResponseDTO:
     )
 
 
-def _check_template(value: str) -> str:
-    if error := is_valid_template(value):
-        raise ValidationError(f"the canned response template is not valid Jinja2: {error}")
-    return value
-
-
 def _fields(fields: list[CannedResponseFieldDTO]) -> list[CannedResponseField]:
     return [CannedResponseField(**f.model_dump()) for f in fields]
 
@@ -92,8 +85,9 @@ async def create_canned_response(
     params: CannedResponseCreationParams, runtime: RuntimeDep
 ) -> CannedResponseDTO:
     """Create a canned response. ``value`` is a Jinja2 template such as
-    ``Hello {{customer_name}}``; a template whose fields are missing in a turn is not used."""
-    value = _check_template(params.value)
+    ``Hello {{customer_name}}``; a template whose fields are missing in a turn is not used.
+    One that does not compile is refused (422), with the message the SDK raises."""
+    value = check_template(params.value)
     tags = await check_tags(runtime.store, params.tags or [])
     response = CannedResponse(
         value=value,
@@ -143,7 +137,7 @@ async def update_canned_response(
     c = await runtime.store.get(CannedResponse, canned_response_id)
     changes: dict[str, Any] = {}
     if params.value is not None:
-        changes["value"] = _check_template(params.value)
+        changes["value"] = check_template(params.value)
     if params.fields is not None:
         changes["fields"] = _fields(params.fields)
     if params.signals is not None:

@@ -15,10 +15,15 @@ from tactful.api.params import Int32, LabelsUpdate, Params, TagsUpdate, unique
 from tactful.api.references import check_tags
 from tactful.api.runtime import RuntimeDep
 from tactful.definitions import deletion
-from tactful.domain import CannedResponse, CompositionMode, Guideline, Journey, ToolSpec
-from tactful.domain.journeys import JourneyState, JourneyTransition, StateKind
-from tactful.engine.journeys import mermaid, validate
-from tactful.runtime import Runtime
+from tactful.domain import CannedResponse, CompositionMode, Guideline, Journey
+from tactful.domain.journeys import (
+    JourneyState,
+    JourneyTransition,
+    StateKind,
+    condition_observation,
+    validate,
+)
+from tactful.engine.journeys import mermaid
 
 router = APIRouter(prefix="/journeys", tags=["journeys"])
 
@@ -123,13 +128,6 @@ def graph_dto(j: Journey) -> GraphDTO:
     return GraphDTO(initial_state_id=j.initial_state_id, states=j.states, transitions=j.transitions)
 
 
-async def known_tools(runtime: Runtime) -> set[str]:
-    """Ids of the tools registered in this process or stored."""
-    known = {s.id for s in runtime.engine.tools.specs()}
-    known.update(s.id for s in await runtime.store.list(ToolSpec))
-    return known
-
-
 @router.post(
     "",
     status_code=status.HTTP_201_CREATED,
@@ -140,15 +138,22 @@ async def known_tools(runtime: Runtime) -> set[str]:
     },
 )
 async def create_journey(params: JourneyCreationParams, runtime: RuntimeDep) -> JourneyDTO:
-    """Create a journey; each condition becomes an observation carrying the journey's tags.
-    It starts with an initial state only: set its graph with ``PUT /journeys/{id}/graph``."""
+    """Create a journey; each condition becomes an observation carrying the journey's tags
+    (``agent:<id>`` among them for an agent's journey). An observation with that condition, no
+    action and exactly those tags is reused rather than created again (a journey defined
+    through the SDK does the same). It starts with an initial state only: set its graph with
+    ``PUT /journeys/{id}/graph``."""
     store = runtime.store
     tags = await check_tags(store, params.tags or [])
     first = JourneyState()
     async with store.transaction():
+        guidelines = await store.list(Guideline)
         conditions = []
         for condition in unique([c.strip() for c in params.conditions if c.strip()]):
-            observation = await store.create(Guideline(condition=condition, tags=tags))
+            observation = condition_observation(guidelines, condition, tags)
+            if observation is None:
+                observation = await store.create(Guideline(condition=condition, tags=tags))
+                guidelines.append(observation)
             conditions.append(observation.id)
         journey = Journey(
             title=params.title,
@@ -277,7 +282,7 @@ async def replace_graph(
     )
     problems = validate(
         updated,
-        known_tools=await known_tools(runtime),
+        known_tools=await runtime.known_tools(),
         known_canned_responses={c.id for c in await store.list(CannedResponse)},
         journeys=others,
     )

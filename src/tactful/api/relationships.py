@@ -30,9 +30,10 @@ from tactful.api.guidelines import (
     tool_dto,
 )
 from tactful.api.params import Params
-from tactful.api.references import check_tags, check_tool, split_tool_id
+from tactful.api.references import split_tool_id
 from tactful.api.runtime import RuntimeDep
 from tactful.api.tags import TagDTO, tag_dto
+from tactful.definitions.ends import check_end
 from tactful.domain import (
     Agent,
     Endpoint,
@@ -45,7 +46,7 @@ from tactful.domain import (
     ToolSpec,
     agent_id_of_tag,
 )
-from tactful.engine.resolve import admit, guidelines_by_tag
+from tactful.domain.relationships import admit, guidelines_by_tag
 from tactful.errors import NotFoundError, ValidationError
 from tactful.store.base import Store
 
@@ -80,18 +81,6 @@ def _end(side: str, guideline: str | None, tag: str | None, tool: ToolIdDTO | No
             f"{side}_tag and {side}_tool (got {len(given)})"
         )
     return given[0]
-
-
-async def _check_end(store: Store, end: Endpoint) -> None:
-    if end.kind is EndpointKind.GUIDELINE:
-        await store.get(Guideline, end.id)
-    elif end.kind is EndpointKind.TAG and end.id.startswith("journey:"):
-        # A journey's tag stands for the journey itself (it is resolved like a guideline).
-        await store.get(Journey, end.id.removeprefix("journey:"))
-    elif end.kind is EndpointKind.TAG:
-        await check_tags(store, [end.id])
-    else:
-        await check_tool(store, *split_tool_id(end.id))
 
 
 async def _end_dto(store: Store, end: Endpoint) -> GuidelineDTO | TagDTO | ToolDTO | None:
@@ -183,8 +172,8 @@ async def create_relationship(
     new = Relationship(kind=params.kind, source=source, target=target)
     store = runtime.store
     async with store.transaction():
-        await _check_end(store, source)
-        await _check_end(store, target)
+        await check_end(store, source)
+        await check_end(store, target)
         by_tag = guidelines_by_tag(await store.list(Guideline))
         stored = admit(new, await store.list(Relationship), by_tag)
         if stored is None:
@@ -232,7 +221,7 @@ async def list_relationships(
     if kind is not None:
         relationships = [r for r in relationships if r.kind is kind]
     if filters:
-        await _check_end(store, filters[0])
+        await check_end(store, filters[0])
         relationships = connected(relationships, filters[0], indirect=indirect)
     dtos = [await relationship_dto(store, r) for r in relationships]
     return [d for d in dtos if d is not None]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import errno
 import logging
 import signal
 import socket
@@ -21,15 +20,15 @@ from tactful.domain import Agent, KeyRole
 from tactful.errors import ConfigurationError, TactfulError
 from tactful.security.exposure import check_exposure
 from tactful.security.keys import list_keys
-from tactful.server import Server
+from tactful.server import Server, port_unavailable
 
-
-class PortUnavailableError(TactfulError):
-    """The address to listen on is taken or cannot be bound."""
+# What to do about a taken port, on the command line.
+_ADVICE = "choose another port with --port"
 
 
 def check_port(host: str, port: int) -> None:
-    """Bind and release the address as uvicorn will (SO_REUSEADDR), to fail early and clearly.
+    """Bind and release the address as uvicorn will (SO_REUSEADDR), to fail early and clearly
+    (``ConfigurationError``, worded as ``Server.start_http`` words it).
 
     uvicorn reports a taken port with ``sys.exit`` from inside its task, which the SDK cannot
     turn into a clean error, so the command checks first.
@@ -38,24 +37,14 @@ def check_port(host: str, port: int) -> None:
         infos = socket.getaddrinfo(
             host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
         )
-    except socket.gaierror as e:
-        raise PortUnavailableError(f"cannot listen on {host}:{port}: {e.strerror}") from e
-    for family, kind, proto, _, address in infos:
-        with socket.socket(family, kind, proto) as probe:
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            if family == socket.AF_INET6:
-                probe.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-            try:
+        for family, kind, proto, _, address in infos:
+            with socket.socket(family, kind, proto) as probe:
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                if family == socket.AF_INET6:
+                    probe.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
                 probe.bind(address)
-            except OSError as e:
-                if e.errno == errno.EADDRINUSE:
-                    raise PortUnavailableError(
-                        f"port {port} on {host} is already in use: stop the other server or "
-                        "choose another port with --port"
-                    ) from e
-                raise PortUnavailableError(
-                    f"cannot listen on {host}:{port}: {e.strerror or e}"
-                ) from e
+    except OSError as e:  # socket.gaierror among them
+        raise port_unavailable(host, port, e, advice=_ADVICE) from e
 
 
 def print_settings(settings: Settings) -> None:
@@ -153,7 +142,7 @@ def run_serve(settings: Settings, agent_files: Sequence[Path]) -> None:
         check_exposure(settings)
         if not settings.reuse_port:  # a worker of --workers: its supervisor checked the port
             check_port(settings.host, settings.port)
-    except (PortUnavailableError, ConfigurationError) as e:
+    except ConfigurationError as e:
         fail(str(e))
     print_settings(settings)
     if settings.workers > 1:

@@ -40,9 +40,9 @@ from tactful.domain import (
     agent_id_of_tag,
 )
 from tactful.domain.audit import revision
-from tactful.engine.canned import is_valid_template
-from tactful.engine.journeys import validate
-from tactful.engine.resolve import admit, guidelines_by_tag
+from tactful.domain.canned import template_error
+from tactful.domain.journeys import validate
+from tactful.domain.relationships import admit, guidelines_by_tag
 from tactful.engine.variables import cron_problem
 from tactful.errors import TactfulError, ValidationError
 from tactful.store.base import Store
@@ -58,7 +58,7 @@ async def holdings(store: Store) -> dict[type[Entity], list[Entity]]:
 
 
 async def known_tools(store: Store, tools: ToolRegistry) -> set[str]:
-    """Ids of the tools registered in this process or stored."""
+    """Ids of the tools registered in this process or stored (``Runtime.known_tools``)."""
     known = {s.id for s in tools.specs()}
     known.update(s.id for s in await store.list(ToolSpec))
     return known
@@ -116,7 +116,7 @@ def check(
         if tool not in tools and tool.partition(":")[0] not in pending_services:
             problems.append(f"tool {tool!r} is not registered on the server")
     for c in wanted.canned_responses:
-        if error := is_valid_template(c.value):
+        if error := template_error(c.value):
             problems.append(f"canned response {c.id!r}: invalid template: {error}")
     for g in wanted.guidelines:
         problems += [

@@ -29,8 +29,8 @@ from tactful.domain import (
     Relationship,
     RelationshipKind,
 )
+from tactful.domain.relationships import guidelines_by_tag
 from tactful.engine.classify import Classification, classify
-from tactful.engine.resolve import guidelines_by_tag
 from tactful.engine.retrieve import Ranked
 
 # How many best-ranked guidelines join tier 1 beyond those there for another reason. Measured

@@ -39,7 +39,6 @@ __all__ = [
     "Rendering",
     "TemplateLimits",
     "generative_fields",
-    "is_valid_template",
     "render",
     "render_each",
     "render_many",
@@ -183,14 +182,3 @@ def _failed(e: Exception, what: str = "failed") -> Rendering:
     if len(message) > _REASON_CHARS:
         message = message[:_REASON_CHARS] + "..."
     return Rendering(None, reason=f"{what}: {type(e).__name__}: {message}")
-
-
-def is_valid_template(template: str) -> str | None:
-    """None when the template parses, else the syntax error to show the author."""
-    try:
-        _parse(template)
-    except jinja2.TemplateSyntaxError as e:
-        return f"line {e.lineno}: {e.message}"
-    except RecursionError:
-        return "the template is nested too deeply"
-    return None

@@ -47,6 +47,8 @@ from jinja2.nodes import EvalContext
 from jinja2.runtime import Context, LoopContext, Undefined, markup_join, str_join
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+from tactful.domain.canned import REMOVED_FILTERS
+
 
 @dataclass(frozen=True)
 class TemplateLimits:
@@ -85,8 +87,6 @@ _TEXT_FILTERS = frozenset(
         *("wordcount", "wordwrap"),
     }
 )
-# HTML and debugging filters a chat message has no use for, and that print or grow whole values.
-_REMOVED_FILTERS = frozenset({"tojson", "pprint", "xmlattr", "urlize"})
 # str methods that grow a text by a width, count or table (the filters are bounded instead).
 _GROWING_STR_METHODS = frozenset(
     {
@@ -437,7 +437,7 @@ def _counted(name: str, f: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _filters(defaults: Mapping[str, Callable[..., Any]]) -> dict[str, Callable[..., Any]]:
-    chosen = {n: f for n, f in defaults.items() if n not in _REMOVED_FILTERS}
+    chosen = {n: f for n, f in defaults.items() if n not in REMOVED_FILTERS}
     chosen.update(_BOUNDED_FILTERS)
     return {n: _counted(n, f) for n, f in chosen.items()}
 

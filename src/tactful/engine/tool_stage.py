@@ -24,9 +24,10 @@ from tactful.domain import (
     ToolSpec,
     Trace,
 )
+from tactful.domain.relationships import guidelines_by_tag
 from tactful.engine.context import TurnContext, Utterance
 from tactful.engine.match import Match, ModelMatcher
-from tactful.engine.resolve import guidelines_by_tag, resolve
+from tactful.engine.resolve import resolve
 from tactful.engine.retrieve import Ranked
 from tactful.engine.tools import ToolFindings, plan_tool_calls
 from tactful.engine.trace import TraceRecorder

@@ -19,14 +19,15 @@ states taken and a status (active, paused, waiting for a sub-journey, ended). A 
    tool states, within the agent's iteration bound.
 
 The updated progress is saved with the agent's message: a cancelled turn changes nothing.
-``graph`` holds what is true of a journey's graph whatever the turn: validation, Mermaid.
+``graph`` holds what is true of a journey's graph whatever the turn (its Mermaid drawing among
+it); what makes a graph valid is a rule of the model, ``domain.journeys.validate``.
 
 ``plan`` is the module here (``journeys.plan.plan(ctx, ranked)``): its function is not
 re-exported, so that the name keeps meaning the module.
 """
 
 from tactful.engine.journeys.follow import Follower, journeys_after_tools, off_scope
-from tactful.engine.journeys.graph import JourneyGraph, blank, mermaid, validate
+from tactful.engine.journeys.graph import JourneyGraph, blank, mermaid
 from tactful.engine.journeys.plan import JourneyPlan, Listed, render
 from tactful.engine.journeys.progress import JourneyOutcome
 from tactful.engine.journeys.projection import journey_relationships, synthetic, synthetic_id
@@ -48,5 +49,4 @@ __all__ = [
     "render",
     "synthetic",
     "synthetic_id",
-    "validate",
 ]

@@ -1,0 +1,40 @@
+"""The ends of a relationship name something stored: checked the same way whether the
+relationship is defined through the SDK (``Agent.prioritize``, ``reevaluate_after``...) or
+``POST /relationships``."""
+
+from __future__ import annotations
+
+from tactful.domain import (
+    Agent,
+    Endpoint,
+    EndpointKind,
+    Guideline,
+    Journey,
+    Tag,
+    ToolSpec,
+    agent_id_of_tag,
+    journey_tag,
+)
+from tactful.errors import NotFoundError
+from tactful.store.base import Store
+
+_JOURNEY_TAG_PREFIX = journey_tag("")
+
+
+async def check_end(store: Store, end: Endpoint) -> None:
+    """Raise ``NotFoundError`` unless ``end`` names a stored guideline, journey (by its tag
+    ``journey:<id>``, which stands for the journey), agent (by its tag ``agent:<id>``), tag,
+    or tool (``service:name``, with its spec stored: a ``@tactful.tool`` function once
+    registered, or a connected service's tool)."""
+    if end.kind is EndpointKind.GUIDELINE:
+        await store.get(Guideline, end.id)
+    elif end.kind is EndpointKind.TOOL:
+        service, _, name = end.id.partition(":")
+        if not await store.list(ToolSpec, service_name=service, name=name):
+            raise NotFoundError("Tool", end.id)
+    elif end.id.startswith(_JOURNEY_TAG_PREFIX):
+        await store.get(Journey, end.id.removeprefix(_JOURNEY_TAG_PREFIX))
+    elif (agent_id := agent_id_of_tag(end.id)) is not None:
+        await store.get(Agent, agent_id)
+    else:
+        await store.get(Tag, end.id)
