@@ -222,3 +222,70 @@ async def test_a_relationship_with_another_agents_guideline_is_not_this_agents_t
 
     assert not await again.prune()
     assert [r.id for r in await server.entities(Relationship)] == [relationship.id]
+
+
+YAML = """
+agent:
+  name: Help desk
+guidelines:
+- id: greet
+  condition: the customer says hello
+  action: greet them back
+- id: refund
+  condition: the customer asks for a refund
+  action: explain the policy
+relationships:
+- kind: priority
+  source: {kind: guideline, id: refund}
+  target: {kind: guideline, id: greet}
+"""
+
+
+async def test_a_definitions_file_is_served_and_pruned_like_a_python_one(
+    server: tactful.Server, tmp_path: Path
+) -> None:
+    path = tmp_path / "desk.yaml"
+    path.write_text(YAML)
+    assert await load(server, path) == []
+    store = server.runtime.store
+    assert {g.id for g in await store.list(Guideline)} == {"greet", "refund"}
+    assert len(await store.list(Relationship)) == 1
+
+    # The greeting leaves the file, with the relationship naming it.
+    path.write_text(
+        "agent:\n  name: Help desk\nguidelines:\n- id: refund\n"
+        "  condition: the customer asks for a refund\n  action: explain the policy\n"
+    )
+    [(name, pruned)] = await load(server, path)
+    assert name == "Help desk"
+    assert pruned.guidelines == ["greet"] and len(pruned.relationships) == 1
+    assert {g.id for g in await store.list(Guideline)} == {"refund"}
+    assert await store.list(Relationship) == []
+
+
+async def test_a_definitions_file_runs_the_attach_of_its_code(
+    server: tactful.Server, tmp_path: Path
+) -> None:
+    (tmp_path / "tools.py").write_text(
+        "import tactful\n\n"
+        "@tactful.tool(service='desk')\n"
+        "async def lookup(ctx, order_id: str) -> str:\n"
+        "    '''Look an order up.'''\n"
+        "    return order_id\n\n"
+        "async def attach(server):\n"
+        "    await server.register_tools([lookup])\n"
+    )
+    (tmp_path / "desk.yaml").write_text(
+        "code: [tools.py]\nagent:\n  name: Help desk\nguidelines:\n"
+        "- condition: the customer asks about an order\n  action: look it up\n"
+        "  tools: ['desk:lookup']\n"
+    )
+    await load(server, tmp_path / "desk.yaml")
+    [guideline] = await server.runtime.store.list(Guideline)
+    assert guideline.tools == ["desk:lookup"]
+
+    (tmp_path / "desk.yaml").write_text(
+        "agent:\n  name: Other\nguidelines:\n- condition: c\n  action: a\n  tools: ['nowhere:x']\n"
+    )
+    with pytest.raises(DefinitionError, match="'nowhere:x' is not registered"):
+        await load(server, tmp_path / "desk.yaml")
