@@ -23,12 +23,15 @@ import pydantic
 
 from tactful.client.models import (
     AgentInfo,
+    AppliedInfo,
     EventInfo,
     GuidelineDetail,
     GuidelineInfo,
     Health,
     JourneyGraphInfo,
     JourneyInfo,
+    PlanInfo,
+    RevisionInfo,
     SessionInfo,
     TraceInfo,
     TurnResult,
@@ -45,7 +48,9 @@ M = TypeVar("M")
 
 
 class ClientError(TactfulError):
-    """The API refused a request or could not be reached. ``detail`` is the server's own words."""
+    """The API refused a request or could not be reached. ``detail`` is the server's own words;
+    ``problems``, each problem of a refused request on its own (a 422's items, e.g. every
+    problem of a definitions document), when the server listed them."""
 
     def __init__(
         self,
@@ -54,33 +59,36 @@ class ClientError(TactfulError):
         url: str,
         status_code: int | None = None,
         detail: str | None = None,
+        problems: tuple[str, ...] = (),
     ) -> None:
         super().__init__(message)
         self.url = url
         self.status_code = status_code
         self.detail = detail
+        self.problems = problems
 
 
 class UnreachableError(ClientError):
     """Nothing answers at the base URL (refused, unknown host, connect timeout)."""
 
 
-def _detail_of(response: httpx.Response) -> str:
-    """The server's ``detail`` as one line: a string, or FastAPI's list of validation errors."""
+def _detail_of(response: httpx.Response) -> tuple[str, tuple[str, ...]]:
+    """The server's ``detail`` as one line (a string, or FastAPI's list of validation errors
+    joined), and the items of such a list one by one."""
     try:
         body = response.json()
     except ValueError:
-        return response.text.strip()[:500] or response.reason_phrase
+        return response.text.strip()[:500] or response.reason_phrase, ()
     detail = body.get("detail", body) if isinstance(body, dict) else body
     if isinstance(detail, str):
-        return detail
+        return detail, ()
     if isinstance(detail, list) and all(isinstance(d, dict) for d in detail):
         parts = []
         for d in detail:
             where = ".".join(str(p) for p in d.get("loc", []) if p != "body")
             parts.append(f"{where}: {d.get('msg', d)}" if where else str(d.get("msg", d)))
-        return "; ".join(parts)
-    return json.dumps(detail)
+        return "; ".join(parts), tuple(parts)
+    return json.dumps(detail), ()
 
 
 class TactfulClient:
@@ -275,6 +283,50 @@ class TactfulClient:
         if response.is_error:
             self._body(response, "DELETE", path)
 
+    # -- definitions ----------------------------------------------------------------------------
+    # An agent's definitions as one document, in the file format (tactful.definitions.document):
+    # what `tactful export` writes and `tactful plan|apply` send. A refused document raises
+    # ClientError (422) with each of its problems in ``problems``.
+
+    async def export_agent(self, agent_id: str, revision: int | None = None) -> dict[str, Any]:
+        """``GET /definitions/agents/{id}``: the agent's document, now or as of ``revision``."""
+        return await self._get(
+            dict[str, Any],
+            f"/definitions/agents/{agent_id}",
+            revision=None if revision is None else str(revision),
+        )
+
+    async def plan_definitions(self, document: dict[str, Any]) -> PlanInfo:
+        """``POST /definitions/plan``: what applying the document would create, update and
+        delete; writes nothing."""
+        data = await self._json("POST", "/definitions/plan", json={"document": document})
+        return self._parse(PlanInfo, data, "POST /definitions/plan")
+
+    async def apply_definitions(
+        self, document: dict[str, Any], summary: str | None = None
+    ) -> AppliedInfo:
+        """``POST /definitions/apply`` (admin): apply the document as one revision, ``summary``
+        saying what for; what it no longer has is deleted."""
+        body = {"document": document, "summary": summary}
+        data = await self._json("POST", "/definitions/apply", json=body)
+        return self._parse(AppliedInfo, data, "POST /definitions/apply")
+
+    async def list_revisions(
+        self, agent_id: str | None = None, limit: int = 50
+    ) -> list[RevisionInfo]:
+        """``GET /definitions/revisions`` (admin): revisions of definitions, newest first; only
+        those touching ``agent_id``'s when given."""
+        return await self._get(
+            list[RevisionInfo], "/definitions/revisions", agent_id=agent_id, limit=str(limit)
+        )
+
+    async def rollback(self, revision: int, agent_id: str) -> AppliedInfo:
+        """``POST /definitions/revisions/{id}/rollback`` (admin): make the agent's definitions
+        what they were once ``revision`` was made, as a new revision."""
+        path = f"/definitions/revisions/{revision}/rollback"
+        data = await self._json("POST", path, json={"agent_id": agent_id})
+        return self._parse(AppliedInfo, data, f"POST {path}")
+
     # -- one exchange ---------------------------------------------------------------------------
 
     async def send(self, session_id: str, text: str, *, timeout: float = 120.0) -> TurnResult:
@@ -358,12 +410,13 @@ class TactfulClient:
 
     def _body(self, response: httpx.Response, method: str, path: str) -> Any:
         if response.is_error:
-            detail = _detail_of(response)
+            detail, problems = _detail_of(response)
             raise ClientError(
                 f"{method} {path} failed ({response.status_code}): {detail}",
                 url=self.base_url,
                 status_code=response.status_code,
                 detail=detail,
+                problems=problems,
             )
         try:
             return response.json()

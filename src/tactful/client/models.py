@@ -3,7 +3,8 @@
 These models accept fields they do not know (the server may add some). The records an admin
 reads (agents, guidelines, journeys, sessions) keep them too, so ``--json`` prints the API's
 whole object; the rest keep only what a caller needs. A trace is the domain's ``Trace``
-itself, so the client reads every section the server records, typed as the engine writes it.
+itself, so the client reads every section the server records, typed as the engine writes it;
+a plan of definitions is likewise ``tactful.definitions.plan.Plan``.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from tactful.definitions.plan import Change, ChangeAction, Plan
 from tactful.domain import (
     JourneyState,
     JourneyStep,
@@ -186,6 +188,42 @@ class TraceInfo(Trace):
         priced = [c.cost_usd for c in self.model_calls if c.cost_usd is not None]
         dollars = f", ${sum(priced):.6f}" if priced else ""
         return f"{calls} model call{plural}, {tokens:,} prompt tokens{dollars}, {took:.0f} ms"
+
+
+# A plan is the server's own model (``tactful.definitions.plan``): its counts and summary line
+# are the ones the server means.
+PlanInfo = Plan
+ChangeInfo = Change
+ChangeActionInfo = ChangeAction
+
+
+class AppliedInfo(_Answer):
+    """What ``POST /definitions/apply`` and a rollback carried out: the plan, and the revision
+    its changes form (None when nothing changed)."""
+
+    plan: PlanInfo
+    revision: int | None = None
+
+
+class RevisionChangeInfo(_Answer):
+    """One definition a revision changed: ``created``, ``updated`` or ``deleted``, its
+    collection (``guidelines``, ``journeys``...) and its id."""
+
+    action: str
+    kind: str
+    id: str
+
+
+class RevisionInfo(_Answer):
+    """A revision of definitions as ``GET /definitions/revisions`` lists it: who, when, what
+    for, whose definitions and what changed."""
+
+    id: int
+    creation_utc: datetime
+    actor: str = ""
+    summary: str = ""
+    agents: list[str] = Field(default_factory=list)
+    changes: list[RevisionChangeInfo] = Field(default_factory=list)
 
 
 class TurnResult(_Answer):
