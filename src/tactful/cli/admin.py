@@ -56,8 +56,15 @@ AsJson = Annotated[
 AgentFilter = Annotated[str | None, typer.Option("--agent", help="Only this agent's (its id).")]
 
 
-def call(url: str | None, api_key: str | None, read: Callable[[TactfulClient], Awaitable[T]]) -> T:
-    """Run ``read`` with a client for the server; a refusal or no server is one red line."""
+def call(
+    url: str | None,
+    api_key: str | None,
+    read: Callable[[TactfulClient], Awaitable[T]],
+    *,
+    code: int = 1,
+) -> T:
+    """Run ``read`` with a client for the server; a refusal or no server is one red line, and
+    exit ``code``."""
     target = (url or os.environ.get("TACTFUL_URL") or DEFAULT_URL).rstrip("/")
 
     async def run() -> T:
@@ -67,10 +74,10 @@ def call(url: str | None, api_key: str | None, read: Callable[[TactfulClient], A
     try:
         return asyncio.run(run())
     except UnreachableError as e:
-        fail(f"cannot reach tactful at {e.url}: is `tactful serve` running?")
+        fail(f"cannot reach tactful at {e.url}: is `tactful serve` running?", code)
     except ClientError as e:
         # The server's own words ("Agent 'x' was not found") say it best.
-        fail(e.detail if e.status_code == 404 and e.detail else str(e))
+        fail(e.detail if e.status_code == 404 and e.detail else str(e), code)
 
 
 def print_json(value: Any) -> None:

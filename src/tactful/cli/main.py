@@ -1,5 +1,7 @@
-"""The ``tactful`` command line: ``serve``, ``chat``, ``keys``, ``version``, and the admin
-commands ``agents``, ``guidelines``, ``journeys`` and ``sessions``."""
+"""The ``tactful`` command line: ``serve``, ``chat``, ``keys``, ``version``; the admin
+commands ``agents``, ``guidelines``, ``journeys`` and ``sessions``; and the definitions commands
+``plan``, ``apply`` and ``export`` (definition files in YAML), ``history`` and ``rollback``
+(revisions of definitions)."""
 
 from __future__ import annotations
 
@@ -242,6 +244,16 @@ def _add_admin_commands() -> None:
 
 
 _add_admin_commands()
+
+
+def _add_definition_commands() -> None:
+    from tactful.cli.files import apply, export, history, plan, rollback
+
+    for command in (plan, apply, export, history, rollback):
+        app.command()(command)
+
+
+_add_definition_commands()
 
 
 @app.command()
