@@ -27,7 +27,6 @@ from tactful.definitions.document import SECTIONS
 from tactful.errors import ValidationError
 
 SUFFIXES = (".yaml", ".yml")
-LIST_SECTIONS = tuple(s for s in SECTIONS if s != "agent")
 # Wide enough that PyYAML never folds a long condition or template over several lines.
 _WIDTH = 1_000_000
 _MERGE_TAG = "tag:yaml.org,2002:merge"
