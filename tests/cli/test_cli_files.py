@@ -118,6 +118,24 @@ def test_a_folder_export_plans_no_changes_and_holds_the_file_export(
     ]
 
 
+def test_an_export_over_definitions_keeps_their_code_section(
+    served_shop: Served, tmp_path: Path
+) -> None:
+    path = tmp_path / "shop.yaml"
+    path.write_text("code: [tools.py]\nagent: {id: shopbot, name: Shopbot}\n")
+    assert tactful(served_shop, "export", "shopbot", "-o", str(path)).exit_code == 0
+    assert path.read_text().startswith("code:\n  - tools.py\nagent:\n  id: shopbot\n")
+    assert read(path)["guidelines"]
+
+    folder = tmp_path / "shop"
+    folder.mkdir()
+    (folder / "agent.yaml").write_text("agent: {name: Shopbot}\ncode: [a.py, b.py]\n")
+    assert tactful(served_shop, "export", "shopbot", "-o", str(folder), "--folder").exit_code == 0
+    assert read(folder)["code"] == ["a.py", "b.py"]
+    assert (folder / "code.yaml").is_file()
+    assert "code" not in yaml.safe_load((folder / "agent.yaml").read_text())
+
+
 def test_a_yaml_syntax_error_names_the_file_and_line(tmp_path: Path) -> None:
     path = tmp_path / "shop.yaml"
     path.write_text("agent:\n  name: Shop\nguidelines:\n  - condition: 'open\n")

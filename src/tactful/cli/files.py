@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.text import Text
@@ -246,7 +246,10 @@ def export(
     url: Url = None,
     api_key: ApiKey = None,
 ) -> None:
-    """Write an agent's definitions as YAML: what plan and apply read back."""
+    """Write an agent's definitions as YAML: what plan and apply read back.
+
+    Writing over a file or folder keeps its `code` section (the server does not know it).
+    """
     if folder and output is None:
         raise typer.BadParameter("needs -o PATH, the folder to write", param_hint="--folder")
     if output is not None and not folder and output.is_dir():
@@ -256,6 +259,7 @@ def export(
     if output is None:
         typer.echo(dump_document(document), nl=False)
         return
+    document = _with_code(document, output)
     try:
         if folder:
             written = write_folder(document, output)
@@ -269,6 +273,16 @@ def export(
     except OSError as e:
         fail(f"cannot write {e.filename or output}: {e.strerror or e}")
     errors.print(Text(f"wrote {where}", style="dim"), soft_wrap=True)
+
+
+def _with_code(document: dict[str, Any], output: Path) -> dict[str, Any]:
+    """The document with the ``code`` section of the definitions at ``output`` it replaces:
+    which Python files attach the agent's code is the files' to say, not the server's."""
+    try:
+        code = read_source(output).document.get("code") if output.exists() else None
+    except ValidationError:
+        code = None  # a file that cannot be read is replaced whole
+    return {"code": code, **document} if code else document
 
 
 def history(
