@@ -100,7 +100,7 @@ def test_a_folder_export_plans_no_changes_and_holds_the_file_export(
     served_shop: Served, tmp_path: Path
 ) -> None:
     folder = tmp_path / "shop"
-    exported = tactful(served_shop, "export", "shopbot", "--folder", "-o", str(folder))
+    exported = tactful(served_shop, "export", "shopbot", "--folder", str(folder))
     assert exported.exit_code == 0, exported.stderr
     assert exported.stderr.strip().endswith(f"files in {folder}")
     assert {p.name for p in folder.iterdir()} >= {
@@ -130,7 +130,7 @@ def test_an_export_over_definitions_keeps_their_code_section(
     folder = tmp_path / "shop"
     folder.mkdir()
     (folder / "agent.yaml").write_text("agent: {name: Shopbot}\ncode: [a.py, b.py]\n")
-    assert tactful(served_shop, "export", "shopbot", "-o", str(folder), "--folder").exit_code == 0
+    assert tactful(served_shop, "export", "shopbot", "--folder", str(folder)).exit_code == 0
     assert read(folder)["code"] == ["a.py", "b.py"]
     assert (folder / "code.yaml").is_file()
     assert "code" not in yaml.safe_load((folder / "agent.yaml").read_text())
@@ -183,10 +183,11 @@ def test_every_problem_of_a_document_is_a_line_and_nothing_is_applied(
 def test_failures_are_one_line(served_shop: Served, tmp_path: Path) -> None:
     result = tactful(served_shop, "export", "nope")
     assert (result.exit_code, result.stderr.strip()) == (1, "Agent 'nope' was not found")
-    result = tactful(served_shop, "export", "shopbot", "--folder")
-    assert result.exit_code == 2 and "needs -o PATH" in result.output + result.stderr
+    result = tactful(served_shop, "export", "shopbot", "-o", "a.yaml", "--folder", "a")
+    assert result.exit_code == 2 and "use either -o FILE or --folder DIR" in result.stderr
     result = tactful(served_shop, "export", "shopbot", "-o", str(tmp_path))
-    assert result.exit_code == 1 and "add --folder" in result.stderr
+    assert result.exit_code == 1
+    assert result.stderr.strip() == f"{tmp_path} is a folder: write it with --folder {tmp_path}"
     result = tactful(served_shop, "plan", str(tmp_path / "missing.yaml"))
     assert (result.exit_code, result.stderr.strip()) == (
         2,

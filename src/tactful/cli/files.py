@@ -228,21 +228,24 @@ def export(
         typer.Option(
             "--output",
             "-o",
-            metavar="PATH",
-            help="Write this file (or folder, with --folder) instead of printing.",
+            metavar="FILE",
+            help="Write this file instead of printing.",
+            show_default=False,
+        ),
+    ] = None,
+    folder: Annotated[
+        Path | None,
+        typer.Option(
+            "--folder",
+            metavar="DIR",
+            help="Write this folder instead: agent.yaml and a file per section.",
             show_default=False,
         ),
     ] = None,
     revision: Annotated[
         int | None,
-        typer.Option(
-            min=1, help="As of this revision (default: as it is now).", show_default=False
-        ),
+        typer.Option(min=1, help="As of this revision (default: now).", show_default=False),
     ] = None,
-    folder: Annotated[
-        bool,
-        typer.Option("--folder", help="Write a folder: agent.yaml and a file per section."),
-    ] = False,
     url: Url = None,
     api_key: ApiKey = None,
 ) -> None:
@@ -250,28 +253,29 @@ def export(
 
     Writing over a file or folder keeps its `code` section (the server does not know it).
     """
-    if folder and output is None:
-        raise typer.BadParameter("needs -o PATH, the folder to write", param_hint="--folder")
-    if output is not None and not folder and output.is_dir():
-        fail(f"{output} is a folder: add --folder to write the definitions as a folder")
+    if output is not None and folder is not None:
+        raise typer.BadParameter("use either -o FILE or --folder DIR", param_hint="--folder")
+    if output is not None and output.is_dir():
+        fail(f"{output} is a folder: write it with --folder {output}")
     agent_id = _agent_id(url, api_key, agent)
     document = call(url, api_key, lambda c: c.export_agent(agent_id, revision))
-    if output is None:
+    target = folder or output
+    if target is None:
         typer.echo(dump_document(document), nl=False)
         return
-    document = _with_code(document, output)
+    document = _with_code(document, target)
     try:
-        if folder:
-            written = write_folder(document, output)
-            where = f"{len(written)} files in {output}"
+        if folder is not None:
+            written = write_folder(document, folder)
+            where = f"{len(written)} files in {folder}"
         else:
-            output.parent.mkdir(parents=True, exist_ok=True)
-            output.write_text(dump_document(document), encoding="utf-8")
-            where = str(output)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(dump_document(document), encoding="utf-8")
+            where = str(target)
     except ValidationError as e:
         fail(str(e))
     except OSError as e:
-        fail(f"cannot write {e.filename or output}: {e.strerror or e}")
+        fail(f"cannot write {e.filename or target}: {e.strerror or e}")
     errors.print(Text(f"wrote {where}", style="dim"), soft_wrap=True)
 
 
