@@ -4,8 +4,8 @@ server, ``export`` writes an agent's definitions as such files, ``history`` list
 of definitions and ``rollback`` returns an agent to one. ``--json`` prints the API's objects.
 
 Exit codes: 0 done; 1 a failure (no server, a refusal), or with ``plan --check`` changes to
-make; 2 files or documents that are not valid (each problem on its own line, with the file and
-line it is about when known).
+make (any failure is then 2, so that 1 means changes only); 2 files or documents that are not
+valid (each problem on its own line, with the file and line it is about when known).
 """
 
 from __future__ import annotations
