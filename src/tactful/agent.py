@@ -9,8 +9,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from tactful.definitions import deletion
-from tactful.definitions.ends import check_end
+from tactful.definitions import deletion, journeys
+from tactful.definitions.relationships import relate
 from tactful.domain import (
     GUEST_CUSTOMER_ID,
     CannedResponse,
@@ -33,8 +33,6 @@ from tactful.domain import (
 )
 from tactful.domain import Agent as AgentModel
 from tactful.domain.canned import check_template
-from tactful.domain.journeys import JourneyState, condition_observation
-from tactful.domain.relationships import admit, guidelines_by_tag
 from tactful.domain.variables import GLOBAL_KEY, ContextVariable, ContextVariableValue, tag_key
 from tactful.engine.hooks import Hooks, MessageHook, Predicate, SelectedHook
 from tactful.engine.retrievers import Retriever
@@ -311,53 +309,43 @@ class Agent:
         offline tier recognise it) may be passed instead, as it is. ``composition_mode``
         applies to the journey's replies unless a state sets its own. Idempotent by ``id``,
         else by title within this agent; re-defining keeps the states and transitions already
-        built (extend them with ``journey.initial_state.transition_to(...)``).
+        built (extend them with ``journey.initial_state.transition_to(...)``). Condition texts
+        are stripped, blank ones and repeats skipped; ``tags`` must be stored tags
+        (``NotFoundError`` otherwise), as for ``POST /journeys``.
         """
         journey_tags = list(dict.fromkeys([self.tag, *tags]))
-        condition_ids = [
-            c.id
-            if isinstance(c, Guideline)
-            else (await self._condition_observation(c, journey_tags)).id
-            for c in conditions
-        ]
-        store = self._server.runtime.store
         key = f"journey:{self.id}:{_digest(title.strip().lower())}"
-        existing = await (store.find(Journey, id) if id else store.get_by_key(Journey, key))
-        if existing is not None:
-            states, initial = existing.states, existing.initial_state_id
-            transitions = existing.transitions
-        else:
-            first = JourneyState()
-            states, initial, transitions = [first], first.id, []
         journey = Journey(
             title=title,
             description=description,
-            conditions=list(dict.fromkeys(condition_ids)),
             tags=journey_tags,
             priority=priority,
             composition_mode=composition_mode,
-            initial_state_id=initial,
-            states=states,
-            transitions=transitions,
             **({"id": id} if id else {}),
         )
-        return JourneyHandle(self, self._server, await self._define(journey, key, id))
+        stored = await journeys.define_journey(
+            self._server.runtime.store,
+            journey,
+            key=None if id else key,
+            conditions=conditions,
+            observation_key=lambda condition: self._observation_key(condition, journey_tags),
+        )
+        # The observations made (or reused) for its condition texts are this handle's too.
+        given = {c.id for c in conditions if isinstance(c, Guideline)}
+        self._defined.add((Journey, stored.id))
+        self._defined.update((Guideline, c) for c in stored.conditions if c not in given)
+        return JourneyHandle(self, self._server, stored)
 
-    async def _condition_observation(self, condition: str, tags: list[str]) -> Guideline:
-        """The observation a journey with ``tags`` starts on for ``condition``: the stored one
-        the rule (``condition_observation``) picks, else a new one defined with those tags."""
-        store = self._server.runtime.store
-        found = condition_observation(await store.list(Guideline), condition, tags)
-        if found is not None:
-            self._defined.add((Guideline, found.id))
-            return found
+    def _observation_key(self, condition: str, tags: list[str]) -> str:
+        """The natural key of the observation a journey with ``tags`` starts on for
+        ``condition`` when no stored one is reused."""
         key = f"guideline:{self.id}{_scope(tags)}:{_digest(condition, None)}"
         # Tags beyond the agent's and journeys' are part of its identity here: the observation
         # of a journey tagged otherwise is another one (create_observation's key, without them).
         others = {t for t in tags if t != self.tag and not t.startswith(_JOURNEY_TAG_PREFIX)}
         if others:
             key += f":{_digest(*sorted(others))}"
-        return await self._define(Guideline(condition=condition, tags=tags), key, None)
+        return key
 
     async def guidelines(self) -> list[Guideline]:
         """This agent's guidelines, in creation order."""
@@ -619,43 +607,24 @@ class Agent:
         service's); an id naming no stored tool raises ``NotFoundError``, as
         ``POST /relationships`` answers 404."""
         [tool_ref] = await self._server.register_tools([tool])
-        store = self._server.runtime.store
-        new = Relationship(
-            kind=RelationshipKind.REEVALUATION,
-            source=Endpoint.tool(tool_ref),
-            target=_end(guideline),
+        [related] = await relate(
+            self._server.runtime.store,
+            RelationshipKind.REEVALUATION,
+            Endpoint.tool(tool_ref),
+            [_end(guideline)],
         )
-        async with store.transaction():
-            for end in (new.source, new.target):
-                await check_end(store, end)
-            same = admit(new, await store.list(Relationship), {})
-            if same is None:
-                same, _ = await store.upsert(new, key=new.natural_key)
-        self._defined.add((Relationship, same.id))
-        return same
+        self._defined.add((Relationship, related.id))
+        return related
 
     async def _relate(
         self, kind: RelationshipKind, source: EndRef, targets: Sequence[EndRef]
     ) -> list[Relationship]:
         """Create one relationship per target, idempotently (same kind and ends: the stored
         one), all or none; unknown ends raise ``NotFoundError``, cycles ``ValidationError``."""
-        store = self._server.runtime.store
         ends = [_end(source), *(_end(t) for t in targets)]
-        async with store.transaction():
-            for end in ends:
-                await check_end(store, end)
-            existing = await store.list(Relationship)
-            by_tag = guidelines_by_tag(await store.list(Guideline))
-            made = []
-            for target in ends[1:]:
-                new = Relationship(kind=kind, source=ends[0], target=target)
-                same = admit(new, existing, by_tag)
-                if same is None:
-                    same, _ = await store.upsert(new, key=new.natural_key)
-                    existing.append(same)
-                made.append(same)
-        self._defined.update((Relationship, r.id) for r in made)
-        return made
+        related = await relate(self._server.runtime.store, kind, ends[0], ends[1:])
+        self._defined.update((Relationship, r.id) for r in related)
+        return related
 
     # -- code matchers and hooks ------------------------------------------------------------------
 

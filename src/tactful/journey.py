@@ -12,10 +12,12 @@ A transition may also lead to a state of another journey (``state=`` a state of 
 this journey ends there and that one goes on), or run another journey as a sub-journey
 (``journey=``) before going on from the state it creates.
 
-Every ``transition_to`` re-reads the stored journey, reuses an equal transition if there is
-one (same source, same condition, and the same kind of target with the same action, tools or
-sub-journey, or the same existing state), and otherwise stores the new state and transition
-after validating the graph against the other journeys.
+Every ``transition_to`` maps its arguments (tools registered, canned response templates
+defined) and hands the step to ``tactful.definitions.journeys.add_transition``, which re-reads
+the stored journey, reuses an equal transition if there is one (same source, same condition,
+and the same kind of target with the same action, tools or sub-journey, or the same existing
+state), and otherwise stores the new state and transition after validating the graph against
+the known tools and the other journeys.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from tactful.definitions import journeys
 from tactful.domain import CannedResponse, CompositionMode, Guideline
 from tactful.domain.journeys import (
     Journey,
@@ -30,7 +33,6 @@ from tactful.domain.journeys import (
     JourneyTransition,
     StateKind,
     journey_tag,
-    validate,
 )
 from tactful.engine.hooks import BranchPredicate
 from tactful.engine.retrievers import Retriever
@@ -120,20 +122,19 @@ class JourneyHandle:
         return retriever
 
     async def _canned_ids(self, responses: Sequence[CannedResponse | str]) -> list[str]:
-        """Ids of ``responses``: stored ones are checked, templates are defined (tagged with
-        this journey's tag)."""
-        store = self._server.runtime.store
+        """Ids of ``responses``: stored ones as they are, templates defined (tagged with this
+        journey's tag)."""
         ids = []
         for response in responses:
             if isinstance(response, CannedResponse):
-                ids.append((await store.get(CannedResponse, response.id)).id)
+                ids.append(response.id)
             elif isinstance(response, str) and response.strip():
                 ids.append((await self.create_canned_response(response)).id)
             else:
                 raise ValidationError(
                     f"{response!r} is not a canned response or a canned response template"
                 )
-        return list(dict.fromkeys(ids))
+        return ids
 
 
 def _journey_id(journey: JourneyHandle | Journey) -> str:
@@ -209,156 +210,40 @@ class StateHandle:
                 "transition_to() needs exactly one of chat_state, tool_state, fork, end, state "
                 "or journey"
             )
-        if chat_state is not None and not chat_state.strip():
-            raise ValidationError("a chat state needs an action")
         if state is not None and not isinstance(state, StateHandle):
             raise ValidationError("state= takes a StateHandle, such as a transition's target")
-        styled = canned_responses is not None or composition_mode is not None
-        if styled and chat_state is None and tool_state is None:
-            raise ValidationError(
-                "canned_responses and composition_mode apply to a chat or tool state"
-            )
-        condition = condition.strip() if condition and condition.strip() else None
         here = self.journey
-        sub_id = None if journey is None else _journey_id(journey)
-        if sub_id == here.id:
-            raise ValidationError(f"journey {here.id!r} cannot be its own sub-journey")
-        # A state of another journey: a cross-journey transition to it.
-        cross = state if state is not None and state.journey.id != here.id else None
         server = here._server
-        tools: list[str] = []
-        if tool_state is not None:
+        to: JourneyState | str
+        if state is not None:
+            to = state.id
+        elif chat_state is not None:
+            to = JourneyState(kind=StateKind.CHAT, action=chat_state)
+        elif tool_state is not None:
             listed = tool_state if isinstance(tool_state, list | tuple) else [tool_state]
-            tools = await server.register_tools(listed)
-
+            to = JourneyState(kind=StateKind.TOOL, tools=await server.register_tools(listed))
+        elif journey is not None:
+            to = JourneyState(kind=StateKind.JOURNEY, sub_journey_id=_journey_id(journey))
+        else:
+            to = JourneyState(kind=StateKind.FORK if fork else StateKind.END)
+        # A state of another journey: a transition into that journey.
+        into = state.journey if state is not None and state.journey.id != here.id else None
         store = server.runtime.store
         async with store.transaction():
             canned = None if canned_responses is None else await here._canned_ids(canned_responses)
-            current = await here.reload()
-            by_id = {s.id: s for s in current.states}
-            if self.id not in by_id:
-                raise ValidationError(f"state {self.id!r} is not in journey {current.id!r}")
-            if by_id[self.id].kind is StateKind.END:
-                raise ValidationError("an end state has no transitions out of it")
-            others = {j.id: j for j in await store.list(Journey) if j.id != current.id}
-
-            if cross is not None:
-                other = others.get(cross.journey.id) or await store.get(Journey, cross.journey.id)
-                if cross.id not in {s.id for s in other.states}:
-                    raise ValidationError(f"state {cross.id!r} is not in journey {other.id!r}")
-                for t in current.transitions:
-                    if (t.source, t.condition, t.target_journey_id, t.target) == (
-                        self.id,
-                        condition,
-                        other.id,
-                        cross.id,
-                    ):
-                        return await self._named(t, id, target_journey=cross.journey)
-                transition = JourneyTransition(
-                    source=self.id,
-                    target=cross.id,
-                    condition=condition,
-                    target_journey_id=other.id,
-                    **({"id": id} if id else {}),
-                )
-                states = current.states
-            else:
-                if state is not None:
-                    target = by_id.get(state.id)
-                    if target is None:
-                        raise ValidationError(
-                            f"state {state.id!r} is not in journey {current.id!r}"
-                        )
-                elif chat_state is not None or tool_state is not None:
-                    target = JourneyState(
-                        kind=StateKind.CHAT if chat_state is not None else StateKind.TOOL,
-                        action=chat_state,
-                        tools=tools,
-                        canned_responses=canned or [],
-                        composition_mode=composition_mode,
-                    )
-                elif sub_id is not None:
-                    await store.get(Journey, sub_id)
-                    target = JourneyState(kind=StateKind.JOURNEY, sub_journey_id=sub_id)
-                else:
-                    target = JourneyState(kind=StateKind.FORK if fork else StateKind.END)
-                for t in current.transitions:
-                    existing = by_id.get(t.target)
-                    mine = (t.source, t.condition) == (self.id, condition)
-                    if not mine or t.target_journey_id or existing is None:
-                        continue
-                    if existing.id == target.id or (
-                        state is None and _shape(existing) == _shape(target)
-                    ):
-                        await self._restyle(current, existing, canned, composition_mode)
-                        return await self._named(t, id)
-                transition = JourneyTransition(
-                    source=self.id,
-                    target=target.id,
-                    condition=condition,
-                    **({"id": id} if id else {}),
-                )
-                states = current.states if state is not None else [*current.states, target]
-
-            updated = current.model_copy(
-                update={"states": states, "transitions": [*current.transitions, transition]}
+            here.model, transition = await journeys.add_transition(
+                store,
+                server.runtime.engine.tools,
+                here.id,
+                self.id,
+                to=to,
+                target_journey_id=into.id if into is not None else None,
+                condition=condition,
+                canned_responses=canned,
+                composition_mode=composition_mode,
+                transition_id=id,
             )
-            problems = validate(
-                updated,
-                known_tools=await server.runtime.known_tools(),
-                journeys=others,
-                complete=False,
-            )
-            if problems:
-                raise ValidationError("invalid journey: " + "; ".join(problems))
-            here.model = await store.update(updated)
-        return TransitionHandle(
-            here, transition, target_journey=cross.journey if cross is not None else None
-        )
-
-    async def _named(
-        self,
-        transition: JourneyTransition,
-        id: str | None,
-        *,
-        target_journey: JourneyHandle | None = None,
-    ) -> TransitionHandle:
-        """The handle of an existing ``transition``, renamed ``id`` first when asked (only
-        the transition's name changes: sessions remember states, not transitions)."""
-        here = self.journey
-        if id and transition.id != id:
-            renamed = transition.model_copy(update={"id": id})
-            transitions = [renamed if t.id == transition.id else t for t in here.model.transitions]
-            store = here._server.runtime.store
-            here.model = await store.update(
-                here.model.model_copy(update={"transitions": transitions})
-            )
-            transition = renamed
-        return TransitionHandle(here, transition, target_journey=target_journey)
-
-    async def _restyle(
-        self,
-        journey: Journey,
-        state: JourneyState,
-        canned: list[str] | None,
-        composition_mode: CompositionMode | None,
-    ) -> None:
-        """Give an existing state the canned responses and composition mode asked for again."""
-        changes: dict[str, Any] = {}
-        if canned is not None and canned != state.canned_responses:
-            changes["canned_responses"] = canned
-        if composition_mode is not None and composition_mode != state.composition_mode:
-            changes["composition_mode"] = composition_mode
-        if not changes:
-            return
-        states = [s.model_copy(update=changes) if s.id == state.id else s for s in journey.states]
-        store = self.journey._server.runtime.store
-        self.journey.model = await store.update(journey.model_copy(update={"states": states}))
-
-
-def _shape(state: JourneyState) -> tuple[object, ...]:
-    """What makes two new states the same step (their style aside)."""
-    return (state.kind, state.action, state.tools, state.sub_journey_id)
+        return TransitionHandle(here, transition, target_journey=into)
 
 
 class TransitionHandle:

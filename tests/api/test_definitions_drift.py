@@ -211,3 +211,50 @@ async def test_an_invalid_graph_has_the_same_problems(
     assert _unnamed_states(sdk_problems) == ["tool state ? names unknown tool 'orders:nope'"]
     assert _unnamed_states(rest_problems) == _unnamed_states(sdk_problems)
     assert await _journeys(runtime.store) == await _journeys(sdk.runtime.store)
+
+
+async def test_journey_condition_texts_are_stripped_and_deduped_alike(
+    sdk: tactful.Server, rest: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    conditions = [
+        "  the customer wants to return an item ",
+        "",
+        "the customer wants to return an item",
+    ]
+    agent = await sdk.create_agent("Support", id=AGENT)
+    await agent.create_journey("Return an item", conditions=conditions)
+
+    await _post(rest, "/agents", {"name": "Support", "id": AGENT})
+    await _post(
+        rest,
+        "/journeys",
+        {"title": "Return an item", "conditions": conditions, "tags": [f"agent:{AGENT}"]},
+    )
+
+    observations = await _observations(sdk.runtime.store)
+    assert observations == [("the customer wants to return an item", None, [f"agent:{AGENT}"])]
+    assert await _observations(runtime.store) == observations
+    assert await _journeys(runtime.store) == await _journeys(sdk.runtime.store)
+
+
+async def test_a_journey_with_an_unknown_tag_is_refused_alike(
+    sdk: tactful.Server, rest: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    agent = await sdk.create_agent("Support", id=AGENT)
+    with pytest.raises(tactful.NotFoundError) as sdk_refusal:
+        await agent.create_journey("Return an item", conditions=["wants a return"], tags=["nope"])
+
+    await _post(rest, "/agents", {"name": "Support", "id": AGENT})
+    response = await rest.post(
+        "/journeys",
+        json={
+            "title": "Return an item",
+            "conditions": ["wants a return"],
+            "tags": [f"agent:{AGENT}", "nope"],
+        },
+    )
+    assert response.status_code == 404
+    assert response.json() == {"detail": str(sdk_refusal.value)}
+    for store in (sdk.runtime.store, runtime.store):
+        assert await store.list(Journey) == []
+        assert await store.list(Guideline) == []

@@ -12,18 +12,12 @@ from pydantic import BaseModel, Field
 from tactful.api.auth import STAFF, Role, allow
 from tactful.api.errors import SafeJSONResponse, error_item
 from tactful.api.params import Int32, LabelsUpdate, Params, TagsUpdate, unique
-from tactful.api.references import check_tags
 from tactful.api.runtime import RuntimeDep
-from tactful.definitions import deletion
-from tactful.domain import CannedResponse, CompositionMode, Guideline, Journey
-from tactful.domain.journeys import (
-    JourneyState,
-    JourneyTransition,
-    StateKind,
-    condition_observation,
-    validate,
-)
+from tactful.definitions import deletion, journeys
+from tactful.domain import CompositionMode, Journey
+from tactful.domain.journeys import JourneyState, JourneyTransition, StateKind
 from tactful.engine.journeys import mermaid
+from tactful.errors import ValidationError
 
 router = APIRouter(prefix="/journeys", tags=["journeys"])
 
@@ -143,31 +137,16 @@ async def create_journey(params: JourneyCreationParams, runtime: RuntimeDep) -> 
     action and exactly those tags is reused rather than created again (a journey defined
     through the SDK does the same). It starts with an initial state only: set its graph with
     ``PUT /journeys/{id}/graph``."""
-    store = runtime.store
-    tags = await check_tags(store, params.tags or [])
-    first = JourneyState()
-    async with store.transaction():
-        guidelines = await store.list(Guideline)
-        conditions = []
-        for condition in unique([c.strip() for c in params.conditions if c.strip()]):
-            observation = condition_observation(guidelines, condition, tags)
-            if observation is None:
-                observation = await store.create(Guideline(condition=condition, tags=tags))
-                guidelines.append(observation)
-            conditions.append(observation.id)
-        journey = Journey(
-            title=params.title,
-            description=params.description,
-            conditions=conditions,
-            tags=tags,
-            labels=unique(params.labels or []),
-            priority=params.priority or 0,
-            composition_mode=params.composition_mode,
-            initial_state_id=first.id,
-            states=[first],
-            **({"id": params.id} if params.id else {}),
-        )
-        created = await store.create(journey)
+    journey = Journey(
+        title=params.title,
+        description=params.description,
+        tags=params.tags or [],
+        labels=params.labels or [],
+        priority=params.priority or 0,
+        composition_mode=params.composition_mode,
+        **({"id": params.id} if params.id else {}),
+    )
+    created = await journeys.create_journey(runtime.store, journey, conditions=params.conditions)
     return journey_dto(created)
 
 
@@ -177,8 +156,8 @@ async def list_journeys(
     tag_id: Annotated[str | None, Query(description="Only journeys with this tag")] = None,
 ) -> list[JourneyDTO]:
     """Every journey (or those carrying ``tag_id``), in creation order."""
-    journeys = await runtime.store.list(Journey)
-    return [journey_dto(j) for j in journeys if tag_id is None or tag_id in j.tags]
+    stored = await runtime.store.list(Journey)
+    return [journey_dto(j) for j in stored if tag_id is None or tag_id in j.tags]
 
 
 @router.get("/{journey_id}", dependencies=[Depends(allow(*STAFF))], responses=NOT_FOUND)
@@ -197,16 +176,13 @@ async def update_journey(
 ) -> JourneyDTO:
     """Change the given attributes; conditions (guideline ids), tags and labels are added and
     removed."""
-    store = runtime.store
-    journey = await store.get(Journey, journey_id)
+    journey = await runtime.store.get(Journey, journey_id)
     changes = params.model_dump(
         exclude_none=True, exclude={"conditions", "tags", "labels", "composition_mode"}
     )
     if "composition_mode" in params.model_fields_set:
         changes["composition_mode"] = params.composition_mode
     if params.conditions is not None:
-        for guideline_id in params.conditions.add or []:
-            await store.get(Guideline, guideline_id)
         dropped = set(params.conditions.remove or [])
         changes["conditions"] = [
             c
@@ -214,12 +190,10 @@ async def update_journey(
             if c not in dropped
         ]
     if params.tags is not None:
-        added = await check_tags(store, params.tags.add or [])
-        changes["tags"] = TagsUpdate(add=added, remove=params.tags.remove).apply(journey.tags)
+        changes["tags"] = params.tags.apply(journey.tags)
     if params.labels is not None:
         changes["labels"] = params.labels.apply(journey.labels)
-    updated = Journey.model_validate({**journey.model_dump(), **changes})
-    return journey_dto(await store.update(updated))
+    return journey_dto(await journeys.update_journey(runtime.store, journey_id, changes))
 
 
 @router.delete(
@@ -268,28 +242,23 @@ async def replace_graph(
     out-of-end transitions, tools, forks, actions, canned responses, sub-journeys and
     transitions into other journeys); any problem answers 422 with all of them in
     ``detail`` (one item each) and writes nothing."""
-    store = runtime.store
-    journey = await store.get(Journey, journey_id)
-    others = {j.id: j for j in await store.list(Journey) if j.id != journey_id}
-    updated = journey.model_copy(
-        update={
-            "initial_state_id": params.initial_state_id,
-            "states": [JourneyState(**s.model_dump()) for s in params.states],
-            "transitions": [
+    try:
+        updated = await journeys.replace_graph(
+            runtime.store,
+            runtime.engine.tools,
+            journey_id,
+            initial_state_id=params.initial_state_id,
+            states=[JourneyState(**s.model_dump()) for s in params.states],
+            transitions=[
                 JourneyTransition(**t.model_dump(exclude_none=True)) for t in params.transitions
             ],
-        }
-    )
-    problems = validate(
-        updated,
-        known_tools=await runtime.known_tools(),
-        known_canned_responses={c.id for c in await store.list(CannedResponse)},
-        journeys=others,
-    )
-    if problems:
-        detail = [error_item(p, ("body",)) for p in problems]
+        )
+    except ValidationError as refused:
+        if not refused.problems:
+            raise
+        detail = [error_item(p, ("body",)) for p in refused.problems]
         return SafeJSONResponse({"detail": detail}, status_code=422)
-    return graph_dto(await store.update(updated))
+    return graph_dto(updated)
 
 
 @router.get(

@@ -33,7 +33,9 @@ from tactful.api.params import Params
 from tactful.api.references import split_tool_id
 from tactful.api.runtime import RuntimeDep
 from tactful.api.tags import TagDTO, tag_dto
+from tactful.definitions import deletion
 from tactful.definitions.ends import check_end
+from tactful.definitions.relationships import relate
 from tactful.domain import (
     Agent,
     Endpoint,
@@ -46,7 +48,6 @@ from tactful.domain import (
     ToolSpec,
     agent_id_of_tag,
 )
-from tactful.domain.relationships import admit, guidelines_by_tag
 from tactful.errors import NotFoundError, ValidationError
 from tactful.store.base import Store
 
@@ -169,15 +170,8 @@ async def create_relationship(
     """
     source = _end("source", params.source_guideline, params.source_tag, params.source_tool)
     target = _end("target", params.target_guideline, params.target_tag, params.target_tool)
-    new = Relationship(kind=params.kind, source=source, target=target)
     store = runtime.store
-    async with store.transaction():
-        await check_end(store, source)
-        await check_end(store, target)
-        by_tag = guidelines_by_tag(await store.list(Guideline))
-        stored = admit(new, await store.list(Relationship), by_tag)
-        if stored is None:
-            stored, _ = await store.upsert(new, key=new.natural_key)
+    [stored] = await relate(store, params.kind, source, [target])
     dto = await relationship_dto(store, stored)
     assert dto is not None  # both ends were just checked
     return dto
@@ -249,6 +243,6 @@ async def read_relationship(relationship_id: str, runtime: RuntimeDep) -> Relati
 )
 async def delete_relationship(relationship_id: str, runtime: RuntimeDep) -> Response:
     """Delete a relationship."""
-    if not await runtime.store.delete(Relationship, relationship_id):
+    if not await deletion.delete_relationship(runtime.store, relationship_id):
         raise NotFoundError("Relationship", relationship_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
