@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from tactful.definitions import deletion, journeys
 from tactful.definitions.relationships import relate
+from tactful.definitions.variables import define_variable, variable_key
 from tactful.domain import (
     GUEST_CUSTOMER_ID,
     CannedResponse,
@@ -37,7 +38,6 @@ from tactful.domain.variables import GLOBAL_KEY, ContextVariable, ContextVariabl
 from tactful.engine.hooks import Hooks, MessageHook, Predicate, SelectedHook
 from tactful.engine.retrievers import Retriever
 from tactful.engine.variables import (
-    check_freshness_rules,
     choose,
     read_value,
     stored_values,
@@ -88,19 +88,6 @@ def _guideline_id(ref: GuidelineRef) -> str:
     if end.kind is not EndpointKind.GUIDELINE:
         raise ValidationError(f"{ref!r} is not a guideline or a guideline id")
     return end.id
-
-
-def _tool_ids(tools: Iterable[Any]) -> list[str]:
-    """Tool ids from strings (``service:name``) or objects carrying a ``tool_id``."""
-    ids = []
-    for t in tools:
-        tid = t if isinstance(t, str) else getattr(t, "tool_id", None)
-        if not isinstance(tid, str) or not tid:
-            raise ValidationError(
-                f"{t!r} is not a tool: pass a tool id or a @tactful.tool function"
-            )
-        ids.append(tid)
-    return ids
 
 
 def _variable_id(variable: ContextVariable | str) -> str:
@@ -369,21 +356,26 @@ class Agent:
         calling it with its hidden parameters filled from context, when the customer has none
         yet and, with ``freshness_rules`` (a cron expression such as ``"*/5 * * * *"``), again
         each time the rule ticked since. Idempotent by ``id``, else by name within this agent.
-        Raises ``ValidationError`` for a bad cron expression.
+        Raises ``ValidationError`` for a bad cron expression and ``NotFoundError`` for a tag that
+        is not stored, as ``POST /context-variables`` does; a tool id is taken on trust.
         """
-        rules = check_freshness_rules(freshness_rules)
-        tool_id = None
-        if tool is not None:
-            [tool_id] = await self._server.register_tools([tool])
-        variable = ContextVariable(
-            name=name,
-            description=description,
-            tool_id=tool_id,
-            freshness_rules=rules,
-            tags=[self.tag, *tags],
-            **({"id": id} if id else {}),
-        )
-        return await self._define(variable, f"variable:{self.id}:{name.lower()}", id)
+        store = self._server.runtime.store
+        async with store.transaction():
+            tool_id = None
+            if tool is not None:
+                [tool_id] = await self._server.register_tools([tool])
+            variable = ContextVariable(
+                name=name,
+                description=description,
+                tool_id=tool_id,
+                freshness_rules=freshness_rules,
+                tags=[self.tag, *tags],
+                **({"id": id} if id else {}),
+            )
+            key = None if id else variable_key(self.id, name)
+            stored = await define_variable(store, variable, key=key)
+        self._defined.add((ContextVariable, stored.id))
+        return stored
 
     async def variables(self) -> list[ContextVariable]:
         """This agent's context variables, in creation order."""

@@ -23,8 +23,9 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from tactful.agent import Agent, _digest, _tool_ids
+from tactful.agent import Agent, _digest
 from tactful.config import Settings
+from tactful.definitions import agents, services
 from tactful.domain import (
     GUEST_CUSTOMER_ID,
     CannedResponse,
@@ -45,7 +46,7 @@ from tactful.errors import ConfigurationError, ValidationError
 from tactful.llm.base import Embedder, Generator
 from tactful.runtime import Runtime, start_runtime
 from tactful.security.exposure import check_exposure
-from tactful.tools import PythonTool, ToolService, register_python
+from tactful.tools import ToolService
 
 log = logging.getLogger("tactful")
 
@@ -260,7 +261,8 @@ class Server:
         customer's language unless ``reply_in_customer_language`` is False. With
         ``message_output_mode=STREAM`` a written reply streams into its message event as the
         model writes it (when the model can stream). With ``guest_sessions`` a production server
-        lets anonymous browsers start a session with this agent (and use only that one)."""
+        lets anonymous browsers start a session with this agent (and use only that one).
+        ``tags`` must be stored tags' ids (``NotFoundError``), as ``POST /agents`` requires."""
         extra: dict[str, Any] = {"id": id} if id else {}
         if no_match_reply is not None:
             extra["no_match_reply"] = no_match_reply
@@ -277,12 +279,8 @@ class Server:
             guest_sessions=guest_sessions,
             **extra,
         )
-        store = self.runtime.store
-        if id is not None:
-            stored, _ = await store.upsert(model)
-        else:
-            stored, _ = await store.upsert(model, key=f"agent:{name}")
-        return Agent(self, stored)
+        key = None if id is not None else agents.agent_key(name)
+        return Agent(self, await agents.define_agent(self.runtime.store, model, key=key))
 
     async def find_agent(self, *, id: str | None = None, name: str | None = None) -> Agent | None:
         store = self.runtime.store
@@ -331,13 +329,8 @@ class Server:
     async def register_tools(self, tools: Iterable[Any]) -> list[str]:
         """Make ``@tactful.tool`` functions callable in this process and store their specs;
         strings are taken as ids of tools registered otherwise (e.g. an MCP service's)."""
-        tools = list(tools)
-        ids = _tool_ids(tools)
-        for t in tools:
-            if isinstance(t, PythonTool):
-                registered = register_python(self.runtime.engine.tools, t)
-                await self.runtime.store.upsert(registered.spec)
-        return ids
+        runtime = self.runtime
+        return await services.register_tools(runtime.store, runtime.engine.tools, tools)
 
     async def add_service(self, service: ToolService) -> list[ToolSpec]:
         """Connect a tool service (MCP, OpenAPI, a PythonToolService) and store its tools' specs.
@@ -346,10 +339,8 @@ class Server:
         service connects only where the settings' ``outbound_hosts`` allow; a URL they refuse
         is a ``ValidationError`` (``OutboundRefused``) before anything connects.
         """
-        registered = await self.runtime.engine.tools.register_service(service)
-        for r in registered:
-            await self.runtime.store.upsert(r.spec)
-        return [r.spec for r in registered]
+        runtime = self.runtime
+        return await services.add_service(runtime.store, runtime.engine.tools, service)
 
     # -- conversations --------------------------------------------------------------------------
 

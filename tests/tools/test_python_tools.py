@@ -400,9 +400,3 @@ async def test_a_registered_python_service_keeps_its_tools_timeouts() -> None:
     assert registry.get("local:find_order").timeout_s == 3
     register_python(registry, add)
     assert [s.id for s in registry.specs()] == ["local:find_order", "local:add"]
-
-
-def test_guidelines_accept_tools_by_their_id() -> None:
-    from tactful.agent import _tool_ids
-
-    assert _tool_ids([add, "crm:search"]) == ["local:add", "crm:search"]

@@ -9,10 +9,10 @@ from fastapi import APIRouter, Depends, Response, status
 from pydantic import BaseModel, Field
 
 from tactful.api.auth import STAFF, Role, allow
-from tactful.api.params import JSON_INTEGER, Flag, Params, TagsUpdate, add_and_remove
-from tactful.api.references import check_tags, delete_sessions
+from tactful.api.params import JSON_INTEGER, Flag, Params, TagsUpdate
 from tactful.api.runtime import RuntimeDep
-from tactful.domain import Agent, CompositionMode, MessageOutputMode, Session
+from tactful.definitions import agents
+from tactful.domain import Agent, CompositionMode, MessageOutputMode
 
 router = APIRouter(prefix="/agents", tags=["agents"])
 
@@ -105,10 +105,8 @@ def agent_dto(agent: Agent) -> AgentDTO:
 )
 async def create_agent(params: AgentCreationParams, runtime: RuntimeDep) -> AgentDTO:
     """Create an agent. Tags must exist; a custom ``id`` must be free."""
-    tags = await check_tags(runtime.store, params.tags or [], agent_tags=False)
-    values = params.model_dump(exclude_none=True, exclude={"tags"})
-    agent = Agent(**values, tags=tags)
-    return agent_dto(await runtime.store.create(agent))
+    agent = Agent(**params.model_dump(exclude_none=True))
+    return agent_dto(await agents.create_agent(runtime.store, agent))
 
 
 @router.get("", dependencies=[Depends(allow(*STAFF))])
@@ -134,13 +132,12 @@ async def read_agent(agent_id: str, runtime: RuntimeDep) -> AgentDTO:
 )
 async def update_agent(agent_id: str, params: AgentUpdateParams, runtime: RuntimeDep) -> AgentDTO:
     """Change the given attributes; the others stay. Tags are added and removed by id."""
-    agent = await runtime.store.get(Agent, agent_id)
     changes = params.model_dump(exclude_none=True, exclude={"tags"})
-    if params.tags is not None:
-        added = await check_tags(runtime.store, params.tags.add or [], agent_tags=False)
-        changes["tags"] = add_and_remove(agent.tags, added, params.tags.remove)
-    updated = Agent.model_validate({**agent.model_dump(), **changes})
-    return agent_dto(await runtime.store.update(updated))
+    tags = params.tags or TagsUpdate()
+    updated = await agents.update_agent(
+        runtime.store, agent_id, changes, add_tags=tags.add or [], remove_tags=tags.remove or []
+    )
+    return agent_dto(updated)
 
 
 @router.delete(
@@ -155,8 +152,5 @@ async def delete_agent(agent_id: str, runtime: RuntimeDep) -> Response:
     Definitions tagged ``agent:<id>`` stay in the store, unused, in case the agent is re-created
     with the same id.
     """
-    await runtime.store.get(Agent, agent_id)
-    async with runtime.store.transaction():
-        await delete_sessions(runtime.store, await runtime.store.list(Session, agent_id=agent_id))
-        await runtime.store.delete(Agent, agent_id)
+    await agents.delete_agent(runtime.store, agent_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

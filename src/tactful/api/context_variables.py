@@ -15,10 +15,10 @@ from pydantic import BaseModel, Field, field_validator
 
 from tactful.api.auth import STAFF, Role, allow
 from tactful.api.guidelines import ToolIdDTO
-from tactful.api.params import Params, TagsUpdate, add_and_remove
-from tactful.api.references import check_tags, check_tool, ensure_guest, split_tool_id
+from tactful.api.params import Params, TagsUpdate
+from tactful.api.references import check_tags, ensure_guest, split_tool_id
 from tactful.api.runtime import RuntimeDep
-from tactful.definitions import deletion
+from tactful.definitions import variables
 from tactful.domain import GUEST_CUSTOMER_ID, ContextVariable, ContextVariableValue, Customer
 from tactful.domain.variables import GLOBAL_KEY, tag_id_of_key
 from tactful.engine.variables import (
@@ -114,8 +114,8 @@ def value_dto(v: ContextVariableValue) -> ContextVariableValueDTO:
     return ContextVariableValueDTO(id=v.id, last_modified=v.last_modified, data=v.data)
 
 
-async def _tool(store: Store, tool: ToolIdDTO | None) -> str | None:
-    return None if tool is None else await check_tool(store, tool.service_name, tool.tool_name)
+def _tool_id(tool: ToolIdDTO | None) -> str | None:
+    return None if tool is None else f"{tool.service_name}:{tool.tool_name}"
 
 
 async def _check_key(store: Store, key: str) -> None:
@@ -144,17 +144,15 @@ async def create_context_variable(
     params: ContextVariableCreationParams, runtime: RuntimeDep
 ) -> ContextVariableDTO:
     """Create a variable. Tag it ``agent:<agent id>`` to scope it to one agent."""
-    store = runtime.store
-    tags = await check_tags(store, params.tags or [])
     variable = ContextVariable(
         name=params.name,
         description=params.description or "",
-        tool_id=await _tool(store, params.tool_id),
+        tool_id=_tool_id(params.tool_id),
         freshness_rules=params.freshness_rules,
-        tags=tags,
+        tags=params.tags or [],
         **({"id": params.id} if params.id else {}),
     )
-    return variable_dto(await store.create(variable))
+    return variable_dto(await variables.create_variable(runtime.store, variable))
 
 
 @router.get("", dependencies=[Depends(allow(*STAFF))])
@@ -177,11 +175,7 @@ async def delete_context_variables(
     tag_id: Annotated[str | None, Query(description="Only variables with this tag")] = None,
 ) -> Response:
     """Delete the variables carrying ``tag_id`` (every variable without it), with their values."""
-    store = runtime.store
-    for v in await store.list(ContextVariable):
-        if tag_id is None or tag_id in v.tags:
-            async with store.transaction():
-                await deletion.delete_variable(store, v.id)
+    await variables.delete_variables(runtime.store, tag_id=tag_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -217,8 +211,6 @@ async def update_context_variable(
 ) -> ContextVariableDTO:
     """Change the given attributes; tags are added and removed by id. An explicit null
     ``tool_id`` or ``freshness_rules`` removes it."""
-    store = runtime.store
-    variable = await store.get(ContextVariable, variable_id)
     given = params.model_fields_set
     changes: dict[str, Any] = {}
     if params.name is not None:
@@ -226,14 +218,14 @@ async def update_context_variable(
     if "description" in given:
         changes["description"] = params.description or ""
     if "tool_id" in given:
-        changes["tool_id"] = await _tool(store, params.tool_id)
+        changes["tool_id"] = _tool_id(params.tool_id)
     if "freshness_rules" in given:
         changes["freshness_rules"] = params.freshness_rules
-    if params.tags is not None:
-        added = await check_tags(store, params.tags.add or [])
-        changes["tags"] = add_and_remove(variable.tags, added, params.tags.remove)
-    updated = ContextVariable.model_validate({**variable.model_dump(), **changes})
-    return variable_dto(await store.update(updated))
+    tags = params.tags or TagsUpdate()
+    updated = await variables.update_variable(
+        runtime.store, variable_id, changes, add_tags=tags.add or [], remove_tags=tags.remove or []
+    )
+    return variable_dto(updated)
 
 
 @router.delete(
@@ -244,10 +236,7 @@ async def update_context_variable(
 )
 async def delete_context_variable(variable_id: str, runtime: RuntimeDep) -> Response:
     """Delete a variable and its values."""
-    store = runtime.store
-    await store.get(ContextVariable, variable_id)
-    async with store.transaction():
-        await deletion.delete_variable(store, variable_id)
+    await variables.delete_variable(runtime.store, variable_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 

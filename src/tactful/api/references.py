@@ -1,8 +1,9 @@
 """Checks that ids named in a request exist, and the clean-ups that deleting an entity needs.
 
 Routers call the checks before writing anything, so a request naming an unknown id writes
-nothing (404). Sessions go with their agent or customer; what deleting a definition entails is
-``tactful.definitions.deletion``'s.
+nothing (404). The rules for tags and tools are the definitions layer's
+(``tactful.definitions.references``). Sessions go with their agent or customer; what deleting
+a definition entails is ``tactful.definitions.deletion``'s.
 """
 
 from __future__ import annotations
@@ -10,31 +11,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from tactful.api.params import unique
-from tactful.domain import (
-    GUEST_CUSTOMER_ID,
-    Agent,
-    CannedResponse,
-    Customer,
-    Session,
-    Tag,
-    ToolSpec,
-    agent_id_of_tag,
-)
-from tactful.errors import ConflictError, NotFoundError
+from tactful.definitions import references
+from tactful.definitions.references import check_tags as check_tags
+from tactful.domain import GUEST_CUSTOMER_ID, CannedResponse, Customer, Session
+from tactful.errors import ConflictError
 from tactful.store.base import Store
-
-
-async def check_tags(store: Store, tags: Iterable[str], *, agent_tags: bool = True) -> list[str]:
-    """The tags without repeats; each must be a tag id or (if allowed) ``agent:<agent id>``."""
-    checked = unique(list(tags))
-    for tag in checked:
-        agent_id = agent_id_of_tag(tag)
-        if agent_id is not None and agent_tags:
-            if await store.find(Agent, agent_id) is None:
-                raise NotFoundError("Agent", agent_id)
-        elif await store.find(Tag, tag) is None:
-            raise NotFoundError("Tag", tag)
-    return checked
 
 
 async def check_canned_responses(store: Store, ids: Iterable[str]) -> list[str]:
@@ -50,11 +31,8 @@ def split_tool_id(tool: str) -> tuple[str, str]:
 
 
 async def check_tool(store: Store, service_name: str, tool_name: str) -> str:
-    """The tool id ``service:name`` of a registered tool."""
-    found = await store.list(ToolSpec, service_name=service_name, name=tool_name)
-    if not found:
-        raise NotFoundError("Tool", f"{service_name}:{tool_name}")
-    return f"{service_name}:{tool_name}"
+    """The tool id ``service:name`` of a registered tool (``definitions.references``)."""
+    return await references.check_tool(store, f"{service_name}:{tool_name}")
 
 
 async def ensure_guest(store: Store) -> Customer:

@@ -14,10 +14,10 @@ from tactful.api.auth import STAFF, Role, allow
 from tactful.api.guidelines import ToolDTO, tool_dto
 from tactful.api.params import Params
 from tactful.api.runtime import RuntimeDep
+from tactful.definitions import services
 from tactful.domain import ToolServiceConfig, ToolServiceKind
-from tactful.errors import NotFoundError, ValidationError
+from tactful.errors import ValidationError
 from tactful.runtime import Runtime
-from tactful.tools.services import connect
 
 router = APIRouter(prefix="/services", tags=["services"])
 
@@ -64,13 +64,6 @@ def _config(name: str, params: ServiceUpdateParams) -> ToolServiceConfig:
     raise ValidationError(f"a {params.kind.value} service needs its '{params.kind.value}' object")
 
 
-async def _stored(runtime: Runtime, name: str) -> ToolServiceConfig:
-    found = await runtime.store.list(ToolServiceConfig, name=name)
-    if not found:
-        raise NotFoundError("Service", name)
-    return found[0]
-
-
 def _dto(runtime: Runtime, config: ToolServiceConfig, *, tools: bool) -> ServiceDTO:
     specs = [s for s in runtime.engine.tools.specs() if s.service_name == config.name]
     return ServiceDTO(
@@ -93,11 +86,7 @@ async def update_service(name: str, params: ServiceUpdateParams, runtime: Runtim
     """Add (or replace) a tool service: its operations or tools become tools named
     ``<name>:<tool>`` that guidelines can use."""
     config = _config(name, params)
-    existing = await runtime.store.list(ToolServiceConfig, name=name)
-    if existing:
-        await runtime.engine.tools.remove_service(name)
-    await connect(runtime.engine.tools, runtime.store, config)
-    stored, _ = await runtime.store.upsert(config, key=f"service:{name}")
+    stored = await services.put_service(runtime.store, runtime.engine.tools, config)
     return _dto(runtime, stored, tools=True)
 
 
@@ -114,7 +103,7 @@ async def list_services(runtime: RuntimeDep) -> list[ServiceDTO]:
 )
 async def read_service(name: str, runtime: RuntimeDep) -> ServiceDTO:
     """One service with the tools it offers now (none while it is unreachable)."""
-    return _dto(runtime, await _stored(runtime, name), tools=True)
+    return _dto(runtime, await services.get_service(runtime.store, name), tools=True)
 
 
 @router.delete(
@@ -125,7 +114,5 @@ async def read_service(name: str, runtime: RuntimeDep) -> ServiceDTO:
 )
 async def delete_service(name: str, runtime: RuntimeDep) -> Response:
     """Disconnect and forget a service; guidelines that name its tools keep the ids."""
-    config = await _stored(runtime, name)
-    await runtime.engine.tools.remove_service(name)
-    await runtime.store.delete(ToolServiceConfig, config.id)
+    await services.delete_service(runtime.store, runtime.engine.tools, name)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -36,13 +36,11 @@ def build_service(config: ToolServiceConfig) -> ToolService:
     )
 
 
-async def connect(
-    registry: ToolRegistry, store: Store, config: ToolServiceConfig
-) -> list[ToolSpec]:
-    """Connect a service, list its tools and store their specs. Raises ``ValidationError``
-    with the service's own words when it cannot be reached or understood, and
-    ``OutboundRefused`` (a ``ValidationError``) when ``outbound_hosts`` does not allow its URLs
-    (then nothing connected)."""
+async def open_service(registry: ToolRegistry, config: ToolServiceConfig) -> list[ToolSpec]:
+    """Connect a service and register its tools in ``registry``; returns their specs (storing
+    them is the caller's). Raises ``ValidationError`` with the service's own words when it
+    cannot be reached or understood, and ``OutboundRefused`` (a ``ValidationError``) when
+    ``outbound_hosts`` does not allow its URLs (then nothing connected)."""
     service = build_service(config)
     try:
         registered = await registry.register_service(service)
@@ -52,9 +50,18 @@ async def connect(
     except (ToolError, ValueError) as e:
         await service.close()
         raise ValidationError(f"cannot use service {config.name!r}: {e}") from e
-    for r in registered:
-        await store.upsert(r.spec)
     return [r.spec for r in registered]
+
+
+async def connect(
+    registry: ToolRegistry, store: Store, config: ToolServiceConfig
+) -> list[ToolSpec]:
+    """Connect a service (``open_service``) and store its tools' specs."""
+    specs = await open_service(registry, config)
+    async with store.transaction():
+        for spec in specs:
+            await store.upsert(spec)
+    return specs
 
 
 async def reconnect_all(
