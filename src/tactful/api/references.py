@@ -9,39 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from tactful.api.params import unique
-from tactful.domain import (
-    GUEST_CUSTOMER_ID,
-    Agent,
-    CannedResponse,
-    Customer,
-    Session,
-    Tag,
-    ToolSpec,
-    agent_id_of_tag,
-)
+# The rule for tags is the definitions layer's; routers still find it here.
+from tactful.definitions.tags import check_tags as check_tags
+from tactful.domain import GUEST_CUSTOMER_ID, Customer, Session, ToolSpec
 from tactful.errors import ConflictError, NotFoundError
 from tactful.store.base import Store
-
-
-async def check_tags(store: Store, tags: Iterable[str], *, agent_tags: bool = True) -> list[str]:
-    """The tags without repeats; each must be a tag id or (if allowed) ``agent:<agent id>``."""
-    checked = unique(list(tags))
-    for tag in checked:
-        agent_id = agent_id_of_tag(tag)
-        if agent_id is not None and agent_tags:
-            if await store.find(Agent, agent_id) is None:
-                raise NotFoundError("Agent", agent_id)
-        elif await store.find(Tag, tag) is None:
-            raise NotFoundError("Tag", tag)
-    return checked
-
-
-async def check_canned_responses(store: Store, ids: Iterable[str]) -> list[str]:
-    checked = unique(list(ids))
-    for cid in checked:
-        await store.get(CannedResponse, cid)
-    return checked
 
 
 def split_tool_id(tool: str) -> tuple[str, str]:
