@@ -3,13 +3,18 @@ relationships, context variables, code matchers and hooks for one agent."""
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from tactful.definitions import deletion, journeys
+from tactful.definitions.canned import define_canned_response
+from tactful.definitions.glossary import define_term
+from tactful.definitions.guidelines import define_guideline, mark_always
+from tactful.definitions.keys import canned_response_key, guideline_key, term_key
+from tactful.definitions.keys import digest as _digest
+from tactful.definitions.keys import journey_scope as _scope
 from tactful.definitions.relationships import relate
 from tactful.definitions.variables import define_variable, variable_key
 from tactful.domain import (
@@ -33,7 +38,6 @@ from tactful.domain import (
     journey_tag,
 )
 from tactful.domain import Agent as AgentModel
-from tactful.domain.canned import check_template
 from tactful.domain.variables import GLOBAL_KEY, ContextVariable, ContextVariableValue, tag_key
 from tactful.engine.hooks import Hooks, MessageHook, Predicate, SelectedHook
 from tactful.engine.retrievers import Retriever
@@ -51,10 +55,6 @@ if TYPE_CHECKING:
     from tactful.server import Server
 
 log = logging.getLogger("tactful")
-
-
-def _digest(*parts: str | None) -> str:
-    return hashlib.sha256("\x00".join(p or "" for p in parts).encode()).hexdigest()[:32]
 
 
 # A guideline (or its id), a tag or a journey: one end of a relationship.
@@ -75,12 +75,6 @@ def _end(ref: EndRef) -> Endpoint:
     if isinstance(ref, str) and ref:
         return Endpoint.guideline(ref)
     raise ValidationError(f"{ref!r} is not a guideline, a guideline id, a tactful.Tag or a journey")
-
-
-def _scope(tags: Sequence[str]) -> str:
-    """The journeys a definition is scoped to, as part of its identity: the same guideline or
-    canned response scoped to another journey (or to none) is another one."""
-    return "".join(f":{t}" for t in sorted(set(tags)) if t.startswith(_JOURNEY_TAG_PREFIX))
 
 
 def _guideline_id(ref: GuidelineRef) -> str:
@@ -196,7 +190,8 @@ class Agent:
         overrides whether it is always checked in detail (None: classified automatically).
         ``about_reply`` marks a condition about the agent's own reply ("the agent is about to
         promise a delivery date"), checked against the written draft before it is sent (None:
-        recognised from the wording).
+        recognised from the wording). Its tags and canned responses must be stored
+        (``NotFoundError`` otherwise), as for ``POST /guidelines``.
         """
         guideline = Guideline(
             condition=condition,
@@ -216,8 +211,10 @@ class Agent:
             about_reply=about_reply,
             **({"id": id} if id else {}),
         )
-        key = f"guideline:{self.id}{_scope(tags)}:{_digest(condition, action)}"
-        return await self._define(guideline, key, id)
+        key = guideline_key(self.id, tags, condition, action) if id is None else None
+        stored = await define_guideline(self._server.runtime.store, guideline, key=key)
+        self._defined.add((Guideline, stored.id))
+        return stored
 
     async def create_observation(
         self,
@@ -244,18 +241,20 @@ class Agent:
         metadata: dict[str, Any] | None = None,
     ) -> CannedResponse:
         """An exact reply template (Jinja2 ``{{field}}``); sent only when its fields are present.
-        A template that does not compile raises ``ValidationError`` (``check_template``, as
-        ``POST /canned_responses`` does)."""
+        A template that does not compile raises ``ValidationError`` (``check_template``) and an
+        unknown tag ``NotFoundError``, as ``POST /canned_responses`` does."""
         response = CannedResponse(
-            value=check_template(template),
+            value=template,
             signals=list(signals),
             fields=list(fields),
             tags=[self.tag, *tags],
             metadata=metadata or {},
             **({"id": id} if id else {}),
         )
-        key = f"canned:{self.id}{_scope(tags)}:{_digest(template)}"
-        return await self._define(response, key, id)
+        key = canned_response_key(self.id, tags, template) if id is None else None
+        stored = await define_canned_response(self._server.runtime.store, response, key=key)
+        self._defined.add((CannedResponse, stored.id))
+        return stored
 
     async def create_term(
         self,
@@ -266,7 +265,8 @@ class Agent:
         id: str | None = None,
         tags: Sequence[str] = (),
     ) -> Term:
-        """A glossary term, identified by its name within this agent."""
+        """A glossary term, identified by its name within this agent. An unknown tag raises
+        ``NotFoundError``, as ``POST /terms`` does."""
         term = Term(
             name=name,
             description=description,
@@ -274,7 +274,10 @@ class Agent:
             tags=[self.tag, *tags],
             **({"id": id} if id else {}),
         )
-        return await self._define(term, f"term:{self.id}:{name.lower()}", id)
+        key = term_key(self.id, name) if id is None else None
+        stored = await define_term(self._server.runtime.store, term, key=key)
+        self._defined.add((Term, stored.id))
+        return stored
 
     async def create_journey(
         self,
@@ -662,8 +665,4 @@ class Agent:
 
     async def match_always(self, guideline: GuidelineRef) -> Guideline:
         """Mark ``guideline`` always-match: it applies on every turn, with no check."""
-        store = self._server.runtime.store
-        stored = await store.get(Guideline, _guideline_id(guideline))
-        if stored.always:
-            return stored
-        return await store.update(stored.model_copy(update={"always": True}))
+        return await mark_always(self._server.runtime.store, _guideline_id(guideline))

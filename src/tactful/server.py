@@ -23,9 +23,12 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from tactful.agent import Agent, _digest
+from tactful.agent import Agent
 from tactful.config import Settings
 from tactful.definitions import agents, services
+from tactful.definitions.canned import define_canned_response
+from tactful.definitions.keys import canned_response_key, tag_name_key
+from tactful.definitions.tags import define_tag
 from tactful.domain import (
     GUEST_CUSTOMER_ID,
     CannedResponse,
@@ -41,7 +44,6 @@ from tactful.domain import (
     ToolSpec,
 )
 from tactful.domain import Agent as AgentModel
-from tactful.domain.canned import check_template
 from tactful.errors import ConfigurationError, ValidationError
 from tactful.llm.base import Embedder, Generator
 from tactful.runtime import Runtime, start_runtime
@@ -309,8 +311,7 @@ class Server:
 
     async def create_tag(self, name: str) -> Tag:
         """A tag, idempotent by name."""
-        stored, _ = await self.runtime.store.upsert(Tag(name=name), key=f"tag:{name}")
-        return stored
+        return await define_tag(self.runtime.store, Tag(name=name), key=tag_name_key(name))
 
     async def create_canned_response(
         self, template: str, *, signals: Sequence[str] = (), id: str | None = None
@@ -318,11 +319,10 @@ class Server:
         """A canned response shared by all agents (untagged); its template is checked as
         ``Agent.create_canned_response`` checks it."""
         response = CannedResponse(
-            value=check_template(template), signals=list(signals), **({"id": id} if id else {})
+            value=template, signals=list(signals), **({"id": id} if id else {})
         )
-        key = None if id else f"canned::{_digest(template)}"
-        stored, _ = await self.runtime.store.upsert(response, key=key)
-        return stored
+        key = None if id else canned_response_key("", (), template)
+        return await define_canned_response(self.runtime.store, response, key=key)
 
     # -- tools ----------------------------------------------------------------------------------
 

@@ -209,3 +209,28 @@ async def test_a_rule_about_the_reply_itself(client: httpx.AsyncClient, runtime:
     patched = await client.patch(f"/guidelines/{gid}", json={"about_reply": False})
     assert patched.json()["guideline"]["about_reply"] is False
     assert (await runtime.store.get(Guideline, gid)).about_reply is False
+
+
+async def test_definitions_may_be_scoped_to_a_journey_as_the_sdk_scopes_them(
+    client: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    # The SDK's ``journey.create_guideline`` and definition files tag with ``journey:<id>``;
+    # REST refused such tags (404) until one rule checked tags for all of them.
+    journey = (await client.post("/journeys", json={"title": "Return an item"})).json()
+    tag = f"journey:{journey['id']}"
+    for path, body in [
+        ("/guidelines", {"condition": "the box is open", "action": "ask for a photo"}),
+        ("/canned_responses", {"value": "Please send a photo of the box."}),
+        ("/terms", {"name": "RMA", "description": "A return number"}),
+    ]:
+        created = await client.post(path, json={**body, "tags": [tag]})
+        assert created.status_code == 201, created.text
+        assert created.json()["tags"] == [tag]
+        unknown = await client.post(path, json={**body, "tags": ["journey:nope"]})
+        assert unknown.status_code == 404
+        assert unknown.json() == {"detail": "Journey 'nope' was not found"}
+
+    rule = (await client.post("/guidelines", json={"condition": "c", "action": "a"})).json()
+    patched = await client.patch(f"/guidelines/{rule['id']}", json={"tags": {"add": [tag]}})
+    assert patched.status_code == 200, patched.text
+    assert (await runtime.store.get(Guideline, rule["id"])).tags == [tag]

@@ -9,12 +9,10 @@ from fastapi import APIRouter, Depends, Query, Response, status
 from pydantic import BaseModel, Field
 
 from tactful.api.auth import STAFF, Role, allow
-from tactful.api.params import MetadataUpdate, Params, TagsUpdate, add_and_remove, unique
-from tactful.api.references import check_tags
+from tactful.api.params import MetadataUpdate, Params, TagsUpdate
 from tactful.api.runtime import RuntimeDep
-from tactful.definitions import deletion
+from tactful.definitions import canned, deletion
 from tactful.domain import CannedResponse, CannedResponseField
-from tactful.domain.canned import check_template
 
 router = APIRouter(prefix="/canned_responses", tags=["canned responses"])
 
@@ -87,17 +85,15 @@ async def create_canned_response(
     """Create a canned response. ``value`` is a Jinja2 template such as
     ``Hello {{customer_name}}``; a template whose fields are missing in a turn is not used.
     One that does not compile is refused (422), with the message the SDK raises."""
-    value = check_template(params.value)
-    tags = await check_tags(runtime.store, params.tags or [])
     response = CannedResponse(
-        value=value,
+        value=params.value,
         fields=_fields(params.fields or []),
-        tags=tags,
-        signals=unique(params.signals or []),
+        tags=params.tags or [],
+        signals=params.signals or [],
         metadata=params.metadata or {},
-        field_dependencies=unique(params.field_dependencies or []),
+        field_dependencies=params.field_dependencies or [],
     )
-    return canned_response_dto(await runtime.store.create(response))
+    return canned_response_dto(await canned.create_canned_response(runtime.store, response))
 
 
 @router.get("", dependencies=[Depends(allow(*STAFF))])
@@ -135,20 +131,17 @@ async def update_canned_response(
 ) -> CannedResponseDTO:
     """Change the template, fields or signals; add or remove tags; set or unset metadata."""
     c = await runtime.store.get(CannedResponse, canned_response_id)
-    changes: dict[str, Any] = {}
-    if params.value is not None:
-        changes["value"] = check_template(params.value)
+    changes: dict[str, Any] = params.model_dump(
+        exclude_none=True, exclude={"fields", "tags", "metadata"}
+    )
     if params.fields is not None:
         changes["fields"] = _fields(params.fields)
-    if params.signals is not None:
-        changes["signals"] = unique(params.signals)
     if params.tags is not None:
-        added = await check_tags(runtime.store, params.tags.add or [])
-        changes["tags"] = add_and_remove(c.tags, added, params.tags.remove)
+        changes["tags"] = params.tags.apply(c.tags)
     if params.metadata is not None:
         changes["metadata"] = params.metadata.apply(c.metadata)
-    updated = CannedResponse.model_validate({**c.model_dump(), **changes})
-    return canned_response_dto(await runtime.store.update(updated))
+    updated = await canned.update_canned_response(runtime.store, canned_response_id, changes)
+    return canned_response_dto(updated)
 
 
 @router.delete(

@@ -9,9 +9,9 @@ from fastapi import APIRouter, Depends, Query, Response, status
 from pydantic import BaseModel, Field
 
 from tactful.api.auth import STAFF, Role, allow
-from tactful.api.params import Params, TagsUpdate, add_and_remove, unique
-from tactful.api.references import check_tags
+from tactful.api.params import Params, TagsUpdate
 from tactful.api.runtime import RuntimeDep
+from tactful.definitions import deletion, glossary
 from tactful.domain import Term
 
 router = APIRouter(prefix="/terms", tags=["glossary"])
@@ -65,15 +65,14 @@ def term_dto(t: Term) -> TermDTO:
 )
 async def create_term(params: TermCreationParams, runtime: RuntimeDep) -> TermDTO:
     """Create a term. Tag it ``agent:<agent id>`` to scope it to one agent."""
-    tags = await check_tags(runtime.store, params.tags or [])
     term = Term(
         name=params.name,
         description=params.description,
-        synonyms=unique(params.synonyms or []),
-        tags=tags,
+        synonyms=params.synonyms or [],
+        tags=params.tags or [],
         **({"id": params.id} if params.id else {}),
     )
-    return term_dto(await runtime.store.create(term))
+    return term_dto(await glossary.create_term(runtime.store, term))
 
 
 @router.get("", dependencies=[Depends(allow(*STAFF))])
@@ -105,13 +104,9 @@ async def update_term(term_id: str, params: TermUpdateParams, runtime: RuntimeDe
     """Change the given attributes; tags are added and removed by id."""
     term = await runtime.store.get(Term, term_id)
     changes = params.model_dump(exclude_none=True, exclude={"tags"})
-    if params.synonyms is not None:
-        changes["synonyms"] = unique(params.synonyms)
     if params.tags is not None:
-        added = await check_tags(runtime.store, params.tags.add or [])
-        changes["tags"] = add_and_remove(term.tags, added, params.tags.remove)
-    updated = Term.model_validate({**term.model_dump(), **changes})
-    return term_dto(await runtime.store.update(updated))
+        changes["tags"] = params.tags.apply(term.tags)
+    return term_dto(await glossary.update_term(runtime.store, term_id, changes))
 
 
 @router.delete(
@@ -123,5 +118,6 @@ async def update_term(term_id: str, params: TermUpdateParams, runtime: RuntimeDe
 async def delete_term(term_id: str, runtime: RuntimeDep) -> Response:
     """Delete a term."""
     await runtime.store.get(Term, term_id)
-    await runtime.store.delete(Term, term_id)
+    async with runtime.store.transaction():
+        await deletion.delete_term(runtime.store, term_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

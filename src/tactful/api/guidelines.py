@@ -22,17 +22,11 @@ from tactful.api.params import (
     Params,
     TagsUpdate,
     add_and_remove,
-    unique,
 )
-from tactful.api.references import (
-    check_canned_responses,
-    check_tags,
-    check_tool,
-    split_tool_id,
-)
+from tactful.api.references import split_tool_id
 from tactful.api.runtime import RuntimeDep
 from tactful.api.tags import TagDTO, tag_dto
-from tactful.definitions import deletion
+from tactful.definitions import deletion, guidelines
 from tactful.domain import (
     CompositionMode,
     Criticality,
@@ -270,16 +264,8 @@ async def create_guideline(params: GuidelineCreationParams, runtime: RuntimeDep)
 
     Tag it ``agent:<agent id>`` to scope it to one agent; untagged guidelines apply to all.
     """
-    store = runtime.store
-    tags = await check_tags(store, params.tags or [])
-    canned = await check_canned_responses(store, params.canned_responses or [])
-    values = params.model_dump(
-        exclude_none=True, exclude={"tags", "canned_responses", "track", "labels"}
-    )
-    guideline = Guideline(
-        **values, tags=tags, canned_responses=canned, labels=unique(params.labels or [])
-    )
-    return guideline_dto(await store.create(guideline))
+    values = params.model_dump(exclude_none=True, exclude={"track"})
+    return guideline_dto(await guidelines.create_guideline(runtime.store, Guideline(**values)))
 
 
 @router.get("", dependencies=[Depends(allow(*STAFF))])
@@ -288,8 +274,8 @@ async def list_guidelines(
     tag_id: Annotated[str | None, Query(description="Only guidelines with this tag")] = None,
 ) -> list[GuidelineDTO]:
     """Every guideline (or those carrying ``tag_id``), in creation order."""
-    guidelines = await runtime.store.list(Guideline)
-    return [guideline_dto(g) for g in guidelines if tag_id is None or tag_id in g.tags]
+    stored = await runtime.store.list(Guideline)
+    return [guideline_dto(g) for g in stored if tag_id is None or tag_id in g.tags]
 
 
 @router.get(
@@ -322,24 +308,19 @@ async def update_guideline(
         exclude={"tool_associations", "tags", "metadata", "labels", "canned_responses"},
     )
     if params.tags is not None:
-        added = await check_tags(store, params.tags.add or [])
-        changes["tags"] = add_and_remove(g.tags, added, params.tags.remove)
+        changes["tags"] = params.tags.apply(g.tags)
     if params.metadata is not None:
         changes["metadata"] = params.metadata.apply(g.metadata)
     if params.labels is not None:
         changes["labels"] = params.labels.apply(g.labels)
     if params.canned_responses is not None:
-        added = await check_canned_responses(store, params.canned_responses.add or [])
-        removed = params.canned_responses.remove
-        changes["canned_responses"] = add_and_remove(g.canned_responses, added, removed)
+        update = params.canned_responses
+        changes["canned_responses"] = add_and_remove(g.canned_responses, update.add, update.remove)
     if params.tool_associations is not None:
-        add = [
-            await check_tool(store, t.service_name, t.tool_name)
-            for t in params.tool_associations.add or []
-        ]
+        add = [f"{t.service_name}:{t.tool_name}" for t in params.tool_associations.add or []]
         remove = [f"{t.service_name}:{t.tool_name}" for t in params.tool_associations.remove or []]
         changes["tools"] = add_and_remove(g.tools, add, remove)
-    updated = await store.update(Guideline.model_validate({**g.model_dump(), **changes}))
+    updated = await guidelines.update_guideline(store, guideline_id, changes)
     return await with_relationships(store, updated)
 
 

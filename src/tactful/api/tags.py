@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 from tactful.api.auth import STAFF, Role, allow
 from tactful.api.params import Params
 from tactful.api.runtime import RuntimeDep
-from tactful.definitions import deletion
+from tactful.definitions import deletion, tags
 from tactful.domain import Tag
 
 router = APIRouter(prefix="/tags", tags=["tags"])
@@ -40,7 +40,7 @@ def tag_dto(tag: Tag) -> TagDTO:
 @router.post("", status_code=status.HTTP_201_CREATED, dependencies=[Depends(allow(Role.ADMIN))])
 async def create_tag(params: TagCreationParams, runtime: RuntimeDep) -> TagDTO:
     """Create a tag."""
-    return tag_dto(await runtime.store.create(Tag(name=params.name)))
+    return tag_dto(await tags.create_tag(runtime.store, Tag(name=params.name)))
 
 
 @router.get("", dependencies=[Depends(allow(*STAFF))])
@@ -49,8 +49,8 @@ async def list_tags(
     name: Annotated[str | None, Query(description="Only tags with exactly this name")] = None,
 ) -> list[TagDTO]:
     """Every tag (or those with the given name), in creation order."""
-    tags = await runtime.store.list(Tag, name=name) if name else await runtime.store.list(Tag)
-    return [tag_dto(t) for t in tags]
+    found = await runtime.store.list(Tag, name=name) if name else await runtime.store.list(Tag)
+    return [tag_dto(t) for t in found]
 
 
 @router.get(
@@ -70,8 +70,7 @@ async def read_tag(tag_id: str, runtime: RuntimeDep) -> TagDTO:
 )
 async def update_tag(tag_id: str, params: TagUpdateParams, runtime: RuntimeDep) -> TagDTO:
     """Rename a tag (its id, which entities refer to, stays)."""
-    tag = await runtime.store.get(Tag, tag_id)
-    return tag_dto(await runtime.store.update(tag.model_copy(update={"name": params.name})))
+    return tag_dto(await tags.update_tag(runtime.store, tag_id, {"name": params.name}))
 
 
 @router.delete(

@@ -12,7 +12,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from tactful.definitions.references import check_tags, edit_tags
+from tactful.definitions.references import edit_tags
+from tactful.definitions.tags import check_tags
 from tactful.domain import Agent, Session
 from tactful.store.base import Store
 

@@ -14,7 +14,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from tactful.definitions.apply import known_tools
-from tactful.domain import Agent, CannedResponse, CompositionMode, Guideline, Tag, agent_id_of_tag
+from tactful.definitions.tags import check_tags
+from tactful.domain import CannedResponse, CompositionMode, Guideline
 from tactful.domain.journeys import (
     Journey,
     JourneyState,
@@ -23,7 +24,7 @@ from tactful.domain.journeys import (
     condition_observation,
     validate,
 )
-from tactful.errors import NotFoundError, ValidationError
+from tactful.errors import ValidationError
 from tactful.store.base import Store
 from tactful.tools.registry import ToolRegistry
 
@@ -254,22 +255,15 @@ async def _with_conditions(
 
 async def _checked(store: Store, journey: Journey, before: Journey | None = None) -> Journey:
     """``journey`` without repeated conditions, tags or labels, once the guidelines it starts
-    on and its tags are known to be stored: each a tag id or ``agent:<id>`` of a stored agent.
-    Those it carried already (``before``) are not judged again."""
+    on and its tags are known to be stored (``tags.check_tags``: a tag id or ``agent:<id>`` of a
+    stored agent). Those it carried already (``before``) are not judged again."""
     conditions = list(dict.fromkeys(journey.conditions))
     for guideline_id in conditions:
         if before is None or guideline_id not in before.conditions:
             await store.get(Guideline, guideline_id)
+    held = before.tags if before is not None else ()
     tags = list(dict.fromkeys(journey.tags))
-    for tag in tags:
-        if before is not None and tag in before.tags:
-            continue
-        agent_id = agent_id_of_tag(tag)
-        if agent_id is not None:
-            if await store.find(Agent, agent_id) is None:
-                raise NotFoundError("Agent", agent_id)
-        elif await store.find(Tag, tag) is None:
-            raise NotFoundError("Tag", tag)
+    await check_tags(store, [t for t in tags if t not in held])
     labels = list(dict.fromkeys(journey.labels))
     return journey.model_copy(update={"conditions": conditions, "tags": tags, "labels": labels})
 

@@ -1,33 +1,31 @@
-"""What a definition names must exist: its tags and its tools. Checked here, the same way for
-the SDK and the REST API, before anything is written (an unknown one is ``NotFoundError``)."""
+"""What a definition names must exist: its tools (its tags: ``definitions.tags``). Checked here,
+the same way for the SDK and the REST API, before anything is written (an unknown one is
+``NotFoundError``)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from tactful.domain import Agent, Tag, ToolSpec, agent_id_of_tag
+from tactful.domain import ToolSpec
 from tactful.errors import NotFoundError
 from tactful.store.base import Store
-
-
-async def check_tags(store: Store, tags: Iterable[str], *, agent_tags: bool = True) -> list[str]:
-    """The tags without repeats, in order; each must be a stored tag's id or (when
-    ``agent_tags``) ``agent:<id>`` of a stored agent."""
-    checked = list(dict.fromkeys(tags))
-    for tag in checked:
-        agent_id = agent_id_of_tag(tag)
-        if agent_id is not None and agent_tags:
-            if await store.find(Agent, agent_id) is None:
-                raise NotFoundError("Agent", agent_id)
-        elif await store.find(Tag, tag) is None:
-            raise NotFoundError("Tag", tag)
-    return checked
 
 
 def edit_tags(current: Sequence[str], add: Sequence[str], remove: Sequence[str]) -> list[str]:
     """``current`` plus ``add`` minus ``remove``, without repeats, order kept."""
     dropped = set(remove)
     return [t for t in dict.fromkeys([*current, *add]) if t not in dropped]
+
+
+async def check_tools(store: Store, ids: Iterable[str], *, held: Iterable[str] = ()) -> list[str]:
+    """The tool ids (``service:name``) without repeats; each not in ``held`` (what the stored
+    definition already names) must be a stored tool (``check_tool``)."""
+    checked = list(dict.fromkeys(ids))
+    kept = set(held)
+    for tool in checked:
+        if tool not in kept:
+            await check_tool(store, tool)
+    return checked
 
 
 async def check_tool(store: Store, tool_id: str) -> str:

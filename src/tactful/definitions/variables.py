@@ -21,7 +21,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from tactful.definitions import deletion
-from tactful.definitions.references import check_tags, check_tool, edit_tags
+from tactful.definitions.references import check_tool, edit_tags
+from tactful.definitions.tags import check_tags
 from tactful.domain import ContextVariable
 from tactful.engine.variables import check_freshness_rules
 from tactful.store.base import Store
