@@ -4,17 +4,18 @@ relationships, context variables, code matchers and hooks for one agent."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterable, Sequence
+from typing import Any
 
-from tactful.definitions import deletion, journeys
+from tactful.definitions import journeys, services
 from tactful.definitions.canned import define_canned_response
+from tactful.definitions.customers import ensure_guest
 from tactful.definitions.glossary import define_term
 from tactful.definitions.guidelines import define_guideline, mark_always
 from tactful.definitions.keys import canned_response_key, guideline_key, term_key
 from tactful.definitions.keys import digest as _digest
 from tactful.definitions.keys import journey_scope as _scope
+from tactful.definitions.prune import Pruned, prune_agent
 from tactful.definitions.relationships import relate
 from tactful.definitions.variables import define_variable, variable_key
 from tactful.domain import (
@@ -33,7 +34,6 @@ from tactful.domain import (
     RelationshipKind,
     Tag,
     Term,
-    agent_id_of_tag,
     agent_tag,
     journey_tag,
 )
@@ -47,12 +47,10 @@ from tactful.engine.variables import (
     stored_values,
     write_value,
 )
-from tactful.errors import ConflictError, ValidationError
+from tactful.errors import ValidationError
 from tactful.journey import JourneyHandle
+from tactful.runtime import Runtime
 from tactful.store.base import E
-
-if TYPE_CHECKING:
-    from tactful.server import Server
 
 log = logging.getLogger("tactful")
 
@@ -92,43 +90,6 @@ def _variable_id(variable: ContextVariable | str) -> str:
     raise ValidationError(f"{variable!r} is not a context variable or a context variable id")
 
 
-# The kinds of definitions an agent owns through its tag, in the order ``prune`` deletes them:
-# journeys first, so that their clean-up sees the observations still there.
-_OWNED: tuple[type[Entity], ...] = (Journey, Guideline, CannedResponse, Term, ContextVariable)
-
-
-@dataclass(frozen=True)
-class Pruned:
-    """What ``Agent.prune`` deleted: ids per kind."""
-
-    journeys: list[str] = field(default_factory=list)
-    guidelines: list[str] = field(default_factory=list)
-    observations: list[str] = field(default_factory=list)
-    canned_responses: list[str] = field(default_factory=list)
-    terms: list[str] = field(default_factory=list)
-    variables: list[str] = field(default_factory=list)
-    relationships: list[str] = field(default_factory=list)
-
-    def __bool__(self) -> bool:
-        return any(self.counts().values())
-
-    def counts(self) -> dict[str, int]:
-        """Singular kind name -> how many were pruned."""
-        return {
-            "journey": len(self.journeys),
-            "guideline": len(self.guidelines),
-            "observation": len(self.observations),
-            "canned response": len(self.canned_responses),
-            "term": len(self.terms),
-            "context variable": len(self.variables),
-            "relationship": len(self.relationships),
-        }
-
-    def summary(self) -> str:
-        """``"1 guideline, 1 relationship"`` (empty when nothing was pruned)."""
-        return ", ".join(f"{n} {k}{'s' if n != 1 else ''}" for k, n in self.counts().items() if n)
-
-
 class Agent:
     """An agent defined through the SDK. Its ``create_*`` methods are idempotent.
 
@@ -136,8 +97,9 @@ class Agent:
     that ``prune`` can delete what a run of the definitions no longer defines.
     """
 
-    def __init__(self, server: Server, model: AgentModel) -> None:
-        self._server = server
+    def __init__(self, runtime: Runtime, model: AgentModel) -> None:
+        # Where it runs: the store its definitions go to, the engine its code attaches to.
+        self.runtime = runtime
         self.model = model
         self._defined: set[tuple[type[Entity], str]] = set()
 
@@ -154,8 +116,12 @@ class Agent:
         """The tag that scopes definitions to this agent."""
         return agent_tag(self.id)
 
+    async def _register_tools(self, tools: Iterable[Any]) -> list[str]:
+        """Ids of ``tools`` (``@tactful.tool`` functions registered in this process)."""
+        return await services.register_tools(self.runtime.store, self.runtime.engine.tools, tools)
+
     async def _define(self, entity: E, key: str, explicit_id: str | None) -> E:
-        store = self._server.runtime.store
+        store = self.runtime.store
         if explicit_id is not None:
             stored, _ = await store.upsert(entity)
         else:
@@ -202,7 +168,7 @@ class Agent:
             tags=[self.tag, *tags],
             metadata=metadata or {},
             examples=list(examples),
-            tools=await self._server.register_tools(tools),
+            tools=await self._register_tools(tools),
             canned_responses=[c if isinstance(c, str) else c.id for c in canned_responses],
             composition_mode=composition_mode,
             enabled=enabled,
@@ -212,7 +178,7 @@ class Agent:
             **({"id": id} if id else {}),
         )
         key = guideline_key(self.id, tags, condition, action) if id is None else None
-        stored = await define_guideline(self._server.runtime.store, guideline, key=key)
+        stored = await define_guideline(self.runtime.store, guideline, key=key)
         self._defined.add((Guideline, stored.id))
         return stored
 
@@ -252,7 +218,7 @@ class Agent:
             **({"id": id} if id else {}),
         )
         key = canned_response_key(self.id, tags, template) if id is None else None
-        stored = await define_canned_response(self._server.runtime.store, response, key=key)
+        stored = await define_canned_response(self.runtime.store, response, key=key)
         self._defined.add((CannedResponse, stored.id))
         return stored
 
@@ -275,7 +241,7 @@ class Agent:
             **({"id": id} if id else {}),
         )
         key = term_key(self.id, name) if id is None else None
-        stored = await define_term(self._server.runtime.store, term, key=key)
+        stored = await define_term(self.runtime.store, term, key=key)
         self._defined.add((Term, stored.id))
         return stored
 
@@ -314,7 +280,7 @@ class Agent:
             **({"id": id} if id else {}),
         )
         stored = await journeys.define_journey(
-            self._server.runtime.store,
+            self.runtime.store,
             journey,
             key=None if id else key,
             conditions=conditions,
@@ -324,7 +290,7 @@ class Agent:
         given = {c.id for c in conditions if isinstance(c, Guideline)}
         self._defined.add((Journey, stored.id))
         self._defined.update((Guideline, c) for c in stored.conditions if c not in given)
-        return JourneyHandle(self, self._server, stored)
+        return JourneyHandle(self, stored)
 
     def _observation_key(self, condition: str, tags: list[str]) -> str:
         """The natural key of the observation a journey with ``tags`` starts on for
@@ -339,7 +305,7 @@ class Agent:
 
     async def guidelines(self) -> list[Guideline]:
         """This agent's guidelines, in creation order."""
-        return [g for g in await self._server.runtime.store.list(Guideline) if self.tag in g.tags]
+        return [g for g in await self.runtime.store.list(Guideline) if self.tag in g.tags]
 
     # -- context variables ------------------------------------------------------------------------
 
@@ -362,11 +328,11 @@ class Agent:
         Raises ``ValidationError`` for a bad cron expression and ``NotFoundError`` for a tag that
         is not stored, as ``POST /context-variables`` does; a tool id is taken on trust.
         """
-        store = self._server.runtime.store
+        store = self.runtime.store
         async with store.transaction():
             tool_id = None
             if tool is not None:
-                [tool_id] = await self._server.register_tools([tool])
+                [tool_id] = await self._register_tools([tool])
             variable = ContextVariable(
                 name=name,
                 description=description,
@@ -382,7 +348,7 @@ class Agent:
 
     async def variables(self) -> list[ContextVariable]:
         """This agent's context variables, in creation order."""
-        store = self._server.runtime.store
+        store = self.runtime.store
         return [v for v in await store.list(ContextVariable) if self.tag in v.tags]
 
     async def set_variable_value(
@@ -395,7 +361,7 @@ class Agent:
     ) -> ContextVariableValue:
         """Set ``variable``'s value for ``customer``, for the customers carrying ``tag``, or
         (with neither) for everyone. Replaces the value of that scope."""
-        store = self._server.runtime.store
+        store = self.runtime.store
         stored = await store.get(ContextVariable, _variable_id(variable))
         if customer is not None and tag is not None:
             raise ValidationError("set a value for a customer or for a tag, not both")
@@ -420,7 +386,7 @@ class Agent:
         the global one. For ``tag``: that tag's value, else the global one. With neither: the
         global value.
         """
-        store = self._server.runtime.store
+        store = self.runtime.store
         stored = await store.get(ContextVariable, _variable_id(variable))
         if customer is not None and tag is not None:
             raise ValidationError("read the value of a customer or of a tag, not both")
@@ -438,12 +404,12 @@ class Agent:
         if isinstance(customer, Customer):
             return customer
         if customer == GUEST_CUSTOMER_ID:
-            await self._server.guest_customer_id()
-        return await self._server.runtime.store.get(Customer, customer)
+            await ensure_guest(self.runtime.store)
+        return await self.runtime.store.get(Customer, customer)
 
     async def _variable_tag(self, tag: Tag | str) -> str:
         tag_id = tag.id if isinstance(tag, Tag) else tag
-        await self._server.runtime.store.get(Tag, tag_id)
+        await self.runtime.store.get(Tag, tag_id)
         return tag_id
 
     # -- relationships ----------------------------------------------------------------------------
@@ -477,7 +443,7 @@ class Agent:
         least one of ``on_any``. Observations make good dependencies."""
         if not on and not on_any:
             raise ValidationError("depend() needs `on` (all of) or `on_any` (any of)")
-        async with self._server.runtime.store.transaction():
+        async with self.runtime.store.transaction():
             return [
                 *await self._relate(RelationshipKind.DEPENDENCY, guideline, on),
                 *await self._relate(RelationshipKind.DEPENDENCY_ANY, guideline, on_any),
@@ -495,7 +461,7 @@ class Agent:
 
     async def relationships(self) -> list[Relationship]:
         """Relationships with an end among this agent's guidelines, its tag or its journeys."""
-        store = self._server.runtime.store
+        store = self.runtime.store
         ids = {g.id for g in await self.guidelines()}
         ours = {(EndpointKind.GUIDELINE, i) for i in ids} | {(EndpointKind.TAG, self.tag)}
         ours |= {
@@ -533,67 +499,7 @@ class Agent:
         if not self._defined:
             log.warning("not pruning agent %r: nothing was defined through this handle", self.name)
             return Pruned()
-        store = self._server.runtime.store
-        pruned = Pruned()
-        async with store.transaction():
-            owned: dict[type[Entity], list[Entity]] = {
-                kind: [e for e in await store.list(kind) if self.tag in getattr(e, "tags", [])]
-                for kind in _OWNED
-            }
-            gone = {
-                kind: [e for e in entities if (kind, e.id) not in self._defined]
-                for kind, entities in owned.items()
-            }
-            gone_journeys = {e.id for e in gone[Journey]}
-            kept_journeys = [j for j in await store.list(Journey) if j.id not in gone_journeys]
-            for journey_id in gone_journeys:
-                if users := deletion.journeys_using(kept_journeys, journey_id):
-                    raise ConflictError(
-                        f"cannot prune journey {journey_id!r} of agent {self.name!r}: "
-                        f"{', '.join(repr(j.title) for j in users)} still lead into it or run it "
-                        "as a sub-journey; change their graphs first"
-                    )
-            ours = {(EndpointKind.TAG, self.tag)}
-            ours |= {(EndpointKind.GUIDELINE, g.id) for g in owned[Guideline]}
-            ours |= {(EndpointKind.TAG, journey_tag(j.id)) for j in owned[Journey]}
-            deleted = {(EndpointKind.GUIDELINE, g.id) for g in gone[Guideline]}
-            deleted |= {(EndpointKind.TAG, journey_tag(j)) for j in gone_journeys}
-
-            def foreign(end: Endpoint) -> bool:
-                if (end.kind, end.id) in ours or end.kind is EndpointKind.TOOL:
-                    return False
-                if end.kind is EndpointKind.GUIDELINE:
-                    return True
-                return end.id.startswith(_JOURNEY_TAG_PREFIX) or agent_id_of_tag(end.id) is not None
-
-            for r in await store.list(Relationship):
-                ends = [(e.kind, e.id) for e in (r.source, r.target)]
-                ended = any(e in deleted for e in ends)
-                dropped = (Relationship, r.id) not in self._defined and any(e in ours for e in ends)
-                if ended or (dropped and not any(foreign(e) for e in (r.source, r.target))):
-                    await store.delete(Relationship, r.id)
-                    pruned.relationships.append(r.id)
-            for j in gone[Journey]:
-                await deletion.delete_journey(store, j.id, keep_observations=True)
-                pruned.journeys.append(j.id)
-            for g in gone[Guideline]:
-                await deletion.delete_guideline(store, g.id)
-                kind = (
-                    pruned.observations if getattr(g, "action", None) is None else pruned.guidelines
-                )
-                kind.append(g.id)
-            for c in gone[CannedResponse]:
-                await deletion.delete_canned_response(store, c.id)
-                pruned.canned_responses.append(c.id)
-            for t in gone[Term]:
-                await deletion.delete_term(store, t.id)
-                pruned.terms.append(t.id)
-            for v in gone[ContextVariable]:
-                await deletion.delete_variable(store, v.id)
-                pruned.variables.append(v.id)
-        if pruned:
-            log.info("pruned from %s: %s", self.name, pruned.summary())
-        return pruned
+        return await prune_agent(self.runtime.store, self.id, self.name, self._defined)
 
     async def reevaluate_after(self, tool: Any, guideline: EndRef) -> Relationship:
         """After ``tool`` returns, check ``guideline`` (or a tag's guidelines) again with the
@@ -601,9 +507,9 @@ class Agent:
         ``@tactful.tool`` function or the id of a tool registered otherwise (a connected
         service's); an id naming no stored tool raises ``NotFoundError``, as
         ``POST /relationships`` answers 404."""
-        [tool_ref] = await self._server.register_tools([tool])
+        [tool_ref] = await self._register_tools([tool])
         [related] = await relate(
-            self._server.runtime.store,
+            self.runtime.store,
             RelationshipKind.REEVALUATION,
             Endpoint.tool(tool_ref),
             [_end(guideline)],
@@ -617,14 +523,14 @@ class Agent:
         """Create one relationship per target, idempotently (same kind and ends: the stored
         one), all or none; unknown ends raise ``NotFoundError``, cycles ``ValidationError``."""
         ends = [_end(source), *(_end(t) for t in targets)]
-        related = await relate(self._server.runtime.store, kind, ends[0], ends[1:])
+        related = await relate(self.runtime.store, kind, ends[0], ends[1:])
         self._defined.update((Relationship, r.id) for r in related)
         return related
 
     # -- code matchers and hooks ------------------------------------------------------------------
 
     def _hooks(self) -> Hooks:
-        return self._server.runtime.engine.hooks
+        return self.runtime.engine.hooks
 
     def match_with(self, guideline: GuidelineRef, predicate: Predicate) -> Predicate:
         """Decide whether ``guideline`` applies with ``predicate(MatchContext)`` (plain or
@@ -660,9 +566,9 @@ class Agent:
         again when the program starts. Returns ``retriever``."""
         owner = f"guideline:{_guideline_id(guideline)}" if guideline is not None else self.tag
         name = id or getattr(retriever, "__name__", None) or "retriever"
-        self._server.runtime.engine.retrievers.add(owner, name, retriever)
+        self.runtime.engine.retrievers.add(owner, name, retriever)
         return retriever
 
     async def match_always(self, guideline: GuidelineRef) -> Guideline:
         """Mark ``guideline`` always-match: it applies on every turn, with no check."""
-        return await mark_always(self._server.runtime.store, _guideline_id(guideline))
+        return await mark_always(self.runtime.store, _guideline_id(guideline))

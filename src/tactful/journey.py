@@ -22,10 +22,10 @@ the known tools and the other journeys.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, Protocol
 
-from tactful.definitions import journeys
+from tactful.definitions import journeys, services
 from tactful.domain import CannedResponse, CompositionMode, Guideline
 from tactful.domain.journeys import (
     Journey,
@@ -37,20 +37,34 @@ from tactful.domain.journeys import (
 from tactful.engine.hooks import BranchPredicate
 from tactful.engine.retrievers import Retriever
 from tactful.errors import ValidationError
+from tactful.runtime import Runtime
 
-if TYPE_CHECKING:
-    from tactful.agent import Agent
-    from tactful.server import Server
+__all__ = ["JourneyHandle", "JourneyOwner", "StateHandle", "TransitionHandle"]
 
-__all__ = ["JourneyHandle", "StateHandle", "TransitionHandle"]
+
+class JourneyOwner(Protocol):
+    """What a journey's handle needs of the agent it belongs to (a ``tactful.Agent``): where it
+    runs, and its ways to define guidelines and canned responses (scoped here to the journey)."""
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def runtime(self) -> Runtime: ...
+
+    @property
+    def create_guideline(self) -> Callable[..., Awaitable[Guideline]]: ...
+
+    @property
+    def create_canned_response(self) -> Callable[..., Awaitable[CannedResponse]]: ...
 
 
 class JourneyHandle:
     """A journey defined through the SDK; ``model`` is its state as last read or written."""
 
-    def __init__(self, agent: Agent, server: Server, model: Journey) -> None:
+    def __init__(self, agent: JourneyOwner, model: Journey) -> None:
         self.agent = agent
-        self._server = server
+        self.runtime = agent.runtime
         self.model = model
 
     def __repr__(self) -> str:
@@ -75,7 +89,7 @@ class JourneyHandle:
 
     async def reload(self) -> Journey:
         """Read the journey again from the store."""
-        self.model = await self._server.runtime.store.get(Journey, self.model.id)
+        self.model = await self.runtime.store.get(Journey, self.model.id)
         return self.model
 
     async def create_guideline(
@@ -118,7 +132,7 @@ class JourneyHandle:
         """Run ``retriever`` in the turns where this journey is followed (see
         ``Agent.attach_retriever``). Returns ``retriever``."""
         name = id or getattr(retriever, "__name__", None) or "retriever"
-        self._server.runtime.engine.retrievers.add(self.tag, name, retriever)
+        self.runtime.engine.retrievers.add(self.tag, name, retriever)
         return retriever
 
     async def _canned_ids(self, responses: Sequence[CannedResponse | str]) -> list[str]:
@@ -213,7 +227,7 @@ class StateHandle:
         if state is not None and not isinstance(state, StateHandle):
             raise ValidationError("state= takes a StateHandle, such as a transition's target")
         here = self.journey
-        server = here._server
+        runtime = here.runtime
         to: JourneyState | str
         if state is not None:
             to = state.id
@@ -221,19 +235,22 @@ class StateHandle:
             to = JourneyState(kind=StateKind.CHAT, action=chat_state)
         elif tool_state is not None:
             listed = tool_state if isinstance(tool_state, list | tuple) else [tool_state]
-            to = JourneyState(kind=StateKind.TOOL, tools=await server.register_tools(listed))
+            to = JourneyState(
+                kind=StateKind.TOOL,
+                tools=await services.register_tools(runtime.store, runtime.engine.tools, listed),
+            )
         elif journey is not None:
             to = JourneyState(kind=StateKind.JOURNEY, sub_journey_id=_journey_id(journey))
         else:
             to = JourneyState(kind=StateKind.FORK if fork else StateKind.END)
         # A state of another journey: a transition into that journey.
         into = state.journey if state is not None and state.journey.id != here.id else None
-        store = server.runtime.store
+        store = runtime.store
         async with store.transaction():
             canned = None if canned_responses is None else await here._canned_ids(canned_responses)
             here.model, transition = await journeys.add_transition(
                 store,
-                server.runtime.engine.tools,
+                runtime.engine.tools,
                 here.id,
                 self.id,
                 to=to,
@@ -292,5 +309,5 @@ class TransitionHandle:
         offline tier) the predicate decides instead of the text condition, so a fork on data
         needs no model call. Held in memory: register it again when the process starts, as the
         journey's definition is run again. Returns this handle."""
-        self.journey._server.runtime.engine.hooks.add_branch(self.id, predicate)
+        self.journey.runtime.engine.hooks.add_branch(self.id, predicate)
         return self

@@ -27,10 +27,11 @@ from tactful.agent import Agent
 from tactful.config import Settings
 from tactful.definitions import agents, services
 from tactful.definitions.canned import define_canned_response
+from tactful.definitions.customers import ensure_guest
 from tactful.definitions.keys import canned_response_key, tag_name_key
 from tactful.definitions.tags import define_tag
+from tactful.domain import Agent as AgentModel
 from tactful.domain import (
-    GUEST_CUSTOMER_ID,
     CannedResponse,
     CompositionMode,
     Customer,
@@ -43,7 +44,6 @@ from tactful.domain import (
     Tag,
     ToolSpec,
 )
-from tactful.domain import Agent as AgentModel
 from tactful.errors import ConfigurationError, ValidationError
 from tactful.llm.base import Embedder, Generator
 from tactful.runtime import Runtime, start_runtime
@@ -282,15 +282,15 @@ class Server:
             **extra,
         )
         key = None if id is not None else agents.agent_key(name)
-        return Agent(self, await agents.define_agent(self.runtime.store, model, key=key))
+        return Agent(self.runtime, await agents.define_agent(self.runtime.store, model, key=key))
 
     async def find_agent(self, *, id: str | None = None, name: str | None = None) -> Agent | None:
         store = self.runtime.store
         if id is not None:
             found = await store.find(AgentModel, id)
-            return Agent(self, found) if found else None
+            return Agent(self.runtime, found) if found else None
         for a in await store.list(AgentModel, name=name or ""):
-            return Agent(self, a)
+            return Agent(self.runtime, a)
         return None
 
     async def create_customer(
@@ -363,10 +363,8 @@ class Server:
         )
 
     async def guest_customer_id(self) -> str:
-        store = self.runtime.store
-        if await store.find(Customer, GUEST_CUSTOMER_ID) is None:
-            await store.upsert(Customer(id=GUEST_CUSTOMER_ID, name="Guest"))
-        return GUEST_CUSTOMER_ID
+        """The guest customer's id (``guest``), the customer created on first use."""
+        return (await ensure_guest(self.runtime.store)).id
 
     async def send(self, session: Session | str, message: str) -> Event:
         """Post a customer message and wait for the agent's reply (its message event)."""

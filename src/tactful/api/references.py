@@ -11,11 +11,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from tactful.definitions import references
+from tactful.definitions.customers import ensure_guest as ensure_guest
 
 # The rule for tags is the definitions layer's; routers still find it here.
 from tactful.definitions.tags import check_tags as check_tags
-from tactful.domain import GUEST_CUSTOMER_ID, Customer, Session
-from tactful.errors import ConflictError
+from tactful.domain import Session
 from tactful.store.base import Store
 
 
@@ -27,18 +27,6 @@ def split_tool_id(tool: str) -> tuple[str, str]:
 async def check_tool(store: Store, service_name: str, tool_name: str) -> str:
     """The tool id ``service:name`` of a registered tool (``definitions.references``)."""
     return await references.check_tool(store, f"{service_name}:{tool_name}")
-
-
-async def ensure_guest(store: Store) -> Customer:
-    """The guest customer (id ``guest``), created on first use."""
-    guest = await store.find(Customer, GUEST_CUSTOMER_ID)
-    if guest is not None:
-        return guest
-    try:
-        return await store.create(Customer(id=GUEST_CUSTOMER_ID, name="Guest"))
-    except ConflictError:
-        # Another request created it in between.
-        return await store.get(Customer, GUEST_CUSTOMER_ID)
 
 
 async def delete_sessions(store: Store, sessions: Iterable[Session]) -> None:

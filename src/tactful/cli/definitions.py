@@ -24,9 +24,10 @@ from pathlib import Path
 from types import ModuleType
 
 import tactful
-from tactful.agent import Agent, Pruned
+from tactful.agent import Agent
 from tactful.definitions.apply import apply_document, read_document
 from tactful.definitions.plan import ChangeAction
+from tactful.definitions.prune import Pruned
 from tactful.domain import Agent as AgentModel
 from tactful.domain.audit import revision
 from tactful.errors import TactfulError
@@ -177,7 +178,7 @@ async def load_definitions(
         except TactfulError as e:
             raise DefinitionError(f"cannot apply {path}: {e}") from e
         deleted = [c for c in applied.plan.changes if c.action is ChangeAction.DELETE]
-        agent = Agent(server, await runtime.store.get(AgentModel, wanted.agent.id))
+        agent = Agent(server.runtime, await runtime.store.get(AgentModel, wanted.agent.id))
         if deleted and on_pruned is not None:
             pruned = Pruned()
             for c in deleted:
@@ -231,7 +232,7 @@ async def summarize_agents(server: Server) -> list[AgentSummary]:
     """Every agent the server holds, with its guideline counts."""
     summaries = []
     for model in await server.entities(AgentModel):
-        guidelines = await Agent(server, model).guidelines()
+        guidelines = await Agent(server.runtime, model).guidelines()
         observations = sum(1 for g in guidelines if g.is_observation)
         summaries.append(
             AgentSummary(model.id, model.name, len(guidelines) - observations, observations)
