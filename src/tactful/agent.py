@@ -12,12 +12,17 @@ from tactful.definitions.canned import define_canned_response
 from tactful.definitions.customers import ensure_guest
 from tactful.definitions.glossary import define_term
 from tactful.definitions.guidelines import define_guideline, mark_always
-from tactful.definitions.keys import canned_response_key, guideline_key, term_key
-from tactful.definitions.keys import digest as _digest
-from tactful.definitions.keys import journey_scope as _scope
+from tactful.definitions.keys import (
+    canned_response_key,
+    guideline_key,
+    journey_key,
+    observation_key,
+    term_key,
+    variable_key,
+)
 from tactful.definitions.prune import Pruned, prune_agent
 from tactful.definitions.relationships import relate
-from tactful.definitions.variables import define_variable, variable_key
+from tactful.definitions.variables import define_variable
 from tactful.domain import (
     GUEST_CUSTOMER_ID,
     CannedResponse,
@@ -270,7 +275,7 @@ class Agent:
         (``NotFoundError`` otherwise), as for ``POST /journeys``.
         """
         journey_tags = list(dict.fromkeys([self.tag, *tags]))
-        key = f"journey:{self.id}:{_digest(title.strip().lower())}"
+        key = journey_key(self.id, title)
         journey = Journey(
             title=title,
             description=description,
@@ -284,24 +289,13 @@ class Agent:
             journey,
             key=None if id else key,
             conditions=conditions,
-            observation_key=lambda condition: self._observation_key(condition, journey_tags),
+            observation_key=lambda condition: observation_key(self.id, journey_tags, condition),
         )
         # The observations made (or reused) for its condition texts are this handle's too.
         given = {c.id for c in conditions if isinstance(c, Guideline)}
         self._defined.add((Journey, stored.id))
         self._defined.update((Guideline, c) for c in stored.conditions if c not in given)
         return JourneyHandle(self, stored)
-
-    def _observation_key(self, condition: str, tags: list[str]) -> str:
-        """The natural key of the observation a journey with ``tags`` starts on for
-        ``condition`` when no stored one is reused."""
-        key = f"guideline:{self.id}{_scope(tags)}:{_digest(condition, None)}"
-        # Tags beyond the agent's and journeys' are part of its identity here: the observation
-        # of a journey tagged otherwise is another one (create_observation's key, without them).
-        others = {t for t in tags if t != self.tag and not t.startswith(_JOURNEY_TAG_PREFIX)}
-        if others:
-            key += f":{_digest(*sorted(others))}"
-        return key
 
     async def guidelines(self) -> list[Guideline]:
         """This agent's guidelines, in creation order."""

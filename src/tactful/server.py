@@ -28,7 +28,7 @@ from tactful.config import Settings
 from tactful.definitions import agents, services
 from tactful.definitions.canned import define_canned_response
 from tactful.definitions.customers import ensure_guest
-from tactful.definitions.keys import canned_response_key, tag_name_key
+from tactful.definitions.keys import agent_key, canned_response_key, tag_name_key
 from tactful.definitions.tags import define_tag
 from tactful.domain import Agent as AgentModel
 from tactful.domain import (
@@ -281,7 +281,7 @@ class Server:
             guest_sessions=guest_sessions,
             **extra,
         )
-        key = None if id is not None else agents.agent_key(name)
+        key = None if id is not None else agent_key(name)
         return Agent(self.runtime, await agents.define_agent(self.runtime.store, model, key=key))
 
     async def find_agent(self, *, id: str | None = None, name: str | None = None) -> Agent | None:

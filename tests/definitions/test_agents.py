@@ -9,7 +9,7 @@ import pytest
 import pytest_asyncio
 
 import tactful
-from tactful.definitions import agents
+from tactful.definitions import agents, keys
 from tactful.domain import Agent, Customer, Guideline, Session, Tag, agent_tag
 from tactful.errors import ConflictError, NotFoundError
 from tactful.llm.scripted import HashingEmbedder
@@ -53,10 +53,10 @@ async def test_an_agents_tags_must_be_stored_tags(store: Store) -> None:
 
 async def test_define_replaces_the_agent_of_the_same_key_or_id(store: Store) -> None:
     first = await agents.define_agent(
-        store, Agent(name="Shop", description="v1"), key=agents.agent_key("Shop")
+        store, Agent(name="Shop", description="v1"), key=keys.agent_key("Shop")
     )
     again = await agents.define_agent(
-        store, Agent(name="Shop", description="v2"), key=agents.agent_key("Shop")
+        store, Agent(name="Shop", description="v2"), key=keys.agent_key("Shop")
     )
     assert (again.id, again.creation_utc, again.description) == (
         first.id,

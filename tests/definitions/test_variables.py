@@ -10,7 +10,7 @@ import pytest
 import pytest_asyncio
 
 import tactful
-from tactful.definitions import variables
+from tactful.definitions import keys, variables
 from tactful.domain import (
     Agent,
     ContextVariable,
@@ -78,14 +78,14 @@ async def test_create_checks_rules_tags_and_tool(store: Store) -> None:
 
 async def test_define_upserts_by_key_and_takes_the_tool_on_trust(store: Store) -> None:
     await _stored(store)
-    key = variables.variable_key("shop", "Plan")
+    key = keys.variable_key("shop", "Plan")
     first = await variables.define_variable(
         store, ContextVariable(name="Plan", tags=[agent_tag("shop")]), key=key
     )
     again = await variables.define_variable(
         store,
         ContextVariable(name="plan", description="v2", tool_id="bank:plan", tags=["vip"]),
-        key=variables.variable_key("shop", "plan"),
+        key=keys.variable_key("shop", "plan"),
     )
     assert (again.id, again.description, again.tool_id) == (first.id, "v2", "bank:plan")
     with pytest.raises(NotFoundError, match="Tag 'nope'"):

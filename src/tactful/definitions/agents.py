@@ -18,11 +18,6 @@ from tactful.domain import Agent, Session
 from tactful.store.base import Store
 
 
-def agent_key(name: str) -> str:
-    """The key an agent defined by name (without an id) is stored under."""
-    return f"agent:{name}"
-
-
 async def check_agent(store: Store, agent: Agent, *, since: Agent | None = None) -> Agent:
     """``agent`` as it is to be stored (tags without repeats). Raises ``NotFoundError`` for a
     tag that is not stored, among all of them, or (with ``since``, the stored version being

@@ -8,22 +8,23 @@ store holds (now, or as of a revision); ``to_document`` writes it as plain data 
 no creation times, no defaults, the agent's tag implied); ``from_document`` reads it back,
 filling what a hand-written file may leave out.
 
-Identity: every definition has an id. A file may leave ids out: a guideline's is then derived
-from its condition and action (and the journeys it is scoped to), a canned response's from its
-template, a term's and a variable's from their names, a journey's from its title, a
-relationship's from its kind and ends, so that applying the same file again changes nothing.
+Identity: every definition has an id. A file may leave ids out: one is then derived from the
+natural key the SDK gives the same definition (``keys``: a guideline's condition and action and
+the journeys it is scoped to, a canned response's template, a term's and a variable's names, a
+journey's title; a relationship's kind and ends), so that applying the same file again changes
+nothing.
 Journey states need ids (transitions name them).
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
 import pydantic
 from pydantic import BaseModel, Field
 
+from tactful.definitions import keys
 from tactful.domain import (
     Agent,
     CannedResponse,
@@ -225,13 +226,9 @@ def invalid(problems: Sequence[str]) -> ValidationError:
 
 
 def derived_id(prefix: str, *parts: str | None) -> str:
-    """A stable id for a definition a file gives no id: the same content, the same id."""
-    digest = hashlib.sha256("\x00".join(p or "" for p in parts).encode()).hexdigest()
-    return f"{prefix}-{digest[:12]}"
-
-
-def _scope(tags: Iterable[str]) -> str:
-    return ",".join(sorted({t for t in tags if t.startswith(_JOURNEY_TAG)}))
+    """A stable id for a definition a file gives no id, from its natural key (``keys``): the
+    same content, the same id."""
+    return f"{prefix}-{keys.digest(*parts)[:12]}"
 
 
 class _Reader:
@@ -278,16 +275,15 @@ class _Reader:
         for i, data in enumerate(self.entries(document, "journeys")):
             data = self.owned(data)
             title = str(data.get("title", ""))
-            data.setdefault("id", derived_id("journey", self.agent_id, title.strip().lower()))
+            data.setdefault("id", derived_id("journey", keys.journey_key(self.agent_id, title)))
             conditions = []
             for condition in data.get("conditions") or []:
                 if not isinstance(condition, str) or condition in known:
                     conditions.append(condition)
                     continue
+                key = keys.guideline_key(self.agent_id, data["tags"], condition.strip(), None)
                 observation = Guideline(
-                    id=derived_id(
-                        "observation", self.agent_id, _scope(data["tags"]), condition.strip(), None
-                    ),
+                    id=derived_id("observation", key),
                     condition=condition.strip(),
                     tags=data["tags"],
                 )
@@ -366,24 +362,27 @@ def from_document(document: Mapping[str, Any], agent_id: str) -> AgentDefinition
     canned = read(
         CannedResponse,
         "canned_responses",
-        lambda d: derived_id("canned", agent_id, _scope(d["tags"]), text(d, "value")),
+        lambda d: derived_id(
+            "canned", keys.canned_response_key(agent_id, d["tags"], text(d, "value"))
+        ),
     )
     guidelines = read(
         Guideline,
         "guidelines",
         lambda d: derived_id(
             "guideline" if d.get("action") else "observation",
-            agent_id,
-            _scope(d["tags"]),
-            text(d, "condition"),
-            text(d, "action") or None,
+            keys.guideline_key(
+                agent_id, d["tags"], text(d, "condition"), text(d, "action") or None
+            ),
         ),
     )
-    terms = read(Term, "terms", lambda d: derived_id("term", agent_id, text(d, "name").lower()))
+    terms = read(
+        Term, "terms", lambda d: derived_id("term", keys.term_key(agent_id, text(d, "name")))
+    )
     variables = read(
         ContextVariable,
         "variables",
-        lambda d: derived_id("variable", agent_id, text(d, "name").lower()),
+        lambda d: derived_id("variable", keys.variable_key(agent_id, text(d, "name"))),
     )
     journeys = reader.journeys(document, guidelines)
     relationships = []

@@ -28,11 +28,6 @@ from tactful.engine.variables import check_freshness_rules
 from tactful.store.base import Store
 
 
-def variable_key(agent_id: str, name: str) -> str:
-    """The key a variable defined for an agent by name (without an id) is stored under."""
-    return f"variable:{agent_id}:{name.lower()}"
-
-
 async def check_variable(
     store: Store,
     variable: ContextVariable,
