@@ -12,7 +12,7 @@ from tactful.bus.base import Bus
 from tactful.bus.memory import MemoryBus
 from tactful.bus.postgres import PostgresBus
 from tactful.config import Settings
-from tactful.definitions.apply import known_tools
+from tactful.definitions.services import known_tools
 from tactful.domain import ToolServiceConfig
 from tactful.domain.pricing import PriceTable
 from tactful.engine.canned import TemplateLimits

@@ -25,6 +25,7 @@ from tactful.definitions.document import (
     tool_ids,
 )
 from tactful.definitions.plan import ChangeAction, Plan, plan, prunable
+from tactful.definitions.services import known_tools
 from tactful.domain import (
     Agent,
     CannedResponse,
@@ -36,7 +37,6 @@ from tactful.domain import (
     Relationship,
     Tag,
     ToolServiceConfig,
-    ToolSpec,
     agent_id_of_tag,
 )
 from tactful.domain.audit import revision
@@ -55,13 +55,6 @@ _JOURNEY_TAG = "journey:"
 async def holdings(store: Store) -> dict[type[Entity], list[Entity]]:
     """Every stored definition, by kind."""
     return {kind: list(await store.list(kind)) for kind in KINDS}
-
-
-async def known_tools(store: Store, tools: ToolRegistry) -> set[str]:
-    """Ids of the tools registered in this process or stored (``Runtime.known_tools``)."""
-    known = {s.id for s in tools.specs()}
-    known.update(s.id for s in await store.list(ToolSpec))
-    return known
 
 
 @dataclass

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from tactful.definitions.apply import known_tools
+from tactful.definitions.services import known_tools
 from tactful.definitions.tags import check_tags
 from tactful.domain import CannedResponse, CompositionMode, Guideline
 from tactful.domain.journeys import (

@@ -100,3 +100,11 @@ async def delete_service(store: Store, registry: ToolRegistry, name: str) -> Non
         config = await get_service(store, name)
         await store.delete(ToolServiceConfig, config.id)
     await registry.remove_service(name)
+
+
+async def known_tools(store: Store, tools: ToolRegistry) -> set[str]:
+    """Ids of the tools registered in this process or stored (``Runtime.known_tools``): those
+    definitions may name."""
+    known = {s.id for s in tools.specs()}
+    known.update(s.id for s in await store.list(ToolSpec))
+    return known
