@@ -200,5 +200,5 @@ def test_the_console_says_the_model_fails_and_the_turn_degraded(
         served.stop()
     output = served.output()
     assert f"model tier: openai local-model at {openai_wire.base_url}" in output
-    assert "HTTP 503: overloaded" in output and "is failing" in output
+    assert "HTTP 503: overloaded" in output and "is failing" in output, output
     assert "(degraded: matching, composition)" in output
