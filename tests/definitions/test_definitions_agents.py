@@ -3,23 +3,13 @@ delete, with the tag rule shared by ``POST /agents`` and ``Server.create_agent``
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
-import pytest_asyncio
 
 import tactful
 from tactful.definitions import agents, keys
 from tactful.domain import Agent, Customer, Guideline, Session, Tag, agent_tag
 from tactful.errors import ConflictError, NotFoundError
-from tactful.llm.scripted import HashingEmbedder
 from tactful.store.base import Store
-
-
-@pytest_asyncio.fixture
-async def server() -> AsyncIterator[tactful.Server]:
-    async with tactful.Server(transient=True, embedder=HashingEmbedder(), offline=True) as s:
-        yield s
 
 
 @pytest.fixture

@@ -3,8 +3,6 @@ stored, for REST's create, the SDK's idempotent define and every change."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
 import pytest_asyncio
 
@@ -16,27 +14,16 @@ from tactful.definitions.canned import (
     update_canned_response,
 )
 from tactful.definitions.keys import canned_response_key
-from tactful.domain import Agent, CannedResponse, Journey, Tag
+from tactful.domain import CannedResponse
 from tactful.errors import ConflictError, NotFoundError, ValidationError
-from tactful.llm.scripted import HashingEmbedder
 from tactful.store.base import Store
 
 BROKEN = "Your order {{ order_id ships tomorrow"
 
 
 @pytest_asyncio.fixture
-async def server() -> AsyncIterator[tactful.Server]:
-    async with tactful.Server(transient=True, embedder=HashingEmbedder(), offline=True) as s:
-        yield s
-
-
-@pytest_asyncio.fixture
-async def store(server: tactful.Server) -> Store:
-    s = server.runtime.store
-    await s.create(Tag(id="vip", name="vip"))
-    await s.create(Agent(id="shop", name="Shop"))
-    await s.create(Journey(id="returns", title="Return an item"))
-    return s
+async def store(named: Store) -> Store:
+    return named
 
 
 async def test_a_checked_response_keeps_each_tag_signal_and_dependency_once(store: Store) -> None:

@@ -3,11 +3,9 @@ server defined through the SDK."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-import pytest_asyncio
 
 import tactful
 from tactful.definitions.apply import apply_document, holdings, plan_document
@@ -17,12 +15,6 @@ from tactful.definitions.revisions import history, rollback
 from tactful.domain import Guideline, Journey, Relationship
 from tactful.errors import ValidationError
 from tactful.llm.scripted import HashingEmbedder
-
-
-@pytest_asyncio.fixture
-async def server() -> AsyncIterator[tactful.Server]:
-    async with tactful.Server(transient=True, embedder=HashingEmbedder(), offline=True) as s:
-        yield s
 
 
 async def _define(server: tactful.Server) -> tactful.Agent:

@@ -3,8 +3,6 @@ create, the SDK's idempotent define and every change."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
 import pytest_asyncio
 
@@ -13,14 +11,7 @@ from tactful.definitions.glossary import check_term, create_term, define_term, u
 from tactful.definitions.keys import term_key
 from tactful.domain import Agent, Tag, Term
 from tactful.errors import ConflictError, NotFoundError
-from tactful.llm.scripted import HashingEmbedder
 from tactful.store.base import Store
-
-
-@pytest_asyncio.fixture
-async def server() -> AsyncIterator[tactful.Server]:
-    async with tactful.Server(transient=True, embedder=HashingEmbedder(), offline=True) as s:
-        yield s
 
 
 @pytest_asyncio.fixture

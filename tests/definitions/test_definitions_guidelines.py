@@ -3,8 +3,6 @@ REST's create, the SDK's idempotent define and every change."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
 import pytest_asyncio
 
@@ -17,24 +15,14 @@ from tactful.definitions.guidelines import (
     update_guideline,
 )
 from tactful.definitions.keys import guideline_key
-from tactful.domain import Agent, CannedResponse, Guideline, Journey, Tag, ToolSpec
+from tactful.domain import CannedResponse, Guideline, ToolSpec
 from tactful.errors import ConflictError, NotFoundError
-from tactful.llm.scripted import HashingEmbedder
 from tactful.store.base import Store
 
 
 @pytest_asyncio.fixture
-async def server() -> AsyncIterator[tactful.Server]:
-    async with tactful.Server(transient=True, embedder=HashingEmbedder(), offline=True) as s:
-        yield s
-
-
-@pytest_asyncio.fixture
-async def store(server: tactful.Server) -> Store:
-    s = server.runtime.store
-    await s.create(Tag(id="vip", name="vip"))
-    await s.create(Agent(id="shop", name="Shop"))
-    await s.create(Journey(id="returns", title="Return an item"))
+async def store(named: Store) -> Store:
+    s = named
     await s.create(CannedResponse(id="hello", value="Hello!"))
     await s.create(ToolSpec(id="orders:lookup", service_name="orders", name="lookup"))
     return s

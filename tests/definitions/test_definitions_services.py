@@ -3,17 +3,13 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
-import pytest_asyncio
 
 import tactful
 import tactful.tools.services
 from tactful.definitions import services
 from tactful.domain import ToolServiceConfig, ToolServiceKind, ToolSpec
 from tactful.errors import ConflictError, NotFoundError, ValidationError
-from tactful.llm.scripted import HashingEmbedder
 from tactful.store.base import Store
 from tactful.tools import PythonToolService, ToolRegistry
 
@@ -28,12 +24,6 @@ async def add(context: tactful.ToolContext, a: int, b: int) -> int:
 async def search(context: tactful.ToolContext, query: str) -> list[str]:
     """Search the customers."""
     return [query]
-
-
-@pytest_asyncio.fixture
-async def server() -> AsyncIterator[tactful.Server]:
-    async with tactful.Server(transient=True, embedder=HashingEmbedder(), offline=True) as s:
-        yield s
 
 
 @pytest.fixture

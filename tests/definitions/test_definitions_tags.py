@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
 import pytest_asyncio
 
@@ -16,25 +14,14 @@ from tactful.definitions.tags import (
     define_tag,
     update_tag,
 )
-from tactful.domain import Agent, Journey, Tag
+from tactful.domain import Tag
 from tactful.errors import ConflictError, NotFoundError
-from tactful.llm.scripted import HashingEmbedder
 from tactful.store.base import Store
 
 
 @pytest_asyncio.fixture
-async def server() -> AsyncIterator[tactful.Server]:
-    async with tactful.Server(transient=True, embedder=HashingEmbedder(), offline=True) as s:
-        yield s
-
-
-@pytest_asyncio.fixture
-async def store(server: tactful.Server) -> Store:
-    s = server.runtime.store
-    await s.create(Tag(id="vip", name="vip"))
-    await s.create(Agent(id="shop", name="Shop"))
-    await s.create(Journey(id="returns", title="Return an item"))
-    return s
+async def store(named: Store) -> Store:
+    return named
 
 
 async def test_tags_naming_what_is_stored_pass_once_each_in_order(store: Store) -> None:

@@ -4,10 +4,7 @@ rules (cron expression, tags, tool) for ``POST/PATCH /context-variables`` and
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
-import pytest_asyncio
 
 import tactful
 from tactful.definitions import keys, variables
@@ -21,7 +18,6 @@ from tactful.domain import (
 )
 from tactful.engine.variables import write_value
 from tactful.errors import ConflictError, NotFoundError, ValidationError
-from tactful.llm.scripted import HashingEmbedder
 from tactful.store.base import Store
 
 
@@ -29,12 +25,6 @@ from tactful.store.base import Store
 async def points(context: tactful.ToolContext) -> int:
     """The customer's loyalty points."""
     return 12
-
-
-@pytest_asyncio.fixture
-async def server() -> AsyncIterator[tactful.Server]:
-    async with tactful.Server(transient=True, embedder=HashingEmbedder(), offline=True) as s:
-        yield s
 
 
 @pytest.fixture

@@ -94,6 +94,19 @@ def load_json(text: str) -> Any:
     return repaired_value(value)
 
 
+def _audit_entry(row: Any) -> AuditEntry:
+    return AuditEntry(
+        id=row.id,
+        creation_utc=_aware(row.creation_utc),
+        actor=row.actor,
+        action=AuditAction(row.action),
+        kind=row.kind,
+        entity_id=row.entity_id,
+        data=row.data,
+        revision=row.revision,
+    )
+
+
 def _storable(kind: str, column: str, value: str | None) -> None:
     # PostgreSQL refuses NUL in text and no driver encodes a lone surrogate: refuse them alike.
     if value is not None and (problem := text_problem(value)):
@@ -662,19 +675,7 @@ class SQLStore(Store):
             query = query.where(audit.c.entity_id == entity_id)
         async with self._tx(read_only=True) as conn:
             rows = (await conn.execute(query)).all()
-        return [
-            AuditEntry(
-                id=r.id,
-                creation_utc=_aware(r.creation_utc),
-                actor=r.actor,
-                action=AuditAction(r.action),
-                kind=r.kind,
-                entity_id=r.entity_id,
-                data=r.data,
-                revision=r.revision,
-            )
-            for r in rows
-        ]
+        return [_audit_entry(r) for r in rows]
 
     async def list_revisions(
         self, *, limit: int = 100, before: int | None = None
@@ -705,19 +706,7 @@ class SQLStore(Store):
             query = query.where(audit.c.revision.in_(list(revisions)))
         async with self._tx(read_only=True) as conn:
             rows = (await conn.execute(query)).all()
-        return [
-            AuditEntry(
-                id=r.id,
-                creation_utc=_aware(r.creation_utc),
-                actor=r.actor,
-                action=AuditAction(r.action),
-                kind=r.kind,
-                entity_id=r.entity_id,
-                data=r.data,
-                revision=r.revision,
-            )
-            for r in rows
-        ]
+        return [_audit_entry(r) for r in rows]
 
     # -- rate limits ----------------------------------------------------------------------------
 
