@@ -8,6 +8,8 @@ import pytest
 import tactful
 import tactful.tools.services
 from tactful.definitions import services
+from tactful.definitions.apply import apply_document, plan_document
+from tactful.definitions.document import from_document
 from tactful.domain import ToolServiceConfig, ToolServiceKind, ToolSpec
 from tactful.errors import ConflictError, NotFoundError, ValidationError
 from tactful.store.base import Store
@@ -127,3 +129,30 @@ async def test_delete_forgets_and_disconnects_but_keeps_the_specs(
         await services.delete_service(store, registry, "crm")
     with pytest.raises(NotFoundError, match="Service 'crm'"):
         await services.get_service(store, "crm")
+
+
+async def test_a_document_connects_the_services_it_names_and_reconnects_a_changed_one(
+    store: Store, registry: ToolRegistry, served: list[ToolServiceConfig]
+) -> None:
+    document = {
+        "agent": {"id": "shop", "name": "Shop"},
+        "services": [{"name": "crm", "kind": "mcp", "url": "http://crm.example/v1"}],
+        "guidelines": [{"condition": "asks about a customer", "tools": ["crm:search"]}],
+    }
+    wanted = from_document(document, "shop")
+    # Not connected yet: the plan takes its tools on trust and writes nothing.
+    planned = await plan_document(store, registry, wanted)
+    assert {(c.action.value, c.kind) for c in planned.changes} >= {("create", "service")}
+    assert served == [] and await store.list(ToolServiceConfig) == []
+
+    await apply_document(store, registry, wanted, summary="crm")
+    [config] = await store.list(ToolServiceConfig)
+    assert (config.name, config.url) == ("crm", "http://crm.example/v1")
+    assert "crm:search" in registry and [c.url for c in served] == ["http://crm.example/v1"]
+    assert (await plan_document(store, registry, wanted)).empty
+
+    document["services"][0]["url"] = "http://crm.example/v2"
+    await apply_document(store, registry, from_document(document, "shop"), summary="moved")
+    [config] = await store.list(ToolServiceConfig)
+    assert config.url == "http://crm.example/v2"
+    assert [c.url for c in served] == ["http://crm.example/v1", "http://crm.example/v2"]
