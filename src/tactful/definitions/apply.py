@@ -26,6 +26,7 @@ from tactful.definitions.document import (
 )
 from tactful.definitions.plan import ChangeAction, Plan, plan, prunable
 from tactful.definitions.services import known_tools
+from tactful.definitions.tags import named
 from tactful.domain import (
     Agent,
     CannedResponse,
@@ -37,7 +38,6 @@ from tactful.domain import (
     Relationship,
     Tag,
     ToolServiceConfig,
-    agent_id_of_tag,
 )
 from tactful.domain.audit import revision
 from tactful.domain.canned import template_error
@@ -48,8 +48,6 @@ from tactful.errors import TactfulError, ValidationError
 from tactful.store.base import Store
 from tactful.tools.registry import ToolRegistry
 from tactful.tools.services import connect
-
-_JOURNEY_TAG = "journey:"
 
 
 async def holdings(store: Store) -> dict[type[Entity], list[Entity]]:
@@ -143,11 +141,10 @@ def check(
 def _tag_exists(
     tag: str, tags: Collection[str], agents: Collection[str], journeys: Collection[str]
 ) -> bool:
-    if (agent_id := agent_id_of_tag(tag)) is not None:
-        return agent_id in agents
-    if tag.startswith(_JOURNEY_TAG):
-        return tag.removeprefix(_JOURNEY_TAG) in journeys
-    return tag in tags
+    """Whether ``tag`` names something the document or the store holds (``tags.named``)."""
+    kind, id = named(tag)
+    known = {Agent: agents, Journey: journeys}.get(kind, tags)
+    return id in known
 
 
 def _relationship_problems(

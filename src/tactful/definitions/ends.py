@@ -4,15 +4,12 @@ relationship is defined through the SDK (``Agent.prioritize``, ``reevaluate_afte
 
 from __future__ import annotations
 
+from tactful.definitions.tags import check_tags
 from tactful.domain import (
-    Agent,
     Endpoint,
     EndpointKind,
     Guideline,
-    Journey,
-    Tag,
     ToolSpec,
-    agent_id_of_tag,
     journey_tag,
 )
 from tactful.errors import NotFoundError
@@ -32,9 +29,5 @@ async def check_end(store: Store, end: Endpoint) -> None:
         service, _, name = end.id.partition(":")
         if not await store.list(ToolSpec, service_name=service, name=name):
             raise NotFoundError("Tool", end.id)
-    elif end.id.startswith(_JOURNEY_TAG_PREFIX):
-        await store.get(Journey, end.id.removeprefix(_JOURNEY_TAG_PREFIX))
-    elif (agent_id := agent_id_of_tag(end.id)) is not None:
-        await store.get(Agent, agent_id)
     else:
-        await store.get(Tag, end.id)
+        await check_tags(store, [end.id], journey_tags=True)

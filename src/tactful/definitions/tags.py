@@ -18,23 +18,31 @@ from tactful.store.base import Store
 _JOURNEY_TAG_PREFIX = journey_tag("")
 
 
+def named(
+    tag: str, *, agent_tags: bool = True, journey_tags: bool = True
+) -> tuple[type[Agent] | type[Journey] | type[Tag], str]:
+    """What ``tag`` names, as (kind, id): ``agent:<id>`` an agent (when ``agent_tags``; else it
+    is a tag id, as for the tags of agents and customers), ``journey:<id>`` a journey (when
+    ``journey_tags``), anything else the tag of that id. The one reading of a tag, for the
+    checks below, relationship ends and documents."""
+    agent_id = agent_id_of_tag(tag)
+    if agent_id is not None and agent_tags:
+        return Agent, agent_id
+    if journey_tags and tag.startswith(_JOURNEY_TAG_PREFIX):
+        return Journey, tag.removeprefix(_JOURNEY_TAG_PREFIX)
+    return Tag, tag
+
+
 async def check_tags(
     store: Store, tags: Iterable[str], *, agent_tags: bool = True, journey_tags: bool = False
 ) -> list[str]:
     """The tags without repeats, in first-seen order; raises ``NotFoundError`` for the first
-    that names nothing stored. ``agent:<id>`` names an agent when ``agent_tags`` (else it is
-    looked up as a tag id, as for the tags of agents and customers), ``journey:<id>`` a journey
-    when ``journey_tags``; anything else is a tag id."""
+    that names nothing stored (``named``: an agent, a journey when ``journey_tags``, a tag)."""
     checked = list(dict.fromkeys(tags))
     for tag in checked:
-        agent_id = agent_id_of_tag(tag)
-        if agent_id is not None and agent_tags:
-            if await store.find(Agent, agent_id) is None:
-                raise NotFoundError("Agent", agent_id)
-        elif journey_tags and tag.startswith(_JOURNEY_TAG_PREFIX):
-            await store.get(Journey, tag.removeprefix(_JOURNEY_TAG_PREFIX))
-        elif await store.find(Tag, tag) is None:
-            raise NotFoundError("Tag", tag)
+        kind, id = named(tag, agent_tags=agent_tags, journey_tags=journey_tags)
+        if await store.find(kind, id) is None:
+            raise NotFoundError(kind.__name__, id)
     return checked
 
 
