@@ -22,6 +22,7 @@ from tactful.definitions.document import (
     derived_id,
     from_document,
     invalid,
+    section_of,
     tool_ids,
 )
 from tactful.definitions.plan import ChangeAction, Plan, plan, prunable
@@ -67,17 +68,8 @@ class Context:
         """Stored definitions of ``kind`` that are not the agent's own (shared or another's)."""
         if self.current is None:
             return list(self.stored[kind])
-        mine = {e.id for e in getattr(self.current, _section(kind))}
+        mine = {e.id for e in getattr(self.current, section_of(kind))}
         return [e for e in self.stored[kind] if e.id not in mine]
-
-
-def _section(kind: type[Entity]) -> str:
-    return {
-        CannedResponse: "canned_responses",
-        Guideline: "guidelines",
-        Journey: "journeys",
-        Relationship: "relationships",
-    }[kind]
 
 
 async def context(store: Store, tools: ToolRegistry, agent_id: str) -> Context:

@@ -157,7 +157,7 @@ def collect(holdings: Holdings, agent_id: str) -> AgentDefinitions | None:
     ]
     named: set[str] = set()
     for kind in OWNED:
-        for e in getattr(found, _section(kind)):
+        for e in getattr(found, section_of(kind)):
             named.update(e.tags)
     for r in found.relationships:
         named.update(e.id for e in (r.source, r.target) if e.kind is EndpointKind.TAG)
@@ -167,7 +167,8 @@ def collect(holdings: Holdings, agent_id: str) -> AgentDefinitions | None:
     return found
 
 
-def _section(kind: type[Entity]) -> str:
+def section_of(kind: type[Entity]) -> str:
+    """The section of a document (and field of ``AgentDefinitions``) holding ``kind``."""
     return {
         Agent: "agent",
         Tag: "tags",
@@ -201,14 +202,14 @@ def to_document(definitions: AgentDefinitions) -> dict[str, Any]:
         document["services"] = [_plain(s, drop=["id"]) for s in definitions.services]
     for kind in OWNED:
         entries = []
-        for e in getattr(definitions, _section(kind)):
+        for e in getattr(definitions, section_of(kind)):
             entry = _plain(e)
             tags = [t for t in entry.pop("tags", []) if t != tag]
             if tags:
                 entry["tags"] = tags
             entries.append(entry)
         if entries:
-            document[_section(kind)] = entries
+            document[section_of(kind)] = entries
     if definitions.relationships:
         document["relationships"] = [_plain(r) for r in definitions.relationships]
     return document
