@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import secrets
 import string
-from datetime import UTC, datetime
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar, TypeAlias
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -23,8 +26,30 @@ def new_secret_id() -> str:
     return "".join(secrets.choice(_ALPHABET) for _ in range(32))
 
 
+# A conversation test's clock (``at``): set, ``utcnow`` starts from its instant and runs at
+# real speed. Process-wide, since turns run in tasks started before any test's context.
+_clock: tuple[datetime, float] | None = None
+
+
 def utcnow() -> datetime:
+    """The current time: the real one, or a conversation test's (``at``)."""
+    if _clock is not None:
+        start, since = _clock
+        return start + timedelta(seconds=time.monotonic() - since)
     return datetime.now(UTC)
+
+
+@contextmanager
+def at(moment: datetime) -> Iterator[None]:
+    """Run the block as if it began at ``moment`` (timezone-aware; naive means UTC): what the
+    store records, what tools read and how fresh variables are all follow that clock."""
+    global _clock
+    aware = moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+    previous, _clock = _clock, (aware, time.monotonic())
+    try:
+        yield
+    finally:
+        _clock = previous
 
 
 JSONDict = dict[str, Any]

@@ -89,6 +89,14 @@ class ToolRegistry:
             entries.append(entry)
         return entries
 
+    async def replace_service(self, service: ToolService) -> list[RegisteredTool]:
+        """Put ``service`` in the place of the one registered under its name, which stays open
+        (a conversation test's stubs wrap the real services this way)."""
+        replaced = self._services.pop(service.name, None)
+        for tid in [t for t, e in self._tools.items() if e.service is replaced]:
+            del self._tools[tid]
+        return await self.register_service(service)
+
     async def _check_outbound(self, service: ToolService) -> None:
         for url in service.outbound_urls():
             try:

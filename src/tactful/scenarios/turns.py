@@ -1,0 +1,108 @@
+"""One step of a scenario against a running server: post it, wait for the agent's turn, and
+gather what the turn did (``TurnRecord``) for the expectations to check."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from tactful.domain import (
+    Event,
+    EventKind,
+    EventSource,
+    Session,
+    SessionMode,
+    SessionStatus,
+    ToolCallRecord,
+    Trace,
+)
+from tactful.domain.journeys import JourneyProgress, JourneyRun
+from tactful.scenarios.spec import Step
+from tactful.server import Server
+
+
+@dataclass
+class TurnRecord:
+    """What the agent did after one step: its replies, events, trace and where the session
+    stands (journeys, mode)."""
+
+    index: int
+    step: Step
+    events: list[Event] = field(default_factory=list)
+    trace: Trace | None = None
+    journeys: dict[str, JourneyRun] = field(default_factory=dict)
+    mode: SessionMode = SessionMode.AUTO
+
+    @property
+    def replies(self) -> list[str]:
+        return [
+            str(e.data.get("message", ""))
+            for e in self.events
+            if e.kind is EventKind.MESSAGE
+            and e.source is EventSource.AI_AGENT
+            and isinstance(e.data, dict)
+        ]
+
+    @property
+    def reply(self) -> str:
+        return "\n".join(self.replies)
+
+    @property
+    def tool_calls(self) -> list[ToolCallRecord]:
+        calls = []
+        for event in self.events:
+            if event.kind is EventKind.TOOL and isinstance(event.data, dict):
+                raw: list[Any] = event.data.get("tool_calls", [])
+                calls += [ToolCallRecord.model_validate(c) for c in raw]
+        return calls
+
+    @property
+    def status(self) -> SessionStatus | None:
+        statuses = [
+            str(e.data.get("status"))
+            for e in self.events
+            if e.kind is EventKind.STATUS
+            and e.source is EventSource.AI_AGENT
+            and isinstance(e.data, dict)
+        ]
+        return SessionStatus(statuses[-1]) if statuses else None
+
+    @property
+    def handed_off(self) -> bool:
+        return self.mode is SessionMode.MANUAL or bool(
+            self.trace is not None and self.trace.composition.handoff
+        )
+
+
+async def take_step(server: Server, session_id: str, index: int, step: Step) -> TurnRecord:
+    """Post ``step`` on the session and wait until the agent's turn (if any) is over."""
+    engine = server.runtime.engine
+    store = server.runtime.store
+    record = TurnRecord(index=index, step=step)
+    if step.event is not None:
+        posted = await engine.timeline.append(
+            session_id, EventKind.CUSTOM, EventSource.CUSTOMER, step.event.data
+        )
+    else:
+        assert step.customer is not None
+        posted = await engine.post_customer_message(session_id, step.customer)
+    await engine.wait_idle(session_id)
+    record.events = await store.list_events(session_id, min_offset=posted.offset + 1)
+    record.trace = await _trace(server, session_id, posted, record.events)
+    progress = await store.find(JourneyProgress, session_id)
+    record.journeys = dict(progress.runs) if progress is not None else {}
+    record.mode = (await store.get(Session, session_id)).mode
+    return record
+
+
+async def _trace(
+    server: Server, session_id: str, posted: Event, events: list[Event]
+) -> Trace | None:
+    store = server.runtime.store
+    for event in reversed(events):
+        if event.trace_id:
+            found = await store.find(Trace, event.trace_id)
+            if found is not None:
+                return found
+    traces = await store.list(Trace, session_id=session_id)
+    return next((t for t in traces if t.customer_event_offset == posted.offset), None)
