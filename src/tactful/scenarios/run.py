@@ -14,12 +14,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from math import comb
 
+import numpy as np
+
 from tactful.config import Settings
 from tactful.domain import ContextVariable, Customer
 from tactful.domain.common import at
 from tactful.engine.variables import own_key, write_value
 from tactful.errors import TactfulError
-from tactful.llm.base import Generator
+from tactful.llm.base import Embedder, Generator, Vectors
+from tactful.runtime import default_embedder
 from tactful.scenarios.expectations import Check, check_turn
 from tactful.scenarios.judge import judge
 from tactful.scenarios.simulate import check_end, converse
@@ -27,6 +30,35 @@ from tactful.scenarios.spec import Fixtures, Scenario, Step, Suite
 from tactful.scenarios.stubs import stub_tools
 from tactful.scenarios.turns import TurnRecord, take_step
 from tactful.server import Server
+
+
+class SharedEmbedder(Embedder):
+    """One embedder for every run of a test session, remembering each text's vector: each
+    run's fresh in-memory server would otherwise embed the agent's guidelines again. Servers
+    do not close it (``aclose``); the runner closes the one it wraps."""
+
+    LIMIT = 200_000
+
+    def __init__(self, inner: Embedder) -> None:
+        self.inner = inner
+        self.model_name = inner.model_name
+        self.dimensions = inner.dimensions
+        self._memo: dict[str, Vectors] = {}
+
+    async def embed(self, texts: Sequence[str]) -> Vectors:
+        missing = [t for t in dict.fromkeys(texts) if t not in self._memo]
+        if missing:
+            if len(self._memo) + len(missing) > self.LIMIT:
+                self._memo.clear()
+            for text, row in zip(missing, await self.inner.embed(missing), strict=True):
+                self._memo[text] = row
+        if not texts:
+            return np.zeros((0, self.dimensions), dtype=np.float32)
+        return np.stack([self._memo[t] for t in texts])
+
+    async def aclose(self) -> None:
+        """Kept open for the next run (see ``ScenarioRunner.close``)."""
+
 
 NO_MODEL = "no model is configured (offline tier); set one to judge criteria and simulate customers"
 
@@ -128,6 +160,19 @@ class ScenarioRunner:
         self.offline = offline
         self.test_model = test_model
         self.on_run = on_run
+        self._embedder: SharedEmbedder | None = None
+
+    async def close(self) -> None:
+        """Close the embedder the runs shared."""
+        if self._embedder is not None:
+            await self._embedder.inner.aclose()
+            self._embedder = None
+
+    async def __aenter__(self) -> ScenarioRunner:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
 
     async def run_suite(
         self, suite: Suite, *, repeat: int | None = None, names: Sequence[str] = ()
@@ -160,10 +205,13 @@ class ScenarioRunner:
         return run
 
     def _server(self) -> Server:
+        if self._embedder is None:
+            self._embedder = SharedEmbedder(default_embedder(self.settings))
         return Server(
             settings=self.settings,
             transient=True,
             generator=self.generator,
+            embedder=self._embedder,
             offline=self.offline,
         )
 
