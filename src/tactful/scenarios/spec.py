@@ -293,7 +293,7 @@ def load_suite(path: Path | str) -> Suite:
         suite = Suite.model_validate({**data, "path": path})
     except PydanticValidationError as e:
         problems = tuple(_problem(path, lines, err) for err in e.errors())
-        raise ValidationError(f"{path}: {len(problems)} problem(s)", problems=problems) from e
+        raise ValidationError("\n".join(problems), problems=problems) from e
     for scenario, line in zip(suite.scenarios, lines.get("scenarios", []), strict=False):
         scenario.line = line
     _number_steps(path, suite)

@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from tactful.domain import ToolSpec
+from tactful.errors import ValidationError
 from tactful.scenarios.spec import ToolStub
 from tactful.tools import (
     SessionControl,
@@ -86,7 +87,7 @@ async def stub_tools(
     known = {spec.id for spec in registry.specs()} | {spec.name for spec in registry.specs()}
     unknown = sorted({s.tool for s in stubs} - known)
     if unknown:
-        raise ToolError(f"stubs name tools the agent does not have: {', '.join(unknown)}")
+        raise ValidationError(f"stubs name tools the agent does not have: {', '.join(unknown)}")
     wrapped = []
     for service in registry.services():
         stubbed = StubbedService(service, stubs, real=service.name in real)
