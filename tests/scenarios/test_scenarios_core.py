@@ -42,7 +42,8 @@ async def run_one(runner: ScenarioRunner, path: Path) -> RunOutcome:
 
 
 def failures(run: RunOutcome) -> list[str]:
-    return [f"{c.what}: {c.detail}" for c in run.checks if c.failed]
+    found = [f"{c.what}: {c.detail}" for c in run.checks if c.failed]
+    return [f"error: {run.error}", *found] if run.error else found
 
 
 # -- the file format ----------------------------------------------------------------------------
@@ -355,3 +356,38 @@ async def test_a_simulated_customer_plays_the_brief(tmp_path: Path) -> None:
     async with ScenarioRunner(offline=True) as runner:
         (outcome,) = await runner.run_suite(load_suite(path))
     assert outcome.skipped is not None and "no model is configured" in outcome.skipped
+
+
+async def test_the_agent_may_be_a_definitions_file(tmp_path: Path, runner: ScenarioRunner) -> None:
+    (tmp_path / "agent.yaml").write_text(
+        textwrap.dedent(
+            """\
+            agent: {id: shop, name: Shop}
+            canned_responses:
+              - {id: shop-hours-1, value: "We are open 9 to 5, Monday to Friday."}
+            guidelines:
+              - id: shop-hours
+                condition: The customer asks when the shop is open
+                action: Give the opening hours
+                examples: ["When are you open?", "What are your opening hours?"]
+                canned_responses: [shop-hours-1]
+            """
+        ),
+        encoding="utf-8",
+    )
+    path = tmp_path / "shop.scenarios.yaml"
+    path.write_text(
+        textwrap.dedent(
+            """\
+            agent: agent.yaml
+            scenarios:
+              - name: opening hours
+                steps:
+                  - customer: When are you open?
+                    expect: {matched: shop-hours, canned: shop-hours-1, no_tools: true}
+            """
+        ),
+        encoding="utf-8",
+    )
+    run = await run_one(runner, path)
+    assert run.passed, failures(run)
