@@ -23,6 +23,7 @@ from tactful.cli.definitions import load_agent_file
 from tactful.cli.record import record, record_scenario
 from tactful.client import EventInfo, SessionInfo, TactfulClient, TraceInfo, TurnResult
 from tactful.domain import Flag
+from tactful.errors import ValidationError
 from tactful.scenarios import ScenarioOutcome, ScenarioRunner, load_suite
 from tactful.scenarios.record import AGENT_PLACEHOLDER, distinctive, generated, record_session
 
@@ -312,3 +313,9 @@ def test_a_flag_without_a_note_still_fails_its_reply_and_notes_are_comments() ->
     assert step["expect"]["reply_not_contains"] == ["How can I help?"]
     assert "criteria" not in step["expect"] and "reply_contains" not in step["expect"]
     assert recording.notes[0][0] == f"FLAGGED reply (flag {flag.id}) (no note)"
+
+
+def test_a_session_without_a_customer_step_is_refused() -> None:
+    session = SessionInfo(id="s1", agent_id="a1", customer_id="guest")
+    with pytest.raises(ValidationError, match="session s1 has no customer message to record"):
+        record_session(session, [_message(0, "ai_agent", "Welcome!")], [])

@@ -16,7 +16,7 @@ from rich.text import Text
 
 from tactful.cli.admin import ApiKey, Url, call
 from tactful.cli.output import errors, fail
-from tactful.client import CustomerInfo, TactfulClient
+from tactful.client import ClientError, CustomerInfo, TactfulClient
 from tactful.domain import GUEST_CUSTOMER_ID
 from tactful.errors import ValidationError
 from tactful.scenarios.record import record_session, render
@@ -34,7 +34,12 @@ async def record_scenario(client: TactfulClient, session_id: str, agent: str | N
     if session.customer_id and session.customer_id != GUEST_CUSTOMER_ID:
         customer = await client.get_customer(session.customer_id)
         for tag_id in customer.tags:
-            tag_names[tag_id] = (await client.get_tag(tag_id)).name
+            # A tag deleted since keeps its id in the file.
+            try:
+                tag_names[tag_id] = (await client.get_tag(tag_id)).name
+            except ClientError as e:
+                if e.status_code != 404:
+                    raise
     recording = record_session(
         session,
         events,
