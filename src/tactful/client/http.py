@@ -24,6 +24,7 @@ import pydantic
 from tactful.client.models import (
     AgentInfo,
     AppliedInfo,
+    CustomerInfo,
     EventInfo,
     GuidelineDetail,
     GuidelineInfo,
@@ -33,6 +34,7 @@ from tactful.client.models import (
     PlanInfo,
     RevisionInfo,
     SessionInfo,
+    TagInfo,
     TraceInfo,
     TurnResult,
 )
@@ -259,6 +261,21 @@ class TactfulClient:
             await asyncio.sleep(min(delay, deadline - now))
             delay = min(delay * 2, 0.25)
         return self._parse(TraceInfo, self._body(response, "GET", path), f"GET {path}")
+
+    async def list_traces(self, session_id: str) -> list[TraceInfo]:
+        """``GET /sessions/{id}/traces``: the traces of the session's finished turns, oldest
+        first."""
+        return await self._get(list[TraceInfo], f"/sessions/{session_id}/traces")
+
+    # -- customers and tags ---------------------------------------------------------------------
+
+    async def get_customer(self, customer_id: str) -> CustomerInfo:
+        """``GET /customers/{id}`` (its ``tags`` are tag ids)."""
+        return await self._get(CustomerInfo, f"/customers/{customer_id}")
+
+    async def get_tag(self, tag_id: str) -> TagInfo:
+        """``GET /tags/{id}``."""
+        return await self._get(TagInfo, f"/tags/{tag_id}")
 
     # -- flags ----------------------------------------------------------------------------------
     # A flag is the stored entity itself (``tactful.domain.Flag``): one definition on both sides.

@@ -62,6 +62,22 @@ class SessionInfo(_Record):
     mode: str | None = None
 
 
+class CustomerInfo(_Record):
+    """A customer as ``GET /customers/{id}`` answers it; ``tags`` are tag ids."""
+
+    id: str
+    name: str
+    metadata: dict[str, str] = Field(default_factory=dict)
+    tags: list[str] = Field(default_factory=list)
+
+
+class TagInfo(_Record):
+    """A tag as ``GET /tags/{id}`` answers it."""
+
+    id: str
+    name: str
+
+
 class GuidelineInfo(_Record):
     """A guideline as ``GET /guidelines`` lists it (without ``action``: an observation)."""
 
