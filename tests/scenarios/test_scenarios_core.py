@@ -391,3 +391,13 @@ async def test_the_agent_may_be_a_definitions_file(tmp_path: Path, runner: Scena
     )
     run = await run_one(runner, path)
     assert run.passed, failures(run)
+
+
+def test_a_journey_state_is_named_by_id_number_or_what_it_does() -> None:
+    from tactful.scenarios.turns import StateName
+
+    name = StateName("2", "Ask for the order number")
+    assert name.named_by("2") and name.named_by("ask for the ORDER number")
+    assert name.named_by("order number")
+    assert not name.named_by("12") and not name.named_by("Confirm the refund")
+    assert str(name) == "2 (Ask for the order number)"

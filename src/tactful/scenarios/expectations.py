@@ -112,8 +112,13 @@ def _journey(expected: JourneyExpected, turn: TurnRecord) -> Check:
         started = ", ".join(turn.journeys) or "none"
         return Check(what, False, f"the journey never started; journeys of the session: {started}")
     problems = []
-    if expected.state is not None and run.current != expected.state:
-        problems.append(f"it is at {run.current} (path {' → '.join(run.path)})")
+    name = turn.states.get(expected.id)
+    at_state = expected.state is None or expected.state == run.current
+    if not at_state and name is not None and expected.state is not None:
+        at_state = name.named_by(expected.state)
+    if not at_state:
+        where = f"{name} [{run.current}]" if name is not None else str(run.current)
+        problems.append(f"it is at {where} (path {' → '.join(run.path)})")
     if expected.status is not None and run.status != expected.status:
         problems.append(f"its status is {run.status}")
     step = (

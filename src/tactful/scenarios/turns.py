@@ -16,9 +16,25 @@ from tactful.domain import (
     ToolCallRecord,
     Trace,
 )
-from tactful.domain.journeys import JourneyProgress, JourneyRun
+from tactful.domain.journeys import Journey, JourneyProgress, JourneyRun
+from tactful.engine.journeys.graph import JourneyGraph
 from tactful.scenarios.spec import Step
 from tactful.server import Server
+
+
+@dataclass(frozen=True)
+class StateName:
+    """A journey state as the trace labels it ("2 (Ask for the order number)")."""
+
+    number: str
+    what: str
+
+    def __str__(self) -> str:
+        return f"{self.number} ({self.what})"
+
+    def named_by(self, given: str) -> bool:
+        """Whether ``given`` names this state: its number, or words of what it does."""
+        return given == self.number or given.casefold() in self.what.casefold()
 
 
 @dataclass
@@ -31,6 +47,8 @@ class TurnRecord:
     events: list[Event] = field(default_factory=list)
     trace: Trace | None = None
     journeys: dict[str, JourneyRun] = field(default_factory=dict)
+    # Each journey's current state as people name it: its number and what it does.
+    states: dict[str, StateName] = field(default_factory=dict)
     mode: SessionMode = SessionMode.AUTO
 
     @property
@@ -91,6 +109,7 @@ async def take_step(server: Server, session_id: str, index: int, step: Step) -> 
     record.trace = await _trace(server, session_id, posted, record.events)
     progress = await store.find(JourneyProgress, session_id)
     record.journeys = dict(progress.runs) if progress is not None else {}
+    record.states = await _state_names(server, record.journeys)
     record.mode = (await store.get(Session, session_id)).mode
     return record
 
@@ -106,3 +125,15 @@ async def _trace(
                 return found
     traces = await store.list(Trace, session_id=session_id)
     return next((t for t in traces if t.customer_event_offset == posted.offset), None)
+
+
+async def _state_names(server: Server, runs: dict[str, JourneyRun]) -> dict[str, StateName]:
+    names = {}
+    for journey_id, run in runs.items():
+        journey = await server.runtime.store.find(Journey, journey_id)
+        if journey is None or run.current is None:
+            continue
+        named = JourneyGraph(journey).naming(run.current)
+        if named is not None:
+            names[journey_id] = StateName(*named)
+    return names

@@ -151,14 +151,20 @@ class JourneyGraph:
                 return n
         return None
 
-    def label(self, state_id: str | None) -> str:
-        """A state as traces name it: "2 (Ask for the order number)"."""
+    def naming(self, state_id: str | None) -> tuple[str, str] | None:
+        """A state's number ("start" for an unnumbered one) and what it does; None for an
+        unknown state."""
         state = self.state(state_id)
         if state is None:
-            return str(state_id)
+            return None
         n = self.numbers.get(state.id)
         what = state.action or (", ".join(state.tools) if state.tools else state.kind.value)
-        return f"{n if n is not None else 'start'} ({what})"
+        return (str(n) if n is not None else "start", what)
+
+    def label(self, state_id: str | None) -> str:
+        """A state as traces name it: "2 (Ask for the order number)"."""
+        named = self.naming(state_id)
+        return str(state_id) if named is None else f"{named[0]} ({named[1]})"
 
     def local_out(self, state_id: str) -> list[JourneyTransition]:
         return [t for t in self.out.get(state_id, []) if not t.target_journey_id]
