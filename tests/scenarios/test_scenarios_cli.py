@@ -37,7 +37,7 @@ def test_a_failure_shows_its_checks_and_the_trace(smoke: Path) -> None:
     result = runner.invoke(app, ["test", str(smoke.parent), "--offline"])
     assert result.exit_code == 1, result.output
     out = result.output
-    assert "model: offline tier" in out
+    assert out.count("model: offline tier") == 1  # once, not once per run
     assert "✓ order status by number" in out
     assert "✓ stubbed order status" in out  # its stub gives every field the template needs
     assert "✗ deliberately wrong" in out
