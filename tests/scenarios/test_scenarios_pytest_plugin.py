@@ -85,3 +85,9 @@ def test_a_scenario_that_cannot_run_is_skipped_and_a_bad_file_is_an_error(
     assert "simulated customer: no model is configured" in text
     assert "scenario file does not load:" in text
     assert "broken.scenarios.yaml:3: scenarios.0" in text
+
+
+def test_a_repeat_out_of_range_is_a_usage_error(pytester: pytest.Pytester) -> None:
+    result = pytester.runpytest(*_plugin_args(), "--tactful-repeat", "0")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert "--tactful-repeat takes a number of runs from 1 to 100" in result.stderr.str()

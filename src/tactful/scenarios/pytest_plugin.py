@@ -49,6 +49,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    repeat = config.getoption("tactful_repeat")
+    if repeat is not None and not 1 <= repeat <= 100:
+        raise pytest.UsageError("--tactful-repeat takes a number of runs from 1 to 100")
+
+
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
     if is_scenario_file(file_path):
         file: ScenarioFile = ScenarioFile.from_parent(parent, path=file_path)
