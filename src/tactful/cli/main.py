@@ -1,7 +1,7 @@
 """The ``tactful`` command line: ``serve``, ``chat``, ``keys``, ``version``; the admin
 commands ``agents``, ``guidelines``, ``journeys`` and ``sessions``; and the definitions commands
 ``plan``, ``apply`` and ``export`` (definition files in YAML), ``history`` and ``rollback``
-(revisions of definitions)."""
+(revisions of definitions); ``test`` (conversation tests: scenario files)."""
 
 from __future__ import annotations
 
@@ -254,6 +254,15 @@ def _add_definition_commands() -> None:
 
 
 _add_definition_commands()
+
+
+def _add_test_commands() -> None:
+    from tactful.cli.scenarios import test_app
+
+    app.add_typer(test_app, name="test")
+
+
+_add_test_commands()
 
 
 @app.command()
