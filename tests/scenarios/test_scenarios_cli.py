@@ -125,7 +125,7 @@ def test_help_of_the_group_and_of_run() -> None:
 
 def test_the_sample_file_loads_and_is_not_collected_by_pytest() -> None:
     from tactful.scenarios import load_suite
-    from tactful.scenarios.pytest_plugin import is_scenario_file
+    from tactful_pytest import is_scenario_file
 
     assert load_suite(SMOKE).agent_path().is_file()
     assert not is_scenario_file(SMOKE)

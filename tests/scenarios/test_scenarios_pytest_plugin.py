@@ -52,7 +52,7 @@ def _plugin_args() -> list[str]:
     without pytest-asyncio, which the plugin does not need."""
     if entry_points(group="pytest11", name="tactful"):
         return ["-p", "no:asyncio"]
-    return ["-p", "no:asyncio", "-p", "tactful.scenarios.pytest_plugin"]
+    return ["-p", "no:asyncio", "-p", "tactful_pytest"]
 
 
 def test_one_test_per_scenario_and_the_failure_text(pytester: pytest.Pytester) -> None:

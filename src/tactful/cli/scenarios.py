@@ -16,6 +16,7 @@ from rich.text import Text
 from typer.core import TyperGroup
 
 from tactful.cli.output import console, errors, fail
+from tactful.cli.record import record
 
 if TYPE_CHECKING:
     from tactful.scenarios import ScenarioOutcome, ScenarioRunner, Suite
@@ -76,7 +77,8 @@ def run(
 ) -> None:
     """Run scenario files: every scenario (each its repeat times) on a fresh in-memory server."""
     from tactful.cli.main import load_settings
-    from tactful.scenarios.report import LiveView, TierRunner, print_summary, state, write_junit
+    from tactful.scenarios import ScenarioRunner
+    from tactful.scenarios.report import LiveView, print_summary, state, write_junit
 
     suites = _load(paths)
     names = list(dict.fromkeys(scenario or []))
@@ -97,7 +99,7 @@ def run(
             if not quiet:
                 view.note(f"model: {tier}")
 
-        runner = TierRunner(settings=settings, offline=offline, on_run=view.ran, on_tier=tell)
+        runner = ScenarioRunner(settings=settings, offline=offline, on_run=view.ran, on_tier=tell)
         outcomes = asyncio.run(_run_all(runner, suites, view, repeat, names))
     print_summary(console, outcomes, quiet=quiet)
     if junit is not None:
@@ -110,9 +112,9 @@ def run(
     raise typer.Exit(1 if any(state(o) == "failed" for o in outcomes) else 0)
 
 
-# `tactful test record SESSION_ID` (a scenario file from a recorded conversation) is
-# registered here as `test_app.command("record")(record)`; DefaultRun leaves it alone, since
-# `record` then names a command of the group.
+# `tactful test record SESSION_ID`: a scenario file from a stored conversation. DefaultRun
+# leaves it alone, since `record` names a command of the group.
+test_app.command("record")(record)
 
 
 def _load(paths: list[Path]) -> list[Suite]:
@@ -146,10 +148,11 @@ async def _run_all(
     names: list[str],
 ) -> list[ScenarioOutcome]:
     outcomes = []
-    for suite in suites:
-        for scenario in suite.scenarios:
-            if names and scenario.name not in names:
-                continue
-            view.starting(suite, scenario, repeat or suite.runs_of(scenario))
-            outcomes += await runner.run_suite(suite, repeat=repeat, names=[scenario.name])
+    async with runner:
+        for suite in suites:
+            for scenario in suite.scenarios:
+                if names and scenario.name not in names:
+                    continue
+                view.starting(suite, scenario, repeat or suite.runs_of(scenario))
+                outcomes += await runner.run_suite(suite, repeat=repeat, names=[scenario.name])
     return outcomes

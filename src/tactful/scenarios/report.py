@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import re
 import xml.etree.ElementTree as ET
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -30,10 +30,9 @@ from rich.text import Text
 
 from tactful.domain import EventKind, EventSource
 from tactful.scenarios.expectations import Check
-from tactful.scenarios.run import RunOutcome, ScenarioOutcome, ScenarioRunner, pass_hat
+from tactful.scenarios.run import RunOutcome, ScenarioOutcome, pass_hat
 from tactful.scenarios.spec import Scenario, Suite
 from tactful.scenarios.turns import TurnRecord
-from tactful.server import Server
 
 PASSED, FAILED, SKIPPED = "✓", "✗", "-"
 # Characters XML 1.0 cannot carry (a reply or an error may hold them).
@@ -324,35 +323,6 @@ class LiveView:
         if runs > 1:
             label += f" [run {number}/{runs}]"
         self._progress.update(self._task, description=label)
-
-
-class TierRunner(ScenarioRunner):
-    """A runner that tells the model tier of the first server it starts (``on_tier``), for
-    the one line ``tactful test`` prints about it."""
-
-    def __init__(self, *, on_tier: Callable[[str], object], **options: Any) -> None:
-        super().__init__(**options)
-        self._on_tier: Callable[[str], object] | None = on_tier
-
-    def _server(self) -> Server:
-        server = _TellingServer(
-            settings=self.settings,
-            transient=True,
-            generator=self.generator,
-            offline=self.offline,
-        )
-        server.on_start, self._on_tier = self._on_tier, None
-        return server
-
-
-class _TellingServer(Server):
-    on_start: Callable[[str], object] | None = None
-
-    async def __aenter__(self) -> Server:
-        started = await super().__aenter__()
-        if self.on_start is not None:
-            self.on_start(self.runtime.tier_reason)
-        return started
 
 
 # -- JUnit XML ------------------------------------------------------------------------------------

@@ -144,7 +144,8 @@ OnRun = Callable[[ScenarioOutcome, RunOutcome], None]
 class ScenarioRunner:
     """Runs scenario files. ``generator`` is the agent's model (None: what the settings
     configure; ``offline`` forces the offline tier); ``test_model`` judges criteria and plays
-    simulated customers (by default the agent's model, when it has one)."""
+    simulated customers (by default the agent's model, when it has one); ``on_run`` hears of
+    each run as it ends, ``on_tier`` of the model tier once."""
 
     def __init__(
         self,
@@ -154,12 +155,15 @@ class ScenarioRunner:
         offline: bool = False,
         test_model: Generator | None = None,
         on_run: OnRun | None = None,
+        on_tier: Callable[[str], object] | None = None,
     ) -> None:
         self.settings = settings or Settings()
         self.generator = generator
         self.offline = offline
         self.test_model = test_model
         self.on_run = on_run
+        # Hears once which model tier the runs are on (the first server's words for it).
+        self.on_tier = on_tier
         self._embedder: SharedEmbedder | None = None
 
     async def close(self) -> None:
@@ -219,6 +223,9 @@ class ScenarioRunner:
         self, suite: Suite, scenario: Scenario, fixtures: Fixtures, run: RunOutcome
     ) -> None:
         async with self._server() as server:
+            tell, self.on_tier = self.on_tier, None
+            if tell is not None:
+                tell(server.runtime.tier_reason)
             agent_id = await load_agent(server, suite)
             test_model = self.test_model or server.runtime.engine.generator
             if scenario.simulate is not None and test_model is None:

@@ -1,16 +1,19 @@
-"""Scenario files as pytest tests: each ``*.scenarios.yaml`` / ``*.scenarios.yml`` file pytest
-finds is collected, one test per scenario (its repeats run inside it, and it passes only when
-every run does). A failure reads as ``tactful test`` prints it; a scenario that cannot run (a
-simulated customer without a model) is skipped with the reason.
+"""The tactful pytest plugin: scenario files as pytest tests. Each ``*.scenarios.yaml`` /
+``*.scenarios.yml`` file pytest finds is collected, one test per scenario (its repeats run
+inside it, and it passes only when every run does). A failure reads as ``tactful test`` prints
+it; a scenario that cannot run (a simulated customer without a model) is skipped with the
+reason.
 
 The plugin loads in every pytest session of an environment where tactful is installed (entry
-point ``pytest11``), so this module imports nothing of tactful's until a scenario file is
-collected. Options: ``--tactful-offline`` (the offline tier whatever is configured),
-``--tactful-repeat K`` (run every scenario K times).
+point ``pytest11``), so it is a module of its own, outside the ``tactful`` package (importing
+that takes a second), and imports nothing of tactful's until a scenario file is collected.
+Options: ``--tactful-offline`` (the offline tier whatever is configured), ``--tactful-repeat
+K`` (run every scenario K times).
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -20,6 +23,7 @@ import pytest
 if TYPE_CHECKING:
     from _pytest._code.code import TerminalRepr
 
+    from tactful.scenarios.run import ScenarioRunner
     from tactful.scenarios.spec import Scenario, Suite
 
 SUFFIXES = (".scenarios.yaml", ".scenarios.yml")
@@ -92,6 +96,35 @@ class ScenarioFile(pytest.File):
         return super().repr_failure(excinfo)
 
 
+# One event loop and one runner for the session's scenarios: the runs share the runner's
+# embedder (and what it has embedded), and its connections stay on the loop that opened them.
+_SESSION = pytest.StashKey["tuple[asyncio.AbstractEventLoop, ScenarioRunner]"]()
+
+
+def _session(config: pytest.Config) -> tuple[asyncio.AbstractEventLoop, ScenarioRunner]:
+    found = config.stash.get(_SESSION, None)
+    if found is None:
+        from tactful.scenarios.run import ScenarioRunner
+
+        found = (
+            asyncio.new_event_loop(),
+            ScenarioRunner(offline=config.getoption("tactful_offline")),
+        )
+        config.stash[_SESSION] = found
+    return found
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    found = config.stash.get(_SESSION, None)
+    if found is not None:
+        loop, runner = found
+        try:
+            loop.run_until_complete(runner.close())
+        finally:
+            loop.close()
+        del config.stash[_SESSION]
+
+
 class ScenarioItem(pytest.Item):
     """One scenario: all its runs, on fresh in-memory servers."""
 
@@ -101,15 +134,11 @@ class ScenarioItem(pytest.Item):
         self.scenario = scenario
 
     def runtest(self) -> None:
-        import asyncio
-
         from tactful.scenarios.report import failure_text
-        from tactful.scenarios.run import ScenarioRunner
 
-        offline: bool = self.config.getoption("tactful_offline")
         repeat: int | None = self.config.getoption("tactful_repeat")
-        runner = ScenarioRunner(offline=offline)
-        outcomes = asyncio.run(
+        loop, runner = _session(self.config)
+        outcomes = loop.run_until_complete(
             runner.run_suite(self.suite, repeat=repeat, names=[self.scenario.name])
         )
         outcome = outcomes[0]
