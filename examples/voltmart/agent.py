@@ -91,13 +91,17 @@ class Lookup:
     the argument). It also depends on the rule's intent having matched, or on the customer just
     answering the rule's question. Active, it takes priority over the rule, so the tool's reply
     replaces the rule's general ones ("please send your order number"): side by side in one
-    guideline they would compete on wording alone, and the general ones would win.
+    guideline they would compete on wording alone, and the general ones would win. When the
+    tool fails, the ``unavailable`` reply apologises instead of the agent's no-match reply.
     """
 
     id: str
     action: str
     given: re.Pattern[str]
     reply: ToolReply
+    # (id, template): said when the tool could not answer (an error, a timeout). It uses no
+    # tool field, so the result's reply, which does, outranks it whenever the tool returned.
+    unavailable: tuple[str, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -160,6 +164,12 @@ RULES: tuple[Rule, ...] = (
                 "{{status}}{% if eta %} and should arrive by {{eta}}{% endif %}."
                 "{% else %}I couldn't look up order {{order_id}}: {{order_problem}}.{% endif %}",
             ),
+            unavailable=(
+                "vm-orders-track-lookup-2",
+                "Sorry, I can't reach our order system right now, so I couldn't check that "
+                "order. You can follow it live under Account > Order History, or ask me again "
+                "in a few minutes.",
+            ),
         ),
     ),
     Rule(
@@ -193,6 +203,12 @@ RULES: tuple[Rule, ...] = (
                 "help you with?{% else %}I couldn't find any orders for {{email}}. Could you "
                 "double-check the address, or try another email you may have used at checkout?"
                 "{% endif %}",
+            ),
+            unavailable=(
+                "vm-orders-number-missing-lookup-2",
+                "Sorry, I can't search orders by email right now. Your order number (VM "
+                "followed by 8 digits) is in your confirmation email and under Account > Order "
+                "History; or ask me again in a few minutes.",
             ),
         ),
     ),
@@ -505,6 +521,12 @@ RULES: tuple[Rule, ...] = (
                 "{% else %}I checked order {{order_id}}, and I can't issue a refund yet: "
                 "{{refund_problem}}.{% endif %}",
             ),
+            unavailable=(
+                "vm-refunds-status-lookup-2",
+                "Sorry, I can't reach our refund system right now, so I couldn't check that "
+                "order. Refunds are issued within 3-5 business days after we inspect a return; "
+                "please ask me again in a few minutes.",
+            ),
         ),
     ),
     Rule(
@@ -811,6 +833,8 @@ RULES: tuple[Rule, ...] = (
             ),
         ),
         priority=1,
+        # The session goes to manual mode: the agent stays quiet until a person answers.
+        tools=("hand_off_to_person",),
     ),
 )
 
@@ -994,6 +1018,10 @@ async def _define_lookup(
         id=answer,
     )
     await agent.create_canned_response(lookup.reply.template, id=lookup.reply.id)
+    replies = [lookup.reply.id]
+    if lookup.unavailable is not None:
+        await agent.create_canned_response(lookup.unavailable[1], id=lookup.unavailable[0])
+        replies.append(lookup.unavailable[0])
     await agent.create_guideline(
         rule.condition,
         lookup.action,
@@ -1001,7 +1029,7 @@ async def _define_lookup(
         description=f"{rule.id}, once the customer has given what its tool needs",
         examples=rule.examples,
         tools=tools,
-        canned_responses=[lookup.reply.id],
+        canned_responses=replies,
         priority=rule.priority,
         criticality=rule.criticality,
     )

@@ -6,6 +6,10 @@ the offline tier follows it too), and a canned response on every step, so the of
 exactly what the step says. A customer may interrupt either one with another question; the
 journey pauses, and resumes when the customer answers the pending step.
 
+The transitions into the steps and the steps' canned responses have stable ids (the steps' own
+are generated): ``vm-return-within-window`` leads to the step whose reply is
+``vm-return-within-window-1``, the id conversation tests (``scenarios/``) expect it by.
+
 ``define_journeys(agent, tools)`` is idempotent, like the rest of the example; the code that
 decides the forks is attached apart (``attach_branches``), by transition id.
 """
@@ -14,6 +18,7 @@ from datetime import date
 from typing import Any
 
 import tactful
+from tactful.domain.common import utcnow
 from tactful.engine.hooks import BranchContext
 
 RETURN_ID = "vm-journey-return"
@@ -41,7 +46,8 @@ def _days_since_delivery(order: dict[str, Any]) -> int | None:
     delivered = order.get("delivered_on")
     if order.get("status") != "delivered" or not isinstance(delivered, str):
         return None
-    return (date.today() - date.fromisoformat(delivered)).days
+    # tactful's clock, as the order tools use (a conversation test's ``time:`` sets it).
+    return (utcnow().date() - date.fromisoformat(delivered)).days
 
 
 def within_window(ctx: BranchContext) -> bool:
@@ -101,9 +107,22 @@ NOT_FOUND = (
 )
 
 
+LOOKUP_FAILED = (
+    "Sorry, I can't reach our order system right now. Please send me the order number again "
+    "in a minute and I'll try once more."
+)
+
+
 async def define_journeys(agent: tactful.Agent, tools: Any) -> list[tactful.JourneyHandle]:
     """Define both journeys on ``agent`` (``tools`` is the example's ``OrderTools``)."""
     return [await _return_an_item(agent, tools), await _change_an_address(agent, tools)]
+
+
+async def _says(
+    journey: tactful.JourneyHandle, transition_id: str, template: str
+) -> list[tactful.CannedResponse]:
+    """The reply of the step ``transition_id`` leads to, under the id ``<transition_id>-1``."""
+    return [await journey.create_canned_response(template, id=f"{transition_id}-1")]
 
 
 async def _look_up_the_order(
@@ -112,15 +131,23 @@ async def _look_up_the_order(
     """The steps both journeys begin with: ask for the order number, look the order up, and
     fork on what was found (a number that was not found is asked for again). Returns the fork."""
     ask = await journey.initial_state.transition_to(
-        chat_state=ask_state, canned_responses=[ask_reply]
+        id=f"{journey.id}-ask",
+        chat_state=ask_state,
+        canned_responses=await _says(journey, f"{journey.id}-ask", ask_reply),
     )
-    look = await ask.target.transition_to(condition=GAVE_NUMBER, tool_state=tools.order_status)
+    # A tool step's own reply is said only when the journey stays there: the tool failed.
+    look = await ask.target.transition_to(
+        id=f"{journey.id}-look-up",
+        condition=GAVE_NUMBER,
+        tool_state=tools.order_status,
+        canned_responses=await _says(journey, f"{journey.id}-look-up", LOOKUP_FAILED),
+    )
     fork = await look.target.transition_to(fork=True)
     missing = await fork.target.transition_to(
         id=f"{journey.id}-not-found",
         condition="The order was not found",
         chat_state="Say the order was not found and ask the customer to check the number",
-        canned_responses=[NOT_FOUND],
+        canned_responses=await _says(journey, f"{journey.id}-not-found", NOT_FOUND),
     )
     await missing.target.transition_to(condition=GAVE_NUMBER, state=look.target)
     return fork.target
@@ -154,10 +181,12 @@ async def _return_an_item(agent: tactful.Agent, tools: Any) -> tactful.JourneyHa
         id="vm-return-not-delivered",
         condition="The order has not been delivered yet",
         chat_state="Explain that a return can start once the order is delivered",
-        canned_responses=[
+        canned_responses=await _says(
+            journey,
+            "vm-return-not-delivered",
             "Order {{order_id}} is {{status}} and hasn't been delivered yet, so there's nothing "
-            "to return yet. Once it arrives you have 30 days to send it back for free."
-        ],
+            "to return yet. Once it arrives you have 30 days to send it back for free.",
+        ),
     )
     await early.target.transition_to(end=True)
 
@@ -165,11 +194,13 @@ async def _return_an_item(agent: tactful.Agent, tools: Any) -> tactful.JourneyHa
         id="vm-return-past-window",
         condition="The order was delivered more than 30 days ago",
         chat_state="Explain that the 30-day return window has passed and offer warranty help",
-        canned_responses=[
+        canned_responses=await _says(
+            journey,
+            "vm-return-past-window",
             "Order {{order_id}} ({{items}}) was delivered on {{delivered_on}}, more than 30 days "
             "ago, so it can no longer be returned for a refund. If it's faulty, it's still "
-            "covered by its warranty, and I can help you start a claim."
-        ],
+            "covered by its warranty, and I can help you start a claim.",
+        ),
     )
     await late.target.transition_to(end=True)
 
@@ -177,22 +208,36 @@ async def _return_an_item(agent: tactful.Agent, tools: Any) -> tactful.JourneyHa
         id="vm-return-within-window",
         condition="The order was delivered within the last 30 days",
         chat_state="Ask why the customer is returning it",
-        canned_responses=[
+        canned_responses=await _says(
+            journey,
+            "vm-return-within-window",
             "Good news: order {{order_id}} ({{items}}) can be returned for free. May I ask why "
-            "you're sending it back?"
-        ],
+            "you're sending it back?",
+        ),
     )
-    start = await why.target.transition_to(tool_state=tools.start_return)
+    start = await why.target.transition_to(
+        id="vm-return-start",
+        tool_state=tools.start_return,
+        canned_responses=await _says(
+            journey,
+            "vm-return-start",
+            "Sorry, our returns system didn't answer, so the return isn't open yet. Send me any "
+            "message in a minute and I'll try again.",
+        ),
+    )
     done = await start.target.transition_to(
+        id="vm-return-opened",
         chat_state="Give the RMA number and explain how to send the parcel, or why the return "
         "could not be opened",
-        canned_responses=[
+        canned_responses=await _says(
+            journey,
+            "vm-return-opened",
             "{% if rma %}Your return for order {{order_id}} is open: your RMA number is {{rma}}. "
             "Print the prepaid label from Account > Order History (or show the QR code at any "
             "UPS location), and your refund is issued within 3-5 business days after we inspect "
             "the item.{% else %}I couldn't start a return for order {{order_id}}: "
-            "{{return_problem}}.{% endif %}"
-        ],
+            "{{return_problem}}.{% endif %}",
+        ),
     )
     await done.target.transition_to(end=True)
     return journey
@@ -226,11 +271,13 @@ async def _change_an_address(agent: tactful.Agent, tools: Any) -> tactful.Journe
         id="vm-address-shipped",
         condition="The order has already shipped or been delivered",
         chat_state="Explain that the address can no longer be changed and offer a carrier redirect",
-        canned_responses=[
+        canned_responses=await _says(
+            journey,
+            "vm-address-shipped",
             "Order {{order_id}} is already {{status}}, so its address can't be changed in our "
             "system any more. If it's still on its way, the carrier may be able to redirect "
-            "it: use the tracking link in your shipping email."
-        ],
+            "it: use the tracking link in your shipping email.",
+        ),
     )
     await shipped.target.transition_to(end=True)
 
@@ -238,29 +285,45 @@ async def _change_an_address(agent: tactful.Agent, tools: Any) -> tactful.Journe
         id="vm-address-processing",
         condition="The order is still processing",
         chat_state="Ask for the new delivery address",
-        canned_responses=[
+        canned_responses=await _says(
+            journey,
+            "vm-address-processing",
             "Order {{order_id}} hasn't shipped yet, so I can still change where it goes. What's "
-            "the new address? Please include the street, city, state and ZIP code."
-        ],
+            "the new address? Please include the street, city, state and ZIP code.",
+        ),
     )
     change = await new.target.transition_to(
-        condition="The customer gave the new delivery address", tool_state=tools.change_address
+        id="vm-address-change",
+        condition="The customer gave the new delivery address",
+        tool_state=tools.change_address,
+        canned_responses=await _says(
+            journey,
+            "vm-address-change",
+            "Sorry, our order system didn't answer, so the address isn't changed yet. Please "
+            "send me the new address again in a minute and I'll try once more.",
+        ),
     )
     after = await change.target.transition_to(fork=True)
     ok = await after.target.transition_to(
         id="vm-address-changed",
         condition="The address was changed",
         chat_state="Confirm the new delivery address",
-        canned_responses=["Done! Order {{order_id}} will now be delivered to {{new_address}}."],
+        canned_responses=await _says(
+            journey,
+            "vm-address-changed",
+            "Done! Order {{order_id}} will now be delivered to {{new_address}}.",
+        ),
     )
     await ok.target.transition_to(end=True)
     refused = await after.target.transition_to(
         id="vm-address-refused",
         condition="The address could not be changed",
         chat_state="Explain why the address could not be changed",
-        canned_responses=[
-            "I couldn't change the address of order {{order_id}}: {{address_problem}}."
-        ],
+        canned_responses=await _says(
+            journey,
+            "vm-address-refused",
+            "I couldn't change the address of order {{order_id}}: {{address_problem}}.",
+        ),
     )
     await refused.target.transition_to(end=True)
     return journey

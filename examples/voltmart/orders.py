@@ -1,18 +1,20 @@
 """Voltmart's order database (SQLite) and the tools the support agent calls on it.
 
 The database is generated, never committed: ``OrderStore`` creates the schema and seeds 10 demo
-orders the first time it is used (dates relative to that day), in ``voltmart-orders.db`` under
-the server's data folder, at the path in ``VOLTMART_ORDERS_DB``, or in memory for a transient
-server. Delete the file to start over with fresh dates.
+orders the first time it is used (dates relative to that day, by tactful's clock: a
+conversation test's ``time:`` moves them), in ``voltmart-orders.db`` under the server's data
+folder, at the path in ``VOLTMART_ORDERS_DB``, or in memory for a transient server. Delete the
+file to start over with fresh dates.
 
-``OrderTools(store)`` is the tool service ``voltmart`` with five ``@tactful.tool`` functions:
-``find_order``, ``order_status`` and the consequential ``start_return``, ``refund`` and
-``change_address``. Business rules (30-day return window, refund only after the return arrived
-or for a cancellation before shipping, address changes only while processing) are checked here,
-not left to the model: a refused request is an ordinary result saying why (``ok: false``), never
-an exception. Every result carries ``fields`` for canned responses (``{{status}}``, ``{{rma}}``,
-``{{transaction_id}}``, ...), set to None when they do not apply, so a template can branch on
-them with ``{% if %}``.
+``OrderTools(store)`` is the tool service ``voltmart`` with six ``@tactful.tool`` functions:
+``find_order``, ``order_status``, the consequential ``start_return``, ``refund`` and
+``change_address``, and ``hand_off_to_person``, which puts the session in manual mode (a
+person answers from then on). Business rules (30-day return window, refund only after the
+return arrived or for a cancellation before shipping, address changes only while processing)
+are checked here, not left to the model: a refused request is an ordinary result saying why
+(``ok: false``), never an exception. Every result carries ``fields`` for canned responses
+(``{{status}}``, ``{{rma}}``, ``{{transaction_id}}``, ...), set to None when they do not apply,
+so a template can branch on them with ``{% if %}``.
 """
 
 # No `from __future__ import annotations`: like agent.py, this file is loaded by path.
@@ -31,7 +33,8 @@ from typing import Annotated, Any
 from pydantic import Field
 
 import tactful
-from tactful.tools import PythonToolService
+from tactful.domain.common import utcnow
+from tactful.tools import PythonToolService, SessionControl
 
 SERVICE = "voltmart"
 DB_ENV = "VOLTMART_ORDERS_DB"
@@ -118,14 +121,20 @@ def _money(cents: int) -> str:
     return f"${cents / 100:,.2f}"
 
 
+def current_day() -> date:
+    """The day by tactful's clock (UTC): the real one, or a conversation test's ``time:``."""
+    return utcnow().date()
+
+
 class OrderStore:
     """The order database: one SQLite connection, used from worker threads one call at a time.
 
     ``path`` is a file (created with its folder, schema and seed data on first use) or
-    ``":memory:"``. ``today`` is the clock the business rules use (tests pin it).
+    ``":memory:"``. ``today`` is the clock the seed dates and the business rules use (tactful's
+    by default, which a conversation test sets; tests may pin it).
     """
 
-    def __init__(self, path: str | Path = ":memory:", *, today: Callable[[], date] = date.today):
+    def __init__(self, path: str | Path = ":memory:", *, today: Callable[[], date] = current_day):
         self.path = str(path)
         self.today = today
         self._conn: sqlite3.Connection | None = None
@@ -489,13 +498,23 @@ class OrderTools(PythonToolService):
                         "address_problem": _problem(data)},
             )  # fmt: skip
 
+        @tactful.tool(service=SERVICE)
+        async def hand_off_to_person(context: tactful.ToolContext) -> tactful.ToolResult:
+            """Hand the conversation to a person on the support team: the session goes to
+            manual mode, and the agent stays quiet until a person hands it back."""
+            return tactful.ToolResult(
+                data={"ok": True, "handed_off": True}, control=SessionControl.HANDOFF
+            )
+
         self.find_order = find_order
         self.order_status = order_status
         self.start_return = start_return
         self.refund = refund
         self.change_address = change_address
+        self.hand_off_to_person = hand_off_to_person
         for t in (find_order, order_status, start_return, refund, change_address):
             self.add(t)
+        self.add(hand_off_to_person)
 
     async def close(self) -> None:
         await self.store.close()

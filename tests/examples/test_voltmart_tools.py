@@ -14,6 +14,7 @@ import pytest_asyncio
 from voltmart_example import load_example
 
 import tactful
+from tactful.domain.common import utcnow
 from tactful.tools import PythonTool, ToolArgumentsError
 
 TODAY = date(2025, 3, 14)  # a Friday
@@ -74,7 +75,14 @@ async def test_the_database_is_created_and_seeded_once(
 
 async def test_specs_patterns_and_consequential_flags(tools: Any) -> None:
     specs = {spec.name: spec for spec in await tools.list_tools()}
-    assert set(specs) == {"find_order", "order_status", "start_return", "refund", "change_address"}
+    assert set(specs) == {
+        "find_order",
+        "order_status",
+        "start_return",
+        "refund",
+        "change_address",
+        "hand_off_to_person",
+    }
     assert all(spec.id == f"voltmart:{name}" for name, spec in specs.items())
     consequential = {name for name, spec in specs.items() if spec.consequential}
     assert consequential == {"start_return", "refund", "change_address"}
@@ -322,6 +330,6 @@ async def test_offline_returns_refunds_and_lookups_by_email(
 
 
 def _seeded_day(offset: int) -> str:
-    """A seed date of the live server, whose clock is the real one."""
-    value = date.today() + timedelta(days=offset)
+    """A seed date of the live server, whose clock is tactful's (the real one, in UTC)."""
+    value = utcnow().date() + timedelta(days=offset)
     return f"{value:%A, %B} {value.day}"

@@ -148,13 +148,13 @@ async def test_a_recorded_session_replays_and_passes(
     }
     assert "journey:vm-journey-return" in wants["expect"]["matched"]
     assert wants["expect"]["reply_contains"] == [returning]
-    # Its canned response has an id a fresh server makes anew: left out, and said so; its
-    # state (an id of the same kind) is named by what it does instead.
-    assert "canned" not in wants["expect"]
+    # The step's reply has a stable id (Voltmart names its journeys' replies); its state has
+    # an id a fresh server makes anew, so it is named by what it does instead.
+    assert wants["expect"]["canned"] == ["vm-return-not-delivered-1"]
     assert "# journey vm-journey-return: its state" not in text
 
     checks = _what(await _run(out))
-    assert [len(step) for step in checks] == [4, 6, 0, 5]
+    assert [len(step) for step in checks] == [4, 6, 0, 6]
     assert all(ok for step in checks for _, ok in step), checks
     assert (
         "journey vm-journey-return at Explain that a return can start once the order is "
