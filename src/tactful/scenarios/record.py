@@ -273,6 +273,46 @@ def _variables(traces: Sequence[TraceInfo], customer_id: str) -> dict[str, Any]:
     return values
 
 
+def _steps(
+    turns: Sequence[_Turn],
+    traces: Sequence[TraceInfo],
+    by_event: dict[str, list[Flag]],
+    recording: Recording,
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The scenario's steps, and a stub per distinct tool call (its first answer); notes on
+    what a step cannot replay go to ``recording``."""
+    stubs: dict[tuple[str, str], dict[str, Any]] = {}
+    steps: list[dict[str, Any]] = []
+    for index, turn in enumerate(turns):
+        notes: list[str] = []
+        people = [e for e in turn.events if e.source in HUMAN_SOURCES and e.message is not None]
+        if turn.posted.kind == "custom":
+            steps.append({"event": {"data": turn.posted.data}})
+        else:
+            trace = _trace_of(turn, traces)
+            flagged = [f for r in turn.replies for f in by_event.get(r.id, [])]
+            expect = _expect(turn, trace, flagged, notes)
+            steps.append({"customer": turn.posted.message, "expect": expect})
+            for call in turn.tool_calls:
+                key = (call.tool_id, _canonical(call.arguments))
+                if key not in stubs:
+                    stubs[key] = _stub(call)
+                elif _canonical(stubs[key]) != _canonical(_stub(call)):
+                    notes.append(
+                        f"{call.tool_id}{call.arguments} answered differently here than "
+                        "before; its first answer is the stub"
+                    )
+        if people:
+            notes.append(
+                f"{len(people)} message(s) of a person followed this step; a test does not "
+                "replay them"
+            )
+        if notes:
+            recording.notes[index] = notes
+
+    return steps, list(stubs.values())
+
+
 def record_session(
     session: SessionInfo,
     events: Sequence[EventInfo],
@@ -310,35 +350,7 @@ def record_session(
             + ", ".join(f.id for f in unplaced)
         )
 
-    stubs: dict[tuple[str, str], dict[str, Any]] = {}
-    steps: list[dict[str, Any]] = []
-    for index, turn in enumerate(turns):
-        notes: list[str] = []
-        people = [e for e in turn.events if e.source in HUMAN_SOURCES and e.message is not None]
-        if turn.posted.kind == "custom":
-            steps.append({"event": {"data": turn.posted.data}})
-        else:
-            trace = _trace_of(turn, traces)
-            flagged = [f for r in turn.replies for f in by_event.get(r.id, [])]
-            expect = _expect(turn, trace, flagged, notes)
-            steps.append({"customer": turn.posted.message, "expect": expect})
-            for call in turn.tool_calls:
-                key = (call.tool_id, _canonical(call.arguments))
-                if key not in stubs:
-                    stubs[key] = _stub(call)
-                elif _canonical(stubs[key]) != _canonical(_stub(call)):
-                    notes.append(
-                        f"{call.tool_id}{call.arguments} answered differently here than "
-                        "before; its first answer is the stub"
-                    )
-        if people:
-            notes.append(
-                f"{len(people)} message(s) of a person followed this step; a test does not "
-                "replay them"
-            )
-        if notes:
-            recording.notes[index] = notes
-
+    steps, stubs = _steps(turns, traces, by_event, recording)
     document: dict[str, Any] = {"agent": agent or AGENT_PLACEHOLDER, "agent_id": session.agent_id}
     fixture = _customer(customer, tag_names or {})
     if fixture:
@@ -350,7 +362,7 @@ def record_session(
     if first is not None:
         document["time"] = first.astimezone(UTC).isoformat()
     document["real_tools"] = []
-    document["tools"] = list(stubs.values())
+    document["tools"] = stubs
     scenario: dict[str, Any] = {
         "name": session.title or f"session {session.id}",
         "description": f"Recorded from session {session.id}.",
