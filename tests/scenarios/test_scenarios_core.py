@@ -401,3 +401,32 @@ def test_a_journey_state_is_named_by_id_number_or_what_it_does() -> None:
     assert name.named_by("order number")
     assert not name.named_by("12") and not name.named_by("Confirm the refund")
     assert str(name) == "2 (Ask for the order number)"
+
+
+async def test_bad_fixtures_are_the_runs_error_with_what_to_fix(
+    tmp_path: Path, runner: ScenarioRunner
+) -> None:
+    path = write(
+        tmp_path,
+        """\
+        variables: {plna: Fiber}
+        scenarios:
+          - name: misspelt variable
+            steps: [{customer: hi}]
+        """,
+    )
+    run = await run_one(runner, path)
+    assert run.error == "no context variable 'plna' (the agent has: plan)"
+    path.write_text(
+        "agent: missing_agent.py\nscenarios:\n  - name: x\n    steps: [{customer: hi}]\n",
+        encoding="utf-8",
+    )
+    run = await run_one(runner, path)
+    assert run.error is not None and "missing_agent.py does not exist" in run.error
+    path.write_text(
+        f"agent: {AGENT}\nagent_id: other\n"
+        "scenarios:\n  - name: x\n    steps: [{customer: hi}]\n",
+        encoding="utf-8",
+    )
+    run = await run_one(runner, path)
+    assert run.error is not None and "defines no agent 'other'" in run.error
