@@ -401,7 +401,7 @@ class Conversation:
 async def install_agent(server: tactful.Server, service: Tau2ToolService, policy: Path) -> str:
     """Register ``service`` with ``server`` and apply the policy document ``policy`` (a
     definitions YAML file naming the service's tools); the id of the agent it defines."""
-    from tactful.cli.definitions import load_definitions
+    from tactful.agent_files import load_definitions
 
     await server.add_service(service)
     agents = await load_definitions(server, policy)

@@ -17,7 +17,7 @@ from pathlib import Path
 from types import ModuleType
 
 import tactful
-from tactful.cli.definitions import import_file
+from tactful.agent_files import import_file
 from tactful.client import TactfulClient, TurnResult
 from tactful.llm.base import Generator
 

@@ -10,8 +10,8 @@ import pytest
 
 import tactful
 from tactful.agent import Pruned
+from tactful.agent_files import DefinitionError, load_agent_file
 from tactful.api import create_app
-from tactful.cli.definitions import DefinitionError, load_agent_file
 from tactful.domain import CannedResponse, Guideline, Journey, Relationship, Term
 from tactful.llm.scripted import HashingEmbedder
 

@@ -19,7 +19,7 @@ import yaml  # type: ignore[import-untyped]
 from typer.testing import CliRunner
 
 import tactful
-from tactful.cli.definitions import load_agent_file
+from tactful.agent_files import load_agent_file
 from tactful.cli.record import record, record_scenario
 from tactful.client import EventInfo, SessionInfo, TactfulClient, TraceInfo, TurnResult
 from tactful.domain import Flag

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tactful.cli.definitions import load_agent_file
+from tactful.agent_files import load_agent_file
 from tactful.client import AgentInfo, ClientError, TactfulClient, TraceInfo
 from tactful.config import Settings
 from tactful.domain import Agent as AgentModel

@@ -38,7 +38,7 @@ def load_settings(**overrides: Any) -> Settings:
 
 
 def agent_files(example: bool, files: list[Path] | None) -> list[Path]:
-    from tactful.cli.definitions import DefinitionError, example_path
+    from tactful.agent_files import DefinitionError, example_path
 
     paths = list(files or [])
     if example:

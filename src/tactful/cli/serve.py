@@ -7,13 +7,15 @@ import logging
 import signal
 import socket
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from rich.table import Table
 from rich.text import Text
 
 from tactful import __version__
-from tactful.cli.definitions import load_agent_file, summarize_agents
+from tactful.agent import Agent as AgentHandle
+from tactful.agent_files import load_agent_file
 from tactful.cli.output import console, fail, note
 from tactful.config import Settings
 from tactful.domain import Agent, KeyRole
@@ -163,3 +165,29 @@ def run_serve(settings: Settings, agent_files: Sequence[Path]) -> None:
         if e.code not in (0, None):
             fail(f"the HTTP server could not start on {settings.host}:{settings.port}")
     note("tactful stopped")
+
+
+@dataclass(frozen=True)
+class AgentSummary:
+    id: str
+    name: str
+    guidelines: int
+    observations: int
+
+    def line(self) -> str:
+        counts = f"{self.guidelines} guideline{'s' if self.guidelines != 1 else ''}"
+        if self.observations:
+            counts += f", {self.observations} observation{'s' if self.observations != 1 else ''}"
+        return f"{self.name} (id {self.id}): {counts}"
+
+
+async def summarize_agents(server: Server) -> list[AgentSummary]:
+    """Every agent the server holds, with its guideline counts."""
+    summaries = []
+    for model in await server.entities(Agent):
+        guidelines = await AgentHandle(server.runtime, model).guidelines()
+        observations = sum(1 for g in guidelines if g.is_observation)
+        summaries.append(
+            AgentSummary(model.id, model.name, len(guidelines) - observations, observations)
+        )
+    return summaries

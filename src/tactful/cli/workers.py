@@ -18,7 +18,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from tactful.cli.definitions import load_agent_file
+from tactful.agent_files import load_agent_file
 from tactful.cli.output import console, fail, note
 from tactful.config import Settings
 from tactful.errors import TactfulError

@@ -16,6 +16,7 @@ from math import comb
 
 import numpy as np
 
+from tactful.agent_files import load_agent_file
 from tactful.config import Settings
 from tactful.domain import ContextVariable, Customer
 from tactful.domain.common import at
@@ -262,9 +263,6 @@ class ScenarioRunner:
 
 async def load_agent(server: Server, suite: Suite) -> str:
     """Load the suite's agent file on ``server``; the id of the agent the scenarios talk to."""
-    # The loader of ``tactful serve --agent`` (Python agent files and definitions documents).
-    from tactful.cli.definitions import load_agent_file
-
     agents = await load_agent_file(server, suite.agent_path())
     ids = [a.id for a in agents]
     if suite.agent_id is not None:

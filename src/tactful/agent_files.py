@@ -1,4 +1,5 @@
-"""Agent definition files for ``tactful serve --agent FILE`` (and ``--example``).
+"""Agent files: what ``tactful serve --agent FILE`` (and ``--example``), ``tactful chat`` and
+conversation tests load.
 
 A Python file has ``async def define(server) -> tactful.Agent``: it is imported by path and
 ``define`` runs on the server; the SDK's upserts make that idempotent across restarts. After
@@ -19,7 +20,6 @@ import inspect
 import sys
 import traceback
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 
@@ -212,29 +212,3 @@ async def _attach(server: Server, path: Path) -> None:
         raise DefinitionError(
             f"attach() in {_where(e, path)} failed: {type(e).__name__}: {e}"
         ) from e
-
-
-@dataclass(frozen=True)
-class AgentSummary:
-    id: str
-    name: str
-    guidelines: int
-    observations: int
-
-    def line(self) -> str:
-        counts = f"{self.guidelines} guideline{'s' if self.guidelines != 1 else ''}"
-        if self.observations:
-            counts += f", {self.observations} observation{'s' if self.observations != 1 else ''}"
-        return f"{self.name} (id {self.id}): {counts}"
-
-
-async def summarize_agents(server: Server) -> list[AgentSummary]:
-    """Every agent the server holds, with its guideline counts."""
-    summaries = []
-    for model in await server.entities(AgentModel):
-        guidelines = await Agent(server.runtime, model).guidelines()
-        observations = sum(1 for g in guidelines if g.is_observation)
-        summaries.append(
-            AgentSummary(model.id, model.name, len(guidelines) - observations, observations)
-        )
-    return summaries
