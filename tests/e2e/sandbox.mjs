@@ -90,6 +90,8 @@ async function readInspector(page) {
   await inspector.waitFor({ timeout });
   // Wait for the parts loaded after the trace itself: the journey graph and the template text.
   await page.locator(".inspector [data-section='Composition']").waitFor({ timeout });
+  // ... and until nothing is loading any more (the session's journey path, template texts).
+  await page.waitForFunction(() => !document.querySelector(".inspector [data-loading]"), null, { timeout });
   return page.locator(".inspector").evaluate((root) => {
     const texts = (selector) => [...root.querySelectorAll(selector)].map((e) => e.textContent.trim());
     return {

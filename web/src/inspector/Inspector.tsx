@@ -61,7 +61,8 @@ function TraceView({ trace }: { trace: Trace }) {
   const usage = trace.usage;
   const journeys = byJourney(trace.journeys ?? []);
   return (
-    <div className="trace" data-status={trace.status}>
+    // data-loading: parts still being fetched (browser tests wait until none is left).
+    <div className="trace" data-status={trace.status} data-loading={templates.state === "loading" ? "templates" : undefined}>
       <p className="summary">
         <span className="badge">{trace.status}</span> <span className="badge">{trace.tier || "tier ?"}</span>
         {trace.attempt > 1 && <span className="badge warn">attempt {trace.attempt}</span>}
@@ -197,7 +198,11 @@ function JourneyView({ steps, sessionId }: { steps: JourneyStep[]; sessionId: st
     if (end >= 0) path = run.path.slice(0, end + 1);
   }
   return (
-    <div className="journey-step" data-journey-id={first.journey_id}>
+    <div
+      className="journey-step"
+      data-journey-id={first.journey_id}
+      data-loading={runs.state === "loading" || graph.state === "loading" ? "journey" : undefined}
+    >
       <p>
         <b>{first.title}</b>: {first.label_before ?? "(not started)"} → <b data-current-label>{last.label_after ?? last.status_after}</b>
         {last.status_after !== "active" && <span className="badge">{last.status_after}</span>}
