@@ -210,6 +210,70 @@ async def test_an_answered_step_takes_its_unconditional_transition(walker: Walke
     assert walk.entered == ["end"]
 
 
+async def test_an_unrelated_question_does_not_answer_the_step(walker: Walker) -> None:
+    # "Do you sell gift cards?" at "Ask why the item goes back": a question of its own, not
+    # like the step, and no argument of a tool ahead in it. The journey does not move on.
+    question = "Do you sell gift cards?"
+    walk = await walker.forward(_context(question), _graph(), "ok", fresh=False, specs=SPECS)
+    assert walk.entered == []
+    assert [(c.transition_id, c.taken, c.why) for c in walk.considered] == [
+        ("t_label", False, "not taken: the step is not answered")
+    ]
+    assert walk.unanswered is not None
+    assert walk.unanswered.startswith("the message does not answer the step: it asks a question")
+    assert f"< {JOURNEY_CONDITION_THRESHOLD:.2f}" in walk.unanswered
+    # The next message answers it: on to the next step.
+    walk = await walker.forward(
+        _context(question, "the left earcup crackles"), _graph(), "ok", fresh=False, specs=SPECS
+    )
+    assert walk.entered == ["label"]
+    assert walk.unanswered is None
+
+
+async def test_a_question_answers_the_step_when_like_it_or_filling_an_argument(
+    cache: EmbeddingCache,
+) -> None:
+    graph = _graph()
+    # Like the step's own words (the hashing embedder: shared words).
+    message = "why does the item go back? it broke"
+    fit = await _similarity(cache, message, "Ask why the item goes back")
+    walk = await Walker(cache, threshold=fit).forward(
+        _context(message), graph, "ok", fresh=False, specs=SPECS
+    )
+    assert walk.entered == ["label"]
+    walk = await Walker(cache, threshold=fit + 0.001).forward(
+        _context(message), graph, "ok", fresh=False, specs=SPECS
+    )
+    assert walk.entered == []
+    assert walk.unanswered is not None and f"similarity {fit:.2f} <" in walk.unanswered
+    # A question carrying an argument of the tool ahead answers "Ask for the order number".
+    plain = JourneyGraph(
+        graph.journey.model_copy(
+            update={
+                "transitions": [
+                    t.model_copy(update={"condition": None}) if t.id == "t_look" else t
+                    for t in graph.journey.transitions
+                ]
+            }
+        )
+    )
+    walk = await Walker(cache, threshold=1.0).forward(
+        _context(f"is {ORDER} returnable?"), plain, "ask", fresh=False, specs=SPECS
+    )
+    assert walk.entered == ["look"]
+    walk = await Walker(cache, threshold=1.0).forward(
+        _context("is it returnable?"), plain, "ask", fresh=False, specs=SPECS
+    )
+    assert walk.entered == []
+
+
+async def test_a_step_that_leads_only_to_an_end_needs_no_answer(walker: Walker) -> None:
+    walk = await walker.forward(
+        _context("how long do refunds take?"), _graph(), "label", fresh=False, specs=SPECS
+    )
+    assert walk.entered == ["end"]
+
+
 async def test_a_fresh_start_passes_a_blank_initial_state_and_stops_at_a_tool(
     walker: Walker,
 ) -> None:

@@ -285,21 +285,27 @@ class Follower:
             if run.status is RunStatus.PAUSED:
                 step.rationale = "the customer came back to it"
             return step, walk
+        # Why the step holds the journey: its question is not answered, or no way on holds.
+        why = walk.unanswered or "no way on from this step"
         if run.status is RunStatus.PAUSED:
             if held:
                 step.kind, step.status_after = StepKind.RESUME, RunStatus.ACTIVE
                 step.rationale = "its condition holds again"
             else:
                 step.rationale = "still paused: the latest message does not continue it"
+                if walk.unanswered:
+                    step.rationale += f" ({walk.unanswered})"
+            step.considered = walk.considered
             return step, walk
         if others:
             step.kind, step.status_after = StepKind.PAUSE, RunStatus.PAUSED
             step.rationale = (
-                "no way on from this step, and other guidelines answer the latest message: "
+                f"{why}, and other guidelines answer the latest message: "
                 "the customer turned to something else"
             )
         else:
-            step.rationale = "no way on from this step yet: stays (the step is carried out again)"
+            why = walk.unanswered or "no way on from this step yet"
+            step.rationale = f"{why}: stays (the step is carried out again)"
         step.considered = walk.considered
         return step, walk
 

@@ -7,12 +7,17 @@ conditional transition holds when its condition is close enough to the latest me
 a tool state: the closest one to the results wins); an unconditional one once the customer
 answered the step. ``Walker.towards`` follows a route the model chose, stopping at a tool or
 sub-journey state on the way.
+
+Offline, a chat step counts as answered (``Walker.unanswered``) unless the latest message asks a
+question of its own that is neither like the step (its action, the conditions of its ways on)
+nor carries an argument of a tool ahead: an unrelated question must not move a journey on into a
+consequential tool (issue 18). A step whose only way on is an end needs no answer.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -51,6 +56,8 @@ class Walk:
     skipped: list[str] = field(default_factory=list)
     considered: list[TransitionConsidered] = field(default_factory=list)
     handoff: Handoff | None = None
+    # Offline: why the latest message did not answer the step walked from (None: it did).
+    unanswered: str | None = None
 
 
 def choice_ahead(graph: JourneyGraph, source: str) -> list[JourneyTransition]:
@@ -140,10 +147,39 @@ class Walker:
         step that needs the customer, a tool or sub-journey state (it must run) or an end."""
         walk = Walk()
         at, answered = source, not fresh
+        if answered:
+            walk.unanswered = await self.unanswered(ctx, graph, source, specs)
         for _ in range(MAX_WALK):
             state = graph.states.get(at)
             if state is None or not graph.out.get(at):
                 break
+            if at == source and walk.unanswered is not None:
+                # Only a code condition may still lead on: the message answered nothing.
+                walk.considered += [
+                    TransitionConsidered(
+                        transition_id=t.id,
+                        target=t.target,
+                        condition=t.condition,
+                        why="not taken: the step is not answered",
+                    )
+                    for t in graph.out[at]
+                    if t.id not in self.hooks.branches
+                ]
+                coded = [t for t in graph.out[at] if t.id in self.hooks.branches]
+                if not coded:
+                    break
+                chosen, considered = await self.choose(
+                    ctx, graph, coded, unconditional=False, specs=specs
+                )
+                walk.considered += considered
+                if chosen is None:
+                    break
+                if chosen.target_journey_id:
+                    walk.handoff = (chosen.target_journey_id, chosen.target)
+                    break
+                walk.entered.append(chosen.target)
+                at, answered = chosen.target, False
+                continue
             if (
                 at != source
                 and state.kind is not StateKind.CHAT
@@ -176,6 +212,78 @@ class Walker:
             if walk.skipped and walk.skipped[-1] == (walk.entered[-1] if walk.entered else source):
                 walk.skipped.pop()
         return walk
+
+    async def unanswered(
+        self,
+        ctx: TurnContext,
+        graph: JourneyGraph,
+        source: str,
+        specs: Mapping[str, ToolSpec],
+    ) -> str | None:
+        """Offline: why the latest message does not answer the chat step ``source`` (None: it
+        does). A statement answers; so does a question that carries an argument of a tool the
+        step leads to (by the parameter's pattern, as the offline tier fills arguments) or is
+        like the step (its action or a condition of its ways on, at the journey threshold).
+
+        Why not similarity alone: with the offline embedder, answers to a question are rarely
+        like the question. At Voltmart's "Ask why the customer is returning it", "they're too
+        small" scores 0.02 and "the left earcup crackles" 0.11, no more than "Do you sell gift
+        cards?" (0.09) or "how long do refunds take?" (0.24): no threshold tells them apart. What
+        does is the question mark the offline tier already reads as "asks one itself" (an
+        answer in a question's form, "is VM12345678 returnable?", still fills its argument).
+        A statement unrelated to the step still answers it offline; the model tier judges it.
+        """
+        state = graph.states.get(source)
+        if state is None or state.kind is not StateKind.CHAT or blank(state):
+            return None
+        moves = graph.out.get(source, [])
+        ahead = [
+            t
+            for t in moves
+            if t.target_journey_id
+            or (target := graph.states.get(t.target)) is None
+            or target.kind is not StateKind.END
+        ]
+        message = ctx.last_customer_message.strip()
+        if not ahead or "?" not in message:
+            return None
+        if self.fills_argument(ctx, graph, ahead, specs):
+            return None
+        texts = [state.action or "", *(t.condition or "" for t in moves)]
+        texts = [t for t in dict.fromkeys(texts) if t.strip()]
+        best = 0.0
+        if texts:
+            # The message's vector is the one the conditions are compared with in ``choose``
+            # (the cache keeps it): one embedding of the message a turn.
+            vectors = await self.cache.embed([message, *texts])
+            best = float(np.max(vectors[1:] @ vectors[0]))
+        if best >= self.threshold:
+            return None
+        return (
+            "the message does not answer the step: it asks a question of its own "
+            f"(similarity {best:.2f} < {self.threshold:.2f}) and gives no argument of a tool ahead"
+        )
+
+    @staticmethod
+    def fills_argument(
+        ctx: TurnContext,
+        graph: JourneyGraph,
+        moves: Sequence[JourneyTransition],
+        specs: Mapping[str, ToolSpec],
+    ) -> bool:
+        """Whether the latest message alone gives a patterned argument of a tool state one of
+        ``moves`` leads into."""
+        latest = [u for u in ctx.messages if u.role == "customer"][-1:]
+        alone = replace(ctx, messages=latest)
+        for t in moves:
+            target = graph.states.get(t.target)
+            if t.target_journey_id or target is None or target.kind is not StateKind.TOOL:
+                continue
+            for tid in target.tools:
+                spec = specs.get(tid)
+                if spec is not None and from_patterns(spec, alone):
+                    return True
+        return False
 
     async def choose(
         self,
