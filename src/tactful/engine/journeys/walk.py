@@ -153,48 +153,29 @@ class Walker:
             state = graph.states.get(at)
             if state is None or not graph.out.get(at):
                 break
-            if at == source and walk.unanswered is not None:
+            held = at == source and walk.unanswered is not None
+            if held:
                 # Only a code condition may still lead on: the message answered nothing.
-                walk.considered += [
-                    TransitionConsidered(
-                        transition_id=t.id,
-                        target=t.target,
-                        condition=t.condition,
-                        why="not taken: the step is not answered",
-                    )
-                    for t in graph.out[at]
-                    if t.id not in self.hooks.branches
-                ]
-                coded = [t for t in graph.out[at] if t.id in self.hooks.branches]
-                if not coded:
+                moves = self.held_back(graph, at, walk)
+                if not moves:
                     break
-                chosen, considered = await self.choose(
-                    ctx, graph, coded, unconditional=False, specs=specs
-                )
-                walk.considered += considered
-                if chosen is None:
-                    break
-                if chosen.target_journey_id:
-                    walk.handoff = (chosen.target_journey_id, chosen.target)
-                    break
-                walk.entered.append(chosen.target)
-                at, answered = chosen.target, False
-                continue
-            if (
+            elif (
                 at != source
                 and state.kind is not StateKind.CHAT
                 and state.kind is not StateKind.FORK
             ):
                 break
-            free = answered or blank(state) or state.kind is StateKind.FORK
+            else:
+                moves = graph.out[at]
+            free = not held and (answered or blank(state) or state.kind is StateKind.FORK)
             chosen, considered = await self.choose(
                 ctx,
                 graph,
-                graph.out[at],
+                moves,
                 unconditional=free,
                 specs=specs,
-                answered=answered and fill,
-                found=found,
+                answered=answered and fill and not held,
+                found=None if held else found,
             )
             walk.considered += considered
             if chosen is None:
@@ -212,6 +193,21 @@ class Walker:
             if walk.skipped and walk.skipped[-1] == (walk.entered[-1] if walk.entered else source):
                 walk.skipped.pop()
         return walk
+
+    def held_back(self, graph: JourneyGraph, at: str, walk: Walk) -> list[JourneyTransition]:
+        """The ways on from an unanswered step: those code decides (the others are recorded
+        as not taken)."""
+        walk.considered += [
+            TransitionConsidered(
+                transition_id=t.id,
+                target=t.target,
+                condition=t.condition,
+                why="not taken: the step is not answered",
+            )
+            for t in graph.out[at]
+            if t.id not in self.hooks.branches
+        ]
+        return [t for t in graph.out[at] if t.id in self.hooks.branches]
 
     async def unanswered(
         self,
