@@ -7,15 +7,14 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
-import pydantic
 import typer
 
 from tactful import __version__
 from tactful.cli.output import console, fail
+from tactful.cli.settings import load_settings
 from tactful.client import DEFAULT_URL
-from tactful.config import Settings
 
 app = typer.Typer(
     name="tactful",
@@ -24,17 +23,6 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-
-
-def load_settings(**overrides: Any) -> Settings:
-    """``TACTFUL_*`` settings with the given flags on top; bad settings are one red line."""
-    try:
-        return Settings(**{k: v for k, v in overrides.items() if v is not None})
-    except pydantic.ValidationError as e:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in e.errors()
-        )
-        fail(f"invalid settings (TACTFUL_* environment or tactful.toml): {problems}")
 
 
 def agent_files(example: bool, files: list[Path] | None) -> list[Path]:

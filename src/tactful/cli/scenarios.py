@@ -17,6 +17,7 @@ from typer.core import TyperGroup
 
 from tactful.cli.output import console, errors, fail
 from tactful.cli.record import record
+from tactful.cli.settings import load_settings
 
 if TYPE_CHECKING:
     from tactful.scenarios import ScenarioOutcome, ScenarioRunner, Suite
@@ -76,7 +77,6 @@ def run(
     ] = False,
 ) -> None:
     """Run scenario files: every scenario (each its repeat times) on a fresh in-memory server."""
-    from tactful.cli.main import load_settings
     from tactful.scenarios import ScenarioRunner
     from tactful.scenarios.report import LiveView, print_summary, state, write_junit
 
