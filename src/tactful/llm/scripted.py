@@ -106,8 +106,9 @@ class ScriptedGenerator(Generator):
             if timeout_s is not None and self.latency_s > timeout_s:
                 await asyncio.sleep(timeout_s)
                 raise ModelError(f"scripted model timed out after {timeout_s:g} s", retryable=True)
-            if self.latency_s:
-                await asyncio.sleep(self.latency_s)
+            # Always yield (sleep(0) at no latency): calls gathered in one wave all start
+            # before any answers, as with a real model, so waves can be told apart by overlap.
+            await asyncio.sleep(self.latency_s)
             responder = self.responders.get(stage, self.default)
             if responder is None:
                 raise ModelError(f"scripted model has no answer for stage {stage!r}")
