@@ -22,6 +22,7 @@ from tactful.definitions.keys import (
 )
 from tactful.definitions.prune import Pruned, prune_agent
 from tactful.definitions.relationships import relate
+from tactful.definitions.stored import StoredDefinitions
 from tactful.definitions.variables import define_variable
 from tactful.domain import (
     GUEST_CUSTOMER_ID,
@@ -55,7 +56,6 @@ from tactful.engine.variables import (
 from tactful.errors import ValidationError
 from tactful.journey import JourneyHandle
 from tactful.runtime import Runtime
-from tactful.store.base import E
 
 log = logging.getLogger("tactful")
 
@@ -107,6 +107,8 @@ class Agent:
         self.runtime = runtime
         self.model = model
         self._defined: set[tuple[type[Entity], str]] = set()
+        # What was stored when this handle began defining: a restart writes nothing.
+        self._stored = StoredDefinitions(runtime.store)
 
     @property
     def id(self) -> str:
@@ -124,15 +126,6 @@ class Agent:
     async def _register_tools(self, tools: Iterable[Any]) -> list[str]:
         """Ids of ``tools`` (``@tactful.tool`` functions registered in this process)."""
         return await services.register_tools(self.runtime.store, self.runtime.engine.tools, tools)
-
-    async def _define(self, entity: E, key: str, explicit_id: str | None) -> E:
-        store = self.runtime.store
-        if explicit_id is not None:
-            stored, _ = await store.upsert(entity)
-        else:
-            stored, _ = await store.upsert(entity, key=key)
-        self._defined.add((type(stored), stored.id))
-        return stored
 
     async def create_guideline(
         self,
@@ -183,7 +176,9 @@ class Agent:
             **({"id": id} if id else {}),
         )
         key = guideline_key(self.id, tags, condition, action) if id is None else None
-        stored = await define_guideline(self.runtime.store, guideline, key=key)
+        stored = await define_guideline(
+            self.runtime.store, guideline, key=key, stored=self._stored
+        )
         self._defined.add((Guideline, stored.id))
         return stored
 

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from tactful.definitions.references import check_tools
+from tactful.definitions.stored import StoredDefinitions
 from tactful.definitions.tags import check_definition_tags
 from tactful.domain import CannedResponse, Guideline
 from tactful.store.base import Store
@@ -28,6 +29,17 @@ async def check_canned_responses(
         if canned_id not in kept:
             await store.get(CannedResponse, canned_id)
     return checked
+
+
+def normalized(guideline: Guideline) -> Guideline:
+    """``guideline`` with its tags, labels, canned responses and tools without repeats, as
+    ``check_guideline`` stores it."""
+    return guideline.model_copy(
+        update={
+            field: list(dict.fromkeys(getattr(guideline, field)))
+            for field in ("tags", "canned_responses", "tools", "labels")
+        }
+    )
 
 
 async def check_guideline(
@@ -57,18 +69,32 @@ async def create_guideline(store: Store, guideline: Guideline) -> Guideline:
         return await store.create(await check_guideline(store, guideline))
 
 
-async def define_guideline(store: Store, guideline: Guideline, *, key: str | None) -> Guideline:
+async def define_guideline(
+    store: Store,
+    guideline: Guideline,
+    *,
+    key: str | None,
+    stored: StoredDefinitions | None = None,
+) -> Guideline:
     """Store ``guideline``, checked, or replace the one with the same ``key`` (by id when
     ``key`` is None): the SDK's idempotent definition. Returns the stored guideline, whose id
-    stays the first one's.
+    stays the first one's. With ``stored``, a guideline stored exactly so is returned as it is,
+    with no check and no write (a restart).
 
     Its tools are not checked: a program may name the tools of a service that is not connected
     yet (stored services reconnect in the background) or is refused; a tool that is not there is
     simply not called."""
+    if stored is not None:
+        same = await stored.same(normalized(guideline), key)
+        if same is not None:
+            return same
+        written = await define_guideline(store, guideline, key=key)
+        stored.wrote(written, key)
+        return written
     async with store.transaction():
         checked = await check_guideline(store, guideline, tools=False)
-        stored, _ = await store.upsert(checked, key=key)
-    return stored
+        written, _ = await store.upsert(checked, key=key)
+    return written
 
 
 async def update_guideline(

@@ -92,6 +92,10 @@ class Store(ABC):
         """Entities in creation order, filtered by equality on indexed columns."""
 
     @abstractmethod
+    async def list_keyed(self, kind: type[E]) -> builtins.list[tuple[str | None, E]]:
+        """Every entity of a kind with its natural key (None where it has none), in one read."""
+
+    @abstractmethod
     async def delete(self, kind: type[E], id: str) -> bool:
         """Delete; returns whether something was deleted.
 

@@ -463,6 +463,13 @@ class SQLStore(Store):
             rows = (await conn.execute(query)).all()
         return [kind.model_validate(r.data) for r in rows]
 
+    async def list_keyed(self, kind: type[E]) -> builtins.list[tuple[str | None, E]]:
+        table = self._table(kind)
+        query = select(table.c.natural_key, table.c.data).order_by(table.c.creation_utc)
+        async with self._tx(read_only=True) as conn:
+            rows = (await conn.execute(query)).all()
+        return [(r.natural_key, kind.model_validate(r.data)) for r in rows]
+
     async def delete(self, kind: type[E], id: str) -> bool:
         table = self._table(kind)
         if not _searchable(id):
