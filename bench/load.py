@@ -3,6 +3,7 @@
     .venv/bin/python bench/load.py [--parlant-venv DIR | --no-parlant] [--delivery-ks 1 100 1000]
         [--concurrency-ks 1 10 100] [--n 100] [--latency-ms 200] [--appends 200] [--json FILE]
     .venv/bin/python bench/load.py --backends [--concurrency-ks 1 10 100] [--postgres-url URL]
+        [--baseline CHECKOUT]
 
 Both systems serve the scenario of ../shared/anchors/parlant over their REST API on loopback,
 one after the other (never at the same time), each in a process of its own: Parlant 3.3.2
@@ -32,7 +33,9 @@ the agent's replies after each customer message counted: exactly one each, else 
 
 ``--backends`` runs only the concurrency measurement, on tactful alone, once per store: a SQLite
 file (one process), PostgreSQL with one process, PostgreSQL with two processes sharing one port
-(bench/load_backends.py).
+(bench/load_backends.py); with ``--baseline CHECKOUT``, first an earlier build of tactful on a
+SQLite file, so that the two compare in the same run. Each row names what bounds it (the SQLite
+writer lock, the CPU, or the model's latency).
 """
 
 from __future__ import annotations
@@ -264,6 +267,7 @@ async def served(
     work: Path,
     database_url: str | None = None,
     workers: int = 1,
+    src: Path | None = None,
 ) -> AsyncIterator[Served]:
     """Start one system's server on free loopback ports; stop it by its PIDs at the end.
 
@@ -282,6 +286,9 @@ async def served(
         commands = [(cmd, port)]
     else:
         env.setdefault("TACTFUL_LOG_LEVEL", "WARNING")
+        if src is not None:
+            # Another build of tactful (a checkout's src folder) under this benchmark's code.
+            env["PYTHONPATH"] = str(src)
         cmd = [str(python), str(BENCH / "serve_scenario.py"), "--scenario", str(scenario)]
         cmd += ["--port", str(port), "--latency-ms", f"{latency_ms:g}"]
         if database_url is not None:
@@ -413,6 +420,31 @@ async def wait_idle(http: httpx.AsyncClient, served: Served, timeout: float = 60
         if not any(i["n_calls_in_flight"] for i in infos) or time.time() > deadline:
             return [int(i["n_calls"]) for i in infos]
         await asyncio.sleep(0.1)
+
+
+async def writer_lock(http: httpx.AsyncClient, served: Served) -> tuple[float, int] | None:
+    """Seconds the server's SQLite writer lock has been held, and how many times it was taken
+    (bench/serve_scenario.py counts them; None for a server without one)."""
+    infos = [(await http.get(f"{u}/bench/info")).json() for u in served.bench_urls]
+    if not all("writer_lock_held_s" in i for i in infos):
+        return None
+    return sum(i["writer_lock_held_s"] for i in infos), sum(i["writer_lock_taken"] for i in infos)
+
+
+def binding(row: dict[str, Any]) -> str:
+    """What bounds a concurrency row's throughput: the writer lock when it is held nearly all
+    the time, the CPU when the server (or the machine) uses all it has, else the model's
+    latency (each session waits for its reply before it writes again)."""
+    lock = row.get("writer_lock_held_pct")
+    server = row.get("server_cpu_pct") or 0.0
+    machine = server + (row.get("client_cpu_pct") or 0.0) + (row.get("other_cpu_pct") or 0.0)
+    machine += row.get("pg_cpu_pct") or 0.0
+    cpus = os.cpu_count() or 1
+    if lock is not None and lock >= 85:
+        return f"SQLite writer lock ({lock:.0f}% held)"
+    if server >= 85 or machine >= 85 * cpus:
+        return f"CPU (server {server:.0f}%, machine {machine:.0f}% of {cpus * 100}%)"
+    return "model latency"
 
 
 async def model_calls(
@@ -621,6 +653,7 @@ async def load(served: Served, k: int, turns: list[str], think_s: float) -> dict
     async with client(served.url, k + 8) as http, client(served.url, 4) as bench:
         sessions = await create_sessions(http, served.agent_id, k)
         since = await wait_idle(bench, served)
+        lock_before = await writer_lock(bench, served)
         cpu = CpuUse(served.pids, served.pg_database)
         started = time.time()
         outcomes = await asyncio.gather(
@@ -628,6 +661,8 @@ async def load(served: Served, k: int, turns: list[str], think_s: float) -> dict
             return_exceptions=True,
         )
         use = cpu.percent()
+        window_s = time.time() - started
+        lock_after = await writer_lock(bench, served)
         await wait_idle(bench, served)
         raw = await model_calls(bench, served, since)
         replies = await count_replies(http, sessions)
@@ -639,7 +674,12 @@ async def load(served: Served, k: int, turns: list[str], think_s: float) -> dict
         for name in ("server_cpu", "pg_cpu")
         if f"{name}_s" in use
     }
-    return {
+    if lock_before is not None and lock_after is not None:
+        held = lock_after[0] - lock_before[0]
+        per_turn["writer_lock_held_pct"] = 100 * held / max(1e-9, window_s)
+        per_turn["writes_per_turn"] = (lock_after[1] - lock_before[1]) / max(1, figures["turns"])
+        per_turn["writer_lock_ms_per_write"] = 1000 * held / max(1, lock_after[1] - lock_before[1])
+    row = {
         **figures,
         "turns_expected": k * len(turns),
         "turns_without_reply": len(read) - figures["turns"],
@@ -649,6 +689,8 @@ async def load(served: Served, k: int, turns: list[str], think_s: float) -> dict
         **use,
         **per_turn,
     }
+    row["binding"] = binding(row)
+    return row
 
 
 def turn_figures(
@@ -855,11 +897,16 @@ CONCURRENCY = [
     ("server_cpu_pct", "server CPU % during the load", "{:,.0f}"),
     ("client_cpu_pct", "client CPU % during the load", "{:,.0f}"),
     ("other_cpu_pct", "other processes' CPU % meanwhile", "{:,.0f}"),
+    ("server_cpu_ms_per_turn", "server CPU ms / turn", "{:,.1f}"),
+    ("writes_per_turn", "SQLite write transactions / turn", "{:,.1f}"),
+    ("writer_lock_held_pct", "SQLite writer lock held %", "{:,.0f}"),
+    ("writer_lock_ms_per_write", "ms the lock is held per write", "{:,.1f}"),
+    ("binding", "binding resource", "{}"),
 ]
 
 
 # Not the systems' own figures: a ratio would mean nothing.
-NO_RATIO = {"client_cpu_pct", "other_cpu_pct"}
+NO_RATIO = {"client_cpu_pct", "other_cpu_pct", "binding"}
 
 
 def _table(rows: list[dict], metrics: list[tuple[str, str, str]]) -> list[str]:
@@ -873,7 +920,7 @@ def _table(rows: list[dict], metrics: list[tuple[str, str, str]]) -> list[str]:
             pv = p.get(name) if p and not p.get("error") else None
             cells = ["n/a" if v is None else fmt.format(v) for v in (tv, pv)]
             ratio = "n/a" if tv is None or not pv else f"{tv / pv:.3f}"
-            if name in NO_RATIO:
+            if name in NO_RATIO or isinstance(tv, str):
                 ratio = "-"
             out.append(f"| {k} | {label} | {cells[0]} | {cells[1]} | {ratio} |")
     return out
@@ -997,6 +1044,13 @@ def main() -> None:
         help="a PostgreSQL server where --backends creates (and drops) a database of its own "
         "(default: $TACTFUL_TEST_POSTGRES_URL, else the local test one)",
     )
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        help="with --backends: also measure this checkout of tactful (its src folder is used "
+        "under this benchmark's code) on a SQLite file, in the same run, e.g. a "
+        "`git worktree add /tmp/base <commit>` of an earlier main",
+    )
     parser.add_argument("--json", type=Path, help="also write the rows to this file")
     args = parser.parse_args()
     started = time.time()
@@ -1004,7 +1058,12 @@ def main() -> None:
         from load_backends import backends_markdown, run_backends
 
         backends = run_backends(
-            args.concurrency_ks, args.n, args.latency_ms, args.think_ms, args.postgres_url
+            args.concurrency_ks,
+            args.n,
+            args.latency_ms,
+            args.think_ms,
+            args.postgres_url,
+            baseline=args.baseline,
         )
         log(f"done in {time.time() - started:.0f} s")
         _write_json(args.json, {"backends": backends})

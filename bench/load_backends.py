@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import json
 import os
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -35,24 +36,49 @@ def backend_label(store: str, workers: int) -> str:
 
 
 def run_backends(
-    ks: list[int], n: int, latency_ms: float, think_ms: float, postgres_url: str | None = None
+    ks: list[int],
+    n: int,
+    latency_ms: float,
+    think_ms: float,
+    postgres_url: str | None = None,
+    baseline: Path | None = None,
 ) -> list[dict[str, Any]]:
     """Concurrency at each K of tactful on each of BACKENDS, one after the other, each on a
-    fresh database (for PostgreSQL, one created on ``postgres_url``'s server and dropped)."""
+    fresh database (for PostgreSQL, one created on ``postgres_url``'s server and dropped);
+    first, with ``baseline`` (a checkout of an earlier tactful), that build on a SQLite file."""
     url = postgres_url or os.environ.get("TACTFUL_TEST_POSTGRES_URL") or POSTGRES_URL
-    return asyncio.run(_run_backends(ks, n, latency_ms, think_ms, url))
+    base = (_baseline_label(baseline), baseline.resolve() / "src") if baseline else None
+    return asyncio.run(_run_backends(ks, n, latency_ms, think_ms, url, base))
+
+
+def _baseline_label(checkout: Path) -> str:
+    commit = subprocess.run(
+        ["git", "-C", str(checkout), "rev-parse", "--short", "HEAD"],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.strip()
+    return f"SQLite, 1 process, baseline {commit or checkout.name}"
 
 
 async def _run_backends(
-    ks: list[int], n: int, latency_ms: float, think_ms: float, postgres_url: str
+    ks: list[int],
+    n: int,
+    latency_ms: float,
+    think_ms: float,
+    postgres_url: str,
+    baseline: tuple[str, Path] | None,
 ) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
+    runs: list[tuple[str, int, Path | None]] = [(s, w, None) for s, w in BACKENDS]
+    if baseline is not None:
+        runs.insert(0, ("sqlite", 1, baseline[1]))
     with tempfile.TemporaryDirectory(prefix="tactful-load-") as tmp:
         work = Path(tmp)
         scenario = _scenario(work, n)
         turns = json.loads(scenario.read_text())["customer_turns"]
-        for store, workers in BACKENDS:
-            label = backend_label(store, workers)
+        for store, workers, src in runs:
+            label = backend_label(store, workers) if src is None or not baseline else baseline[0]
             await quiet_machine()
             log(f"backends: {label}: starting (N={n}, {latency_ms:g} ms model)")
             base = {"system": label, "store": store, "workers": workers, "n": n}
@@ -67,7 +93,9 @@ async def _run_backends(
                             fresh_database(postgres_url, prefix="bench_load")
                         )
                     python = Path(sys.executable)
-                    tactful = served("tactful", python, scenario, latency_ms, work, url, workers)
+                    tactful = served(
+                        "tactful", python, scenario, latency_ms, work, url, workers, src
+                    )
                     server = await stack.enter_async_context(tactful)
                     rows += await measure_ks(server, ks, turns, base)
             except Exception as e:
@@ -96,6 +124,9 @@ BACKEND_METRICS = [
     ("pg_connections_max", "PostgreSQL connections to its database (most at once)", "{:g}"),
     ("client_cpu_pct", "client CPU % during the load", "{:,.0f}"),
     ("other_cpu_pct", "other processes' CPU % meanwhile", "{:,.0f}"),
+    ("writes_per_turn", "SQLite write transactions / turn", "{:,.1f}"),
+    ("writer_lock_held_pct", "SQLite writer lock held %", "{:,.0f}"),
+    ("binding", "binding resource", "{}"),
 ]
 
 

@@ -34,7 +34,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -83,6 +83,37 @@ class Where:
     define: bool = True
 
 
+class HeldLock(asyncio.Lock):
+    """The store's SQLite writer lock, counting how long it is held and how often taken: under
+    load, the share of time it is held says whether it, not the CPU, bounds throughput."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.held_s = 0.0
+        self.taken = 0
+        self._since = 0.0
+
+    async def acquire(self) -> Literal[True]:
+        await super().acquire()
+        self.taken += 1
+        self._since = time.perf_counter()
+        return True
+
+    def release(self) -> None:
+        self.held_s += time.perf_counter() - self._since
+        super().release()
+
+
+def _count_writes(server: tactful.Server) -> HeldLock | None:
+    """Put a ``HeldLock`` in place of the store's writer lock (a SQLite file's; None else)."""
+    store = server.runtime.store
+    if getattr(store, "_sqlite_lock", None) is None:
+        return None
+    lock = HeldLock()
+    store._sqlite_lock = lock  # type: ignore[attr-defined]
+    return lock
+
+
 async def serve(data: dict[str, Any], where: Where, latency_ms: float, token: str) -> None:
     timed = TimedResponders()
     model = ScriptedGenerator(
@@ -94,6 +125,7 @@ async def serve(data: dict[str, Any], where: Where, latency_ms: float, token: st
         data_dir=home.name, database_url=where.database_url, generator=model
     ) as server:
         agent = await _agent(server, data, where.define)
+        writes = _count_writes(server)
         app = create_app(server.runtime)
         # perf_counter -> epoch, from one reading of both clocks.
         wall, perf = time.time(), time.perf_counter()
@@ -107,6 +139,11 @@ async def serve(data: dict[str, Any], where: Where, latency_ms: float, token: st
                 "latency_ms": latency_ms,
                 "n_calls": len(model.calls),
                 "n_calls_in_flight": model.in_flight,
+                **(
+                    {"writer_lock_held_s": writes.held_s, "writer_lock_taken": writes.taken}
+                    if writes is not None
+                    else {}
+                ),
             }
 
         @app.get("/bench/calls", include_in_schema=False)
