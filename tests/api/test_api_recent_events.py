@@ -14,7 +14,7 @@ import httpx
 import pytest
 from api_scenario import new_session
 from production import Production
-from test_api_sse import sse_events
+from test_api_sse import sse_events, wait_for_listeners
 
 from fresh_databases import postgres_database
 from tactful.api import create_app
@@ -35,16 +35,6 @@ def count_reads(runtime: Runtime, monkeypatch: pytest.MonkeyPatch) -> list[int]:
 
     monkeypatch.setattr(runtime.store, "list_events", counting)
     return reads
-
-
-async def waiting(runtime: Runtime, count: int = 1) -> None:
-    """Until ``count`` long polls wait on the bus."""
-    bus: Any = runtime.bus  # the in-memory bus, or PostgreSQL's (each counts its listeners)
-    for _ in range(1000):
-        if bus.listener_count >= count:
-            return
-        await asyncio.sleep(0.005)
-    raise AssertionError(f"expected {count} bus listeners, found {bus.listener_count}")
 
 
 async def post_custom(client: httpx.AsyncClient, session_id: str, data: Any) -> dict[str, Any]:
@@ -74,7 +64,7 @@ async def test_a_long_poll_woken_by_an_append_does_not_read_the_store(
     await post_custom(client, session_id, 0)
     reads = count_reads(runtime, monkeypatch)
     answer = poll(client, session_id, 1)
-    await waiting(runtime)
+    await wait_for_listeners(runtime.bus, 1)  # type: ignore[arg-type]
     posted = await post_custom(client, session_id, 1)
     response = await answer
     assert response.status_code == 200, response.text
@@ -222,7 +212,7 @@ async def test_another_process_writes_reach_a_poll_here_through_the_store(
 
         # Another process appends while a poll waits here: it is read from the store.
         answer = poll(ours, session_id, 1)
-        await waiting(here)
+        await wait_for_listeners(here.bus, 1)  # type: ignore[arg-type]
         await post_custom(theirs, session_id, "theirs")
         assert [e["data"] for e in (await answer).json()] == ["theirs"]
         assert reads == [0, 1, 1]
