@@ -32,3 +32,15 @@ async def test_timeout_unsubscribes() -> None:
     assert await listener.wait(0.01) is False
     assert bus.listener_count == 0
     listener.close()  # twice is fine
+
+
+async def test_watchers_hear_every_change_before_listeners_wake() -> None:
+    bus = MemoryBus()
+    heard: list[tuple[str | None, int]] = []
+    listener = bus.listen("s")
+    bus.watch(lambda session_id, offset: heard.append((session_id, offset)))
+    bus.publish("s", 3)
+    bus.publish("t", 0)  # nobody listens on t: watchers still hear of it
+    bus.wake_everyone()
+    assert heard == [("s", 3), ("t", 0), (None, -1)]
+    assert await listener.wait(0) is True

@@ -83,6 +83,20 @@ async def test_a_process_ignores_its_own_notifications(
         echo.close()
 
 
+async def test_watchers_hear_other_processes_and_their_own_process_once(
+    pg_url: str, new_schema: Callable[[], Awaitable[str]]
+) -> None:
+    schema = await new_schema()
+    async with bus(pg_url, schema) as a, bus(pg_url, schema) as b:
+        heard: list[tuple[str | None, int]] = []
+        a.watch(lambda session_id, offset: heard.append((session_id, offset)))
+        a.publish("mine", 1)
+        on_a = a.listen("theirs")
+        b.publish("theirs", 2)  # sent after a's own NOTIFY: a has its echo by then
+        assert await on_a.wait(WAIT_S) is True
+        assert heard == [("mine", 1), ("theirs", 2)]
+
+
 async def test_reconnects_after_its_connection_is_terminated(
     pg_url: str, new_schema: Callable[[], Awaitable[str]]
 ) -> None:
@@ -113,11 +127,15 @@ async def test_while_cut_off_waiters_are_woken_and_queued_news_goes_out_after(
             bus(behind, schema, reconnect_max_s=0.2) as b,
         ):
             with caplog.at_level(logging.WARNING, logger="tactful.bus"):
+                heard: list[tuple[str | None, int]] = []
+                b.watch(lambda session_id, offset: heard.append((session_id, offset)))
                 waiting = b.listen("s")
                 proxy.sever()
                 await until(lambda: not b.connected, "b notices the cut")
-                # No notification can reach b now: its waiters are woken to read the store.
+                # No notification can reach b now: its waiters are woken to read the store,
+                # and its watchers told that any session may have changed.
                 assert await waiting.wait(WAIT_S) is True
+                assert (None, -1) in heard
                 b.publish("queued", 3)  # cannot go out yet
                 on_a = a.listen("queued")
                 await asyncio.sleep(0.5)  # several reconnection attempts fail meanwhile

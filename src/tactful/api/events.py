@@ -1,7 +1,9 @@
 """``/sessions/{id}/events``: a session's timeline. Post messages, read with long-poll or SSE.
 
 Waiting is driven by the bus (``tactful.engine.timeline.wait_for_events``): a request returns
-as soon as a matching event exists, never by polling the store.
+as soon as a matching event exists, never by polling the store. A waiter woken by this process's
+own write is answered from the events it just wrote (``tactful.engine.recent_events``) when they
+tell all; else, and once more before giving up, from the store.
 """
 
 from __future__ import annotations
@@ -331,7 +333,7 @@ async def _stream(
     # streamed message is sent again as it grows, until its chunks end with null. The stream
     # ends after idle_timeout without anything new (or when the client goes away: Starlette
     # cancels this generator).
-    store, bus = runtime.store, runtime.bus
+    store, bus, recent = runtime.store, runtime.bus, runtime.engine.timeline.recent
     loop = asyncio.get_running_loop()
     offset = min_offset
     growing: dict[str, int] = {}
@@ -345,19 +347,20 @@ async def _stream(
         try:
             out: list[Event] = []
             for event_id, seen in list(growing.items()):
-                event = await store.get_event(session_id, event_id)
+                known = None if last_look else recent.event(session_id, event_id)
+                event = known if known is not None else await store.get_event(session_id, event_id)
                 if _state(event) != seen:
                     out.append(event)
             # A page at a time: a long backlog goes out in pieces, never read whole.
-            fresh = await store.list_events(
-                session_id,
-                min_offset=offset,
-                kinds=kinds,
-                source=source,
-                trace_id=trace_id,
-                limit=page,
-            )
-            out += fresh
+            query: dict[str, Any] = {
+                "min_offset": offset,
+                "kinds": kinds,
+                "source": source,
+                "trace_id": trace_id,
+                "limit": page,
+            }
+            fresh = None if last_look else recent.events(session_id, **query)
+            out += fresh if fresh is not None else await store.list_events(session_id, **query)
             for event in out:
                 yield f"data: {shown(event, principal).model_dump_json()}\n\n"
                 offset = max(offset, event.offset + 1)
@@ -383,6 +386,7 @@ async def _until_complete(
 ) -> AsyncIterator[Event]:
     """The event's states as it grows, until it is complete or ``timeout`` passes quietly."""
     loop = asyncio.get_running_loop()
+    recent = runtime.engine.timeline.recent
     yield event
     seen = _state(event)
     deadline = loop.time() + timeout
@@ -390,7 +394,10 @@ async def _until_complete(
     while streaming(event):
         listener = runtime.bus.listen(session_id)
         try:
-            event = await runtime.store.get_event(session_id, event.id)
+            known = None if last_look else recent.event(session_id, event.id)
+            event = (
+                known if known is not None else await runtime.store.get_event(session_id, event.id)
+            )
             if _state(event) != seen:
                 seen = _state(event)
                 deadline = loop.time() + timeout
@@ -507,6 +514,7 @@ async def list_events(
             trace_id=trace_id,
             timeout=wait,
             limit=limit + 1,
+            recent=runtime.engine.timeline.recent,
         )
     except TimeoutError:
         raise HTTPException(
@@ -538,6 +546,8 @@ async def delete_events(
     """Mark the events from ``min_offset`` on as deleted; they no longer appear in listings."""
     await runtime.store.get(Session, session_id)
     await runtime.store.delete_events(session_id, min_offset=min_offset)
+    # Waiters (and the events kept for them, in every process) learn the timeline changed.
+    runtime.bus.publish(session_id, -1)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
+
+# Told of each change a bus hears of: (session id, offset), or (None, -1) for "any session".
+Watcher = Callable[[str | None, int], None]
 
 
 class Listener(ABC):
@@ -32,6 +36,13 @@ class Bus(ABC):
     @abstractmethod
     def publish(self, session_id: str, offset: int) -> None:
         """Say that the session changed at ``offset``; call it after the write committed."""
+
+    @abstractmethod
+    def watch(self, watcher: Watcher) -> None:
+        """Also tell ``watcher`` of every change this process hears of (its own publishes and
+        other processes' notifications), before waking the listeners: ``(session_id, offset)``,
+        or ``(None, -1)`` when notifications may have been lost (any session may have changed).
+        A watcher is kept as long as the bus."""
 
     @abstractmethod
     async def close(self) -> None:

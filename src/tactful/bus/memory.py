@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections import defaultdict
 
-from tactful.bus.base import Bus, Listener
+from tactful.bus.base import Bus, Listener, Watcher
 
 
 class _FutureListener(Listener):
@@ -32,6 +32,7 @@ class MemoryBus(Bus):
 
     def __init__(self) -> None:
         self._listeners: dict[str, set[_FutureListener]] = defaultdict(set)
+        self._watchers: list[Watcher] = []
 
     def listen(self, session_id: str) -> Listener:
         listener = _FutureListener(self, session_id)
@@ -39,17 +40,28 @@ class MemoryBus(Bus):
         return listener
 
     def publish(self, session_id: str, offset: int) -> None:
-        for listener in self._listeners.pop(session_id, set()):
-            if not listener.future.done():
-                listener.future.set_result(offset)
+        for watcher in self._watchers:
+            watcher(session_id, offset)
+        self._wake(session_id, offset)
+
+    def watch(self, watcher: Watcher) -> None:
+        self._watchers.append(watcher)
 
     async def close(self) -> None:
         """Nothing to release: listeners go with their requests."""
 
     def wake_everyone(self) -> None:
-        """Wake every listener of every session (each reads the store again)."""
+        """Wake every listener of every session (each reads the store again), and tell the
+        watchers that any session may have changed."""
+        for watcher in self._watchers:
+            watcher(None, -1)
         for session_id in list(self._listeners):
-            self.publish(session_id, -1)
+            self._wake(session_id, -1)
+
+    def _wake(self, session_id: str, offset: int) -> None:
+        for listener in self._listeners.pop(session_id, set()):
+            if not listener.future.done():
+                listener.future.set_result(offset)
 
     def _remove(self, session_id: str, listener: _FutureListener) -> None:
         waiting = self._listeners.get(session_id)

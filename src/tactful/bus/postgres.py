@@ -12,7 +12,8 @@ that lock, for a batch at a time.
 
 When the connection drops, the task reconnects with backoff (0.1 s doubling up to
 ``reconnect_max_s``); meanwhile every local listener is woken at each attempt (it reads the store
-again, so events from other processes arrive within that delay), notifications of this process
+again, so events from other processes arrive within that delay; watchers are told that any
+session may have changed), notifications of this process
 wait in the queue and go out after the reconnection, and every local listener is woken once more
 when listening resumes. The log says so once when the connection is lost and once when it is
 back. A waiter whose wait times out reads the store once more (``engine.timeline``), so a lost
@@ -34,7 +35,7 @@ import asyncpg
 from sqlalchemy.dialects.postgresql.asyncpg import PGDialect_asyncpg
 from sqlalchemy.engine import make_url
 
-from tactful.bus.base import Bus, Listener
+from tactful.bus.base import Bus, Listener, Watcher
 from tactful.bus.memory import MemoryBus
 from tactful.errors import StoreError
 
@@ -125,6 +126,10 @@ class PostgresBus(Bus):
         self._local.publish(session_id, offset)
         self._pending[session_id] = max(offset, self._pending.get(session_id, offset))
         self._wake.set()
+
+    def watch(self, watcher: Watcher) -> None:
+        # Other processes' notifications reach the watchers as this process's publishes do.
+        self._local.watch(watcher)
 
     @property
     def listener_count(self) -> int:

@@ -64,9 +64,10 @@ class ReplyStream:
                 )
                 # After the append (the session's lock first, as a posted message takes it).
                 await self.turn.start_emitting()
+            self.timeline.recent.publish_append(self.event)
         else:
-            await store.update_event_data(session_id, self.event.id, data)
-        self.timeline.bus.publish(session_id, self.event.offset)
+            grown = await store.update_event_data(session_id, self.event.id, data)
+            self.timeline.recent.publish_update(grown)
 
 
 async def emit_reply(
@@ -98,7 +99,10 @@ async def emit_reply(
         await turn.start_emitting()
         if progress is not None:
             await store.upsert(progress)
-    timeline.bus.publish(session_id, event.offset)
+    if streamed is not None:
+        timeline.recent.publish_update(event)
+    else:
+        timeline.recent.publish_append(event)
     return event
 
 

@@ -164,8 +164,8 @@ class TurnLifecycle:
             chunks = reply.data.get("chunks")
             if isinstance(chunks, list) and (not chunks or chunks[-1] is not None):
                 data = {**reply.data, "chunks": [*chunks, None]}
-                await store.update_event_data(session_id, reply.id, data)
-                self.timeline.bus.publish(session_id, reply.offset)
+                whole = await store.update_event_data(session_id, reply.id, data)
+                self.timeline.recent.publish_update(whole)
         if await store.find(Trace, turn.trace_id) is None:
             trace = self._trace(
                 turn,

@@ -1,5 +1,5 @@
 """A session's timeline: writing events (each wakes its waiters), and waiting for new ones
-through the bus (no polling)."""
+through the bus (no polling), answered from this process's recent writes when they tell all."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import Any
 
 from tactful.bus.base import Bus
 from tactful.domain import Event, EventKind, EventSource, SessionStatus
+from tactful.engine.recent_events import RecentEvents
 from tactful.store.base import Store
 
 
@@ -23,13 +24,15 @@ async def wait_for_events(
     trace_id: str | None = None,
     timeout: float,
     limit: int | None = None,
+    recent: RecentEvents | None = None,
 ) -> list[Event]:
     """Events matching the filter (the first ``limit`` of them when given); waits up to
     ``timeout`` seconds for the first one.
 
     Returns as soon as at least one matching event exists. Raises ``TimeoutError`` when none
     exists once the time is up (the store is read once more then: a wake-up lost on the bus
-    never hides a stored event).
+    never hides a stored event). ``recent`` answers instead of the store when it can vouch for
+    its answer.
     """
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
@@ -38,14 +41,15 @@ async def wait_for_events(
         # Subscribe before reading so that an event appended in between still wakes us.
         listener = bus.listen(session_id)
         try:
-            found = await store.list_events(
-                session_id,
-                min_offset=min_offset,
-                kinds=kinds,
-                source=source,
-                trace_id=trace_id,
-                limit=limit,
-            )
+            query: dict[str, Any] = {
+                "min_offset": min_offset,
+                "kinds": kinds,
+                "source": source,
+                "trace_id": trace_id,
+                "limit": limit,
+            }
+            known = None if recent is None or last_look else recent.events(session_id, **query)
+            found = known if known is not None else await store.list_events(session_id, **query)
             if found:
                 return found
             if last_look:
@@ -65,6 +69,8 @@ class Timeline:
     def __init__(self, store: Store, bus: Bus) -> None:
         self.store = store
         self.bus = bus
+        # Publishes what this timeline writes, keeping it for this process's waiters.
+        self.recent = RecentEvents(bus)
 
     async def append(
         self,
@@ -80,7 +86,7 @@ class Timeline:
         event = await self.store.append_event(
             session_id, kind=kind, source=source, data=data, trace_id=trace_id, metadata=metadata
         )
-        self.bus.publish(session_id, event.offset)
+        self.recent.publish_append(event)
         return event
 
     async def status(
@@ -98,8 +104,8 @@ class Timeline:
     async def status_unpublished(
         self, session_id: str, status: SessionStatus, trace_id: str
     ) -> Event:
-        """A status event written in the caller's transaction; the caller publishes it once
-        the transaction is committed."""
+        """A status event written in the caller's transaction; the caller publishes it
+        (``recent.publish_append``) once the transaction is committed."""
         return await self.store.append_event(
             session_id,
             kind=EventKind.STATUS,

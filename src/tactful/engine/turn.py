@@ -179,7 +179,7 @@ class Engine:
                             )
                         )
         for e in written:
-            self.bus.publish(session_id, e.offset)
+            self.timeline.recent.publish_append(e)
         if record is not None:
             await self.runner.submit(record, superseded)
         return event
