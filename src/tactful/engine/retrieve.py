@@ -3,7 +3,8 @@
 Retrieval ranks; matching decides. The ranking is hybrid:
 
 * dense similarity between the situation (each of the latest customer messages, their
-  sentences, and the recent window) and several views of each guideline: its condition, the
+  sentences, the recent window, and the customer's earlier questions, which a message may take
+  up again without repeating them) and several views of each guideline: its condition, the
   condition rewritten in the customer's voice ("The customer wants to cancel…" → "I want to
   cancel…"), its core clause without the "The customer asks whether" frame and trailing
   qualifiers, and the example utterances its author gave;
@@ -356,6 +357,9 @@ class Retriever:
     """
 
     RANK_EARLIER = 0.9
+    # The customer's earlier questions, before the latest three messages: they may be taken up
+    # again without being repeated (context.earlier_customer_questions).
+    RANK_QUESTIONS = 0.8
     FOCUS_EARLIER = 0.0
     # Reciprocal-rank fusion constant (the usual 60) and the weight of the lexical ranking
     # (measured on the labeled set: docs/matching.md).
@@ -405,8 +409,13 @@ class Retriever:
         if not guidelines:
             return []
         recent = ctx.recent_customer_messages(3)
-        queries = np.concatenate([await self.cache.embed(recent), await self.window(ctx)])
-        latest = len(recent) - 1  # -1 (the window) when there is no customer message yet
+        earlier = ctx.earlier_customer_questions(after=len(recent))
+        window = await self.window(ctx)
+        queries = np.concatenate(
+            [await self.cache.embed(recent), window, await self.cache.embed(earlier)]
+        )
+        # -1 (the window) when there is no customer message yet, nor any earlier question.
+        latest = len(recent) - 1
         layout = self._layout(guidelines)
         sims = await self.cache.embed(layout.conditions) @ queries.T  # (guidelines, queries)
         if layout.examples:
@@ -414,6 +423,7 @@ class Retriever:
             example_sims = await self.cache.embed(layout.examples) @ queries.T
             np.maximum.at(sims, layout.example_rows, example_sims)
         rank_weights = self._weights(len(queries), latest, self.RANK_EARLIER)
+        rank_weights[len(queries) - len(earlier) :] = self.RANK_QUESTIONS
         dense = (sims * rank_weights).max(axis=1)
         # The offline tier decides on ``focus``: keep it exactly the condition-and-examples
         # similarity to the latest message, whatever the ranking adds.
@@ -427,7 +437,7 @@ class Retriever:
 
         more = await self._more_dense(layout, recent, queries, rank_weights)
         dense = np.maximum(dense, more)
-        lexical = self._lexical(guidelines, recent)
+        lexical = self._lexical(guidelines, recent, earlier)
         fused = 1.0 / (self.RRF_K + _ranks(dense))
         if self.lexical_weight > 0:
             # Only guidelines that share a term with the messages get a lexical rank.
@@ -470,13 +480,15 @@ class Retriever:
             np.maximum.at(out, layout.view_rows, view_sims.max(axis=1))
         return out
 
-    def _lexical(self, guidelines: Sequence[Guideline], recent: Sequence[str]) -> F32:
+    def _lexical(
+        self, guidelines: Sequence[Guideline], recent: Sequence[str], earlier: Sequence[str]
+    ) -> F32:
         if not recent or self.lexical_weight <= 0:
             return np.zeros(len(guidelines), dtype=np.float32)
         index = self.lexical.index(guidelines)
-        weights = [self.RANK_EARLIER] * (len(recent) - 1) + [1.0]
+        weights = [self.RANK_QUESTIONS] * len(earlier) + [self.RANK_EARLIER] * (len(recent) - 1)
         out = np.zeros(len(guidelines), dtype=np.float32)
-        for message, weight in zip(recent, weights, strict=True):
+        for message, weight in zip([*earlier, *recent], [*weights, 1.0], strict=True):
             np.maximum(out, index.scores(message) * np.float32(weight), out=out)
         return out
 
