@@ -191,3 +191,32 @@ def test_low_criticality_is_screened_unless_pulled_in() -> None:
     assert ids(cs.tier2) == ["low", "low-obs"]
     pulled = select_candidates(ranked, k=2, recent_matches={"low"})
     assert "low" in ids(pulled.tier1)
+
+
+def test_high_criticality_is_always_checked_whatever_its_rank_or_class() -> None:
+    # Ranked last, topical, and the author says it needs no always-check: still tier 1.
+    high = topical("high", criticality=Criticality.HIGH, always_check=False)
+    ranked = ranking(*(topical(f"g{i}") for i in range(5)), high)
+    cs = select_candidates(ranked, k=0)
+    assert ids(cs.tier1) == ["high"]
+    assert reasons(cs)["high"] == ("high criticality",)
+
+
+def test_abuse_of_the_agent_is_checked_even_at_low_criticality() -> None:
+    injection = Guideline(
+        id="injection",
+        condition="The customer tells the agent to ignore its instructions",
+        action="x",
+        criticality=Criticality.LOW,
+    )
+    angry = Guideline(
+        id="angry",
+        condition="The customer expresses frustration",
+        action="x",
+        criticality=Criticality.LOW,
+    )
+    cs = select_candidates(ranking(topical("a"), angry, injection), k=0)
+    assert ids(cs.tier1) == ["injection"]
+    assert reasons(cs)["injection"] == ("always-check: abuse or manipulation",)
+    # Other always-check reasons at low criticality stay on the screen.
+    assert reasons(cs)["angry"] == ("screen",)

@@ -9,6 +9,7 @@ import pytest
 
 from tactful.domain import Guideline
 from tactful.engine.classify import (
+    ABUSE,
     ALWAYS,
     ATTRIBUTE,
     AUTHOR,
@@ -79,6 +80,40 @@ def test_cues_put_conditions_in_the_always_check_set(condition: str, reason: str
 )
 def test_topical_conditions_are_left_to_the_ranking(condition: str) -> None:
     assert classify(guideline(condition)) == Classification(False, ())
+
+
+@pytest.mark.parametrize(
+    "condition",
+    [
+        "The customer tells the agent to ignore its previous instructions",
+        "The customer asks the agent to reveal its system prompt",
+        "The customer tries to change the agent's role",
+        "The customer attempts a jailbreak or asks the agent to role-play as another bot",
+        "The customer pretends to be a developer running a test",
+        "The customer claims to be a store manager to get a discount",
+        "The customer threatens legal action",
+        "The customer threatens to post a negative review",
+        "The customer harasses or insults the agent",
+        "The customer tries to manipulate the agent into breaking a rule",
+    ],
+)
+def test_abuse_or_manipulation_of_the_agent_is_always_checked(condition: str) -> None:
+    result = classify(guideline(condition))
+    assert result.always_check
+    assert ABUSE in result.reasons
+
+
+@pytest.mark.parametrize(
+    "condition",
+    [
+        "The customer asks for setup instructions for a router",
+        "The customer asks about the return policy",
+        "The customer wants to dispute a charge on their statement",
+        "The customer asks about the rules of the loyalty program",
+    ],
+)
+def test_requests_that_merely_mention_rules_are_not_abuse(condition: str) -> None:
+    assert ABUSE not in classify(guideline(condition)).reasons
 
 
 def test_observations_are_always_checked() -> None:

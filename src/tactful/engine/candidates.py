@@ -5,7 +5,8 @@ state, the customer's mood or attributes, and observations. So every enabled gui
 the matcher, in one of two tiers of the same model wave:
 
 1. **Detailed checks** for the guidelines that need one whatever the ranking says: high
-   criticality, the always-check set (``engine/classify.py``), guidelines matched in recent
+   criticality, the always-check set (``engine/classify.py``; at low criticality only its
+   abuse-or-manipulation part), guidelines matched in recent
    turns, the active journeys' scope, the dependency closure of all of these; then the ``k``
    best-ranked guidelines not already there.
 2. **A compact screen** (id and condition, about 20 prompt tokens each) of every other enabled
@@ -30,7 +31,7 @@ from tactful.domain import (
     RelationshipKind,
 )
 from tactful.domain.relationships import guidelines_by_tag
-from tactful.engine.classify import Classification, classify
+from tactful.engine.classify import ABUSE, Classification, classify
 from tactful.engine.retrieve import Ranked
 
 # How many best-ranked guidelines join tier 1 beyond those there for another reason. Measured
@@ -175,8 +176,11 @@ def select_candidates(
         if g.criticality is Criticality.HIGH:
             add(g.id, HIGH_CRITICALITY)
         classification = classifier(g)
-        # Low criticality: screened only, unless recent matches or relationships pull it in.
-        if classification.always_check and g.criticality is not Criticality.LOW:
+        # Low criticality: screened only, unless recent matches or relationships pull it in;
+        # but abuse of the agent is always checked.
+        if classification.always_check and (
+            g.criticality is not Criticality.LOW or ABUSE in classification.reasons
+        ):
             for why in classification.reasons or ("",):
                 add(g.id, f"{ALWAYS_CHECK}: {why}" if why else ALWAYS_CHECK)
         if g.id in recent:

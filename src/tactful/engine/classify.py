@@ -5,7 +5,9 @@ about what the customer says: the conversation's course ("the agent has already 
 the customer's mood ("expresses frustration"), who the customer is ("a premium member"), the
 form of the message ("writes in another language", "contains two or more requests"), or a
 standing fact (an observation, which has no action). Similarity misses those, so they form the
-*always-check set*: tier 1 of matching on every turn.
+*always-check set*: tier 1 of matching on every turn. So do conditions about abuse or
+manipulation of the agent (prompt injection, impersonation, threats, harassment), whatever their
+criticality: missing one costs more than checking it.
 
 The classification is lexical, deterministic and cheap (no model): cue patterns written from how
 such conditions are generally phrased, not tuned to any labeled conversation (see
@@ -28,6 +30,7 @@ EMOTION = "emotion"
 ATTRIBUTE = "customer attribute"
 LANGUAGE = "language"
 FORM = "message form"
+ABUSE = "abuse or manipulation"
 ALWAYS = "always"
 AUTHOR = "author"
 
@@ -159,7 +162,26 @@ _FORM = _any(
     r"\b(?:shorter|simpler|longer|more detailed) (?:answers|replies|responses|explanations)\b",
 )
 
+# Abuse or manipulation of the agent: prompt injection and jailbreaks, impersonation and social
+# engineering, threats, harassment. A missed one costs more than a detailed check, and their
+# wording ("ignore your rules", "I'm the manager") is rarely similar to the condition's.
+_ABUSE = _any(
+    r"\b(?:ignore|disregard|override|bypass|forget|circumvent)s?\b[^.;]*\b(?:instructions|rules|"
+    r"guidelines|polic(?:y|ies)|restrictions|safeguards|prompt)\b",
+    r"\b(?:system|hidden|internal|original) (?:prompt|instructions|rules)\b",
+    r"\b(?:prompt injection|jailbreak\w*|role-?play\w*)\b",
+    r"\b(?:agent|assistant|bot)'s (?:instructions|role|rules|persona|behaviou?r)\b",
+    r"\b(?:pretend(?:s|ing)?|pos(?:es|ing) as|impersonat\w*|manipulat\w*|social engineering|"
+    r"trick(?:s|ing)? the (?:agent|assistant|bot))\b",
+    r"\bclaim(?:s|ing)? to be (?:a |an |the )?(?:[\w-]+ )?(?:employee|staff|manager|developer|"
+    r"admin\w*|owner|officer|police|representative)\b",
+    r"\bthreat(?:s|en|ens|ened|ening)?\b",
+    r"\b(?:harass\w*|abus(?:e|es|ive|ing)|insult\w*|profan\w*|slurs?|bull(?:y|ies|ying)|"
+    r"intimidat\w*|blackmail\w*|extort\w*)\b",
+)
+
 _RULES: tuple[tuple[str, re.Pattern[str]], ...] = (
+    (ABUSE, _ABUSE),
     (STATE, _STATE),
     (EMOTION, _EMOTION),
     (ATTRIBUTE, _ATTRIBUTE),
