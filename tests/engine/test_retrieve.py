@@ -275,5 +275,37 @@ async def test_a_customer_going_back_to_an_earlier_question_keeps_it_ranked(
     with_questions = rank_of(await retriever.rank(ctx, POINTS_GUIDELINES))
     monkeypatch.setattr(TurnContext, "earlier_customer_questions", lambda self, **_: [])
     latest_three_only = rank_of(await retriever.rank(ctx, POINTS_GUIDELINES))
-    # Second (after the address the message before asked about), instead of last of eleven.
-    assert with_questions <= 1 < 5 <= latest_three_only
+    # Among the first five of eleven (after the best of each later message), instead of the
+    # last two.
+    assert with_questions <= 4 < 9 <= latest_three_only
+
+
+def test_prior_roles_are_who_wrote_before_the_latest_customer_message() -> None:
+    assert context("hi").prior_roles() == set()
+    assert context("Welcome!", "hi", roles=("agent", "customer")).prior_roles() == {"agent"}
+    assert context("hi", "anyone there?").prior_roles() == {"customer"}
+    ctx = context("hi", "Hello!", "refund?", "Sure.", roles=("customer", "agent") * 2)
+    assert ctx.prior_roles() == {"customer", "agent"}
+    assert context().prior_roles() == set()
+
+
+async def test_a_clear_match_for_the_latest_message_is_not_buried_by_an_earlier_one(
+    store: Store,
+) -> None:
+    # The earlier message shares many words with several conditions; the latest matches one
+    # condition less closely. Each message ranks on its own, so the latest one's best match
+    # comes first, not after every near match of the wordier message.
+    guidelines = [
+        Guideline(id=f"tv{i}", condition=f"The customer asks about television {word} settings")
+        for i, word in enumerate(("picture", "sound", "colour", "brightness"))
+    ]
+    guidelines.append(Guideline(id="gift", condition="The customer wants gift wrapping"))
+    ctx = context(
+        "my television picture sound colour brightness settings are all wrong",
+        "Let me help with that.",
+        "also can you do gift wrapping for a parcel",
+        roles=("customer", "agent", "customer"),
+    )
+    ranked = await Retriever(EmbeddingCache(HashingEmbedder(), store)).rank(ctx, guidelines)
+    assert ranked[0].guideline.id == "gift"
+    assert ranked[0].score == pytest.approx(1.0)

@@ -94,6 +94,11 @@ class TurnContext:
     def recent_customer_messages(self, count: int = 3) -> list[str]:
         return [u.text for u in self.messages if u.role == "customer"][-count:]
 
+    def prior_roles(self) -> set[str]:
+        """Who wrote before the latest customer message (everyone's messages if none)."""
+        last = max((i for i, u in enumerate(self.messages) if u.role == "customer"), default=None)
+        return {u.role for u in self.messages[:last]}
+
     def earlier_customer_questions(
         self, *, after: int = 3, within: int = HISTORY_WINDOW, count: int = 3
     ) -> list[str]:
