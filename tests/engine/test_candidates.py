@@ -220,3 +220,23 @@ def test_abuse_of_the_agent_is_checked_even_at_low_criticality() -> None:
     assert reasons(cs)["injection"] == ("always-check: abuse or manipulation",)
     # Other always-check reasons at low criticality stay on the screen.
     assert reasons(cs)["angry"] == ("screen",)
+
+
+def test_conditions_about_the_course_are_forced_only_once_they_can_hold() -> None:
+    declined = Guideline(
+        id="declined",
+        condition="The agent offered a callback and the customer declined it",
+        action="x",
+    )
+    angry = Guideline(id="angry", condition="The customer expresses frustration", action="x")
+    ranked = ranking(topical("a"), topical("b"), declined, angry)
+    # On the first message nobody has offered anything: the ranking alone places it.
+    first = select_candidates(ranked, k=1, prior=set())
+    assert ids(first.tier1) == ["a", "angry"]
+    assert reasons(first)["declined"] == ("screen",)
+    # After a customer message only, still not; once the agent has written, always.
+    assert "declined" not in ids(select_candidates(ranked, k=1, prior={"customer"}).tier1)
+    later = select_candidates(ranked, k=1, prior={"customer", "agent"})
+    assert reasons(later)["declined"] == ("always-check: conversation state",)
+    # Unknown (no prior given): the whole always-check set, as before.
+    assert "declined" in ids(select_candidates(ranked, k=1).tier1)
