@@ -1,15 +1,19 @@
 """Tier-1 candidate recall on the labeled Voltmart set with the real embedder.
 
-    .venv/bin/python bench/candidate_recall.py [--dataset ../shared/datasets/matching]
+    PYTHONPATH=src .venv/bin/python bench/candidate_recall.py [--dataset DIR]
+
+(DIR defaults to ../shared/datasets/matching beside the repository.)
 
 Tier 1 is what the matcher checks in detail (engine/candidates.py): the always-check set
-(engine/classify.py) plus the k best-ranked guidelines not already in it. Recall is micro: the
-share of all `relevant` labels of the public split that land in tier 1. The table compares the
-dense-only ranking the engine had before (cosine over the recent customer messages and the
-window) with the hybrid one (more views of each condition and of each message, fused with BM25
-by reciprocal rank), with and without the always-check set, and reports the size of tier 1.
-It also checks that tier 1 and tier 2 together cover every guideline without the always marker.
-The figures go into docs/matching.md.
+(engine/classify.py) that can hold at this turn (who wrote before the last customer message,
+as the engine passes it) plus the k best-ranked guidelines not already in it, so its size
+varies by turn: the table gives its mean and max. Recall is micro: the share of all `relevant`
+labels of the public split that land in tier 1. The table compares the dense-only ranking the
+engine had before (cosine over the recent customer messages and the window) with the hybrid
+one (more views of each condition and of each message, fused with BM25 by reciprocal rank
+within each message), with and without the always-check set. It also checks that tier 1 and
+tier 2 together cover every guideline without the always marker. The figures go into
+docs/matching.md.
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ from tactful.llm.minilm import MiniLMEmbedder
 from tactful.store.sql import open_store
 
 DEFAULT_DATASET = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "matching"
-KS = (0, 20, 30, 40, 45, 50, 55, 60, 70, 80)
+KS = tuple(sorted({0, 20, 30, 40, 45, 50, 55, 60, 70, 80, DEFAULT_K}))
 # Rough per-guideline costs in the match prompt (engine/match.py): a detailed check lists the
 # condition with some framing and gets a structured answer (number, condition restated,
 # evidence, verdict); a screen entry is the condition and its number, answered only if flagged.
