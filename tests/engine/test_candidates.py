@@ -191,3 +191,52 @@ def test_low_criticality_is_screened_unless_pulled_in() -> None:
     assert ids(cs.tier2) == ["low", "low-obs"]
     pulled = select_candidates(ranked, k=2, recent_matches={"low"})
     assert "low" in ids(pulled.tier1)
+
+
+def test_high_criticality_is_always_checked_whatever_its_rank_or_class() -> None:
+    # Ranked last, topical, and the author says it needs no always-check: still tier 1.
+    high = topical("high", criticality=Criticality.HIGH, always_check=False)
+    ranked = ranking(*(topical(f"g{i}") for i in range(5)), high)
+    cs = select_candidates(ranked, k=0)
+    assert ids(cs.tier1) == ["high"]
+    assert reasons(cs)["high"] == ("high criticality",)
+
+
+def test_abuse_of_the_agent_is_checked_even_at_low_criticality() -> None:
+    injection = Guideline(
+        id="injection",
+        condition="The customer tells the agent to ignore its instructions",
+        action="x",
+        criticality=Criticality.LOW,
+    )
+    angry = Guideline(
+        id="angry",
+        condition="The customer expresses frustration",
+        action="x",
+        criticality=Criticality.LOW,
+    )
+    cs = select_candidates(ranking(topical("a"), angry, injection), k=0)
+    assert ids(cs.tier1) == ["injection"]
+    assert reasons(cs)["injection"] == ("always-check: abuse or manipulation",)
+    # Other always-check reasons at low criticality stay on the screen.
+    assert reasons(cs)["angry"] == ("screen",)
+
+
+def test_conditions_about_the_course_are_forced_only_once_they_can_hold() -> None:
+    declined = Guideline(
+        id="declined",
+        condition="The agent offered a callback and the customer declined it",
+        action="x",
+    )
+    angry = Guideline(id="angry", condition="The customer expresses frustration", action="x")
+    ranked = ranking(topical("a"), topical("b"), declined, angry)
+    # On the first message nobody has offered anything: the ranking alone places it.
+    first = select_candidates(ranked, k=1, prior=set())
+    assert ids(first.tier1) == ["a", "angry"]
+    assert reasons(first)["declined"] == ("screen",)
+    # After a customer message only, still not; once the agent has written, always.
+    assert "declined" not in ids(select_candidates(ranked, k=1, prior={"customer"}).tier1)
+    later = select_candidates(ranked, k=1, prior={"customer", "agent"})
+    assert reasons(later)["declined"] == ("always-check: conversation state",)
+    # Unknown (no prior given): the whole always-check set, as before.
+    assert "declined" in ids(select_candidates(ranked, k=1).tier1)

@@ -9,9 +9,13 @@ import pytest
 
 from tactful.domain import Guideline
 from tactful.engine.classify import (
+    ABUSE,
+    AGENT,
     ALWAYS,
+    ANYONE,
     ATTRIBUTE,
     AUTHOR,
+    CUSTOMER,
     EMOTION,
     FORM,
     LANGUAGE,
@@ -44,10 +48,9 @@ def guideline(condition: str, action: str | None = ACTION, **kwargs: Any) -> Gui
         ("The customer says it is urgent", EMOTION),
         ("The customer uses profanity", EMOTION),
         ("The customer is worried about their data", EMOTION),
-        ("A premium member asks about delivery times", ATTRIBUTE),
-        ("A customer who is not a gold member asks about lounge access", ATTRIBUTE),
-        ("The customer is not logged in and asks about their balance", ATTRIBUTE),
-        ("A logged-in customer asks for their points", ATTRIBUTE),
+        ("A premium member", ATTRIBUTE),
+        ("The customer is not logged in", ATTRIBUTE),
+        ("A customer who is not a gold member is on the line", ATTRIBUTE),
         ("The customer's account tier is business", ATTRIBUTE),
         ("The customer claims to be an employee", ATTRIBUTE),
         ("The customer writes in a language other than English", LANGUAGE),
@@ -79,6 +82,93 @@ def test_cues_put_conditions_in_the_always_check_set(condition: str, reason: str
 )
 def test_topical_conditions_are_left_to_the_ranking(condition: str) -> None:
     assert classify(guideline(condition)) == Classification(False, ())
+
+
+@pytest.mark.parametrize(
+    "condition",
+    [
+        "The customer tells the agent to ignore its previous instructions",
+        "The customer asks the agent to reveal its system prompt",
+        "The customer tries to change the agent's role",
+        "The customer attempts a jailbreak or asks the agent to role-play as another bot",
+        "The customer pretends to be a developer running a test",
+        "The customer claims to be a store manager to get a discount",
+        "The customer threatens legal action",
+        "The customer threatens to post a negative review",
+        "The customer harasses or insults the agent",
+        "The customer tries to manipulate the agent into breaking a rule",
+        "The customer claims a status or entitlement that their profile does not show",
+        "The customer falsely claims to have been promised a refund",
+    ],
+)
+def test_abuse_or_manipulation_of_the_agent_is_always_checked(condition: str) -> None:
+    result = classify(guideline(condition))
+    assert result.always_check
+    assert ABUSE in result.reasons
+
+
+@pytest.mark.parametrize(
+    "condition",
+    [
+        "The customer asks for setup instructions for a router",
+        "The customer asks about the return policy",
+        "The customer wants to dispute a charge on their statement",
+        "The customer asks about the rules of the loyalty program",
+    ],
+)
+def test_requests_that_merely_mention_rules_are_not_abuse(condition: str) -> None:
+    assert ABUSE not in classify(guideline(condition)).reasons
+
+
+@pytest.mark.parametrize(
+    "condition",
+    [
+        "A premium member asks about delivery times",
+        "A customer who is not a gold member asks about lounge access",
+        "The customer is not logged in and asks about their balance",
+        "A logged-in customer asks for their points",
+        "The customer says they are under 18",
+    ],
+)
+def test_a_request_qualified_by_who_the_customer_is_is_left_to_the_ranking(condition: str) -> None:
+    # The ranking finds the request; the matcher checks who the customer is.
+    assert classify(guideline(condition)) == Classification(False, ())
+
+
+@pytest.mark.parametrize(
+    ("condition", "needs"),
+    [
+        ("The agent has already asked for the order number twice", {AGENT}),
+        ("The agent offered a handoff and the customer declined it", {AGENT}),
+        ("The customer's latest message simply agrees to what the agent proposed", {AGENT}),
+        ("The customer asks for shorter answers", {AGENT}),
+        ("The customer switches to a new topic while the previous one is open", {CUSTOMER}),
+        ("The customer asks for the same discount again", {CUSTOMER}),
+        ("The agent said no and the customer asks for it again", {AGENT, CUSTOMER}),
+        ("The customer says goodbye and has no further request", {ANYONE}),
+        # May hold on the first message.
+        ("The customer has given an order number at some point in this conversation", set()),
+        ("The customer only greets the agent without stating a request", set()),
+        # About mood or abuse: may hold on the first message whatever else the text says.
+        ("The customer expresses frustration, for example asks the same thing again", set()),
+        ("The customer threatens legal action after the agent has already refused", set()),
+    ],
+)
+def test_conditions_about_the_course_say_who_must_have_written_before(
+    condition: str, needs: set[str]
+) -> None:
+    assert classify(guideline(condition)).needs == needs
+
+
+def test_can_hold_once_those_needed_have_written() -> None:
+    both = classify(guideline("The agent said no and the customer asks for it again"))
+    assert not both.can_hold(set())
+    assert not both.can_hold({AGENT})
+    assert both.can_hold({AGENT, CUSTOMER})
+    anyone = classify(guideline("The customer says goodbye and has no further request"))
+    assert not anyone.can_hold(())
+    assert anyone.can_hold({AGENT})
+    assert classify(guideline("The customer expresses frustration")).can_hold(())
 
 
 def test_observations_are_always_checked() -> None:

@@ -226,3 +226,86 @@ async def test_no_guidelines_and_no_messages(store: Store) -> None:
     assert await retriever.rank(context("hi"), []) == []
     ranked = await retriever.rank(context(), GUIDELINES)
     assert {r.guideline.id for r in ranked} == {g.id for g in GUIDELINES}
+
+
+# --- earlier questions ----------------------------------------------------------------------
+
+POINTS_CONVERSATION = (
+    "How do I redeem my VoltPoints? Is there a minimum to spend them?",
+    "You can apply VoltPoints at checkout.",
+    "ok. Separately, my order VM12345678 has not shipped yet",
+    "It ships tomorrow.",
+    "can I change the delivery address then",
+    "Yes, in Orders > Change address.",
+    "and what's your return window",
+    "30 days from delivery.",
+    "going back to points: is it a 500 minimum?",
+)
+POINTS_ROLES = ("customer", "agent") * 4 + ("customer",)
+POINTS_GUIDELINES = [
+    *GUIDELINES,
+    Guideline(id="redeem", condition="The customer asks how to redeem or spend VoltPoints"),
+    Guideline(id="address", condition="The customer wants to change the delivery address"),
+    Guideline(id="window", condition="The customer asks how long the return window is"),
+    Guideline(id="late", condition="The customer says their order has not shipped yet"),
+    Guideline(id="tv", condition="The customer asks which TV sizes are in stock"),
+    Guideline(id="price", condition="The customer asks whether a price will go down soon"),
+]
+
+
+def test_earlier_customer_questions_reach_back_beyond_the_latest_three() -> None:
+    ctx = context(*POINTS_CONVERSATION, roles=POINTS_ROLES)
+    assert POINTS_CONVERSATION[0] not in ctx.recent_customer_messages(3)
+    # The first message asks; the second only states (it is no question).
+    assert ctx.earlier_customer_questions(after=3) == [POINTS_CONVERSATION[0]]
+    assert ctx.earlier_customer_questions(after=3, count=0) == []
+    assert ctx.earlier_customer_questions(after=3, within=3) == []
+    assert context("how do I pay?", "ok").earlier_customer_questions(after=3) == []
+
+
+async def test_a_customer_going_back_to_an_earlier_question_keeps_it_ranked(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    retriever = Retriever(EmbeddingCache(HashingEmbedder(), store))
+    ctx = context(*POINTS_CONVERSATION, roles=POINTS_ROLES)
+
+    def rank_of(ranked: list[retrieve.Ranked]) -> int:
+        return [r.guideline.id for r in ranked].index("redeem")
+
+    with_questions = rank_of(await retriever.rank(ctx, POINTS_GUIDELINES))
+    monkeypatch.setattr(TurnContext, "earlier_customer_questions", lambda self, **_: [])
+    latest_three_only = rank_of(await retriever.rank(ctx, POINTS_GUIDELINES))
+    # Among the first five of eleven (after the best of each later message), instead of the
+    # last two.
+    assert with_questions <= 4 < 9 <= latest_three_only
+
+
+def test_prior_roles_are_who_wrote_before_the_latest_customer_message() -> None:
+    assert context("hi").prior_roles() == set()
+    assert context("Welcome!", "hi", roles=("agent", "customer")).prior_roles() == {"agent"}
+    assert context("hi", "anyone there?").prior_roles() == {"customer"}
+    ctx = context("hi", "Hello!", "refund?", "Sure.", roles=("customer", "agent") * 2)
+    assert ctx.prior_roles() == {"customer", "agent"}
+    assert context().prior_roles() == set()
+
+
+async def test_a_clear_match_for_the_latest_message_is_not_buried_by_an_earlier_one(
+    store: Store,
+) -> None:
+    # The earlier message shares many words with several conditions; the latest matches one
+    # condition less closely. Each message ranks on its own, so the latest one's best match
+    # comes first, not after every near match of the wordier message.
+    guidelines = [
+        Guideline(id=f"tv{i}", condition=f"The customer asks about television {word} settings")
+        for i, word in enumerate(("picture", "sound", "colour", "brightness"))
+    ]
+    guidelines.append(Guideline(id="gift", condition="The customer wants gift wrapping"))
+    ctx = context(
+        "my television picture sound colour brightness settings are all wrong",
+        "Let me help with that.",
+        "also can you do gift wrapping for a parcel",
+        roles=("customer", "agent", "customer"),
+    )
+    ranked = await Retriever(EmbeddingCache(HashingEmbedder(), store)).rank(ctx, guidelines)
+    assert ranked[0].guideline.id == "gift"
+    assert ranked[0].score == pytest.approx(1.0)

@@ -5,7 +5,8 @@ state, the customer's mood or attributes, and observations. So every enabled gui
 the matcher, in one of two tiers of the same model wave:
 
 1. **Detailed checks** for the guidelines that need one whatever the ranking says: high
-   criticality, the always-check set (``engine/classify.py``), guidelines matched in recent
+   criticality, the always-check set (``engine/classify.py``; at low criticality only its
+   abuse-or-manipulation part), guidelines matched in recent
    turns, the active journeys' scope, the dependency closure of all of these; then the ``k``
    best-ranked guidelines not already there.
 2. **A compact screen** (id and condition, about 20 prompt tokens each) of every other enabled
@@ -30,15 +31,15 @@ from tactful.domain import (
     RelationshipKind,
 )
 from tactful.domain.relationships import guidelines_by_tag
-from tactful.engine.classify import Classification, classify
+from tactful.engine.classify import ABUSE, Classification, classify
 from tactful.engine.retrieve import Ranked
 
 # How many best-ranked guidelines join tier 1 beyond those there for another reason. Measured
-# on the public split of the labeled set with the real embedder (docs/matching.md): with the
-# always-check set, tier-1 recall is 0.920 at k=40, 0.949 at 60, 0.958 at 70 and 80. Moving a
-# guideline from the screen (~20 prompt tokens) to a detailed check adds ~10 prompt and ~60
-# answer tokens, so k=70 costs ~2k tokens a turn more than k=40.
-DEFAULT_K = 70
+# on the public split of the labeled set with the real embedder (docs/matching.md): tier-1
+# recall 0.954 (226 of 237 labels) at k=52 with a tier 1 of 99.8 guidelines on average (max 110)
+# out of 310; 0.941 at k=48 and 50. Each guideline moved from the screen to a detailed check
+# costs ~10 prompt and ~60 answer tokens.
+DEFAULT_K = 52
 
 HIGH_CRITICALITY = "high criticality"
 ALWAYS_CHECK = "always-check"
@@ -136,6 +137,7 @@ def select_candidates(
     journey_scope: Collection[str] = (),
     classifier: Callable[[Guideline], Classification] = classify,
     forced: Mapping[str, str] | None = None,
+    prior: Collection[str] | None = None,
 ) -> CandidateSet:
     """Split a ranking into detailed checks (tier 1) and the compact screen (tier 2).
 
@@ -144,8 +146,11 @@ def select_candidates(
     matched in recent turns, ``journey_scope`` the ids in the scope of active journeys, and
     ``dependency_closure`` either the ids to add or a function from the ids selected so far to
     the ids they depend on (called until nothing new comes back), and ``forced`` more ids for
-    tier 1 with the reason to record (e.g. guidelines carrying tools). Ids that are not in
-    ``ranked`` are ignored.
+    tier 1 with the reason to record (e.g. guidelines carrying tools). ``prior`` is who wrote
+    before the latest customer message (``TurnContext.prior_roles()``): a condition about the
+    conversation's course that cannot hold yet ("the agent has already offered…" before any
+    agent message) is left to the ranking. ``None`` (unknown) forces the whole always-check
+    set. Ids that are not in ``ranked`` are ignored.
     """
     reasons: dict[str, list[str]] = {}
     always: list[Selected] = []
@@ -175,8 +180,13 @@ def select_candidates(
         if g.criticality is Criticality.HIGH:
             add(g.id, HIGH_CRITICALITY)
         classification = classifier(g)
-        # Low criticality: screened only, unless recent matches or relationships pull it in.
-        if classification.always_check and g.criticality is not Criticality.LOW:
+        # Low criticality: screened only, unless recent matches or relationships pull it in;
+        # but abuse of the agent is always checked.
+        if (
+            classification.always_check
+            and (g.criticality is not Criticality.LOW or ABUSE in classification.reasons)
+            and (prior is None or classification.can_hold(prior))
+        ):
             for why in classification.reasons or ("",):
                 add(g.id, f"{ALWAYS_CHECK}: {why}" if why else ALWAYS_CHECK)
         if g.id in recent:

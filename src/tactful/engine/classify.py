@@ -5,7 +5,9 @@ about what the customer says: the conversation's course ("the agent has already 
 the customer's mood ("expresses frustration"), who the customer is ("a premium member"), the
 form of the message ("writes in another language", "contains two or more requests"), or a
 standing fact (an observation, which has no action). Similarity misses those, so they form the
-*always-check set*: tier 1 of matching on every turn.
+*always-check set*: tier 1 of matching on every turn. So do conditions about abuse or
+manipulation of the agent (prompt injection, impersonation, threats, harassment), whatever their
+criticality: missing one costs more than checking it.
 
 The classification is lexical, deterministic and cheap (no model): cue patterns written from how
 such conditions are generally phrased, not tuned to any labeled conversation (see
@@ -17,6 +19,7 @@ a restart with unchanged guidelines recomputes nothing that costs. The author's
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -28,16 +31,33 @@ EMOTION = "emotion"
 ATTRIBUTE = "customer attribute"
 LANGUAGE = "language"
 FORM = "message form"
+ABUSE = "abuse or manipulation"
 ALWAYS = "always"
 AUTHOR = "author"
+# Who must have written before the latest customer message (``Classification.needs``): the
+# roles of ``context.Utterance``, or anyone.
+AGENT = "agent"
+CUSTOMER = "customer"
+ANYONE = "anyone"
 
 
 @dataclass(frozen=True)
 class Classification:
-    """Whether a guideline belongs to the always-check set, and why (empty when it does not)."""
+    """Whether a guideline belongs to the always-check set, and why (empty when it does not).
+
+    ``needs`` says who must have written before the latest customer message for the condition
+    to hold at all ("the agent has already offered…" needs an agent message, "the customer asks
+    again" an earlier customer message); until then the ranking alone places it. Empty: the
+    condition may hold from the first message on.
+    """
 
     always_check: bool
     reasons: tuple[str, ...] = ()
+    needs: frozenset[str] = frozenset()
+
+    def can_hold(self, prior: Collection[str]) -> bool:
+        """Whether the condition can hold after messages by ``prior`` (roles)."""
+        return all(r in prior if r != ANYONE else bool(prior) for r in self.needs)
 
 
 def _any(*patterns: str) -> re.Pattern[str]:
@@ -63,25 +83,27 @@ _NEGATED_QUALIFIER = re.compile(
     re.IGNORECASE,
 )
 
-# The conversation's course: what the agent did, repetition, earlier turns, topic moves.
-_STATE = _any(
+# The conversation's course, in three parts by what must come before the latest message for the
+# condition to hold at all. What the agent did before, and the customer answering it:
+_AFTER_AGENT = _any(
     # The agent's own earlier turns ("the agent has already asked", "the agent offered").
     r"\bthe (?:agent|assistant|bot|representative)(?:'s)?\s+(?:has\s+|had\s+)?(?:already\s+|"
     r"previously\s+|just\s+|earlier\s+)?(?:asked|said|offered|sent|confirmed|answered|proposed|"
     r"explained|told|gave|given|provided|suggested|promised|declined|refused|apologi[sz]ed|"
     r"recommended|requested|shared|mentioned|quoted|escalated|previous|last|earlier)\b",
     r"\b(?:agent|assistant) (?:already|previously)\b",
-    # Where the transcript itself is the evidence.
-    r"\b(?:earlier|previously|before) in (?:the|this) (?:conversation|chat|session)\b",
-    r"\bin (?:this|the) (?:conversation|chat|session)\b",
-    r"\b(?:at some point|so far|until now|up to now)\b",
-    # Repetition within the conversation: someone asking, saying or raising something again.
+    # The customer answering the agent: agreeing, declining.
+    r"\b(?:agrees to|confirms|accepts|declines|declined|rejects|rejected|turns down|"
+    r"turned down) (?:what|the agent|an? (?:offer|proposal|suggestion))\b",
+    r"\b(?:has|had) (?:already )?declined\b",
+)
+# What the customer said before: repetition, moves between topics, corrections.
+_AFTER_CUSTOMER = _any(
     r"\b(?:asks?|asked|asking|says?|said|raises?|raised|mentions?|mentioned|requests?|"
     r"requested|brings? up|complains?|complained|tells?|told)\s+(?:(?:for |about )?(?:it|this|"
     r"that|them|the same \w+)\s+)?(?:at least |more than )?(?:twice|two times|three times|again|"
     r"more than once|repeatedly|once more)\b",
     r"\b(?:re-?asks?|re-?asked|repeats?|repeated|same (?:question|complaint|request))\b",
-    # Moves between topics.
     r"\bswitch(?:es|ed)? (?:to )?(?:a |the )?(?:new |another |different )?(?:topic|subject)\b",
     r"\b(?:changes|changed) the (?:topic|subject)\b",
     r"\b(?:returns|comes back|goes back|circles back|gets back) to (?:a |the )?"
@@ -89,14 +111,21 @@ _STATE = _any(
     r"\b(?:topic|issue|question|request)s? (?:discussed|raised|mentioned) (?:earlier|before)\b",
     r"\bprevious (?:issue|topic|request|question|message|answer|reply)\b",
     r"\bstill (?:unresolved|open|pending|not resolved)\b",
-    # The customer answering the agent: agreeing, declining, correcting.
-    r"\b(?:agrees to|confirms|accepts|declines|declined|rejects|rejected|turns down|"
-    r"turned down) (?:what|the agent|an? (?:offer|proposal|suggestion))\b",
-    r"\b(?:has|had) (?:already )?declined\b",
     r"\bcorrects?\b.*\b(?:earlier|before|previously)\b",
+)
+# Something said before, by either side.
+_AFTER_ANYONE = _any(
+    r"\b(?:earlier|previously|before) in (?:the|this) (?:conversation|chat|session)\b",
     r"\b(?:gave|given|provided|said|shared|mentioned) (?:earlier|before|previously)\b",
     r"\balready (?:provided|given|answered|shared|explained)\b",
 )
+# The transcript as the evidence, which may already hold on the first message ("has given an
+# order number at some point in this conversation").
+_TRANSCRIPT = _any(
+    r"\bin (?:this|the) (?:conversation|chat|session)\b",
+    r"\b(?:at some point|so far|until now|up to now)\b",
+)
+_STATE = _any(*(p.pattern for p in (_AFTER_AGENT, _AFTER_CUSTOMER, _AFTER_ANYONE, _TRANSCRIPT)))
 
 # The customer's mood, feelings and tone of voice.
 _EMOTION = _any(
@@ -159,7 +188,37 @@ _FORM = _any(
     r"\b(?:shorter|simpler|longer|more detailed) (?:answers|replies|responses|explanations)\b",
 )
 
+# Abuse or manipulation of the agent: prompt injection and jailbreaks, impersonation and social
+# engineering, threats, harassment. A missed one costs more than a detailed check, and their
+# wording ("ignore your rules", "I'm the manager") is rarely similar to the condition's.
+_ABUSE = _any(
+    r"\b(?:ignore|disregard|override|bypass|forget|circumvent)s?\b[^.;]*\b(?:instructions|rules|"
+    r"guidelines|polic(?:y|ies)|restrictions|safeguards|prompt)\b",
+    r"\b(?:system|hidden|internal|original) (?:prompt|instructions|rules)\b",
+    r"\b(?:prompt injection|jailbreak\w*|role-?play\w*)\b",
+    r"\b(?:agent|assistant|bot)'s (?:instructions|role|rules|persona|behaviou?r)\b",
+    r"\b(?:pretend(?:s|ing)?|pos(?:es|ing) as|impersonat\w*|manipulat\w*|social engineering|"
+    r"trick(?:s|ing)? the (?:agent|assistant|bot))\b",
+    r"\bclaim(?:s|ing)? to be (?:a |an |the )?(?:[\w-]+ )?(?:employee|staff|manager|developer|"
+    r"admin\w*|owner|officer|police|representative)\b",
+    r"\b(?:false(?:ly)? claim\w*|claim(?:s|ing)? (?:a |an )?(?:special )?(?:status|entitlement|"
+    r"authori[sz]ation|authority|permission|privilege|exception)s?)\b",
+    r"\bthreat(?:s|en|ens|ened|ening)?\b",
+    r"\b(?:harass\w*|abus(?:e|es|ive|ing)|insult\w*|profan\w*|slurs?|bull(?:y|ies|ying)|"
+    r"intimidat\w*|blackmail\w*|extort\w*)\b",
+)
+
+# What the customer asks, says or wants: the ranking finds that part of a condition. A condition
+# that only qualifies it by who the customer is ("a premium member asks how much shipping
+# costs") is left to the ranking; the matcher checks who they are.
+_CUSTOMER_SAYS = re.compile(
+    r"\b(?:asks?|wants?|says?|mentions?|indicates?|requests?|reports?|claims?|needs?|"
+    r"describes?|refers?|tells?|complains?|objects?|inquires?)\b",
+    re.IGNORECASE,
+)
+
 _RULES: tuple[tuple[str, re.Pattern[str]], ...] = (
+    (ABUSE, _ABUSE),
     (STATE, _STATE),
     (EMOTION, _EMOTION),
     (ATTRIBUTE, _ATTRIBUTE),
@@ -189,7 +248,34 @@ def classify_text(
         reasons.append(OBSERVATION)
     text = _NEGATED_QUALIFIER.sub(" ", condition)
     reasons.extend(name for name, pattern in _RULES if pattern.search(text))
-    return Classification(bool(reasons), tuple(reasons))
+    if reasons == [ATTRIBUTE] and _CUSTOMER_SAYS.search(text):
+        return Classification(False, ())
+    return Classification(bool(reasons), tuple(reasons), _needs(text, reasons))
+
+
+# More that presupposes an earlier message, without making a condition about the course: the
+# agent's answers so far ("asks for shorter answers"), an earlier request ("no further request").
+_AFTER_AGENT_TOO = _any(
+    r"\bthe (?:agent|assistant)'s (?:explanation|answer|reply|response|offer|proposal|question|"
+    r"suggestion)s?\b",
+    r"\b(?:shorter|simpler|longer|more detailed) (?:answers|replies|responses|explanations)\b",
+)
+_AFTER_ANYONE_TOO = _any(r"\b(?:no|any) (?:further|more) (?:requests?|questions?)\b")
+
+
+def _needs(text: str, reasons: list[str]) -> frozenset[str]:
+    """Who must have written before, for a condition only about the conversation's course or
+    the form of the message (one about mood or abuse may hold on the first message)."""
+    if not set(reasons) <= {OBSERVATION, STATE, FORM}:
+        return frozenset()
+    needs: set[str] = set()
+    if _AFTER_AGENT.search(text) or _AFTER_AGENT_TOO.search(text):
+        needs.add(AGENT)
+    if _AFTER_CUSTOMER.search(text):
+        needs.add(CUSTOMER)
+    if not needs and (_AFTER_ANYONE.search(text) or _AFTER_ANYONE_TOO.search(text)):
+        needs.add(ANYONE)
+    return frozenset(needs)
 
 
 def classify(guideline: Guideline) -> Classification:

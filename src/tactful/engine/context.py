@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import re
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -24,6 +25,15 @@ from tactful.domain import (
 from tactful.store.base import Store
 
 HISTORY_WINDOW = 8
+
+# A message that asks something: a question mark, or a sentence opening on a question word or a
+# request ("how do I…", "can you…", "I want to…"), typed without the mark as chat often is.
+_ASKS = re.compile(
+    r"\?|(?:^|[.!;:]\s+|\n)\s*(?:how|what|when|where|why|which|who|whose|is|are|was|were|do|"
+    r"does|did|can|could|will|would|should|may|might|have|has|i (?:want|need|would like)|"
+    r"i'd like|please)\b",
+    re.IGNORECASE,
+)
 
 _AGENT_SOURCES = {
     EventSource.AI_AGENT,
@@ -83,6 +93,24 @@ class TurnContext:
 
     def recent_customer_messages(self, count: int = 3) -> list[str]:
         return [u.text for u in self.messages if u.role == "customer"][-count:]
+
+    def prior_roles(self) -> set[str]:
+        """Who wrote before the latest customer message (everyone's messages if none)."""
+        last = max((i for i, u in enumerate(self.messages) if u.role == "customer"), default=None)
+        return {u.role for u in self.messages[:last]}
+
+    def earlier_customer_questions(
+        self, *, after: int = 3, within: int = HISTORY_WINDOW, count: int = 3
+    ) -> list[str]:
+        """The customer's questions and requests before their latest ``after`` messages, among
+        their last ``within`` messages (at most ``count``, oldest first).
+
+        A customer who comes back to an earlier question ("going back to points: is it a 500
+        minimum?") refers to it without repeating it, often after more than ``after`` messages.
+        """
+        customer = [u.text for u in self.messages if u.role == "customer"]
+        earlier = customer[-within:-after] if after > 0 else customer[-within:]
+        return [t for t in earlier if _ASKS.search(t)][-count:] if count > 0 else []
 
 
 def in_agent_scope(tags: list[str], agent: Agent) -> bool:

@@ -1,4 +1,4 @@
-"""Lexical scoring of guidelines (BM25 over conditions and example utterances), no dependencies.
+"""Lexical scoring of guidelines: BM25 over conditions and example utterances.
 
 Dense similarity misses exact words that matter (a product name, "PayPal", "Canada") and
 lexical overlap misses paraphrases; the retriever fuses both. The index is built lazily for a
@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import math
 import re
+import threading
 from collections import Counter, OrderedDict
 from collections.abc import Sequence
+from functools import lru_cache
 
 import numpy as np
 import numpy.typing as npt
+import snowballstemmer  # type: ignore[import-untyped]
 
 from tactful.domain import Guideline
 
@@ -35,42 +38,20 @@ _STOPWORD_TEXT = """
 STOPWORDS = frozenset(_STOPWORD_TEXT.split())
 
 _WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
-_SUFFIXES = (
-    "ational",
-    "ization",
-    "fulness",
-    "ousness",
-    "iveness",
-    "ations",
-    "ation",
-    "ments",
-    "ment",
-    "ness",
-    "ings",
-    "ing",
-    "ies",
-    "ied",
-    "ers",
-    "er",
-    "ed",
-    "ly",
-    "es",
-    "s",
-)
+_ENGLISH = snowballstemmer.stemmer("english")
+# A Snowball stemmer keeps its word in itself while it works: one caller at a time.
+_ENGLISH_LOCK = threading.Lock()
 
 
+@lru_cache(maxsize=65536)
 def stem(word: str) -> str:
-    """A light suffix-stripping stemmer, then a five-letter prefix (prefix stemming).
+    """The Snowball (Porter 2) English stem, cut to five letters (prefix stemming).
 
-    Crude on purpose: "refunds", "refunded" and "refunding" meet, and so do "deliver",
-    "delivered" and "delivery".
+    Snowball joins inflections ("ordered" and "order", "refunding" and "refunds"); the cut joins
+    derivations it keeps apart ("referral" and "refer", "delivery" and "deliver").
     """
-    if len(word) > 4:
-        for suffix in _SUFFIXES:
-            if word.endswith(suffix) and len(word) - len(suffix) >= 3:
-                word = word[: -len(suffix)]
-                break
-    return word[:5]
+    with _ENGLISH_LOCK:
+        return str(_ENGLISH.stemWord(word))[:5]
 
 
 def tokenize(text: str) -> list[str]:

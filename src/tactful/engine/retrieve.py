@@ -3,13 +3,16 @@
 Retrieval ranks; matching decides. The ranking is hybrid:
 
 * dense similarity between the situation (each of the latest customer messages, their
-  sentences, and the recent window) and several views of each guideline: its condition, the
+  sentences, the recent window, and the customer's earlier questions, which a message may take
+  up again without repeating them) and several views of each guideline: its condition, the
   condition rewritten in the customer's voice ("The customer wants to cancel…" → "I want to
   cancel…"), its core clause without the "The customer asks whether" frame and trailing
   qualifiers, and the example utterances its author gave;
 * lexical BM25 over the condition and the examples (``engine/lexical.py``);
-* fused by reciprocal rank (RRF), which needs no calibration between cosine and BM25 scales and
-  so survives a change of embedder.
+* fused by reciprocal rank (RRF) within each message, which needs no calibration between
+  cosine and BM25 scales and so survives a change of embedder; a guideline keeps its best
+  weighted message, so a clear match for the latest message is not buried under the many
+  near matches of an earlier, wordier one.
 
 Embeddings are cached in memory and in the store, keyed by model and content, so a restart with
 unchanged guidelines embeds nothing; the lexical index is built lazily per guideline set. The
@@ -48,11 +51,12 @@ class Ranked:
     """A guideline's retrieval score (for ranking) and its focus on the latest message.
 
     ``score`` is the ranking score: the list from ``Retriever.rank`` is sorted by it. It weighs
-    earlier customer messages and the window almost like the latest one, so that open requests
-    stay candidates. With hybrid ranking it is the normalised reciprocal-rank fusion of the
-    dense and lexical rankings (1.0 = first in both); with ``hybrid=False`` it is the dense
-    similarity. ``focus`` is the similarity of the condition (or an example utterance) to the
-    latest message only, so that a decision made on similarity alone (the offline tier) answers
+    earlier customer messages almost like the latest one (the window less), so that open
+    requests stay candidates. With hybrid ranking it is the best, over the messages, of each
+    message's weighted reciprocal-rank fusion of its dense and lexical rankings, normalised
+    (1.0 = first in both for the latest message); with ``hybrid=False`` it is the dense similarity.
+    ``focus`` is the similarity of the condition (or an example utterance) to the latest
+    message only, so that a decision made on similarity alone (the offline tier) answers
     that message, not the previous one again. ``similarity`` and ``lexical`` are the two fused
     signals, kept for traces and benchmarks.
     """
@@ -356,11 +360,17 @@ class Retriever:
     """
 
     RANK_EARLIER = 0.9
+    # The customer's earlier questions, before the latest three messages: they may be taken up
+    # again without being repeated (context.earlier_customer_questions).
+    RANK_QUESTIONS = 0.8
     FOCUS_EARLIER = 0.0
     # Reciprocal-rank fusion constant (the usual 60) and the weight of the lexical ranking
-    # (measured on the labeled set: docs/matching.md).
+    # (measured on the labeled set, a plateau from 0.2 to 0.3: docs/matching.md).
     RRF_K = 60.0
-    LEXICAL_WEIGHT = 0.5
+    LEXICAL_WEIGHT = 0.25
+    # The recent window (the agent's replies included) ranks as one more group, weakly: it
+    # carries what a short follow-up refers to.
+    RANK_WINDOW = 0.5
 
     def __init__(
         self,
@@ -405,8 +415,13 @@ class Retriever:
         if not guidelines:
             return []
         recent = ctx.recent_customer_messages(3)
-        queries = np.concatenate([await self.cache.embed(recent), await self.window(ctx)])
-        latest = len(recent) - 1  # -1 (the window) when there is no customer message yet
+        earlier = ctx.earlier_customer_questions(after=len(recent))
+        window = await self.window(ctx)
+        queries = np.concatenate(
+            [await self.cache.embed(recent), window, await self.cache.embed(earlier)]
+        )
+        # -1 (the window) when there is no customer message yet, nor any earlier question.
+        latest = len(recent) - 1
         layout = self._layout(guidelines)
         sims = await self.cache.embed(layout.conditions) @ queries.T  # (guidelines, queries)
         if layout.examples:
@@ -414,6 +429,7 @@ class Retriever:
             example_sims = await self.cache.embed(layout.examples) @ queries.T
             np.maximum.at(sims, layout.example_rows, example_sims)
         rank_weights = self._weights(len(queries), latest, self.RANK_EARLIER)
+        rank_weights[len(queries) - len(earlier) :] = self.RANK_QUESTIONS
         dense = (sims * rank_weights).max(axis=1)
         # The offline tier decides on ``focus``: keep it exactly the condition-and-examples
         # similarity to the latest message, whatever the ranking adds.
@@ -425,15 +441,15 @@ class Retriever:
                 for i in order
             ]
 
-        more = await self._more_dense(layout, recent, queries, rank_weights)
-        dense = np.maximum(dense, more)
-        lexical = self._lexical(guidelines, recent)
-        fused = 1.0 / (self.RRF_K + _ranks(dense))
-        if self.lexical_weight > 0:
-            # Only guidelines that share a term with the messages get a lexical rank.
-            hit = lexical > 0
-            fused[hit] += self.lexical_weight / (self.RRF_K + _ranks(lexical)[hit])
-        scores = fused * (self.RRF_K + 1.0) / (1.0 + self.lexical_weight)
+        # One group per message (with its sentences), one for the window: each ranks the
+        # guidelines on its own, and a guideline keeps its best weighted group.
+        texts = [*recent, "", *earlier]
+        weights = np.concatenate(
+            [rank_weights[: len(recent)], [self.RANK_WINDOW], rank_weights[len(recent) + 1 :]]
+        ).astype(np.float32)
+        best = await self._best_views(layout, queries, sims, recent)
+        lexical = self._lexical(guidelines, texts)
+        scores, dense, lexical_best = self._fuse(best, lexical, weights)
         order = np.argsort(-scores, kind="stable")
         return [
             Ranked(
@@ -441,44 +457,68 @@ class Retriever:
                 float(scores[i]),
                 float(focus[i]),
                 float(dense[i]),
-                float(lexical[i]),
+                float(lexical_best[i]),
             )
             for i in order
         ]
 
-    async def _more_dense(
-        self,
-        layout: _Layout,
-        recent: Sequence[str],
-        queries: Vectors,
-        weights: F32,
-    ) -> F32:
-        """Similarity of the other condition views to the situation, and of every view to the
-        sentences of the recent messages (weighted like earlier messages)."""
-        out = np.full(len(layout.conditions), -1.0, dtype=np.float32)
-        parts = [s for m in recent for s in sentences(m)]
-        if parts:
-            queries = np.concatenate([queries, await self.cache.embed(parts)])
-            weights = np.concatenate(
-                [weights, np.full(len(parts), self.RANK_EARLIER, dtype=np.float32)]
-            )
-            # The condition and the examples against the sentences (the views come below).
-            own_sims = (await self.cache.embed(layout.own)) @ queries[-len(parts) :].T
-            np.maximum.at(out, layout.own_rows, own_sims.max(axis=1) * self.RANK_EARLIER)
+    async def _best_views(
+        self, layout: _Layout, queries: Vectors, sims: F32, recent: Sequence[str]
+    ) -> list[F32]:
+        """Per query group (each recent message, the window, each earlier question), each
+        guideline's best similarity over its views (condition, examples, customer's voice, core)
+        and over the group's texts (a message and its sentences)."""
+        parts = [sentences(m) for m in recent]
+        flat = [p for ps in parts for p in ps]
+        if flat:
+            # Several requests in one message blur its embedding: its sentences stand beside it.
+            extra = await self.cache.embed(flat)
+            queries = np.concatenate([queries, extra])
+            own = (await self.cache.embed(layout.own)) @ extra.T
+            sentence_sims = np.full((len(sims), len(flat)), -1.0, dtype=np.float32)
+            np.maximum.at(sentence_sims, layout.own_rows, own)
+            sims = np.concatenate([sims, sentence_sims], axis=1)
+        else:
+            sims = sims.copy()
         if layout.views:
-            view_sims = ((await self.cache.embed(layout.views)) @ queries.T) * weights
-            np.maximum.at(out, layout.view_rows, view_sims.max(axis=1))
-        return out
+            view_sims = (await self.cache.embed(layout.views)) @ queries.T
+            np.maximum.at(sims, layout.view_rows, view_sims)
+        groups: list[list[int]] = [[i] for i in range(len(queries) - len(flat))]
+        column = len(groups)
+        for i, ps in enumerate(parts):
+            groups[i].extend(range(column, column + len(ps)))
+            column += len(ps)
+        return [sims[:, g].max(axis=1) for g in groups]
 
-    def _lexical(self, guidelines: Sequence[Guideline], recent: Sequence[str]) -> F32:
-        if not recent or self.lexical_weight <= 0:
-            return np.zeros(len(guidelines), dtype=np.float32)
+    def _lexical(self, guidelines: Sequence[Guideline], texts: Sequence[str]) -> list[F32]:
+        """BM25 of every guideline per text (zeros for an empty one: the window has none)."""
+        zeros = np.zeros(len(guidelines), dtype=np.float32)
+        if self.lexical_weight <= 0:
+            return [zeros] * len(texts)
         index = self.lexical.index(guidelines)
-        weights = [self.RANK_EARLIER] * (len(recent) - 1) + [1.0]
-        out = np.zeros(len(guidelines), dtype=np.float32)
-        for message, weight in zip(recent, weights, strict=True):
-            np.maximum(out, index.scores(message) * np.float32(weight), out=out)
-        return out
+        return [index.scores(t) if t else zeros for t in texts]
+
+    def _fuse(
+        self, dense: Sequence[F32], lexical: Sequence[F32], weights: F32
+    ) -> tuple[F32, F32, F32]:
+        """Reciprocal-rank fusion within each group, the best weighted group counting; also
+        the best weighted similarity and BM25 (for traces)."""
+        scores = np.zeros(len(dense[0]), dtype=np.float64)
+        for d, lex, weight in zip(dense, lexical, weights.tolist(), strict=True):
+            fused = 1.0 / (self.RRF_K + _ranks(d))
+            # Only guidelines that share a term with the message get a lexical rank.
+            hit = lex > 0
+            if hit.any():
+                fused[hit] += self.lexical_weight / (self.RRF_K + _ranks(lex)[hit])
+            np.maximum(scores, fused * weight, out=scores)
+        # 1.0: first in both rankings of the latest message.
+        normalised = scores * (self.RRF_K + 1.0) / (1.0 + self.lexical_weight)
+        column = weights[:, None]
+        return (
+            normalised.astype(np.float32),
+            (np.stack(dense) * column).max(axis=0),
+            (np.stack(lexical) * column).max(axis=0),
+        )
 
     @staticmethod
     def _weights(count: int, latest: int, earlier: float) -> F32:
