@@ -233,6 +233,8 @@ class Pipeline:
                 journey_scope=journeys.scope,
                 k=self.options.detailed_k,
                 recent_matches=ctx.recent_matches(),
+                # Conditions about the conversation's course are forced once they can hold.
+                prior=ctx.prior_roles(),
                 dependency_closure=dependency_targets(ctx.relationships, ctx.guidelines),
                 # Their arguments are inferred in the same wave, which needs a detailed check.
                 forced={g.id: "has tools" for g in checkable if any(t in specs for t in g.tools)},
