@@ -191,8 +191,13 @@ def _conversation(ctx: TurnContext) -> str:
     # Older agent replies fall out of the window; what they did stays visible, in a few words.
     in_window = sum(1 for u in window if u.role == "agent")
     older = ctx.applied_history[: max(0, len(ctx.applied_history) - in_window)]
-    actions = {g.id: g.action for g in ctx.guidelines if g.action}
-    done = list(dict.fromkeys(actions[gid] for ids in older for gid in ids if gid in actions))
+    # By id, not a map of every guideline's action (this runs once per batch).
+    by_id = ctx.guidelines_by_id
+    done = list(
+        dict.fromkeys(
+            action for ids in older for gid in ids if gid in by_id and (action := by_id[gid].action)
+        )
+    )
     if done:
         earlier = "\n".join(f"- {a}" for a in done[-_EARLIER_ACTIONS:])
         text = f"Earlier in this session the agent already did:\n{earlier}\n\n{text}"
