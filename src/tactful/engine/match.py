@@ -181,11 +181,11 @@ _MATCH_INSTRUCTIONS = (
 )
 
 _WINDOW_MESSAGES = 10
+_MESSAGE_CHARS = 600
+_EARLIER_ACTIONS = 10
 # Prompt tokens of a guideline's listing beyond its condition (number, marks; answer slots).
 DETAILED_COST = 12
 SCREEN_COST = 3
-_MESSAGE_CHARS = 600
-_EARLIER_ACTIONS = 10
 
 
 def _conversation(ctx: TurnContext) -> str:

@@ -35,7 +35,7 @@ class Prepared:
         self.journey_of: dict[str, str] = scoped(guidelines, {j.id for j in snapshot.journeys})
         self._with_tools = tuple(g for g in guidelines if g.tools)
         # Conditions about the agent's own reply are checked against the draft instead.
-        self._ranked = tuple(g for g in guidelines if not g.always and not about_reply(g))
+        self._rankable = tuple(g for g in guidelines if not g.always and not about_reply(g))
         self._checkable: dict[tuple[str, ...], tuple[Guideline, ...]] = {}
 
     def checkable(self, coded: Collection[str]) -> tuple[Guideline, ...]:
@@ -46,7 +46,7 @@ class Prepared:
         found = self._checkable.get(key)
         if found is None:
             skip = set(key)
-            found = tuple(g for g in self._ranked if g.id not in skip) if skip else self._ranked
+            found = tuple(g for g in self._rankable if g.id not in skip) if skip else self._rankable
             # Matchers registered one after another: a handful of keys at most.
             if len(self._checkable) > 8:
                 self._checkable.clear()
