@@ -63,6 +63,7 @@ class Runtime:
                 await self.services_task
         try:
             await self.engine.close()
+            self.engine.snapshots.close()
             if self.engine.generator is not None:
                 await self.engine.generator.aclose()
             await self.engine.cache.embedder.aclose()

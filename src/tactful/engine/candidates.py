@@ -128,6 +128,35 @@ def _closure(
     return found
 
 
+@dataclass(frozen=True)
+class FixedReasons:
+    """What decides a guideline's detailed check whatever the ranking: its criticality and its
+    classification (worked out once per agent snapshot by ``engine/prepared.py``)."""
+
+    high: bool
+    # The always-check reasons as a candidate records them (empty: not in the set).
+    always_check: tuple[str, ...]
+    classification: Classification
+
+
+def fixed_reasons(
+    guideline: Guideline, classifier: Callable[[Guideline], Classification] = classify
+) -> FixedReasons:
+    """The guideline's ``FixedReasons`` (``classifier`` decides the always-check set)."""
+    classification = classifier(guideline)
+    # Low criticality: screened only, unless recent matches or relationships pull it in; but
+    # abuse of the agent is always checked.
+    checked = classification.always_check and (
+        guideline.criticality is not Criticality.LOW or ABUSE in classification.reasons
+    )
+    whys = (classification.reasons or ("",)) if checked else ()
+    return FixedReasons(
+        high=guideline.criticality is Criticality.HIGH,
+        always_check=tuple(f"{ALWAYS_CHECK}: {w}" if w else ALWAYS_CHECK for w in whys),
+        classification=classification,
+    )
+
+
 def select_candidates(
     ranked: Sequence[Ranked],
     *,
@@ -138,6 +167,7 @@ def select_candidates(
     classifier: Callable[[Guideline], Classification] = classify,
     forced: Mapping[str, str] | None = None,
     prior: Collection[str] | None = None,
+    fixed: Mapping[str, FixedReasons] | None = None,
 ) -> CandidateSet:
     """Split a ranking into detailed checks (tier 1) and the compact screen (tier 2).
 
@@ -150,7 +180,8 @@ def select_candidates(
     before the latest customer message (``TurnContext.prior_roles()``): a condition about the
     conversation's course that cannot hold yet ("the agent has already offered…" before any
     agent message) is left to the ranking. ``None`` (unknown) forces the whole always-check
-    set. Ids that are not in ``ranked`` are ignored.
+    set. Ids that are not in ``ranked`` are ignored. ``fixed``: ``fixed_reasons`` by guideline
+    id, worked out ahead (a guideline missing from it is classified here with ``classifier``).
     """
     reasons: dict[str, list[str]] = {}
     always: list[Selected] = []
@@ -175,20 +206,16 @@ def select_candidates(
             reasons.setdefault(gid, []).append(reason)
 
     recent, scope = set(recent_matches), set(journey_scope)
+    known = fixed or {}
     for r in checkable:
         g = r.guideline
-        if g.criticality is Criticality.HIGH:
+        found = known.get(g.id)
+        why = fixed_reasons(g, classifier) if found is None else found
+        if why.high:
             add(g.id, HIGH_CRITICALITY)
-        classification = classifier(g)
-        # Low criticality: screened only, unless recent matches or relationships pull it in;
-        # but abuse of the agent is always checked.
-        if (
-            classification.always_check
-            and (g.criticality is not Criticality.LOW or ABUSE in classification.reasons)
-            and (prior is None or classification.can_hold(prior))
-        ):
-            for why in classification.reasons or ("",):
-                add(g.id, f"{ALWAYS_CHECK}: {why}" if why else ALWAYS_CHECK)
+        if why.always_check and (prior is None or why.classification.can_hold(prior)):
+            for reason in why.always_check:
+                add(g.id, reason)
         if g.id in recent:
             add(g.id, RECENT_MATCH)
         if g.id in scope:

@@ -113,8 +113,18 @@ class LexicalIndexCache:
         self.size = size
         self._indexes: OrderedDict[tuple[tuple[str, ...], ...], LexicalIndex] = OrderedDict()
         self.builds = 0
+        # The last tuple indexed (a snapshot's guidelines, ranked every turn): no key to build.
+        self._last: tuple[Sequence[Guideline], LexicalIndex] | None = None
 
     def index(self, guidelines: Sequence[Guideline]) -> LexicalIndex:
+        if self._last is not None and self._last[0] is guidelines:
+            return self._last[1]
+        found = self._index(guidelines)
+        if isinstance(guidelines, tuple):
+            self._last = (guidelines, found)
+        return found
+
+    def _index(self, guidelines: Sequence[Guideline]) -> LexicalIndex:
         # The documents themselves are the key (cheap to hash: strings cache their hashes).
         key = tuple((g.condition, *g.examples) for g in guidelines)
         found = self._indexes.get(key)

@@ -9,6 +9,7 @@ trace says so.
 from __future__ import annotations
 
 import asyncio
+import heapq
 import re
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -182,6 +183,9 @@ _MATCH_INSTRUCTIONS = (
 _WINDOW_MESSAGES = 10
 _MESSAGE_CHARS = 600
 _EARLIER_ACTIONS = 10
+# Prompt tokens of a guideline's listing beyond its condition (number, marks; answer slots).
+DETAILED_COST = 12
+SCREEN_COST = 3
 
 
 def _conversation(ctx: TurnContext) -> str:
@@ -191,8 +195,13 @@ def _conversation(ctx: TurnContext) -> str:
     # Older agent replies fall out of the window; what they did stays visible, in a few words.
     in_window = sum(1 for u in window if u.role == "agent")
     older = ctx.applied_history[: max(0, len(ctx.applied_history) - in_window)]
-    actions = {g.id: g.action for g in ctx.guidelines if g.action}
-    done = list(dict.fromkeys(actions[gid] for ids in older for gid in ids if gid in actions))
+    # By id, not a map of every guideline's action (this runs once per batch).
+    by_id = ctx.guidelines_by_id
+    done = list(
+        dict.fromkeys(
+            action for ids in older for gid in ids if gid in by_id and (action := by_id[gid].action)
+        )
+    )
     if done:
         earlier = "\n".join(f"- {a}" for a in done[-_EARLIER_ACTIONS:])
         text = f"Earlier in this session the agent already did:\n{earlier}\n\n{text}"
@@ -236,27 +245,28 @@ class ModelMatcher:
         # Conditions come back every turn: each is counted once.
         self._tokens = lru_cache(maxsize=65536)(generator.count_tokens)
 
-    def _detailed_cost(self, r: Ranked) -> int:
-        return self._tokens(r.guideline.condition) + 12
-
-    def _screen_cost(self, r: Ranked) -> int:
-        return self._tokens(r.guideline.condition) + 3
-
     def plan(self, detailed: Sequence[Ranked], screened: Sequence[Ranked]) -> list[MatchBatch]:
         """Spread the work over as few batches as the budget allows (at most max_batches)."""
-        total = sum(map(self._detailed_cost, detailed)) + sum(map(self._screen_cost, screened))
+        tokens = self._tokens
+        detailed_costs = [tokens(r.guideline.condition) + DETAILED_COST for r in detailed]
+        screen_costs = [tokens(r.guideline.condition) + SCREEN_COST for r in screened]
+        total = sum(detailed_costs) + sum(screen_costs)
         if total == 0:
             return []
         count = max(1, min(self.max_batches, -(-total // self.batch_tokens)))
         batches = [MatchBatch([], []) for _ in range(count)]
-        for r in detailed:
-            lightest = min(batches, key=lambda b: b.cost)
-            lightest.detailed.append(r)
-            lightest.cost += self._detailed_cost(r)
-        for r in screened:
-            lightest = min(batches, key=lambda b: b.cost)
-            lightest.screened.append(r)
-            lightest.cost += self._screen_cost(r)
+        # The lightest batch takes the next guideline (the first one among equals).
+        lightest = [(0, i) for i in range(count)]
+        for r, cost in zip(detailed, detailed_costs, strict=True):
+            _, i = lightest[0]
+            batches[i].detailed.append(r)
+            batches[i].cost += cost
+            heapq.heapreplace(lightest, (batches[i].cost, i))
+        for r, cost in zip(screened, screen_costs, strict=True):
+            _, i = lightest[0]
+            batches[i].screened.append(r)
+            batches[i].cost += cost
+            heapq.heapreplace(lightest, (batches[i].cost, i))
         return [b for b in batches if b.detailed or b.screened]
 
     def prompt(

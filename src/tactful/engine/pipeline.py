@@ -35,7 +35,7 @@ from tactful.domain import (
     Trace,
 )
 from tactful.engine import glossary, variables
-from tactful.engine.candidates import CandidateSet, dependency_targets, select_candidates
+from tactful.engine.candidates import CandidateSet, select_candidates
 from tactful.engine.compose import Composer, Reply
 from tactful.engine.context import SnapshotCache, TurnContext, load_context
 from tactful.engine.emit import ReplyStream, conclude, emit_reply, shielded
@@ -52,6 +52,7 @@ from tactful.engine.journeys import plan as journey_plan
 from tactful.engine.match import JourneyCheck, Match, OfflineMatcher
 from tactful.engine.options import EngineOptions
 from tactful.engine.preamble import Preamble
+from tactful.engine.prepared import PreparedSnapshots
 from tactful.engine.resolve import Resolution, resolve
 from tactful.engine.retrieve import EmbeddingCache, Ranked, Retriever
 from tactful.engine.retrievers import RetrievedSet, Retrievers, transient_guidelines
@@ -138,8 +139,10 @@ class Pipeline:
         self.hooks = hooks
         self.retrievers = retrievers
         self.tool_stage = tool_stage
-        # Agent definitions in memory, read again when the store's revision moves.
+        # Agent definitions in memory, read again when the store's revision moves, and what
+        # every turn works out from them.
         self.snapshots = SnapshotCache()
+        self.prepared = PreparedSnapshots()
         self.retriever = Retriever(cache)
         self.offline_matcher = OfflineMatcher(options.offline_threshold)
         self.model_matcher = tool_stage.model_matcher
@@ -202,14 +205,10 @@ class Pipeline:
             trace.composition.glossary = [
                 TermFound(term=t.term.name, why=t.why, score=round(t.score, 4)) for t in terms
             ]
-        coded = sorted(gid for gid in self.hooks.matchers if gid in ctx.guidelines_by_id)
+        prepared = self.prepared.get(ctx)
+        coded = sorted(gid for gid in self.hooks.matchers if gid in prepared.by_id)
         async with rec.stage("retrieve"):
-            # Conditions about the agent's own reply are checked against the draft instead.
-            checkable = [
-                g
-                for g in ctx.guidelines
-                if not g.always and g.id not in coded and not about_reply(g)
-            ]
+            checkable = prepared.checkable(coded)
             # Context variables (tool-backed ones refreshed when stale) load while ranking runs.
             async with asyncio.TaskGroup() as group:
                 values_task = group.create_task(
@@ -226,8 +225,9 @@ class Pipeline:
                 trace.composition.variables = [v.describe() for v in values]
             specs = self.tool_stage.specs()
             # Journeys in play; guidelines scoped to the other journeys are not checked.
-            journeys = journey_plan.plan(ctx, ranked)
-            ranked = [r for r in ranked if r.guideline.id not in journeys.hidden]
+            journeys = journey_plan.plan(ctx, ranked, journey_of=prepared.journey_of)
+            if journeys.hidden:
+                ranked = [r for r in ranked if r.guideline.id not in journeys.hidden]
             chosen = select_candidates(
                 ranked,
                 journey_scope=journeys.scope,
@@ -235,9 +235,10 @@ class Pipeline:
                 recent_matches=ctx.recent_matches(),
                 # Conditions about the conversation's course are forced once they can hold.
                 prior=ctx.prior_roles(),
-                dependency_closure=dependency_targets(ctx.relationships, ctx.guidelines),
+                dependency_closure=prepared.dependencies,
                 # Their arguments are inferred in the same wave, which needs a detailed check.
-                forced={g.id: "has tools" for g in checkable if any(t in specs for t in g.tools)},
+                forced=prepared.forced(specs),
+                fixed=prepared.fixed,
             )
         # The trace's candidate records (one per guideline) are written when the trace is
         # saved, after the reply: building a thousand of them is not the customer's wait.
@@ -295,7 +296,7 @@ class Pipeline:
         named = [t for r in detailed for t in (r.guideline.condition, r.guideline.action or "")]
         shown = await variables.relevant(found.values, ctx, self.cache, texts=named)
         listed = await self.tool_stage.with_choices(found.specs, detailed, ctx, rec.trace)
-        conditions = {g.id: g.condition for g in ctx.guidelines}
+        conditions = self.prepared.get(ctx).conditions
         titles = {j.id: j.title for j in ctx.journeys}
         outcome = await self.model_matcher.match(
             ctx,

@@ -27,7 +27,7 @@ import hashlib
 import re
 from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 
 import numpy as np
@@ -327,9 +327,7 @@ class _Layout:
     texts to embed and, for each, the row of the guideline it stands for. Built once per set."""
 
     conditions: tuple[str, ...]
-    example_rows: npt.NDArray[np.intp]
-    examples: tuple[str, ...]
-    # The condition and the examples (compared with the sentences of the messages).
+    # The condition and the examples, each guideline's consecutive.
     own_rows: npt.NDArray[np.intp]
     own: tuple[str, ...]
     view_rows: npt.NDArray[np.intp]
@@ -337,18 +335,55 @@ class _Layout:
 
     @staticmethod
     def of(guidelines: Sequence[Guideline]) -> _Layout:
-        examples = [(i, e) for i, g in enumerate(guidelines) for e in g.examples]
         own = [(i, t) for i, g in enumerate(guidelines) for t in (g.condition, *g.examples)]
         views = [(i, v) for i, g in enumerate(guidelines) for v in condition_views(g)[1:]]
         return _Layout(
             conditions=tuple(guideline_text(g) for g in guidelines),
-            example_rows=np.array([i for i, _ in examples], dtype=np.intp),
-            examples=tuple(e for _, e in examples),
             own_rows=np.array([i for i, _ in own], dtype=np.intp),
             own=tuple(t for _, t in own),
             view_rows=np.array([i for i, _ in views], dtype=np.intp),
             views=tuple(v for _, v in views),
         )
+
+
+class _Rows:
+    """Embedded rows grouped by guideline (a guideline's rows are consecutive), and the best
+    similarity of each guideline's rows to each query: one matrix product, no scatter."""
+
+    def __init__(self, matrix: Vectors, rows: npt.NDArray[np.intp], count: int) -> None:
+        self.matrix = matrix
+        self.count = count
+        # Where each guideline's rows start, for the guidelines that have rows.
+        self.owners, self.starts = np.unique(rows, return_index=True)
+        self.every = len(self.owners) == count == len(rows)
+
+    def best(self, queries: Vectors) -> F32:
+        """(guidelines, queries): the best row of each guideline (-inf where it has none)."""
+        sims: F32 = self.matrix @ queries.T
+        if self.every:
+            return sims  # one row per guideline, in order
+        out = np.full((self.count, len(queries)), -np.inf, dtype=np.float32)
+        if len(self.starts):
+            out[self.owners] = np.maximum.reduceat(sims, self.starts, axis=0)
+        return out
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    """A guideline set's layout with its embedded rows, kept while the set is ranked again."""
+
+    guidelines: Sequence[Guideline]
+    layout: _Layout
+    own: _Rows
+    views: _Rows
+
+    @staticmethod
+    async def of(guidelines: Sequence[Guideline], cache: EmbeddingCache) -> _Prepared:
+        layout = _Layout.of(guidelines)
+        count = len(layout.conditions)
+        own = _Rows(await cache.embed(layout.own), layout.own_rows, count)
+        views = _Rows(await cache.embed(layout.views), layout.view_rows, count)
+        return _Prepared(guidelines, layout, own, views)
 
 
 class Retriever:
@@ -384,7 +419,10 @@ class Retriever:
         self.hybrid = hybrid
         self.lexical_weight = self.LEXICAL_WEIGHT if lexical_weight is None else lexical_weight
         self.lexical = lexical or LexicalIndexCache()
-        self._layouts: OrderedDict[tuple[tuple[str, ...], ...], _Layout] = OrderedDict()
+        self._layouts: OrderedDict[tuple[tuple[str, ...], ...], _Prepared] = OrderedDict()
+        # The same sequence object ranked again (a snapshot's guidelines): found by identity,
+        # without a key over every condition. Each entry holds its sequence, so ids stay unique.
+        self._by_identity: OrderedDict[int, _Prepared] = OrderedDict()
 
     async def window(self, ctx: TurnContext) -> Vectors:
         """The recent window as one (1, d) vector: the mean of its messages' embeddings.
@@ -400,15 +438,24 @@ class Retriever:
         norm = float(np.linalg.norm(mean))
         return (mean / np.float32(norm)).astype(np.float32) if norm > 0 else mean
 
-    def _layout(self, guidelines: Sequence[Guideline]) -> _Layout:
+    async def _prepared(self, guidelines: Sequence[Guideline]) -> _Prepared:
+        found = self._by_identity.get(id(guidelines))
+        if found is not None and found.guidelines is guidelines:
+            self._by_identity.move_to_end(id(guidelines))
+            return found
         key = tuple((g.condition, *g.examples) for g in guidelines)
         found = self._layouts.get(key)
         if found is None:
-            found = self._layouts[key] = _Layout.of(guidelines)
+            found = self._layouts[key] = await _Prepared.of(guidelines, self.cache)
             while len(self._layouts) > 16:
                 self._layouts.popitem(last=False)
         else:
             self._layouts.move_to_end(key)
+        if isinstance(guidelines, tuple):
+            # Only an immutable sequence is trusted by identity (a list may change in place).
+            self._by_identity[id(guidelines)] = replace(found, guidelines=guidelines)
+            while len(self._by_identity) > 16:
+                self._by_identity.popitem(last=False)
         return found
 
     async def rank(self, ctx: TurnContext, guidelines: Sequence[Guideline]) -> list[Ranked]:
@@ -422,12 +469,9 @@ class Retriever:
         )
         # -1 (the window) when there is no customer message yet, nor any earlier question.
         latest = len(recent) - 1
-        layout = self._layout(guidelines)
-        sims = await self.cache.embed(layout.conditions) @ queries.T  # (guidelines, queries)
-        if layout.examples:
-            # Example utterances stand in for their guideline's condition.
-            example_sims = await self.cache.embed(layout.examples) @ queries.T
-            np.maximum.at(sims, layout.example_rows, example_sims)
+        prepared = await self._prepared(guidelines)
+        # (guidelines, queries); example utterances stand in for their guideline's condition.
+        sims = prepared.own.best(queries)
         rank_weights = self._weights(len(queries), latest, self.RANK_EARLIER)
         rank_weights[len(queries) - len(earlier) :] = self.RANK_QUESTIONS
         dense = (sims * rank_weights).max(axis=1)
@@ -436,9 +480,9 @@ class Retriever:
         focus = (sims * self._weights(len(queries), latest, self.FOCUS_EARLIER)).max(axis=1)
         if not self.hybrid:
             order = np.argsort(-dense, kind="stable")
+            dense_of, focus_of = dense.tolist(), focus.tolist()
             return [
-                Ranked(guidelines[i], float(dense[i]), float(focus[i]), float(dense[i]))
-                for i in order
+                Ranked(guidelines[i], dense_of[i], focus_of[i], dense_of[i]) for i in order.tolist()
             ]
 
         # One group per message (with its sentences), one for the window: each ranks the
@@ -447,23 +491,20 @@ class Retriever:
         weights = np.concatenate(
             [rank_weights[: len(recent)], [self.RANK_WINDOW], rank_weights[len(recent) + 1 :]]
         ).astype(np.float32)
-        best = await self._best_views(layout, queries, sims, recent)
+        best = await self._best_views(prepared, queries, sims, recent)
         lexical = self._lexical(guidelines, texts)
         scores, dense, lexical_best = self._fuse(best, lexical, weights)
         order = np.argsort(-scores, kind="stable")
+        # Python floats once per array, not a numpy scalar per guideline and field.
+        score_of, focus_of, dense_of = scores.tolist(), focus.tolist(), dense.tolist()
+        lexical_of = lexical_best.tolist()
         return [
-            Ranked(
-                guidelines[i],
-                float(scores[i]),
-                float(focus[i]),
-                float(dense[i]),
-                float(lexical_best[i]),
-            )
-            for i in order
+            Ranked(guidelines[i], score_of[i], focus_of[i], dense_of[i], lexical_of[i])
+            for i in order.tolist()
         ]
 
     async def _best_views(
-        self, layout: _Layout, queries: Vectors, sims: F32, recent: Sequence[str]
+        self, prepared: _Prepared, queries: Vectors, sims: F32, recent: Sequence[str]
     ) -> list[F32]:
         """Per query group (each recent message, the window, each earlier question), each
         guideline's best similarity over its views (condition, examples, customer's voice, core)
@@ -474,15 +515,11 @@ class Retriever:
             # Several requests in one message blur its embedding: its sentences stand beside it.
             extra = await self.cache.embed(flat)
             queries = np.concatenate([queries, extra])
-            own = (await self.cache.embed(layout.own)) @ extra.T
-            sentence_sims = np.full((len(sims), len(flat)), -1.0, dtype=np.float32)
-            np.maximum.at(sentence_sims, layout.own_rows, own)
+            sentence_sims = np.maximum(prepared.own.best(extra), np.float32(-1.0))
             sims = np.concatenate([sims, sentence_sims], axis=1)
-        else:
-            sims = sims.copy()
-        if layout.views:
-            view_sims = (await self.cache.embed(layout.views)) @ queries.T
-            np.maximum.at(sims, layout.view_rows, view_sims)
+        if prepared.layout.views:
+            # -inf for a guideline without other views: it keeps its value.
+            sims = np.maximum(sims, prepared.views.best(queries))
         groups: list[list[int]] = [[i] for i in range(len(queries) - len(flat))]
         column = len(groups)
         for i, ps in enumerate(parts):

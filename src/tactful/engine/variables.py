@@ -254,6 +254,14 @@ def _hidden_arguments(
     }
 
 
+async def definitions(store: Store, ctx: TurnContext) -> list[ContextVariable]:
+    """The variables in the agent's scope: the snapshot's (definitions change its revision),
+    else read from the store (a context built by hand)."""
+    if ctx.snapshot is not None:
+        return list(ctx.snapshot.variables)
+    return [v for v in await store.list(ContextVariable) if in_agent_scope(v.tags, ctx.agent)]
+
+
 async def resolve_values(
     store: Store,
     ctx: TurnContext,
@@ -272,7 +280,7 @@ async def resolve_values(
     """
     now = _aware(now or utcnow())
     customer = ctx.customer
-    variables = [v for v in await store.list(ContextVariable) if in_agent_scope(v.tags, ctx.agent)]
+    variables = await definitions(store, ctx)
     if not variables:
         return []
     session_id = ctx.session.id

@@ -8,7 +8,7 @@ only while it is live.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 from tactful.domain import Guideline, JourneyRun, RunStatus, StateKind, ToolSpec, journey_tag
@@ -57,21 +57,25 @@ class JourneyPlan:
         return None
 
 
-def _scoped(guidelines: Sequence[Guideline], journey_ids: set[str]) -> dict[str, str]:
+def scoped(guidelines: Sequence[Guideline], journey_ids: Collection[str]) -> dict[str, str]:
     """Guideline id -> the journey it is scoped to (by tag)."""
     tags = {journey_tag(j): j for j in journey_ids}
     return {g.id: tags[t] for g in guidelines for t in g.tags if t in tags}
 
 
-def plan(ctx: TurnContext, ranked: Sequence[Ranked]) -> JourneyPlan:
-    """Which journeys the matcher sees this turn, and which scoped guidelines it checks."""
+def plan(
+    ctx: TurnContext, ranked: Sequence[Ranked], *, journey_of: Mapping[str, str] | None = None
+) -> JourneyPlan:
+    """Which journeys the matcher sees this turn, and which scoped guidelines it checks.
+
+    ``journey_of``: ``scoped(ctx.guidelines, journeys)``, when worked out ahead."""
     graphs = {j.id: JourneyGraph(j) for j in ctx.journeys}
     runs = ctx.progress.runs
     live = [runs[j] for j in graphs if j in runs and runs[j].status is not RunStatus.ENDED]
     # Best rank of each journey's conditions (observations are ranked like any guideline);
     # only those near the top are worth listing with their steps.
     best: dict[str, int] = {}
-    rank = {r.guideline.id: i for i, r in enumerate(ranked)}
+    rank = {r.guideline.id: i for i, r in enumerate(ranked[:FRESH_RANK])}
     for jid, g in graphs.items():
         values = [rank[c] for c in g.journey.conditions if c in rank]
         if values and min(values) < FRESH_RANK:
@@ -89,12 +93,13 @@ def plan(ctx: TurnContext, ranked: Sequence[Ranked]) -> JourneyPlan:
         listed.append(Listed(len(listed) + 1, graphs[jid], runs.get(jid)))
     # Scoped guidelines are checked while their journey is live (from the turn after it starts).
     in_play = {r.journey_id for r in live}
-    scoped = _scoped(ctx.guidelines, set(graphs))
+    if journey_of is None:
+        journey_of = scoped(ctx.guidelines, graphs)
     return JourneyPlan(
         graphs=graphs,
         listed=listed,
-        scope={gid for gid, jid in scoped.items() if jid in in_play},
-        hidden={gid for gid, jid in scoped.items() if jid not in in_play},
+        scope={gid for gid, jid in journey_of.items() if jid in in_play},
+        hidden={gid for gid, jid in journey_of.items() if jid not in in_play},
     )
 
 
