@@ -26,7 +26,6 @@ from sqlalchemy import (
     and_,
     case,
     delete,
-    event,
     func,
     insert,
     or_,
@@ -36,11 +35,10 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.engine import Connection, Dialect, Engine, make_url
+from sqlalchemy.engine import Connection, Dialect, Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
-from sqlalchemy.pool import StaticPool
 from sqlalchemy.types import TypeDecorator
 
 from tactful.domain import (
@@ -81,7 +79,7 @@ from tactful.store.schema import (
     revisions,
     turns,
 )
-from tactful.store.sqlite_driver import inline_creator
+from tactful.store.sqlite_driver import sqlite_engine
 
 
 def _as_async_url(url: str) -> str:
@@ -205,30 +203,9 @@ class SQLStore(Store):
     def _sqlite_engine(self, url: str, *, inline: bool) -> AsyncEngine:
         """An engine on the SQLite database at ``url``: through aiosqlite, or ``inline`` (the
         writing one: ``store.sqlite_driver``)."""
-        in_memory = self.in_memory
+        memory = self._memory_name if self.in_memory else None
         json_args: dict[str, Any] = {"json_serializer": dump_json, "json_deserializer": load_json}
-        options: dict[str, Any] = {}
-        if in_memory:
-            options = {"poolclass": StaticPool, "connect_args": {"check_same_thread": False}}
-        if inline:
-            database = self._memory_name if in_memory else make_url(url).database or ""
-            options["async_creator"] = inline_creator(
-                database, uri=in_memory, commit_in_thread=not in_memory
-            )
-        engine = create_async_engine(url, **options, **json_args)
-
-        @event.listens_for(engine.sync_engine, "connect")
-        def _pragmas(dbapi_conn: Any, _record: Any) -> None:
-            cur = dbapi_conn.cursor()
-            if not in_memory:
-                cur.execute("PRAGMA journal_mode=WAL")
-            # FULL: an acknowledged commit survives a crash or power loss.
-            cur.execute("PRAGMA synchronous=FULL")
-            cur.execute("PRAGMA foreign_keys=ON")
-            cur.execute("PRAGMA busy_timeout=10000")
-            cur.close()
-
-        return engine
+        return sqlite_engine(url, memory=memory, inline=inline, **json_args)
 
     # -- plumbing -------------------------------------------------------------------------------
 

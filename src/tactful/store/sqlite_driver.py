@@ -1,4 +1,5 @@
-"""The embedded SQLite store's writing connection: statements run inline, the commit in a thread.
+"""The embedded SQLite database's engines, and its writing connection: statements run inline, the
+commit in a thread.
 
 aiosqlite runs every call (a cursor, each statement, its rows, closing the cursor, the commit)
 on a thread of its own and waits for the event loop to hand the result back: a transaction of
@@ -18,6 +19,11 @@ import asyncio
 import sqlite3
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import StaticPool
 
 
 class InlineCursor:
@@ -125,3 +131,29 @@ def inline_creator(
         return InlineConnection(conn, commit_in_thread=commit_in_thread)
 
     return connect
+
+
+def sqlite_engine(url: str, *, memory: str | None, inline: bool, **options: Any) -> AsyncEngine:
+    """An engine on the SQLite database at ``url`` (``memory``: the name of an in-memory one,
+    whose one connection is shared), through aiosqlite or ``inline``."""
+    if memory is not None:
+        options.update(poolclass=StaticPool, connect_args={"check_same_thread": False})
+    if inline:
+        database = memory if memory is not None else make_url(url).database or ""
+        options["async_creator"] = inline_creator(
+            database, uri=memory is not None, commit_in_thread=memory is None
+        )
+    engine = create_async_engine(url, **options)
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+        cur = dbapi_conn.cursor()
+        if memory is None:
+            cur.execute("PRAGMA journal_mode=WAL")
+        # FULL: an acknowledged commit survives a crash or power loss.
+        cur.execute("PRAGMA synchronous=FULL")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute("PRAGMA busy_timeout=10000")
+        cur.close()
+
+    return engine
