@@ -176,9 +176,7 @@ class Agent:
             **({"id": id} if id else {}),
         )
         key = guideline_key(self.id, tags, condition, action) if id is None else None
-        stored = await define_guideline(
-            self.runtime.store, guideline, key=key, stored=self._stored
-        )
+        stored = await define_guideline(self.runtime.store, guideline, key=key, stored=self._stored)
         self._defined.add((Guideline, stored.id))
         return stored
 

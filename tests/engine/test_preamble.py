@@ -80,7 +80,10 @@ async def test_a_preamble_goes_out_before_tools_run(
     assert texts == ["Let me check that.", "Done.", "One moment.", "Done."]
 
 
-async def test_a_preamble_goes_out_when_the_reply_is_late(server: tactful.Server) -> None:
+async def test_a_preamble_goes_out_when_the_reply_is_late(
+    server: tactful.Server, model: ScriptedGenerator
+) -> None:
+    model.latency_s = 0.05  # the model takes a while: the reply is late
     agent = await server.create_agent("Shop", preambles=["Working on it."], preamble_after_ms=0)
     session = await server.create_session(agent)
     await server.send(session, "hello")

@@ -299,17 +299,19 @@ async def test_offline_tier_answers_the_latest_message_not_the_previous_one() ->
 
 
 async def test_trace_is_saved_before_ready(server: tactful.Server) -> None:
+    """Or with it, in the same transaction: a client that reads the trace on ready finds it."""
     agent = await _agent(server)
     session = await server.create_session(agent)
-    engine = server.runtime.engine
+    store = server.runtime.store
     found_at_ready: list[bool] = []
-    original_status = engine.timeline.status
+    original = store.append_events
 
-    async def status(session_id: str, status: Any, trace_id: str, **data: Any) -> Any:
-        if status.value == "ready":
-            found_at_ready.append(await server.runtime.store.find(Trace, trace_id) is not None)
-        return await original_status(session_id, status, trace_id, **data)
+    async def append_events(session_id: str, new: Any) -> Any:
+        if any(isinstance(n.data, dict) and n.data.get("status") == "ready" for n in new):
+            # Inside the transaction writing ready, if any: the trace is written, or was.
+            found_at_ready.append(await store.find(Trace, new[0].trace_id) is not None)
+        return await original(session_id, new)
 
-    engine.timeline.status = status  # type: ignore[method-assign]
+    store.append_events = append_events  # type: ignore[method-assign]
     await server.send(session, "refund")
     assert found_at_ready == [True]

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -37,10 +38,13 @@ def echo_model(latency_s: float = 0.0) -> ScriptedGenerator:
     )
 
 
-@pytest_asyncio.fixture(params=["sqlite", "postgresql"])
-async def database_url(request: pytest.FixtureRequest) -> AsyncIterator[str | None]:
+@pytest_asyncio.fixture(params=["sqlite", "sqlite-file", "postgresql"])
+async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str | None]:
     if request.param == "sqlite":
         yield None
+        return
+    if request.param == "sqlite-file":
+        yield f"sqlite+aiosqlite:///{tmp_path}/tactful.db"
         return
     async with postgres_database() as url:
         yield url
@@ -274,3 +278,57 @@ async def test_a_turn_cancelled_twice_while_it_ends_leaves_the_runner_idle(
     queue.release.set()
     with contextlib.suppress(asyncio.CancelledError):
         await turn.task
+
+
+class _HeldReads(_SlowReads):
+    """Reads of a turn start, wait for ``release``, then read the store; ``read`` says when
+    one returned."""
+
+    def __init__(self, queue: Any) -> None:
+        super().__init__(queue)
+        self.read = asyncio.Event()
+
+    async def get(self, turn_id: str) -> Any:
+        record = await super().get(turn_id)
+        self.read.set()
+        return record
+
+
+async def test_a_turn_ending_its_own_record_is_not_taken_for_a_lost_one(
+    server: tactful.Server,
+) -> None:
+    """A turn ends its record in the transaction that writes its terminal status, while its
+    lease watcher still runs: a watcher that read the ended record once took it for a lost
+    lease and cut the turn's end short (the session's next turn was never taken)."""
+    engine = server.runtime.engine
+    agent = await server.create_agent("Echo")
+    session = await server.create_session(agent)
+    queue = _HeldReads(engine.turns)
+    ended: list[Turn] = []
+
+    async def execute(turn: Turn) -> TurnStatus:
+        while not queue.reading.is_set():  # wakes the watcher (once it listens): it reads
+            engine.bus.publish(session.id, 1)
+            await asyncio.sleep(0.01)
+        turn.ending = True
+        await queue.finish(turn.trace_id, turn.owner, TurnStatus.DONE)
+        turn.finished = True
+        queue.release.set()  # the read finds the record ended
+        await queue.read.wait()
+        ended.append(turn)
+        return TurnStatus.DONE
+
+    async def nothing(turn: Turn) -> None:
+        return None
+
+    runner = TurnRunner(
+        queue, engine.bus, execute=execute, supersede=nothing, recover_emitted=nothing
+    )
+    record = TurnRecord(
+        id=new_id(), session_id=session.id, customer_offset=0, creation_utc=utcnow()
+    )
+    await engine.turns.create(record)
+    await runner.submit(record, [])
+    await asyncio.wait_for(runner.wait_idle(), timeout=5)
+    assert [t.stop for t in ended] == [None]
+    assert (await engine.turns.get(record.id)).status is TurnStatus.DONE  # type: ignore[union-attr]

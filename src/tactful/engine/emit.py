@@ -1,5 +1,5 @@
-"""Stage 8, emit: the agent's message with its trace id, the journey progress it makes, the
-trace, then ``ready``.
+"""Stage 8, emit: ``typing`` and the agent's message with its trace id, with the journey
+progress it makes; then the trace with ``ready``.
 
 A turn's reply goes out once: the transaction that writes it also marks the turn's record as
 emitting, which fails when a newer customer message superseded the turn (``Superseded``) or
@@ -20,10 +20,13 @@ from tactful.domain import (
     SessionStatus,
     TraceStatus,
 )
+from tactful.domain.turns import TurnStatus
+from tactful.engine.lifecycle import write_ending
 from tactful.engine.preamble import Preamble
 from tactful.engine.runner import Turn
-from tactful.engine.timeline import Timeline
+from tactful.engine.timeline import Timeline, status_event
 from tactful.engine.trace import TraceRecorder
+from tactful.store.base import NewEvent
 
 
 class ReplyStream:
@@ -52,22 +55,25 @@ class ReplyStream:
         }
         store, session_id = self.timeline.store, self.turn.session_id
         if self.event is None:
-            # The reply goes out from its first piece (once per turn, checked in the same
-            # transaction): a newer message no longer supersedes it.
+            # The reply goes out from its first piece, after ``typing`` (once per turn, checked
+            # in the same transaction): a newer message no longer supersedes it.
             async with store.transaction():
-                self.event = await store.append_event(
-                    session_id,
-                    kind=EventKind.MESSAGE,
-                    source=EventSource.AI_AGENT,
-                    data=data,
-                    trace_id=self.turn.trace_id,
-                )
+                written = await store.append_events(session_id, reply_events(self.turn, data))
                 # After the append (the session's lock first, as a posted message takes it).
                 await self.turn.start_emitting()
-            self.timeline.recent.publish_append(self.event)
+            self.event = written[-1]
+            self.timeline.publish(written)
         else:
             grown = await store.update_event_data(session_id, self.event.id, data)
             self.timeline.recent.publish_update(grown)
+
+
+def reply_events(turn: Turn, data: dict[str, Any]) -> list[NewEvent]:
+    """``typing`` and the agent's message, appended together: one write for both."""
+    return [
+        status_event(SessionStatus.TYPING, turn.trace_id),
+        NewEvent(EventKind.MESSAGE, EventSource.AI_AGENT, data, trace_id=turn.trace_id),
+    ]
 
 
 async def emit_reply(
@@ -78,40 +84,35 @@ async def emit_reply(
     *,
     streamed: Event | None = None,
 ) -> Event:
-    """Append the agent's message (or complete the one streamed so far) and, in the same
-    transaction, the session's journey progress: a turn that never replied changes no
-    journey. The turn's record says the reply went out in that transaction too, so a turn
-    replies once, and never after a newer message superseded it (``Superseded``)."""
+    """Append ``typing`` and the agent's message (or complete the one streamed so far) and,
+    in the same transaction, the session's journey progress: a turn that never replied
+    changes no journey. The turn's record says the reply went out in that transaction too, so
+    a turn replies once, and never after a newer message superseded it (``Superseded``)."""
     store, session_id = timeline.store, turn.session_id
     async with store.transaction():
         if streamed is not None:
-            event = await store.update_event_data(session_id, streamed.id, data)
+            written = [await store.update_event_data(session_id, streamed.id, data)]
         else:
-            event = await store.append_event(
-                session_id,
-                kind=EventKind.MESSAGE,
-                source=EventSource.AI_AGENT,
-                data=data,
-                trace_id=turn.trace_id,
-            )
+            written = await store.append_events(session_id, reply_events(turn, data))
         # After the append, which locks the session first, as a posted message does: the
         # two transactions never wait for each other's locks in opposite orders.
         await turn.start_emitting()
         if progress is not None:
-            await store.upsert(progress)
+            await store.put(progress)
     if streamed is not None:
-        timeline.recent.publish_update(event)
+        timeline.recent.publish_update(written[-1])
     else:
-        timeline.recent.publish_append(event)
-    return event
+        timeline.publish(written)
+    return written[-1]
 
 
-async def conclude(timeline: Timeline, rec: TraceRecorder) -> None:
-    """The trace is saved, then ``ready``: a client that reads the trace on ``ready`` finds
-    it. Neither is left half-done by a stop that lands meanwhile."""
+async def conclude(timeline: Timeline, rec: TraceRecorder, turn: Turn) -> None:
+    """The trace, ``ready`` and the end of the turn's record, in one transaction: a client
+    that reads the trace on ``ready`` finds it. Not left half-done by a stop that lands
+    meanwhile."""
     rec.trace.status = TraceStatus.DONE
-    await asyncio.shield(rec.save(timeline.store))
-    await asyncio.shield(timeline.status(rec.trace.session_id, SessionStatus.READY, rec.trace.id))
+    ready = [status_event(SessionStatus.READY, rec.trace.id)]
+    await asyncio.shield(write_ending(timeline, rec, ready, turn, TurnStatus.DONE))
 
 
 def shielded(work: Awaitable[Event]) -> Awaitable[Event]:

@@ -1,7 +1,8 @@
 """A claimed turn from its trace's creation to its terminal status.
 
 The runner (``engine.runner``) claims turns and holds their leases; for each turn it runs here,
-this module opens the trace, runs the pipeline, and writes how the turn ended: ``ready`` after
+this module writes ``processing`` with the claim, opens the trace, runs the pipeline, and writes
+how the turn ended, with its trace and the end of its record in one transaction: ``ready`` after
 the reply; ``error`` then ``ready`` when it failed; ``cancelled`` when a newer message
 superseded it (before or while it ran); nothing more for a turn whose session is gone, or one
 stopped for draining or a lost lease (another worker runs it again). A turn whose worker died
@@ -11,21 +12,21 @@ after its reply went out is completed without running again.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 
 from opentelemetry.trace import Span, StatusCode, Tracer
 
-from tactful.domain import EventKind, EventSource, SessionStatus, Trace, TraceStatus
+from tactful.domain import Event, EventKind, EventSource, SessionStatus, Trace, TraceStatus
 from tactful.domain.pricing import PriceTable
-from tactful.domain.turns import TurnStatus
+from tactful.domain.turns import TurnRecord, TurnStatus
 from tactful.engine.runner import Superseded, Turn
-from tactful.engine.timeline import Timeline
+from tactful.engine.timeline import Timeline, status_event
 from tactful.engine.trace import DEFAULT_TRACER, TraceRecorder
 from tactful.errors import NotFoundError
 from tactful.llm.base import model_deadline
+from tactful.store.base import Encoded, NewEvent, Store
 from tactful.telemetry.base import INTERRUPTED, TurnEnded, TurnObserver
 
 log = logging.getLogger("tactful.engine")
@@ -59,6 +60,11 @@ class TurnLifecycle:
         self.tracer = tracer or DEFAULT_TRACER
         # Told of every turn that ends here (metrics): ``tactful.telemetry``.
         self.observers = list(observers)
+
+    async def start(self, record: TurnRecord) -> Sequence[Event]:
+        """``processing``, appended in the transaction that claims the turn."""
+        new = status_event(SessionStatus.PROCESSING, record.id, stage="interpreting")
+        return await self.timeline.store.append_events(record.session_id, [new])
 
     def recorder(self, trace: Trace) -> TraceRecorder:
         """A recorder for one turn's trace, pricing its model calls and tracing its stages."""
@@ -129,7 +135,7 @@ class TurnLifecycle:
             if not isinstance(e, Superseded) and turn.stop != "superseded":
                 raise
             trace.status = TraceStatus.CANCELLED
-            await asyncio.shield(self._cancelled(rec))
+            await asyncio.shield(self._cancelled(rec, turn))
             return TurnStatus.SUPERSEDED
         except NotFoundError as e:
             # The session (or its agent) was deleted while the turn ran: nothing to answer.
@@ -141,7 +147,7 @@ class TurnLifecycle:
             log.exception("turn %s failed", turn.trace_id)
             trace.status = TraceStatus.ERROR
             trace.error = f"{type(e).__name__}: {e}"
-            await completed(turn, self._failed(rec))
+            await completed(turn, self._failed(rec, turn))
             return TurnStatus.FAILED
 
     async def superseded(self, turn: Turn) -> None:
@@ -166,29 +172,92 @@ class TurnLifecycle:
                 data = {**reply.data, "chunks": [*chunks, None]}
                 whole = await store.update_event_data(session_id, reply.id, data)
                 self.timeline.recent.publish_update(whole)
+        lost: Trace | None = None
         if await store.find(Trace, turn.trace_id) is None:
-            trace = self._trace(
+            lost = self._trace(
                 turn,
                 TraceStatus.DONE,
                 message_event_id=reply.id if reply is not None else None,
                 error="the process that sent this reply stopped before it saved the trace",
             )
-            await self.recorder(trace).save(store)
-        await self.timeline.status(session_id, SessionStatus.READY, turn.trace_id)
+        ready = [status_event(SessionStatus.READY, turn.trace_id)]
+        trace = _encoded(store, lost)
+        written = await _ending(store, session_id, trace, ready, turn, TurnStatus.DONE)
+        self.timeline.publish(written)
+        turn.finished = True
 
-    async def _cancelled(self, rec: TraceRecorder) -> None:
-        with contextlib.suppress(Exception):
-            await self.timeline.status(rec.trace.session_id, SessionStatus.CANCELLED, rec.trace.id)
-        await rec.save(self.timeline.store)
+    async def _cancelled(self, rec: TraceRecorder, turn: Turn | None = None) -> None:
+        ending = [status_event(SessionStatus.CANCELLED, rec.trace.id)]
+        try:
+            await write_ending(self.timeline, rec, ending, turn, TurnStatus.SUPERSEDED)
+        except Exception:
+            log.exception("could not write how turn %s ended", rec.trace.id)
 
-    async def _failed(self, rec: TraceRecorder) -> None:
+    async def _failed(self, rec: TraceRecorder, turn: Turn) -> None:
         trace = rec.trace
-        await rec.save(self.timeline.store)
-        with contextlib.suppress(Exception):
-            await self.timeline.status(
-                trace.session_id, SessionStatus.ERROR, trace.id, exception=trace.error
-            )
-            await self.timeline.status(trace.session_id, SessionStatus.READY, trace.id)
+        ending = [
+            status_event(SessionStatus.ERROR, trace.id, exception=trace.error),
+            status_event(SessionStatus.READY, trace.id),
+        ]
+        try:
+            await write_ending(self.timeline, rec, ending, turn, TurnStatus.FAILED)
+        except Exception:
+            log.exception("could not write how turn %s ended", trace.id)
+
+
+async def write_ending(
+    timeline: Timeline,
+    rec: TraceRecorder,
+    statuses: Sequence[NewEvent],
+    turn: Turn | None,
+    status: TurnStatus,
+) -> None:
+    """The trace, the turn's terminal statuses and the end of its record, in one
+    transaction: a client that reads the trace on ``ready`` finds it, and a crash leaves all
+    of it or none. A trace that cannot be saved is logged and left out; never a reason for the
+    statuses not to be written."""
+    store, session_id = timeline.store, rec.trace.session_id
+    trace = _encoded(store, rec.build())
+    try:
+        written = await _ending(store, session_id, trace, statuses, turn, status)
+    except Exception:
+        if trace is None:
+            raise
+        log.exception("could not save trace %s", rec.trace.id)
+        written = await _ending(store, session_id, None, statuses, turn, status)
+    timeline.publish(written)
+    if turn is not None:
+        turn.finished = True
+
+
+def _encoded(store: Store, trace: Trace | None) -> Encoded[Trace] | None:
+    """The trace encoded before the transaction that writes it (a large document)."""
+    if trace is None:
+        return None
+    try:
+        return store.encode(trace)
+    except Exception:
+        log.exception("could not save trace %s", trace.id)
+        return None
+
+
+async def _ending(
+    store: Store,
+    session_id: str,
+    trace: Encoded[Trace] | None,
+    statuses: Sequence[NewEvent],
+    turn: Turn | None,
+    status: TurnStatus,
+) -> list[Event]:
+    if turn is not None:
+        turn.ending = True
+    async with store.transaction():
+        if trace is not None:
+            await store.put(trace)
+        written = await store.append_events(session_id, statuses)
+        if turn is not None:
+            await turn.finish(status)
+    return written
 
 
 async def completed(turn: Turn, ending: Awaitable[None]) -> None:

@@ -28,7 +28,6 @@ from tactful.domain import (
     MatchMethod,
     MatchVerdict,
     MessageOutputMode,
-    SessionStatus,
     StreamedReply,
     TermFound,
     ToolSpec,
@@ -150,11 +149,8 @@ class Pipeline:
         self.follower = Follower(cache, options.journey_condition_threshold, hooks)
 
     async def run(self, turn: Turn, rec: TraceRecorder) -> None:
-        """The stages in order, for one claimed turn."""
+        """The stages in order, for one claimed turn (its claim wrote ``processing``)."""
         trace = rec.trace
-        await self.timeline.status(
-            turn.session_id, SessionStatus.PROCESSING, trace.id, stage="interpreting"
-        )
         ctx = await self.context(turn, rec)
         preamble = Preamble(self.timeline.append, ctx, trace)
         if trace.attempt > 1:
@@ -468,7 +464,6 @@ class Pipeline:
         preamble: Preamble,
     ) -> Composed:
         trace = rec.trace
-        await self.timeline.status(turn.session_id, SessionStatus.TYPING, trace.id)
         participant = {"id": ctx.agent.id, "display_name": ctx.agent.name}
         stream = (
             ReplyStream(self.timeline, turn, participant, preamble)
@@ -550,7 +545,7 @@ class Pipeline:
         self.cache.warm_later([str(composed.data.get("message") or "")])
         if errors := await self.hooks.fire_message(MatchContext.of(ctx), message):
             rec.trace.composition.hook_errors = errors
-        await conclude(self.timeline, rec)
+        await conclude(self.timeline, rec, turn)
 
 
 def resolved_matches(

@@ -14,15 +14,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import socket
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import timedelta
 
 from tactful.bus.base import Bus
-from tactful.domain import utcnow
+from tactful.domain import Event, utcnow
 from tactful.domain.turns import TurnRecord, TurnStatus
 from tactful.store.base import TurnQueue
 
@@ -31,6 +33,13 @@ log = logging.getLogger("tactful.engine")
 
 class Superseded(Exception):
     """A newer customer message took over before this turn replied."""
+
+
+class _Unclaimed(Exception):
+    """Rolls a claim's transaction back: the turn was not claimed, or must start nothing."""
+
+    def __init__(self, claimed: TurnRecord | None) -> None:
+        self.claimed = claimed
 
 
 @dataclass
@@ -54,6 +63,10 @@ class Turn:
     queue: TurnQueue
     # The reply started going out (the record says so too, from the same transaction).
     emitted: bool = False
+    # Its terminal status is being written, with the end of its record (``ending``), which
+    # committed (``finished``): nothing is left to stop, and the runner leaves the record be.
+    ending: bool = False
+    finished: bool = False
     # Why the runner stopped it: "superseded", "draining" or "lost" (another worker has it).
     stop: str | None = None
     task: asyncio.Task[None] | None = field(default=None, repr=False)
@@ -75,9 +88,20 @@ class Turn:
             raise Superseded(f"turn {self.record.id} may no longer reply")
         self.emitted = True
 
+    async def finish(self, status: TurnStatus) -> None:
+        """End the record with ``status``, in the caller's transaction (the one writing the
+        turn's terminal status); mark ``finished`` once that transaction committed."""
+        await self.queue.finish(self.record.id, self.owner, status)
+
 
 Execute = Callable[[Turn], Awaitable[TurnStatus]]
 Conclude = Callable[[Turn], Awaitable[None]]
+# Appends what a claimed turn starts with (the ``processing`` status) in the claim's
+# transaction; returns the events, published once it committed.
+Start = Callable[[TurnRecord], Awaitable[Sequence[Event]]]
+Transaction = Callable[[], AbstractAsyncContextManager[object]]
+# Publishes events once the transaction that wrote them committed (``Timeline.publish``).
+Publish = Callable[[Sequence[Event]], None]
 
 
 def worker_id() -> str:
@@ -98,12 +122,18 @@ class TurnRunner:
         recover_emitted: Conclude,
         options: RunnerOptions | None = None,
         owner: str | None = None,
+        start: Start | None = None,
+        transaction: Transaction | None = None,
+        publish: Publish | None = None,
     ) -> None:
         self.queue = queue
         self.bus = bus
         self._execute = execute
         self._supersede = supersede
         self._recover_emitted = recover_emitted
+        self._start = start
+        self._transaction = transaction or contextlib.nullcontext
+        self._publish = publish or self._publish_on_bus
         self.options = options or RunnerOptions()
         self.owner = owner or worker_id()
         self.accepting = True
@@ -169,15 +199,45 @@ class TurnRunner:
     async def _claim_and_run(self, record: TurnRecord, *, stale: bool = False) -> bool:
         if record.session_id in self._turns:
             return False  # this process runs the session's turn; it takes the next one after
-        claimed = await self.queue.claim(
-            record.id, self.owner, now=utcnow(), lease_s=self.options.lease_s, stale=stale
-        )
+        claimed = await self._claim(record, stale=stale)
         if claimed is None:
             return False
         turn = Turn(claimed, self.owner, self.queue, emitted=claimed.emitted)
         self._turns[claimed.session_id] = turn
         turn.task = asyncio.create_task(self._run(turn), name=f"turn:{claimed.id}")
         return True
+
+    async def _claim(self, record: TurnRecord, *, stale: bool) -> TurnRecord | None:
+        """Claim the turn and, in the same transaction, append what it starts with (unless
+        its reply went out already: it is only completed)."""
+        claim = functools.partial(
+            self.queue.claim,
+            record.id,
+            self.owner,
+            now=utcnow(),
+            lease_s=self.options.lease_s,
+            stale=stale,
+        )
+        if self._start is None or record.emitted:
+            return await claim()
+        try:
+            async with self._transaction():
+                # Appended first: the session's lock before the turn's, as a posted message
+                # takes them (the other order deadlocks with it on PostgreSQL).
+                started = await self._start(record)
+                claimed = await claim()
+                if claimed is None or claimed.emitted:
+                    raise _Unclaimed(claimed)
+        except _Unclaimed as undone:
+            # Not claimable (rolled back, and so is what it started), or its reply went out
+            # meanwhile (its worker died): claimed again, to be completed only.
+            return None if undone.claimed is None else await claim()
+        self._publish(started)
+        return claimed
+
+    def _publish_on_bus(self, written: Sequence[Event]) -> None:
+        for event in written:
+            self.bus.publish(event.session_id, event.offset)
 
     async def _next(self, session_id: str) -> None:
         """The session's turn ended here: take its next one, if any waits."""
@@ -259,8 +319,8 @@ class TurnRunner:
 
     async def _end(self, turn: Turn, status: TurnStatus | None) -> None:
         try:
-            if turn.stop == "lost":
-                pass  # another worker holds it now
+            if turn.stop == "lost" or turn.finished:
+                pass  # another worker holds it now, or it ended with its terminal status
             elif status is None:
                 await self.queue.release(turn.trace_id, self.owner)
             else:
@@ -286,7 +346,7 @@ class TurnRunner:
                 woken.cancel()
                 done.cancel()
                 listener.close()
-            if ended.is_set():
+            if ended.is_set() or turn.ending:
                 return
             try:
                 if loop.time() >= renew_at:
@@ -299,6 +359,8 @@ class TurnRunner:
             except Exception:
                 log.warning("could not check turn %s's lease", turn.trace_id, exc_info=True)
                 continue
+            if turn.ending:
+                return  # the record may have ended with it, which is no lost lease
             if record is None or record.owner != self.owner:
                 self._stop(turn, "lost")
             elif record.cancel_requested and not turn.emitted:

@@ -10,7 +10,7 @@ from typing import Any
 from tactful.bus.base import Bus
 from tactful.domain import Event, EventKind, EventSource, SessionStatus
 from tactful.engine.recent_events import RecentEvents
-from tactful.store.base import Store
+from tactful.store.base import NewEvent, Store
 
 
 async def wait_for_events(
@@ -93,23 +93,24 @@ class Timeline:
         self, session_id: str, status: SessionStatus, trace_id: str, **data: Any
     ) -> Event:
         """Append the agent's status (``ready``, ``typing``, ...) for one turn."""
-        return await self.append(
-            session_id,
-            EventKind.STATUS,
-            EventSource.AI_AGENT,
-            {"status": status.value, "data": data},
-            trace_id=trace_id,
+        [event] = await self.store.append_events(
+            session_id, [status_event(status, trace_id, **data)]
         )
+        self.recent.publish_append(event)
+        return event
 
-    async def status_unpublished(
-        self, session_id: str, status: SessionStatus, trace_id: str
-    ) -> Event:
-        """A status event written in the caller's transaction; the caller publishes it
-        (``recent.publish_append``) once the transaction is committed."""
-        return await self.store.append_event(
-            session_id,
-            kind=EventKind.STATUS,
-            source=EventSource.AI_AGENT,
-            data={"status": status.value, "data": {}},
-            trace_id=trace_id,
-        )
+    def publish(self, written: Sequence[Event]) -> None:
+        """Publish events appended in a transaction, once it committed (``recent``: kept for
+        this process's waiters)."""
+        for event in written:
+            self.recent.publish_append(event)
+
+
+def status_event(status: SessionStatus, trace_id: str, **data: Any) -> NewEvent:
+    """The agent's status for one turn, to append."""
+    return NewEvent(
+        EventKind.STATUS,
+        EventSource.AI_AGENT,
+        {"status": status.value, "data": data},
+        trace_id=trace_id,
+    )

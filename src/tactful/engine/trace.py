@@ -53,14 +53,25 @@ class TraceRecorder:
         """Fill part of the trace when it is saved, not now."""
         self._deferred.append(build)
 
-    async def save(self, store: Store) -> None:
-        """Build the deferred records and save the trace; a trace that cannot be saved is
-        logged, never a reason for the turn to fail."""
+    def build(self) -> Trace | None:
+        """Build the deferred records: the trace to save, or None when that failed (logged,
+        never a reason for the turn to fail)."""
         deferred, self._deferred = self._deferred, []
         try:
             for build in deferred:
                 build()
-            await store.upsert(self.trace)
+        except Exception:
+            log.exception("could not build trace %s", self.trace.id)
+            return None
+        return self.trace
+
+    async def save(self, store: Store) -> None:
+        """Build the deferred records and save the trace; a trace that cannot be saved is
+        logged, never a reason for the turn to fail."""
+        trace = self.build()
+        try:
+            if trace is not None:
+                await store.put(trace)
         except Exception:
             log.exception("could not save trace %s", self.trace.id)
 

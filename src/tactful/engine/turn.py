@@ -1,9 +1,10 @@
 """The engine: the turn pipeline over the ports, and the way a customer message comes in.
 
 A customer message is appended, acknowledged and its turn recorded in one transaction (stage 1,
-ingest); the turn runner (``engine.runner``) claims the turn, ``engine.lifecycle`` opens its
-trace and writes its terminal status, and ``engine.pipeline`` runs its stages. A newer customer
-message supersedes a turn that has not emitted its reply yet, wherever it runs.
+ingest); the turn runner (``engine.runner``) claims the turn (writing ``processing`` with the
+claim), ``engine.lifecycle`` opens its trace and writes its terminal status, and
+``engine.pipeline`` runs its stages. A newer customer message supersedes a turn that has not
+emitted its reply yet, wherever it runs.
 """
 
 from __future__ import annotations
@@ -31,11 +32,11 @@ from tactful.engine.pipeline import Pipeline
 from tactful.engine.retrieve import EmbeddingCache, sentences
 from tactful.engine.retrievers import Retrievers
 from tactful.engine.runner import TurnRunner
-from tactful.engine.timeline import Timeline
+from tactful.engine.timeline import Timeline, status_event
 from tactful.engine.tool_stage import ToolStage
 from tactful.errors import PayloadTooLargeError, ValidationError
 from tactful.llm.base import Embedder, Generator
-from tactful.store.base import Store, TurnQueue
+from tactful.store.base import NewEvent, Store, TurnQueue
 from tactful.telemetry.base import TurnObserver
 from tactful.tools.registry import ToolRegistry
 
@@ -101,6 +102,9 @@ class Engine:
             supersede=self.lifecycle.superseded,
             recover_emitted=self.lifecycle.recover_emitted,
             options=self.options.runner,
+            start=self.lifecycle.start,
+            transaction=store.transaction,
+            publish=self.timeline.publish,
         )
 
     @property
@@ -146,23 +150,15 @@ class Engine:
         # The message, its acknowledgement and its turn are written together, and the turns
         # it supersedes are told in the same transaction: nothing answers it half-way.
         async with self.store.transaction():
-            event = await self.store.append_event(
-                session_id,
-                kind=EventKind.MESSAGE,
-                source=source,
-                data=data,
-                trace_id=trace_id,
-                metadata=metadata,
+            posted = NewEvent(EventKind.MESSAGE, source, data, trace_id, metadata)
+            acknowledged = status_event(SessionStatus.ACKNOWLEDGED, trace_id)
+            written = await self.store.append_events(
+                session_id, [posted, acknowledged] if auto else [posted]
             )
-            written = [event]
+            event = written[0]
             superseded: list[TurnRecord] = []
             record: TurnRecord | None = None
             if auto:
-                written.append(
-                    await self.timeline.status_unpublished(
-                        session_id, SessionStatus.ACKNOWLEDGED, trace_id
-                    )
-                )
                 record = TurnRecord(
                     id=trace_id,
                     session_id=session_id,
@@ -171,15 +167,11 @@ class Engine:
                 )
                 await self.turns.create(record)
                 superseded = await self.turns.supersede(session_id, newer=trace_id, now=utcnow())
-                for old in superseded:
-                    if old.status is TurnStatus.SUPERSEDED:  # it never ran: it ends here
-                        written.append(
-                            await self.timeline.status_unpublished(
-                                session_id, SessionStatus.CANCELLED, old.id
-                            )
-                        )
-        for e in written:
-            self.timeline.recent.publish_append(e)
+                # Those that never ran end here.
+                ended = [o.id for o in superseded if o.status is TurnStatus.SUPERSEDED]
+                cancelled = [status_event(SessionStatus.CANCELLED, old) for old in ended]
+                written += await self.store.append_events(session_id, cancelled)
+        self.timeline.publish(written)
         if record is not None:
             await self.runner.submit(record, superseded)
         return event

@@ -8,8 +8,9 @@ import builtins
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 from tactful.domain import (
     AuditEntry,
@@ -24,6 +25,27 @@ from tactful.domain.turns import TurnRecord, TurnStatus
 from tactful.llm.base import Vectors
 
 E = TypeVar("E", bound=Entity)
+
+
+@dataclass(frozen=True)
+class Encoded(Generic[E]):
+    """An entity encoded for ``Store.put`` ahead of the transaction that writes it (``Store.
+    encode``): a large one, a turn's trace, takes milliseconds to encode, better spent
+    before the transaction than inside it."""
+
+    entity: E
+    document: str
+
+
+@dataclass(frozen=True)
+class NewEvent:
+    """An event to append; ``Store.append_events`` gives it its id and offset."""
+
+    kind: EventKind
+    source: EventSource
+    data: Any
+    trace_id: str = ""
+    metadata: dict[str, Any] | None = None
 
 
 class Store(ABC):
@@ -73,6 +95,18 @@ class Store(ABC):
         """
 
     @abstractmethod
+    async def put(self, entity: E | Encoded[E]) -> E:
+        """Insert, or replace the entity with the same id, without reading it first: for
+        records written whole that define nothing and are not audited (traces, journey
+        progress). A replaced one keeps its place in creation order. Raises ``TypeError`` for
+        other kinds."""
+
+    @abstractmethod
+    def encode(self, entity: E) -> Encoded[E]:
+        """Encode an entity for ``put`` now (before a transaction). Raises ``TypeError`` for
+        the kinds ``put`` refuses."""
+
+    @abstractmethod
     async def update(self, entity: E) -> E:
         """Replace the stored entity with the same id. Raises ``NotFoundError``."""
 
@@ -112,7 +146,6 @@ class Store(ABC):
 
     # -- events ---------------------------------------------------------------------------------
 
-    @abstractmethod
     async def append_event(
         self,
         session_id: str,
@@ -124,6 +157,14 @@ class Store(ABC):
         metadata: dict[str, Any] | None = None,
     ) -> Event:
         """Append with the session's next offset (atomic). Raises ``NotFoundError``."""
+        new = NewEvent(kind, source, data, trace_id, metadata)
+        [event] = await self.append_events(session_id, [new])
+        return event
+
+    @abstractmethod
+    async def append_events(self, session_id: str, new: Sequence[NewEvent]) -> builtins.list[Event]:
+        """Append in order, with the session's next offsets, together (atomic). Raises
+        ``NotFoundError``."""
 
     @abstractmethod
     async def list_events(

@@ -19,14 +19,27 @@ from typing import Any
 import numpy as np
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Table, and_, case, delete, event, func, insert, or_, select, update
+from pydantic_core import PydanticSerializationError
+from sqlalchemy import (
+    JSON,
+    Table,
+    and_,
+    case,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    type_coerce,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Dialect, Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
-from sqlalchemy.pool import StaticPool
+from sqlalchemy.types import TypeDecorator
 
 from tactful.domain import (
     AuditAction,
@@ -51,7 +64,7 @@ from tactful.errors import (
     ValidationError,
 )
 from tactful.llm.base import Vectors
-from tactful.store.base import E, Store
+from tactful.store.base import E, Encoded, NewEvent, Store
 from tactful.store.schema import (
     AUDITED_COLLECTIONS,
     DEFINITION_COLLECTIONS,
@@ -66,6 +79,7 @@ from tactful.store.schema import (
     revisions,
     turns,
 )
+from tactful.store.sqlite_driver import sqlite_engine
 
 
 def _as_async_url(url: str) -> str:
@@ -92,6 +106,16 @@ def load_json(text: str) -> Any:
     if SURROGATE_ESCAPE.search(text) is None:
         return value
     return repaired_value(value)
+
+
+class _EncodedJSON(TypeDecorator[str]):
+    """A JSON column's value encoded already (``SQLStore.encode``): bound as it is."""
+
+    impl = JSON
+    cache_ok = True
+
+    def bind_processor(self, dialect: Dialect) -> None:
+        return None
 
 
 def _audit_entry(row: Any) -> AuditEntry:
@@ -142,7 +166,14 @@ class SQLStore(Store):
         # In memory: a database of its own, named, held open for the store's life (see
         # ``_memory_database``), so that a replaced connection finds the same database.
         self._memory_keeper: sqlite3.Connection | None = None
+        self._memory_name = ""
         self._engine: AsyncEngine = self._make_engine()
+        # Writes on a SQLite file go through a connection of their own whose statements run
+        # inline and whose commit is one trip to a thread (``store.sqlite_driver``), kept open.
+        self._writer: AsyncEngine = self._engine
+        if self.backend == "sqlite" and not self.in_memory:
+            self._writer = self._sqlite_engine(self.url, inline=True)
+        self._kept: AsyncConnection | None = None
         # SQLite allows one writer; serialising here avoids "database is locked" under load.
         self._sqlite_lock: asyncio.Lock | None = (
             asyncio.Lock() if self.backend == "sqlite" else None
@@ -164,30 +195,17 @@ class SQLStore(Store):
                 json_serializer=dump_json,
                 json_deserializer=load_json,
             )
-        in_memory = self.in_memory
+        if self.in_memory:
+            # One connection for reads and writes, its statements inline (no disk to wait for).
+            return self._sqlite_engine(self._memory_database(), inline=True)
+        return self._sqlite_engine(self.url, inline=False)
+
+    def _sqlite_engine(self, url: str, *, inline: bool) -> AsyncEngine:
+        """An engine on the SQLite database at ``url``: through aiosqlite, or ``inline`` (the
+        writing one: ``store.sqlite_driver``)."""
+        memory = self._memory_name if self.in_memory else None
         json_args: dict[str, Any] = {"json_serializer": dump_json, "json_deserializer": load_json}
-        if in_memory:
-            engine = create_async_engine(
-                self._memory_database(),
-                poolclass=StaticPool,
-                connect_args={"check_same_thread": False},
-                **json_args,
-            )
-        else:
-            engine = create_async_engine(self.url, **json_args)
-
-        @event.listens_for(engine.sync_engine, "connect")
-        def _pragmas(dbapi_conn: Any, _record: Any) -> None:
-            cur = dbapi_conn.cursor()
-            if not in_memory:
-                cur.execute("PRAGMA journal_mode=WAL")
-            # FULL: an acknowledged commit survives a crash or power loss.
-            cur.execute("PRAGMA synchronous=FULL")
-            cur.execute("PRAGMA foreign_keys=ON")
-            cur.execute("PRAGMA busy_timeout=10000")
-            cur.close()
-
-        return engine
+        return sqlite_engine(url, memory=memory, inline=inline, **json_args)
 
     # -- plumbing -------------------------------------------------------------------------------
 
@@ -204,10 +222,14 @@ class SQLStore(Store):
             yield joined
             return
         async with contextlib.AsyncExitStack() as stack:
-            if self._sqlite_lock is not None and not (read_only and not self.in_memory):
-                await stack.enter_async_context(self._sqlite_lock)
+            lock = None if read_only and not self.in_memory else self._sqlite_lock
+            if lock is not None:
+                await stack.enter_async_context(lock)
             try:
-                conn = await stack.enter_async_context(self._engine.begin())
+                if lock is not None and not self.in_memory:
+                    conn = await stack.enter_async_context(self._kept_transaction())
+                else:
+                    conn = await stack.enter_async_context(self._engine.begin())
             except (DBAPIError, PoolTimeout, OSError) as e:
                 # No connection to be had: the database is down, cut off or out of connections.
                 reason = e.orig if isinstance(e, DBAPIError) else e
@@ -232,6 +254,26 @@ class SQLStore(Store):
                 raise
             finally:
                 self._current.reset(token)
+
+    @asynccontextmanager
+    async def _kept_transaction(self) -> AsyncIterator[AsyncConnection]:
+        """A transaction on a SQLite file's writing connection, kept open between transactions
+        (the caller holds the writers' lock): checking a connection out and closing it would
+        cost a trip through the event loop each, with the lock held. (In memory, the one
+        connection is shared with the reads, which may replace it.)"""
+        if self._kept is None:
+            self._kept = await self._writer.connect()
+        conn = self._kept
+        try:
+            async with conn.begin():
+                yield conn
+        except BaseException:
+            if conn.invalidated or conn.in_transaction():
+                # Broken, or not rolled back: the next transaction opens a new connection.
+                self._kept = None
+                with contextlib.suppress(Exception):
+                    await conn.close()
+            raise
 
     def transaction(
         self, *, read_only: bool = False
@@ -258,6 +300,10 @@ class SQLStore(Store):
         except OSError as e:
             raise StoreError(f"cannot open the database at {self._safe_url()}: {e}") from e
 
+    def sync_engines(self) -> builtins.list[Engine]:
+        """The engines this store runs statements through (for SQLAlchemy event listeners)."""
+        return list({id(e): e.sync_engine for e in (self._engine, self._writer)}.values())
+
     def _safe_url(self) -> str:
         return self._engine.url.render_as_string(hide_password=True)
 
@@ -268,12 +314,17 @@ class SQLStore(Store):
         that hung up); on a plain ``:memory:`` URL the replacement would open a new, empty
         database. A named shared-cache database lives while any connection to it is open: the
         keeper, a plain sqlite3 connection that is never used, holds it until ``close``."""
-        name = f"file:tactful-{secrets.token_hex(8)}?mode=memory&cache=shared"
+        name = self._memory_name = f"file:tactful-{secrets.token_hex(8)}?mode=memory&cache=shared"
         self._memory_keeper = sqlite3.connect(name, uri=True, check_same_thread=False)
         return f"sqlite+aiosqlite:///{name}&uri=true"
 
     async def close(self) -> None:
+        if self._kept is not None:
+            kept, self._kept = self._kept, None
+            await kept.close()
         await self._engine.dispose()
+        if self._writer is not self._engine:
+            await self._writer.dispose()
         if self._memory_keeper is not None:
             self._memory_keeper.close()
             self._memory_keeper = None
@@ -286,7 +337,7 @@ class SQLStore(Store):
             raise TypeError(f"{kind.__name__} is not a stored entity") from None
 
     @staticmethod
-    def _row(entity: Entity, key: str | None) -> dict[str, Any]:
+    def _row(entity: Entity, key: str | None, *, data: Any = None) -> dict[str, Any]:
         kind = type(entity).__name__
         _storable(kind, "id", entity.id)
         _storable(kind, "key", key)
@@ -295,7 +346,7 @@ class SQLStore(Store):
             "natural_key": key,
             "creation_utc": entity.creation_utc,
             "updated_utc": utcnow(),
-            "data": entity.model_dump(mode="json"),
+            "data": entity.model_dump(mode="json") if data is None else data,
         }
         for col in INDEXED_COLUMNS[entity.collection]:
             row[col] = getattr(entity, col)
@@ -412,6 +463,30 @@ class SQLStore(Store):
             )
             return stored, False
 
+    def encode(self, entity: E) -> Encoded[E]:
+        if entity.collection in AUDITED_COLLECTIONS | DEFINITION_COLLECTIONS:
+            raise TypeError(f"a {type(entity).__name__} is written with create/upsert/update")
+        try:
+            # pydantic's own encoder: several times faster than dumping to Python first.
+            document = entity.model_dump_json()
+        except PydanticSerializationError:
+            document = dump_json(entity.model_dump(mode="json"))  # a lone surrogate
+        return Encoded(entity, document)
+
+    async def put(self, entity: E | Encoded[E]) -> E:
+        encoded = entity if isinstance(entity, Encoded) else self.encode(entity)
+        record = encoded.entity
+        table = self._table(type(record))
+        row = self._row(record, None, data=type_coerce(encoded.document, _EncodedJSON()))
+        insert_row = self._insert()(table).values(**row)
+        # Replaced from the row being inserted: the document is sent once.
+        replaced = {k: insert_row.excluded[k] for k in row if k not in ("id", "creation_utc")}
+        async with self._tx() as conn:
+            await conn.execute(
+                insert_row.on_conflict_do_update(index_elements=[table.c.id], set_=replaced)
+            )
+        return record
+
     async def update(self, entity: E) -> E:
         table = self._table(type(entity))
         row = self._row(entity, None)
@@ -492,57 +567,61 @@ class SQLStore(Store):
 
     # -- events ---------------------------------------------------------------------------------
 
-    async def append_event(
-        self,
-        session_id: str,
-        *,
-        kind: EventKind,
-        source: EventSource,
-        data: Any,
-        trace_id: str = "",
-        metadata: dict[str, Any] | None = None,
-    ) -> Event:
+    async def append_events(self, session_id: str, new: Sequence[NewEvent]) -> builtins.list[Event]:
         sessions = ENTITY_TABLES["sessions"]
         if not _searchable(session_id):
             raise NotFoundError("Session", session_id)
-        _storable("Event", "trace_id", trace_id)
+        for n in new:
+            _storable("Event", "trace_id", n.trace_id)
+        if not new:
+            return []
         async with self._tx() as conn:
             # The UPDATE takes the row lock, so concurrent appends get distinct offsets.
             bumped = (
                 await conn.execute(
                     update(sessions)
                     .where(sessions.c.id == session_id)
-                    .values(next_offset=sessions.c.next_offset + 1)
+                    .values(next_offset=sessions.c.next_offset + len(new))
                     .returning(sessions.c.next_offset)
                 )
             ).first()
             if bumped is None:
                 raise NotFoundError("Session", session_id)
-            ev = Event(
-                id=new_id(),
-                session_id=session_id,
-                offset=bumped.next_offset - 1,
-                kind=kind,
-                source=source,
-                trace_id=trace_id,
-                data=data,
-                metadata=metadata or {},
-            )
+            first = bumped.next_offset - len(new)
+            appended = [
+                Event(
+                    id=new_id(),
+                    session_id=session_id,
+                    offset=first + i,
+                    kind=n.kind,
+                    source=n.source,
+                    trace_id=n.trace_id,
+                    data=n.data,
+                    metadata=n.metadata or {},
+                )
+                for i, n in enumerate(new)
+            ]
+            # One statement for all of them (a multi-row VALUES).
             await conn.execute(
                 insert(events).values(
-                    id=ev.id,
-                    session_id=session_id,
-                    offset=ev.offset,
-                    kind=ev.kind.value,
-                    source=ev.source.value,
-                    trace_id=ev.trace_id,
-                    creation_utc=ev.creation_utc,
-                    data=ev.data,
-                    metadata=ev.metadata,
-                    deleted=False,
+                    [
+                        {
+                            "id": ev.id,
+                            "session_id": session_id,
+                            "offset": ev.offset,
+                            "kind": ev.kind.value,
+                            "source": ev.source.value,
+                            "trace_id": ev.trace_id,
+                            "creation_utc": ev.creation_utc,
+                            "data": ev.data,
+                            "metadata": ev.metadata,
+                            "deleted": False,
+                        }
+                        for ev in appended
+                    ]
                 )
             )
-        return ev
+        return appended
 
     @staticmethod
     def _event(row: Any) -> Event:
@@ -606,14 +685,17 @@ class SQLStore(Store):
         if not _searchable(session_id, event_id):
             raise NotFoundError("Event", event_id)
         async with self._tx() as conn:
-            result = await conn.execute(
-                update(events)
-                .where(events.c.session_id == session_id, events.c.id == event_id)
-                .values(data=data)
-            )
-        if not result.rowcount:
+            row = (
+                await conn.execute(
+                    update(events)
+                    .where(events.c.session_id == session_id, events.c.id == event_id)
+                    .values(data=data)
+                    .returning(*events.c)
+                )
+            ).first()
+        if row is None:
             raise NotFoundError("Event", event_id)
-        return await self.get_event(session_id, event_id)
+        return self._event(row)
 
     async def delete_events(self, session_id: str, *, min_offset: int) -> int:
         if min_offset > INT32_MAX or not _searchable(session_id):
