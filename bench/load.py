@@ -21,8 +21,9 @@ Also reported: the server's and this client's CPU use while the events were appe
 
 Concurrency (``--n`` guidelines, model latency ``--latency-ms``): K sessions at once, each
 sending the scenario's 5 customer turns, the next one ``--think-ms`` after the previous one is
-"ready" (closed loop). K = 1, 10, 100 by default: 1 is the floor, and at 100 both servers
-already use all the CPU they can, so a larger K only queues longer. Each customer message ends
+"ready" (closed loop). K = 1, 10, 100 by default: 1 is the floor, and at 100 a server is bound
+by something of its own (the row ``binding resource`` says what: the SQLite writer lock, the
+CPU, or the model's latency), so a larger K only queues longer. Each customer message ends
 with a tag, `` (ref k<i>)``, that the fakes ignore (too short for Parlant's fake, in no
 guideline for tactful's), so that each model call is given to its session by finding the tag
 in its prompt. Per turn: wall = the agent's reply ``creation_utc`` minus the customer
@@ -991,8 +992,11 @@ def markdown(delivery: list[dict], concurrency: list[dict]) -> list[str]:
             "on its transient stores with the anchor's fake embedder (hashed words); after "
             "one warm-up turn, K sessions at once, each sending the scenario's 5 customer turns, "
             f"the next {first.get('think_ms', 0):g} ms after the previous is ready (a customer's "
-            "pause; it also lets Parlant's after-reply analysis call finish). At K = 100 both "
-            "servers are CPU-bound, so larger K would only queue longer. Wall: customer message "
+            "pause; it also lets Parlant's after-reply analysis call finish). The row `binding "
+            "resource` says what bounds each run: the SQLite writer lock when it is held 85% of "
+            "the time or more (timed by bench/serve_scenario.py around the store's lock), else "
+            "the CPU when the server uses 85% of a CPU or the machine 85% of all of them, else "
+            "the model's latency. Wall: customer message "
             "`creation_utc` to the reply's; overhead: wall minus the union of the session's model "
             "calls started within it (each call given to its session by a tag in the customer "
             "messages); turns / s: turns completed over the time from the first message to the "

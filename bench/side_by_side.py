@@ -561,35 +561,30 @@ def targets(
     )
     out += [
         "",
-        "**Why engine overhead misses at N = 1000, and by how much** (the `tactful` rows are "
-        "like for like with Parlant's run: both embed with a feature-hashing fake; the "
-        "`tactful, MiniLM` column is tactful's real offline embedder on this CPU). What is left "
-        "of a turn's overhead, from the stage table above and the store's own timings:",
+        "**Where a turn's overhead goes at N = 1000** (the `tactful` rows are like for like "
+        "with Parlant's run: both embed with a feature-hashing fake; the `tactful, MiniLM` "
+        "column is tactful's real offline embedder on this CPU), from the stage table above:",
         "",
-        "- *The store.* Before the reply, a turn makes about ten SQLite round trips through "
-        "SQLAlchemy and aiosqlite: the customer message, three status events (acknowledged, "
-        "processing, typing), one read transaction for the context, the reply written with the "
-        "journey progress. Each costs 1 to 2.5 ms on this machine (a thread hop per statement "
-        "and the commit), so about 15 ms in all at every N: the `context` column and the status "
-        "writes outside the stages.",
-        "- *Python work proportional to N.* Ranking every guideline, splitting them into "
-        "detailed checks and the screen, writing the screen into the match prompt and reading "
-        "the answers: the `retrieve` column and the engine's part of `match` (the rest of "
-        "`match` at 0 ms latency is the fake model building its answers).",
+        "- *The store.* A turn writes four transactions: the customer message with its "
+        "acknowledgement and its turn (at ingest, before the clock starts here); the claim with "
+        "`processing`; `typing`, the reply, the journey progress and the reply's mark as sent, "
+        "together; then, after the reply, the trace (encoded before the transaction), `ready` "
+        "and the turn's end. On a SQLite file each write runs on a connection of its own with "
+        "one trip to a thread (the commit). The context is one read transaction (the "
+        "definitions revision, the session, the customer, the timeline, the variables' values) "
+        "through aiosqlite, a thread trip per statement: the `context` column.",
+        "- *Python work proportional to N.* Per snapshot, once: each guideline's embedded rows as "
+        "one contiguous matrix, its classification, the dependency closure, the journey scoping, "
+        "the id maps. Per turn: one matrix product and the fusion with the lexical ranking (the "
+        "`retrieve` column), the split into detailed checks and the screen, the match prompt "
+        "and its answers (the engine's part of `match`; the rest of `match` at 0 ms latency is "
+        "the fake model building its answers).",
         "- *With MiniLM:* embedding the new customer message on this CPU (the `of which "
         "embedding` row). It starts when the message arrives, in a worker thread, but a turn "
         "still waits for it.",
         "",
-        "Done in this issue: agent snapshots kept in memory and versioned by a definitions "
-        "revision that any process bumps in the same transaction as its change (one read per "
-        "turn instead of reading every definition); each guideline set's matrices and views "
-        "built once; the window embedded as the mean of its messages (each embedded once) "
-        "instead of as one joined text; the agent's reply embedded right after it is sent; "
-        "trace records for every guideline built after the reply; large snapshots moved out of "
-        "the garbage collector's scans; restarts that define the same agent write nothing. "
-        "Not done: fewer store round trips on the path (status events batched with the "
-        "message, a synchronous SQLite connection on a thread of its own) and vectorised "
-        "tiering; those are what stands between these figures and 15 ms.",
+        "After the reply, off the customer's wait but not off the CPU: a candidate record per "
+        "guideline for the trace (about 1,000 at N = 1000) and the trace's write.",
         "",
         "Resident memory: without its embedding model tactful's server is smaller than "
         f"Parlant's; all-MiniLM-L6-v2's weights, loaded as float32 arrays, add {_extra(ok)} "
