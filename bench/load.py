@@ -441,9 +441,16 @@ def binding(row: dict[str, Any]) -> str:
     machine = server + (row.get("client_cpu_pct") or 0.0) + (row.get("other_cpu_pct") or 0.0)
     machine += row.get("pg_cpu_pct") or 0.0
     cpus = os.cpu_count() or 1
+    cpu = server >= 85 or machine >= 85 * cpus
     if lock is not None and lock >= 85:
+        if cpu:
+            # Both saturated: a commit that waits for a busy event loop holds the lock longer.
+            return (
+                f"CPU and the SQLite writer lock (server {server:.0f}% of a CPU, "
+                f"lock held {lock:.0f}%)"
+            )
         return f"SQLite writer lock ({lock:.0f}% held)"
-    if server >= 85 or machine >= 85 * cpus:
+    if cpu:
         return f"CPU (server {server:.0f}%, machine {machine:.0f}% of {cpus * 100}%)"
     return "model latency"
 
@@ -920,9 +927,8 @@ def _table(rows: list[dict], metrics: list[tuple[str, str, str]]) -> list[str]:
             tv = t.get(name) if t and not t.get("error") else None
             pv = p.get(name) if p and not p.get("error") else None
             cells = ["n/a" if v is None else fmt.format(v) for v in (tv, pv)]
-            ratio = "n/a" if tv is None or not pv else f"{tv / pv:.3f}"
-            if name in NO_RATIO or isinstance(tv, str):
-                ratio = "-"
+            ratio = "n/a" if tv is None or not pv or name in NO_RATIO else f"{tv / pv:.3f}"
+            ratio = "-" if name in NO_RATIO else ratio
             out.append(f"| {k} | {label} | {cells[0]} | {cells[1]} | {ratio} |")
     return out
 

@@ -37,6 +37,8 @@ ROOT = Path(__file__).resolve().parents[1]
 # Each configuration runs the scenario's 5 turns this many times (40 turns): medians over 5 turns
 # moved by ±20% between identical runs.
 ROUNDS = 8
+# Where a run keeps its measurements before it writes the report.
+RAW = Path(tempfile.gettempdir()) / "tactful_side_by_side.json"
 ANCHOR_DIR = ROOT.parent / "shared" / "anchors" / "parlant"
 RUN = ANCHOR_DIR / "run.sh"
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -666,7 +668,20 @@ def main() -> None:
     parser.add_argument(
         "--one", nargs=3, metavar=("SCENARIO", "LATENCY_MS", "EMBEDDER"), help=argparse.SUPPRESS
     )
+    parser.add_argument(
+        "--from-json",
+        type=Path,
+        help=f"write the report again from the measurements a run kept (in {RAW})",
+    )
     args = parser.parse_args()
+    if args.from_json:
+        raw = json.loads(args.from_json.read_text())
+        runs = [
+            RunFigures(**(r | {"turns": [TurnFigures(**t) for t in r["turns"]]}))
+            for r in raw["runs"]
+        ]
+        write_report(args, runs, raw["note"], raw["delivery"], raw["concurrency"])
+        return
     if args.one:
         data = json.loads(Path(args.one[0]).read_text())
         figures = asyncio.run(measure_tactful(data, float(args.one[1]), args.one[2]))
@@ -705,13 +720,39 @@ def main() -> None:
     )
     delivery: list[dict[str, Any]] = []
     concurrency: list[dict[str, Any]] = []
-    load_lines: list[str] = []
     if not args.no_load:
         import load
 
         python = parlant / "bin" / "python" if parlant is not None else None
         delivery = load.run_delivery(python, args.delivery_ks)
         concurrency = load.run_concurrency(python, args.concurrency_ks, args.concurrency_n, 200.0)
+    # The measurements, kept before the report is written: a report that fails loses nothing
+    # (``--from-json`` writes it again from them).
+    RAW.write_text(
+        json.dumps(
+            {
+                "runs": [asdict(r) for r in runs],
+                "note": note,
+                "delivery": delivery,
+                "concurrency": concurrency,
+            }
+        )
+    )
+    print(f"measurements kept in {RAW}", file=sys.stderr)
+    write_report(args, runs, note, delivery, concurrency)
+
+
+def write_report(
+    args: argparse.Namespace,
+    runs: list[RunFigures],
+    note: str,
+    delivery: list[dict[str, Any]],
+    concurrency: list[dict[str, Any]],
+) -> None:
+    load_lines: list[str] = []
+    if delivery or concurrency:
+        import load
+
         load_lines = load.markdown(delivery, concurrency)
     kept = kept_sections(args.out)
     text = report(runs, args.sizes, args.latencies, note, load_lines, delivery, kept)
