@@ -252,17 +252,7 @@ async def test_a_turn_cancelled_twice_while_it_ends_leaves_the_runner_idle(
         await asyncio.sleep(3600)
         return TurnStatus.DONE
 
-    async def nothing(turn: Turn) -> None:
-        return None
-
-    runner = TurnRunner(
-        queue, engine.bus, execute=execute, supersede=nothing, recover_emitted=nothing
-    )
-    record = TurnRecord(
-        id=new_id(), session_id=session.id, customer_offset=0, creation_utc=utcnow()
-    )
-    await engine.turns.create(record)
-    await runner.submit(record, [])
+    runner, _ = await _submitted(engine, queue, session.id, execute)
     await started.wait()
     turn = runner.running_here(session.id)
     assert turn is not None and turn.task is not None
@@ -318,6 +308,18 @@ async def test_a_turn_ending_its_own_record_is_not_taken_for_a_lost_one(
         ended.append(turn)
         return TurnStatus.DONE
 
+    runner, record = await _submitted(engine, queue, session.id, execute)
+    await asyncio.wait_for(runner.wait_idle(), timeout=5)
+    assert [t.stop for t in ended] == [None]
+    assert (await engine.turns.get(record.id)).status is TurnStatus.DONE  # type: ignore[union-attr]
+
+
+async def _submitted(
+    engine: Any, queue: Any, session_id: str, execute: Any
+) -> tuple[TurnRunner, TurnRecord]:
+    """A runner over ``queue`` that runs ``execute`` (nothing to supersede or recover), with
+    one new turn of the session submitted to it."""
+
     async def nothing(turn: Turn) -> None:
         return None
 
@@ -325,10 +327,8 @@ async def test_a_turn_ending_its_own_record_is_not_taken_for_a_lost_one(
         queue, engine.bus, execute=execute, supersede=nothing, recover_emitted=nothing
     )
     record = TurnRecord(
-        id=new_id(), session_id=session.id, customer_offset=0, creation_utc=utcnow()
+        id=new_id(), session_id=session_id, customer_offset=0, creation_utc=utcnow()
     )
     await engine.turns.create(record)
     await runner.submit(record, [])
-    await asyncio.wait_for(runner.wait_idle(), timeout=5)
-    assert [t.stop for t in ended] == [None]
-    assert (await engine.turns.get(record.id)).status is TurnStatus.DONE  # type: ignore[union-attr]
+    return runner, record
