@@ -49,8 +49,8 @@ async def relevant_terms(
         return []
     recent = " ".join(u.text for u in ctx.window(4))
     latest = ctx.last_customer_message or recent
-    vectors = await cache.embed([latest or " ", *(_describe(t) for t in terms)])
-    similarity = vectors[1:] @ vectors[0]
+    query = (await cache.embed_messages([latest or " "]))[0]
+    similarity = await cache.embed([_describe(t) for t in terms]) @ query
     found = []
     for term, score in zip(terms, similarity, strict=True):
         if _named(term, recent):

@@ -104,8 +104,8 @@ class TemplateOffer:
             attached |= {cid for j in ctx.journeys for s in j.states for cid in s.canned_responses}
             free = [c for c in ctx.canned_responses if c.id not in attached | seen]
             if free:
-                vectors = await self.cache.embed([query, *(_template_text(c) for c in free)])
-                fit = vectors[1:] @ vectors[0]
+                target = (await self.cache.embed_messages([query]))[0]
+                fit = await self.cache.embed([_template_text(c) for c in free]) @ target
                 for i in np.argsort(-fit)[:retrieve]:
                     chosen.append((free[int(i)], None))
         wanted = [canned.generative_fields(r.value) for r, _ in chosen]
@@ -119,8 +119,9 @@ class TemplateOffer:
             for (response, gid), w, done in zip(chosen, wanted, renderings, strict=True)
         ]
         if found:
-            vectors = await self.cache.embed([query, *(_template_text(c.response) for c in found)])
-            for c, s in zip(found, vectors[1:] @ vectors[0], strict=True):
+            target = (await self.cache.embed_messages([query]))[0]
+            texts = [_template_text(c.response) for c in found]
+            for c, s in zip(found, await self.cache.embed(texts) @ target, strict=True):
                 c.similarity = float(s)
         return found
 

@@ -410,7 +410,7 @@ async def relevant(
     others = [v for v in present if id(v) not in keep]
     queries, weights = _queries(ctx)
     if others and queries and limit > 0:
-        q = await cache.embed(queries)
+        q = await cache.embed_messages(queries)
         docs = await cache.embed([variable_text(v.variable) for v in others])
         scores = ((docs @ q.T) * np.asarray(weights, dtype=np.float32)).max(axis=1)
         ranked = sorted(

@@ -251,8 +251,8 @@ class Walker:
         if texts:
             # The message's vector is the one the conditions are compared with in ``choose``
             # (the cache keeps it): one embedding of the message a turn.
-            vectors = await self.cache.embed([message, *texts])
-            best = float(np.max(vectors[1:] @ vectors[0]))
+            query = (await self.cache.embed_messages([message]))[0]
+            best = float(np.max(await self.cache.embed(texts) @ query))
         if best >= self.threshold:
             return None
         return (
@@ -337,10 +337,8 @@ class Walker:
                 return moves[i], considered
         if conditional:
             text = evidence if evidence is not None else ctx.last_customer_message
-            vectors = await self.cache.embed(
-                [text or " ", *(moves[i].condition or "" for i in conditional)]
-            )
-            fit = vectors[1:] @ vectors[0]
+            query = (await self.cache.embed_messages([text or " "]))[0]
+            fit = await self.cache.embed([moves[i].condition or "" for i in conditional]) @ query
             for k, i in enumerate(conditional):
                 considered[i].why = f"similarity {float(fit[k]):.3f}"
             best = int(np.argmax(fit))
