@@ -146,3 +146,41 @@ async def test_a_fresh_turn_is_left_to_the_process_that_posted_it(store: SQLStor
     assert sorted(t.id for t in found) == ["fresh", "given-back"]
     # Without the filter (a session's next turn, a single-process restart): every one.
     assert sorted(t.id for t in await queue.claimable(now=soon)) == ["fresh", "given-back"]
+
+
+async def test_a_refused_guarded_claim_leaves_the_transaction_it_joins_intact(
+    store: SQLStore,
+) -> None:
+    """Two transactions claim two turns of one session at once: the unique index refuses the
+    second claim when the first commits. Guarded (as the one posting a message claims), only
+    the claim is undone, and what its transaction wrote before it commits."""
+    if store.backend != "postgresql":
+        pytest.skip("SQLite runs one write transaction at a time: two claims cannot overlap")
+    queue = SQLTurnQueue(store)
+    session = await _session(store)
+    for t in (turn(session, "t1", 0), turn(session, "t2", 3)):
+        await queue.create(t)
+    holding, release = asyncio.Event(), asyncio.Event()
+
+    async def first() -> None:
+        async with store.transaction():
+            assert await queue.claim("t1", "A", now=T0, lease_s=LEASE) is not None
+            holding.set()
+            await release.wait()
+
+    async def second() -> TurnRecord | None:
+        await holding.wait()
+        async with store.transaction():
+            await store.create(Agent(id="written-before", name="kept"))
+            asyncio.get_running_loop().call_later(0.3, release.set)
+            # Waits on the index entry until the first commits, then is refused.
+            return await queue.claim("t2", "B", now=T0, lease_s=LEASE, guarded=True)
+
+    try:
+        _, refused = await asyncio.wait_for(asyncio.gather(first(), second()), 10)
+    finally:
+        holding.set()
+        release.set()
+    assert refused is None
+    assert (await store.get(Agent, "written-before")).name == "kept"
+    assert (await queue.get("t2")).status is TurnStatus.PENDING  # type: ignore[union-attr]

@@ -63,17 +63,17 @@ class WriteLog:
     def _rollback(self, conn: Any) -> None:
         self._open.pop(id(conn), None)
 
-    def turn(self) -> tuple[list[Transaction], list[Transaction]]:
-        """The turn's write transactions from its claim to its reply (inclusive), and after
-        the reply; the embedding cache's writes (off the turn's path) are left out."""
-        turn = [t for t in self.committed if t.tables() != {"EMBEDDINGS"}]
+    def turn(self) -> tuple[Transaction, list[Transaction], list[Transaction]]:
+        """The turn's write transactions: the one posting its message, those after it up to
+        the reply (inclusive), and those after the reply."""
+        turn = self.committed
         posted = next(
             i
             for i, t in enumerate(turn)
             if any(s.startswith("INSERT INTO TURNS") for s in t.statements)
         )
         reply = next(i for i, t in enumerate(turn) if any("SET EMITTED" in s for s in t.statements))
-        return turn[posted + 1 : reply + 1], turn[reply + 1 :]
+        return turn[posted], turn[posted + 1 : reply + 1], turn[reply + 1 :]
 
 
 def _any(tx: Transaction, text: str) -> bool:
@@ -108,7 +108,9 @@ async def server(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
                 yield s
 
 
-async def test_a_turn_writes_twice_up_to_its_reply_and_once_after(server: tactful.Server) -> None:
+async def test_a_turn_is_claimed_as_its_message_is_posted_and_writes_once_more_to_reply(
+    server: tactful.Server,
+) -> None:
     agent = await server.create_agent("Support", "Helps")
     await agent.create_guideline("the customer asks for a refund", "explain refund timing")
     session = await server.create_session(agent)
@@ -119,12 +121,16 @@ async def test_a_turn_writes_twice_up_to_its_reply_and_once_after(server: tactfu
 
     reply = await server.send(session, "I want a refund")
 
-    path, after = log.turn()
-    shown = "\n".join(f"{i}: {t.statements}" for i, t in enumerate(path + after))
-    assert len(path) <= 2, shown
+    posted, path, after = log.turn()
+    shown = "\n".join(f"{i}: {t.statements}" for i, t in enumerate([posted, *path, *after]))
+    # The message's transaction claims the turn (no session turn runs) and starts it.
+    assert _any(posted, "UPDATE TURNS SET STATUS"), shown
+    assert len(path) == 1, shown
     assert len(after) == 1, shown
     # After the reply, the trace is saved with ``ready`` (a client reading it on ready finds it).
     assert after[0].writes("TRACES") and after[0].writes("EVENTS") and after[0].writes("TURNS")
+    # The conversation's embeddings stay in memory.
+    assert not any(t.writes("EMBEDDINGS") for t in [posted, *path, *after]), shown
     events = await store.list_events(session.id, trace_id=reply.trace_id)
     shape = [(e.data or {}).get("status") or e.source.value for e in events]
     assert shape == ["customer", "acknowledged", "processing", "typing", "ai_agent", "ready"]

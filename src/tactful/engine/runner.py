@@ -186,15 +186,48 @@ class TurnRunner:
 
     # -- claiming ---------------------------------------------------------------------------
 
-    async def submit(self, record: TurnRecord, superseded: list[TurnRecord]) -> None:
+    async def claim_posted(self, record: TurnRecord) -> tuple[TurnRecord, Sequence[Event]] | None:
+        """Claim a turn in the transaction that posts its message (the caller's, which holds
+        the session's lock already), with what the turn starts with: its start then costs no
+        transaction of its own. None when it cannot start at once (this process is stopping or
+        runs the session's turn, or another turn of the session runs anywhere): ``submit``
+        takes it as before. The caller publishes the events once its transaction committed and
+        passes the claimed record to ``submit``."""
+        if not self.accepting or self._start is None or record.session_id in self._turns:
+            return None
+        claimed = await self.queue.claim(
+            record.id, self.owner, now=utcnow(), lease_s=self.options.lease_s, guarded=True
+        )
+        if claimed is None:
+            return None
+        return claimed, await self._start(claimed)
+
+    async def submit(
+        self,
+        record: TurnRecord,
+        superseded: list[TurnRecord],
+        *,
+        claimed: TurnRecord | None = None,
+    ) -> None:
         """A customer message was posted here: stop the turns it supersedes that run in this
-        process, then run its turn (or leave it pending while the session's turn ends)."""
+        process, then run its turn (``claimed`` when ``claim_posted`` claimed it already; else
+        it is claimed now, or left pending while the session's turn ends)."""
         for old in superseded:
             local = self._turns.get(old.session_id)
             if local is not None and local.trace_id == old.id and not local.emitted:
                 self._stop(local, "superseded")
-        if self.accepting:
+        if claimed is not None:
+            turn = self._run_claimed(claimed)
+            if not self.accepting:
+                self._stop(turn, "draining")  # it stopped meanwhile: given back, pending
+        elif self.accepting:
             await self._claim_and_run(record)
+
+    def _run_claimed(self, claimed: TurnRecord) -> Turn:
+        turn = Turn(claimed, self.owner, self.queue, emitted=claimed.emitted)
+        self._turns[claimed.session_id] = turn
+        turn.task = asyncio.create_task(self._run(turn), name=f"turn:{claimed.id}")
+        return turn
 
     async def _claim_and_run(self, record: TurnRecord, *, stale: bool = False) -> bool:
         if record.session_id in self._turns:
@@ -202,9 +235,7 @@ class TurnRunner:
         claimed = await self._claim(record, stale=stale)
         if claimed is None:
             return False
-        turn = Turn(claimed, self.owner, self.queue, emitted=claimed.emitted)
-        self._turns[claimed.session_id] = turn
-        turn.task = asyncio.create_task(self._run(turn), name=f"turn:{claimed.id}")
+        self._run_claimed(claimed)
         return True
 
     async def _claim(self, record: TurnRecord, *, stale: bool) -> TurnRecord | None:

@@ -158,6 +158,7 @@ class Engine:
             event = written[0]
             superseded: list[TurnRecord] = []
             record: TurnRecord | None = None
+            claimed: TurnRecord | None = None
             if auto:
                 record = TurnRecord(
                     id=trace_id,
@@ -171,9 +172,14 @@ class Engine:
                 ended = [o.id for o in superseded if o.status is TurnStatus.SUPERSEDED]
                 cancelled = [status_event(SessionStatus.CANCELLED, old) for old in ended]
                 written += await self.store.append_events(session_id, cancelled)
+                # Claimed here too when it can start at once: its ``processing`` goes in with
+                # the message, and the turn starts without a transaction of its own.
+                if (here := await self.runner.claim_posted(record)) is not None:
+                    claimed, started = here
+                    written += started
         self.timeline.publish(written)
         if record is not None:
-            await self.runner.submit(record, superseded)
+            await self.runner.submit(record, superseded, claimed=claimed)
         return event
 
     # -- turns ----------------------------------------------------------------------------------

@@ -266,12 +266,20 @@ class TurnQueue(ABC):
 
     @abstractmethod
     async def claim(
-        self, turn_id: str, owner: str, *, now: datetime, lease_s: float, stale: bool = False
+        self,
+        turn_id: str,
+        owner: str,
+        *,
+        now: datetime,
+        lease_s: float,
+        stale: bool = False,
+        guarded: bool = False,
     ) -> TurnRecord | None:
         """Take a pending turn, or a running one whose lease expired, for ``lease_s``
         seconds. None when it is not claimable, or when another turn of its session runs.
         ``stale`` also takes a running turn whose lease has not expired (a single-process
-        store after a restart: whoever held it is gone)."""
+        store after a restart: whoever held it is gone). ``guarded``: the claim joins a
+        transaction that must go on when it is refused (the one posting the message)."""
 
     @abstractmethod
     async def renew(

@@ -85,7 +85,14 @@ class SQLTurnQueue(TurnQueue):
             return superseded + [_record(r) for r in asked]
 
     async def claim(
-        self, turn_id: str, owner: str, *, now: datetime, lease_s: float, stale: bool = False
+        self,
+        turn_id: str,
+        owner: str,
+        *,
+        now: datetime,
+        lease_s: float,
+        stale: bool = False,
+        guarded: bool = False,
     ) -> TurnRecord | None:
         expired = turns.c.lease_expires < now
         taken = or_(turns.c.status == PENDING, and_(turns.c.status == RUNNING, expired))
@@ -116,7 +123,13 @@ class SQLTurnQueue(TurnQueue):
         )
         try:
             async with self.store._tx() as conn:
-                row = (await conn.execute(query)).first()
+                if guarded and self.store.backend == "postgresql":
+                    # A refused statement spoils a PostgreSQL transaction (SQLite undoes the
+                    # statement only): the savepoint keeps the rest of it.
+                    async with conn.begin_nested():
+                        row = (await conn.execute(query)).first()
+                else:
+                    row = (await conn.execute(query)).first()
         except IntegrityError:
             # Another turn of the session runs: this one waits for it.
             return None
