@@ -19,8 +19,12 @@ and the reasoning behind ``DEFAULT_K``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import chain, islice
+from typing import NamedTuple
+
+from pydantic import TypeAdapter
 
 from tactful.domain import (
     Candidate,
@@ -54,9 +58,9 @@ ALWAYS = "always"
 DependencyClosure = Callable[[Collection[str]], Collection[str]]
 
 
-@dataclass(frozen=True)
-class Selected:
-    """One guideline's place in the candidate set: its ranking, tier and reasons."""
+class Selected(NamedTuple):
+    """One guideline's place in the candidate set: its ranking, tier and reasons. (A named
+    tuple: a turn makes one per guideline, a thousand of them at a time.)"""
 
     ranked: Ranked
     rank: int  # 1-based position in the retrieval ranking
@@ -68,15 +72,14 @@ class Selected:
         return self.ranked.guideline
 
     def candidate(self) -> Candidate:
-        """The trace record (built without validation: its values are typed already)."""
-        return Candidate.model_construct(
-            guideline_id=self.guideline.id,
-            condition=self.guideline.condition,
-            score=round(self.ranked.score, 4),
-            rank=self.rank,
-            tier=self.tier,
-            reasons=list(self.reasons),
-        )
+        """The trace record."""
+        return CandidateSet([self], []).candidates()[0]
+
+
+# Trace records are validated from plain rows in one call (in pydantic's core): a thousand of
+# them per turn cost a fraction of building each model in Python.
+_RECORDS = TypeAdapter(list[Candidate])
+_SCREENED = (SCREEN,)
 
 
 @dataclass(frozen=True)
@@ -102,9 +105,23 @@ class CandidateSet:
         """Tier 2 as the matcher takes it."""
         return [s.ranked for s in self.tier2]
 
-    def candidates(self) -> list[Candidate]:
-        """Trace records: tier 1, then tier 2, then the always-matched ones."""
-        return [s.candidate() for s in (*self.tier1, *self.tier2, *self.always)]
+    def candidates(self, limit: int | None = None) -> list[Candidate]:
+        """Trace records: tier 1, then tier 2, then the always-matched ones (the first
+        ``limit`` of them; ``None``: all)."""
+        chosen = islice(chain(self.tier1, self.tier2, self.always), limit)
+        return _RECORDS.validate_python(
+            [
+                {
+                    "guideline_id": (g := s.ranked.guideline).id,
+                    "condition": g.condition,
+                    "score": round(s.ranked.score, 4),
+                    "rank": s.rank,
+                    "tier": s.tier,
+                    "reasons": s.reasons,
+                }
+                for s in chosen
+            ]
+        )
 
     def get(self, guideline_id: str) -> Selected | None:
         for s in (*self.tier1, *self.tier2, *self.always, *self.disabled):
@@ -157,6 +174,25 @@ def fixed_reasons(
     )
 
 
+class FixedTable(Mapping[str, FixedReasons]):
+    """``fixed_reasons`` by guideline id, with the ids whose reasons force a detailed check
+    (high criticality or the always-check set): a turn looks at those few, not at every
+    guideline. Built once per agent snapshot (``engine/prepared.py``)."""
+
+    def __init__(self, by_id: Mapping[str, FixedReasons]) -> None:
+        self.by_id: dict[str, FixedReasons] = dict(by_id)
+        self.forcing = frozenset(g for g, f in self.by_id.items() if f.high or f.always_check)
+
+    def __getitem__(self, guideline_id: str) -> FixedReasons:
+        return self.by_id[guideline_id]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.by_id)
+
+    def __len__(self) -> int:
+        return len(self.by_id)
+
+
 def select_candidates(
     ranked: Sequence[Ranked],
     *,
@@ -181,69 +217,130 @@ def select_candidates(
     conversation's course that cannot hold yet ("the agent has already offered…" before any
     agent message) is left to the ranking. ``None`` (unknown) forces the whole always-check
     set. Ids that are not in ``ranked`` are ignored. ``fixed``: ``fixed_reasons`` by guideline
-    id, worked out ahead (a guideline missing from it is classified here with ``classifier``).
+    id, worked out ahead (a guideline missing from it is classified here with ``classifier``);
+    a ``FixedTable`` spares the turn a look at every guideline.
     """
-    reasons: dict[str, list[str]] = {}
-    always: list[Selected] = []
-    disabled: list[Selected] = []
-    rank_of: dict[str, int] = {}
-    checkable: list[Ranked] = []
-    for position, r in enumerate(ranked, start=1):
-        g = r.guideline
-        if g.id in rank_of:
-            continue
-        rank_of[g.id] = position
-        if not g.enabled:
-            disabled.append(Selected(r, position, 0, ("disabled",)))
-        elif g.always:
-            always.append(Selected(r, position, 0, (ALWAYS,)))
-        else:
-            checkable.append(r)
-    ids = {r.guideline.id for r in checkable}
+    split = _Split.of(ranked)
+    table = fixed if isinstance(fixed, FixedTable) else FixedTable(fixed or {})
+    reasons = _forced_reasons(
+        split,
+        table,
+        classifier,
+        prior,
+        recent=set(recent_matches),
+        scope=set(journey_scope),
+        forced=forced or {},
+    )
 
     def add(gid: str, reason: str) -> None:
-        if gid in ids:
+        if gid in split.ids:
             reasons.setdefault(gid, []).append(reason)
 
-    recent, scope = set(recent_matches), set(journey_scope)
-    known = fixed or {}
-    for r in checkable:
-        g = r.guideline
-        found = known.get(g.id)
-        why = fixed_reasons(g, classifier) if found is None else found
-        if why.high:
-            add(g.id, HIGH_CRITICALITY)
-        if why.always_check and (prior is None or why.classification.can_hold(prior)):
-            for reason in why.always_check:
-                add(g.id, reason)
-        if g.id in recent:
-            add(g.id, RECENT_MATCH)
-        if g.id in scope:
-            add(g.id, JOURNEY_SCOPE)
-        if forced and g.id in forced:
-            add(g.id, forced[g.id])
     for gid in sorted(_closure(dependency_closure, set(reasons))):
         add(gid, DEPENDENCY)
     slots = max(0, k)
-    for r in checkable:
+    for r in split.checkable:
         if slots == 0:
             break
-        if r.guideline.id not in reasons and r.guideline.criticality is not Criticality.LOW:
-            add(r.guideline.id, f"{TOP_K} (rank {rank_of[r.guideline.id]})")
+        g = r.guideline
+        if g.id not in reasons and g.criticality is not Criticality.LOW:
+            add(g.id, f"{TOP_K} (rank {split.rank_of[g.id]})")
             slots -= 1
     # The top-k rows may pull in dependencies of their own.
     for gid in sorted(_closure(dependency_closure, set(reasons)) - set(reasons)):
         add(gid, DEPENDENCY)
 
-    tier1: list[Selected] = []
-    tier2: list[Selected] = []
-    for r in checkable:
-        gid = r.guideline.id
-        if gid in reasons:
-            tier1.append(Selected(r, rank_of[gid], 1, tuple(reasons[gid])))
-        else:
-            tier2.append(Selected(r, rank_of[gid], 2, (SCREEN,)))
-    return CandidateSet(tier1=tier1, tier2=tier2, always=always, disabled=disabled, k=k)
+    # ``tuple.__new__``: the named tuple's own constructor, without its call in Python.
+    new, pairs = tuple.__new__, zip(split.positions, split.checkable, strict=True)
+    tier2 = [new(Selected, (r, p, 2, _SCREENED)) for p, r in pairs if r.guideline.id not in reasons]
+    pairs = zip(split.positions, split.checkable, strict=True)
+    tier1 = [
+        new(Selected, (r, p, 1, tuple(reasons[r.guideline.id])))
+        for p, r in pairs
+        if r.guideline.id in reasons
+    ]
+    return CandidateSet(tier1=tier1, tier2=tier2, always=split.always, disabled=split.disabled, k=k)
+
+
+@dataclass
+class _Split:
+    """A ranking's guidelines by what is done with them: checked (in ranking order, each with
+    its 1-based rank), always-matched, disabled. A guideline ranked twice counts once, at its
+    first rank."""
+
+    rank_of: dict[str, int]
+    checkable: list[Ranked]
+    positions: Sequence[int]
+    ids: set[str]
+    always: list[Selected] = field(default_factory=list)
+    disabled: list[Selected] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, ranked: Sequence[Ranked]) -> _Split:
+        rank_of = {r.guideline.id: p for p, r in enumerate(ranked, start=1)}
+        if len(rank_of) == len(ranked):
+            checkable = [r for r in ranked if r.guideline.enabled and not r.guideline.always]
+            if len(checkable) == len(ranked):
+                # The usual ranking: each guideline once, all of them checked.
+                return cls(rank_of, checkable, range(1, len(ranked) + 1), set(rank_of))
+        rank_of.clear()
+        checkable, positions, always, disabled = [], [], [], []
+        for position, r in enumerate(ranked, start=1):
+            g = r.guideline
+            if g.id in rank_of:
+                continue
+            rank_of[g.id] = position
+            if not g.enabled:
+                disabled.append(Selected(r, position, 0, ("disabled",)))
+            elif g.always:
+                always.append(Selected(r, position, 0, (ALWAYS,)))
+            else:
+                checkable.append(r)
+                positions.append(position)
+        ids = {r.guideline.id for r in checkable}
+        return cls(rank_of, checkable, positions, ids, always, disabled)
+
+
+def _forced_reasons(
+    split: _Split,
+    table: FixedTable,
+    classifier: Callable[[Guideline], Classification],
+    prior: Collection[str] | None,
+    *,
+    recent: set[str],
+    scope: set[str],
+    forced: Mapping[str, str],
+) -> dict[str, list[str]]:
+    """The reasons for a detailed check that the ranking does not decide, by guideline id:
+    criticality, the always-check set, recent matches, journey scope, ``forced``."""
+    ids = split.ids
+    known = table.by_id
+    pool = (ids & table.forcing) | (ids & recent) | (ids & scope) | (ids & forced.keys())
+    missing = ids - known.keys()
+    if missing:
+        # Not worked out ahead: classified now.
+        known = dict(known)
+        for r in split.checkable:
+            if r.guideline.id in missing:
+                why = known[r.guideline.id] = fixed_reasons(r.guideline, classifier)
+                if why.high or why.always_check:
+                    pool.add(r.guideline.id)
+    reasons: dict[str, list[str]] = {}
+    # In ranking order, as if every guideline were looked at.
+    for gid in sorted(pool, key=split.rank_of.__getitem__):
+        why = known[gid]
+        found = [HIGH_CRITICALITY] if why.high else []
+        if why.always_check and (prior is None or why.classification.can_hold(prior)):
+            found += why.always_check
+        if gid in recent:
+            found.append(RECENT_MATCH)
+        if gid in scope:
+            found.append(JOURNEY_SCOPE)
+        if gid in forced:
+            found.append(forced[gid])
+        if found:
+            reasons[gid] = found
+    return reasons
 
 
 def dependency_targets(

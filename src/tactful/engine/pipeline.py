@@ -239,7 +239,7 @@ class Pipeline:
         # The trace's candidate records (one per guideline) are written when the trace is
         # saved, after the reply: building a thousand of them is not the customer's wait.
         limit = None if self.model_matcher is not None else self.options.trace_candidates
-        rec.defer(lambda: setattr(trace, "candidates", chosen.candidates()[:limit]))
+        rec.defer(lambda: setattr(trace, "candidates", chosen.candidates(limit)))
         return Retrieval(ranked, chosen, journeys, values, terms, specs, coded)
 
     # -- 4. match -------------------------------------------------------------------------------

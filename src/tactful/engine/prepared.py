@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 
 from tactful.domain import Guideline, ToolSpec
-from tactful.engine.candidates import FixedReasons, dependency_targets, fixed_reasons
+from tactful.engine.candidates import FixedTable, dependency_targets, fixed_reasons
 from tactful.engine.context import AgentSnapshot, TurnContext
 from tactful.engine.journeys.plan import scoped
 from tactful.engine.self_check import about_reply
@@ -30,7 +30,7 @@ class Prepared:
         self.by_id: dict[str, Guideline] = {g.id: g for g in guidelines}
         self.conditions: dict[str, str] = {g.id: g.condition for g in guidelines}
         # Criticality and classification: the reasons for a detailed check on every turn.
-        self.fixed: dict[str, FixedReasons] = {g.id: fixed_reasons(g) for g in guidelines}
+        self.fixed = FixedTable({g.id: fixed_reasons(g) for g in guidelines})
         self.dependencies = dependency_targets(snapshot.relationships, guidelines)
         self.journey_of: dict[str, str] = scoped(guidelines, {j.id for j in snapshot.journeys})
         self._with_tools = tuple(g for g in guidelines if g.tools)
