@@ -315,20 +315,14 @@ class ModelMatcher:
     ) -> tuple[Prompt, dict[int, Ranked]]:
         """One batch's prompt and the guideline behind each listed number. ``head``: the part
         shared by every batch of the turn (``prompt_head``), when worked out already."""
-        if head is None:
-            head = prompt_head(ctx, notes, glossary)
-        numbers: dict[int, Ranked] = dict(enumerate(batch.detailed, 1))
-        detailed_lines = _detailed_lines(batch.detailed, applied_before, tools or {})
-        start = len(numbers) + 1
-        numbers.update(enumerate(batch.screened, start))
-        screen_lines = [
-            f"{n}. {r.guideline.condition}" for n, r in enumerate(batch.screened, start)
-        ]
-        user = (
-            f"{head}"
-            f"DETAILED CHECKS:\n{chr(10).join(detailed_lines) or '(none)'}\n\n"
-            f"SCREEN:\n{chr(10).join(screen_lines) or '(none)'}"
+        head = prompt_head(ctx, notes, glossary) if head is None else head
+        numbers = dict(enumerate([*batch.detailed, *batch.screened], 1))
+        detailed = "\n".join(_detailed_lines(batch.detailed, applied_before, tools or {}))
+        first = len(batch.detailed) + 1
+        screen = "\n".join(
+            f"{n}. {r.guideline.condition}" for n, r in enumerate(batch.screened, first)
         )
+        user = f"{head}DETAILED CHECKS:\n{detailed or '(none)'}\n\nSCREEN:\n{screen or '(none)'}"
         if journeys:
             written = "\n".join(text for _, text in journeys)
             user += f"\n\nJOURNEYS:\n{_JOURNEY_INSTRUCTIONS}\n{written}"
@@ -407,32 +401,20 @@ class ModelMatcher:
         answer: MatchAnswer,
         applied_before: Collection[str],
     ) -> list[MatchVerdict]:
-        """A verdict for every detailed guideline and every flagged screened one, in the order
-        they are listed (a screened guideline not flagged gets none: the trace's candidates
-        list it)."""
+        """A verdict for every detailed guideline and every flagged screened one, in listed
+        order (a screened one not flagged gets none: the trace's candidates list it)."""
         by_number = {c.guideline: c for c in answer.checks}
         flagged = {c.guideline: c for c in answer.flagged}
         detailed = len(batch.detailed)
+        screened = sorted(n for n in flagged if detailed < n <= len(numbers))
         verdicts = []
-        for n in range(1, detailed + 1):
-            check = by_number.get(n)
-            if check is None:
-                check = flagged.get(n)
+        for n in [*range(1, detailed + 1), *screened]:
+            check = by_number.get(n) if n <= detailed else None
             verdicts.append(
                 self._verdict(
                     numbers[n],
-                    check,
-                    tier=1,
-                    applied_before=applied_before,
-                    missing="no verdict given",
-                )
-            )
-        for n in sorted(n for n in flagged if detailed < n <= len(numbers)):
-            verdicts.append(
-                self._verdict(
-                    numbers[n],
-                    flagged[n],
-                    tier=2,
+                    flagged.get(n) if check is None else check,
+                    tier=1 if n <= detailed else 2,
                     applied_before=applied_before,
                     missing="no verdict given",
                 )
