@@ -4,14 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from tactful.domain import Agent, Criticality, Customer, Guideline, Session, Trace
+from tactful.domain import Agent, Criticality, Customer, Guideline, MatchVerdict, Session, Trace
 from tactful.engine.context import TurnContext, Utterance
 from tactful.engine.match import (
+    GuidelineCheck,
     ListedGuideline,
     MatchAnswer,
+    MatchBatch,
     ModelMatcher,
     OfflineMatcher,
+    _conversation,
     answer_listed,
+    prompt_head,
 )
 from tactful.engine.retrieve import Ranked
 from tactful.engine.trace import TraceRecorder
@@ -256,3 +260,100 @@ async def test_tool_arguments_ride_in_the_matching_wave() -> None:
     assert "customer_id" not in user  # hidden: filled from context by the engine
     assert len(model.calls) == 1  # no separate wave for the arguments
     assert [c.model_dump() for c in outcome.verdicts[0].tool_calls] == [proposal.model_dump()]
+
+
+# --- equivalence with the prompt and verdicts as they were built before ----------------------
+
+
+def _user_as_before(ctx: TurnContext, batch: MatchBatch, applied_before: set[str]) -> str:
+    """The user part of a batch's prompt as ``ModelMatcher.prompt`` wrote it before the shared
+    head was worked out once per turn (no tools, notes or journeys)."""
+    detailed_lines, screen_lines, n = [], [], 0
+    for r in batch.detailed:
+        n += 1
+        marks = []
+        if r.guideline.id in applied_before:
+            marks.append("applied earlier")
+        if r.guideline.criticality is Criticality.HIGH:
+            marks.append("high criticality: require explicit evidence")
+        mark = f" [{'; '.join(marks)}]" if marks else ""
+        detailed_lines.append(f"{n}.{mark} {r.guideline.condition}")
+    for r in batch.screened:
+        n += 1
+        screen_lines.append(f"{n}. {r.guideline.condition}")
+    profile = ", ".join(f"{k}: {v}" for k, v in ctx.customer.metadata.items())
+    return (
+        f"Agent: {ctx.agent.name}. {ctx.agent.description or ''}\n"
+        f"Customer: {ctx.customer.name}{f' ({profile})' if profile else ''}\n\n"
+        f"Conversation (latest last):\n{_conversation(ctx)}\n\n"
+        f"DETAILED CHECKS:\n{chr(10).join(detailed_lines) or '(none)'}\n\n"
+        f"SCREEN:\n{chr(10).join(screen_lines) or '(none)'}"
+    )
+
+
+def _verdicts_as_before(
+    matcher: ModelMatcher,
+    batch: MatchBatch,
+    numbers: dict[int, Ranked],
+    answer: MatchAnswer,
+    applied_before: set[str],
+) -> list[MatchVerdict]:
+    """The verdicts of one answered batch as ``ModelMatcher.match`` gathered them before:
+    every listed number in turn."""
+    by_number = {c.guideline: c for c in answer.checks}
+    flagged = {c.guideline: c for c in answer.flagged}
+    verdicts = []
+    for n, r in numbers.items():
+        in_detail = n <= len(batch.detailed)
+        check = by_number.get(n) if in_detail else flagged.get(n)
+        if in_detail and check is None:
+            check = flagged.get(n)
+        if check is None and not in_detail:
+            continue
+        verdicts.append(
+            matcher._verdict(
+                r,
+                check,
+                tier=1 if in_detail else 2,
+                applied_before=applied_before,
+                missing="no verdict given",
+            )
+        )
+    return verdicts
+
+
+def _check(n: int, applies: bool = True, reapply: bool | None = None) -> GuidelineCheck:
+    return GuidelineCheck(
+        guideline=n,
+        condition_restated=f"restated {n}",
+        evidence=f"evidence {n}",
+        applies=applies,
+        reapply=reapply,
+    )
+
+
+def test_prompts_and_verdicts_are_as_they_were_built_before() -> None:
+    matcher = ModelMatcher(ScriptedGenerator({}), batch_tokens=150)
+    items = ranked(40) + ranked(5, criticality=Criticality.HIGH)
+    ctx = context("hi", "hello! how can I help?", "my order is late", "sorry", "where is it")
+    ctx.applied_history = [["g1"], ["g3"]]
+    ctx.guidelines = [r.guideline for r in items]
+    applied_before = {"g2", "g3", "g41"}
+    batches = matcher.plan(items[:12] + items[40:], items[12:40])
+    assert len(batches) == 3
+    # Checks out of order and repeated, detailed guidelines answered under "flagged", screened
+    # ones flagged out of order, numbers that were never listed.
+    answer = MatchAnswer(
+        checks=[_check(3), _check(1, False), _check(2, True, False), _check(2, True, True)],
+        flagged=[_check(9), _check(30), _check(6), _check(7, False), _check(99), _check(0)],
+    )
+    for batch in batches:
+        prompt, numbers = matcher.prompt(ctx, batch, applied_before)
+        assert prompt.user == _user_as_before(ctx, batch, applied_before)
+        head = prompt_head(ctx)
+        assert matcher.prompt(ctx, batch, applied_before, head=head) == (prompt, numbers)
+        assert list(numbers.values()) == [*batch.detailed, *batch.screened]
+        expected = _verdicts_as_before(matcher, batch, numbers, answer, applied_before)
+        got = matcher._answered(batch, numbers, answer, applied_before)
+        assert [v.model_dump() for v in got] == [v.model_dump() for v in expected]
+        assert any(v.tier == 2 for v in got)

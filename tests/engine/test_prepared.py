@@ -9,7 +9,18 @@ from collections.abc import AsyncIterator, Sequence
 import pytest_asyncio
 
 import tactful
-from tactful.domain import Agent, Candidate, Criticality, Customer, Guideline, Session, Trace
+from tactful.domain import (
+    Agent,
+    Candidate,
+    Criticality,
+    Customer,
+    Guideline,
+    JourneyProgress,
+    JourneyRun,
+    RunStatus,
+    Session,
+    Trace,
+)
 from tactful.engine.candidates import (
     DEPENDENCY,
     HIGH_CRITICALITY,
@@ -17,8 +28,11 @@ from tactful.engine.candidates import (
     select_candidates,
 )
 from tactful.engine.compose import ReplyAnswer
-from tactful.engine.context import TurnContext, Utterance
+from tactful.engine.context import AgentSnapshot, TurnContext, Utterance
+from tactful.engine.journeys import JourneyOutcome, off_scope, off_scope_of
+from tactful.engine.journeys.follow import journey_tags
 from tactful.engine.match import answer_listed
+from tactful.engine.prepared import PreparedSnapshots
 from tactful.engine.retrieve import EmbeddingCache, Ranked, Retriever
 from tactful.llm.base import Vectors
 from tactful.llm.scripted import HashingEmbedder, ScriptedCall, ScriptedGenerator
@@ -225,3 +239,101 @@ async def test_a_closed_server_gives_what_it_froze_back_to_the_collector() -> No
         # Frozen whatever the number of guidelines: a full collection skips the definitions.
         assert gc.get_freeze_count() > 0
     assert gc.get_freeze_count() == 0
+
+
+async def _final(server: tactful.Server, trace_id: str) -> list[str]:
+    return (await server.runtime.store.get(Trace, trace_id)).final_guideline_ids
+
+
+async def test_tags_resolution_works_out_ahead_follow_a_definition_change() -> None:
+    def match(call: ScriptedCall) -> object:
+        return answer_listed(
+            call.prompt.user, lambda g: "yes" if "refund" in g.condition else None, reapply=True
+        )
+
+    model = ScriptedGenerator({"match": match, "compose": lambda c: ReplyAnswer(message="OK.")})
+    async with tactful.Server(
+        transient=True, embedder=HashingEmbedder(), generator=model
+    ) as server:
+        agent = await server.create_agent("Support")
+        await agent.create_guideline("the customer asks for a refund", "explain refunds", id="r")
+        await agent.create_guideline("the customer asks about shipping", "explain", id="s")
+        extra = await server.create_tag("extra")
+        await agent.entail("r", then=extra)
+        session = await server.create_session(agent)
+        prepared = server.runtime.engine.pipeline.prepared
+        assert await _final(server, (await server.send(session, "a refund")).trace_id) == ["r"]
+
+        # Tagged now: the entailment of the tag reaches it.
+        await agent.create_guideline(
+            "the customer asks about shipping", "explain", id="s", tags=[extra.id]
+        )
+        final = await _final(server, (await server.send(session, "a refund")).trace_id)
+        assert sorted(final) == ["r", "s"]
+        assert prepared.builds == 2
+
+        # Scoped to a journey that is not live: a match no longer applies.
+        journey = await agent.create_journey("Exchange", conditions=["the customer wants a swap"])
+        await agent.create_guideline(
+            "the customer asks for a refund", "explain refunds", id="r", tags=[journey.tag]
+        )
+        final = await _final(server, (await server.send(session, "a refund")).trace_id)
+        assert final == []
+        assert prepared.builds == 3
+
+
+def _off_scope_as_before(guidelines: Sequence[Guideline], outcome: JourneyOutcome) -> set[str]:
+    """off_scope as it was worked out on every turn, over every guideline's tags."""
+    live = {jid for jid, run in outcome.progress.runs.items() if run.live}
+    return {
+        g.id
+        for g in guidelines
+        for t in g.tags
+        if t.startswith("journey:") and t.removeprefix("journey:") not in live
+    }
+
+
+def _outcome(**statuses: RunStatus) -> JourneyOutcome:
+    runs = {jid: JourneyRun(journey_id=jid, status=s) for jid, s in statuses.items()}
+    return JourneyOutcome(progress=JourneyProgress(id="s", runs=runs))
+
+
+def test_journey_tags_worked_out_ahead_give_the_same_off_scope_set() -> None:
+    guidelines = [
+        *GUIDELINES,
+        Guideline(id="a", condition="x", tags=["journey:ret", "vip"]),
+        Guideline(id="b", condition="x", tags=["journey:ret", "journey:swap"]),
+        Guideline(id="c", condition="x", tags=["journey:swap"]),
+        Guideline(id="d", condition="x", tags=["journey:gone", "journey:gone"]),
+        Guideline(id="e", condition="x", tags=["agent:shop"]),
+    ]
+    outcomes = [
+        _outcome(),
+        _outcome(ret=RunStatus.ACTIVE),
+        _outcome(ret=RunStatus.ACTIVE, swap=RunStatus.ENDED),
+        _outcome(ret=RunStatus.ACTIVE, swap=RunStatus.ACTIVE, gone=RunStatus.ACTIVE),
+    ]
+    for outcome in outcomes:
+        expected = _off_scope_as_before(guidelines, outcome)
+        assert off_scope_of(journey_tags(guidelines), outcome) == expected
+        assert off_scope(guidelines, outcome) == expected
+    assert off_scope_of(journey_tags(guidelines), outcomes[1]) == {"b", "c", "d"}
+
+
+def test_journey_tags_and_roster_are_worked_out_again_for_a_new_snapshot() -> None:
+    agent = Agent(name="Shop")
+    first = AgentSnapshot(-1, agent, GUIDELINES, (), (), (), ())
+    tagged = GUIDELINES[0].model_copy(update={"tags": ["journey:ret", "vip"]})
+    second = AgentSnapshot(-1, agent, (tagged, *GUIDELINES[1:]), (), (), (), ())
+    prepared = PreparedSnapshots()
+    ctx = _context("hi")
+    ctx.snapshot = first
+    before = prepared.get(ctx)
+    assert prepared.get(ctx) is before
+    assert before.journey_tags == {}
+    assert before.roster.members == {}
+    ctx.snapshot = second
+    after = prepared.get(ctx)
+    assert prepared.builds == 2
+    assert after.journey_tags == {"refund": ("ret",)}
+    assert after.roster.members == {"journey:ret": ["refund"], "vip": ["refund"]}

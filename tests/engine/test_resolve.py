@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 from tactful.domain import Endpoint, Guideline, Relationship, RelationshipKind
 from tactful.domain.relationships import guidelines_by_tag
-from tactful.engine.resolve import Clarification, Resolution, resolve
+from tactful.engine.resolve import Clarification, Resolution, Roster, resolve
 
 K = RelationshipKind
 End = str | Endpoint
@@ -470,3 +470,37 @@ def test_every_active_guideline_has_its_dependencies_at_the_end() -> None:
                     assert set(targets) - {s} <= active, (r, res)
                 if r.kind is K.EXCLUSION and s in active:
                     assert not (set(targets) - {s}) & active, (r, res)
+
+
+# -- a roster worked out ahead -------------------------------------------------------------------
+
+
+def _roster_fields(roster: Roster) -> tuple[object, ...]:
+    return roster.known, roster.members, roster.always
+
+
+def test_a_roster_plus_a_turns_guidelines_is_the_roster_of_them_all() -> None:
+    rng = random.Random(18)
+    for _ in range(300):
+        matched, guidelines, relationships = _scenario(rng)
+        for x in rng.sample(guidelines, 2):
+            guidelines[guidelines.index(x)] = x.model_copy(update={"enabled": False})
+        base = {x.id: x for x in guidelines}
+        # A turn's synthetic guidelines: new ids, and ids already there (replaced), some
+        # disabled, some always, some tagged.
+        extra = {
+            gid: g(
+                gid,
+                tags=rng.sample(["t1", "t2", "t3"], rng.randint(0, 2)),
+                always=rng.random() < 0.3,
+                enabled=rng.random() < 0.8,
+            )
+            for gid in rng.sample([*base, "journey:a", "journey:b"], rng.randint(0, 3))
+        }
+        ahead = Roster.of(base)
+        merged = Roster.of({**base, **extra})
+        assert _roster_fields(ahead.plus(extra)) == _roster_fields(merged)
+        # The roster worked out ahead is left as it was.
+        assert _roster_fields(ahead) == _roster_fields(Roster.of(base))
+        expected = resolve(matched, {**base, **extra}, relationships)
+        assert resolve(matched, ahead.plus(extra), relationships) == expected

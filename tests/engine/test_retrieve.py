@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import AsyncIterator
 
 import numpy as np
@@ -14,6 +15,7 @@ from tactful.engine.context import TurnContext, Utterance
 from tactful.engine.lexical import LexicalIndex, LexicalIndexCache, stem, tokenize
 from tactful.engine.retrieve import (
     EmbeddingCache,
+    Ranked,
     Retriever,
     condition_views,
     core,
@@ -309,3 +311,20 @@ async def test_a_clear_match_for_the_latest_message_is_not_buried_by_an_earlier_
     ranked = await Retriever(EmbeddingCache(HashingEmbedder(), store)).rank(ctx, guidelines)
     assert ranked[0].guideline.id == "gift"
     assert ranked[0].score == pytest.approx(1.0)
+
+
+def test_rankings_built_many_at_once_are_those_the_constructor_builds() -> None:
+    order = [3, 0, 2, 1]
+    score, focus, similarity = [0.1, 0.9, 0.5, 0.3], [0.2, 0.8, 0.4, 0.6], [0.7, 0.1, 0.2, 0.3]
+    lexical = [1.5, 0.0, 2.5, 0.25]
+    many = Ranked.many(GUIDELINES, order, score, focus, similarity, lexical)
+    built = [Ranked(GUIDELINES[i], score[i], focus[i], similarity[i], lexical[i]) for i in order]
+    assert many == built
+    assert [repr(r) for r in many] == [repr(r) for r in built]
+    assert [vars(r) for r in many] == [vars(r) for r in built]
+    assert [hash((r.score, r.lexical)) for r in many] == [hash((r.score, r.lexical)) for r in built]
+    assert Ranked.many(GUIDELINES, [2], score, focus, similarity) == [
+        Ranked(GUIDELINES[2], 0.5, 0.4, 0.2)
+    ]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        many[0].score = 1.0  # type: ignore[misc]

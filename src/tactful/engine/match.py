@@ -208,6 +208,38 @@ def _conversation(ctx: TurnContext) -> str:
     return text
 
 
+def prompt_head(ctx: TurnContext, notes: str = "", glossary: str = "") -> str:
+    """The start of every match prompt of a turn (a cacheable prefix): the agent, the
+    customer, what is known about them, the glossary and the conversation."""
+    profile = ", ".join(f"{k}: {v}" for k, v in ctx.customer.metadata.items())
+    return (
+        f"Agent: {ctx.agent.name}. {ctx.agent.description or ''}\n"
+        f"Customer: {ctx.customer.name}{f' ({profile})' if profile else ''}\n"
+        f"{f'Known about this customer:{chr(10)}{notes}{chr(10)}' if notes else ''}"
+        f"{f'Glossary:{chr(10)}{glossary}{chr(10)}' if glossary else ''}\n"
+        f"Conversation (latest last):\n{_conversation(ctx)}\n\n"
+    )
+
+
+def _detailed_lines(
+    detailed: Sequence[Ranked], applied_before: Collection[str], tools: Mapping[str, ToolSpec]
+) -> list[str]:
+    """The DETAILED CHECKS list: numbered from 1, with marks and the tools each one lists."""
+    lines = []
+    for n, r in enumerate(detailed, 1):
+        marks = []
+        if r.guideline.id in applied_before:
+            marks.append("applied earlier")
+        if r.guideline.criticality is Criticality.HIGH:
+            marks.append("high criticality: require explicit evidence")
+        mark = f" [{'; '.join(marks)}]" if marks else ""
+        lines.append(f"{n}.{mark} {r.guideline.condition}")
+        listed = [tools[t] for t in r.guideline.tools if t in tools]
+        if listed:
+            lines.append(f"   tools: {'; '.join(map(describe_tool, listed))}")
+    return lines
+
+
 @dataclass
 class MatchBatch:
     detailed: list[Ranked]
@@ -278,39 +310,19 @@ class ModelMatcher:
         notes: str = "",
         journeys: Sequence[tuple[int, str]] = (),
         glossary: str = "",
+        *,
+        head: str | None = None,
     ) -> tuple[Prompt, dict[int, Ranked]]:
-        tools = tools or {}
-        numbers: dict[int, Ranked] = {}
-        detailed_lines = []
-        for r in batch.detailed:
-            n = len(numbers) + 1
-            numbers[n] = r
-            marks = []
-            if r.guideline.id in applied_before:
-                marks.append("applied earlier")
-            if r.guideline.criticality is Criticality.HIGH:
-                marks.append("high criticality: require explicit evidence")
-            mark = f" [{'; '.join(marks)}]" if marks else ""
-            detailed_lines.append(f"{n}.{mark} {r.guideline.condition}")
-            listed = [tools[t] for t in r.guideline.tools if t in tools]
-            if listed:
-                detailed_lines.append(f"   tools: {'; '.join(map(describe_tool, listed))}")
-        screen_lines = []
-        for r in batch.screened:
-            n = len(numbers) + 1
-            numbers[n] = r
-            screen_lines.append(f"{n}. {r.guideline.condition}")
-        profile = ", ".join(f"{k}: {v}" for k, v in ctx.customer.metadata.items())
-        # The part shared by every batch of the turn comes first (a cacheable prefix).
-        user = (
-            f"Agent: {ctx.agent.name}. {ctx.agent.description or ''}\n"
-            f"Customer: {ctx.customer.name}{f' ({profile})' if profile else ''}\n"
-            f"{f'Known about this customer:{chr(10)}{notes}{chr(10)}' if notes else ''}"
-            f"{f'Glossary:{chr(10)}{glossary}{chr(10)}' if glossary else ''}\n"
-            f"Conversation (latest last):\n{_conversation(ctx)}\n\n"
-            f"DETAILED CHECKS:\n{chr(10).join(detailed_lines) or '(none)'}\n\n"
-            f"SCREEN:\n{chr(10).join(screen_lines) or '(none)'}"
+        """One batch's prompt and the guideline behind each listed number. ``head``: the part
+        shared by every batch of the turn (``prompt_head``), when worked out already."""
+        head = prompt_head(ctx, notes, glossary) if head is None else head
+        numbers = dict(enumerate([*batch.detailed, *batch.screened], 1))
+        detailed = "\n".join(_detailed_lines(batch.detailed, applied_before, tools or {}))
+        first = len(batch.detailed) + 1
+        screen = "\n".join(
+            f"{n}. {r.guideline.condition}" for n, r in enumerate(batch.screened, first)
         )
+        user = f"{head}DETAILED CHECKS:\n{detailed or '(none)'}\n\nSCREEN:\n{screen or '(none)'}"
         if journeys:
             written = "\n".join(text for _, text in journeys)
             user += f"\n\nJOURNEYS:\n{_JOURNEY_INSTRUCTIONS}\n{written}"
@@ -336,8 +348,11 @@ class ModelMatcher:
         batches = self.plan(detailed, screened)
         if journeys and not batches:
             batches = [MatchBatch([], [])]
+        head = prompt_head(ctx, notes, glossary)
         prompts = [
-            self.prompt(ctx, b, applied_before, tools, notes, journeys if i == 0 else (), glossary)
+            self.prompt(
+                ctx, b, applied_before, tools, journeys=journeys if i == 0 else (), head=head
+            )
             for i, b in enumerate(batches)
         ]
         schemas = [
@@ -376,26 +391,35 @@ class ModelMatcher:
                 outcome.journeys = {
                     j.journey: j for j in answer.content.journeys if j.journey in known
                 }
-            by_number = {c.guideline: c for c in answer.content.checks}
-            flagged = {c.guideline: c for c in answer.content.flagged}
-            for n, r in numbers.items():
-                in_detail = n <= len(batch.detailed)
-                check = by_number.get(n) if in_detail else flagged.get(n)
-                if in_detail and check is None:
-                    check = flagged.get(n)
-                if check is None and not in_detail:
-                    # Screened and not flagged: no verdict (the trace's candidates list it).
-                    continue
-                outcome.verdicts.append(
-                    self._verdict(
-                        r,
-                        check,
-                        tier=1 if in_detail else 2,
-                        applied_before=applied_before,
-                        missing="no verdict given",
-                    )
-                )
+            outcome.verdicts += self._answered(batch, numbers, answer.content, applied_before)
         return outcome
+
+    def _answered(
+        self,
+        batch: MatchBatch,
+        numbers: Mapping[int, Ranked],
+        answer: MatchAnswer,
+        applied_before: Collection[str],
+    ) -> list[MatchVerdict]:
+        """A verdict for every detailed guideline and every flagged screened one, in listed
+        order (a screened one not flagged gets none: the trace's candidates list it)."""
+        by_number = {c.guideline: c for c in answer.checks}
+        flagged = {c.guideline: c for c in answer.flagged}
+        detailed = len(batch.detailed)
+        screened = sorted(n for n in flagged if detailed < n <= len(numbers))
+        verdicts = []
+        for n in [*range(1, detailed + 1), *screened]:
+            check = by_number.get(n) if n <= detailed else None
+            verdicts.append(
+                self._verdict(
+                    numbers[n],
+                    flagged.get(n) if check is None else check,
+                    tier=1 if n <= detailed else 2,
+                    applied_before=applied_before,
+                    missing="no verdict given",
+                )
+            )
+        return verdicts
 
     def _verdict(
         self,

@@ -45,7 +45,7 @@ from tactful.engine.journeys import (
     JourneyPlan,
     journey_relationships,
     journeys_after_tools,
-    off_scope,
+    off_scope_of,
 )
 from tactful.engine.journeys import plan as journey_plan
 from tactful.engine.match import JourneyCheck, Match, OfflineMatcher
@@ -346,7 +346,8 @@ class Pipeline:
     ) -> Decision:
         trace, moved = rec.trace, matching.journeys
         # Guidelines scoped to a journey that is not live now do not apply.
-        outside = off_scope(ctx.guidelines, moved)
+        prepared = self.prepared.get(ctx)
+        outside = off_scope_of(prepared.journey_tags, moved)
         # A followed journey is a synthetic guideline; relationships with its tag apply to it.
         projected = {m.ranked.guideline.id: m for m in moved.projected.values()}
         scores = {
@@ -358,10 +359,7 @@ class Pipeline:
         async with rec.stage("resolve"):
             resolution: Resolution = resolve(
                 scores,
-                {
-                    **ctx.guidelines_by_id,
-                    **{gid: m.ranked.guideline for gid, m in projected.items()},
-                },
+                prepared.roster.plus({gid: m.ranked.guideline for gid, m in projected.items()}),
                 journey_relationships(ctx.relationships, found.journeys.graphs),
             )
         for jid, m in list(moved.projected.items()):

@@ -15,7 +15,9 @@ from collections.abc import Collection, Mapping
 from tactful.domain import Guideline, ToolSpec
 from tactful.engine.candidates import FixedTable, dependency_targets, fixed_reasons
 from tactful.engine.context import AgentSnapshot, TurnContext
+from tactful.engine.journeys.follow import journey_tags
 from tactful.engine.journeys.plan import scoped
+from tactful.engine.resolve import Roster
 from tactful.engine.self_check import about_reply
 
 HAS_TOOLS = "has tools"
@@ -33,6 +35,10 @@ class Prepared:
         self.fixed = FixedTable({g.id: fixed_reasons(g) for g in guidelines})
         self.dependencies = dependency_targets(snapshot.relationships, guidelines)
         self.journey_of: dict[str, str] = scoped(guidelines, {j.id for j in snapshot.journeys})
+        # Every journey tag, known journey or not: off scope unless that journey is live.
+        self.journey_tags = journey_tags(guidelines)
+        # The enabled guidelines by id and tag, as resolution needs them.
+        self.roster = Roster.of(self.by_id)
         self._with_tools = tuple(g for g in guidelines if g.tools)
         # Conditions about the agent's own reply are checked against the draft instead.
         self._rankable = tuple(g for g in guidelines if not g.always and not about_reply(g))

@@ -92,22 +92,75 @@ class Resolution:
     scores: dict[str, float] = field(default_factory=dict)
 
 
+class Roster:
+    """The enabled guidelines resolution sees, by id and by tag (each tag's ids sorted), and the
+    always-match ones (sorted). Worked out once per agent snapshot (``engine/prepared.py``);
+    a turn adds its few synthetic guidelines with ``plus``."""
+
+    def __init__(
+        self,
+        known: dict[str, Guideline],
+        members: dict[str, list[str]],
+        always: list[str],
+    ) -> None:
+        # Read-only once built: ``plus`` copies what it changes.
+        self.known = known
+        self.members = members
+        self.always = always
+
+    @staticmethod
+    def of(guidelines: Mapping[str, Guideline]) -> Roster:
+        known = {gid: g for gid, g in guidelines.items() if g.enabled}
+        members = guidelines_by_tag(known[gid] for gid in sorted(known))
+        always = sorted(gid for gid, g in known.items() if g.always)
+        return Roster(known, {tag: sorted(ids) for tag, ids in members.items()}, always)
+
+    def plus(self, guidelines: Mapping[str, Guideline]) -> Roster:
+        """This roster with ``guidelines`` added, or replacing those with the same ids: as
+        ``Roster.of`` would work it out for the merged mapping."""
+        if not guidelines:
+            return self
+        known = dict(self.known)
+        members = dict(self.members)
+        changed: set[str] = set()
+        for gid, g in guidelines.items():
+            old = known.pop(gid, None)
+            for tag in dict.fromkeys(old.tags if old is not None else ()):
+                members[tag] = [m for m in members[tag] if m != gid]
+                changed.add(tag)
+            if g.enabled:
+                known[gid] = g
+                for tag in dict.fromkeys(g.tags):
+                    members[tag] = [*members.get(tag, ()), gid]
+                    changed.add(tag)
+        for tag in changed:
+            if members[tag]:
+                members[tag].sort()
+            else:
+                del members[tag]
+        always = sorted(
+            gid for gid in {*self.always, *guidelines} if gid in known and known[gid].always
+        )
+        return Roster(known, members, always)
+
+
 def resolve(
     matched: Mapping[str, float],
-    guidelines: Mapping[str, Guideline],
+    guidelines: Mapping[str, Guideline] | Roster,
     relationships: Sequence[Relationship],
 ) -> Resolution:
-    """Apply the relationships to the matched guidelines (see the module docstring)."""
-    return _Resolver(guidelines, relationships).run(matched)
+    """Apply the relationships to the matched guidelines (see the module docstring).
+
+    ``guidelines``: every guideline in scope, by id, or their ``Roster`` worked out ahead."""
+    roster = guidelines if isinstance(guidelines, Roster) else Roster.of(guidelines)
+    return _Resolver(roster, relationships).run(matched)
 
 
 class _Resolver:
-    def __init__(
-        self, guidelines: Mapping[str, Guideline], relationships: Sequence[Relationship]
-    ) -> None:
-        self.known = {gid: g for gid, g in guidelines.items() if g.enabled}
-        members = guidelines_by_tag(self.known[gid] for gid in sorted(self.known))
-        self.members = {tag: sorted(ids) for tag, ids in members.items()}
+    def __init__(self, roster: Roster, relationships: Sequence[Relationship]) -> None:
+        self.known = roster.known
+        self.members = roster.members
+        self.always = roster.always
         # kind -> source guideline id -> target guideline ids (tags expanded, no self pairs).
         self.edges: dict[RelationshipKind, dict[str, set[str]]] = defaultdict(
             lambda: defaultdict(set)
@@ -201,9 +254,7 @@ class _Resolver:
         )
 
     def _always(self) -> None:
-        for gid in sorted(self.known):
-            if not self.known[gid].always:
-                continue
+        for gid in self.always:
             self.roots.add(gid)
             if gid not in self.active:
                 self._added(R.ALWAYS, gid, 0.0, [], "always-match marker: applies on every turn")

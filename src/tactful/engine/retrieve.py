@@ -67,6 +67,32 @@ class Ranked:
     similarity: float = 0.0
     lexical: float = 0.0
 
+    @staticmethod
+    def many(
+        guidelines: Sequence[Guideline],
+        order: Sequence[int],
+        score: Sequence[float],
+        focus: Sequence[float],
+        similarity: Sequence[float],
+        lexical: Sequence[float] | None = None,
+    ) -> list[Ranked]:
+        """``Ranked(guidelines[i], score[i], focus[i], similarity[i], lexical[i])`` for each
+        ``i`` of ``order`` (``lexical`` None: 0.0). The same objects as the constructor's,
+        built without its field-by-field frozen assignment: a ranking makes one per guideline
+        on every turn."""
+        new = object.__new__
+        out = []
+        for i in order:
+            r = new(Ranked)
+            fields = r.__dict__
+            fields["guideline"] = guidelines[i]
+            fields["score"] = score[i]
+            fields["focus"] = focus[i]
+            fields["similarity"] = similarity[i]
+            fields["lexical"] = lexical[i] if lexical is not None else 0.0
+            out.append(r)
+        return out
+
 
 class EmbeddingCache:
     """Embeds texts once per content.
@@ -528,10 +554,8 @@ class Retriever:
         focus = (sims * self._weights(len(queries), latest, self.FOCUS_EARLIER)).max(axis=1)
         if not self.hybrid:
             order = np.argsort(-dense, kind="stable")
-            dense_of, focus_of = dense.tolist(), focus.tolist()
-            return [
-                Ranked(guidelines[i], dense_of[i], focus_of[i], dense_of[i]) for i in order.tolist()
-            ]
+            dense_of = dense.tolist()
+            return Ranked.many(guidelines, order.tolist(), dense_of, focus.tolist(), dense_of)
 
         # One group per message (with its sentences), one for the window: each ranks the
         # guidelines on its own, and a guideline keeps its best weighted group.
@@ -544,12 +568,14 @@ class Retriever:
         scores, dense, lexical_best = self._fuse(best, lexical, weights)
         order = np.argsort(-scores, kind="stable")
         # Python floats once per array, not a numpy scalar per guideline and field.
-        score_of, focus_of, dense_of = scores.tolist(), focus.tolist(), dense.tolist()
-        lexical_of = lexical_best.tolist()
-        return [
-            Ranked(guidelines[i], score_of[i], focus_of[i], dense_of[i], lexical_of[i])
-            for i in order.tolist()
-        ]
+        return Ranked.many(
+            guidelines,
+            order.tolist(),
+            scores.tolist(),
+            focus.tolist(),
+            dense.tolist(),
+            lexical_best.tolist(),
+        )
 
     async def _best_views(
         self, prepared: _Prepared, queries: Vectors, sims: F32, recent: Sequence[str]

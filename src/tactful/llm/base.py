@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Generic, TypeVar
 
 import numpy as np
@@ -28,8 +29,18 @@ _TOKEN = re.compile(r"\w+|[^\w\s]")
 
 
 def count_tokens(text: str) -> int:
-    """A deterministic token count (words and punctuation marks), close to BPE for English."""
-    return len(_TOKEN.findall(text))
+    """A deterministic token count (words and punctuation marks), close to BPE for English.
+
+    A prompt is counted line by line (no token spans a line break), each distinct line once per
+    process: a prompt repeats most of its lines from one turn to the next."""
+    if "\n" not in text:
+        return len(_TOKEN.findall(text))
+    return sum(map(_line_tokens, text.split("\n")))
+
+
+@lru_cache(maxsize=16384)
+def _line_tokens(line: str) -> int:
+    return len(_TOKEN.findall(line))
 
 
 @dataclass(frozen=True)

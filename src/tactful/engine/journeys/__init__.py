@@ -26,7 +26,7 @@ it); what makes a graph valid is a rule of the model, ``domain.journeys.validate
 re-exported, so that the name keeps meaning the module.
 """
 
-from tactful.engine.journeys.follow import Follower, journeys_after_tools, off_scope
+from tactful.engine.journeys.follow import Follower, journeys_after_tools, off_scope, off_scope_of
 from tactful.engine.journeys.graph import JourneyGraph, blank, mermaid
 from tactful.engine.journeys.plan import JourneyPlan, Listed, render
 from tactful.engine.journeys.progress import JourneyOutcome
@@ -46,6 +46,7 @@ __all__ = [
     "journeys_after_tools",
     "mermaid",
     "off_scope",
+    "off_scope_of",
     "render",
     "synthetic",
     "synthetic_id",

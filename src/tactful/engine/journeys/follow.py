@@ -411,13 +411,24 @@ class Follower:
 
 def off_scope(guidelines: Sequence[Guideline], outcome: JourneyOutcome) -> set[str]:
     """Guidelines scoped to a journey that is not live now: they do not apply."""
+    return off_scope_of(journey_tags(guidelines), outcome)
+
+
+def journey_tags(guidelines: Sequence[Guideline]) -> dict[str, tuple[str, ...]]:
+    """Guideline id -> the journeys its tags scope it to, for the guidelines with any (worked
+    out once per agent snapshot by ``engine/prepared.py``)."""
+    found: dict[str, tuple[str, ...]] = {}
+    for g in guidelines:
+        journeys = tuple(t.removeprefix("journey:") for t in g.tags if t.startswith("journey:"))
+        if journeys:
+            found[g.id] = found.get(g.id, ()) + journeys
+    return found
+
+
+def off_scope_of(tagged: Mapping[str, Sequence[str]], outcome: JourneyOutcome) -> set[str]:
+    """``off_scope`` over ``journey_tags`` worked out ahead."""
     live = {jid for jid, run in outcome.progress.runs.items() if run.live}
-    return {
-        g.id
-        for g in guidelines
-        for t in g.tags
-        if t.startswith("journey:") and t.removeprefix("journey:") not in live
-    }
+    return {gid for gid, journeys in tagged.items() if any(j not in live for j in journeys)}
 
 
 def with_journeys(matched: Sequence[Match], outcome: JourneyOutcome) -> list[Match]:
