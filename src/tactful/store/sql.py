@@ -198,7 +198,11 @@ class SQLStore(Store):
         if self.in_memory:
             # One connection for reads and writes, its statements inline (no disk to wait for).
             return self._sqlite_engine(self._memory_database(), inline=True)
-        return self._sqlite_engine(self.url, inline=False)
+        # Reads inline too: in WAL mode they wait for no writer, and a read of a few rows from
+        # the page cache takes microseconds, while a trip through aiosqlite's thread and back
+        # costs each statement a wait for the event loop (several per turn, each far longer
+        # when the embedder's thread keeps the other CPU busy).
+        return self._sqlite_engine(self.url, inline=True)
 
     def _sqlite_engine(self, url: str, *, inline: bool) -> AsyncEngine:
         """An engine on the SQLite database at ``url``: through aiosqlite, or ``inline`` (the
