@@ -544,14 +544,22 @@ class Retriever:
         # -1 (the window) when there is no customer message yet, nor any earlier question.
         latest = len(recent) - 1
         prepared = await self._prepared(guidelines)
-        # (guidelines, queries); example utterances stand in for their guideline's condition.
-        sims = prepared.own.best(queries)
-        rank_weights = self._weights(len(queries), latest, self.RANK_EARLIER)
-        rank_weights[len(queries) - len(earlier) :] = self.RANK_QUESTIONS
+        # Several requests in one message blur its embedding: its sentences stand beside it.
+        parts = [sentences(m) for m in recent]
+        flat = [p for ps in parts for p in ps]
+        if flat:
+            queries = np.concatenate([queries, await self.cache.embed_messages(flat)])
+        # (guidelines, queries and sentences), in one pass over the matrix; example utterances
+        # stand in for their guideline's condition.
+        every = prepared.own.best(queries)
+        sims = every[:, : len(queries) - len(flat)]
+        asked = len(queries) - len(flat)
+        rank_weights = self._weights(asked, latest, self.RANK_EARLIER)
+        rank_weights[asked - len(earlier) :] = self.RANK_QUESTIONS
         dense = (sims * rank_weights).max(axis=1)
         # The offline tier decides on ``focus``: keep it exactly the condition-and-examples
         # similarity to the latest message, whatever the ranking adds.
-        focus = (sims * self._weights(len(queries), latest, self.FOCUS_EARLIER)).max(axis=1)
+        focus = (sims * self._weights(asked, latest, self.FOCUS_EARLIER)).max(axis=1)
         if not self.hybrid:
             order = np.argsort(-dense, kind="stable")
             dense_of = dense.tolist()
@@ -563,7 +571,7 @@ class Retriever:
         weights = np.concatenate(
             [rank_weights[: len(recent)], [self.RANK_WINDOW], rank_weights[len(recent) + 1 :]]
         ).astype(np.float32)
-        best = await self._best_views(prepared, queries, sims, recent)
+        best = self._best_views(prepared, queries, every, parts)
         lexical = self._lexical(guidelines, texts)
         scores, dense, lexical_best = self._fuse(best, lexical, weights)
         order = np.argsort(-scores, kind="stable")
@@ -577,25 +585,23 @@ class Retriever:
             lexical_best.tolist(),
         )
 
-    async def _best_views(
-        self, prepared: _Prepared, queries: Vectors, sims: F32, recent: Sequence[str]
+    @staticmethod
+    def _best_views(
+        prepared: _Prepared, queries: Vectors, sims: F32, parts: Sequence[Sequence[str]]
     ) -> list[F32]:
-        """Per query group (each recent message, the window, each earlier question), each
-        guideline's best similarity over its views (condition, examples, customer's voice, core)
-        and over the group's texts (a message and its sentences)."""
-        parts = [sentences(m) for m in recent]
-        flat = [p for ps in parts for p in ps]
-        if flat:
-            # Several requests in one message blur its embedding: its sentences stand beside it.
-            extra = await self.cache.embed_messages(flat)
-            queries = np.concatenate([queries, extra])
-            sentence_sims = np.maximum(prepared.own.best(extra), np.float32(-1.0))
-            sims = np.concatenate([sims, sentence_sims], axis=1)
+        """Per query group (each recent message with its sentences ``parts``, the window, each
+        earlier question), each guideline's best similarity over its views (condition, examples,
+        customer's voice, core) and over the group's texts. ``queries`` end with the sentences,
+        and ``sims`` has a column per query."""
+        sentences_at = len(queries) - sum(len(ps) for ps in parts)
+        if sentences_at < len(queries):
+            sims = sims.copy()
+            np.maximum(sims[:, sentences_at:], np.float32(-1.0), out=sims[:, sentences_at:])
         if prepared.layout.views:
             # -inf for a guideline without other views: it keeps its value.
             sims = np.maximum(sims, prepared.views.best(queries))
-        groups: list[list[int]] = [[i] for i in range(len(queries) - len(flat))]
-        column = len(groups)
+        groups: list[list[int]] = [[i] for i in range(sentences_at)]
+        column = sentences_at
         for i, ps in enumerate(parts):
             groups[i].extend(range(column, column + len(ps)))
             column += len(ps)
