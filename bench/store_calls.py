@@ -62,7 +62,8 @@ def load_baseline(checkout: Path) -> tuple[type[SQLStore], type[SQLTurnQueue]]:
 
 
 async def prepared(store: SQLStore, queue: SQLTurnQueue) -> dict[str, Call]:
-    """The calls to time, on a session of 40 events (each call takes its iteration number)."""
+    """The calls to time, reading a session of 40 events (each call takes its iteration
+    number)."""
     agent = await store.create(Agent(name="a"), key="agent-a")
     customer = await store.create(Customer(name="c"))
     session = await store.create(Session(agent_id=agent.id, customer_id=customer.id))
@@ -77,6 +78,8 @@ async def prepared(store: SQLStore, queue: SQLTurnQueue) -> dict[str, Call]:
         for i in range(40)
     ]
     first = (await store.append_events(sid, history))[0]
+    # Appends go to a session of their own: the one read keeps its 40 events.
+    appended = await store.create(Session(agent_id=agent.id, customer_id=customer.id))
     trace = Trace(session_id=sid, agent_id=agent.id)
     await store.put(trace)
     keys = [f"key-{i}" for i in range(8)]
@@ -102,8 +105,8 @@ async def prepared(store: SQLStore, queue: SQLTurnQueue) -> dict[str, Call]:
         "list (one filter)": lambda i: store.list(Trace, session_id=sid),
         "definitions_revision": lambda i: store.definitions_revision(),
         "put (trace)": lambda i: store.put(store.encode(trace)),
-        "append_events (1)": lambda i: store.append_events(sid, one),
-        "append_events (3)": lambda i: store.append_events(sid, three),
+        "append_events (1)": lambda i: store.append_events(appended.id, one),
+        "append_events (3)": lambda i: store.append_events(appended.id, three),
         "list_events (messages)": lambda i: store.list_events(sid, kinds=[EventKind.MESSAGE]),
         "list_events (offset, limit)": lambda i: store.list_events(sid, min_offset=30, limit=5),
         "get_event": lambda i: store.get_event(sid, first.id),
