@@ -21,25 +21,19 @@ from alembic import command
 from alembic.config import Config
 from pydantic_core import PydanticSerializationError
 from sqlalchemy import (
-    JSON,
     Table,
-    and_,
     case,
     delete,
     func,
     insert,
     or_,
     select,
-    type_coerce,
     update,
 )
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.engine import Connection, Dialect, Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
-from sqlalchemy.types import TypeDecorator
 
 from tactful.domain import (
     AuditAction,
@@ -64,6 +58,7 @@ from tactful.errors import (
     ValidationError,
 )
 from tactful.llm.base import Vectors
+from tactful.store import statements
 from tactful.store.base import E, Encoded, NewEvent, Store
 from tactful.store.schema import (
     AUDITED_COLLECTIONS,
@@ -73,9 +68,7 @@ from tactful.store.schema import (
     INT32_MAX,
     audit,
     definition_revisions,
-    embeddings,
     events,
-    rate_limits,
     revisions,
     turns,
 )
@@ -106,16 +99,6 @@ def load_json(text: str) -> Any:
     if SURROGATE_ESCAPE.search(text) is None:
         return value
     return repaired_value(value)
-
-
-class _EncodedJSON(TypeDecorator[str]):
-    """A JSON column's value encoded already (``SQLStore.encode``): bound as it is."""
-
-    impl = JSON
-    cache_ok = True
-
-    def bind_processor(self, dialect: Dialect) -> None:
-        return None
 
 
 def _audit_entry(row: Any) -> AuditEntry:
@@ -358,7 +341,7 @@ class SQLStore(Store):
         return row
 
     def _insert(self) -> Any:
-        return pg_insert if self.backend == "postgresql" else sqlite_insert
+        return statements.dialect_insert(self.backend)
 
     async def _changed(
         self,
@@ -414,11 +397,7 @@ class SQLStore(Store):
 
     async def definitions_revision(self) -> int:
         async with self._tx(read_only=True) as conn:
-            value = (
-                await conn.execute(
-                    select(revisions.c.value).where(revisions.c.name == "definitions")
-                )
-            ).scalar()
+            value = (await conn.execute(statements.DEFINITIONS_REVISION)).scalar()
         return int(value or 0)
 
     # -- entities -------------------------------------------------------------------------------
@@ -480,15 +459,12 @@ class SQLStore(Store):
     async def put(self, entity: E | Encoded[E]) -> E:
         encoded = entity if isinstance(entity, Encoded) else self.encode(entity)
         record = encoded.entity
-        table = self._table(type(record))
-        row = self._row(record, None, data=type_coerce(encoded.document, _EncodedJSON()))
-        insert_row = self._insert()(table).values(**row)
+        self._table(type(record))
+        row = self._row(record, None, data=encoded.document)
         # Replaced from the row being inserted: the document is sent once.
-        replaced = {k: insert_row.excluded[k] for k in row if k not in ("id", "creation_utc")}
+        upsert = statements.put_entity(self.backend, record.collection)
         async with self._tx() as conn:
-            await conn.execute(
-                insert_row.on_conflict_do_update(index_elements=[table.c.id], set_=replaced)
-            )
+            await conn.execute(upsert, row)
         return record
 
     async def update(self, entity: E) -> E:
@@ -505,11 +481,12 @@ class SQLStore(Store):
         return entity
 
     async def find(self, kind: type[E], id: str) -> E | None:
-        table = self._table(kind)
+        self._table(kind)
         if not _searchable(id):
             return None
+        query = statements.find_entity(kind.collection)
         async with self._tx(read_only=True) as conn:
-            row = (await conn.execute(select(table.c.data).where(table.c.id == id))).first()
+            row = (await conn.execute(query, {"p_id": id})).first()
         return kind.model_validate(row.data) if row else None
 
     async def get(self, kind: type[E], id: str) -> E:
@@ -519,27 +496,25 @@ class SQLStore(Store):
         return found
 
     async def get_by_key(self, kind: type[E], key: str) -> E | None:
-        table = self._table(kind)
+        self._table(kind)
         if not _searchable(key):
             return None
+        query = statements.entity_by_key(kind.collection)
         async with self._tx(read_only=True) as conn:
-            row = (
-                await conn.execute(select(table.c.data).where(table.c.natural_key == key))
-            ).first()
+            row = (await conn.execute(query, {"p_key": key})).first()
         return kind.model_validate(row.data) if row else None
 
     async def list(self, kind: type[E], **where: str) -> builtins.list[E]:
-        table = self._table(kind)
+        self._table(kind)
         unknown = set(where) - set(INDEXED_COLUMNS[kind.collection])
         if unknown:
             raise TypeError(f"cannot filter {kind.__name__} by {sorted(unknown)}")
         if not _searchable(*where.values()):
             return []
-        query = select(table.c.data).order_by(table.c.creation_utc, table.c.id)
-        if where:
-            query = query.where(and_(*(table.c[k] == v for k, v in where.items())))
+        query = statements.list_entities(kind.collection, tuple(sorted(where)))
+        params = {f"p_{k}": v for k, v in where.items()}
         async with self._tx(read_only=True) as conn:
-            rows = (await conn.execute(query)).all()
+            rows = (await conn.execute(query, params)).all()
         return [kind.model_validate(r.data) for r in rows]
 
     async def list_keyed(self, kind: type[E]) -> builtins.list[tuple[str | None, E]]:
@@ -572,7 +547,6 @@ class SQLStore(Store):
     # -- events ---------------------------------------------------------------------------------
 
     async def append_events(self, session_id: str, new: Sequence[NewEvent]) -> builtins.list[Event]:
-        sessions = ENTITY_TABLES["sessions"]
         if not _searchable(session_id):
             raise NotFoundError("Session", session_id)
         for n in new:
@@ -581,14 +555,8 @@ class SQLStore(Store):
             return []
         async with self._tx() as conn:
             # The UPDATE takes the row lock, so concurrent appends get distinct offsets.
-            bumped = (
-                await conn.execute(
-                    update(sessions)
-                    .where(sessions.c.id == session_id)
-                    .values(next_offset=sessions.c.next_offset + len(new))
-                    .returning(sessions.c.next_offset)
-                )
-            ).first()
+            bump = {"p_session_id": session_id, "p_count": len(new)}
+            bumped = (await conn.execute(statements.BUMP_OFFSET, bump)).first()
             if bumped is None:
                 raise NotFoundError("Session", session_id)
             first = bumped.next_offset - len(new)
@@ -605,25 +573,23 @@ class SQLStore(Store):
                 )
                 for i, n in enumerate(new)
             ]
-            # One statement for all of them (a multi-row VALUES).
             await conn.execute(
-                insert(events).values(
-                    [
-                        {
-                            "id": ev.id,
-                            "session_id": session_id,
-                            "offset": ev.offset,
-                            "kind": ev.kind.value,
-                            "source": ev.source.value,
-                            "trace_id": ev.trace_id,
-                            "creation_utc": ev.creation_utc,
-                            "data": ev.data,
-                            "metadata": ev.metadata,
-                            "deleted": False,
-                        }
-                        for ev in appended
-                    ]
-                )
+                statements.INSERT_EVENT,
+                [
+                    {
+                        "id": ev.id,
+                        "session_id": session_id,
+                        "offset": ev.offset,
+                        "kind": ev.kind.value,
+                        "source": ev.source.value,
+                        "trace_id": ev.trace_id,
+                        "creation_utc": ev.creation_utc,
+                        "data": ev.data,
+                        "metadata": ev.metadata,
+                        "deleted": False,
+                    }
+                    for ev in appended
+                ],
             )
         return appended
 
@@ -654,33 +620,31 @@ class SQLStore(Store):
     ) -> builtins.list[Event]:
         if min_offset > INT32_MAX or not _searchable(session_id, trace_id):
             return []  # no event has such an offset or id
-        query = (
-            select(events)
-            .where(
-                events.c.session_id == session_id,
-                events.c.offset >= max(min_offset, 0),
-                events.c.deleted.is_(False),
-            )
-            .order_by(events.c.offset)
+        query = statements.list_events(
+            limit=limit is not None,
+            kinds=bool(kinds),
+            source=source is not None,
+            trace_id=trace_id is not None,
         )
+        params: dict[str, Any] = {"p_session_id": session_id, "p_min_offset": max(min_offset, 0)}
         if limit is not None:
-            query = query.limit(max(limit, 0))
+            params["p_limit"] = max(limit, 0)
         if kinds:
-            query = query.where(events.c.kind.in_([k.value for k in kinds]))
+            params["p_kinds"] = [k.value for k in kinds]
         if source is not None:
-            query = query.where(events.c.source == source.value)
+            params["p_source"] = source.value
         if trace_id is not None:
-            query = query.where(events.c.trace_id == trace_id)
+            params["p_trace_id"] = trace_id
         async with self._tx(read_only=True) as conn:
-            rows = (await conn.execute(query)).all()
+            rows = (await conn.execute(query, params)).all()
         return [self._event(r) for r in rows]
 
     async def get_event(self, session_id: str, event_id: str) -> Event:
         if not _searchable(session_id, event_id):
             raise NotFoundError("Event", event_id)
-        query = select(events).where(events.c.session_id == session_id, events.c.id == event_id)
+        params = {"p_session_id": session_id, "p_id": event_id}
         async with self._tx(read_only=True) as conn:
-            row = (await conn.execute(query)).first()
+            row = (await conn.execute(statements.GET_EVENT, params)).first()
         if row is None:
             raise NotFoundError("Event", event_id)
         return self._event(row)
@@ -688,15 +652,9 @@ class SQLStore(Store):
     async def update_event_data(self, session_id: str, event_id: str, data: Any) -> Event:
         if not _searchable(session_id, event_id):
             raise NotFoundError("Event", event_id)
+        params = {"p_session_id": session_id, "p_id": event_id, "p_data": data}
         async with self._tx() as conn:
-            row = (
-                await conn.execute(
-                    update(events)
-                    .where(events.c.session_id == session_id, events.c.id == event_id)
-                    .values(data=data)
-                    .returning(*events.c)
-                )
-            ).first()
+            row = (await conn.execute(statements.UPDATE_EVENT_DATA, params)).first()
         if row is None:
             raise NotFoundError("Event", event_id)
         return self._event(row)
@@ -804,20 +762,13 @@ class SQLStore(Store):
     # -- rate limits ----------------------------------------------------------------------------
 
     async def count_hit(self, bucket: str, window: int) -> int:
-        upsert = (
-            self._insert()(rate_limits)
-            .values(bucket=bucket, window=window, count=1)
-            .on_conflict_do_update(
-                index_elements=[rate_limits.c.bucket, rate_limits.c.window],
-                set_={"count": rate_limits.c.count + 1},
-            )
-            .returning(rate_limits.c.count)
-        )
+        upsert = statements.count_hit(self.backend)
         async with self._tx() as conn:
-            count = int((await conn.execute(upsert)).scalar_one())
+            hit = {"p_bucket": bucket, "p_window": window}
+            count = int((await conn.execute(upsert, hit)).scalar_one())
             if count == 1:
                 # The first hit of a window: forget the windows before the previous one.
-                await conn.execute(delete(rate_limits).where(rate_limits.c.window < window - 1))
+                await conn.execute(statements.FORGET_WINDOWS, {"p_window": window})
         return count
 
     # -- embeddings cache -----------------------------------------------------------------------
@@ -828,11 +779,8 @@ class SQLStore(Store):
         found: dict[str, Vectors] = {}
         async with self._tx(read_only=True) as conn:
             for chunk in _chunks(list(keys), 500):
-                rows = await conn.execute(
-                    select(embeddings.c.key, embeddings.c.vector).where(
-                        embeddings.c.model == model, embeddings.c.key.in_(chunk)
-                    )
-                )
+                params = {"p_model": model, "p_keys": chunk}
+                rows = await conn.execute(statements.LOAD_EMBEDDINGS, params)
                 for r in rows:
                     found[r.key] = np.frombuffer(r.vector, dtype=np.float32).copy()
         return found
@@ -851,14 +799,11 @@ class SQLStore(Store):
             }
             for k, v in vectors.items()
         ]
-        dialect = self._insert()
+        upsert = statements.save_embeddings(self.backend)
         async with self._tx() as conn:
             # Another process (or task) may have stored the same content meanwhile: keep it.
             for start in range(0, len(rows), 500):
-                await conn.execute(
-                    dialect(embeddings).on_conflict_do_nothing(index_elements=["key"]),
-                    rows[start : start + 500],
-                )
+                await conn.execute(upsert, rows[start : start + 500])
 
 
 def _chunks(items: list[str], size: int) -> list[list[str]]:

@@ -7,16 +7,12 @@ import builtins
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from tactful.domain.turns import TurnRecord, TurnStatus
+from tactful.store import statements
 from tactful.store.base import TurnQueue
-from tactful.store.schema import turns
 from tactful.store.sql import SQLStore
-
-RUNNING = TurnStatus.RUNNING.value
-PENDING = TurnStatus.PENDING.value
 
 
 def _aware(value: datetime | None) -> datetime | None:
@@ -48,40 +44,29 @@ class SQLTurnQueue(TurnQueue):
         self.store = store
 
     async def create(self, turn: TurnRecord) -> None:
+        row = {
+            "id": turn.id,
+            "session_id": turn.session_id,
+            "customer_offset": turn.customer_offset,
+            "status": turn.status.value,
+            "owner": turn.owner,
+            "lease_expires": turn.lease_expires,
+            "attempts": turn.attempts,
+            "emitted": turn.emitted,
+            "cancel_requested": turn.cancel_requested,
+            "creation_utc": turn.creation_utc,
+        }
         async with self.store._tx() as conn:
-            await conn.execute(
-                insert(turns).values(
-                    id=turn.id,
-                    session_id=turn.session_id,
-                    customer_offset=turn.customer_offset,
-                    status=turn.status.value,
-                    owner=turn.owner,
-                    lease_expires=turn.lease_expires,
-                    attempts=turn.attempts,
-                    emitted=turn.emitted,
-                    cancel_requested=turn.cancel_requested,
-                    creation_utc=turn.creation_utc,
-                )
-            )
+            await conn.execute(statements.CREATE_TURN, row)
 
     async def supersede(
         self, session_id: str, *, newer: str, now: datetime
     ) -> builtins.list[TurnRecord]:
-        others = and_(turns.c.session_id == session_id, turns.c.id != newer)
+        others = {"p_session_id": session_id, "p_newer": newer}
         async with self.store._tx() as conn:
-            ended = await conn.execute(
-                update(turns)
-                .where(others, turns.c.status == PENDING)
-                .values(status=TurnStatus.SUPERSEDED.value, owner=None, lease_expires=None)
-                .returning(*turns.c)
-            )
+            ended = await conn.execute(statements.SUPERSEDE_PENDING, others)
             superseded = [_record(r) for r in ended]
-            asked = await conn.execute(
-                update(turns)
-                .where(others, turns.c.status == RUNNING, turns.c.emitted.is_(False))
-                .values(cancel_requested=True)
-                .returning(*turns.c)
-            )
+            asked = await conn.execute(statements.CANCEL_RUNNING, others)
             return superseded + [_record(r) for r in asked]
 
     async def claim(
@@ -94,42 +79,22 @@ class SQLTurnQueue(TurnQueue):
         stale: bool = False,
         guarded: bool = False,
     ) -> TurnRecord | None:
-        expired = turns.c.lease_expires < now
-        taken = or_(turns.c.status == PENDING, and_(turns.c.status == RUNNING, expired))
-        if stale:
-            taken = turns.c.status.in_([PENDING, RUNNING])
-        other = turns.alias("other")
-        # Another turn of the session runs: this one waits (the unique index is the backstop
-        # for two claims racing; checking first keeps failed claims out of the server's log).
-        busy = (
-            select(other.c.id)
-            .where(
-                other.c.session_id == turns.c.session_id,
-                other.c.status == RUNNING,
-                other.c.id != turn_id,
-            )
-            .exists()
-        )
-        query = (
-            update(turns)
-            .where(turns.c.id == turn_id, taken, turns.c.cancel_requested.is_(False), ~busy)
-            .values(
-                status=RUNNING,
-                owner=owner,
-                lease_expires=now + timedelta(seconds=lease_s),
-                attempts=turns.c.attempts + 1,
-            )
-            .returning(*turns.c)
-        )
+        query = statements.claim_turn(stale=stale)
+        params = {
+            "p_id": turn_id,
+            "p_owner": owner,
+            "p_now": now,
+            "p_lease_expires": now + timedelta(seconds=lease_s),
+        }
         try:
             async with self.store._tx() as conn:
                 if guarded and self.store.backend == "postgresql":
                     # A refused statement spoils a PostgreSQL transaction (SQLite undoes the
                     # statement only): the savepoint keeps the rest of it.
                     async with conn.begin_nested():
-                        row = (await conn.execute(query)).first()
+                        row = (await conn.execute(query, params)).first()
                 else:
-                    row = (await conn.execute(query)).first()
+                    row = (await conn.execute(query, params)).first()
         except IntegrityError:
             # Another turn of the session runs: this one waits for it.
             return None
@@ -138,55 +103,36 @@ class SQLTurnQueue(TurnQueue):
     async def renew(
         self, turn_id: str, owner: str, *, now: datetime, lease_s: float
     ) -> TurnRecord | None:
-        query = (
-            update(turns)
-            .where(turns.c.id == turn_id, turns.c.owner == owner, turns.c.status == RUNNING)
-            .values(lease_expires=now + timedelta(seconds=lease_s))
-            .returning(*turns.c)
-        )
+        params = {
+            "p_id": turn_id,
+            "p_owner": owner,
+            "p_lease_expires": now + timedelta(seconds=lease_s),
+        }
         async with self.store._tx() as conn:
-            row = (await conn.execute(query)).first()
+            row = (await conn.execute(statements.RENEW_TURN, params)).first()
         return _record(row) if row is not None else None
 
     async def emit(self, turn_id: str, owner: str) -> bool:
-        query = (
-            update(turns)
-            .where(
-                turns.c.id == turn_id,
-                turns.c.owner == owner,
-                turns.c.status == RUNNING,
-                turns.c.cancel_requested.is_(False),
-                turns.c.emitted.is_(False),
-            )
-            .values(emitted=True)
-        )
         async with self.store._tx() as conn:
-            result = await conn.execute(query)
+            result = await conn.execute(statements.EMIT_TURN, {"p_id": turn_id, "p_owner": owner})
         return bool(result.rowcount)
 
     async def finish(self, turn_id: str, owner: str | None, status: TurnStatus) -> bool:
-        where = [turns.c.id == turn_id, turns.c.status.in_([PENDING, RUNNING])]
+        query = statements.finish_turn(owned=owner is not None)
+        params = {"p_id": turn_id, "p_status": status.value}
         if owner is not None:
-            where.append(turns.c.owner == owner)
-        query = (
-            update(turns).where(*where).values(status=status.value, owner=None, lease_expires=None)
-        )
+            params["p_owner"] = owner
         async with self.store._tx() as conn:
-            result = await conn.execute(query)
+            result = await conn.execute(query, params)
         return bool(result.rowcount)
 
     async def release(self, turn_id: str, owner: str) -> None:
-        query = (
-            update(turns)
-            .where(turns.c.id == turn_id, turns.c.owner == owner, turns.c.status == RUNNING)
-            .values(status=PENDING, owner=None, lease_expires=None)
-        )
         async with self.store._tx() as conn:
-            await conn.execute(query)
+            await conn.execute(statements.RELEASE_TURN, {"p_id": turn_id, "p_owner": owner})
 
     async def get(self, turn_id: str) -> TurnRecord | None:
         async with self.store._tx(read_only=True) as conn:
-            row = (await conn.execute(select(turns).where(turns.c.id == turn_id))).first()
+            row = (await conn.execute(statements.GET_TURN, {"p_id": turn_id})).first()
         return _record(row) if row is not None else None
 
     async def claimable(
@@ -197,22 +143,19 @@ class SQLTurnQueue(TurnQueue):
         session_id: str | None = None,
         posted_before: datetime | None = None,
     ) -> builtins.list[TurnRecord]:
-        pending = turns.c.status == PENDING
-        if posted_before is not None:
-            pending = and_(pending, or_(turns.c.attempts > 0, turns.c.creation_utc < posted_before))
-        query = (
-            select(turns)
-            .where(or_(pending, and_(turns.c.status == RUNNING, turns.c.lease_expires < now)))
-            .order_by(turns.c.creation_utc, turns.c.customer_offset)
-            .limit(limit)
+        query = statements.claimable_turns(
+            posted_before=posted_before is not None, session=session_id is not None
         )
+        params: dict[str, Any] = {"p_now": now, "p_limit": limit}
+        if posted_before is not None:
+            params["p_posted_before"] = posted_before
         if session_id is not None:
-            query = query.where(turns.c.session_id == session_id)
+            params["p_session_id"] = session_id
         async with self.store._tx(read_only=True) as conn:
-            rows = (await conn.execute(query)).all()
+            rows = (await conn.execute(query, params)).all()
         return [_record(r) for r in rows]
 
     async def running(self) -> builtins.list[TurnRecord]:
         async with self.store._tx(read_only=True) as conn:
-            rows = (await conn.execute(select(turns).where(turns.c.status == RUNNING))).all()
+            rows = (await conn.execute(statements.RUNNING_TURNS)).all()
         return [_record(r) for r in rows]
