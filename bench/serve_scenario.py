@@ -209,7 +209,19 @@ def main() -> None:
         bench_port=args.bench_port,
         define=not args.no_define,
     )
-    asyncio.run(serve(data, where, args.latency_ms, args.token))
+    profile = os.environ.get("TACTFUL_BENCH_PROFILE")
+    if not profile:
+        asyncio.run(serve(data, where, args.latency_ms, args.token))
+        return
+    # A profile of the whole serving process (every thread's Python is not seen: the event
+    # loop's is), written when it stops: TACTFUL_BENCH_PROFILE=out.prof.
+    import cProfile
+
+    with cProfile.Profile() as prof:
+        try:
+            asyncio.run(serve(data, where, args.latency_ms, args.token))
+        finally:
+            prof.dump_stats(f"{profile}.{os.getpid()}")
 
 
 if __name__ == "__main__":
