@@ -33,7 +33,8 @@ from tactful.domain import Agent, Customer, Guideline, Session
 from tactful.engine.candidates import DEFAULT_K, CandidateSet, select_candidates
 from tactful.engine.classify import Classification, classify
 from tactful.engine.context import TurnContext, Utterance
-from tactful.engine.retrieve import EmbeddingCache, Ranked, Retriever
+from tactful.engine.embeddings import EmbeddingCache
+from tactful.engine.retrieve import Ranked, Retriever
 from tactful.llm.base import count_tokens
 from tactful.llm.minilm import MiniLMEmbedder
 from tactful.store.sql import open_store

@@ -16,8 +16,9 @@ from pathlib import Path
 
 from tactful.domain import Agent, Customer, Guideline, Session
 from tactful.engine.context import TurnContext, Utterance
+from tactful.engine.embeddings import EmbeddingCache
 from tactful.engine.match import OfflineMatcher
-from tactful.engine.retrieve import EmbeddingCache, Ranked, Retriever
+from tactful.engine.retrieve import Ranked, Retriever
 from tactful.llm.minilm import MiniLMEmbedder
 from tactful.store.sql import open_store
 

@@ -15,7 +15,8 @@ import pytest
 from tactful.domain import Agent, Customer, Guideline, Session
 from tactful.engine.candidates import DEFAULT_K, select_candidates
 from tactful.engine.context import TurnContext, Utterance
-from tactful.engine.retrieve import EmbeddingCache, Retriever
+from tactful.engine.embeddings import EmbeddingCache
+from tactful.engine.retrieve import Retriever
 from tactful.llm.minilm import MiniLMEmbedder
 from tactful.store.sql import open_store
 

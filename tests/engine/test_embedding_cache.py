@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest_asyncio
 
 import tactful
-from tactful.engine.retrieve import EmbeddingCache, content_key
+from tactful.engine.embeddings import EmbeddingCache, content_key
 from tactful.llm.base import Vectors
 from tactful.llm.scripted import HashingEmbedder
 from tactful.store.base import Store

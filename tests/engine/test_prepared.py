@@ -29,11 +29,12 @@ from tactful.engine.candidates import (
 )
 from tactful.engine.compose import ReplyAnswer
 from tactful.engine.context import AgentSnapshot, TurnContext, Utterance
+from tactful.engine.embeddings import EmbeddingCache
 from tactful.engine.journeys import JourneyOutcome, off_scope, off_scope_of
 from tactful.engine.journeys.follow import journey_tags
 from tactful.engine.match import answer_listed
 from tactful.engine.prepared import PreparedSnapshots
-from tactful.engine.retrieve import EmbeddingCache, Ranked, Retriever
+from tactful.engine.retrieve import Ranked, Retriever
 from tactful.llm.base import Vectors
 from tactful.llm.scripted import HashingEmbedder, ScriptedCall, ScriptedGenerator
 from tactful.store.base import Store

@@ -12,9 +12,9 @@ import pytest_asyncio
 from tactful.domain import Agent, Customer, Guideline, Session
 from tactful.engine import retrieve
 from tactful.engine.context import TurnContext, Utterance
+from tactful.engine.embeddings import EmbeddingCache
 from tactful.engine.lexical import LexicalIndex, LexicalIndexCache, stem, tokenize
 from tactful.engine.retrieve import (
-    EmbeddingCache,
     Ranked,
     Retriever,
     condition_views,

@@ -13,8 +13,8 @@ import pytest
 import tactful
 from tactful.domain import Guideline, Session, Trace, agent_tag
 from tactful.engine.compose import ReplyAnswer
+from tactful.engine.embeddings import EmbeddingCache
 from tactful.engine.match import ListedGuideline, answer_listed
-from tactful.engine.retrieve import EmbeddingCache
 from tactful.llm.base import Vectors
 from tactful.llm.scripted import HashingEmbedder, ScriptedCall, ScriptedGenerator
 from tactful.store.sql import open_store, sqlite_url

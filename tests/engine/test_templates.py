@@ -13,8 +13,9 @@ from tactful.domain import Agent, CannedResponse, Customer, Guideline, MatchVerd
 from tactful.domain.customers import GUEST_CUSTOMER_ID
 from tactful.engine.canned import TemplateLimits
 from tactful.engine.context import TurnContext, Utterance
+from tactful.engine.embeddings import EmbeddingCache
 from tactful.engine.match import Match
-from tactful.engine.retrieve import EmbeddingCache, Ranked
+from tactful.engine.retrieve import Ranked
 from tactful.engine.templates import TemplateOffer, turn_fields
 from tactful.engine.tools import ToolFindings
 from tactful.llm.scripted import HashingEmbedder

@@ -15,7 +15,7 @@ import tactful
 from tactful.domain import Agent, ContextVariable, ContextVariableValue, Customer, Session
 from tactful.domain.variables import GLOBAL_KEY, tag_key
 from tactful.engine.context import TurnContext, Utterance
-from tactful.engine.retrieve import EmbeddingCache
+from tactful.engine.embeddings import EmbeddingCache
 from tactful.engine.variables import (
     VariableValue,
     check_freshness_rules,

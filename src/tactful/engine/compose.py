@@ -38,8 +38,8 @@ from tactful.domain import (
 )
 from tactful.engine import canned
 from tactful.engine.context import TurnContext
+from tactful.engine.embeddings import EmbeddingCache
 from tactful.engine.match import Match
-from tactful.engine.retrieve import EmbeddingCache
 from tactful.engine.self_check import about_reply, check_draft
 from tactful.engine.templates import TemplateOffer
 from tactful.engine.tools import ToolFindings

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from tactful.domain import Term
 from tactful.engine.context import TurnContext
-from tactful.engine.retrieve import EmbeddingCache
+from tactful.engine.embeddings import EmbeddingCache
 
 # At most this many terms per turn; a term needs this similarity unless it is named.
 MAX_TERMS = 5

@@ -37,6 +37,7 @@ from tactful.engine import glossary, variables
 from tactful.engine.candidates import CandidateSet, select_candidates
 from tactful.engine.compose import Composer, Reply
 from tactful.engine.context import SnapshotCache, TurnContext, load_context
+from tactful.engine.embeddings import EmbeddingCache
 from tactful.engine.emit import ReplyStream, conclude, emit_reply, shielded
 from tactful.engine.hooks import Hooks, MatchContext
 from tactful.engine.journeys import (
@@ -53,7 +54,7 @@ from tactful.engine.options import EngineOptions
 from tactful.engine.preamble import Preamble
 from tactful.engine.prepared import PreparedSnapshots
 from tactful.engine.resolve import Resolution, resolve
-from tactful.engine.retrieve import EmbeddingCache, Ranked, Retriever
+from tactful.engine.retrieve import Ranked, Retriever
 from tactful.engine.retrievers import RetrievedSet, Retrievers, transient_guidelines
 from tactful.engine.runner import Turn
 from tactful.engine.self_check import about_reply

@@ -13,8 +13,8 @@ import numpy as np
 from tactful.domain import GUEST_CUSTOMER_ID, CannedResponse, TemplateConsidered
 from tactful.engine import canned
 from tactful.engine.context import TurnContext
+from tactful.engine.embeddings import EmbeddingCache
 from tactful.engine.match import Match
-from tactful.engine.retrieve import EmbeddingCache
 from tactful.engine.tools import ToolFindings
 
 

@@ -24,12 +24,13 @@ from tactful.domain import (
 )
 from tactful.domain.turns import TurnRecord, TurnStatus
 from tactful.engine.context import SnapshotCache
+from tactful.engine.embeddings import EmbeddingCache
 from tactful.engine.hooks import Hooks
 from tactful.engine.lifecycle import TurnLifecycle
 from tactful.engine.match import ModelMatcher
 from tactful.engine.options import EngineOptions
 from tactful.engine.pipeline import Pipeline
-from tactful.engine.retrieve import EmbeddingCache, sentences
+from tactful.engine.retrieve import sentences
 from tactful.engine.retrievers import Retrievers
 from tactful.engine.runner import TurnRunner
 from tactful.engine.timeline import Timeline, status_event

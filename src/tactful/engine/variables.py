@@ -45,8 +45,8 @@ from tactful.domain import (
 )
 from tactful.domain.variables import GLOBAL_KEY, tag_key, value_natural_key
 from tactful.engine.context import TurnContext, in_agent_scope
+from tactful.engine.embeddings import EmbeddingCache
 from tactful.engine.options import TOOL_TIMEOUT_S
-from tactful.engine.retrieve import EmbeddingCache
 from tactful.engine.tools import HIDDEN, context_values
 from tactful.errors import ValidationError
 from tactful.store.base import Store

@@ -22,11 +22,11 @@ from tactful.domain import (
     tool_id,
 )
 from tactful.engine.context import TurnContext, Utterance
+from tactful.engine.embeddings import EmbeddingCache
 from tactful.engine.hooks import BranchContext, Hooks
 from tactful.engine.journeys.graph import JourneyGraph
 from tactful.engine.journeys.walk import Walker
 from tactful.engine.options import JOURNEY_CONDITION_THRESHOLD
-from tactful.engine.retrieve import EmbeddingCache
 from tactful.engine.tools import HIDDEN
 from tactful.llm.scripted import HashingEmbedder
 from tactful.store.base import Store

@@ -31,6 +31,7 @@ from tactful.domain import (
 from tactful.domain import JourneyStepKind as StepKind
 from tactful.domain import JourneyStepMethod as StepMethod
 from tactful.engine.context import TurnContext, Utterance
+from tactful.engine.embeddings import EmbeddingCache
 from tactful.engine.hooks import Hooks
 from tactful.engine.journeys.graph import JourneyGraph
 from tactful.engine.journeys.plan import JourneyPlan, Listed, render
@@ -39,7 +40,6 @@ from tactful.engine.journeys.projection import project
 from tactful.engine.journeys.walk import Walk, Walker, choice_ahead
 from tactful.engine.match import JourneyCheck, Match, ModelMatcher, traced_calls
 from tactful.engine.options import JOURNEY_CONDITION_THRESHOLD
-from tactful.engine.retrieve import EmbeddingCache
 from tactful.engine.tool_stage import ToolStage
 from tactful.engine.tools import ToolFindings
 from tactful.engine.trace import TraceRecorder

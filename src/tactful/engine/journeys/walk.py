@@ -35,11 +35,12 @@ from tactful.domain import (
     TransitionConsidered,
 )
 from tactful.engine.context import TurnContext
+from tactful.engine.embeddings import EmbeddingCache
 from tactful.engine.hooks import BranchContext, Hooks
 from tactful.engine.journeys.graph import JourneyGraph, blank
 from tactful.engine.match import Match
 from tactful.engine.options import JOURNEY_CONDITION_THRESHOLD
-from tactful.engine.retrieve import EmbeddingCache, Ranked
+from tactful.engine.retrieve import Ranked
 from tactful.engine.tools import HIDDEN, from_patterns, plan_tool_calls
 
 # Longest walk through states in one decision (guards against cycles of unconditional edges).
