@@ -35,8 +35,14 @@ def _random_text(length: int) -> str:
 
 
 def new_id() -> str:
-    """A short random identifier, URL-safe, in the style of Parlant's ids."""
-    return _random_text(10)
+    """A short random identifier, URL-safe, in the style of Parlant's ids. It starts with a
+    capital letter, so that it is told apart from a name an agent's file gives (a recorded
+    scenario names a server-made state by what it does: ``scenarios/record.py``); one in 228
+    ids would otherwise have none."""
+    first = _random_text(1)
+    while not first.isupper():
+        first = _random_text(1)
+    return first + _random_text(9)
 
 
 def new_secret_id() -> str:
