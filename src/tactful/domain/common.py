@@ -16,19 +16,17 @@ from typing_extensions import TypeAliasType
 _ALPHABET = string.ascii_letters + string.digits
 
 
-# Random bytes below this (4 * 62) map onto the alphabet evenly (modulo 62); the rest are
-# drawn again.
-_EVEN = 4 * len(_ALPHABET)
-
-
-def _random_text(length: int) -> str:
-    """``length`` characters of ``_ALPHABET``, uniform and independent, from the system's
-    random source in one read (``secrets.choice`` per character cost a read each)."""
+def _random_text(length: int, alphabet: str = _ALPHABET) -> str:
+    """``length`` characters of ``alphabet``, uniform and independent, from the system's random
+    source in one read (``secrets.choice`` per character cost a read each). Bytes below the
+    largest multiple of the alphabet's size map onto it evenly (modulo); the rest are drawn
+    again."""
+    even = 256 // len(alphabet) * len(alphabet)
     chars: list[str] = []
     while len(chars) < length:
         for b in secrets.token_bytes(length - len(chars) + 4):
-            if b < _EVEN:
-                chars.append(_ALPHABET[b % len(_ALPHABET)])
+            if b < even:
+                chars.append(alphabet[b % len(alphabet)])
                 if len(chars) == length:
                     break
     return "".join(chars)
@@ -39,10 +37,7 @@ def new_id() -> str:
     capital letter, so that it is told apart from a name an agent's file gives (a recorded
     scenario names a server-made state by what it does: ``scenarios/record.py``); one in 228
     ids would otherwise have none."""
-    first = _random_text(1)
-    while not first.isupper():
-        first = _random_text(1)
-    return first + _random_text(9)
+    return _random_text(1, string.ascii_uppercase) + _random_text(9)
 
 
 def new_secret_id() -> str:

@@ -16,6 +16,7 @@ from tactful.engine.context import TurnContext
 from tactful.engine.embeddings import EmbeddingCache
 from tactful.engine.match import Match
 from tactful.engine.tools import ToolFindings
+from tactful.llm.base import Vectors
 
 
 def turn_fields(ctx: TurnContext) -> dict[str, Any]:
@@ -99,6 +100,7 @@ class TemplateOffer:
         for response in extra:
             chosen.append((response, None))
             seen.add(response.id)
+        target: Vectors | None = None  # the query's embedding, once
         if retrieve > 0:
             attached = {cid for g in ctx.guidelines for cid in g.canned_responses}
             attached |= {cid for j in ctx.journeys for s in j.states for cid in s.canned_responses}
@@ -119,7 +121,8 @@ class TemplateOffer:
             for (response, gid), w, done in zip(chosen, wanted, renderings, strict=True)
         ]
         if found:
-            target = (await self.cache.embed_messages([query]))[0]
+            if target is None:
+                target = (await self.cache.embed_messages([query]))[0]
             texts = [_template_text(c.response) for c in found]
             for c, s in zip(found, await self.cache.embed(texts) @ target, strict=True):
                 c.similarity = float(s)
