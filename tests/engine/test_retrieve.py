@@ -328,3 +328,28 @@ def test_rankings_built_many_at_once_are_those_the_constructor_builds() -> None:
     ]
     with pytest.raises(dataclasses.FrozenInstanceError):
         many[0].score = 1.0  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("density", [0.005, 0.1, 1.0])
+def test_a_guidelines_best_row_is_the_full_products_whichever_dimensions_queries_use(
+    density: float,
+) -> None:
+    # The reference: every row against every query over every dimension, the best of each
+    # guideline's rows. Sparse queries (a hashed-words embedder's) read only their dimensions.
+    rng = np.random.default_rng(7)
+    rows = np.array([0, 0, 1, 3, 3, 3, 4], dtype=np.intp)  # guideline 2 has no rows
+    matrix = rng.standard_normal((len(rows), 1536)).astype(np.float32)
+    queries = rng.standard_normal((5, 1536)).astype(np.float32)
+    queries[rng.random(queries.shape) > density] = 0.0
+    queries[:, 0] = 0.5  # a dimension every query uses
+    full = matrix @ queries.T
+    expected = np.full((5, 5), -np.inf, dtype=np.float32)
+    for guideline in range(5):
+        mine = full[rows == guideline]
+        if len(mine):
+            expected[guideline] = mine.max(axis=0)
+    got = retrieve._Rows(matrix, rows, count=5).best(queries)
+    assert got.shape == (5, 5)
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
+    one_each = retrieve._Rows(matrix[:5], np.arange(5, dtype=np.intp), count=5)
+    np.testing.assert_allclose(one_each.best(queries), full[:5], rtol=1e-5, atol=1e-5)
