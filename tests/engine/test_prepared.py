@@ -35,6 +35,7 @@ from tactful.engine.journeys.follow import journey_tags
 from tactful.engine.match import answer_listed
 from tactful.engine.prepared import PreparedSnapshots
 from tactful.engine.retrieve import Ranked, Retriever
+from tactful.engine.self_check import about_reply
 from tactful.llm.base import Vectors
 from tactful.llm.scripted import HashingEmbedder, ScriptedCall, ScriptedGenerator
 from tactful.store.base import Store
@@ -338,3 +339,21 @@ def test_journey_tags_and_roster_are_worked_out_again_for_a_new_snapshot() -> No
     assert prepared.builds == 2
     assert after.journey_tags == {"refund": ("ret",)}
     assert after.roster.members == {"journey:ret": ["refund"], "vip": ["refund"]}
+
+
+def test_reply_rules_worked_out_ahead_are_those_a_turn_would_find() -> None:
+    # Conditions about the agent's own reply, marked or recognised from their wording, with an
+    # action and enabled: what a written reply is checked against.
+    guidelines = (
+        *GUIDELINES,
+        Guideline(id="m", condition="x", action="Sign off as Ada", about_reply=True),
+        Guideline(id="w", condition="The agent's reply mentions a competitor", action="Remove it"),
+        Guideline(id="off", condition="y", action="Be brief", about_reply=True, enabled=False),
+        Guideline(id="bare", condition="z", about_reply=True),
+    )
+    ctx = _context("hi")
+    ctx.snapshot = AgentSnapshot(-1, Agent(name="Shop"), guidelines, (), (), (), ())
+    ctx.guidelines = list(guidelines)
+    expected = [g for g in ctx.guidelines if g.enabled and g.action and about_reply(g)]
+    assert [g.id for g in expected] == ["m", "w"]
+    assert list(PreparedSnapshots().get(ctx).reply_rules) == expected

@@ -161,16 +161,23 @@ class Composer:
         retrieved: str = "",
         extra_templates: Sequence[CannedResponse] = (),
         stream: OnText | None = None,
+        reply_rules: Sequence[Guideline] | None = None,
     ) -> Reply:
         """``paused``: journeys the customer interrupted ("title: step"), so that a fluid
         reply can offer to go back to them; ``glossary``: this turn's relevant terms;
         ``retrieved``: what retrievers found; ``extra_templates``: templates they offer;
-        ``stream``: streams a fluid reply's pieces as they arrive (when the model can)."""
+        ``stream``: streams a fluid reply's pieces as they arrive (when the model can);
+        ``reply_rules``: the guidelines about the agent's own reply that a written reply is
+        checked against, when worked out ahead (``Prepared.reply_rules``; None: found here)."""
         actionable = [m for m in matched if m.ranked.guideline.action]
         extras = TurnExtras(paused, glossary, retrieved, list(extra_templates), stream)
         reply = await self._write(ctx, matched, actionable, rec, clarification, tools, extras)
         if self.generator is not None and reply.method in WRITTEN and not reply.streamed:
-            rules = [g for g in ctx.guidelines if g.enabled and g.action and about_reply(g)]
+            rules = (
+                [g for g in ctx.guidelines if g.enabled and g.action and about_reply(g)]
+                if reply_rules is None
+                else list(reply_rules)
+            )
             if rules:
                 await self._self_check(ctx, actionable, rec, tools, extras, reply, rules)
         return reply

@@ -19,6 +19,7 @@ apart inside ``retrieve`` and ``match``).
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -485,6 +486,7 @@ class Pipeline:
                     for i, (name, template) in enumerate(retrieved.templates())
                 ],
                 stream=stream,
+                reply_rules=self.prepared.get(ctx).reply_rules,
             )
         if stream is not None and stream.event is not None:
             trace.composition.streamed = StreamedReply(chunks=len(stream.chunks), ok=reply.streamed)
@@ -561,7 +563,7 @@ def resolved_matches(
     guideline a relationship activated gets a verdict saying so (and it goes in the trace).
     ``journeys``: the synthetic guidelines resolution saw (some may have been suppressed)."""
     projected = {m.ranked.guideline.id: m for m in moved.projected.values()}
-    ranked_by_id = {r.guideline.id: r for r in ranked}
+    ranked_by_id = _ranked_of(ranked, set(resolution.active) - journeys)
     verdict_by_id = {v.guideline_id: v for v in verdicts}
     matched = []
     for gid in resolution.active:
@@ -585,3 +587,18 @@ def resolved_matches(
             trace.matches.append(verdict)  # so the trace names what a relationship added
         matched.append(Match(ranked_by_id.get(gid) or Ranked(g, score, score), verdict))
     return matched
+
+
+def _ranked_of(ranked: Sequence[Ranked], wanted: set[str]) -> dict[str, Ranked]:
+    """The rankings of the ``wanted`` guidelines (those ranked): a turn activates a few of a
+    thousand, most of them ranked near the top, so the look stops once all are found."""
+    found: dict[str, Ranked] = {}
+    if not wanted:
+        return found
+    for r in ranked:
+        gid = r.guideline.id
+        if gid in wanted and gid not in found:
+            found[gid] = r
+            if len(found) == len(wanted):
+                break
+    return found

@@ -42,6 +42,8 @@ class Prepared:
         self._with_tools = tuple(g for g in guidelines if g.tools)
         # Conditions about the agent's own reply are checked against the draft instead.
         self._rankable = tuple(g for g in guidelines if not g.always and not about_reply(g))
+        # Those with an action are the rules a written reply is checked against.
+        self.reply_rules = tuple(g for g in guidelines if g.enabled and g.action and about_reply(g))
         self._checkable: dict[tuple[str, ...], tuple[Guideline, ...]] = {}
 
     def checkable(self, coded: Collection[str]) -> tuple[Guideline, ...]:
