@@ -1,19 +1,21 @@
 """Tier-1 candidate recall on the labeled Voltmart set with the real embedder.
 
-    PYTHONPATH=src .venv/bin/python bench/candidate_recall.py [--dataset DIR]
+    PYTHONPATH=src .venv/bin/python bench/candidate_recall.py [--dataset DIR] [--max-forced N]
 
-(DIR defaults to ../shared/datasets/matching beside the repository.)
+(DIR defaults to ../shared/datasets/matching beside the repository; N to the engine's
+DEFAULT_MAX_FORCED, -1 for no limit.)
 
 Tier 1 is what the matcher checks in detail (engine/candidates.py): the always-check set
 (engine/classify.py) that can hold at this turn (who wrote before the last customer message,
-as the engine passes it) plus the k best-ranked guidelines not already in it, so its size
-varies by turn: the table gives its mean and max. Recall is micro: the share of all `relevant`
-labels of the public split that land in tier 1. The table compares the dense-only ranking the
-engine had before (cosine over the recent customer messages and the window) with the hybrid
-one (more views of each condition and of each message, fused with BM25 by reciprocal rank
-within each message), with and without the always-check set. It also checks that tier 1 and
-tier 2 together cover every guideline without the always marker. The figures go into
-docs/matching.md.
+as the engine passes it), the lowest-ranked forced observations yielding beyond max_forced,
+plus the k best-ranked guidelines not already in it, so its size varies by turn: the table
+gives its mean and max, with max_forced and without it. Recall is micro: the share of
+all `relevant` labels of the public split that land in tier 1. The table compares the
+dense-only ranking the engine had before (cosine over the recent customer messages and the
+window) with the hybrid one (more views of each condition and of each message, fused with
+BM25 by reciprocal rank within each message), with and without the always-check set. It also
+checks that tier 1 and tier 2 together cover every guideline without the always marker. The
+figures go into docs/matching.md.
 """
 
 from __future__ import annotations
@@ -30,7 +32,12 @@ from pathlib import Path
 from typing import Any
 
 from tactful.domain import Agent, Customer, Guideline, Session
-from tactful.engine.candidates import DEFAULT_K, CandidateSet, select_candidates
+from tactful.engine.candidates import (
+    DEFAULT_K,
+    DEFAULT_MAX_FORCED,
+    CandidateSet,
+    select_candidates,
+)
 from tactful.engine.classify import Classification, classify
 from tactful.engine.context import TurnContext, Utterance
 from tactful.engine.embeddings import EmbeddingCache
@@ -110,14 +117,25 @@ def prior(conversation: dict[str, Any]) -> set[str]:
     return context(conversation, []).prior_roles()
 
 
+# The engine's ``max_forced`` as the bench applies it (``--max-forced``; None: no limit).
+MAX_FORCED: int | None = DEFAULT_MAX_FORCED
+
+
 def select(
-    ranked: Sequence[Ranked], k: int, conversation: dict[str, Any], *, always_check: bool = True
+    ranked: Sequence[Ranked],
+    k: int,
+    conversation: dict[str, Any],
+    *,
+    always_check: bool = True,
+    max_forced: int | bool | None = True,
 ) -> CandidateSet:
+    """Tier 1 and 2 as the engine picks them (``max_forced=True``: the bench's setting)."""
     return select_candidates(
         ranked,
         k=k,
         classifier=classify if always_check else _never,
         prior=prior(conversation),
+        max_forced=MAX_FORCED if max_forced is True else max_forced,
     )
 
 
@@ -132,13 +150,18 @@ class Recall:
 
 
 def tier1_recall(
-    data: Dataset, rankings: Sequence[Sequence[Ranked]], k: int, *, always_check: bool = True
+    data: Dataset,
+    rankings: Sequence[Sequence[Ranked]],
+    k: int,
+    *,
+    always_check: bool = True,
+    max_forced: int | bool | None = True,
 ) -> Recall:
     hits = labels = 0
     sizes: list[int] = []
     groups: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     for conversation, ranked in zip(data.conversations, rankings, strict=True):
-        chosen = select(ranked, k, conversation, always_check=always_check)
+        chosen = select(ranked, k, conversation, always_check=always_check, max_forced=max_forced)
         tier1 = {s.guideline.id for s in chosen.tier1}
         relevant = set(conversation["relevant"])
         hit = len(relevant & tier1)
@@ -199,7 +222,16 @@ def uncovered(data: Dataset, rankings: Sequence[Sequence[Ranked]], k: int) -> li
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--dataset", type=Path, default=DEFAULT_DATASET)
+    parser.add_argument(
+        "--max-forced",
+        type=int,
+        default=DEFAULT_MAX_FORCED,
+        help=f"forced guidelines before observations yield (default {DEFAULT_MAX_FORCED}; "
+        "-1: no limit)",
+    )
     args = parser.parse_args()
+    global MAX_FORCED
+    MAX_FORCED = None if args.max_forced < 0 else args.max_forced
     data = load(args.dataset)
     store = await open_store("sqlite+aiosqlite:///:memory:")
     cache = EmbeddingCache(MiniLMEmbedder(), store)
@@ -244,6 +276,12 @@ async def main() -> None:
     sizes = [tier1_recall(data, hybrid, k) for k in KS]
     print(f"  {'tier-1 size, mean':<22s} " + "".join(f"  {r.mean_size:6.1f}" for r in sizes))
     print(f"  {'tier-1 size, max':<22s} " + "".join(f"  {r.max_size:6d}" for r in sizes))
+    if MAX_FORCED is not None:
+        # The same without the limit: every forced observation stays.
+        free = [tier1_recall(data, hybrid, k, max_forced=None) for k in KS]
+        print(f"  {'hybrid, no max_forced':<22s} " + "".join(f"  {r.recall:6.3f}" for r in free))
+        print(f"  {'  tier-1 size, mean':<22s} " + "".join(f"  {r.mean_size:6.1f}" for r in free))
+        print(f"  {'  tier-1 size, max':<22s} " + "".join(f"  {r.max_size:6d}" for r in free))
 
     print("  estimated tokens per turn for the guideline lists (prompt + detailed answers):")
     for k in KS:
@@ -264,8 +302,9 @@ async def main() -> None:
         bh, _ = base.by_group[group]
         print(f"  {group:<24s} {bh / n:6.3f} -> {h / n:6.3f}   ({h}/{n})")
     print(
-        f"\ndefault k={DEFAULT_K}: tier-1 recall {final.recall:.3f} ({final.hits}/{final.labels}),"
-        f" tier 1 mean {final.mean_size:.1f} / max {final.max_size} of {len(checkable)}"
+        f"\ndefault k={DEFAULT_K}, max_forced {MAX_FORCED}: tier-1 recall {final.recall:.3f} "
+        f"({final.hits}/{final.labels}), tier 1 mean {final.mean_size:.1f} / max "
+        f"{final.max_size} of {len(checkable)}"
     )
     missing = uncovered(data, hybrid, DEFAULT_K)
     print(

@@ -22,9 +22,11 @@ from tactful.domain import (
 )
 from tactful.engine.candidates import (
     ALWAYS,
+    DEFAULT_MAX_FORCED,
     DEPENDENCY,
     HIGH_CRITICALITY,
     JOURNEY_SCOPE,
+    OVER_BUDGET,
     RECENT_MATCH,
     SCREEN,
     TOP_K,
@@ -36,7 +38,7 @@ from tactful.engine.candidates import (
     fixed_reasons,
     select_candidates,
 )
-from tactful.engine.classify import classify
+from tactful.engine.classify import ABUSE, OBSERVATION, classify
 from tactful.engine.retrieve import Ranked
 
 Row = tuple[str, int, int, tuple[str, ...]]  # guideline id, rank, tier, reasons
@@ -63,6 +65,7 @@ def reference(
     forced: Mapping[str, str],
     prior: Collection[str] | None,
     fixed: Mapping[str, FixedReasons],
+    max_forced: int | None,
 ) -> tuple[list[Row], list[Row], list[Row]]:
     """Tier 1, tier 2 and the always-matched, the way it was done guideline by guideline."""
     rank_of: dict[str, int] = {}
@@ -104,6 +107,27 @@ def reference(
                 add(gid, reason)
         if gid in forced:
             add(gid, forced[gid])
+    # Too many forced (dependencies included): observations there for no other reason yield,
+    # the lowest-ranked first.
+    demoted: set[str] = set()
+    over = len(reasons) + len([d for d in dependencies() if d in ids]) - (max_forced or 0)
+    if max_forced is not None and over > 0:
+        yielding = []
+        for r in checkable:
+            gid = r.guideline.id
+            why = fixed[gid] if gid in fixed else fixed_reasons(r.guideline)
+            kinds = why.classification.reasons
+            if (
+                gid in reasons
+                and all(x.startswith("always-check") for x in reasons[gid])
+                and not why.high
+                and OBSERVATION in kinds
+                and ABUSE not in kinds
+            ):
+                yielding.append(gid)
+        demoted = set(yielding[len(yielding) - min(over, len(yielding)) :])
+        for gid in demoted:
+            del reasons[gid]
     for gid in dependencies():
         add(gid, DEPENDENCY)
     slots = k
@@ -116,8 +140,11 @@ def reference(
         add(gid, DEPENDENCY)
     rows = [(r.guideline.id, rank_of[r.guideline.id]) for r in checkable]
     tier1 = [(gid, rank, 1, tuple(reasons[gid])) for gid, rank in rows if gid in reasons]
-    screened: tuple[str, ...] = (SCREEN,)
-    tier2 = [(gid, rank, 2, screened) for gid, rank in rows if gid not in reasons]
+    tier2 = [
+        (gid, rank, 2, (OVER_BUDGET,) if gid in demoted else (SCREEN,))
+        for gid, rank in rows
+        if gid not in reasons
+    ]
     return tier1, tier2, always
 
 
@@ -131,7 +158,8 @@ def agent(seed: int, n: int = 400) -> tuple[list[Guideline], list[Relationship]]
             Guideline(
                 id=f"g{i:04d}",
                 condition=f"{condition} (case {i})",
-                action="Help",
+                # Some are observations (no action): those yield to ``max_forced``.
+                action=None if i % 6 == 0 else "Help",
                 criticality=rng.choice(
                     [Criticality.LOW, *[Criticality.MEDIUM] * 6, Criticality.HIGH]
                 ),
@@ -216,6 +244,19 @@ def test_tiers_reasons_and_trace_json_match_the_reference(seed: int) -> None:
         prior: set[str] | None = [None, set(), {"customer"}, {"customer", "agent"}][turn % 4]
         k = [0, 1, 52, 1000][turn % 4]
         fixed = tables[turn % 4]
+        # No limit, none kept, or a few observations over it (some yield, some stay).
+        unlimited = select_candidates(
+            ranked,
+            k=0,
+            recent_matches=recent,
+            dependency_closure=closure,
+            journey_scope=scope,
+            forced=forced,
+            prior=prior,
+            max_forced=None,
+        )
+        partly = len(unlimited.tier1) - rng.randrange(1, 12)
+        max_forced = [None, 0, partly, DEFAULT_MAX_FORCED][turn // 2 % 4]
         chosen = select_candidates(
             ranked,
             k=k,
@@ -226,6 +267,7 @@ def test_tiers_reasons_and_trace_json_match_the_reference(seed: int) -> None:
             prior=prior,
             fixed=fixed,
             classifier=classify,
+            max_forced=max_forced,
         )
         expected = reference(
             ranked,
@@ -236,6 +278,7 @@ def test_tiers_reasons_and_trace_json_match_the_reference(seed: int) -> None:
             forced=forced,
             prior=prior,
             fixed=whole if fixed is None else fixed,
+            max_forced=max_forced,
         )
         assert rows(chosen) == expected
         # Every kind of reason is exercised somewhere in the run.
@@ -262,6 +305,7 @@ def test_the_run_covers_every_reason() -> None:
         )
         for s in (*chosen.tier1, *chosen.tier2, *chosen.always):
             seen.update(r.split(":")[0].split(" (")[0] for r in s.reasons)
+            seen.update(s.reasons)
     assert {
         HIGH_CRITICALITY,
         "always-check",
@@ -271,5 +315,6 @@ def test_the_run_covers_every_reason() -> None:
         DEPENDENCY,
         TOP_K,
         SCREEN,
+        OVER_BUDGET,
         ALWAYS,
     } <= seen

@@ -8,7 +8,10 @@ the matcher, in one of two tiers of the same model wave:
    criticality, the always-check set (``engine/classify.py``; at low criticality only its
    abuse-or-manipulation part), guidelines matched in recent
    turns, the active journeys' scope, the dependency closure of all of these; then the ``k``
-   best-ranked guidelines not already there.
+   best-ranked guidelines not already there. The guidelines there for another reason have a
+   budget (``DEFAULT_MAX_FORCED``): beyond it, the forced *observations* ranked lowest yield
+   their place to the screen (they state what the customer said, which the ranking sees; mood,
+   form and the conversation's course it does not). Nothing else yields.
 2. **A compact screen** (id and condition, about 20 prompt tokens each) of every other enabled
    guideline, in the same batched calls.
 
@@ -35,15 +38,20 @@ from tactful.domain import (
     RelationshipKind,
 )
 from tactful.domain.relationships import guidelines_by_tag
-from tactful.engine.classify import ABUSE, Classification, classify
+from tactful.engine.classify import ABUSE, OBSERVATION, Classification, classify
 from tactful.engine.retrieve import Ranked
 
 # How many best-ranked guidelines join tier 1 beyond those there for another reason. Measured
 # on the public split of the labeled set with the real embedder (docs/matching.md): tier-1
-# recall 0.954 (226 of 237 labels) at k=52 with a tier 1 of 99.8 guidelines on average (max 110)
-# out of 310; 0.941 at k=48 and 50. Each guideline moved from the screen to a detailed check
-# costs ~10 prompt and ~60 answer tokens.
+# recall 0.954 (226 of 237 labels) at k=52 with a tier 1 of 96.8 guidelines on average (max 100,
+# with DEFAULT_MAX_FORCED) out of 310; 0.941 at k=50. Each guideline moved from the screen to a
+# detailed check costs ~10 prompt and ~60 answer tokens.
 DEFAULT_K = 52
+# How many guidelines tier 1 takes for reasons other than the ranking before forced
+# observations yield, the lowest-ranked first, to the screen: with DEFAULT_K, a tier 1 of at
+# most 100 (docs/matching.md; 58 are forced on this set once the agent and the customer have both
+# written). Every other forced guideline stays, so it is exceeded only when they alone do.
+DEFAULT_MAX_FORCED = 100 - DEFAULT_K
 
 HIGH_CRITICALITY = "high criticality"
 ALWAYS_CHECK = "always-check"
@@ -52,6 +60,8 @@ JOURNEY_SCOPE = "journey scope"
 DEPENDENCY = "dependency"
 TOP_K = "top-k"
 SCREEN = "screen"
+# A forced observation moved to the screen by ``max_forced``.
+OVER_BUDGET = "screen: observation over the forced budget"
 ALWAYS = "always"
 
 # Given the ids selected so far, the ids they depend on (directly or transitively).
@@ -80,6 +90,7 @@ class Selected(NamedTuple):
 # them per turn cost a fraction of building each model in Python.
 _RECORDS = TypeAdapter(list[Candidate])
 _SCREENED = (SCREEN,)
+_YIELDED = (OVER_BUDGET,)
 
 
 @dataclass(frozen=True)
@@ -155,6 +166,14 @@ class FixedReasons:
     always_check: tuple[str, ...]
     classification: Classification
 
+    @property
+    def yields(self) -> bool:
+        """Whether it leaves tier 1 for the screen when too many are forced: an observation
+        (a fact the customer stated, which the ranking sees), unless it is of high criticality
+        or about abuse of the agent."""
+        reasons = self.classification.reasons
+        return not self.high and OBSERVATION in reasons and ABUSE not in reasons
+
 
 def fixed_reasons(
     guideline: Guideline, classifier: Callable[[Guideline], Classification] = classify
@@ -204,6 +223,7 @@ def select_candidates(
     forced: Mapping[str, str] | None = None,
     prior: Collection[str] | None = None,
     fixed: Mapping[str, FixedReasons] | None = None,
+    max_forced: int | None = DEFAULT_MAX_FORCED,
 ) -> CandidateSet:
     """Split a ranking into detailed checks (tier 1) and the compact screen (tier 2).
 
@@ -219,10 +239,17 @@ def select_candidates(
     set. Ids that are not in ``ranked`` are ignored. ``fixed``: ``fixed_reasons`` by guideline
     id, worked out ahead (a guideline missing from it is classified here with ``classifier``);
     a ``FixedTable`` spares the turn a look at every guideline.
+
+    ``max_forced``: when more guidelines than this are in tier 1 for a reason other than the
+    ranking (their dependencies included), forced observations (``FixedReasons.yields``) leave
+    it for the screen, the lowest-ranked first (recorded as ``OVER_BUDGET``), until they fit or
+    none is left; so tier 1 holds at most ``max_forced + k`` unless the guidelines that do not
+    yield are more. One that ranks among the ``k`` best, or that a kept guideline depends on,
+    is still checked, for that reason. ``None``: no limit.
     """
     split = _Split.of(ranked)
     table = fixed if isinstance(fixed, FixedTable) else FixedTable(fixed or {})
-    reasons = _forced_reasons(
+    reasons, yielding = _forced_reasons(
         split,
         table,
         classifier,
@@ -231,12 +258,22 @@ def select_candidates(
         scope=set(journey_scope),
         forced=forced or {},
     )
+    dependencies = _closure(dependency_closure, set(reasons))
+    over = len(reasons) + len(dependencies & split.ids) - (max_forced or 0)
+    demoted: set[str] = set()
+    if max_forced is not None and over > 0 and yielding:
+        # Too many: the lowest-ranked forced observations make room, then the dependencies are
+        # those of what stays.
+        demoted = set(yielding[-over:])
+        for gid in demoted:
+            del reasons[gid]
+        dependencies = _closure(dependency_closure, set(reasons))
 
     def add(gid: str, reason: str) -> None:
         if gid in split.ids:
             reasons.setdefault(gid, []).append(reason)
 
-    for gid in sorted(_closure(dependency_closure, set(reasons))):
+    for gid in sorted(dependencies):
         add(gid, DEPENDENCY)
     slots = max(0, k)
     for r in split.checkable:
@@ -253,6 +290,8 @@ def select_candidates(
     # ``tuple.__new__``: the named tuple's own constructor, without its call in Python.
     new, pairs = tuple.__new__, zip(split.positions, split.checkable, strict=True)
     tier2 = [new(Selected, (r, p, 2, _SCREENED)) for p, r in pairs if r.guideline.id not in reasons]
+    if demoted:
+        tier2 = [s._replace(reasons=_YIELDED) if s.guideline.id in demoted else s for s in tier2]
     pairs = zip(split.positions, split.checkable, strict=True)
     tier1 = [
         new(Selected, (r, p, 1, tuple(reasons[r.guideline.id])))
@@ -310,9 +349,10 @@ def _forced_reasons(
     recent: set[str],
     scope: set[str],
     forced: Mapping[str, str],
-) -> dict[str, list[str]]:
+) -> tuple[dict[str, list[str]], list[str]]:
     """The reasons for a detailed check that the ranking does not decide, by guideline id:
-    criticality, the always-check set, recent matches, journey scope, ``forced``."""
+    criticality, the always-check set, recent matches, journey scope, ``forced``; and, in
+    ranking order, the ids there only as observations that yield to a budget."""
     ids = split.ids
     known = table.by_id
     pool = (ids & table.forcing) | (ids & recent) | (ids & scope) | (ids & forced.keys())
@@ -326,12 +366,15 @@ def _forced_reasons(
                 if why.high or why.always_check:
                     pool.add(r.guideline.id)
     reasons: dict[str, list[str]] = {}
+    yielding: list[str] = []
     # In ranking order, as if every guideline were looked at.
     for gid in sorted(pool, key=split.rank_of.__getitem__):
         why = known[gid]
         found = [HIGH_CRITICALITY] if why.high else []
         if why.always_check and (prior is None or why.classification.can_hold(prior)):
             found += why.always_check
+            if why.yields and gid not in recent and gid not in scope and gid not in forced:
+                yielding.append(gid)
         if gid in recent:
             found.append(RECENT_MATCH)
         if gid in scope:
@@ -340,7 +383,7 @@ def _forced_reasons(
             found.append(forced[gid])
         if found:
             reasons[gid] = found
-    return reasons
+    return reasons, yielding
 
 
 def dependency_targets(
