@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from opentelemetry.trace import Tracer
 
 from tactful.domain.pricing import PriceTable
-from tactful.engine.candidates import DEFAULT_K
+from tactful.engine.candidates import DEFAULT_K, DEFAULT_MAX_FORCED
 from tactful.engine.canned import TemplateLimits
 from tactful.engine.runner import RunnerOptions
 from tactful.tools.outbound import OutboundPolicy
@@ -38,6 +38,9 @@ class EngineOptions:
     max_message_chars: int = 8000
     # Top-ranked guidelines checked in detail beyond the always-check set (the rest is screened).
     detailed_k: int = DEFAULT_K
+    # Beyond this many guidelines checked in detail for other reasons than the ranking, forced
+    # observations lowest-ranked first go to the screen: tier 1 stays within max_forced + k.
+    max_forced: int = DEFAULT_MAX_FORCED
     trace_candidates: int = 20
     tool_timeout_s: float = TOOL_TIMEOUT_S
     hook_timeout_s: float = HOOK_TIMEOUT_S

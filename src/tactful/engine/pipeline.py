@@ -230,6 +230,7 @@ class Pipeline:
                 ranked,
                 journey_scope=journeys.scope,
                 k=self.options.detailed_k,
+                max_forced=self.options.max_forced,
                 recent_matches=ctx.recent_matches(),
                 # Conditions about the conversation's course are forced once they can hold.
                 prior=ctx.prior_roles(),
