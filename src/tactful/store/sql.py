@@ -322,6 +322,12 @@ class SQLStore(Store):
     def transaction(
         self, *, read_only: bool = False
     ) -> contextlib.AbstractAsyncContextManager[object]:
+        if read_only and self._raw and not self.in_memory and self._current.get() is None:
+            # On a SQLite file a read-only transaction is no snapshot: SQLite's driver opens no
+            # transaction for a SELECT, so each read sees the newest commit, inside one or not.
+            # Its reads run each on its own (the frequent ones on the reading connection)
+            # instead of holding a pooled connection across the awaits between them.
+            return contextlib.nullcontext()
         return self._tx(read_only=read_only)
 
     @asynccontextmanager
