@@ -14,7 +14,7 @@ import pytest
 import pytest_asyncio
 from sqlalchemy.exc import IntegrityError
 
-from tactful.domain import Agent, Customer, EventKind, EventSource, Session, Trace
+from tactful.domain import Agent, Customer, Event, EventKind, EventSource, Session, Trace
 from tactful.domain.turns import TurnRecord, TurnStatus
 from tactful.store import statements
 from tactful.store.base import NewEvent
@@ -298,3 +298,17 @@ async def test_a_read_only_transaction_on_a_file_takes_no_connection(store: SQLS
         await store.update(agent.model_copy(update={"name": "two"}))
         second = await store.get(Agent, agent.id)
     assert (first.name, second.name) == ("one", "two")
+
+
+async def test_events_read_back_equal_events_validated_from_their_values(store: SQLStore) -> None:
+    """Events are built from their rows unvalidated: each value already has its type."""
+    session, _ = await _fill(store)
+    events = await store.list_events(session.id)
+    assert len(events) == 3
+    for event in events:
+        validated = Event.model_validate(dict(event))
+        assert validated == event
+        assert [type(v) for v in dict(validated).values()] == [
+            type(v) for v in dict(event).values()
+        ]
+        assert event.creation_utc.tzinfo is not None
