@@ -23,7 +23,7 @@ from tactful.engine.match import MatchAnswer, answer_listed
 from tactful.errors import NotFoundError
 from tactful.llm.scripted import HashingEmbedder, ScriptedCall, ScriptedGenerator
 from tactful.store.base import NewEvent
-from tactful.store.sql import SQLStore, open_store
+from tactful.store.sql import SQLStore, _inline, open_store
 
 WRITE = re.compile(r"^(?:INSERT INTO|UPDATE|DELETE FROM) \"?(\w+)")
 
@@ -41,16 +41,32 @@ class Transaction:
 
 
 class WriteLog:
-    """The committed transactions that wrote something, in commit order, with their statements
-    (every engine the store writes through)."""
+    """The committed transactions that wrote something, in commit order, with their statements.
+
+    On PostgreSQL from SQLAlchemy's events (every engine the store writes through); on SQLite
+    from SQLite's own trace of the writing connection, which every write goes through, by
+    SQLAlchemy or straight on the connection (``store.sqlite_raw``)."""
 
     def __init__(self, store: SQLStore) -> None:
         self.committed: list[Transaction] = []
         self._open: dict[int, Transaction] = {}
+        if store.backend == "sqlite":
+            assert store._kept is not None  # opened by a write before
+            _inline(store._kept).raw.set_trace_callback(self._traced)
+            return
         for engine in store.sync_engines():
             event.listen(engine, "before_cursor_execute", self._statement)
             event.listen(engine, "commit", self._commit)
             event.listen(engine, "rollback", self._rollback)
+
+    def _traced(self, statement: str) -> None:
+        text = statement.strip().upper()
+        if text == "COMMIT":
+            self._commit(None)
+        elif text == "ROLLBACK":
+            self._rollback(None)
+        elif text != "BEGIN":
+            self._statement(None, None, statement)
 
     def _statement(self, conn: Any, cursor: Any, statement: str, *args: Any) -> None:
         self._open.setdefault(id(conn), Transaction()).statements.append(statement.strip().upper())

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 from alembic import command
 from alembic.config import Config
+from pydantic import ValidationError as PydanticValidationError
 from pydantic_core import PydanticSerializationError
 from sqlalchemy import (
     Table,
@@ -30,10 +31,11 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.sql import Executable
 
 from tactful.domain import (
     AuditAction,
@@ -72,7 +74,8 @@ from tactful.store.schema import (
     revisions,
     turns,
 )
-from tactful.store.sqlite_driver import sqlite_engine
+from tactful.store.sqlite_driver import InlineConnection, reading_connection, sqlite_engine
+from tactful.store.sqlite_raw import RawExecutor, RawStatement
 
 
 def _as_async_url(url: str) -> str:
@@ -125,6 +128,55 @@ def _searchable(*values: str | None) -> bool:
     return all(v is None or text_problem(v) is None for v in values)
 
 
+def _document(kind: type[E], value: Any) -> E:
+    """An entity from its ``data`` column: decoded already (through SQLAlchemy), or its JSON
+    text (``RawExecutor.texts``), validated by pydantic's JSON parser straight from the text:
+    the same entity as ``load_json`` then ``model_validate``, which it falls back to for text
+    holding a surrogate escape (repaired by ``load_json``) or that the parser refuses."""
+    if isinstance(value, str):
+        if SURROGATE_ESCAPE.search(value) is None:
+            try:
+                return kind.model_validate_json(value)
+            except PydanticValidationError:
+                pass
+        value = load_json(value)
+    return kind.model_validate(value)
+
+
+class AlchemyExecutor:
+    """The store's statements through a SQLAlchemy connection (``RawExecutor``'s twin, for
+    PostgreSQL and for an in-memory SQLite database)."""
+
+    __slots__ = ("conn",)
+
+    def __init__(self, conn: AsyncConnection) -> None:
+        self.conn = conn
+
+    async def all(
+        self, stmt: Executable, params: Any, keys: Sequence[str] | None = None
+    ) -> builtins.list[Any]:
+        return list((await self.conn.execute(stmt, params)).all())
+
+    async def first(
+        self, stmt: Executable, params: Any, keys: Sequence[str] | None = None
+    ) -> Any | None:
+        return (await self.conn.execute(stmt, params)).first()
+
+    async def texts(self, stmt: Executable, params: Any) -> builtins.list[Any]:
+        return [r[0] for r in await self.conn.execute(stmt, params)]
+
+    async def rowcount(
+        self, stmt: Executable, params: Any, keys: Sequence[str] | None = None
+    ) -> int:
+        return int((await self.conn.execute(stmt, params)).rowcount)
+
+    async def many(self, stmt: Executable, rows: Sequence[Any], keys: Sequence[str]) -> None:
+        await self.conn.execute(stmt, list(rows))
+
+
+Executor = AlchemyExecutor | RawExecutor
+
+
 class SQLStore(Store):
     """One implementation for every SQL backend; the URL chooses it."""
 
@@ -164,6 +216,11 @@ class SQLStore(Store):
         self._current: ContextVar[AsyncConnection | None] = ContextVar(
             f"tactful_tx_{id(self)}", default=None
         )
+        # SQLite: the frequent statements run on the sqlite3 connections (``_run``), compiled
+        # once each; on a file, reads outside a transaction through a connection of their own.
+        self._raw = self.backend == "sqlite"
+        self._raw_statements: dict[tuple[Any, ...], tuple[Executable, RawStatement]] = {}
+        self._reader: sqlite3.Connection | None = None
 
     def _make_engine(self) -> AsyncEngine:
         if self.backend == "postgresql":
@@ -265,7 +322,94 @@ class SQLStore(Store):
     def transaction(
         self, *, read_only: bool = False
     ) -> contextlib.AbstractAsyncContextManager[object]:
+        if read_only and self._raw and not self.in_memory and self._current.get() is None:
+            # On a SQLite file a read-only transaction is no snapshot: SQLite's driver opens no
+            # transaction for a SELECT, so each read sees the newest commit, inside one or not.
+            # Its reads run each on its own (the frequent ones on the reading connection)
+            # instead of holding a pooled connection across the awaits between them.
+            return contextlib.nullcontext()
         return self._tx(read_only=read_only)
+
+    @asynccontextmanager
+    async def _run(self, *, read_only: bool = False) -> AsyncIterator[Executor]:
+        """What runs the store's frequent statements, in a transaction as ``_tx`` opens one.
+
+        On SQLite they run straight on the sqlite3 connection (``store.sqlite_raw``): the open
+        transaction's, inside ``transaction()``; on a file, a read outside one on the reading
+        connection (a SELECT is its own read transaction), and a write on the kept writing
+        connection, with the writers' lock held, committed in a thread, rolled back when the
+        block raises. Elsewhere (PostgreSQL; a write or read outside a transaction in memory,
+        where one connection serves both) through SQLAlchemy, in ``_tx``."""
+        if self._raw:
+            joined = self._current.get()
+            if joined is not None:
+                yield RawExecutor(_sqlite_connection(joined), self._compiled)
+                return
+            if not self.in_memory:
+                if read_only:
+                    yield RawExecutor(self._reading(), self._compiled)
+                    return
+                async with self._raw_write() as conn:
+                    yield RawExecutor(conn, self._compiled)
+                return
+        async with self._tx(read_only=read_only) as conn:
+            yield AlchemyExecutor(conn)
+
+    @asynccontextmanager
+    async def _raw_write(self) -> AsyncIterator[sqlite3.Connection]:
+        """A write transaction on a SQLite file's kept writing connection, as
+        ``_kept_transaction`` opens one, without SQLAlchemy's connection in the way."""
+        assert self._sqlite_lock is not None
+        async with self._sqlite_lock:
+            try:
+                if self._kept is None:
+                    self._kept = await self._writer.connect()
+                inline = _inline(self._kept)
+            except (DBAPIError, OSError) as e:
+                reason = e.orig if isinstance(e, DBAPIError) else e
+                raise StoreUnavailableError(f"the database is unavailable: {reason}") from e
+            conn = inline.raw
+            try:
+                yield conn
+                await inline.commit()
+            except BaseException:
+                try:
+                    if conn.in_transaction:
+                        conn.rollback()
+                except Exception:
+                    # Not rolled back: the next transaction opens a new connection.
+                    kept, self._kept = self._kept, None
+                    if kept is not None:
+                        with contextlib.suppress(Exception):
+                            await kept.close()
+                raise
+
+    def _reading(self) -> sqlite3.Connection:
+        """The connection that reads a SQLite file outside transactions, opened once."""
+        if self._reader is None:
+            try:
+                self._reader = reading_connection(make_url(self.url).database or "")
+            except sqlite3.Error as e:
+                raise StoreUnavailableError(f"the database is unavailable: {e}") from e
+        return self._reader
+
+    def _compiled(
+        self,
+        stmt: Executable,
+        *,
+        column_keys: tuple[str, ...] | None = None,
+        text_columns: tuple[str, ...] = (),
+    ) -> RawStatement:
+        """``stmt`` compiled for the raw path, once (statements are built once: ``statements``)."""
+        key = (id(stmt), column_keys, text_columns)
+        found = self._raw_statements.get(key)
+        if found is None:
+            raw = RawStatement(
+                stmt, self._engine.dialect, column_keys=column_keys, text_columns=text_columns
+            )
+            # The statement is kept with it: its id is not reused while the entry lives.
+            found = self._raw_statements[key] = (stmt, raw)
+        return found[1]
 
     async def migrate(self) -> None:
         def run(sync_conn: Connection) -> None:
@@ -306,6 +450,9 @@ class SQLStore(Store):
         return f"sqlite+aiosqlite:///{name}&uri=true"
 
     async def close(self) -> None:
+        if self._reader is not None:
+            reader, self._reader = self._reader, None
+            reader.close()
         if self._kept is not None:
             kept, self._kept = self._kept, None
             await kept.close()
@@ -396,9 +543,9 @@ class SQLStore(Store):
         return scope.id
 
     async def definitions_revision(self) -> int:
-        async with self._tx(read_only=True) as conn:
-            value = (await conn.execute(statements.DEFINITIONS_REVISION)).scalar()
-        return int(value or 0)
+        async with self._run(read_only=True) as ex:
+            row = await ex.first(statements.DEFINITIONS_REVISION, {})
+        return int(row[0] or 0) if row is not None else 0
 
     # -- entities -------------------------------------------------------------------------------
 
@@ -463,8 +610,8 @@ class SQLStore(Store):
         row = self._row(record, None, data=encoded.document)
         # Replaced from the row being inserted: the document is sent once.
         upsert = statements.put_entity(self.backend, record.collection)
-        async with self._tx() as conn:
-            await conn.execute(upsert, row)
+        async with self._run() as ex:
+            await ex.rowcount(upsert, row)
         return record
 
     async def update(self, entity: E) -> E:
@@ -485,9 +632,9 @@ class SQLStore(Store):
         if not _searchable(id):
             return None
         query = statements.find_entity(kind.collection)
-        async with self._tx(read_only=True) as conn:
-            row = (await conn.execute(query, {"p_id": id})).first()
-        return kind.model_validate(row.data) if row else None
+        async with self._run(read_only=True) as ex:
+            found = await ex.texts(query, {"p_id": id})
+        return _document(kind, found[0]) if found else None
 
     async def get(self, kind: type[E], id: str) -> E:
         found = await self.find(kind, id)
@@ -500,9 +647,9 @@ class SQLStore(Store):
         if not _searchable(key):
             return None
         query = statements.entity_by_key(kind.collection)
-        async with self._tx(read_only=True) as conn:
-            row = (await conn.execute(query, {"p_key": key})).first()
-        return kind.model_validate(row.data) if row else None
+        async with self._run(read_only=True) as ex:
+            found = await ex.texts(query, {"p_key": key})
+        return _document(kind, found[0]) if found else None
 
     async def list(self, kind: type[E], **where: str) -> builtins.list[E]:
         self._table(kind)
@@ -513,9 +660,9 @@ class SQLStore(Store):
             return []
         query = statements.list_entities(kind.collection, tuple(sorted(where)))
         params = {f"p_{k}": v for k, v in where.items()}
-        async with self._tx(read_only=True) as conn:
-            rows = (await conn.execute(query, params)).all()
-        return [kind.model_validate(r.data) for r in rows]
+        async with self._run(read_only=True) as ex:
+            found = await ex.texts(query, params)
+        return [_document(kind, d) for d in found]
 
     async def list_keyed(self, kind: type[E]) -> builtins.list[tuple[str | None, E]]:
         table = self._table(kind)
@@ -553,10 +700,10 @@ class SQLStore(Store):
             _storable("Event", "trace_id", n.trace_id)
         if not new:
             return []
-        async with self._tx() as conn:
+        async with self._run() as ex:
             # The UPDATE takes the row lock, so concurrent appends get distinct offsets.
             bump = {"p_session_id": session_id, "p_count": len(new)}
-            bumped = (await conn.execute(statements.BUMP_OFFSET, bump)).first()
+            bumped = await ex.first(statements.BUMP_OFFSET, bump)
             if bumped is None:
                 raise NotFoundError("Session", session_id)
             first = bumped.next_offset - len(new)
@@ -573,7 +720,7 @@ class SQLStore(Store):
                 )
                 for i, n in enumerate(new)
             ]
-            await conn.execute(
+            await ex.many(
                 statements.INSERT_EVENT,
                 [
                     {
@@ -590,12 +737,14 @@ class SQLStore(Store):
                     }
                     for ev in appended
                 ],
+                _EVENT_COLUMNS,
             )
         return appended
 
     @staticmethod
     def _event(row: Any) -> Event:
-        return Event(
+        # Not validated again: each value comes from a column of its type (checked as written).
+        return Event.model_construct(
             id=row.id,
             session_id=row.session_id,
             offset=row.offset,
@@ -635,16 +784,16 @@ class SQLStore(Store):
             params["p_source"] = source.value
         if trace_id is not None:
             params["p_trace_id"] = trace_id
-        async with self._tx(read_only=True) as conn:
-            rows = (await conn.execute(query, params)).all()
+        async with self._run(read_only=True) as ex:
+            rows = await ex.all(query, params)
         return [self._event(r) for r in rows]
 
     async def get_event(self, session_id: str, event_id: str) -> Event:
         if not _searchable(session_id, event_id):
             raise NotFoundError("Event", event_id)
         params = {"p_session_id": session_id, "p_id": event_id}
-        async with self._tx(read_only=True) as conn:
-            row = (await conn.execute(statements.GET_EVENT, params)).first()
+        async with self._run(read_only=True) as ex:
+            row = await ex.first(statements.GET_EVENT, params)
         if row is None:
             raise NotFoundError("Event", event_id)
         return self._event(row)
@@ -653,8 +802,8 @@ class SQLStore(Store):
         if not _searchable(session_id, event_id):
             raise NotFoundError("Event", event_id)
         params = {"p_session_id": session_id, "p_id": event_id, "p_data": data}
-        async with self._tx() as conn:
-            row = (await conn.execute(statements.UPDATE_EVENT_DATA, params)).first()
+        async with self._run() as ex:
+            row = await ex.first(statements.UPDATE_EVENT_DATA, params)
         if row is None:
             raise NotFoundError("Event", event_id)
         return self._event(row)
@@ -763,12 +912,14 @@ class SQLStore(Store):
 
     async def count_hit(self, bucket: str, window: int) -> int:
         upsert = statements.count_hit(self.backend)
-        async with self._tx() as conn:
+        async with self._run() as ex:
             hit = {"p_bucket": bucket, "p_window": window}
-            count = int((await conn.execute(upsert, hit)).scalar_one())
+            row = await ex.first(upsert, hit)
+            assert row is not None
+            count = int(row[0])
             if count == 1:
                 # The first hit of a window: forget the windows before the previous one.
-                await conn.execute(statements.FORGET_WINDOWS, {"p_window": window})
+                await ex.rowcount(statements.FORGET_WINDOWS, {"p_window": window})
         return count
 
     # -- embeddings cache -----------------------------------------------------------------------
@@ -777,10 +928,10 @@ class SQLStore(Store):
         if not keys:
             return {}
         found: dict[str, Vectors] = {}
-        async with self._tx(read_only=True) as conn:
+        async with self._run(read_only=True) as ex:
             for chunk in _chunks(list(keys), 500):
                 params = {"p_model": model, "p_keys": chunk}
-                rows = await conn.execute(statements.LOAD_EMBEDDINGS, params)
+                rows = await ex.all(statements.LOAD_EMBEDDINGS, params)
                 for r in rows:
                     found[r.key] = np.frombuffer(r.vector, dtype=np.float32).copy()
         return found
@@ -800,10 +951,36 @@ class SQLStore(Store):
             for k, v in vectors.items()
         ]
         upsert = statements.save_embeddings(self.backend)
-        async with self._tx() as conn:
+        async with self._run() as ex:
             # Another process (or task) may have stored the same content meanwhile: keep it.
             for start in range(0, len(rows), 500):
-                await conn.execute(upsert, rows[start : start + 500])
+                await ex.many(upsert, rows[start : start + 500], _EMBEDDING_COLUMNS)
+
+
+_EVENT_COLUMNS = (
+    "id",
+    "session_id",
+    "offset",
+    "kind",
+    "source",
+    "trace_id",
+    "creation_utc",
+    "data",
+    "metadata",
+    "deleted",
+)
+_EMBEDDING_COLUMNS = ("key", "model", "dimensions", "vector", "creation_utc")
+
+
+def _inline(conn: AsyncConnection) -> InlineConnection:
+    """The inline driver connection under a SQLite ``AsyncConnection`` (``sqlite_driver``)."""
+    inline = conn.sync_connection.connection.driver_connection  # type: ignore[union-attr]
+    assert isinstance(inline, InlineConnection), inline
+    return inline
+
+
+def _sqlite_connection(conn: AsyncConnection) -> sqlite3.Connection:
+    return _inline(conn).raw
 
 
 def _chunks(items: list[str], size: int) -> list[list[str]]:

@@ -89,6 +89,11 @@ class InlineConnection:
         self._commit_in_thread = commit_in_thread
 
     @property
+    def raw(self) -> sqlite3.Connection:
+        """The sqlite3 connection (``store.sqlite_raw`` runs statements on it directly)."""
+        return self._conn
+
+    @property
     def isolation_level(self) -> str | None:
         return self._conn.isolation_level
 
@@ -148,12 +153,31 @@ def sqlite_engine(url: str, *, memory: str | None, inline: bool, **options: Any)
     @event.listens_for(engine.sync_engine, "connect")
     def _pragmas(dbapi_conn: Any, _record: Any) -> None:
         cur = dbapi_conn.cursor()
-        if memory is None:
-            cur.execute("PRAGMA journal_mode=WAL")
-        # FULL: an acknowledged commit survives a crash or power loss.
-        cur.execute("PRAGMA synchronous=FULL")
-        cur.execute("PRAGMA foreign_keys=ON")
-        cur.execute("PRAGMA busy_timeout=10000")
+        for pragma in PRAGMAS[1 if memory is not None else 0 :]:
+            cur.execute(pragma)
         cur.close()
 
     return engine
+
+
+# Run on every connection (the first one on a file only).
+PRAGMAS = (
+    "PRAGMA journal_mode=WAL",
+    # FULL: an acknowledged commit survives a crash or power loss.
+    "PRAGMA synchronous=FULL",
+    "PRAGMA foreign_keys=ON",
+    "PRAGMA busy_timeout=10000",
+)
+
+
+def reading_connection(database: str) -> sqlite3.Connection:
+    """A plain sqlite3 connection to the database file, for reads run inline (each statement
+    its own read transaction: the module begins none for a SELECT)."""
+    conn = sqlite3.connect(database, check_same_thread=False)
+    try:
+        for pragma in PRAGMAS:
+            conn.execute(pragma).close()
+    except BaseException:
+        conn.close()
+        raise
+    return conn

@@ -12,7 +12,20 @@ from sqlalchemy.exc import IntegrityError
 from tactful.domain.turns import TurnRecord, TurnStatus
 from tactful.store import statements
 from tactful.store.base import TurnQueue
-from tactful.store.sql import SQLStore
+from tactful.store.sql import AlchemyExecutor, SQLStore
+
+_TURN_COLUMNS = (
+    "id",
+    "session_id",
+    "customer_offset",
+    "status",
+    "owner",
+    "lease_expires",
+    "attempts",
+    "emitted",
+    "cancel_requested",
+    "creation_utc",
+)
 
 
 def _aware(value: datetime | None) -> datetime | None:
@@ -56,17 +69,17 @@ class SQLTurnQueue(TurnQueue):
             "cancel_requested": turn.cancel_requested,
             "creation_utc": turn.creation_utc,
         }
-        async with self.store._tx() as conn:
-            await conn.execute(statements.CREATE_TURN, row)
+        async with self.store._run() as ex:
+            await ex.rowcount(statements.CREATE_TURN, row, _TURN_COLUMNS)
 
     async def supersede(
         self, session_id: str, *, newer: str, now: datetime
     ) -> builtins.list[TurnRecord]:
         others = {"p_session_id": session_id, "p_newer": newer}
-        async with self.store._tx() as conn:
-            ended = await conn.execute(statements.SUPERSEDE_PENDING, others)
+        async with self.store._run() as ex:
+            ended = await ex.all(statements.SUPERSEDE_PENDING, others)
             superseded = [_record(r) for r in ended]
-            asked = await conn.execute(statements.CANCEL_RUNNING, others)
+            asked = await ex.all(statements.CANCEL_RUNNING, others)
             return superseded + [_record(r) for r in asked]
 
     async def claim(
@@ -87,14 +100,14 @@ class SQLTurnQueue(TurnQueue):
             "p_lease_expires": now + timedelta(seconds=lease_s),
         }
         try:
-            async with self.store._tx() as conn:
-                if guarded and self.store.backend == "postgresql":
+            async with self.store._run() as ex:
+                if guarded and isinstance(ex, AlchemyExecutor) and self.store.backend != "sqlite":
                     # A refused statement spoils a PostgreSQL transaction (SQLite undoes the
                     # statement only): the savepoint keeps the rest of it.
-                    async with conn.begin_nested():
-                        row = (await conn.execute(query, params)).first()
+                    async with ex.conn.begin_nested():
+                        row = await ex.first(query, params)
                 else:
-                    row = (await conn.execute(query, params)).first()
+                    row = await ex.first(query, params)
         except IntegrityError:
             # Another turn of the session runs: this one waits for it.
             return None
@@ -108,31 +121,31 @@ class SQLTurnQueue(TurnQueue):
             "p_owner": owner,
             "p_lease_expires": now + timedelta(seconds=lease_s),
         }
-        async with self.store._tx() as conn:
-            row = (await conn.execute(statements.RENEW_TURN, params)).first()
+        async with self.store._run() as ex:
+            row = await ex.first(statements.RENEW_TURN, params)
         return _record(row) if row is not None else None
 
     async def emit(self, turn_id: str, owner: str) -> bool:
-        async with self.store._tx() as conn:
-            result = await conn.execute(statements.EMIT_TURN, {"p_id": turn_id, "p_owner": owner})
-        return bool(result.rowcount)
+        async with self.store._run() as ex:
+            count = await ex.rowcount(statements.EMIT_TURN, {"p_id": turn_id, "p_owner": owner})
+        return bool(count)
 
     async def finish(self, turn_id: str, owner: str | None, status: TurnStatus) -> bool:
         query = statements.finish_turn(owned=owner is not None)
         params = {"p_id": turn_id, "p_status": status.value}
         if owner is not None:
             params["p_owner"] = owner
-        async with self.store._tx() as conn:
-            result = await conn.execute(query, params)
-        return bool(result.rowcount)
+        async with self.store._run() as ex:
+            count = await ex.rowcount(query, params)
+        return bool(count)
 
     async def release(self, turn_id: str, owner: str) -> None:
-        async with self.store._tx() as conn:
-            await conn.execute(statements.RELEASE_TURN, {"p_id": turn_id, "p_owner": owner})
+        async with self.store._run() as ex:
+            await ex.rowcount(statements.RELEASE_TURN, {"p_id": turn_id, "p_owner": owner})
 
     async def get(self, turn_id: str) -> TurnRecord | None:
-        async with self.store._tx(read_only=True) as conn:
-            row = (await conn.execute(statements.GET_TURN, {"p_id": turn_id})).first()
+        async with self.store._run(read_only=True) as ex:
+            row = await ex.first(statements.GET_TURN, {"p_id": turn_id})
         return _record(row) if row is not None else None
 
     async def claimable(
@@ -151,11 +164,11 @@ class SQLTurnQueue(TurnQueue):
             params["p_posted_before"] = posted_before
         if session_id is not None:
             params["p_session_id"] = session_id
-        async with self.store._tx(read_only=True) as conn:
-            rows = (await conn.execute(query, params)).all()
+        async with self.store._run(read_only=True) as ex:
+            rows = await ex.all(query, params)
         return [_record(r) for r in rows]
 
     async def running(self) -> builtins.list[TurnRecord]:
-        async with self.store._tx(read_only=True) as conn:
-            rows = (await conn.execute(statements.RUNNING_TURNS)).all()
+        async with self.store._run(read_only=True) as ex:
+            rows = await ex.all(statements.RUNNING_TURNS, {})
         return [_record(r) for r in rows]
