@@ -9,6 +9,8 @@ emitted its reply yet, wherever it runs.
 
 from __future__ import annotations
 
+import asyncio
+from collections import OrderedDict
 from typing import Any
 
 from tactful.bus.base import Bus
@@ -49,6 +51,10 @@ CUSTOMER_SOURCES = (EventSource.CUSTOMER, EventSource.CUSTOMER_UI)
 class Engine:
     """The turn pipeline over the ports: store, bus, embedder and an optional generator."""
 
+    # Sessions last seen in automatic mode (their messages are embedded before the session is
+    # read; a session switched to manual since costs one embedding, nothing else).
+    AUTO_SESSIONS = 4096
+
     def __init__(
         self,
         store: Store,
@@ -66,6 +72,7 @@ class Engine:
         self.options = options or EngineOptions()
         self.timeline = Timeline(store, bus)
         self.cache = EmbeddingCache(embedder, store)
+        self._auto_sessions: OrderedDict[str, None] = OrderedDict()
         # Code matchers and hooks registered through the SDK (in memory, per process).
         self.hooks = Hooks(timeout=self.options.hook_timeout_s)
         # Retrievers attached through the SDK (in memory, per process).
@@ -138,6 +145,12 @@ class Engine:
                 f"the message has {len(message)} characters; the limit is "
                 f"{self.options.max_message_chars}"
             )
+        # The texts the turn embeds first (retrieve.sentences) are embedded from now on, in the
+        # embedder's thread, while the message is stored and the turn starts: at once when the
+        # session was in automatic mode last time (its read is not waited for), else once read.
+        warmed = session_id in self._auto_sessions
+        if warmed:
+            await self._warm(message)
         session = await self.store.get(Session, session_id)
         data: dict[str, Any] = {"message": message}
         if participant:
@@ -145,9 +158,9 @@ class Engine:
         # The customer message carries the trace id of the turn it starts, as Parlant's do.
         trace_id = new_id()
         auto = session.mode is SessionMode.AUTO
-        if auto:
-            # Its embeddings are computed (in a worker thread) while the turn starts.
-            self.cache.warm_later([message, *sentences(message)])
+        self._remember_mode(session_id, auto=auto)
+        if auto and not warmed:
+            await self._warm(message)
         # The message, its acknowledgement and its turn are written together, and the turns
         # it supersedes are told in the same transaction: nothing answers it half-way.
         async with self.store.transaction():
@@ -182,6 +195,21 @@ class Engine:
         if record is not None:
             await self.runner.submit(record, superseded, claimed=claimed)
         return event
+
+    async def _warm(self, message: str) -> None:
+        self.cache.warm_later([message, *sentences(message)])
+        # One pass of the event loop, so that the embedding starts now, not when the ingest
+        # transaction first waits (its statements run inline; only the commit waits).
+        await asyncio.sleep(0)
+
+    def _remember_mode(self, session_id: str, *, auto: bool) -> None:
+        if not auto:
+            self._auto_sessions.pop(session_id, None)
+            return
+        self._auto_sessions[session_id] = None
+        self._auto_sessions.move_to_end(session_id)
+        while len(self._auto_sessions) > self.AUTO_SESSIONS:
+            self._auto_sessions.popitem(last=False)
 
     # -- turns ----------------------------------------------------------------------------------
 
