@@ -30,7 +30,14 @@ from tactful.api import (
     traces,
     web,
 )
-from tactful.api.auth import EVERYONE, Authenticator, allow, authenticator_for, document_access
+from tactful.api.auth import (
+    EVERYONE,
+    Authenticator,
+    SessionOwners,
+    allow,
+    authenticator_for,
+    document_access,
+)
 from tactful.api.errors import SafeJSONResponse, install_error_handling
 from tactful.api.origins import install_origins
 from tactful.api.runtime import RuntimeDep
@@ -90,6 +97,7 @@ def create_app(runtime: Runtime, *, authenticator: Authenticator | None = None) 
     )
     app.state.runtime = runtime
     app.state.authenticator = authenticator or authenticator_for(runtime)
+    app.state.session_owners = SessionOwners(runtime.bus)
     install_error_handling(app, max_body_bytes=max_body_bytes(runtime))
     # Added after the error handling, so outside it: refusals and errors carry CORS headers.
     install_origins(app, runtime.settings)
