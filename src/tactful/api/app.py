@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
+from typing import Any
 
 from fastapi import Depends, FastAPI
 from fastapi.datastructures import Default
@@ -64,6 +65,10 @@ ROUTERS = (
     audit,
     definitions,
 )
+# Routes are matched one after the other, router by router: the routes of a turn (a message,
+# then long polls) are matched first. The spec keeps the order above. No route of one router
+# matches a path of another's, so the order decides nothing else (tests/api/test_api_route_order.py).
+MATCHED_FIRST = (events, sessions)
 
 
 def _version() -> str:
@@ -104,7 +109,8 @@ def create_app(runtime: Runtime, *, authenticator: Authenticator | None = None) 
     routers = [m.router for m in ROUTERS]
     if runtime.metrics is not None:  # metrics_enabled
         routers.append(metrics.router)
-    for router in routers:
+    first = [m.router for m in MATCHED_FIRST]
+    for router in first + [r for r in routers if r not in first]:
         app.include_router(router)
 
     @app.get("/healthz", tags=["health"], dependencies=[Depends(allow(*EVERYONE, anonymous=True))])
@@ -134,4 +140,24 @@ def create_app(runtime: Runtime, *, authenticator: Authenticator | None = None) 
     routes = [r for router in routers for r in router.routes if isinstance(r, APIRoute)]
     production = runtime.settings.mode == "production"
     document_access(app, routes, production=production)
+    _paths_in_order(app, [r.path for r in routes])
     return app
+
+
+def _paths_in_order(app: FastAPI, paths: list[str]) -> None:
+    """Make the spec list its paths in ``paths``'s order (the others after, as they come),
+    whatever order the routes are matched in."""
+    rank = {path: i for i, path in reversed(list(enumerate(paths)))}
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        fresh = app.openapi_schema is None
+        schema = generate()
+        if fresh:
+            found = schema.get("paths", {})
+            ordered = sorted(found.items(), key=lambda item: rank.get(item[0], len(paths)))
+            found.clear()
+            found.update(ordered)
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
