@@ -67,7 +67,8 @@ ROUTERS = (
 )
 # Routes are matched one after the other, router by router: the routes of a turn (a message,
 # then long polls) are matched first. The spec keeps the order above. No route of one router
-# matches a path of another's, so the order decides nothing else (tests/api/test_api_route_order.py).
+# matches a path of another's, so the order decides nothing else
+# (tests/api/test_api_route_order.py).
 MATCHED_FIRST = (events, sessions)
 
 
