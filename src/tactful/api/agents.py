@@ -8,11 +8,11 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Response, status
 from pydantic import BaseModel, Field
 
-from tactful.api.auth import STAFF, Role, allow
+from tactful.api.auth import STAFF, Role, allow, session_changed
 from tactful.api.params import JSON_INTEGER, Flag, Params, TagsUpdate
 from tactful.api.runtime import RuntimeDep
 from tactful.definitions import agents
-from tactful.domain import Agent, CompositionMode, MessageOutputMode
+from tactful.domain import Agent, CompositionMode, MessageOutputMode, Session
 
 router = APIRouter(prefix="/agents", tags=["agents"])
 
@@ -152,5 +152,10 @@ async def delete_agent(agent_id: str, runtime: RuntimeDep) -> Response:
     Definitions tagged ``agent:<id>`` stay in the store, unused, in case the agent is re-created
     with the same id.
     """
+    # Its sessions, as they are now: one started meanwhile goes too, unannounced (it was
+    # never used, or SessionOwners forgets it in time).
+    sessions = await runtime.store.list(Session, agent_id=agent_id)
     await agents.delete_agent(runtime.store, agent_id)
+    for s in sessions:
+        session_changed(runtime, s.id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

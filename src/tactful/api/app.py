@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
+from typing import Any
 
 from fastapi import Depends, FastAPI
 from fastapi.datastructures import Default
@@ -30,7 +31,14 @@ from tactful.api import (
     traces,
     web,
 )
-from tactful.api.auth import EVERYONE, Authenticator, allow, authenticator_for, document_access
+from tactful.api.auth import (
+    EVERYONE,
+    Authenticator,
+    SessionOwners,
+    allow,
+    authenticator_for,
+    document_access,
+)
 from tactful.api.errors import SafeJSONResponse, install_error_handling
 from tactful.api.origins import install_origins
 from tactful.api.runtime import RuntimeDep
@@ -57,6 +65,11 @@ ROUTERS = (
     audit,
     definitions,
 )
+# Routes are matched one after the other, router by router: the routes of a turn (a message,
+# then long polls) are matched first. The spec keeps the order above. No route of one router
+# matches a path of another's, so the order decides nothing else
+# (tests/api/test_api_route_order.py).
+MATCHED_FIRST = (events, sessions)
 
 
 def _version() -> str:
@@ -90,13 +103,15 @@ def create_app(runtime: Runtime, *, authenticator: Authenticator | None = None) 
     )
     app.state.runtime = runtime
     app.state.authenticator = authenticator or authenticator_for(runtime)
+    app.state.session_owners = SessionOwners(runtime.bus)
     install_error_handling(app, max_body_bytes=max_body_bytes(runtime))
     # Added after the error handling, so outside it: refusals and errors carry CORS headers.
     install_origins(app, runtime.settings)
     routers = [m.router for m in ROUTERS]
     if runtime.metrics is not None:  # metrics_enabled
         routers.append(metrics.router)
-    for router in routers:
+    first = [m.router for m in MATCHED_FIRST]
+    for router in first + [r for r in routers if r not in first]:
         app.include_router(router)
 
     @app.get("/healthz", tags=["health"], dependencies=[Depends(allow(*EVERYONE, anonymous=True))])
@@ -126,4 +141,24 @@ def create_app(runtime: Runtime, *, authenticator: Authenticator | None = None) 
     routes = [r for router in routers for r in router.routes if isinstance(r, APIRoute)]
     production = runtime.settings.mode == "production"
     document_access(app, routes, production=production)
+    _paths_in_order(app, [r.path for r in routes])
     return app
+
+
+def _paths_in_order(app: FastAPI, paths: list[str]) -> None:
+    """Make the spec list its paths in ``paths``'s order (the others after, as they come),
+    whatever order the routes are matched in."""
+    rank = {path: i for i, path in reversed(list(enumerate(paths)))}
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        fresh = app.openapi_schema is None
+        schema = generate()
+        if fresh:
+            found = schema.get("paths", {})
+            ordered = sorted(found.items(), key=lambda item: rank.get(item[0], len(paths)))
+            found.clear()
+            found.update(ordered)
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -1,5 +1,7 @@
 """Who may call a route: every route declares its roles through ONE dependency factory, ``allow``,
-and routes about one session take it through ONE ownership dependency, ``OwnedSession``.
+and routes about one session take it through ONE ownership check (``_may_use``): as the session
+read now (``OwnedSession``), or as its owners kept by ``SessionOwners`` (``OwnedSessionRef``,
+for the event routes, which a turn calls several times).
 
 Development mode (``DevelopmentAuthenticator``) lets everyone through with every role; it only
 ever listens on loopback (``tactful.security.exposure``). Production mode
@@ -10,8 +12,10 @@ by routes that allow ``Role.GUEST`` and only into guest sessions. See docs/secur
 
 from __future__ import annotations
 
+import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterable
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -20,6 +24,7 @@ from fastapi.routing import APIRoute
 
 from tactful.api.runtime import RuntimeDep
 from tactful.api.spec import ERROR_REF
+from tactful.bus.base import Bus
 from tactful.domain import Agent, Session
 from tactful.domain.audit import act_as, begin_revision
 from tactful.errors import ForbiddenError, NotFoundError, UnauthorizedError
@@ -34,6 +39,7 @@ from tactful.security.principals import (
     Principal,
     Role,
 )
+from tactful.store.base import Store
 
 if TYPE_CHECKING:
     from tactful.runtime import Runtime
@@ -45,11 +51,15 @@ __all__ = [
     "CredentialAuthenticator",
     "DevelopmentAuthenticator",
     "OwnedSession",
+    "OwnedSessionRef",
     "Principal",
     "Role",
+    "SessionOwners",
+    "SessionRef",
     "allow",
     "caller",
     "require",
+    "session_changed",
 ]
 
 CREDENTIALS_HINT = "send an API key or a customer token as 'Authorization: Bearer <credential>'"
@@ -175,25 +185,135 @@ def require(request: Request, roles: Iterable[Role]) -> None:
         raise ForbiddenError(f"this request is for: {names}")
 
 
+# How many sessions' owners a process keeps, and for how long at most. A change made through
+# this API (or heard on the bus from another process) drops an entry at once; the time limit
+# bounds how long one made otherwise (straight in the store) goes unnoticed.
+SESSION_OWNERS_SIZE = 10_000
+SESSION_OWNERS_TTL_S = 10.0
+
+
+@dataclass(frozen=True)
+class SessionRef:
+    """What deciding who may use a session needs of it (and what the event routes use)."""
+
+    id: str
+    customer_id: str
+    agent_id: str
+    guest: bool
+
+    @classmethod
+    def of(cls, session: Session) -> SessionRef:
+        return cls(session.id, session.customer_id, session.agent_id, session.guest)
+
+
+class SessionOwners:
+    """Sessions' owners (``SessionRef``), kept so that the requests of a turn (a message and
+    the long polls that follow it) are authorised without reading the session each time.
+
+    An entry is filled from the store on first use and dropped when the session is deleted or
+    handed to another customer or agent: the routes that do so publish ``(session, -1)`` on
+    the bus once their write committed (``session_changed``), which reaches this process's
+    watchers and other processes' (PostgreSQL). Notifications possibly lost (``(None, -1)``)
+    drop every entry. A read that an invalidation overtook is not kept, and no entry outlives
+    ``ttl_s``. Unknown sessions are never kept: each asks the store (and answers 404).
+    """
+
+    def __init__(
+        self,
+        bus: Bus,
+        *,
+        size: int = SESSION_OWNERS_SIZE,
+        ttl_s: float = SESSION_OWNERS_TTL_S,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.size = size
+        self.ttl_s = ttl_s
+        self._clock = clock
+        self._entries: OrderedDict[str, tuple[SessionRef, float]] = OrderedDict()
+        # Counts invalidations: a read that one happened during is not kept.
+        self._generation = 0
+        bus.watch(self._heard)
+
+    async def get(self, store: Store, session_id: str) -> SessionRef:
+        """The session's owners. Raises ``NotFoundError`` for an unknown session."""
+        now = self._clock()
+        kept = self._entries.get(session_id)
+        if kept is not None:
+            if kept[1] > now:
+                self._entries.move_to_end(session_id)
+                return kept[0]
+            del self._entries[session_id]
+        generation = self._generation
+        ref = SessionRef.of(await store.get(Session, session_id))
+        if generation == self._generation:
+            self._entries[session_id] = (ref, now + self.ttl_s)
+            while len(self._entries) > self.size:
+                self._entries.popitem(last=False)
+        return ref
+
+    def forget(self, session_id: str | None) -> None:
+        """Drop what is kept of a session (of every session: None)."""
+        self._generation += 1
+        if session_id is None:
+            self._entries.clear()
+        else:
+            self._entries.pop(session_id, None)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def _heard(self, session_id: str | None, offset: int) -> None:
+        # Appends (offset >= 0) leave owners as they are; -1 says the session itself changed.
+        if offset < 0:
+            self.forget(session_id)
+
+
+def session_changed(runtime: Runtime, session_id: str) -> None:
+    """Say that a session was deleted or changed hands (call it once the write committed):
+    every process drops what it kept of it (``SessionOwners``), and its waiters read again."""
+    runtime.bus.publish(session_id, -1)
+
+
+def session_owners(request: Request) -> SessionOwners:
+    owners: SessionOwners = request.app.state.session_owners
+    return owners
+
+
+async def _may_use(runtime: Runtime, principal: Principal | None, session: SessionRef) -> bool:
+    """Staff any session; a customer token its customer's; the guest a guest session of an
+    agent that still takes guests."""
+    if principal is None:
+        return False
+    if principal.is_staff:
+        return True
+    if Role.CUSTOMER in principal.roles and session.customer_id == principal.customer_id:
+        return True
+    if Role.GUEST in principal.roles and session.guest:
+        agent = await runtime.store.find(Agent, session.agent_id)
+        return agent is not None and agent.guest_sessions
+    return False
+
+
 async def owned_session(session_id: str, request: Request, runtime: RuntimeDep) -> Session:
-    """The session, if the caller may use it: staff any; a customer token its customer's; the
-    guest a guest session of an agent that still takes guests. Anything else is "not found",
-    so nobody learns which sessions exist."""
+    """The session, read now, if the caller may use it (``_may_use``). Anything else is "not
+    found", so nobody learns which sessions exist."""
     session = await runtime.store.get(Session, session_id)
-    principal = caller(request)
-    if principal is not None:
-        if principal.is_staff:
-            return session
-        if Role.CUSTOMER in principal.roles and session.customer_id == principal.customer_id:
-            return session
-        if Role.GUEST in principal.roles and session.guest:
-            agent = await runtime.store.find(Agent, session.agent_id)
-            if agent is not None and agent.guest_sessions:
-                return session
+    if await _may_use(runtime, caller(request), SessionRef.of(session)):
+        return session
+    raise NotFoundError("Session", session_id)
+
+
+async def owned_session_ref(session_id: str, request: Request, runtime: RuntimeDep) -> SessionRef:
+    """As ``owned_session``, for routes that need only the session's id and owners: what
+    ``SessionOwners`` keeps, so that a long poll reads no session from the store."""
+    session = await session_owners(request).get(runtime.store, session_id)
+    if await _may_use(runtime, caller(request), session):
+        return session
     raise NotFoundError("Session", session_id)
 
 
 OwnedSession = Annotated[Session, Depends(owned_session)]
+OwnedSessionRef = Annotated[SessionRef, Depends(owned_session_ref)]
 
 
 def route_access(route: APIRoute) -> RouteAccess | None:

@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Response, status
 from pydantic import BaseModel, Field
 
-from tactful.api.auth import STAFF, allow
+from tactful.api.auth import STAFF, allow, session_changed
 from tactful.api.pagination import ordered, paginate
 from tactful.api.params import (
     JSON_INTEGER,
@@ -158,6 +158,8 @@ async def delete_customer(customer_id: str, runtime: RuntimeDep) -> Response:
         await delete_sessions(runtime.store, sessions)
         await forget_values(runtime.store, customer_id)
         await runtime.store.delete(Customer, customer_id)
+    for s in sessions:
+        session_changed(runtime, s.id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 

@@ -18,7 +18,17 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response,
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
-from tactful.api.auth import EVERYONE, STAFF, OwnedSession, Principal, Role, allow, caller, require
+from tactful.api.auth import (
+    EVERYONE,
+    STAFF,
+    OwnedSessionRef,
+    Principal,
+    Role,
+    SessionRef,
+    allow,
+    caller,
+    require,
+)
 from tactful.api.params import (
     PAGE_MAX,
     Params,
@@ -182,7 +192,7 @@ async def _participant(runtime: Runtime, entity: type[Agent | Customer], id: str
     },
 )
 async def create_event(
-    session: OwnedSession,
+    session: OwnedSessionRef,
     params: EventCreationParams,
     request: Request,
     runtime: RuntimeDep,
@@ -246,7 +256,7 @@ def _staff(principal: Principal | None) -> bool:
     return principal is not None and principal.is_staff
 
 
-async def _count_customer_message(runtime: Runtime, session: Session) -> None:
+async def _count_customer_message(runtime: Runtime, session: SessionRef) -> None:
     """Customer messages are rate-limited per session and per customer (the shared guest
     customer is limited per session only), whoever posts them."""
     limiter, settings = RateLimiter(runtime.store), runtime.settings
@@ -428,7 +438,7 @@ async def _until_complete(
     },
 )
 async def list_events(
-    session: OwnedSession,
+    session: OwnedSessionRef,
     request: Request,
     runtime: RuntimeDep,
     response: Response,
@@ -561,7 +571,7 @@ async def delete_events(
     },
 )
 async def read_event(
-    session: OwnedSession,
+    session: OwnedSessionRef,
     event_id: str,
     request: Request,
     runtime: RuntimeDep,

@@ -11,7 +11,16 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request, Response, status
 from pydantic import BaseModel, Field
 
-from tactful.api.auth import EVERYONE, STAFF, OwnedSession, Principal, Role, allow, caller
+from tactful.api.auth import (
+    EVERYONE,
+    STAFF,
+    OwnedSession,
+    Principal,
+    Role,
+    allow,
+    caller,
+    session_changed,
+)
 from tactful.api.pagination import ordered, paginate
 from tactful.api.params import (
     LabelsUpdate,
@@ -256,6 +265,8 @@ async def delete_matching_sessions(
     async with runtime.store.transaction():
         sessions = await _find(runtime.store, agent_id, customer_id, [])
         await delete_sessions(runtime.store, sessions)
+    for s in sessions:
+        session_changed(runtime, s.id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -308,7 +319,10 @@ async def update_session(
     if params.labels is not None:
         changes["labels"] = params.labels.apply(s.labels)
     updated = Session.model_validate({**s.model_dump(), **changes})
-    return session_dto(await store.update(updated))
+    saved = await store.update(updated)
+    if (saved.customer_id, saved.agent_id) != (s.customer_id, s.agent_id):
+        session_changed(runtime, session_id)  # who may use it changed
+    return session_dto(saved)
 
 
 @router.delete(
@@ -320,6 +334,7 @@ async def update_session(
 async def delete_session(session_id: str, runtime: RuntimeDep) -> Response:
     """Delete a session with its events and traces."""
     await delete_sessions(runtime.store, [await runtime.store.get(Session, session_id)])
+    session_changed(runtime, session_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
