@@ -94,13 +94,21 @@ class RunFigures:
 
 
 def _rss() -> tuple[float, float]:
-    status = Path("/proc/self/status").read_text()
-    values = {}
-    for line in status.splitlines():
-        if line.startswith(("VmRSS:", "VmHWM:")):
-            key, amount = line.split(":", 1)
-            values[key] = int(amount.split()[0]) / 1024
-    return values.get("VmRSS", 0.0), values.get("VmHWM", 0.0)
+    """Resident and peak MiB of this process and of those it started (the offline embedder's
+    process and its fork server), summed."""
+    from load import with_descendants
+
+    values = {"VmRSS": 0.0, "VmHWM": 0.0}
+    for pid in with_descendants(os.getpid()):
+        try:
+            status = Path(f"/proc/{pid}/status").read_text()
+        except OSError:
+            continue
+        for line in status.splitlines():
+            key, _, amount = line.partition(":")
+            if key in values:
+                values[key] += int(amount.split()[0]) / 1024
+    return values["VmRSS"], values["VmHWM"]
 
 
 def _union_ms(spans: list[tuple[float, float]], lo: float, hi: float) -> float:
@@ -160,7 +168,10 @@ async def measure_tactful(
         {"match": turn_cost.fake_match, "compose": lambda c: ReplyAnswer(message="Happy to help.")},
         latency_s=latency_ms / 1000,
     )
-    timed = _TimedEmbedder(HashingEmbedder(1536) if embedder == "hashing" else MiniLMEmbedder())
+    # MiniLM as the server runs it by default: in a process of its own.
+    timed = _TimedEmbedder(
+        HashingEmbedder(1536) if embedder == "hashing" else MiniLMEmbedder(process=True)
+    )
 
     with tempfile.TemporaryDirectory() as home:
         # First start: the definitions are written (not measured).

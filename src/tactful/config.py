@@ -105,6 +105,10 @@ class Settings(BaseSettings):
     embedding_dimensions: int = Field(default=1536, ge=1, le=65536)
     embedding_base_url: str | None = None
     embedding_api_key: SecretStr | None = None
+    # The offline embedder computes in a process of its own (started on first use), not in a
+    # thread that shares the interpreter's lock with the event loop: under load the server
+    # answers more turns per second (docs/benchmarks.md). False: in a thread, as before.
+    embedder_process: bool = True
 
     # A cassette (docs/cassettes.md): record every model call to this file, or replay them
     # from it with no model, key or network.

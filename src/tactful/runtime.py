@@ -98,7 +98,7 @@ def default_embedder(settings: Settings | None = None) -> Embedder:
     if settings is None or settings.embedding_provider == "offline":
         from tactful.llm.minilm import MiniLMEmbedder
 
-        return MiniLMEmbedder()
+        return MiniLMEmbedder(process=settings is not None and settings.embedder_process)
     from tactful.llm.providers import build_embedder
 
     return build_embedder(settings)
