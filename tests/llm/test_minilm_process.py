@@ -1,16 +1,21 @@
 """The offline embedder in a process of its own (the server's default): the same vectors as in
-this process, bit for bit, and a new process when the old one dies."""
+this process, bit for bit; a new process when the old one dies; none left behind when the
+program that started it is killed."""
 
 from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from tactful.config import Settings
-from tactful.llm import minilm
+from tactful.llm.embed_process import in_process
 from tactful.llm.minilm import MiniLMEmbedder
 from tactful.runtime import default_embedder
 
@@ -22,10 +27,12 @@ TEXTS = [
 ]
 
 
-def _worker_pids() -> set[int]:
-    pool = minilm._PROCESS
-    assert pool is not None
-    return set(pool._processes or {})
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
 
 
 @pytest.mark.embedder
@@ -35,20 +42,54 @@ async def test_vectors_from_the_embedding_process_are_this_processes_bit_for_bit
     got = await there.embed(TEXTS)
     assert got.dtype == np.float32 and got.shape == (len(TEXTS), 384)
     assert np.array_equal(got, here.embed_sync(TEXTS))
+    assert np.array_equal(await there.embed([]), np.zeros((0, 384), dtype=np.float32))
     # Computed there: this process never loaded the model for it.
     assert there._model is None
-    assert _worker_pids() and os.getpid() not in _worker_pids()
+    child = in_process(there.model_dir, there.batch_size).pid()
+    assert child is not None and child != os.getpid() and _alive(child)
 
 
 @pytest.mark.embedder
 async def test_a_killed_embedding_process_is_replaced_on_the_next_call() -> None:
     embedder = MiniLMEmbedder(process=True)
     first = await embedder.embed(TEXTS[:2])
-    (pid,) = _worker_pids()
+    process = in_process(embedder.model_dir, embedder.batch_size)
+    pid = process.pid()
+    assert pid is not None
+    started = process.started
     os.kill(pid, signal.SIGKILL)
     again = await embedder.embed(TEXTS[:2])
     assert np.array_equal(again, first)
-    assert _worker_pids() and pid not in _worker_pids()
+    assert process.started == started + 1 and process.pid() not in (None, pid)
+
+
+@pytest.mark.embedder
+def test_the_embedding_process_leaves_with_a_program_killed_outright(tmp_path: Path) -> None:
+    # A script without a __main__ guard: the child imports nothing of it.
+    script = tmp_path / "serve.py"
+    script.write_text(
+        "import asyncio, time\n"
+        "from tactful.llm import embed_process\n"
+        "from tactful.llm.minilm import MiniLMEmbedder\n"
+        "e = MiniLMEmbedder(process=True)\n"
+        "asyncio.run(e.embed(['hello there']))\n"
+        "print(embed_process.in_process(e.model_dir, e.batch_size).pid(), flush=True)\n"
+        "time.sleep(120)\n"
+    )
+    program = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert program.stdout is not None
+        child = int(program.stdout.readline())
+        assert _alive(child)
+    finally:
+        program.kill()
+        program.wait()
+        if program.stdout is not None:
+            program.stdout.close()
+    deadline = time.monotonic() + 10
+    while _alive(child) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _alive(child)
 
 
 def test_the_server_embeds_in_a_process_unless_told_otherwise() -> None:

@@ -11,11 +11,9 @@ from __future__ import annotations
 import asyncio
 import json
 import math
-import multiprocessing
 import threading
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from itertools import chain
 from pathlib import Path
@@ -23,7 +21,6 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from threadpoolctl import ThreadpoolController, threadpool_limits
 from tokenizers import Tokenizer
 
 from tactful.errors import ConfigurationError
@@ -368,65 +365,6 @@ def _worker() -> ThreadPoolExecutor:
         return _WORKER
 
 
-# -- the embedding process ---------------------------------------------------------------------
-# In a thread, an embedding shares the interpreter's lock with the event loop: each of its ~600
-# NumPy calls takes the lock back between two products, and every statement, socket send and
-# receive of the event loop waits for it in turn. Under load that cost the server a third of
-# its turns (issue 18, docs/benchmarks.md). In a process of its own it shares nothing.
-
-_PROCESS: ProcessPoolExecutor | None = None
-
-
-def _process() -> ProcessPoolExecutor:
-    """The one embedding process of this program (started on first use, with this process's
-    BLAS thread limit; forked from a fork server, so it inherits none of our threads)."""
-    global _PROCESS
-    with _WORKER_LOCK:
-        if _PROCESS is None:
-            methods = multiprocessing.get_all_start_methods()
-            context = multiprocessing.get_context(
-                "forkserver" if "forkserver" in methods else "spawn"
-            )
-            _PROCESS = ProcessPoolExecutor(
-                max_workers=1,
-                mp_context=context,
-                initializer=_process_start,
-                initargs=(_blas_threads(),),
-            )
-        return _PROCESS
-
-
-def _process_lost(pool: ProcessPoolExecutor) -> None:
-    """The embedding process died: the next call starts another."""
-    global _PROCESS
-    with _WORKER_LOCK:
-        if _PROCESS is pool:
-            _PROCESS = None
-    pool.shutdown(wait=False, cancel_futures=True)
-
-
-def _blas_threads() -> int | None:
-    found = ThreadpoolController().select(user_api="blas").lib_controllers
-    return found[0].num_threads if found else None
-
-
-def _process_start(blas_threads: int | None) -> None:
-    if blas_threads:
-        threadpool_limits(limits=blas_threads, user_api="blas")
-
-
-_IN_PROCESS: dict[tuple[str, int], MiniLMEmbedder] = {}
-
-
-def _embed_in_process(model_dir: str, batch_size: int, texts: list[str]) -> Vectors:
-    """Runs in the embedding process: the model loaded once per folder."""
-    key = (model_dir, batch_size)
-    embedder = _IN_PROCESS.get(key)
-    if embedder is None:
-        embedder = _IN_PROCESS[key] = MiniLMEmbedder(model_dir, batch_size=batch_size)
-    return embedder.embed_sync(texts)
-
-
 class MiniLMEmbedder(Embedder):
     """all-MiniLM-L6-v2 sentence embeddings computed offline with NumPy (384-d unit vectors).
 
@@ -503,12 +441,8 @@ class MiniLMEmbedder(Embedder):
         loop = asyncio.get_running_loop()
         if not self.process:
             return await loop.run_in_executor(_worker(), self.embed_sync, list(texts))
-        args = (str(self.model_dir), self.batch_size, list(texts))
-        pool = _process()
-        try:
-            vectors: Vectors = await loop.run_in_executor(pool, _embed_in_process, *args)
-        except BrokenProcessPool:
-            # Killed (or out of memory) meanwhile: once more, in a new process.
-            _process_lost(pool)
-            vectors = await loop.run_in_executor(_process(), _embed_in_process, *args)
-        return vectors
+        from tactful.llm.embed_process import in_process
+
+        # The worker thread only waits on the process's pipes (without the interpreter lock).
+        child = in_process(self.model_dir, self.batch_size)
+        return await loop.run_in_executor(_worker(), child.embed, list(texts))

@@ -1,0 +1,160 @@
+"""The offline embedder's own process: ``MiniLMEmbedder(process=True)``, the server's default.
+
+In a thread, an embedding shares the interpreter's lock with the event loop: each of its ~600
+NumPy calls takes the lock back between two products, and every statement, socket send and
+receive of the loop waits behind it. Under load that cost the server a part of its turns
+(issue 18, docs/benchmarks.md). Here the same computation runs in a child process, started with
+``python -m tactful.llm.embed_process`` on first use (no ``multiprocessing``: it imports nothing
+of the program that started it, so a script without a ``__main__`` guard is safe), one per
+model folder, for the program's life. Requests and answers go over its stdin and stdout:
+
+* request: 4 bytes (little-endian length) and a JSON list of texts;
+* answer: 4 bytes (signed rows ``n``) and ``n x 384`` little-endian float32, or ``-1`` and then
+  4 bytes of length and a UTF-8 error message.
+
+The child leaves when its stdin closes: when the program ends, however it ends (``kill -9``
+included). A child that died is started again by the next request, which is sent once more.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import IO
+
+import numpy as np
+
+from tactful.errors import ModelError
+from tactful.llm.base import Vectors
+
+_DIMENSIONS = 384
+_HEADER = struct.Struct("<i")
+
+
+class EmbeddingProcess:
+    """One child process embedding with MiniLM (see the module's docstring). ``embed`` blocks:
+    call it from a worker thread. Calls are serialised."""
+
+    def __init__(self, model_dir: Path, batch_size: int, blas_threads: int | None) -> None:
+        self.model_dir = model_dir
+        self.batch_size = batch_size
+        self.blas_threads = blas_threads
+        self._lock = threading.Lock()
+        self._child: subprocess.Popen[bytes] | None = None
+        self.started = 0
+
+    def embed(self, texts: list[str]) -> Vectors:
+        with self._lock:
+            try:
+                return self._ask(texts)
+            except (BrokenPipeError, EOFError, ConnectionError):
+                # Killed meanwhile (or out of memory): once more, in a new process.
+                self._stop()
+                return self._ask(texts)
+
+    def pid(self) -> int | None:
+        return self._child.pid if self._child is not None else None
+
+    def close(self) -> None:
+        with self._lock:
+            self._stop()
+
+    def _ask(self, texts: list[str]) -> Vectors:
+        child = self._running()
+        assert child.stdin is not None and child.stdout is not None
+        request = json.dumps(texts).encode()
+        child.stdin.write(_HEADER.pack(len(request)) + request)
+        child.stdin.flush()
+        (rows,) = _HEADER.unpack(_read(child.stdout, _HEADER.size))
+        if rows < 0:
+            (size,) = _HEADER.unpack(_read(child.stdout, _HEADER.size))
+            raise ModelError(f"the embedding process failed: {_read(child.stdout, size).decode()}")
+        data = _read(child.stdout, rows * _DIMENSIONS * 4)
+        return np.frombuffer(data, dtype="<f4").reshape(rows, _DIMENSIONS).astype(np.float32)
+
+    def _running(self) -> subprocess.Popen[bytes]:
+        if self._child is None or self._child.poll() is not None:
+            self._stop()
+            command = [sys.executable, "-m", "tactful.llm.embed_process", str(self.model_dir)]
+            command += [str(self.batch_size), str(self.blas_threads or 0)]
+            self._child = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+            self.started += 1
+        return self._child
+
+    def _stop(self) -> None:
+        child, self._child = self._child, None
+        if child is None:
+            return
+        for pipe in (child.stdin, child.stdout):
+            if pipe is not None:
+                pipe.close()
+        try:
+            child.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
+
+
+def _read(stream: IO[bytes], size: int) -> bytes:
+    data = stream.read(size)
+    if len(data) < size:
+        raise EOFError("the embedding process ended")
+    return data
+
+
+_PROCESSES: dict[tuple[Path, int], EmbeddingProcess] = {}
+_LOCK = threading.Lock()
+
+
+def in_process(model_dir: Path, batch_size: int) -> EmbeddingProcess:
+    """The program's embedding process for this model folder (made on first use, with this
+    process's BLAS thread limit; started on its first request)."""
+    key = (model_dir, batch_size)
+    with _LOCK:
+        found = _PROCESSES.get(key)
+        if found is None:
+            found = _PROCESSES[key] = EmbeddingProcess(model_dir, batch_size, _blas_threads())
+        return found
+
+
+def _blas_threads() -> int | None:
+    from threadpoolctl import ThreadpoolController
+
+    found = ThreadpoolController().select(user_api="blas").lib_controllers
+    return int(found[0].num_threads) if found else None
+
+
+def serve(model_dir: str, batch_size: int, blas_threads: int) -> None:
+    """The child's loop: answer requests on stdin until it closes."""
+    from threadpoolctl import threadpool_limits
+
+    from tactful.llm.minilm import MiniLMEmbedder
+
+    if blas_threads:
+        threadpool_limits(limits=blas_threads, user_api="blas")
+    embedder = MiniLMEmbedder(model_dir, batch_size=batch_size)
+    source, sink = sys.stdin.buffer, sys.stdout.buffer
+    while True:
+        head = source.read(_HEADER.size)
+        if len(head) < _HEADER.size:
+            return  # the program that started us closed our stdin, or ended
+        (size,) = _HEADER.unpack(head)
+        try:
+            texts = json.loads(_read(source, size))
+            vectors = embedder.embed_sync([str(t) for t in texts])
+        except EOFError:
+            return
+        except Exception as e:  # said back, and the next request is served
+            message = f"{type(e).__name__}: {e}".encode()
+            sink.write(_HEADER.pack(-1) + _HEADER.pack(len(message)) + message)
+        else:
+            sink.write(_HEADER.pack(len(vectors)) + vectors.astype("<f4").tobytes())
+        sink.flush()
+
+
+if __name__ == "__main__":
+    serve(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]))
