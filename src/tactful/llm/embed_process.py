@@ -4,7 +4,7 @@ In a thread, an embedding shares the interpreter's lock with the event loop: eac
 NumPy calls takes the lock back between two products, and every statement, socket send and
 receive of the loop waits behind it. Under load that cost the server a part of its turns
 (issue 18, docs/benchmarks.md). Here the same computation runs in a child process, started with
-``python -m tactful.llm.embed_process`` on first use (no ``multiprocessing``: it imports nothing
+``python -m tactful.llm.embed_worker`` on first use (no ``multiprocessing``: it imports nothing
 of the program that started it, so a script without a ``__main__`` guard is safe), one per
 model folder, for the program's life. Requests and answers go over its stdin and stdout:
 
@@ -31,8 +31,8 @@ import numpy as np
 from tactful.errors import ModelError
 from tactful.llm.base import Vectors
 
-_DIMENSIONS = 384
-_HEADER = struct.Struct("<i")
+DIMENSIONS = 384
+HEADER = struct.Struct("<i")
 
 
 class EmbeddingProcess:
@@ -67,19 +67,20 @@ class EmbeddingProcess:
         child = self._running()
         assert child.stdin is not None and child.stdout is not None
         request = json.dumps(texts).encode()
-        child.stdin.write(_HEADER.pack(len(request)) + request)
+        child.stdin.write(HEADER.pack(len(request)) + request)
         child.stdin.flush()
-        (rows,) = _HEADER.unpack(_read(child.stdout, _HEADER.size))
+        (rows,) = HEADER.unpack(read_exactly(child.stdout, HEADER.size))
         if rows < 0:
-            (size,) = _HEADER.unpack(_read(child.stdout, _HEADER.size))
-            raise ModelError(f"the embedding process failed: {_read(child.stdout, size).decode()}")
-        data = _read(child.stdout, rows * _DIMENSIONS * 4)
-        return np.frombuffer(data, dtype="<f4").reshape(rows, _DIMENSIONS).astype(np.float32)
+            (size,) = HEADER.unpack(read_exactly(child.stdout, HEADER.size))
+            reason = read_exactly(child.stdout, size).decode()
+            raise ModelError(f"the embedding process failed: {reason}")
+        data = read_exactly(child.stdout, rows * DIMENSIONS * 4)
+        return np.frombuffer(data, dtype="<f4").reshape(rows, DIMENSIONS).astype(np.float32)
 
     def _running(self) -> subprocess.Popen[bytes]:
         if self._child is None or self._child.poll() is not None:
             self._stop()
-            command = [sys.executable, "-m", "tactful.llm.embed_process", str(self.model_dir)]
+            command = [sys.executable, "-m", "tactful.llm.embed_worker", str(self.model_dir)]
             command += [str(self.batch_size), str(self.blas_threads or 0)]
             self._child = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
             self.started += 1
@@ -99,7 +100,7 @@ class EmbeddingProcess:
             child.wait()
 
 
-def _read(stream: IO[bytes], size: int) -> bytes:
+def read_exactly(stream: IO[bytes], size: int) -> bytes:
     data = stream.read(size)
     if len(data) < size:
         raise EOFError("the embedding process ended")
@@ -126,35 +127,3 @@ def _blas_threads() -> int | None:
 
     found = ThreadpoolController().select(user_api="blas").lib_controllers
     return int(found[0].num_threads) if found else None
-
-
-def serve(model_dir: str, batch_size: int, blas_threads: int) -> None:
-    """The child's loop: answer requests on stdin until it closes."""
-    from threadpoolctl import threadpool_limits
-
-    from tactful.llm.minilm import MiniLMEmbedder
-
-    if blas_threads:
-        threadpool_limits(limits=blas_threads, user_api="blas")
-    embedder = MiniLMEmbedder(model_dir, batch_size=batch_size)
-    source, sink = sys.stdin.buffer, sys.stdout.buffer
-    while True:
-        head = source.read(_HEADER.size)
-        if len(head) < _HEADER.size:
-            return  # the program that started us closed our stdin, or ended
-        (size,) = _HEADER.unpack(head)
-        try:
-            texts = json.loads(_read(source, size))
-            vectors = embedder.embed_sync([str(t) for t in texts])
-        except EOFError:
-            return
-        except Exception as e:  # said back, and the next request is served
-            message = f"{type(e).__name__}: {e}".encode()
-            sink.write(_HEADER.pack(-1) + _HEADER.pack(len(message)) + message)
-        else:
-            sink.write(_HEADER.pack(len(vectors)) + vectors.astype("<f4").tobytes())
-        sink.flush()
-
-
-if __name__ == "__main__":
-    serve(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]))
