@@ -583,10 +583,11 @@ def targets(
         "starts here with the message, so the rest of that transaction counts); `typing`, the "
         "reply, the journey progress and the reply's mark as sent, together; then, after the "
         "reply, the trace (encoded before the transaction), `ready` and the turn's end. On a "
-        "SQLite file statements run inline and only a write's commit takes a trip to a thread. "
-        "The context is one read transaction (the definitions revision, the session, the "
-        "customer, the timeline, the variables' values): the `context` column. Each statement "
-        "is built once and costs SQLAlchemy's asynchronous layer a few hundred microseconds.",
+        "SQLite file a turn's frequent statements, compiled once, run straight on the sqlite3 "
+        "connection (reads on a reading connection of their own) and only a write's commit "
+        "takes a trip to a thread. The context is a handful of reads (the definitions "
+        "revision, the session, the customer, the timeline, the variables' values): the "
+        "`context` column.",
         "- *Python work proportional to N.* Per snapshot, once: each guideline's embedded rows as "
         "one contiguous matrix, its classification, the dependency closure, the journey scoping, "
         "the id maps. Per turn: one matrix product and the fusion with the lexical ranking (the "
@@ -595,17 +596,19 @@ def targets(
         "the fake model building its answers).",
         "- *With MiniLM:* embedding the new customer message and its sentences on this CPU "
         "(the `of which embedding` row: about 9 ms of a call is fixed, the cost of products "
-        "with few rows over 42 MB of weights). It starts when the message arrives, in a worker "
-        "thread, while the turn is claimed and its context read, but the turn still waits for "
-        "it (in the `glossary` column, the first to need it).",
+        "with few rows over 42 MB of weights). It starts when the message arrives, before its "
+        "ingest transaction, in the embedder's process of its own, while the turn is claimed "
+        "and its context read, but the turn still waits for it (in the `glossary` column, the "
+        "first to need it).",
         "",
         "After the reply, off the customer's wait but not off the CPU: a candidate record per "
         "guideline for the trace (about 1,000 at N = 1000) and the trace's write.",
         "",
-        "Resident memory: without its embedding model tactful's server is smaller than "
-        f"Parlant's; all-MiniLM-L6-v2's weights, loaded as float32 arrays, add {_extra(ok)} "
-        "(the `tactful, MiniLM` column). The benchmark's own tokenizer is loaded after memory "
-        "is read.",
+        "Resident memory (the server's processes summed: with MiniLM, its embedding process "
+        "too): without its embedding model tactful's server is smaller than Parlant's; "
+        f"all-MiniLM-L6-v2's weights, loaded as float32 arrays, add {_extra(ok)} (the "
+        "`tactful, MiniLM` column). The benchmark's own tokenizer is loaded after memory is "
+        "read.",
         "",
     ]
     return out
