@@ -139,6 +139,9 @@ class _TimedEmbedder:
         finally:
             self.spans.append((started, time.perf_counter()))
 
+    def prepare(self) -> None:
+        self.inner.prepare()
+
     async def aclose(self) -> None:
         close = getattr(self.inner, "aclose", None)
         if close is not None:

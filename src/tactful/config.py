@@ -105,7 +105,7 @@ class Settings(BaseSettings):
     embedding_dimensions: int = Field(default=1536, ge=1, le=65536)
     embedding_base_url: str | None = None
     embedding_api_key: SecretStr | None = None
-    # The offline embedder computes in a process of its own (started on first use), not in a
+    # The offline embedder computes in a process of its own (started with the server), not in a
     # thread that shares the interpreter's lock with the event loop: under load the server
     # answers more turns per second (docs/benchmarks.md). False: in a thread, as before.
     embedder_process: bool = True

@@ -196,10 +196,14 @@ async def start_runtime(
     options = engine_options(settings, store)
     if tracing is not None:
         options.tracer = tracing.tracer
+    embedder = embedder or default_embedder(settings)
+    # The offline embedder's process loads the model while the server starts, not on the first
+    # customer's turn.
+    embedder.prepare()
     engine = Engine(
         store,
         bus,
-        embedder or default_embedder(settings),
+        embedder,
         generator,
         options,
         turns=SQLTurnQueue(store),

@@ -97,3 +97,23 @@ def test_the_server_embeds_in_a_process_unless_told_otherwise() -> None:
     assert isinstance(chosen, MiniLMEmbedder) and chosen.process
     in_thread = default_embedder(Settings(embedder_process=False))
     assert isinstance(in_thread, MiniLMEmbedder) and not in_thread.process
+
+
+@pytest.mark.embedder
+async def test_prepare_starts_the_process_before_the_first_embedding() -> None:
+    embedder = MiniLMEmbedder(process=True, batch_size=7)  # a process of its own
+    process = in_process(embedder.model_dir, embedder.batch_size)
+    assert process.pid() is None
+    embedder.prepare()
+    pid = process.pid()
+    assert pid is not None and _alive(pid)
+    await embedder.embed(TEXTS[:1])
+    assert process.pid() == pid and process.started == 1
+    process.close()  # its stdin closes: it ends, and is waited for
+    assert not _alive(pid) and process.pid() is None
+
+
+def test_an_embedder_in_a_thread_prepares_nothing() -> None:
+    embedder = MiniLMEmbedder(batch_size=9)
+    embedder.prepare()
+    assert in_process(embedder.model_dir, embedder.batch_size).pid() is None

@@ -188,6 +188,10 @@ class Embedder(ABC):
     async def embed(self, texts: Sequence[str]) -> Vectors:
         """Return a ``(len(texts), dimensions)`` float32 array of unit vectors."""
 
+    def prepare(self) -> None:  # noqa: B027 - optional hook, most embedders need nothing
+        """Get ready for the first call without waiting for it (called as the server starts:
+        the offline embedder starts its process, which loads the model meanwhile)."""
+
     async def aclose(self) -> None:  # noqa: B027 - optional hook, most embedders hold nothing
         """Release connections the embedder opened (called when the server stops)."""
 

@@ -56,6 +56,11 @@ class EmbeddingProcess:
                 self._stop()
                 return self._ask(texts)
 
+    def start(self) -> None:
+        """Start the process if it is not running (it loads the model at once)."""
+        with self._lock:
+            self._running()
+
     def pid(self) -> int | None:
         return self._child.pid if self._child is not None else None
 

@@ -19,6 +19,7 @@ def serve(model_dir: str, batch_size: int, blas_threads: int) -> None:
     if blas_threads:
         threadpool_limits(limits=blas_threads, user_api="blas")
     embedder = MiniLMEmbedder(model_dir, batch_size=batch_size)
+    embedder.embed_sync(["warm"])  # loads the model before the first request
     source, sink = sys.stdin.buffer, sys.stdout.buffer
     while True:
         head = source.read(HEADER.size)

@@ -431,6 +431,14 @@ class MiniLMEmbedder(Embedder):
             out[chunk] = model.encode([ids[i] for i in chunk])
         return out
 
+    def prepare(self) -> None:
+        """With ``process=True``: start the embedding process now, so that it loads the model
+        before the first embedding asks for it (returns at once)."""
+        if self.process:
+            from tactful.llm.embed_process import in_process
+
+            in_process(self.model_dir, self.batch_size).start()
+
     async def embed(self, texts: Sequence[str]) -> Vectors:
         """Embed ``texts`` off the event loop; see ``embed_sync``."""
         if isinstance(texts, str):
