@@ -25,6 +25,7 @@ from tokenizers import Tokenizer
 
 from tactful.errors import ConfigurationError
 from tactful.llm.base import Embedder, Vectors
+from tactful.llm.embed_process import in_process
 
 __all__ = ["INSTALL_HINT", "MiniLMEmbedder", "default_model_dir"]
 
@@ -435,8 +436,6 @@ class MiniLMEmbedder(Embedder):
         """With ``process=True``: start the embedding process now, so that it loads the model
         before the first embedding asks for it (returns at once)."""
         if self.process:
-            from tactful.llm.embed_process import in_process
-
             in_process(self.model_dir, self.batch_size).start()
 
     async def embed(self, texts: Sequence[str]) -> Vectors:
@@ -449,8 +448,6 @@ class MiniLMEmbedder(Embedder):
         loop = asyncio.get_running_loop()
         if not self.process:
             return await loop.run_in_executor(_worker(), self.embed_sync, list(texts))
-        from tactful.llm.embed_process import in_process
-
         # The worker thread only waits on the process's pipes (without the interpreter lock).
         child = in_process(self.model_dir, self.batch_size)
         return await loop.run_in_executor(_worker(), child.embed, list(texts))
