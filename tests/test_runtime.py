@@ -163,6 +163,31 @@ async def test_the_blas_threads_setting_limits_numpys_threads() -> None:
             await rt.close()
 
 
+async def test_the_gc_threshold_setting_sets_the_young_generations_threshold() -> None:
+    import gc
+
+    before = gc.get_threshold()
+    try:
+        for wanted in (12_345, 20_000):
+            rt = await start_runtime(
+                Settings(transient=True, gc_threshold=wanted),
+                embedder=HashingEmbedder(),
+                offline=True,
+            )
+            await rt.close()
+            # The older generations keep theirs.
+            assert gc.get_threshold() == (wanted, *before[1:])
+        gc.set_threshold(700, *before[1:])
+        # 0 leaves the process's threshold as it is.
+        rt = await start_runtime(
+            Settings(transient=True, gc_threshold=0), embedder=HashingEmbedder(), offline=True
+        )
+        await rt.close()
+        assert gc.get_threshold() == (700, *before[1:])
+    finally:
+        gc.set_threshold(*before)
+
+
 @tactful.tool
 async def find_order(context: tactful.ToolContext, order_id: str) -> dict[str, str]:
     """Look an order up."""

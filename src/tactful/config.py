@@ -135,6 +135,11 @@ class Settings(BaseSettings):
     # Its idle threads spin while they wait for work: with one, the offline embedder and the
     # retrieval's matrix products cost several times less CPU (docs/benchmarks.md).
     blas_threads: int = Field(default=1, ge=0, le=256)
+    # Allocations between two young-generation collections of Python's cycle collector in this
+    # process; 0 leaves Python's 700. A turn at 1,000 guidelines allocates tens of thousands of
+    # short-lived objects: at 700 the collector ran a dozen times in each, about 3 ms of the
+    # turn (docs/benchmarks.md); at 20,000 most of them are freed before it looks.
+    gc_threshold: int = Field(default=20_000, ge=0, le=10_000_000)
     long_poll_max_s: float = Field(default=60.0, gt=0, le=3600)
 
     # -- timeouts of the agent's own code (engine.options) ---------------------------------------

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 from dataclasses import dataclass
 
 from threadpoolctl import threadpool_limits
@@ -153,6 +154,10 @@ async def start_runtime(
     if settings.blas_threads:
         # For the whole process, from now on (the limit is not undone).
         threadpool_limits(limits=settings.blas_threads, user_api="blas")
+    if settings.gc_threshold:
+        # Also for the whole process: the older generations keep their thresholds.
+        _, older, oldest = gc.get_threshold()
+        gc.set_threshold(settings.gc_threshold, older, oldest)
     if generator is not None:
         reason = f"model tier: {generator.model_name} (given by the program)"
     elif offline:
