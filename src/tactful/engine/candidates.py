@@ -23,8 +23,9 @@ and the reasoning behind ``DEFAULT_K``.
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
-from itertools import chain, islice
+from itertools import chain, islice, repeat
 from typing import NamedTuple
 
 from pydantic import TypeAdapter
@@ -39,7 +40,7 @@ from tactful.domain import (
 )
 from tactful.domain.relationships import guidelines_by_tag
 from tactful.engine.classify import ABUSE, OBSERVATION, Classification, classify
-from tactful.engine.retrieve import Ranked
+from tactful.engine.retrieve import Ranked, Ranking
 
 # How many best-ranked guidelines join tier 1 beyond those there for another reason. Measured
 # on the public split of the labeled set with the real embedder (docs/matching.md): tier-1
@@ -201,6 +202,18 @@ class FixedTable(Mapping[str, FixedReasons]):
     def __init__(self, by_id: Mapping[str, FixedReasons]) -> None:
         self.by_id: dict[str, FixedReasons] = dict(by_id)
         self.forcing = frozenset(g for g, f in self.by_id.items() if f.high or f.always_check)
+        # The last frozen id set asked about, and which of its ids are not here.
+        self._asked: tuple[frozenset[str], frozenset[str]] | None = None
+
+    def missing(self, ids: AbstractSet[str]) -> AbstractSet[str]:
+        """The ``ids`` not in the table (remembered for a frozen set: a retriever's ranking
+        brings the same one on every turn)."""
+        if not isinstance(ids, frozenset):
+            return ids - self.by_id.keys()
+        asked = self._asked
+        if asked is None or asked[0] is not ids:
+            asked = self._asked = (ids, frozenset(ids - self.by_id.keys()))
+        return asked[1]
 
     def __getitem__(self, guideline_id: str) -> FixedReasons:
         return self.by_id[guideline_id]
@@ -287,17 +300,9 @@ def select_candidates(
     for gid in sorted(_closure(dependency_closure, set(reasons)) - set(reasons)):
         add(gid, DEPENDENCY)
 
-    # ``tuple.__new__``: the named tuple's own constructor, without its call in Python.
-    new, pairs = tuple.__new__, zip(split.positions, split.checkable, strict=True)
-    tier2 = [new(Selected, (r, p, 2, _SCREENED)) for p, r in pairs if r.guideline.id not in reasons]
+    tier1, tier2 = split.tiers(reasons)
     if demoted:
         tier2 = [s._replace(reasons=_YIELDED) if s.guideline.id in demoted else s for s in tier2]
-    pairs = zip(split.positions, split.checkable, strict=True)
-    tier1 = [
-        new(Selected, (r, p, 1, tuple(reasons[r.guideline.id])))
-        for p, r in pairs
-        if r.guideline.id in reasons
-    ]
     return CandidateSet(tier1=tier1, tier2=tier2, always=split.always, disabled=split.disabled, k=k)
 
 
@@ -308,20 +313,27 @@ class _Split:
     first rank."""
 
     rank_of: dict[str, int]
-    checkable: list[Ranked]
+    checkable: Sequence[Ranked]
     positions: Sequence[int]
-    ids: set[str]
+    ids: AbstractSet[str]
     always: list[Selected] = field(default_factory=list)
     disabled: list[Selected] = field(default_factory=list)
+    # Every guideline checked, in ranking order: ``checkable[i]`` has rank ``i + 1``.
+    plain: bool = False
 
     @classmethod
     def of(cls, ranked: Sequence[Ranked]) -> _Split:
+        count = len(ranked)
+        if isinstance(ranked, Ranking) and ranked.plain:
+            # From the retriever: its ids come with it, no guideline is looked at.
+            rank_of = dict(zip(ranked.ids, range(1, count + 1), strict=True))
+            return cls(rank_of, ranked, range(1, count + 1), ranked.members, plain=True)
         rank_of = {r.guideline.id: p for p, r in enumerate(ranked, start=1)}
         if len(rank_of) == len(ranked):
             checkable = [r for r in ranked if r.guideline.enabled and not r.guideline.always]
             if len(checkable) == len(ranked):
                 # The usual ranking: each guideline once, all of them checked.
-                return cls(rank_of, checkable, range(1, len(ranked) + 1), set(rank_of))
+                return cls(rank_of, checkable, range(1, count + 1), set(rank_of), plain=True)
         rank_of.clear()
         checkable, positions, always, disabled = [], [], [], []
         for position, r in enumerate(ranked, start=1):
@@ -339,6 +351,45 @@ class _Split:
         ids = {r.guideline.id for r in checkable}
         return cls(rank_of, checkable, positions, ids, always, disabled)
 
+    def tiers(self, reasons: Mapping[str, list[str]]) -> tuple[list[Selected], list[Selected]]:
+        """Tier 1 (the ids with ``reasons``) and tier 2 (the rest), in ranking order."""
+        # ``tuple.__new__``: the named tuple's own constructor, without its call in Python.
+        new = tuple.__new__
+        if not self.plain:
+            pairs = zip(self.positions, self.checkable, strict=True)
+            screened = [
+                new(Selected, (r, p, 2, _SCREENED))
+                for p, r in pairs
+                if r.guideline.id not in reasons
+            ]
+            pairs = zip(self.positions, self.checkable, strict=True)
+            tier1 = [
+                new(Selected, (r, p, 1, tuple(reasons[r.guideline.id])))
+                for p, r in pairs
+                if r.guideline.id in reasons
+            ]
+            return tier1, screened
+        # Tier 1 by its ranks; tier 2 is the runs between them, built in C.
+        ranks = sorted(self.rank_of[gid] for gid in reasons)
+        checkable = self.checkable
+        tier1 = [
+            new(Selected, (checkable[p - 1], p, 1, tuple(reasons[checkable[p - 1].guideline.id])))
+            for p in ranks
+        ]
+        tier2: list[Selected] = []
+        start = 1
+        for stop in (*ranks, len(checkable) + 1):
+            if stop > start:
+                run = zip(
+                    checkable[start - 1 : stop - 1],
+                    range(start, stop),
+                    repeat(2),
+                    repeat(_SCREENED),
+                )
+                tier2.extend(map(new, repeat(Selected), run))
+            start = stop + 1
+        return tier1, tier2
+
 
 def _forced_reasons(
     split: _Split,
@@ -355,8 +406,8 @@ def _forced_reasons(
     ranking order, the ids there only as observations that yield to a budget."""
     ids = split.ids
     known = table.by_id
-    pool = (ids & table.forcing) | (ids & recent) | (ids & scope) | (ids & forced.keys())
-    missing = ids - known.keys()
+    pool = {*(ids & table.forcing), *(ids & recent), *(ids & scope), *(ids & forced.keys())}
+    missing = table.missing(ids)
     if missing:
         # Not worked out ahead: classified now.
         known = dict(known)

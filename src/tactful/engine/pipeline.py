@@ -225,7 +225,7 @@ class Pipeline:
             # Journeys in play; guidelines scoped to the other journeys are not checked.
             journeys = journey_plan.plan(ctx, ranked, journey_of=prepared.journey_of)
             if journeys.hidden:
-                ranked = [r for r in ranked if r.guideline.id not in journeys.hidden]
+                ranked = ranked.without(journeys.hidden)
             chosen = select_candidates(
                 ranked,
                 journey_scope=journeys.scope,
