@@ -596,13 +596,17 @@ def targets(
         "the id maps. Per turn: one matrix product and the fusion with the lexical ranking (the "
         "`retrieve` column), the split into detailed checks and the screen, the match prompt "
         "and its answers (the engine's part of `match`; the rest of `match` at 0 ms latency is "
-        "the fake model building its answers).",
+        "the fake model building its answers). Python's cycle collector runs every 20,000 "
+        "allocations in a server process (`gc_threshold`), not every 700: a dozen times a turn "
+        "at its default, about 3 ms (`bench/turn_parts.py`).",
         "- *With MiniLM:* embedding the new customer message and its sentences on this CPU "
         "(the `of which embedding` row: about 9 ms of a call is fixed, the cost of products "
         "with few rows over 42 MB of weights). It starts when the message arrives, before its "
         "ingest transaction, in the embedder's process of its own, while the turn is claimed "
         "and its context read, but the turn still waits for it (in the `glossary` column, the "
-        "first to need it).",
+        "first to need it). Its 42 MB of weights also push the server's own data out of the "
+        "shared 32 MB cache: the steps after it that read every guideline run slower than "
+        "with the hashing embedder (`bench/turn_parts.py --embedder hashing`).",
         "",
         "After the reply, off the customer's wait but not off the CPU: a candidate record per "
         "guideline for the trace (about 1,000 at N = 1000) and the trace's write.",
