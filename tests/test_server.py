@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import errno
+import logging
 import socket
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -164,3 +168,58 @@ async def test_sdk_sets_the_always_marker_and_the_always_check_override() -> Non
         h = await agent.create_guideline("the customer is upset", "apologize", always_check=False)
         assert (g.always, g.always_check) == (True, None)
         assert (h.always, h.always_check) == (False, False)
+
+
+class _Recording(HashingEmbedder):
+    """Hashed words, remembering every text it was asked to embed."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.texts: list[str] = []
+
+    async def embed(self, texts: Sequence[str]) -> Any:
+        self.texts.extend(texts)
+        return await super().embed(texts)
+
+
+async def test_served_agents_are_prepared_before_their_first_turn() -> None:
+    """On a fresh data folder, the first turn embedded every condition and view of the agent's
+    guidelines while its customer waited (a second with MiniLM for the Voltmart example):
+    serving prepares them ahead, and the first turn embeds only the conversation."""
+    embedder = _Recording()
+    async with tactful.Server(
+        transient=True, embedder=embedder, offline=True, port=_free_port()
+    ) as server:
+        agent = await server.create_agent("Ahead")
+        await agent.create_guideline("The customer asks for a refund", "Explain the refund policy")
+        await agent.create_guideline("The customer asks about shipping costs", "Quote the rates")
+        await server.start_http()
+        engine = server.runtime.engine
+        for _ in range(500):
+            if not engine._warming:
+                break
+            await asyncio.sleep(0.01)
+        assert not engine._warming
+        assert "The customer asks for a refund" in embedder.texts
+        prepared = len(embedder.texts)
+        await server.send(await server.create_session(agent), "hello there")
+        during = embedder.texts[prepared:]
+        assert "The customer asks for a refund" not in during
+        assert "The customer asks about shipping costs" not in during
+        assert "hello there" in during
+
+
+async def test_an_agent_that_cannot_be_prepared_is_left_to_its_first_turn(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async with tactful.Server(
+        transient=True, embedder=HashingEmbedder(), offline=True, port=_free_port()
+    ) as server:
+        agent = await server.create_agent("Later")
+        engine = server.runtime.engine
+        with caplog.at_level(logging.WARNING, logger="tactful.engine"):
+            engine.prepare_agents_later(["no-such-agent", agent.id])
+            await asyncio.gather(*engine._warming)
+        assert "agent no-such-agent not prepared ahead: NotFoundError" in caplog.text
+        reply = await server.send(await server.create_session(agent), "hi")
+        assert reply.kind.value == "message"

@@ -221,6 +221,10 @@ class Server:
                 await self._http_task
                 raise ConfigurationError(f"the HTTP server could not start on {self.url}")
             await asyncio.sleep(0.01)
+        # The agents defined so far are prepared now, not during their first customer's turn.
+        self.runtime.engine.prepare_agents_later(
+            [a.id for a in await self.runtime.store.list(AgentModel)]
+        )
 
     async def serve_forever(self) -> None:
         """Serve HTTP until interrupted (only with ``serve=True``)."""

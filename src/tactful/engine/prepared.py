@@ -79,6 +79,10 @@ class PreparedSnapshots:
         if snapshot is None:
             # A context built by hand: worked out for this turn only.
             return Prepared(_snapshot_of(ctx))
+        return self.of(snapshot)
+
+    def of(self, snapshot: AgentSnapshot) -> Prepared:
+        """The snapshot's constants (kept while it is the agent's latest)."""
         found = self._by_agent.get(snapshot.agent.id)
         if found is None or found.snapshot is not snapshot:
             found = self._by_agent[snapshot.agent.id] = Prepared(snapshot)

@@ -432,6 +432,11 @@ class Retriever:
         norm = float(np.linalg.norm(mean))
         return (mean / np.float32(norm)).astype(np.float32) if norm > 0 else mean
 
+    async def prepare(self, guidelines: Sequence[Guideline]) -> None:
+        """Embed and lay out ``guidelines`` ahead of their first ranking (kept as ``rank``
+        keeps them: a tuple by identity, any sequence by content)."""
+        await self._prepared(guidelines)
+
     async def _prepared(self, guidelines: Sequence[Guideline]) -> _Prepared:
         found = self._by_identity.get(id(guidelines))
         if found is not None and found.guidelines is guidelines:

@@ -10,7 +10,10 @@ emitted its reply yet, wherever it runs.
 from __future__ import annotations
 
 import asyncio
+import logging
+import time
 from collections import OrderedDict
+from collections.abc import Sequence
 from typing import Any
 
 from tactful.bus.base import Bus
@@ -43,6 +46,8 @@ from tactful.store.base import NewEvent, Store, TurnQueue
 from tactful.telemetry.base import TurnObserver
 from tactful.tools.registry import ToolRegistry
 
+log = logging.getLogger("tactful.engine")
+
 __all__ = ["Engine", "EngineOptions"]
 
 CUSTOMER_SOURCES = (EventSource.CUSTOMER, EventSource.CUSTOMER_UI)
@@ -73,6 +78,7 @@ class Engine:
         self.timeline = Timeline(store, bus)
         self.cache = EmbeddingCache(embedder, store)
         self._auto_sessions: OrderedDict[str, None] = OrderedDict()
+        self._warming: set[asyncio.Task[None]] = set()
         # Code matchers and hooks registered through the SDK (in memory, per process).
         self.hooks = Hooks(timeout=self.options.hook_timeout_s)
         # Retrievers attached through the SDK (in memory, per process).
@@ -123,6 +129,26 @@ class Engine:
     def snapshots(self) -> SnapshotCache:
         """Agent definitions in memory, read again when the store's revision moves."""
         return self.pipeline.snapshots
+
+    def prepare_agents_later(self, agent_ids: Sequence[str]) -> None:
+        """Work out in the background what each agent's first turn would (``Pipeline.warm``),
+        so that the first customer does not wait for it. A failure is logged and left to that
+        turn."""
+        task = asyncio.create_task(self._prepare_agents(list(agent_ids)), name="prepare agents")
+        self._warming.add(task)
+        task.add_done_callback(self._warming.discard)
+
+    async def _prepare_agents(self, agent_ids: list[str]) -> None:
+        for agent_id in agent_ids:
+            started = time.perf_counter()
+            try:
+                await self.pipeline.warm(agent_id)
+            except Exception as e:  # the turn that needs it will try again, and say why
+                log.warning("agent %s not prepared ahead: %s: %s", agent_id, type(e).__name__, e)
+            else:
+                log.info(
+                    "agent %s prepared in %.0f ms", agent_id, (time.perf_counter() - started) * 1e3
+                )
 
     # -- 1. ingest ------------------------------------------------------------------------------
 
@@ -229,6 +255,9 @@ class Engine:
         """Stop running turns: the running ones get ``grace_s`` (default: the runner's drain
         grace) to finish; the rest are given back for another worker or the next start."""
         grace = self.options.runner.drain_grace_s if grace_s is None else grace_s
+        for task in list(self._warming):
+            task.cancel()
+        await asyncio.gather(*self._warming, return_exceptions=True)
         await self.runner.drain(grace)
         await self.cache.close()
         await self.tools.close()
