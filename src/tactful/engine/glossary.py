@@ -50,7 +50,7 @@ async def relevant_terms(
     recent = " ".join(u.text for u in ctx.window(4))
     latest = ctx.last_customer_message or recent
     query = (await cache.embed_messages([latest or " "]))[0]
-    similarity = await cache.embed([_describe(t) for t in terms]) @ query
+    similarity = await cache.embed([term_text(t) for t in terms]) @ query
     found = []
     for term, score in zip(terms, similarity, strict=True):
         if _named(term, recent):
@@ -61,11 +61,12 @@ async def relevant_terms(
     return found[:limit]
 
 
-def _describe(term: Term) -> str:
+def term_text(term: Term) -> str:
+    """What a term is embedded as: its name, synonyms and description."""
     synonyms = f" (also: {', '.join(term.synonyms)})" if term.synonyms else ""
     return f"{term.name}{synonyms}: {term.description}"
 
 
 def for_prompt(terms: Sequence[RelevantTerm]) -> str:
     """One "- name (also: ...): description" line per term."""
-    return "\n".join(f"- {_describe(r.term)}" for r in terms)
+    return "\n".join(f"- {term_text(r.term)}" for r in terms)

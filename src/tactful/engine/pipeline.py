@@ -182,14 +182,6 @@ class Pipeline:
             preamble.stop()
             agent_retrieval.cancel()
 
-    async def warm(self, agent_id: str) -> None:
-        """What the first turn over the agent would work out before anything else: its
-        snapshot, the snapshot's constants and its guidelines' embedded rows (embedding every
-        condition and view is most of a fresh data folder's first turn)."""
-        prepared = self.prepared.of(await self.snapshots.get(self.store, agent_id))
-        coded = sorted(gid for gid in self.hooks.matchers if gid in prepared.by_id)
-        await self.retriever.prepare(prepared.checkable(coded))
-
     # -- 2. context -----------------------------------------------------------------------------
 
     async def context(self, turn: Turn, rec: TraceRecorder) -> TurnContext:

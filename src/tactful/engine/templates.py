@@ -107,7 +107,7 @@ class TemplateOffer:
             free = [c for c in ctx.canned_responses if c.id not in attached | seen]
             if free:
                 target = (await self.cache.embed_messages([query]))[0]
-                fit = await self.cache.embed([_template_text(c) for c in free]) @ target
+                fit = await self.cache.embed([template_text(c) for c in free]) @ target
                 for i in np.argsort(-fit)[:retrieve]:
                     chosen.append((free[int(i)], None))
         wanted = [canned.generative_fields(r.value) for r, _ in chosen]
@@ -123,7 +123,7 @@ class TemplateOffer:
         if found:
             if target is None:
                 target = (await self.cache.embed_messages([query]))[0]
-            texts = [_template_text(c.response) for c in found]
+            texts = [template_text(c.response) for c in found]
             for c, s in zip(found, await self.cache.embed(texts) @ target, strict=True):
                 c.similarity = float(s)
         return found
@@ -134,5 +134,6 @@ class TemplateOffer:
         return f"{ctx.last_customer_message} {actions}".strip() or " "
 
 
-def _template_text(response: CannedResponse) -> str:
+def template_text(response: CannedResponse) -> str:
+    """What a canned response is embedded as: its template and its signals."""
     return " ".join([response.value, *response.signals])

@@ -30,6 +30,7 @@ from tactful.domain import (
 from tactful.domain.turns import TurnRecord, TurnStatus
 from tactful.engine.context import SnapshotCache
 from tactful.engine.embeddings import EmbeddingCache
+from tactful.engine.glossary import term_text
 from tactful.engine.hooks import Hooks
 from tactful.engine.lifecycle import TurnLifecycle
 from tactful.engine.match import ModelMatcher
@@ -38,6 +39,7 @@ from tactful.engine.pipeline import Pipeline
 from tactful.engine.retrieve import sentences
 from tactful.engine.retrievers import Retrievers
 from tactful.engine.runner import TurnRunner
+from tactful.engine.templates import template_text
 from tactful.engine.timeline import Timeline, status_event
 from tactful.engine.tool_stage import ToolStage
 from tactful.errors import PayloadTooLargeError, ValidationError
@@ -131,7 +133,7 @@ class Engine:
         return self.pipeline.snapshots
 
     def prepare_agents_later(self, agent_ids: Sequence[str]) -> None:
-        """Work out in the background what each agent's first turn would (``Pipeline.warm``),
+        """Work out in the background what each agent's first turn would (``_prepare_agent``),
         so that the first customer does not wait for it. A failure is logged and left to that
         turn."""
         task = asyncio.create_task(self._prepare_agents(list(agent_ids)), name="prepare agents")
@@ -142,13 +144,27 @@ class Engine:
         for agent_id in agent_ids:
             started = time.perf_counter()
             try:
-                await self.pipeline.warm(agent_id)
+                await self._prepare_agent(agent_id)
             except Exception as e:  # the turn that needs it will try again, and say why
                 log.warning("agent %s not prepared ahead: %s: %s", agent_id, type(e).__name__, e)
             else:
                 log.info(
                     "agent %s prepared in %.0f ms", agent_id, (time.perf_counter() - started) * 1e3
                 )
+
+    async def _prepare_agent(self, agent_id: str) -> None:
+        """What the first turn over the agent would work out before anything else: its
+        snapshot, the snapshot's constants, its guidelines' embedded rows, its terms' and
+        canned responses' embeddings (on a fresh data folder, embedding them was most of the
+        first turn)."""
+        pipeline = self.pipeline
+        snapshot = await pipeline.snapshots.get(self.store, agent_id)
+        prepared = pipeline.prepared.of(snapshot)
+        coded = sorted(gid for gid in self.hooks.matchers if gid in prepared.by_id)
+        await pipeline.retriever.prepare(prepared.checkable(coded))
+        # The glossary and the canned responses, as the turn embeds them.
+        await self.cache.embed([term_text(t) for t in snapshot.terms])
+        await self.cache.embed([template_text(c) for c in snapshot.canned_responses])
 
     # -- 1. ingest ------------------------------------------------------------------------------
 
