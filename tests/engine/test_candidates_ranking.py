@@ -3,11 +3,10 @@ guidelines' own, and the candidate set is the one a plain list of the same ranki
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
-import pytest_asyncio
 
 from tactful.domain import Agent, Criticality, Customer, Guideline, Session
 from tactful.engine.candidates import (
@@ -21,14 +20,6 @@ from tactful.engine.embeddings import EmbeddingCache
 from tactful.engine.retrieve import Ranked, Ranking, Retriever
 from tactful.llm.scripted import HashingEmbedder
 from tactful.store.base import Store
-from tactful.store.sql import open_store
-
-
-@pytest_asyncio.fixture
-async def store() -> AsyncIterator[Store]:
-    s = await open_store("sqlite+aiosqlite:///:memory:")
-    yield s
-    await s.close()
 
 
 def context(*messages: str) -> TurnContext:

@@ -4,24 +4,14 @@ bounded memory only, never in the store."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-
-import pytest_asyncio
 
 import tactful
 from tactful.engine.embeddings import EmbeddingCache, content_key
 from tactful.llm.base import Vectors
 from tactful.llm.scripted import HashingEmbedder
 from tactful.store.base import Store
-from tactful.store.sql import open_store
-
-
-@pytest_asyncio.fixture
-async def store() -> AsyncIterator[Store]:
-    s = await open_store("sqlite+aiosqlite:///:memory:")
-    yield s
-    await s.close()
 
 
 def _model(embedder: HashingEmbedder) -> str:

@@ -4,9 +4,7 @@ still, and done again when they change."""
 from __future__ import annotations
 
 import gc
-from collections.abc import AsyncIterator, Sequence
-
-import pytest_asyncio
+from collections.abc import Sequence
 
 import tactful
 from tactful.domain import (
@@ -39,7 +37,6 @@ from tactful.engine.self_check import about_reply
 from tactful.llm.base import Vectors
 from tactful.llm.scripted import HashingEmbedder, ScriptedCall, ScriptedGenerator
 from tactful.store.base import Store
-from tactful.store.sql import open_store
 
 GUIDELINES = (
     Guideline(id="refund", condition="The customer asks for a refund of their purchase"),
@@ -48,13 +45,6 @@ GUIDELINES = (
     Guideline(id="stolen", condition="The customer says a delivered package was stolen"),
 )
 GIFT_CARDS = "The customer asks whether we sell gift cards"
-
-
-@pytest_asyncio.fixture
-async def store() -> AsyncIterator[Store]:
-    s = await open_store("sqlite+aiosqlite:///:memory:")
-    yield s
-    await s.close()
 
 
 def _context(message: str) -> TurnContext:

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import AsyncIterator
 
 import numpy as np
 import pytest
-import pytest_asyncio
 
 from tactful.domain import Agent, Customer, Guideline, Session
 from tactful.engine import retrieve
@@ -24,14 +22,6 @@ from tactful.engine.retrieve import (
 )
 from tactful.llm.scripted import HashingEmbedder
 from tactful.store.base import Store
-from tactful.store.sql import open_store
-
-
-@pytest_asyncio.fixture
-async def store() -> AsyncIterator[Store]:
-    s = await open_store("sqlite+aiosqlite:///:memory:")
-    yield s
-    await s.close()
 
 
 def context(*messages: str, roles: tuple[str, ...] = ()) -> TurnContext:

@@ -4,12 +4,10 @@ never raising), relevance, and rendering."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
 import pytest
-import pytest_asyncio
 
 import tactful
 from tactful.domain import Agent, ContextVariable, ContextVariableValue, Customer, Session
@@ -34,18 +32,10 @@ from tactful.engine.variables import (
 from tactful.errors import ValidationError
 from tactful.llm.scripted import HashingEmbedder
 from tactful.store.base import Store
-from tactful.store.sql import open_store
 from tactful.tools import ToolRegistry, register_python
 
 NOW = datetime(2025, 3, 1, 10, 7, 30, tzinfo=UTC)
 HiddenCustomer = Annotated[str, tactful.ToolParam(hidden=True)]
-
-
-@pytest_asyncio.fixture
-async def store() -> AsyncIterator[Store]:
-    s = await open_store("sqlite+aiosqlite:///:memory:")
-    yield s
-    await s.close()
 
 
 def context(

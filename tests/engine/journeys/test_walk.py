@@ -3,11 +3,9 @@ tool state (code conditions, or the closest condition to the results)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-import pytest_asyncio
 
 from tactful.domain import (
     Agent,
@@ -30,7 +28,6 @@ from tactful.engine.options import JOURNEY_CONDITION_THRESHOLD
 from tactful.engine.tools import HIDDEN
 from tactful.llm.scripted import HashingEmbedder
 from tactful.store.base import Store
-from tactful.store.sql import open_store
 
 ORDER = "VM12345678"
 FIND_ORDER = ToolSpec(
@@ -105,13 +102,6 @@ def _context(*messages: str) -> TurnContext:
         canned_responses=[],
         terms=[],
     )
-
-
-@pytest_asyncio.fixture
-async def store() -> AsyncIterator[Store]:
-    s = await open_store("sqlite+aiosqlite:///:memory:")
-    yield s
-    await s.close()
 
 
 @pytest.fixture
