@@ -5,6 +5,7 @@ from tactful.config import Settings
 from tactful.domain import (
     CannedResponse,
     CannedResponseField,
+    Capability,
     CompositionMode,
     Criticality,
     Customer,
@@ -40,6 +41,7 @@ __all__ = [
     "Agent",
     "CannedResponse",
     "CannedResponseField",
+    "Capability",
     "CompositionMode",
     "ConfigurationError",
     "ConflictError",
