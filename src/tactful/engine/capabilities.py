@@ -19,8 +19,8 @@ from tactful.engine.context import TurnContext
 from tactful.engine.embeddings import EmbeddingCache
 
 # At most this many capabilities per turn, each at least this similar to what the customer said.
-# On the offline embedder (all-MiniLM-L6-v2), a request and a signal of the capability it needs
-# measured 0.50 to 0.80; requests for something else stayed under 0.45 (docs/capabilities.md).
+# On the offline embedder (all-MiniLM-L6-v2), direct requests scored 0.50 to 0.75 against the
+# capability they need, requests for something else under 0.45 (docs/capabilities.md).
 MAX_CAPABILITIES = 3
 MIN_SIMILARITY = 0.50
 # The customer's messages compared, latest first; each older one counts this much less.
