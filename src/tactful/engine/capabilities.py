@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tactful.domain import Capability
+from tactful.domain import Capability, CapabilityOffered
 from tactful.engine.context import TurnContext
 from tactful.engine.embeddings import EmbeddingCache
 
@@ -76,3 +76,13 @@ async def relevant_capabilities(
 def for_prompt(capabilities: Sequence[RelevantCapability]) -> str:
     """One "- title: description" line per capability."""
     return "\n".join(f"- {r.capability.title}: {r.capability.description}" for r in capabilities)
+
+
+def traced(capabilities: Sequence[RelevantCapability]) -> list[CapabilityOffered]:
+    """What the trace records of the capabilities offered."""
+    return [
+        CapabilityOffered(
+            capability_id=r.capability.id, title=r.capability.title, score=round(r.score, 4)
+        )
+        for r in capabilities
+    ]

@@ -25,7 +25,6 @@ from typing import Any
 
 from tactful.domain import (
     CannedResponse,
-    CapabilityOffered,
     Clarification,
     MatchMethod,
     MatchVerdict,
@@ -213,14 +212,7 @@ class Pipeline:
         async with rec.stage("capabilities"):
             offered = await capabilities.relevant_capabilities(ctx, self.cache)
         if offered:
-            trace.composition.capabilities = [
-                CapabilityOffered(
-                    capability_id=c.capability.id,
-                    title=c.capability.title,
-                    score=round(c.score, 4),
-                )
-                for c in offered
-            ]
+            trace.composition.capabilities = capabilities.traced(offered)
         prepared = self.prepared.get(ctx)
         coded = sorted(gid for gid in self.hooks.matchers if gid in prepared.by_id)
         async with rec.stage("retrieve"):
