@@ -62,6 +62,8 @@ class OpenAIModerator(Moderator):
     async def check(self, text: str) -> ModerationCheck:
         try:
             response = await self._client.moderations.create(model=self.model, input=text)
+        except OutboundRefused as e:
+            raise ModerationFailed(f"outbound_hosts refused the connection: {e}") from e
         except openai.APIStatusError as e:
             hint = " (check the API key)" if e.status_code in (401, 403) else ""
             raise ModerationFailed(
@@ -72,9 +74,6 @@ class OpenAIModerator(Moderator):
                 f"the moderation request to {self._client.base_url} timed out"
             ) from e
         except openai.APIConnectionError as e:
-            refused = _refusal(e)
-            if refused is not None:
-                raise ModerationFailed(f"outbound_hosts refused the connection: {refused}") from e
             raise ModerationFailed(
                 f"could not connect to the moderation provider at {self._client.base_url}"
             ) from e
@@ -96,13 +95,3 @@ class OpenAIModerator(Moderator):
 
     async def aclose(self) -> None:
         await self._client.close()
-
-
-def _refusal(error: BaseException) -> OutboundRefused | None:
-    """The outbound refusal behind a connection error, if one is."""
-    seen: BaseException | None = error
-    for _ in range(16):  # a chain is short; never loop on a cyclic one
-        if seen is None or isinstance(seen, OutboundRefused):
-            return seen
-        seen = seen.__cause__ or seen.__context__
-    return None
