@@ -11,6 +11,7 @@ import pytest
 import pytest_asyncio
 
 import tactful
+from fresh_databases import postgres_database
 from tactful.config import Settings
 from tactful.domain import (
     EventKind,
@@ -59,8 +60,8 @@ async def server(model: ScriptedGenerator, settings: Settings) -> AsyncIterator[
         yield s
 
 
-async def _session(server: tactful.Server, **agent: Any) -> Session:
-    created = await server.create_agent("Support", "Answers customers of a shop", **agent)
+async def _session(server: tactful.Server, name: str = "Support", **agent: Any) -> Session:
+    created = await server.create_agent(name, "Answers customers of a shop", **agent)
     await created.create_guideline("the customer asks where their order is", "say it ships soon")
     return await server.create_session(created)
 
@@ -265,3 +266,23 @@ async def test_configured_words_flag_and_builtin_rules_can_be_off(
     assert kept.data["message"] == REPLY
     assert refused.data["message"] == MODERATION_REFUSAL
     assert isinstance(server.runtime.engine.moderators.content, RuleModerator)
+
+
+async def test_refuse_and_handoff_on_postgresql(model: ScriptedGenerator) -> None:
+    async with (
+        postgres_database() as url,
+        tactful.Server(database_url=url, embedder=HashingEmbedder(), generator=model) as server,
+    ):
+        refusing = await _session(server)
+        handing = await _session(server, "Escalations", moderation_action="handoff")
+
+        reply = await server.send(refusing, ABUSE, moderation="auto")
+        with pytest.raises(ValidationError, match="did not reply"):
+            await server.send(handing, ABUSE, moderation="auto")
+
+        store = server.runtime.store
+        assert reply.data["message"] == MODERATION_REFUSAL
+        assert (await store.get(Session, handing.id)).mode is SessionMode.MANUAL
+        assert (await store.get(Session, refusing.id)).mode is SessionMode.AUTO
+        assert len(await store.list_events(handing.id, kinds=[EventKind.CUSTOM])) == 1
+        assert model.calls == []
