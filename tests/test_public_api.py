@@ -21,6 +21,8 @@ def test_public_names_are_pinned() -> None:
             "Guideline",
             "JourneyHandle",
             "ModelError",
+            "ModerationAction",
+            "ModerationMode",
             "NotFoundError",
             "PayloadTooLargeError",
             "RetrieverContext",

@@ -40,6 +40,8 @@ from tactful.domain import (
     EventKind,
     EventSource,
     MessageOutputMode,
+    ModerationAction,
+    ModerationMode,
     Session,
     Tag,
     ToolSpec,
@@ -260,6 +262,8 @@ class Server:
         preamble_after_ms: int = 2000,
         message_output_mode: MessageOutputMode = MessageOutputMode.BLOCK,
         guest_sessions: bool = False,
+        moderation_action: ModerationAction | str | None = None,
+        moderation_refusal: str | None = None,
     ) -> Agent:
         """Define an agent; idempotent by ``id``, else by name. ``preambles`` are short
         acknowledgements sent before a reply that takes long (when tools are about to run, or
@@ -268,7 +272,10 @@ class Server:
         ``message_output_mode=STREAM`` a written reply streams into its message event as the
         model writes it (when the model can stream). With ``guest_sessions`` a production server
         lets anonymous browsers start a session with this agent (and use only that one).
-        ``tags`` must be stored tags' ids (``NotFoundError``), as ``POST /agents`` requires."""
+        ``moderation_action`` (refuse, handoff, warn) and ``moderation_refusal`` say what a
+        customer message moderation flagged leads to (None: the server's settings;
+        docs/moderation.md). ``tags`` must be stored tags' ids (``NotFoundError``), as
+        ``POST /agents`` requires."""
         extra: dict[str, Any] = {"id": id} if id else {}
         if no_match_reply is not None:
             extra["no_match_reply"] = no_match_reply
@@ -283,6 +290,8 @@ class Server:
             preamble_after_ms=preamble_after_ms,
             message_output_mode=message_output_mode,
             guest_sessions=guest_sessions,
+            moderation_action=ModerationAction(moderation_action) if moderation_action else None,
+            moderation_refusal=moderation_refusal,
             **extra,
         )
         key = None if id is not None else agent_key(name)
@@ -370,11 +379,22 @@ class Server:
         """The guest customer's id (``guest``), the customer created on first use."""
         return (await ensure_guest(self.runtime.store)).id
 
-    async def send(self, session: Session | str, message: str) -> Event:
-        """Post a customer message and wait for the agent's reply (its message event)."""
+    async def send(
+        self,
+        session: Session | str,
+        message: str,
+        *,
+        moderation: ModerationMode | str = ModerationMode.NONE,
+    ) -> Event:
+        """Post a customer message and wait for the agent's reply (its message event).
+        ``moderation`` (auto, paranoid, none) checks the message first, as the REST API's
+        query parameter does (docs/moderation.md): a refused message's reply is the refusal; a
+        message handed off to a person gets no reply (``ValidationError``, as in manual mode)."""
         session_id = session if isinstance(session, str) else session.id
         engine = self.runtime.engine
-        posted = await engine.post_customer_message(session_id, message)
+        posted = await engine.post_customer_message(
+            session_id, message, moderation=ModerationMode(moderation)
+        )
         await engine.wait_idle(session_id)
         replies = await self.runtime.store.list_events(
             session_id,

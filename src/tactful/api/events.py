@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
-from enum import StrEnum
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
@@ -44,6 +43,7 @@ from tactful.domain import (
     Event,
     EventKind,
     EventSource,
+    ModerationMode,
     Session,
     SessionStatus,
 )
@@ -97,12 +97,6 @@ class ParticipantDTO(Params):
 class AgentMessageGuidelineDTO(Params):
     action: str
     rationale: str | None = None
-
-
-class Moderation(StrEnum):
-    AUTO = "auto"
-    PARANOID = "paranoid"
-    NONE = "none"
 
 
 class EventCreationParams(Params):
@@ -196,12 +190,22 @@ async def create_event(
     params: EventCreationParams,
     request: Request,
     runtime: RuntimeDep,
-    moderation: Annotated[Moderation, Query(description="Accepted; ignored")] = Moderation.NONE,
+    moderation: Annotated[
+        ModerationMode,
+        Query(
+            description="How a customer message is checked: auto (the content check), paranoid "
+            "(and the jailbreak check) or none; ignored for other events"
+        ),
+    ] = ModerationMode.NONE,
 ) -> EventDTO:
     """Post an event. A customer message is acknowledged at once and starts the agent's turn;
     follow its progress with ``GET .../events?min_offset=<offset+1>&wait_for_data=<s>``.
     Human-agent messages and status events are appended without a turn (staff only); custom
     events too (customers and guests may post them from ``customer_ui``).
+
+    ``moderation`` checks a customer message first: its data then says ``flagged`` and
+    ``tags``, and its turn refuses it, hands the session to a person or answers with care
+    (docs/moderation.md). A check that fails lets the message through.
     """
     if problem := combination_problem(params):
         raise ValidationError(problem, loc=("body",))
@@ -225,8 +229,9 @@ async def create_event(
             source=params.source,
             participant=participant,
             metadata=params.metadata,
+            moderation=moderation,
         )
-        return event_dto(event)
+        return shown(event, principal)
     if not (params.kind is EventKind.CUSTOM and params.source in CUSTOMER_SOURCES):
         require(request, STAFF)
     data: Any = params.data
@@ -279,9 +284,20 @@ def visible(event: Event, principal: Principal | None) -> bool:
 
 def shown(event: Event, principal: Principal | None) -> EventDTO:
     """The event as this caller may see it: an error status keeps its internals from
-    customers and guests (the trace has them, for staff)."""
+    customers and guests (the trace has them, for staff), and so does a checked customer
+    message its moderation record."""
     dto = event_dto(event)
     data = dto.data
+    if (
+        not _staff(principal)
+        and event.kind is EventKind.MESSAGE
+        and event.source in CUSTOMER_SOURCES
+        and isinstance(data, dict)
+        and "moderation" in data
+    ):
+        # What fired, and how, is for staff: the customer sees Parlant's flagged and tags.
+        data = {k: v for k, v in data.items() if k != "moderation"}
+        dto.data = data
     if (
         not _staff(principal)
         and event.kind is EventKind.STATUS

@@ -42,6 +42,7 @@ from tactful.domain.journeys import (
     journey_tag,
 )
 from tactful.domain.keys import ApiKey, KeyRole
+from tactful.domain.moderation import ModerationAction, ModerationMode, ModerationRecord
 from tactful.domain.relationships import Endpoint, EndpointKind, Relationship, RelationshipKind
 from tactful.domain.sessions import ConsumptionOffsets, Session, SessionMode
 from tactful.domain.tags import Tag, agent_id_of_tag, agent_tag
@@ -131,6 +132,9 @@ __all__ = [
     "MessageOutputMode",
     "ModelCall",
     "ModelUsage",
+    "ModerationAction",
+    "ModerationMode",
+    "ModerationRecord",
     "PlannedToolCall",
     "PreambleSent",
     "ProposedArgument",

@@ -32,6 +32,8 @@ class ReplyMethod(StrEnum):
     NO_MATCH = "no-match"
     # The message was ambiguous: a question asking which intent the customer means.
     CLARIFICATION = "clarification"
+    # Moderation flagged the customer's message: the agent's refusal, with no model call.
+    REFUSAL = "refusal"
 
 
 class ArgumentSource(StrEnum):

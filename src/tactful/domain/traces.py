@@ -14,6 +14,7 @@ from pydantic import BaseModel, BeforeValidator, Field
 from tactful.domain.common import Entity
 from tactful.domain.composition import Composition, ProposedToolCall
 from tactful.domain.journeys import RunStatus
+from tactful.domain.moderation import ModerationRecord
 
 
 def _blank_is_none(value: object) -> object:
@@ -221,6 +222,8 @@ class Trace(Entity):
     journeys: list[JourneyStep] = Field(default_factory=list)
     # How the reply was written, and what it drew on (tools, variables, glossary...).
     composition: Composition = Field(default_factory=Composition)
+    # The moderation of the customer message this turn answers (None: it was not checked).
+    moderation: ModerationRecord | None = None
     model_calls: list[ModelCall] = Field(default_factory=list)
     # Where the turn went on without (part of) its model, and why: matching decided by the
     # offline tier, a reply from canned responses (docs/models.md, "When a model fails").

@@ -535,7 +535,7 @@ class Composer:
             f"- When {m.ranked.guideline.condition}, then {m.ranked.guideline.action}"
             for m in actionable
         )
-        history = "\n".join(f"{u.role}: {u.text}" for u in ctx.window())
+        history = "\n".join(f"{u.role}: {u.text}{u.note}" for u in ctx.window())
         user = (
             f"Customer: {ctx.customer.name}\n\nGuidelines to follow now:\n{rules or '- (none)'}\n\n"
             f"Glossary:\n{extras.glossary or '- (none)'}\n\nConversation:\n{history}"

@@ -4,6 +4,8 @@
    acknowledgement and its turn are written together; the runner claims the turn and
    ``TurnLifecycle`` runs it here.
 2. ``context``: the agent's definitions, the customer, the timeline up to this turn's message.
+   A message moderation flagged may end the turn here, refused or handed off with no model
+   call (``engine.moderation``).
 3. ``retrieve``: rank guidelines, terms and journeys; load context variables; pick the
    guidelines checked in detail and those screened.
 4. ``match``: the model's checks (or the offline threshold), code matchers, journey steps.
@@ -51,6 +53,7 @@ from tactful.engine.journeys import (
 )
 from tactful.engine.journeys import plan as journey_plan
 from tactful.engine.match import JourneyCheck, Match, OfflineMatcher
+from tactful.engine.moderation import ModerationPolicy
 from tactful.engine.options import EngineOptions
 from tactful.engine.preamble import Preamble
 from tactful.engine.prepared import PreparedSnapshots
@@ -149,11 +152,15 @@ class Pipeline:
         self.model_matcher = tool_stage.model_matcher
         self.composer = Composer(cache, generator, options.template_limits)
         self.follower = Follower(cache, options.journey_condition_threshold, hooks)
+        self.moderation = ModerationPolicy(timeline, options.moderation)
 
     async def run(self, turn: Turn, rec: TraceRecorder) -> None:
         """The stages in order, for one claimed turn (its claim wrote ``processing``)."""
         trace = rec.trace
         ctx = await self.context(turn, rec)
+        # A message moderation flagged may be refused or handed off here, before any model call.
+        if await self.moderation.handle(turn, ctx, rec):
+            return
         preamble = Preamble(self.timeline.append, ctx, trace)
         if trace.attempt > 1:
             preamble.stop()  # run again after a worker died: its preamble may be out already

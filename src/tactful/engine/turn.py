@@ -21,6 +21,7 @@ from tactful.domain import (
     Event,
     EventKind,
     EventSource,
+    ModerationMode,
     Session,
     SessionMode,
     SessionStatus,
@@ -34,6 +35,8 @@ from tactful.engine.glossary import term_text
 from tactful.engine.hooks import Hooks
 from tactful.engine.lifecycle import TurnLifecycle
 from tactful.engine.match import ModelMatcher
+from tactful.engine.moderation import Moderators, message_data
+from tactful.engine.moderation import check as moderate
 from tactful.engine.options import EngineOptions
 from tactful.engine.pipeline import Pipeline
 from tactful.engine.retrieve import sentences
@@ -71,12 +74,15 @@ class Engine:
         options: EngineOptions | None = None,
         *,
         turns: TurnQueue,
+        moderators: Moderators | None = None,
     ) -> None:
         self.store = store
         self.turns = turns
         self.bus = bus
         self.generator = generator
         self.options = options or EngineOptions()
+        # The checks ``moderation=auto|paranoid`` runs on a posted customer message.
+        self.moderators = moderators or Moderators()
         self.timeline = Timeline(store, bus)
         self.cache = EmbeddingCache(embedder, store)
         self._auto_sessions: OrderedDict[str, None] = OrderedDict()
@@ -176,8 +182,11 @@ class Engine:
         source: EventSource = EventSource.CUSTOMER,
         participant: dict[str, Any] | None = None,
         metadata: dict[str, Any] | None = None,
+        moderation: ModerationMode = ModerationMode.NONE,
     ) -> Event:
-        """Append a customer message, acknowledge it, and start the agent's turn."""
+        """Append a customer message, acknowledge it, and start the agent's turn.
+        ``moderation``: how the message is checked first (``engine.moderation``); the check
+        never refuses the message itself, its turn acts on what it found."""
         if source not in CUSTOMER_SOURCES:
             raise ValidationError(f"a customer message cannot have source {source.value!r}")
         if not message.strip():
@@ -194,9 +203,13 @@ class Engine:
         if warmed:
             await self._warm(message)
         session = await self.store.get(Session, session_id)
+        checked = await moderate(
+            self.moderators, message, moderation, timeout_s=self.options.moderation.timeout_s
+        )
         data: dict[str, Any] = {"message": message}
         if participant:
             data["participant"] = participant
+        data.update(message_data(checked))
         # The customer message carries the trace id of the turn it starts, as Parlant's do.
         trace_id = new_id()
         auto = session.mode is SessionMode.AUTO
@@ -277,3 +290,4 @@ class Engine:
         await self.runner.drain(grace)
         await self.cache.close()
         await self.tools.close()
+        await self.moderators.aclose()
