@@ -31,6 +31,7 @@ from tactful.domain.events import Event, EventKind, EventSource, SessionStatus
 from tactful.domain.flags import Flag
 from tactful.domain.glossary import Term
 from tactful.domain.guidelines import Criticality, Guideline
+from tactful.domain.handoff import Handoff, HandoffStep, Operator
 from tactful.domain.journeys import (
     Journey,
     JourneyProgress,
@@ -42,6 +43,12 @@ from tactful.domain.journeys import (
     journey_tag,
 )
 from tactful.domain.keys import ApiKey, KeyRole
+from tactful.domain.proactive import (
+    ProactiveKind,
+    ProactiveRequest,
+    RequestedAction,
+    UtteranceRationale,
+)
 from tactful.domain.relationships import Endpoint, EndpointKind, Relationship, RelationshipKind
 from tactful.domain.sessions import ConsumptionOffsets, Session, SessionMode
 from tactful.domain.tags import Tag, agent_id_of_tag, agent_tag
@@ -116,6 +123,8 @@ __all__ = [
     "EventSource",
     "Flag",
     "Guideline",
+    "Handoff",
+    "HandoffStep",
     "Journey",
     "JourneyProgress",
     "JourneyRun",
@@ -131,14 +140,18 @@ __all__ = [
     "MessageOutputMode",
     "ModelCall",
     "ModelUsage",
+    "Operator",
     "PlannedToolCall",
     "PreambleSent",
+    "ProactiveKind",
+    "ProactiveRequest",
     "ProposedArgument",
     "ProposedToolCall",
     "Reevaluation",
     "Relationship",
     "RelationshipKind",
     "ReplyMethod",
+    "RequestedAction",
     "ResolutionEffect",
     "ResolutionRule",
     "ResolutionStep",
@@ -167,6 +180,7 @@ __all__ = [
     "Trace",
     "TraceStatus",
     "TransitionConsidered",
+    "UtteranceRationale",
     "VariableUsed",
     "agent_id_of_tag",
     "agent_tag",

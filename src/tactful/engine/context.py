@@ -18,6 +18,7 @@ from tactful.domain import (
     Guideline,
     Journey,
     JourneyProgress,
+    ProactiveRequest,
     Relationship,
     Session,
     Term,
@@ -70,6 +71,8 @@ class TurnContext:
     # The agent snapshot the definitions above were copied from (None: built by hand), so
     # that work done once per snapshot is found again.
     snapshot: AgentSnapshot | None = None
+    # A proactive turn: what asked the agent to speak without a new customer message.
+    proactive: ProactiveRequest | None = None
 
     def guideline(self, guideline_id: str) -> Guideline:
         return self.guidelines_by_id[guideline_id]
@@ -91,6 +94,10 @@ class TurnContext:
             if u.role == "customer":
                 return u.text
         return ""
+
+    def answers(self, offset: int) -> bool:
+        """Whether the turn answers a customer message at ``offset`` (not: a proactive turn)."""
+        return bool(self.messages) and self.messages[-1].offset == offset
 
     def window(self, size: int = HISTORY_WINDOW) -> list[Utterance]:
         return self.messages[-size:]

@@ -29,6 +29,7 @@ from tactful.domain import (
     MatchMethod,
     MatchVerdict,
     MessageOutputMode,
+    ReplyMethod,
     StreamedReply,
     TermFound,
     ToolSpec,
@@ -54,6 +55,7 @@ from tactful.engine.match import JourneyCheck, Match, OfflineMatcher
 from tactful.engine.options import EngineOptions
 from tactful.engine.preamble import Preamble
 from tactful.engine.prepared import PreparedSnapshots
+from tactful.engine.proactive import read_request, requested_guidelines
 from tactful.engine.resolve import Resolution, resolve
 from tactful.engine.retrieve import Ranked, Retriever
 from tactful.engine.retrievers import RetrievedSet, Retrievers, transient_guidelines
@@ -155,8 +157,10 @@ class Pipeline:
         trace = rec.trace
         ctx = await self.context(turn, rec)
         preamble = Preamble(self.timeline.append, ctx, trace)
-        if trace.attempt > 1:
-            preamble.stop()  # run again after a worker died: its preamble may be out already
+        if trace.attempt > 1 or ctx.proactive is not None:
+            # Run again after a worker died: its preamble may be out already. A proactive
+            # turn keeps nobody waiting.
+            preamble.stop()
         else:
             preamble.start()
         # The agent's retrievers run while the turn decides what applies.
@@ -168,6 +172,8 @@ class Pipeline:
             retrieval = await self.retrieve(ctx, rec)
             matching = await self.match(ctx, retrieval, rec)
             decision = await self.resolve(ctx, retrieval, matching, rec)
+            if ctx.proactive is not None:
+                decision.matched += requested_guidelines(ctx.proactive, trace)
             action = await self.act(ctx, retrieval, matching, decision, rec, preamble)
             # Both retrievals ran concurrently with earlier stages; each one's time is traced.
             retrieved = await agent_retrieval
@@ -177,6 +183,10 @@ class Pipeline:
                 turn, ctx, retrieval, matching, decision, action, rec, preamble
             )
             preamble.stop()
+            if ctx.proactive is not None and composed.reply.method is ReplyMethod.NO_MATCH:
+                # Nothing to say unprompted: the turn ends without a message.
+                await conclude(self.timeline, rec, turn)
+                return
             await self.emit(turn, ctx, matching, composed, rec)
         finally:
             preamble.stop()
@@ -190,7 +200,11 @@ class Pipeline:
             ctx = await load_context(
                 self.store, turn.session_id, self.snapshots, up_to=turn.record.customer_offset
             )
+            if not ctx.answers(turn.record.customer_offset):
+                # No customer message there: a proactive turn, opened by its request.
+                ctx.proactive = await read_request(self.store, turn)
         rec.trace.agent_id = ctx.agent.id
+        rec.trace.proactive = ctx.proactive
         return ctx
 
     # -- 3. retrieve ----------------------------------------------------------------------------
@@ -405,8 +419,13 @@ class Pipeline:
         scoped = asyncio.create_task(self.retrievers.run(MatchContext.of(ctx), owners))
         try:
             async with rec.stage("tools"):
-                findings = await self.tool_stage.run(
-                    ctx, matched, trace, before=preamble.before_tools
+                # A proactive turn speaks; it calls no tools (nothing new was asked).
+                findings = (
+                    ToolFindings()
+                    if ctx.proactive is not None
+                    else await self.tool_stage.run(
+                        ctx, matched, trace, before=preamble.before_tools
+                    )
                 )
                 matched = await journeys_after_tools(
                     self.follower,
