@@ -88,6 +88,14 @@ class Handoffs:
 
         return await self._apply(session_id, step)
 
+    async def set_mode(
+        self, session_id: str, mode: SessionMode, *, by: str, reason: str = ""
+    ) -> Session:
+        """Parlant's mode switch, as a handoff step: manual hands off, auto returns."""
+        if mode is SessionMode.MANUAL:
+            return await self.hand_off(session_id, reason=reason, by=by)
+        return await self.return_to_agent(session_id, by=by)
+
     async def _apply(self, session_id: str, step: Step, trace_id: str = "") -> Session:
         store = self.timeline.store
         async with store.transaction():
