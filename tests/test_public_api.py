@@ -22,6 +22,7 @@ def test_public_names_are_pinned() -> None:
             "JourneyHandle",
             "ModelError",
             "NotFoundError",
+            "Operator",
             "PayloadTooLargeError",
             "RetrieverContext",
             "RetrieverResult",
