@@ -42,6 +42,10 @@ from tactful.domain import (
     MessageOutputMode,
     ModerationAction,
     ModerationMode,
+    Operator,
+    ProactiveKind,
+    ProactiveRequest,
+    RequestedAction,
     Session,
     Tag,
     ToolSpec,
@@ -363,7 +367,11 @@ class Server:
         customer: Customer | str | None = None,
         *,
         title: str | None = None,
+        allow_greeting: bool = False,
     ) -> Session:
+        """A session with ``agent``, for ``customer`` (default: the guest customer). With
+        ``allow_greeting`` the agent speaks first (a turn starts at once; ``wait_idle`` or
+        ``utter``'s way of reading the reply: the session's latest agent message)."""
         agent_id = agent if isinstance(agent, str) else agent.id
         await self.runtime.store.get(AgentModel, agent_id)
         if customer is None:
@@ -371,9 +379,13 @@ class Server:
         else:
             customer_id = customer if isinstance(customer, str) else customer.id
             await self.runtime.store.get(Customer, customer_id)
-        return await self.runtime.store.create(
+        session = await self.runtime.store.create(
             Session(agent_id=agent_id, customer_id=customer_id, title=title)
         )
+        if allow_greeting:
+            greeting = ProactiveRequest(kind=ProactiveKind.GREETING)
+            await self.runtime.engine.speak(session.id, greeting)
+        return session
 
     async def guest_customer_id(self) -> str:
         """The guest customer's id (``guest``), the customer created on first use."""
@@ -405,6 +417,51 @@ class Server:
         if not replies:
             raise ValidationError("the agent did not reply (is the session in manual mode?)")
         return replies[-1]
+
+    async def utter(
+        self, session: Session | str, actions: Sequence[str] = (), *, wait: bool = True
+    ) -> Event | None:
+        """Ask the agent to speak without a customer message ("ask whether they are still
+        there", "tell them their order has shipped"): a turn whose message follows ``actions``
+        and the agent's guidelines and canned responses. Returns its message, or None when it
+        had nothing to say or a customer message superseded it (``wait=False``: returns None
+        at once). Raises ``ConflictError`` in manual mode."""
+        session_id = session if isinstance(session, str) else session.id
+        request = ProactiveRequest(
+            kind=ProactiveKind.UTTERANCE, actions=[RequestedAction(action=a) for a in actions]
+        )
+        engine = self.runtime.engine
+        opened = await engine.speak(session_id, request)
+        if not wait:
+            return None
+        await engine.wait_idle(session_id)
+        replies = await self.runtime.store.list_events(
+            session_id,
+            min_offset=opened.offset + 1,
+            kinds=[EventKind.MESSAGE],
+            source=EventSource.AI_AGENT,
+            trace_id=opened.trace_id,
+        )
+        return replies[-1] if replies else None
+
+    async def hand_off(
+        self, session: Session | str, reason: str = "", *, by: str = "sdk"
+    ) -> Session:
+        """Hand the session to a person: manual mode, the agent stays silent (docs/handoff.md)."""
+        session_id = session if isinstance(session, str) else session.id
+        return await self.runtime.engine.handoffs.hand_off(session_id, reason=reason, by=by)
+
+    async def assign(
+        self, session: Session | str, operator: Operator, *, by: str = "sdk"
+    ) -> Session:
+        """``operator`` takes the session (handed off first if the agent had it)."""
+        session_id = session if isinstance(session, str) else session.id
+        return await self.runtime.engine.handoffs.assign(session_id, operator, by=by)
+
+    async def return_to_agent(self, session: Session | str, *, by: str = "sdk") -> Session:
+        """Automatic mode: the agent answers the customer's next message."""
+        session_id = session if isinstance(session, str) else session.id
+        return await self.runtime.engine.handoffs.return_to_agent(session_id, by=by)
 
     async def entities(self, kind: type[Entity]) -> list[Any]:
         return await self.runtime.store.list(kind)

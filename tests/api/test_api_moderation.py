@@ -108,7 +108,11 @@ async def test_an_agent_hands_flagged_messages_off(client: httpx.AsyncClient) ->
         params={"kinds": "custom", "wait_for_data": 10, "min_offset": 1},
     )
     [event] = custom.json()
-    assert event["data"] == {"handoff": {"by": "moderation", "tags": ["violence"]}}
+    assert event["data"] == {
+        "handoff": "requested",
+        "by": "moderation",
+        "reason": "moderation flagged the message (violence)",
+    }
     assert event["trace_id"] == posted.json()["trace_id"]
     ready = await client.get(
         f"/sessions/{session['id']}/events",
@@ -117,6 +121,9 @@ async def test_an_agent_hands_flagged_messages_off(client: httpx.AsyncClient) ->
     assert [e["data"]["status"] for e in ready.json()] == ["ready"]
     read = await client.get(f"/sessions/{session['id']}")
     assert read.json()["mode"] == "manual"
+    # Waiting for a person, as any handed-off session.
+    queue = await client.get("/sessions", params={"mode": "manual"})
+    assert [s["id"] for s in queue.json()] == [session["id"]]
 
 
 async def test_agents_carry_their_moderation_policy(client: httpx.AsyncClient) -> None:

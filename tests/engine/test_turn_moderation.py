@@ -118,11 +118,17 @@ async def test_handoff_switches_the_session_to_manual_and_says_why(
         await server.send(session, "I want to kill myself", moderation="auto")
 
     store = server.runtime.store
-    assert (await store.get(Session, session.id)).mode is SessionMode.MANUAL
+    # In the handoff queue, with the reason, as any handoff (engine/handoff.py).
+    waiting = await store.get(Session, session.id)
+    assert waiting.mode is SessionMode.MANUAL
+    reason = "moderation flagged the message (self-harm)"
+    assert waiting.handoff is not None
+    assert (waiting.handoff.reason, waiting.handoff.by) == (reason, "moderation")
     [custom] = await store.list_events(session.id, kinds=[EventKind.CUSTOM])
-    assert custom.data == {"handoff": {"by": "moderation", "tags": ["self-harm"]}}
+    assert custom.data == {"handoff": "requested", "by": "moderation", "reason": reason}
     trace = await _trace(server, session)
-    assert custom.trace_id == trace.id
+    assert custom.trace_id == trace.id == waiting.handoff.trace_id
+    assert trace.composition.handoff_reason == reason
     assert trace.moderation is not None and trace.moderation.action is ModerationAction.HANDOFF
     assert trace.composition.handoff == "moderation"
     assert model.calls == []

@@ -15,6 +15,7 @@ from tactful.domain.common import Entity
 from tactful.domain.composition import Composition, ProposedToolCall
 from tactful.domain.journeys import RunStatus
 from tactful.domain.moderation import ModerationRecord
+from tactful.domain.proactive import ProactiveRequest
 
 
 def _blank_is_none(value: object) -> object:
@@ -51,6 +52,8 @@ class MatchMethod(StrEnum):
     RETRIEVER = "retriever"
     # A followed journey's step, as a synthetic guideline.
     JOURNEY = "journey"
+    # An action asked for with a request to speak (a proactive turn).
+    REQUESTED = "requested"
 
 
 class ResolutionRule(StrEnum):
@@ -211,7 +214,10 @@ class Trace(Entity):
     collection: ClassVar[str] = "traces"
     session_id: str
     agent_id: str
+    # The customer message the turn answers; for a proactive turn, the status that opened it.
     customer_event_offset: int = 0
+    # What asked the agent to speak without a customer message (None: a customer message).
+    proactive: ProactiveRequest | None = None
     tier: str = ""
     status: TraceStatus = TraceStatus.RUNNING
     candidates: list[Candidate] = Field(default_factory=list)

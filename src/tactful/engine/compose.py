@@ -250,12 +250,15 @@ class Composer:
     ) -> Reply:
         """Without the model: the best qualifying template of the active guidelines (their
         match strength, then closeness to the latest message, then use of tool results)."""
+        # A proactive turn asked for actions answers no message: the templates closest to
+        # what it was asked to say may serve too.
+        asked = ctx.proactive is not None and bool(ctx.proactive.actions)
         found = await self.templates.candidates(
             ctx,
             actionable,
             tools,
-            retrieve=0,
-            query=ctx.last_customer_message or " ",
+            retrieve=RETRIEVED_TEMPLATES if asked else 0,
+            query=None if asked else ctx.last_customer_message or " ",
             extra=extras.templates if extras is not None else (),
         )
         usable = [c for c in found if c.text is not None and not c.generative]
@@ -540,6 +543,11 @@ class Composer:
             f"Customer: {ctx.customer.name}\n\nGuidelines to follow now:\n{rules or '- (none)'}\n\n"
             f"Glossary:\n{extras.glossary or '- (none)'}\n\nConversation:\n{history}"
         )
+        if ctx.proactive is not None:
+            user += (
+                "\n\nThe customer has not written anything new: this message is the agent's "
+                f"own initiative ({ctx.proactive.kind.value})."
+            )
         if tools and tools.notes:
             user += f"\n\nWhat we know (context variables):\n{tools.notes}"
         if tools and tools.for_prompt():

@@ -18,6 +18,7 @@ from tactful.domain import (
     Guideline,
     Journey,
     JourneyProgress,
+    ProactiveRequest,
     Relationship,
     Session,
     Term,
@@ -80,6 +81,8 @@ class TurnContext:
     snapshot: AgentSnapshot | None = None
     # How moderation checked the customer message this turn answers (None: not checked).
     moderation: ModerationRecord | None = None
+    # A proactive turn: what asked the agent to speak without a new customer message.
+    proactive: ProactiveRequest | None = None
 
     def guideline(self, guideline_id: str) -> Guideline:
         return self.guidelines_by_id[guideline_id]
@@ -101,6 +104,10 @@ class TurnContext:
             if u.role == "customer":
                 return u.text
         return ""
+
+    def answers(self, offset: int) -> bool:
+        """Whether the turn answers a customer message at ``offset`` (not: a proactive turn)."""
+        return bool(self.messages) and self.messages[-1].offset == offset
 
     def window(self, size: int = HISTORY_WINDOW) -> list[Utterance]:
         return self.messages[-size:]

@@ -20,23 +20,19 @@ from dataclasses import dataclass
 from typing import Any
 
 from tactful.domain import (
-    EventKind,
-    EventSource,
     ModerationAction,
     ModerationMode,
     ModerationRecord,
     ReplyMethod,
-    Session,
-    SessionMode,
 )
 from tactful.engine.context import TurnContext
 from tactful.engine.emit import conclude, emit_reply, shielded
+from tactful.engine.handoff import Handoffs
 from tactful.engine.options import ModerationOptions
 from tactful.engine.runner import Turn
 from tactful.engine.timeline import Timeline
 from tactful.engine.trace import TraceRecorder
 from tactful.moderation.base import ModerationCheck, Moderator
-from tactful.store.base import NewEvent
 
 log = logging.getLogger("tactful.engine")
 
@@ -125,9 +121,10 @@ def message_data(record: ModerationRecord | None) -> dict[str, Any]:
 class ModerationPolicy:
     """What the turn answering a flagged customer message does (``handle``)."""
 
-    def __init__(self, timeline: Timeline, options: ModerationOptions) -> None:
+    def __init__(self, timeline: Timeline, options: ModerationOptions, handoffs: Handoffs) -> None:
         self.timeline = timeline
         self.options = options
+        self.handoffs = handoffs
 
     def action_for(self, ctx: TurnContext) -> ModerationAction:
         return ctx.agent.moderation_action or self.options.action
@@ -173,19 +170,16 @@ class ModerationPolicy:
     async def _hand_off(
         self, turn: Turn, ctx: TurnContext, rec: TraceRecorder, record: ModerationRecord
     ) -> None:
-        """The session goes to manual mode and a ``custom`` event says why, in the transaction
-        that marks the turn as answered (a newer message no longer supersedes it)."""
-        store, session_id = self.timeline.store, turn.session_id
-        why = {"handoff": {"by": "moderation", "tags": list(record.tags)}}
-        async with store.transaction():
-            written = await store.append_events(
-                session_id,
-                [NewEvent(EventKind.CUSTOM, EventSource.AI_AGENT, why, trace_id=turn.trace_id)],
-            )
+        """The session waits for a person (``engine.handoff``: manual mode, its handoff record
+        and the ``requested`` step on the timeline, with the reason), written in the
+        transaction that marks the turn as answered (a newer message no longer supersedes it)."""
+        reason = f"moderation flagged the message ({', '.join(record.tags) or 'flagged'})"
+        async with self.timeline.store.transaction():
             await turn.start_emitting()
-            session = await store.get(Session, session_id)
-            session.mode = SessionMode.MANUAL
-            await store.update(session)
+            written = await self.handoffs.hand_off_within(
+                turn.session_id, reason=reason, by="moderation", trace_id=turn.trace_id
+            )
         self.timeline.publish(written)
         rec.trace.composition.handoff = "moderation"
+        rec.trace.composition.handoff_reason = reason
         await conclude(self.timeline, rec, turn)

@@ -31,6 +31,7 @@ from tactful.domain import (
     MatchMethod,
     MatchVerdict,
     MessageOutputMode,
+    ReplyMethod,
     StreamedReply,
     TermFound,
     ToolSpec,
@@ -42,6 +43,7 @@ from tactful.engine.compose import Composer, Reply
 from tactful.engine.context import SnapshotCache, TurnContext, load_context
 from tactful.engine.embeddings import EmbeddingCache
 from tactful.engine.emit import ReplyStream, conclude, emit_reply, shielded
+from tactful.engine.handoff import Handoffs
 from tactful.engine.hooks import Hooks, MatchContext
 from tactful.engine.journeys import (
     Follower,
@@ -57,6 +59,7 @@ from tactful.engine.moderation import ModerationPolicy
 from tactful.engine.options import EngineOptions
 from tactful.engine.preamble import Preamble
 from tactful.engine.prepared import PreparedSnapshots
+from tactful.engine.proactive import read_request, requested_guidelines
 from tactful.engine.resolve import Resolution, resolve
 from tactful.engine.retrieve import Ranked, Retriever
 from tactful.engine.retrievers import RetrievedSet, Retrievers, transient_guidelines
@@ -134,6 +137,7 @@ class Pipeline:
         hooks: Hooks,
         retrievers: Retrievers,
         tool_stage: ToolStage,
+        handoffs: Handoffs,
     ) -> None:
         self.timeline = timeline
         self.store = timeline.store
@@ -152,7 +156,7 @@ class Pipeline:
         self.model_matcher = tool_stage.model_matcher
         self.composer = Composer(cache, generator, options.template_limits)
         self.follower = Follower(cache, options.journey_condition_threshold, hooks)
-        self.moderation = ModerationPolicy(timeline, options.moderation)
+        self.moderation = ModerationPolicy(timeline, options.moderation, handoffs)
 
     async def run(self, turn: Turn, rec: TraceRecorder) -> None:
         """The stages in order, for one claimed turn (its claim wrote ``processing``)."""
@@ -162,8 +166,10 @@ class Pipeline:
         if await self.moderation.handle(turn, ctx, rec):
             return
         preamble = Preamble(self.timeline.append, ctx, trace)
-        if trace.attempt > 1:
-            preamble.stop()  # run again after a worker died: its preamble may be out already
+        if trace.attempt > 1 or ctx.proactive is not None:
+            # Run again after a worker died: its preamble may be out already. A proactive
+            # turn keeps nobody waiting.
+            preamble.stop()
         else:
             preamble.start()
         # The agent's retrievers run while the turn decides what applies.
@@ -175,6 +181,8 @@ class Pipeline:
             retrieval = await self.retrieve(ctx, rec)
             matching = await self.match(ctx, retrieval, rec)
             decision = await self.resolve(ctx, retrieval, matching, rec)
+            if ctx.proactive is not None:
+                decision.matched += requested_guidelines(ctx.proactive, trace)
             action = await self.act(ctx, retrieval, matching, decision, rec, preamble)
             # Both retrievals ran concurrently with earlier stages; each one's time is traced.
             retrieved = await agent_retrieval
@@ -184,6 +192,10 @@ class Pipeline:
                 turn, ctx, retrieval, matching, decision, action, rec, preamble
             )
             preamble.stop()
+            if ctx.proactive is not None and composed.reply.method is ReplyMethod.NO_MATCH:
+                # Nothing to say unprompted: the turn ends without a message.
+                await conclude(self.timeline, rec, turn)
+                return
             await self.emit(turn, ctx, matching, composed, rec)
         finally:
             preamble.stop()
@@ -197,7 +209,11 @@ class Pipeline:
             ctx = await load_context(
                 self.store, turn.session_id, self.snapshots, up_to=turn.record.customer_offset
             )
+            if not ctx.answers(turn.record.customer_offset):
+                # No customer message there: a proactive turn, opened by its request.
+                ctx.proactive = await read_request(self.store, turn)
         rec.trace.agent_id = ctx.agent.id
+        rec.trace.proactive = ctx.proactive
         return ctx
 
     # -- 3. retrieve ----------------------------------------------------------------------------
@@ -412,8 +428,13 @@ class Pipeline:
         scoped = asyncio.create_task(self.retrievers.run(MatchContext.of(ctx), owners))
         try:
             async with rec.stage("tools"):
-                findings = await self.tool_stage.run(
-                    ctx, matched, trace, before=preamble.before_tools
+                # A proactive turn speaks; it calls no tools (nothing new was asked).
+                findings = (
+                    ToolFindings()
+                    if ctx.proactive is not None
+                    else await self.tool_stage.run(
+                        ctx, matched, trace, before=preamble.before_tools
+                    )
                 )
                 matched = await journeys_after_tools(
                     self.follower,

@@ -22,6 +22,7 @@ from tactful.domain import (
     EventKind,
     EventSource,
     ModerationMode,
+    ProactiveRequest,
     Session,
     SessionMode,
     SessionStatus,
@@ -32,6 +33,7 @@ from tactful.domain.turns import TurnRecord, TurnStatus
 from tactful.engine.context import SnapshotCache
 from tactful.engine.embeddings import EmbeddingCache
 from tactful.engine.glossary import term_text
+from tactful.engine.handoff import Handoffs
 from tactful.engine.hooks import Hooks
 from tactful.engine.lifecycle import TurnLifecycle
 from tactful.engine.match import ModelMatcher
@@ -45,7 +47,7 @@ from tactful.engine.runner import TurnRunner
 from tactful.engine.templates import template_text
 from tactful.engine.timeline import Timeline, status_event
 from tactful.engine.tool_stage import ToolStage
-from tactful.errors import PayloadTooLargeError, ValidationError
+from tactful.errors import ConflictError, PayloadTooLargeError, ValidationError
 from tactful.llm.base import Embedder, Generator
 from tactful.store.base import NewEvent, Store, TurnQueue
 from tactful.telemetry.base import TurnObserver
@@ -85,6 +87,8 @@ class Engine:
         self.moderators = moderators or Moderators()
         self.timeline = Timeline(store, bus)
         self.cache = EmbeddingCache(embedder, store)
+        # Handing sessions to a person and back.
+        self.handoffs = Handoffs(self.timeline)
         self._auto_sessions: OrderedDict[str, None] = OrderedDict()
         self._warming: set[asyncio.Task[None]] = set()
         # Code matchers and hooks registered through the SDK (in memory, per process).
@@ -99,6 +103,7 @@ class Engine:
             self.timeline.append,
             timeout_s=self.options.tool_timeout_s,
             model_matcher=ModelMatcher(generator) if generator else None,
+            handoffs=self.handoffs,
         )
         self.pipeline = Pipeline(
             self.timeline,
@@ -108,6 +113,7 @@ class Engine:
             hooks=self.hooks,
             retrievers=self.retrievers,
             tool_stage=self.tool_stage,
+            handoffs=self.handoffs,
         )
         self.lifecycle = TurnLifecycle(
             self.timeline,
@@ -250,6 +256,36 @@ class Engine:
         if record is not None:
             await self.runner.submit(record, superseded, claimed=claimed)
         return event
+
+    async def speak(self, session_id: str, request: ProactiveRequest) -> Event:
+        """Start a turn without a customer message: a greeting, or a request to utter (with
+        actions its message follows). Its ``acknowledged`` status carries the request and opens
+        the turn, which queues behind a running one; a newer customer message supersedes it
+        as any other. Returns that status. Refused in manual mode (a person answers)."""
+        session = await self.store.get(Session, session_id)
+        if session.mode is not SessionMode.AUTO:
+            raise ConflictError(
+                "the session is in manual mode: a person answers, not the agent (return it to "
+                "automatic mode first)"
+            )
+        trace_id = new_id()
+        opened = status_event(SessionStatus.ACKNOWLEDGED, trace_id, **request.status_data())
+        claimed: TurnRecord | None = None
+        async with self.store.transaction():
+            written = await self.store.append_events(session_id, [opened])
+            record = TurnRecord(
+                id=trace_id,
+                session_id=session_id,
+                customer_offset=written[0].offset,
+                creation_utc=utcnow(),
+            )
+            await self.turns.create(record)
+            if (here := await self.runner.claim_posted(record)) is not None:
+                claimed, started = here
+                written += started
+        self.timeline.publish(written)
+        await self.runner.submit(record, [], claimed=claimed)
+        return written[0]
 
     async def _warm(self, message: str) -> None:
         self.cache.warm_later([message, *sentences(message)])

@@ -20,6 +20,8 @@ from tactful.domain import (
     EventSource,
     ModelUsage,
     Revision,
+    Session,
+    SessionMode,
 )
 from tactful.domain.turns import TurnRecord, TurnStatus
 from tactful.llm.base import Vectors
@@ -35,6 +37,18 @@ class Encoded(Generic[E]):
 
     entity: E
     document: str
+
+
+@dataclass(frozen=True)
+class SessionFilter:
+    """What ``Store.find_sessions`` matches: every field given must hold (None: any)."""
+
+    agent_id: str | None = None
+    customer_id: str | None = None
+    mode: SessionMode | None = None
+    # The operator who took it (``Session.handoff.assignee.id``), or whether anyone did.
+    assignee_id: str | None = None
+    assigned: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -124,6 +138,11 @@ class Store(ABC):
     @abstractmethod
     async def list(self, kind: type[E], **where: str) -> builtins.list[E]:
         """Entities in creation order, filtered by equality on indexed columns."""
+
+    @abstractmethod
+    async def find_sessions(self, where: SessionFilter) -> builtins.list[Session]:
+        """Sessions in creation order, filtered in the database (the mode and the handoff
+        through JSON expressions over the session document)."""
 
     @abstractmethod
     async def list_keyed(self, kind: type[E]) -> builtins.list[tuple[str | None, E]]:

@@ -61,7 +61,7 @@ from tactful.errors import (
 )
 from tactful.llm.base import Vectors
 from tactful.store import statements
-from tactful.store.base import E, Encoded, NewEvent, Store
+from tactful.store.base import E, Encoded, NewEvent, SessionFilter, Store
 from tactful.store.schema import (
     AUDITED_COLLECTIONS,
     DEFINITION_COLLECTIONS,
@@ -663,6 +663,14 @@ class SQLStore(Store):
         async with self._run(read_only=True) as ex:
             found = await ex.texts(query, params)
         return [_document(kind, d) for d in found]
+
+    async def find_sessions(self, where: SessionFilter) -> builtins.list[Session]:
+        if not _searchable(where.agent_id, where.customer_id, where.assignee_id):
+            return []
+        query = statements.find_sessions(where)
+        async with self._tx(read_only=True) as conn:
+            rows = (await conn.execute(query)).all()
+        return [_document(Session, r.data) for r in rows]
 
     async def list_keyed(self, kind: type[E]) -> builtins.list[tuple[str | None, E]]:
         table = self._table(kind)

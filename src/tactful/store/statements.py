@@ -30,6 +30,7 @@ from sqlalchemy.sql import Delete, Insert, Select, Update
 from sqlalchemy.types import TypeDecorator
 
 from tactful.domain.turns import TurnStatus
+from tactful.store.base import SessionFilter
 from tactful.store.schema import (
     ENTITY_TABLES,
     INDEXED_COLUMNS,
@@ -93,6 +94,26 @@ def list_entities(collection: str, filters: tuple[str, ...]) -> Select[Any]:
     query = select(table.c.data).order_by(table.c.creation_utc, table.c.id)
     if filters:
         query = query.where(and_(*(table.c[k] == bindparam(f"p_{k}") for k in filters)))
+    return query
+
+
+def find_sessions(where: SessionFilter) -> Select[Any]:
+    """The sessions ``where`` matches; the mode and the handoff are read from the document
+    (``->>`` on PostgreSQL, ``json_extract`` on SQLite)."""
+    table = ENTITY_TABLES["sessions"]
+    data = table.c.data
+    query = select(data).order_by(table.c.creation_utc, table.c.id)
+    if where.agent_id is not None:
+        query = query.where(table.c.agent_id == where.agent_id)
+    if where.customer_id is not None:
+        query = query.where(table.c.customer_id == where.customer_id)
+    if where.mode is not None:
+        query = query.where(data["mode"].as_string() == where.mode.value)
+    assignee = data[("handoff", "assignee", "id")].as_string()
+    if where.assignee_id is not None:
+        query = query.where(assignee == where.assignee_id)
+    if where.assigned is not None:
+        query = query.where(assignee.is_not(None) if where.assigned else assignee.is_(None))
     return query
 
 

@@ -28,13 +28,14 @@ class ToolResult(BaseModel):
 
     ``data`` goes to the model and the trace; ``metadata`` only to the trace; ``fields`` are
     values canned responses may use (``{{transaction_id}}``); ``control`` can hand the session
-    to a person.
+    to a person, saying why in ``handoff_reason`` (the trace and the timeline keep it).
     """
 
     data: Any = None
     metadata: dict[str, Any] = Field(default_factory=dict)
     fields: dict[str, Any] = Field(default_factory=dict)
     control: SessionControl = SessionControl.NONE
+    handoff_reason: str = Field(default="", max_length=1000)
 
 
 Emit = Callable[[str, Any], Awaitable[None]]
