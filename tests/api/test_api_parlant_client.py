@@ -21,6 +21,7 @@ from parlant.client.types import (
     PaginatedCustomers,
     Session,
     SessionListing,
+    SessionMetadataUpdateParams,
     Tag,
     Term,
 )
@@ -172,3 +173,22 @@ async def test_the_official_client_sees_our_errors(parlant: AsyncParlantClient) 
     with pytest.raises(ApiError) as timeout:
         await parlant.sessions.list_events(session.id, min_offset=5, wait_for_data=1)
     assert timeout.value.status_code == 504
+
+
+async def test_the_official_client_annotates_events(parlant: AsyncParlantClient) -> None:
+    agent = await parlant.agents.create(name="A")
+    session = await parlant.sessions.create(agent_id=agent.id)
+    event = await parlant.sessions.create_event(
+        session.id, kind="custom", source="customer_ui", data={"card": 1}, metadata={"old": 1}
+    )
+    updated = await parlant.sessions.update_event(
+        session.id,
+        event.id,
+        metadata=SessionMetadataUpdateParams(set_={"rating": "up"}, unset=["old"]),
+    )
+    assert isinstance(updated, Event)
+    assert updated.metadata == {"rating": "up"}
+    assert (await parlant.sessions.read_event(session.id, event.id)).metadata == {"rating": "up"}
+    with pytest.raises(ApiError) as missing:
+        await parlant.sessions.update_event(session.id, "ghost")
+    assert missing.value.status_code == 404

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import builtins
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime
@@ -20,6 +20,7 @@ from tactful.domain import (
     EventSource,
     ModelUsage,
     Revision,
+    Session,
 )
 from tactful.domain.turns import TurnRecord, TurnStatus
 from tactful.llm.base import Vectors
@@ -139,6 +140,24 @@ class Store(ABC):
         """
 
     @abstractmethod
+    async def list_sessions(
+        self,
+        *,
+        agent_id: str | None = None,
+        customer_id: str | None = None,
+        labels: Sequence[str] = (),
+    ) -> builtins.list[Session]:
+        """Sessions in creation order, of this agent and customer when given, holding every one
+        of ``labels`` (filtered in the query, not after reading)."""
+
+    @abstractmethod
+    async def add_session_labels(
+        self, session_id: str, labels: Sequence[str]
+    ) -> builtins.list[str]:
+        """Add ``labels`` to the session's (once each, order kept) in one read-modify-write
+        under the session's lock; returns those that were new. Raises ``NotFoundError``."""
+
+    @abstractmethod
     async def definitions_revision(self) -> int:
         """A number that changes whenever anything defining an agent changes (guidelines,
         journeys, terms, templates, relationships, tags, variables, tools), by any process on
@@ -187,6 +206,21 @@ class Store(ABC):
     async def update_event_data(self, session_id: str, event_id: str, data: Any) -> Event:
         """Replace an event's data in place (a streamed message growing); its offset, kind and
         source stay. Raises ``NotFoundError``."""
+
+    @abstractmethod
+    async def update_event_metadata(
+        self,
+        session_id: str,
+        event_id: str,
+        *,
+        set: Mapping[str, Any] | None = None,
+        unset: Sequence[str] = (),
+        check: Callable[[dict[str, Any]], None] | None = None,
+    ) -> Event:
+        """Set and remove keys of an event's metadata in one read-modify-write under the
+        event's lock (concurrent updates all land); ``check`` sees the result before it is
+        written and may refuse it by raising (then nothing is written). Its data, offset, kind
+        and source stay. Raises ``NotFoundError``."""
 
     @abstractmethod
     async def delete_events(self, session_id: str, *, min_offset: int) -> int:

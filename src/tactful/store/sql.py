@@ -8,7 +8,7 @@ import contextlib
 import json
 import secrets
 import sqlite3
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from datetime import datetime
@@ -671,6 +671,48 @@ class SQLStore(Store):
             rows = (await conn.execute(query)).all()
         return [(r.natural_key, kind.model_validate(r.data)) for r in rows]
 
+    async def list_sessions(
+        self,
+        *,
+        agent_id: str | None = None,
+        customer_id: str | None = None,
+        labels: Sequence[str] = (),
+    ) -> builtins.list[Session]:
+        where = {"agent_id": agent_id, "customer_id": customer_id}
+        given = {k: v for k, v in where.items() if v is not None}
+        wanted = list(dict.fromkeys(labels))
+        if not _searchable(*given.values(), *wanted):
+            return []
+        query = statements.sessions_with_labels(self.backend, tuple(sorted(given)), len(wanted))
+        params = {f"p_{k}": v for k, v in given.items()}
+        params.update({f"p_label_{i}": label for i, label in enumerate(wanted)})
+        async with self._run(read_only=True) as ex:
+            found = await ex.texts(query, params)
+        return [_document(Session, d) for d in found]
+
+    async def add_session_labels(
+        self, session_id: str, labels: Sequence[str]
+    ) -> builtins.list[str]:
+        if not _searchable(session_id):
+            raise NotFoundError("Session", session_id)
+        async with self._tx() as conn:
+            sessions = ENTITY_TABLES["sessions"]
+            # The row's lock first (PostgreSQL; SQLite's writer holds its own): no other
+            # writer of the session changes it between this read and the write.
+            data = (
+                await conn.execute(
+                    select(sessions.c.data).where(sessions.c.id == session_id).with_for_update()
+                )
+            ).scalar_one_or_none()
+            if data is None:
+                raise NotFoundError("Session", session_id)
+            session = _document(Session, data)
+            added = [label for label in dict.fromkeys(labels) if label not in session.labels]
+            if added:
+                session.labels = [*session.labels, *added]
+                await self.update(session)
+        return added
+
     async def delete(self, kind: type[E], id: str) -> bool:
         table = self._table(kind)
         if not _searchable(id):
@@ -806,6 +848,33 @@ class SQLStore(Store):
             row = await ex.first(statements.UPDATE_EVENT_DATA, params)
         if row is None:
             raise NotFoundError("Event", event_id)
+        return self._event(row)
+
+    async def update_event_metadata(
+        self,
+        session_id: str,
+        event_id: str,
+        *,
+        set: Mapping[str, Any] | None = None,
+        unset: Sequence[str] = (),
+        check: Callable[[dict[str, Any]], None] | None = None,
+    ) -> Event:
+        if not _searchable(session_id, event_id):
+            raise NotFoundError("Event", event_id)
+        params: dict[str, Any] = {"p_session_id": session_id, "p_id": event_id}
+        async with self._run() as ex:
+            found = await ex.first(statements.EVENT_METADATA_FOR_UPDATE, params)
+            if found is None:
+                raise NotFoundError("Event", event_id)
+            stored = found[0]
+            current = load_json(stored) if isinstance(stored, str) else stored
+            metadata = {**(current or {}), **(set or {})}
+            for key in unset:
+                metadata.pop(key, None)
+            if check is not None:
+                check(metadata)
+            row = await ex.first(statements.UPDATE_EVENT_METADATA, {**params, "p_metadata": metadata})
+        assert row is not None  # read under its lock in this transaction
         return self._event(row)
 
     async def delete_events(self, session_id: str, *, min_offset: int) -> int:

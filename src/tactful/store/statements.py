@@ -15,10 +15,14 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     Integer,
+    String,
     and_,
     bindparam,
     delete,
+    exists,
+    func,
     insert,
+    literal,
     or_,
     select,
     update,
@@ -138,6 +142,40 @@ UPDATE_EVENT_DATA: Update = (
     .values(data=bindparam("p_data", type_=events.c.data.type))
     .returning(*events.c)
 )
+
+# An event's metadata, read under the row's lock (PostgreSQL; SQLite's writer holds its lock)
+# and written back: an annotation is one read-modify-write that no other one interleaves with.
+EVENT_METADATA_FOR_UPDATE: Select[Any] = (
+    select(events.c.metadata)
+    .where(events.c.session_id == bindparam("p_session_id"), events.c.id == bindparam("p_id"))
+    .with_for_update()
+)
+
+UPDATE_EVENT_METADATA: Update = (
+    update(events)
+    .where(events.c.session_id == bindparam("p_session_id"), events.c.id == bindparam("p_id"))
+    .values(metadata=bindparam("p_metadata", type_=events.c.metadata.type))
+    .returning(*events.c)
+)
+
+
+@cache
+def sessions_with_labels(backend: str, filters: tuple[str, ...], labels: int) -> Select[Any]:
+    """Sessions as ``list_entities`` finds them, whose document's ``labels`` also hold each of
+    ``p_label_0`` .. ``p_label_<labels - 1>``: filtered in the query, with the backend's JSON
+    functions (one EXISTS over the array's elements per label)."""
+    query = list_entities("sessions", filters)
+    data = _sessions.c.data
+    for i in range(labels):
+        if backend == "postgresql":
+            elements = func.json_array_elements_text(data["labels"]).table_valued("value")
+        else:
+            elements = func.json_each(data, "$.labels").table_valued("value")
+        wanted = bindparam(f"p_label_{i}", type_=String())
+        query = query.where(
+            exists(select(literal(1)).select_from(elements).where(elements.c.value == wanted))
+        )
+    return query
 
 
 @cache
