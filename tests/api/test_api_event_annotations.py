@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
-import pytest_asyncio
 from api_scenario import new_session, refusal
-from production import Production, start_production
+from production import Production
 
 from tactful.domain import EventKind, EventSource, Session
 from tactful.domain.events import EVENT_METADATA_MAX_BYTES
@@ -100,15 +98,6 @@ async def test_an_update_wakes_live_readers_and_keeps_waiters_right(
     # The process's recent events hold the annotated state (a stream reads them).
     kept = runtime.engine.timeline.recent.event(session_id, event["id"])
     assert kept is not None and kept.metadata == {"seen": True}
-
-
-@pytest_asyncio.fixture
-async def production() -> AsyncIterator[Production]:
-    prod = await start_production()
-    try:
-        yield prod
-    finally:
-        await prod.runtime.close()
 
 
 async def test_customers_annotate_what_they_see_in_their_own_sessions(

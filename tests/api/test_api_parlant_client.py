@@ -17,9 +17,12 @@ from parlant.client.types import (
     Customer,
     Event,
     Guideline,
+    GuidelineLabelsUpdateParams,
     GuidelineWithRelationshipsAndToolAssociations,
+    JourneyLabelsUpdateParams,
     PaginatedCustomers,
     Session,
+    SessionLabelsUpdateParams,
     SessionListing,
     SessionMetadataUpdateParams,
     Tag,
@@ -192,3 +195,37 @@ async def test_the_official_client_annotates_events(parlant: AsyncParlantClient)
     with pytest.raises(ApiError) as missing:
         await parlant.sessions.update_event(session.id, "ghost")
     assert missing.value.status_code == 404
+
+
+async def test_the_official_client_labels_guidelines_journeys_and_sessions(
+    parlant: AsyncParlantClient,
+) -> None:
+    agent = await parlant.agents.create(name="A")
+    guideline = await parlant.guidelines.create(
+        condition="the customer asks for a refund", action="explain", labels=["refund"]
+    )
+    assert guideline.labels == ["refund"]
+    updated = await parlant.guidelines.update(
+        guideline.id, labels=GuidelineLabelsUpdateParams(upsert=["money"], remove=["refund"])
+    )
+    assert updated.guideline.labels == ["money"]
+    journey = await parlant.journeys.create(
+        title="Returns", description="", conditions=["the customer returns"], labels=["returns"]
+    )
+    assert journey.labels == ["returns"]
+    journey = await parlant.journeys.update(
+        journey.id, labels=JourneyLabelsUpdateParams(upsert=["vip"])
+    )
+    assert journey.labels == ["returns", "vip"]
+
+    first = await parlant.sessions.create(agent_id=agent.id, labels=["vip"])
+    second = await parlant.sessions.create(agent_id=agent.id)
+    second = await parlant.sessions.update(
+        second.id, labels=SessionLabelsUpdateParams(upsert=["vip", "late"])
+    )
+    assert second.labels == ["vip", "late"]
+    page = await parlant.sessions.list(labels=["vip", "late"], limit=10)
+    assert isinstance(page, SessionListing)
+    assert [s.id for s in page.items] == [second.id] and page.total_count == 1
+    listed = await parlant.sessions.list(labels="vip")
+    assert [s.id for s in listed] == [first.id, second.id]  # type: ignore[union-attr]

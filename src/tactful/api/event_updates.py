@@ -97,9 +97,8 @@ async def update_event(
             raise NotFoundError("Event", event_id)
         touched = {*(update.set or {}), *(update.unset or [])} & ENGINE_METADATA_KEYS
         if touched:
-            raise ForbiddenError(
-                f"only staff change the metadata keys the engine reads: {', '.join(sorted(touched))}"
-            )
+            names = ", ".join(sorted(touched))
+            raise ForbiddenError(f"only staff change the metadata keys the engine reads: {names}")
     updated = await store.update_event_metadata(
         session.id,
         event_id,

@@ -206,11 +206,8 @@ async def _admit_guest(
 async def _find(
     store: Store, agent_id: str | None, customer_id: str | None, labels: list[str]
 ) -> list[Session]:
-    where = {
-        k: v for k, v in {"agent_id": agent_id, "customer_id": customer_id}.items() if v is not None
-    }
-    sessions = await store.list(Session, **where)
-    return [s for s in sessions if set(labels) <= set(s.labels)]
+    """The matching sessions, filtered in the query (labels included), before any paging."""
+    return await store.list_sessions(agent_id=agent_id, customer_id=customer_id, labels=labels)
 
 
 @router.get("", dependencies=[Depends(allow(*EVERYONE))])

@@ -9,7 +9,6 @@ from pydantic import Field
 
 from tactful.domain.common import Entity
 
-
 # An event's metadata after an annotation (``PATCH /sessions/{id}/events/{event_id}``), as
 # compact JSON in UTF-8: at most this many bytes; each key 1 to 200 characters.
 EVENT_METADATA_MAX_BYTES = 16 * 1024

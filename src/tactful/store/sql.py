@@ -873,7 +873,9 @@ class SQLStore(Store):
                 metadata.pop(key, None)
             if check is not None:
                 check(metadata)
-            row = await ex.first(statements.UPDATE_EVENT_METADATA, {**params, "p_metadata": metadata})
+            row = await ex.first(
+                statements.UPDATE_EVENT_METADATA, {**params, "p_metadata": metadata}
+            )
         assert row is not None  # read under its lock in this transaction
         return self._event(row)
 
