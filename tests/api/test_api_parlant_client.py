@@ -29,6 +29,8 @@ from parlant.client.types import (
     Term,
 )
 
+import tactful
+from tactful.definitions import services
 from tactful.runtime import Runtime
 
 
@@ -229,3 +231,22 @@ async def test_the_official_client_labels_guidelines_journeys_and_sessions(
     assert [s.id for s in page.items] == [second.id] and page.total_count == 1
     listed = await parlant.sessions.list(labels="vip")
     assert [s.id for s in listed] == [first.id, second.id]  # type: ignore[union-attr]
+
+
+@tactful.tool(service="shop")
+async def opening_hours(context: tactful.ToolContext) -> tactful.ToolResult:
+    """The shop's opening hours."""
+    return tactful.ToolResult(data="9 to 5")
+
+
+async def test_the_official_client_lists_services_defined_in_code(
+    parlant: AsyncParlantClient, runtime: Runtime
+) -> None:
+    await services.register_tools(runtime.store, runtime.engine.tools, [opening_hours])
+    [listed] = await parlant.services.list()
+    assert (listed.name, listed.kind, listed.url) == ("shop", "sdk", "")
+    found = await parlant.services.retrieve("shop")
+    assert [t.name for t in found.tools or []] == ["opening_hours"]
+    with pytest.raises(ApiError) as refused:
+        await parlant.services.delete("shop")
+    assert refused.value.status_code == 409
