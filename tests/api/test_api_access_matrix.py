@@ -217,6 +217,13 @@ OPERATIONS: dict[str, tuple[str, Build] | tuple[str, Build, int]] = {
         OWNER,
         lambda w: (f"/sessions/{w.ids['session']}/events/{w.ids['event']}", None),
     ),
+    "PATCH /sessions/{session_id}/events/{event_id}": (
+        OWNER,
+        lambda w: (
+            f"/sessions/{w.ids['session']}/events/{w.ids['event']}",
+            {"metadata": {"set": {"rating": "up"}}},
+        ),
+    ),
     "GET /sessions/{session_id}/traces": (
         STAFF,
         lambda w: (f"/sessions/{w.ids['session']}/traces", None),

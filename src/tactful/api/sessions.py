@@ -50,7 +50,7 @@ from tactful.engine.journeys import JourneyGraph
 from tactful.errors import ForbiddenError, UnauthorizedError
 from tactful.runtime import Runtime
 from tactful.security.limits import RateLimiter
-from tactful.store.base import SessionFilter, Store
+from tactful.store.base import SessionFilter
 
 router = APIRouter(prefix="/sessions", tags=["sessions"])
 
@@ -225,11 +225,6 @@ async def _admit_guest(
     )
 
 
-async def _find(store: Store, where: SessionFilter, labels: list[str]) -> list[Session]:
-    sessions = await store.find_sessions(where)
-    return [s for s in sessions if set(labels) <= set(s.labels)]
-
-
 @router.get("", dependencies=[Depends(allow(*EVERYONE))])
 async def list_sessions(
     request: Request,
@@ -268,8 +263,10 @@ async def list_sessions(
         mode=mode,
         assignee_id=assignee_id,
         assigned=assigned,
+        labels=tuple(labels),
     )
-    sessions = await _find(runtime.store, where, list(labels))
+    # Filtered in the query (labels, mode and handoff included), before any paging.
+    sessions = await runtime.store.find_sessions(where)
     if limit is None:
         return [session_dto(s, staff=staff) for s in ordered(sessions, sort)]
     page = paginate(sessions, limit=limit, cursor=cursor, sort=sort)
@@ -303,7 +300,7 @@ async def delete_matching_sessions(
     their events and traces."""
     async with runtime.store.transaction():
         where = SessionFilter(agent_id=agent_id, customer_id=customer_id)
-        sessions = await _find(runtime.store, where, [])
+        sessions = await runtime.store.find_sessions(where)
         await delete_sessions(runtime.store, sessions)
     for s in sessions:
         session_changed(runtime, s.id)

@@ -238,6 +238,10 @@ class Trace(Entity):
     usage: ModelUsage = Field(default_factory=ModelUsage)
     stage_timings_ms: dict[str, float] = Field(default_factory=dict)
     message_event_id: str | None = None
+    # The labels of the turn's active guidelines and followed journeys, which it gives its
+    # session with its reply; and those of them the session did not have yet.
+    session_labels: list[str] = Field(default_factory=list)
+    session_labels_added: list[str] = Field(default_factory=list)
     error: str | None = None
     # Which run of the turn this is: above 1, its turn ran again after a worker died.
     attempt: int = 1

@@ -42,7 +42,7 @@ from tactful.engine.candidates import CandidateSet, select_candidates
 from tactful.engine.compose import Composer, Reply
 from tactful.engine.context import SnapshotCache, TurnContext, load_context
 from tactful.engine.embeddings import EmbeddingCache
-from tactful.engine.emit import ReplyStream, conclude, emit_reply, shielded
+from tactful.engine.emit import ReplyStream, conclude, emit_reply, session_labels, shielded
 from tactful.engine.handoff import Handoffs
 from tactful.engine.hooks import Hooks, MatchContext
 from tactful.engine.journeys import (
@@ -196,7 +196,7 @@ class Pipeline:
                 # Nothing to say unprompted: the turn ends without a message.
                 await conclude(self.timeline, rec, turn)
                 return
-            await self.emit(turn, ctx, matching, composed, rec)
+            await self.emit(turn, ctx, matching, action, composed, rec)
         finally:
             preamble.stop()
             agent_retrieval.cancel()
@@ -556,11 +556,14 @@ class Pipeline:
         turn: Turn,
         ctx: TurnContext,
         matching: Matching,
+        action: Action,
         composed: Composed,
         rec: TraceRecorder,
     ) -> None:
         outcome = matching.journeys
         streamed = composed.stream.event if composed.stream is not None else None
+        labels = session_labels(m.ranked.guideline for m in action.matched)
+        rec.trace.session_labels = labels
         message = await shielded(
             emit_reply(
                 self.timeline,
@@ -568,6 +571,8 @@ class Pipeline:
                 composed.data,
                 outcome.progress if outcome.changed(ctx.progress) else None,
                 streamed=streamed,
+                labels=labels,
+                trace=rec.trace,
             )
         )
         rec.trace.message_event_id = message.id

@@ -9,11 +9,11 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import BaseModel, Field
 
-from tactful.domain import Agent, Customer, Session, ToolSpec
+from tactful.domain import Agent, Customer, Session, ToolServiceKind, ToolSpec
 
 # Defined with the domain (the trace records it); tools return it, so it is theirs too.
 from tactful.domain.tools import SessionControl as SessionControl
@@ -91,6 +91,15 @@ class ToolService(ABC):
     """A named set of tools: in-process Python functions, an MCP server, an OpenAPI service."""
 
     name: str
+    # Its kind in ``/services`` (Parlant's kinds). A service served in this process (Python
+    # ``@tactful.tool`` functions, a ``ToolService`` written in code) is ``sdk``: Parlant's
+    # kind for tools written in code with its SDK.
+    kind: ClassVar[ToolServiceKind] = ToolServiceKind.SDK
+
+    def service_url(self) -> str:
+        """Where the service is reached, as ``/services`` shows it: "" when it runs in this
+        process (or over stdio)."""
+        return ""
 
     @abstractmethod
     async def list_tools(self) -> list[ToolSpec]:
