@@ -70,6 +70,14 @@ NO_MATCH_REPLY = (
     "Sorry, I'm not able to help with that here. I can help with Voltmart orders, returns, "
     "refunds, shipping and warranties. Could you rephrase your question, or ask for a person?"
 )
+# The moderation policy (docs/moderation.md): a customer message that moderation flags (post it
+# with ?moderation=auto, or paranoid to check for prompt injection too) gets this refusal,
+# with no model call, and the trace says what fired.
+MODERATION_ACTION = tactful.ModerationAction.REFUSE
+MODERATION_REFUSAL = (
+    "I'm sorry, I can't help with that message. I'm happy to help with Voltmart orders, "
+    "returns, refunds, shipping and warranties, or you can ask for a person."
+)
 
 
 @dataclass(frozen=True)
@@ -951,6 +959,8 @@ async def define(server: tactful.Server) -> tactful.Agent:
         AGENT_DESCRIPTION,
         id=AGENT_ID,
         no_match_reply=NO_MATCH_REPLY,
+        moderation_action=MODERATION_ACTION,
+        moderation_refusal=MODERATION_REFUSAL,
     )
     tools = await attach(server)
     for rule in RULES:

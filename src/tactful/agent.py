@@ -149,6 +149,7 @@ class Agent:
         always: bool = False,
         always_check: bool | None = None,
         about_reply: bool | None = None,
+        labels: Sequence[str] = (),
     ) -> Guideline:
         """Define "when ``condition``, then ``action``". Without an action it is an observation.
 
@@ -158,7 +159,8 @@ class Agent:
         ``about_reply`` marks a condition about the agent's own reply ("the agent is about to
         promise a delivery date"), checked against the written draft before it is sent (None:
         recognised from the wording). Its tags and canned responses must be stored
-        (``NotFoundError`` otherwise), as for ``POST /guidelines``.
+        (``NotFoundError`` otherwise), as for ``POST /guidelines``. ``labels`` are added to a
+        session's labels when the guideline is active in one of its turns (docs/sessions.md).
         """
         guideline = Guideline(
             condition=condition,
@@ -176,6 +178,7 @@ class Agent:
             always=always,
             always_check=always_check,
             about_reply=about_reply,
+            labels=list(labels),
             **({"id": id} if id else {}),
         )
         key = guideline_key(self.id, tags, condition, action) if id is None else None
@@ -285,6 +288,7 @@ class Agent:
         tags: Sequence[str] = (),
         priority: int = 0,
         composition_mode: CompositionMode | None = None,
+        labels: Sequence[str] = (),
     ) -> JourneyHandle:
         """A journey (a procedure the agent follows), started when any of ``conditions`` holds.
 
@@ -297,7 +301,8 @@ class Agent:
         else by title within this agent; re-defining keeps the states and transitions already
         built (extend them with ``journey.initial_state.transition_to(...)``). Condition texts
         are stripped, blank ones and repeats skipped; ``tags`` must be stored tags
-        (``NotFoundError`` otherwise), as for ``POST /journeys``.
+        (``NotFoundError`` otherwise), as for ``POST /journeys``. ``labels`` are added to a
+        session's labels when a turn of it follows the journey (docs/sessions.md).
         """
         journey_tags = list(dict.fromkeys([self.tag, *tags]))
         key = journey_key(self.id, title)
@@ -307,6 +312,7 @@ class Agent:
             tags=journey_tags,
             priority=priority,
             composition_mode=composition_mode,
+            labels=list(labels),
             **({"id": id} if id else {}),
         )
         stored = await journeys.define_journey(

@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -14,10 +23,13 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from tactful.domain.moderation import MODERATION_TAGS, ModerationAction
 from tactful.domain.pricing import ModelPrice
 from tactful.engine.options import (
     HOOK_TIMEOUT_S,
     JOURNEY_CONDITION_THRESHOLD,
+    MODERATION_REFUSAL,
+    MODERATION_TIMEOUT_S,
     OFFLINE_MATCH_THRESHOLD,
     RETRIEVER_TIMEOUT_S,
     TOOL_TIMEOUT_S,
@@ -197,6 +209,26 @@ class Settings(BaseSettings):
     rate_requests_per_key: int = Field(default=6000, ge=0, le=10_000_000)
     rate_guest_sessions_per_client: int = Field(default=20, ge=0, le=1_000_000)
 
+    # -- moderation of customer messages (docs/moderation.md) -----------------------------------
+    # What `moderation=auto` runs on a posted message: "local" rules (no network), or OpenAI's
+    # moderation endpoint ("openai", reached only where outbound_hosts allow; its model, base URL
+    # and key, else openai_base_url and openai_api_key); `paranoid` adds the local jailbreak check.
+    moderation_provider: Literal["local", "openai"] = "local"
+    moderation_model: str = "omni-moderation-latest"
+    moderation_base_url: str | None = None
+    moderation_api_key: SecretStr | None = None
+    # A check that takes longer lets the message through (the trace says so).
+    moderation_timeout_s: float = Field(default=MODERATION_TIMEOUT_S, gt=0, le=60)
+    # What a flagged message leads to (an agent's moderation_action wins): the refusal below
+    # with no model call, a handoff to a person (manual mode), or a warning in the prompts.
+    moderation_action: ModerationAction = ModerationAction.REFUSE
+    moderation_refusal: str = Field(default=MODERATION_REFUSAL, min_length=1, max_length=2000)
+    # The local checks: the built-in rules, plus words and regular expressions per category
+    # ({"harassment": ["..."], "jailbreak": ["..."]}, JSON in the environment).
+    moderation_builtin_rules: bool = True
+    moderation_words: dict[str, list[str]] = Field(default_factory=dict)
+    moderation_patterns: dict[str, list[str]] = Field(default_factory=dict)
+
     # -- telemetry (docs/telemetry.md) ------------------------------------------------------------
     # US dollars per million tokens, by model name as the provider reports it (exact, else the
     # longest name it starts with): {"gpt-4o-mini": {"input": 0.15, "cached_input": 0.075,
@@ -215,6 +247,25 @@ class Settings(BaseSettings):
         # An empty name would be a prefix of every model.
         if any(not name.strip() for name in value):
             raise ValueError("a model price needs a model name")
+        return value
+
+    @field_validator("moderation_words", "moderation_patterns")
+    @classmethod
+    def _moderation_rules(
+        cls, value: dict[str, list[str]], info: ValidationInfo
+    ) -> dict[str, list[str]]:
+        # An unknown category or a pattern that does not compile stops start-up with its reason.
+        for tag, entries in value.items():
+            if tag not in MODERATION_TAGS:
+                known = ", ".join(MODERATION_TAGS)
+                raise ValueError(f"unknown moderation category {tag!r} (categories: {known})")
+            if info.field_name != "moderation_patterns":
+                continue
+            for entry in entries:
+                try:
+                    re.compile(entry)
+                except re.error as e:
+                    raise ValueError(f"{tag}: {entry!r} is not a regular expression: {e}") from None
         return value
 
     @field_validator("otel_endpoint")
@@ -289,6 +340,7 @@ class Settings(BaseSettings):
             "azure_api_key",
             "litellm_api_key",
             "embedding_api_key",
+            "moderation_api_key",
         ):
             shown[key] = "***" if getattr(self, key) else None
         for name, spec in self.models.items():

@@ -17,11 +17,12 @@ from tactful.definitions.services import known_tools
 from tactful.domain import ToolServiceConfig
 from tactful.domain.pricing import PriceTable
 from tactful.engine.canned import TemplateLimits
-from tactful.engine.options import EngineOptions
+from tactful.engine.options import EngineOptions, ModerationOptions
 from tactful.engine.runner import RunnerOptions
 from tactful.engine.turn import Engine
 from tactful.errors import ConfigurationError
 from tactful.llm.base import Embedder, Generator
+from tactful.moderation.providers import build_moderators
 from tactful.store.base import Store
 from tactful.store.sql import SQLStore, open_store
 from tactful.store.sqlite_lock import SQLiteProcessLock, lock_sqlite
@@ -140,6 +141,11 @@ def engine_options(settings: Settings, store: SQLStore) -> EngineOptions:
             take_over_at_start=store.backend == "sqlite",
         ),
         prices=PriceTable(settings.model_prices),
+        moderation=ModerationOptions(
+            action=settings.moderation_action,
+            refusal=settings.moderation_refusal,
+            timeout_s=settings.moderation_timeout_s,
+        ),
     )
 
 
@@ -174,6 +180,8 @@ async def start_runtime(
 
             generator = with_cassette(generator, settings.model_cassette, "record")
             reason += f", recorded to the cassette {settings.model_cassette}"
+    # Before anything opens: a moderation provider set up wrong stops start-up here.
+    moderators = build_moderators(settings)
     if settings.database_url == "" and not settings.transient:
         try:
             settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -212,6 +220,7 @@ async def start_runtime(
         generator,
         options,
         turns=SQLTurnQueue(store),
+        moderators=moderators,
     )
     # -- telemetry: metrics of every turn this process ends ------------------------------------
     metrics = TurnMetrics() if settings.metrics_enabled else None

@@ -40,6 +40,12 @@ from tactful.domain import (
     EventKind,
     EventSource,
     MessageOutputMode,
+    ModerationAction,
+    ModerationMode,
+    Operator,
+    ProactiveKind,
+    ProactiveRequest,
+    RequestedAction,
     Session,
     Tag,
     ToolSpec,
@@ -260,6 +266,8 @@ class Server:
         preamble_after_ms: int = 2000,
         message_output_mode: MessageOutputMode = MessageOutputMode.BLOCK,
         guest_sessions: bool = False,
+        moderation_action: ModerationAction | str | None = None,
+        moderation_refusal: str | None = None,
     ) -> Agent:
         """Define an agent; idempotent by ``id``, else by name. ``preambles`` are short
         acknowledgements sent before a reply that takes long (when tools are about to run, or
@@ -268,7 +276,10 @@ class Server:
         ``message_output_mode=STREAM`` a written reply streams into its message event as the
         model writes it (when the model can stream). With ``guest_sessions`` a production server
         lets anonymous browsers start a session with this agent (and use only that one).
-        ``tags`` must be stored tags' ids (``NotFoundError``), as ``POST /agents`` requires."""
+        ``moderation_action`` (refuse, handoff, warn) and ``moderation_refusal`` say what a
+        customer message moderation flagged leads to (None: the server's settings;
+        docs/moderation.md). ``tags`` must be stored tags' ids (``NotFoundError``), as
+        ``POST /agents`` requires."""
         extra: dict[str, Any] = {"id": id} if id else {}
         if no_match_reply is not None:
             extra["no_match_reply"] = no_match_reply
@@ -283,6 +294,8 @@ class Server:
             preamble_after_ms=preamble_after_ms,
             message_output_mode=message_output_mode,
             guest_sessions=guest_sessions,
+            moderation_action=ModerationAction(moderation_action) if moderation_action else None,
+            moderation_refusal=moderation_refusal,
             **extra,
         )
         key = None if id is not None else agent_key(name)
@@ -354,7 +367,11 @@ class Server:
         customer: Customer | str | None = None,
         *,
         title: str | None = None,
+        allow_greeting: bool = False,
     ) -> Session:
+        """A session with ``agent``, for ``customer`` (default: the guest customer). With
+        ``allow_greeting`` the agent speaks first (a turn starts at once; ``wait_idle`` or
+        ``utter``'s way of reading the reply: the session's latest agent message)."""
         agent_id = agent if isinstance(agent, str) else agent.id
         await self.runtime.store.get(AgentModel, agent_id)
         if customer is None:
@@ -362,19 +379,34 @@ class Server:
         else:
             customer_id = customer if isinstance(customer, str) else customer.id
             await self.runtime.store.get(Customer, customer_id)
-        return await self.runtime.store.create(
+        session = await self.runtime.store.create(
             Session(agent_id=agent_id, customer_id=customer_id, title=title)
         )
+        if allow_greeting:
+            greeting = ProactiveRequest(kind=ProactiveKind.GREETING)
+            await self.runtime.engine.speak(session.id, greeting)
+        return session
 
     async def guest_customer_id(self) -> str:
         """The guest customer's id (``guest``), the customer created on first use."""
         return (await ensure_guest(self.runtime.store)).id
 
-    async def send(self, session: Session | str, message: str) -> Event:
-        """Post a customer message and wait for the agent's reply (its message event)."""
+    async def send(
+        self,
+        session: Session | str,
+        message: str,
+        *,
+        moderation: ModerationMode | str = ModerationMode.NONE,
+    ) -> Event:
+        """Post a customer message and wait for the agent's reply (its message event).
+        ``moderation`` (auto, paranoid, none) checks the message first, as the REST API's
+        query parameter does (docs/moderation.md): a refused message's reply is the refusal; a
+        message handed off to a person gets no reply (``ValidationError``, as in manual mode)."""
         session_id = session if isinstance(session, str) else session.id
         engine = self.runtime.engine
-        posted = await engine.post_customer_message(session_id, message)
+        posted = await engine.post_customer_message(
+            session_id, message, moderation=ModerationMode(moderation)
+        )
         await engine.wait_idle(session_id)
         replies = await self.runtime.store.list_events(
             session_id,
@@ -385,6 +417,51 @@ class Server:
         if not replies:
             raise ValidationError("the agent did not reply (is the session in manual mode?)")
         return replies[-1]
+
+    async def utter(
+        self, session: Session | str, actions: Sequence[str] = (), *, wait: bool = True
+    ) -> Event | None:
+        """Ask the agent to speak without a customer message ("ask whether they are still
+        there", "tell them their order has shipped"): a turn whose message follows ``actions``
+        and the agent's guidelines and canned responses. Returns its message, or None when it
+        had nothing to say or a customer message superseded it (``wait=False``: returns None
+        at once). Raises ``ConflictError`` in manual mode."""
+        session_id = session if isinstance(session, str) else session.id
+        request = ProactiveRequest(
+            kind=ProactiveKind.UTTERANCE, actions=[RequestedAction(action=a) for a in actions]
+        )
+        engine = self.runtime.engine
+        opened = await engine.speak(session_id, request)
+        if not wait:
+            return None
+        await engine.wait_idle(session_id)
+        replies = await self.runtime.store.list_events(
+            session_id,
+            min_offset=opened.offset + 1,
+            kinds=[EventKind.MESSAGE],
+            source=EventSource.AI_AGENT,
+            trace_id=opened.trace_id,
+        )
+        return replies[-1] if replies else None
+
+    async def hand_off(
+        self, session: Session | str, reason: str = "", *, by: str = "sdk"
+    ) -> Session:
+        """Hand the session to a person: manual mode, the agent stays silent (docs/handoff.md)."""
+        session_id = session if isinstance(session, str) else session.id
+        return await self.runtime.engine.handoffs.hand_off(session_id, reason=reason, by=by)
+
+    async def assign(
+        self, session: Session | str, operator: Operator, *, by: str = "sdk"
+    ) -> Session:
+        """``operator`` takes the session (handed off first if the agent had it)."""
+        session_id = session if isinstance(session, str) else session.id
+        return await self.runtime.engine.handoffs.assign(session_id, operator, by=by)
+
+    async def return_to_agent(self, session: Session | str, *, by: str = "sdk") -> Session:
+        """Automatic mode: the agent answers the customer's next message."""
+        session_id = session if isinstance(session, str) else session.id
+        return await self.runtime.engine.handoffs.return_to_agent(session_id, by=by)
 
     async def entities(self, kind: type[Entity]) -> list[Any]:
         return await self.runtime.store.list(kind)

@@ -195,6 +195,25 @@ OPERATIONS: dict[str, tuple[str, Build] | tuple[str, Build, int]] = {
         lambda w: (f"/sessions/{w.ids['session']}", {"title": "t"}),
     ),
     "DELETE /sessions/{session_id}": (STAFF, lambda w: (f"/sessions/{w.ids['session']}", None)),
+    "POST /sessions/{session_id}/handoff": (
+        STAFF,
+        lambda w: (f"/sessions/{w.ids['session']}/handoff", {"reason": "asks for a person"}),
+        200,
+    ),
+    "DELETE /sessions/{session_id}/handoff": (
+        STAFF,
+        lambda w: (f"/sessions/{w.ids['session']}/handoff", None),
+        200,
+    ),
+    "PUT /sessions/{session_id}/handoff/assignee": (
+        STAFF,
+        lambda w: (f"/sessions/{w.ids['session']}/handoff/assignee", {"display_name": "Ann"}),
+    ),
+    "DELETE /sessions/{session_id}/handoff/assignee": (
+        STAFF,
+        lambda w: (f"/sessions/{w.ids['session']}/handoff/assignee", None),
+        200,
+    ),
     "GET /sessions/{session_id}/journeys": (
         STAFF,
         lambda w: (f"/sessions/{w.ids['session']}/journeys", None),
@@ -214,6 +233,13 @@ OPERATIONS: dict[str, tuple[str, Build] | tuple[str, Build, int]] = {
     "GET /sessions/{session_id}/events/{event_id}": (
         OWNER,
         lambda w: (f"/sessions/{w.ids['session']}/events/{w.ids['event']}", None),
+    ),
+    "PATCH /sessions/{session_id}/events/{event_id}": (
+        OWNER,
+        lambda w: (
+            f"/sessions/{w.ids['session']}/events/{w.ids['event']}",
+            {"metadata": {"set": {"rating": "up"}}},
+        ),
     ),
     "GET /sessions/{session_id}/traces": (
         STAFF,

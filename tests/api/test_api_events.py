@@ -191,7 +191,10 @@ async def test_invalid_combinations_are_422(client: httpx.AsyncClient, runtime: 
     cases: list[tuple[dict[str, Any], str]] = [
         ({"kind": "message", "source": "customer"}, "non-empty 'message'"),
         ({"kind": "message", "source": "customer", "message": "  "}, "non-empty 'message'"),
-        ({"kind": "message", "source": "ai_agent"}, "the agent writes its own messages"),
+        (
+            {"kind": "message", "source": "ai_agent", "message": "Hi"},
+            "the agent writes its own message",
+        ),
         ({"kind": "message", "source": "system", "message": "x"}, "a message's source"),
         ({"kind": "message", "source": "human_agent", "message": "x"}, "'participant'"),
         ({"kind": "custom", "source": "system"}, "needs 'data'"),
@@ -263,7 +266,9 @@ async def test_manual_mode_appends_without_a_turn(
     )
     await runtime.engine.wait_idle()
     events = await runtime.store.list_events(session_id)
-    assert [e.kind.value for e in events] == ["message"]
+    # The handoff step, then the message: no acknowledgement, no turn.
+    assert [e.kind.value for e in events] == ["custom", "message"]
+    assert events[0].data["handoff"] == "requested"
 
 
 async def test_read_and_delete_events(client: httpx.AsyncClient, runtime: Runtime) -> None:

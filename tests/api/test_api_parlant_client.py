@@ -19,14 +19,20 @@ from parlant.client.types import (
     Customer,
     Event,
     Guideline,
+    GuidelineLabelsUpdateParams,
     GuidelineWithRelationshipsAndToolAssociations,
+    JourneyLabelsUpdateParams,
     PaginatedCustomers,
     Session,
+    SessionLabelsUpdateParams,
     SessionListing,
+    SessionMetadataUpdateParams,
     Tag,
     Term,
 )
 
+import tactful
+from tactful.definitions import services
 from tactful.runtime import Runtime
 
 
@@ -217,3 +223,75 @@ async def test_the_official_client_sees_our_errors(parlant: AsyncParlantClient) 
     with pytest.raises(ApiError) as timeout:
         await parlant.sessions.list_events(session.id, min_offset=5, wait_for_data=1)
     assert timeout.value.status_code == 504
+
+
+async def test_the_official_client_annotates_events(parlant: AsyncParlantClient) -> None:
+    agent = await parlant.agents.create(name="A")
+    session = await parlant.sessions.create(agent_id=agent.id)
+    event = await parlant.sessions.create_event(
+        session.id, kind="custom", source="customer_ui", data={"card": 1}, metadata={"old": 1}
+    )
+    updated = await parlant.sessions.update_event(
+        session.id,
+        event.id,
+        metadata=SessionMetadataUpdateParams(set_={"rating": "up"}, unset=["old"]),
+    )
+    assert isinstance(updated, Event)
+    assert updated.metadata == {"rating": "up"}
+    assert (await parlant.sessions.read_event(session.id, event.id)).metadata == {"rating": "up"}
+    with pytest.raises(ApiError) as missing:
+        await parlant.sessions.update_event(session.id, "ghost")
+    assert missing.value.status_code == 404
+
+
+async def test_the_official_client_labels_guidelines_journeys_and_sessions(
+    parlant: AsyncParlantClient,
+) -> None:
+    agent = await parlant.agents.create(name="A")
+    guideline = await parlant.guidelines.create(
+        condition="the customer asks for a refund", action="explain", labels=["refund"]
+    )
+    assert guideline.labels == ["refund"]
+    updated = await parlant.guidelines.update(
+        guideline.id, labels=GuidelineLabelsUpdateParams(upsert=["money"], remove=["refund"])
+    )
+    assert updated.guideline.labels == ["money"]
+    journey = await parlant.journeys.create(
+        title="Returns", description="", conditions=["the customer returns"], labels=["returns"]
+    )
+    assert journey.labels == ["returns"]
+    journey = await parlant.journeys.update(
+        journey.id, labels=JourneyLabelsUpdateParams(upsert=["vip"])
+    )
+    assert journey.labels == ["returns", "vip"]
+
+    first = await parlant.sessions.create(agent_id=agent.id, labels=["vip"])
+    second = await parlant.sessions.create(agent_id=agent.id)
+    second = await parlant.sessions.update(
+        second.id, labels=SessionLabelsUpdateParams(upsert=["vip", "late"])
+    )
+    assert second.labels == ["vip", "late"]
+    page = await parlant.sessions.list(labels=["vip", "late"], limit=10)
+    assert isinstance(page, SessionListing)
+    assert [s.id for s in page.items] == [second.id] and page.total_count == 1
+    listed = await parlant.sessions.list(labels="vip")
+    assert [s.id for s in listed] == [first.id, second.id]  # type: ignore[union-attr]
+
+
+@tactful.tool(service="shop")
+async def opening_hours(context: tactful.ToolContext) -> tactful.ToolResult:
+    """The shop's opening hours."""
+    return tactful.ToolResult(data="9 to 5")
+
+
+async def test_the_official_client_lists_services_defined_in_code(
+    parlant: AsyncParlantClient, runtime: Runtime
+) -> None:
+    await services.register_tools(runtime.store, runtime.engine.tools, [opening_hours])
+    [listed] = await parlant.services.list()
+    assert (listed.name, listed.kind, listed.url) == ("shop", "sdk", "")
+    found = await parlant.services.retrieve("shop")
+    assert [t.name for t in found.tools or []] == ["opening_hours"]
+    with pytest.raises(ApiError) as refused:
+        await parlant.services.delete("shop")
+    assert refused.value.status_code == 409

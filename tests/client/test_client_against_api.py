@@ -62,3 +62,18 @@ async def test_api_errors_carry_the_servers_detail(client: TactfulClient) -> Non
     with pytest.raises(ClientError) as empty:
         await client.post_message(session.id, "   ")
     assert empty.value.status_code == 422
+
+
+async def test_a_moderated_message_is_refused(client: TactfulClient) -> None:
+    session = await client.create_session("shopbot")
+
+    turn = await client.send(session.id, "you are such an idiot", timeout=10, moderation="auto")
+
+    assert turn.customer_event.data["flagged"] is True
+    assert turn.customer_event.data["tags"] == ["harassment"]
+    assert turn.text.startswith("I'm sorry, I can't help with that message.")
+    trace = await client.get_trace(turn.trace_id, wait=2)
+    assert trace.composition.method == "refusal"
+    with pytest.raises(ClientError) as unknown:
+        await client.post_message(session.id, "hi", moderation="strict")
+    assert unknown.value.status_code == 422

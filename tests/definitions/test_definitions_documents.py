@@ -168,3 +168,23 @@ async def test_rollback_restores_a_deleted_guideline_and_a_changed_journey_graph
     assert latest.id == applied.revision
     assert "rollback" in latest.summary
     assert latest.agents == ["shop"]
+
+
+async def test_labels_of_guidelines_and_journeys_go_through_documents(
+    server: tactful.Server,
+) -> None:
+    agent = await server.create_agent("Shop", "Support", id="shop")
+    await agent.create_guideline("the customer wants a refund", "explain", labels=["refund"])
+    await agent.create_journey(
+        "Return an item", conditions=["the customer returns"], id="returns", labels=["returns"]
+    )
+    document = await _document(server)
+    [labelled] = [g for g in document["guidelines"] if g.get("labels")]
+    assert labelled["labels"] == ["refund"]
+    assert [j["labels"] for j in document["journeys"]] == [["returns"]]
+    labelled["labels"] = ["refund", "money"]
+    document["journeys"][0]["labels"] = []
+    await _apply(server, document)
+    stored = await server.runtime.store.list(Guideline)
+    assert [g.labels for g in stored if g.labels] == [["refund", "money"]]
+    assert (await server.runtime.store.get(Journey, "returns")).labels == []

@@ -1,6 +1,7 @@
 """The engine depends on ports (``store.base``, ``bus.base``, ``llm.base``, ``telemetry.base``,
-the tool runtime), never on an adapter or on the edge: read from every engine module's source,
-so an import hidden under ``TYPE_CHECKING`` or inside a function counts too."""
+``moderation.base``, the tool runtime), never on an adapter or on the edge: read from every
+engine module's source, so an import hidden under ``TYPE_CHECKING`` or inside a function counts
+too."""
 
 from __future__ import annotations
 
@@ -35,6 +36,10 @@ ADAPTERS = (
     "tactful.tools.services",
     "tactful.telemetry.metrics",
     "tactful.telemetry.tracing",
+    "tactful.moderation.rules",
+    "tactful.moderation.jailbreak",
+    "tactful.moderation.openai",
+    "tactful.moderation.providers",
 )
 # What sits at the edge and builds the engine: the engine never reaches back to it.
 EDGE = (

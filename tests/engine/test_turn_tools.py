@@ -58,7 +58,9 @@ async def broken(context: tactful.ToolContext) -> str:
 async def human(context: tactful.ToolContext) -> tactful.ToolResult:
     """Hand the conversation to a person."""
     await context.emit_message("Connecting you with a colleague.")
-    return tactful.ToolResult(data="queued", control=SessionControl.HANDOFF)
+    return tactful.ToolResult(
+        data="queued", control=SessionControl.HANDOFF, handoff_reason="asked for a person"
+    )
 
 
 def matcher(args: dict[str, list[tuple[str, Any, str]]]) -> Any:
@@ -236,6 +238,20 @@ async def test_handoff_switches_the_session_to_manual(
     assert stored.mode is SessionMode.MANUAL
     messages = await server.runtime.store.list_events(session.id, kinds=[EventKind.MESSAGE])
     assert "Connecting you with a colleague." in [m.data["message"] for m in messages]
+    # Why, in the trace, the session and on the timeline (with the turn's trace id).
+    reply = messages[-1]
+    trace = await _trace(server, reply)
+    assert trace.composition.handoff == "local:human"
+    assert trace.composition.handoff_reason == "asked for a person"
+    assert stored.handoff is not None and stored.handoff.reason == "asked for a person"
+    assert stored.handoff.by == "tool:local:human" and stored.handoff.trace_id == trace.id
+    [step] = await server.runtime.store.list_events(session.id, kinds=[EventKind.CUSTOM])
+    assert step.trace_id == trace.id
+    assert step.data == {
+        "handoff": "requested",
+        "by": "tool:local:human",
+        "reason": "asked for a person",
+    }
 
 
 async def test_offline_tier_runs_tools_on_patterns_the_customer_wrote() -> None:

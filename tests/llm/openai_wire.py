@@ -7,6 +7,8 @@ deterministic vectors derived from each text (see ``vector_for``) unless a ``Fai
 The same routes answer Azure OpenAI's paths (``/openai/deployments/{deployment}/...``, from
 ``OpenAIWire.endpoint``), which also require an ``api-version`` query parameter and an
 ``api-key`` header, as Azure does.
+``POST /v1/moderations`` answers the queued ``Moderated`` results (or a ``Fail``), else a
+result that flags nothing.
 ``serve_openai_wire`` runs the app in a real uvicorn server on 127.0.0.1 in a background thread.
 """
 
@@ -64,6 +66,34 @@ class Body:
     content_type: str = "application/json"
 
 
+# OpenAI's moderation categories, as its endpoint names them.
+MODERATION_CATEGORIES = (
+    "harassment",
+    "harassment/threatening",
+    "hate",
+    "hate/threatening",
+    "illicit",
+    "illicit/violent",
+    "self-harm",
+    "self-harm/instructions",
+    "self-harm/intent",
+    "sexual",
+    "sexual/minors",
+    "violence",
+    "violence/graphic",
+)
+
+
+@dataclass(frozen=True)
+class Moderated:
+    """A moderation result: the categories flagged, each with its score (the others score
+    0.01); ``flagged`` defaults to whether any is."""
+
+    categories: dict[str, float] = field(default_factory=dict)
+    flagged: bool | None = None
+    delay_s: float = 0.0
+
+
 @dataclass(frozen=True)
 class Recorded:
     """One request the server received."""
@@ -93,6 +123,7 @@ class OpenAIWire:
     replies: deque[Reply | Fail | Body] = field(default_factory=deque)
     responder: Responder | None = None
     embedding_failures: deque[Fail] = field(default_factory=deque)
+    moderations: deque[Moderated | Fail] = field(default_factory=deque)
     requests: list[Recorded] = field(default_factory=list)
     # Answer embeddings in reverse order (indices stay correct) to prove the client re-orders.
     reverse_embeddings: bool = False
@@ -116,8 +147,14 @@ class OpenAIWire:
         with self._lock:
             self.embedding_failures.extend(failures)
 
+    def moderate(self, *results: Moderated | Fail) -> None:
+        """Queue what ``POST /v1/moderations`` answers next."""
+        with self._lock:
+            self.moderations.extend(results)
+
     def reset(self) -> None:
         with self._lock:
+            self.moderations.clear()
             self.replies.clear()
             self.embedding_failures.clear()
             self.requests.clear()
@@ -132,6 +169,10 @@ class OpenAIWire:
     @property
     def chat_requests(self) -> list[dict[str, Any]]:
         return [r.body for r in self.requests if r.path.endswith("/chat/completions")]
+
+    @property
+    def moderation_requests(self) -> list[dict[str, Any]]:
+        return [r.body for r in self.requests if r.path.endswith("/moderations")]
 
     @property
     def embedding_requests(self) -> list[dict[str, Any]]:
@@ -152,6 +193,10 @@ class OpenAIWire:
             answer = responder(body)
             return Reply(answer) if isinstance(answer, str) else answer
         return Fail(500, "openai_wire: no scripted reply left")
+
+    def _next_moderation(self) -> Moderated | Fail:
+        with self._lock:
+            return self.moderations.popleft() if self.moderations else Moderated()
 
     def _next_embedding_failure(self) -> Fail | None:
         with self._lock:
@@ -282,6 +327,35 @@ def create_app(wire: OpenAIWire) -> FastAPI:
                 "data": data,
                 "model": body.get("model", "unknown"),
                 "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+            }
+        )
+
+    @app.post("/v1/moderations")
+    async def moderations(request: Request) -> JSONResponse:
+        body = await request.json()
+        wire._record(request, body)
+        result = wire._next_moderation()
+        if isinstance(result, Fail):
+            return _error(result)
+        if result.delay_s:
+            await _wait(request, result.delay_s)
+        texts = body["input"]
+        count = 1 if isinstance(texts, str) else len(texts)
+        categories = {c: c in result.categories for c in MODERATION_CATEGORIES}
+        scores = {c: result.categories.get(c, 0.01) for c in MODERATION_CATEGORIES}
+        applied = {c: ["text"] for c in MODERATION_CATEGORIES}
+        flagged = bool(result.categories) if result.flagged is None else result.flagged
+        one = {
+            "flagged": flagged,
+            "categories": categories,
+            "category_scores": scores,
+            "category_applied_input_types": applied,
+        }
+        return JSONResponse(
+            {
+                "id": f"modr-{wire._next_id()}",
+                "model": body.get("model", "omni-moderation-latest"),
+                "results": [one] * count,
             }
         )
 

@@ -65,7 +65,13 @@ async def test_an_openapi_service_is_added_listed_and_survives_a_restart(
             assert "get_order" in tools
             listed = (await client.get("/services")).json()
             assert listed == [
-                {"name": "orders", "kind": "openapi", "url": served.base_url, "tools": None}
+                {
+                    "name": "orders",
+                    "kind": "openapi",
+                    "url": served.base_url,
+                    "tools": None,
+                    "read_only": False,
+                }
             ]
         assert "orders:get_order" in runtime.engine.tools
     finally:

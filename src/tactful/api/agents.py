@@ -12,7 +12,7 @@ from tactful.api.auth import STAFF, Role, allow, session_changed
 from tactful.api.params import JSON_INTEGER, Flag, Params, TagsUpdate
 from tactful.api.runtime import RuntimeDep
 from tactful.definitions import agents
-from tactful.domain import Agent, CompositionMode, MessageOutputMode, Session
+from tactful.domain import Agent, CompositionMode, MessageOutputMode, ModerationAction, Session
 
 router = APIRouter(prefix="/agents", tags=["agents"])
 
@@ -20,6 +20,11 @@ GUEST_SESSIONS = (
     "Anonymous browsers may start a session with this agent and use only that session "
     "(production mode; ours)"
 )
+MODERATION_ACTION = (
+    "What a customer message moderation flagged leads to: refuse, handoff or warn (null: the "
+    "server's moderation_action setting; ours)"
+)
+MODERATION_REFUSAL = "The refusal of a flagged message (null: the server's setting; ours)"
 
 
 class AgentDTO(BaseModel):
@@ -37,6 +42,8 @@ class AgentDTO(BaseModel):
     preambles: list[str] = Field(default_factory=list)
     preamble_after_ms: int = 2000
     guest_sessions: bool = False
+    moderation_action: ModerationAction | None = None
+    moderation_refusal: str | None = None
     creation_utc: datetime
 
 
@@ -59,6 +66,10 @@ class AgentCreationParams(Params):
     )
     preamble_after_ms: Annotated[int, Field(ge=0, le=60000), JSON_INTEGER] | None = None
     guest_sessions: Flag | None = Field(default=None, description=GUEST_SESSIONS)
+    moderation_action: ModerationAction | None = Field(default=None, description=MODERATION_ACTION)
+    moderation_refusal: str | None = Field(
+        default=None, min_length=1, max_length=2000, description=MODERATION_REFUSAL
+    )
 
 
 class AgentUpdateParams(Params):
@@ -77,6 +88,10 @@ class AgentUpdateParams(Params):
     )
     preamble_after_ms: Annotated[int, Field(ge=0, le=60000), JSON_INTEGER] | None = None
     guest_sessions: Flag | None = Field(default=None, description=GUEST_SESSIONS)
+    moderation_action: ModerationAction | None = Field(default=None, description=MODERATION_ACTION)
+    moderation_refusal: str | None = Field(
+        default=None, min_length=1, max_length=2000, description=MODERATION_REFUSAL
+    )
 
 
 def agent_dto(agent: Agent) -> AgentDTO:
@@ -93,6 +108,8 @@ def agent_dto(agent: Agent) -> AgentDTO:
         preambles=agent.preambles,
         preamble_after_ms=agent.preamble_after_ms,
         guest_sessions=agent.guest_sessions,
+        moderation_action=agent.moderation_action,
+        moderation_refusal=agent.moderation_refusal,
         creation_utc=agent.creation_utc,
     )
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
-from enum import StrEnum
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
@@ -37,6 +36,12 @@ from tactful.api.params import (
     seconds_query,
 )
 from tactful.api.runtime import RuntimeDep
+from tactful.api.utterances import (
+    AgentMessageGuidelineDTO,
+    ParticipantDTO,
+    ask_agent,
+    human_participant,
+)
 from tactful.domain import (
     GUEST_CUSTOMER_ID,
     Agent,
@@ -44,9 +49,12 @@ from tactful.domain import (
     Event,
     EventKind,
     EventSource,
+    ModerationMode,
     Session,
     SessionStatus,
 )
+from tactful.domain.handoff import HANDOFF_KEY, customer_view
+from tactful.domain.proactive import ACTIONS_MAX, PROACTIVE_KEY
 from tactful.engine.timeline import wait_for_events
 from tactful.errors import ForbiddenError, NotFoundError, PayloadTooLargeError, ValidationError
 from tactful.runtime import Runtime
@@ -89,32 +97,18 @@ class EventDTO(BaseModel):
     deleted: bool
 
 
-class ParticipantDTO(Params):
-    id: str | None = None
-    display_name: str = Field(min_length=1)
-
-
-class AgentMessageGuidelineDTO(Params):
-    action: str
-    rationale: str | None = None
-
-
-class Moderation(StrEnum):
-    AUTO = "auto"
-    PARANOID = "paranoid"
-    NONE = "none"
-
-
 class EventCreationParams(Params):
     """Parlant's event creation body. Supported: ``message`` from customer, human_agent or
-    human_agent_on_behalf_of_ai_agent; ``custom`` with ``data``; ``status`` with ``status``."""
+    human_agent_on_behalf_of_ai_agent, and from ai_agent without ``message`` (the agent is asked
+    to speak, following ``guidelines`` when given); ``custom`` with ``data``; ``status`` with
+    ``status``."""
 
     kind: EventKind
     source: EventSource
     message: str | None = None
     data: Any = None
     metadata: dict[str, Any] | None = None
-    guidelines: list[AgentMessageGuidelineDTO] | None = None
+    guidelines: list[AgentMessageGuidelineDTO] | None = Field(default=None, max_length=ACTIONS_MAX)
     participant: ParticipantDTO | None = None
     status: SessionStatus | None = None
 
@@ -136,8 +130,8 @@ def event_dto(e: Event) -> EventDTO:
 
 def combination_problem(p: EventCreationParams) -> str | None:
     """Why this kind/source/field combination cannot be posted, or None."""
-    if p.guidelines:
-        return "'guidelines' (for agent messages on demand) are not supported yet"
+    if p.guidelines and not (p.kind is EventKind.MESSAGE and p.source is EventSource.AI_AGENT):
+        return "'guidelines' apply only to a message from ai_agent (asking the agent to speak)"
     if p.kind is EventKind.TOOL:
         return "tool events are written by the engine; post message, custom or status events"
     if p.kind is not EventKind.MESSAGE and (p.message is not None or p.participant is not None):
@@ -146,10 +140,12 @@ def combination_problem(p: EventCreationParams) -> str | None:
         return "'status' applies only to status events"
     if p.kind is EventKind.MESSAGE:
         if p.source is EventSource.AI_AGENT:
-            return (
-                "the agent writes its own messages: post a customer message to start its turn "
-                "(asking it to speak unprompted is not supported yet)"
-            )
+            if p.message is not None or p.data is not None or p.participant is not None:
+                return (
+                    "the agent writes its own message: leave 'message', 'data' and "
+                    "'participant' out, and say what it should do in 'guidelines'"
+                )
+            return None
         if p.source not in (*CUSTOMER_SOURCES, *HUMAN_SOURCES):
             return (
                 "a message's source must be customer, human_agent or "
@@ -159,8 +155,6 @@ def combination_problem(p: EventCreationParams) -> str | None:
             return "a message event needs a non-empty 'message'"
         if p.data is not None:
             return "a message event takes its text in 'message', not in 'data'"
-        if p.source is EventSource.HUMAN_AGENT and p.participant is None:
-            return "a human_agent message needs a 'participant' with a 'display_name'"
     if p.kind is EventKind.CUSTOM and p.data is None:
         return "a custom event needs 'data'"
     if p.kind is EventKind.STATUS:
@@ -196,12 +190,22 @@ async def create_event(
     params: EventCreationParams,
     request: Request,
     runtime: RuntimeDep,
-    moderation: Annotated[Moderation, Query(description="Accepted; ignored")] = Moderation.NONE,
+    moderation: Annotated[
+        ModerationMode,
+        Query(
+            description="How a customer message is checked: auto (the content check), paranoid "
+            "(and the jailbreak check) or none; ignored for other events"
+        ),
+    ] = ModerationMode.NONE,
 ) -> EventDTO:
     """Post an event. A customer message is acknowledged at once and starts the agent's turn;
     follow its progress with ``GET .../events?min_offset=<offset+1>&wait_for_data=<s>``.
     Human-agent messages and status events are appended without a turn (staff only); custom
     events too (customers and guests may post them from ``customer_ui``).
+
+    ``moderation`` checks a customer message first: its data then says ``flagged`` and
+    ``tags``, and its turn refuses it, hands the session to a person or answers with care
+    (docs/moderation.md). A check that fails lets the message through.
     """
     if problem := combination_problem(params):
         raise ValidationError(problem, loc=("body",))
@@ -225,10 +229,13 @@ async def create_event(
             source=params.source,
             participant=participant,
             metadata=params.metadata,
+            moderation=moderation,
         )
-        return event_dto(event)
+        return shown(event, principal)
     if not (params.kind is EventKind.CUSTOM and params.source in CUSTOMER_SOURCES):
         require(request, STAFF)
+    if params.kind is EventKind.MESSAGE and params.source is EventSource.AI_AGENT:
+        return event_dto(await ask_agent(runtime, session_id, params.guidelines or []))
     data: Any = params.data
     if params.kind is EventKind.MESSAGE:
         assert params.message is not None
@@ -238,8 +245,7 @@ async def create_event(
                 f"the message has {len(params.message)} characters; the limit is {limit}"
             )
         if params.source is EventSource.HUMAN_AGENT:
-            assert params.participant is not None
-            who = params.participant.model_dump(exclude_none=True)
+            who = await human_participant(runtime, session_id, params.participant)
         else:
             who = await _participant(runtime, Agent, session.agent_id)
         data = {"message": params.message, "participant": who}
@@ -279,9 +285,20 @@ def visible(event: Event, principal: Principal | None) -> bool:
 
 def shown(event: Event, principal: Principal | None) -> EventDTO:
     """The event as this caller may see it: an error status keeps its internals from
-    customers and guests (the trace has them, for staff)."""
+    customers and guests (the trace has them, for staff), and so does a checked customer
+    message its moderation record."""
     dto = event_dto(event)
     data = dto.data
+    if (
+        not _staff(principal)
+        and event.kind is EventKind.MESSAGE
+        and event.source in CUSTOMER_SOURCES
+        and isinstance(data, dict)
+        and "moderation" in data
+    ):
+        # What fired, and how, is for staff: the customer sees Parlant's flagged and tags.
+        data = {k: v for k, v in data.items() if k != "moderation"}
+        dto.data = data
     if (
         not _staff(principal)
         and event.kind is EventKind.STATUS
@@ -291,7 +308,28 @@ def shown(event: Event, principal: Principal | None) -> EventDTO:
     ):
         inner = {**data["data"], "exception": "the agent could not answer; please try again"}
         dto.data = {**data, "data": inner}
+    if not _staff(principal):
+        dto.data = _for_customers(event, dto.data)
     return dto
+
+
+def _for_customers(event: Event, data: Any) -> Any:
+    """What customers see of the agent's working data on their timeline: a proactive turn's
+    kind without the actions asked for; a handoff step without its reason or who did it."""
+    if not isinstance(data, dict):
+        return data
+    if (
+        event.kind is EventKind.CUSTOM
+        and event.source is EventSource.SYSTEM
+        and HANDOFF_KEY in data
+    ):
+        return customer_view(data)
+    inner = data.get("data")
+    if event.kind is EventKind.STATUS and isinstance(inner, dict) and PROACTIVE_KEY in inner:
+        request = inner[PROACTIVE_KEY]
+        kind = request.get("kind") if isinstance(request, dict) else None
+        return {**data, "data": {**inner, PROACTIVE_KEY: {"kind": kind}}}
+    return data
 
 
 def parse_kinds(kinds: str | None) -> list[EventKind] | None:

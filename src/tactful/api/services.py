@@ -3,6 +3,10 @@
 ``PUT /services/{name}`` connects the service and lists its tools before anything is stored;
 a service that cannot be reached is a 422 naming why, and nothing is written. Stored services
 are reconnected in the background when tactful starts.
+
+Services defined in code (``@tactful.tool`` functions, ``Server.add_service``) are listed too,
+``read_only``: Python ones as Parlant's ``sdk`` kind (tools written in code) with an empty
+``url`` (they run in the server's process). Replacing or deleting one over REST is a 409.
 """
 
 from __future__ import annotations
@@ -16,8 +20,9 @@ from tactful.api.params import Params
 from tactful.api.runtime import RuntimeDep
 from tactful.definitions import services
 from tactful.domain import ToolServiceConfig, ToolServiceKind
-from tactful.errors import ValidationError
+from tactful.errors import NotFoundError, ValidationError
 from tactful.runtime import Runtime
+from tactful.tools.base import ToolService
 
 router = APIRouter(prefix="/services", tags=["services"])
 
@@ -27,8 +32,13 @@ class ServiceDTO(BaseModel):
 
     name: str
     kind: ToolServiceKind
-    url: str
+    url: str = Field(description="Empty for a service that runs in the server's process")
     tools: list[ToolDTO] | None = None
+    read_only: bool = Field(
+        default=False,
+        description="Our extension: defined in code on the server (not over the API), so it "
+        "cannot be replaced or deleted here",
+    )
 
 
 class UrlParams(Params):
@@ -64,13 +74,26 @@ def _config(name: str, params: ServiceUpdateParams) -> ToolServiceConfig:
     raise ValidationError(f"a {params.kind.value} service needs its '{params.kind.value}' object")
 
 
+def _tools(runtime: Runtime, name: str) -> list[ToolDTO]:
+    return [tool_dto(s) for s in runtime.engine.tools.specs() if s.service_name == name]
+
+
 def _dto(runtime: Runtime, config: ToolServiceConfig, *, tools: bool) -> ServiceDTO:
-    specs = [s for s in runtime.engine.tools.specs() if s.service_name == config.name]
     return ServiceDTO(
         name=config.name,
         kind=config.kind,
         url=config.url,
-        tools=[tool_dto(s) for s in specs] if tools else None,
+        tools=_tools(runtime, config.name) if tools else None,
+    )
+
+
+def _code_dto(runtime: Runtime, service: ToolService, *, tools: bool) -> ServiceDTO:
+    return ServiceDTO(
+        name=service.name,
+        kind=service.kind,
+        url=service.service_url(),
+        tools=_tools(runtime, service.name) if tools else None,
+        read_only=True,
     )
 
 
@@ -78,7 +101,7 @@ def _dto(runtime: Runtime, config: ToolServiceConfig, *, tools: bool) -> Service
     "/{name}",
     dependencies=[Depends(allow(Role.ADMIN))],
     responses={
-        409: {"description": "A tool service defined in Python has this name"},
+        409: {"description": "A tool service defined in code has this name"},
         422: {"description": "Bad parameters, or the service cannot be reached"},
     },
 )
@@ -92,8 +115,12 @@ async def update_service(name: str, params: ServiceUpdateParams, runtime: Runtim
 
 @router.get("", dependencies=[Depends(allow(*STAFF))])
 async def list_services(runtime: RuntimeDep) -> list[ServiceDTO]:
-    """The stored tool services (without their tools)."""
-    return [_dto(runtime, c, tools=False) for c in await runtime.store.list(ToolServiceConfig)]
+    """The tool services (without their tools): those stored, then those defined in code on
+    this server (``read_only``)."""
+    store, registry = runtime.store, runtime.engine.tools
+    stored = [_dto(runtime, c, tools=False) for c in await store.list(ToolServiceConfig)]
+    code = await services.code_services(store, registry)
+    return stored + [_code_dto(runtime, s, tools=False) for s in code]
 
 
 @router.get(
@@ -102,17 +129,28 @@ async def list_services(runtime: RuntimeDep) -> list[ServiceDTO]:
     responses={404: {"description": "Service not found"}},
 )
 async def read_service(name: str, runtime: RuntimeDep) -> ServiceDTO:
-    """One service with the tools it offers now (none while it is unreachable)."""
-    return _dto(runtime, await services.get_service(runtime.store, name), tools=True)
+    """One service with the tools it offers now (none while it is unreachable); a service
+    defined in code too."""
+    found = await runtime.store.list(ToolServiceConfig, name=name)
+    if found:
+        return _dto(runtime, found[0], tools=True)
+    service = runtime.engine.tools.service(name)
+    if service is None:
+        raise NotFoundError("Service", name)
+    return _code_dto(runtime, service, tools=True)
 
 
 @router.delete(
     "/{name}",
     status_code=status.HTTP_204_NO_CONTENT,
     dependencies=[Depends(allow(Role.ADMIN))],
-    responses={404: {"description": "Service not found"}},
+    responses={
+        404: {"description": "Service not found"},
+        409: {"description": "The service is defined in code"},
+    },
 )
 async def delete_service(name: str, runtime: RuntimeDep) -> Response:
-    """Disconnect and forget a service; guidelines that name its tools keep the ids."""
+    """Disconnect and forget a stored service; guidelines that name its tools keep the ids.
+    One defined in code cannot be deleted here (409)."""
     await services.delete_service(runtime.store, runtime.engine.tools, name)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -37,8 +37,11 @@ from tactful.domain import (
     Agent,
     ConsumptionOffsets,
     Customer,
+    Handoff,
     Journey,
     JourneyProgress,
+    ProactiveKind,
+    ProactiveRequest,
     Session,
     SessionMode,
     new_secret_id,
@@ -47,7 +50,7 @@ from tactful.engine.journeys import JourneyGraph
 from tactful.errors import ForbiddenError, UnauthorizedError
 from tactful.runtime import Runtime
 from tactful.security.limits import RateLimiter
-from tactful.store.base import Store
+from tactful.store.base import SessionFilter
 
 router = APIRouter(prefix="/sessions", tags=["sessions"])
 
@@ -68,6 +71,11 @@ class SessionDTO(BaseModel):
     consumption_offsets: ConsumptionOffsetsDTO
     metadata: dict[str, Any]
     labels: list[str]
+    handoff: Handoff | None = Field(
+        default=None,
+        description="Our extension, for staff (null for others): in manual mode, why and since "
+        "when the session waits for a person, and the operator who took it (docs/handoff.md)",
+    )
 
 
 class SessionUsageDTO(BaseModel):
@@ -121,7 +129,8 @@ class SessionUpdateParams(Params):
     labels: LabelsUpdate | None = None
 
 
-def session_dto(s: Session) -> SessionDTO:
+def session_dto(s: Session, *, staff: bool = True) -> SessionDTO:
+    """The session; its handoff only for staff (it names operators and internal reasons)."""
     return SessionDTO(
         id=s.id,
         agent_id=s.agent_id,
@@ -132,7 +141,13 @@ def session_dto(s: Session) -> SessionDTO:
         consumption_offsets=ConsumptionOffsetsDTO(client=s.consumption_offsets.client),
         metadata=s.metadata,
         labels=s.labels,
+        handoff=s.handoff if staff else None,
     )
+
+
+def _is_staff(request: Request) -> bool:
+    principal = caller(request)
+    return principal is not None and principal.is_staff
 
 
 @router.post(
@@ -145,9 +160,13 @@ async def create_session(
     params: SessionCreationParams,
     request: Request,
     runtime: RuntimeDep,
-    allow_greeting: Annotated[bool, Query(description="Accepted for Parlant; ignored")] = False,
+    allow_greeting: Annotated[
+        bool, Query(description="The agent speaks first: a greeting turn starts at once")
+    ] = False,
 ) -> SessionDTO:
-    """Start a session with an agent, for a customer (by default the guest customer).
+    """Start a session with an agent, for a customer (by default the guest customer). With
+    ``allow_greeting`` the agent speaks first, under its guidelines and canned responses (a
+    turn without a customer message; it stays silent when nothing applies).
 
     A customer token starts sessions for its own customer only; without credentials, a
     production server starts a guest session when the agent takes them (``guest_sessions``):
@@ -180,7 +199,10 @@ async def create_session(
         guest=guest,
         **({"id": new_secret_id()} if guest else {}),
     )
-    return session_dto(await store.create(session))
+    created = await store.create(session)
+    if allow_greeting:
+        await runtime.engine.speak(created.id, ProactiveRequest(kind=ProactiveKind.GREETING))
+    return session_dto(created, staff=principal.is_staff)
 
 
 async def _admit_guest(
@@ -203,16 +225,6 @@ async def _admit_guest(
     )
 
 
-async def _find(
-    store: Store, agent_id: str | None, customer_id: str | None, labels: list[str]
-) -> list[Session]:
-    where = {
-        k: v for k, v in {"agent_id": agent_id, "customer_id": customer_id}.items() if v is not None
-    }
-    sessions = await store.list(Session, **where)
-    return [s for s in sessions if set(labels) <= set(s.labels)]
-
-
 @router.get("", dependencies=[Depends(allow(*EVERYONE))])
 async def list_sessions(
     request: Request,
@@ -226,16 +238,40 @@ async def list_sessions(
     limit: Annotated[int | None, page_size_query()] = None,
     cursor: Annotated[str | None, Query(description="From a previous page")] = None,
     sort: Annotated[SortDirection | None, Query(description="By creation time")] = None,
+    mode: Annotated[
+        SessionMode | None,
+        Query(description="Only sessions in this mode (manual: with a person, or waiting for one)"),
+    ] = None,
+    assignee_id: Annotated[
+        str | None, Query(description="Only sessions this operator took (staff only)")
+    ] = None,
+    assigned: Annotated[
+        bool | None,
+        Query(description="Only sessions an operator took (true) or nobody took (false)"),
+    ] = None,
 ) -> SessionListing | list[SessionDTO]:
     """Sessions matching the filters; with ``limit``, one page of them (``SessionListing``).
-    A customer token lists its own customer's sessions only."""
-    customer_id = _own_customer(caller(request), customer_id)
-    sessions = await _find(runtime.store, agent_id, customer_id, list(labels))
+    A customer token lists its own customer's sessions only. The handoff queue is
+    ``mode=manual&assigned=false`` (docs/handoff.md)."""
+    principal = caller(request)
+    staff = principal is not None and principal.is_staff
+    if not staff and (assignee_id is not None or assigned is not None):
+        raise ForbiddenError("only staff filter sessions by operator")
+    where = SessionFilter(
+        agent_id=agent_id,
+        customer_id=_own_customer(principal, customer_id),
+        mode=mode,
+        assignee_id=assignee_id,
+        assigned=assigned,
+        labels=tuple(labels),
+    )
+    # Filtered in the query (labels, mode and handoff included), before any paging.
+    sessions = await runtime.store.find_sessions(where)
     if limit is None:
-        return [session_dto(s) for s in ordered(sessions, sort)]
+        return [session_dto(s, staff=staff) for s in ordered(sessions, sort)]
     page = paginate(sessions, limit=limit, cursor=cursor, sort=sort)
     return SessionListing(
-        items=[session_dto(s) for s in page.items],
+        items=[session_dto(s, staff=staff) for s in page.items],
         total_count=page.total_count,
         has_more=page.has_more,
         next_cursor=page.next_cursor,
@@ -263,7 +299,8 @@ async def delete_matching_sessions(
     """Delete every session matching the filters (all sessions when none is given), with
     their events and traces."""
     async with runtime.store.transaction():
-        sessions = await _find(runtime.store, agent_id, customer_id, [])
+        where = SessionFilter(agent_id=agent_id, customer_id=customer_id)
+        sessions = await runtime.store.find_sessions(where)
         await delete_sessions(runtime.store, sessions)
     for s in sessions:
         session_changed(runtime, s.id)
@@ -281,10 +318,10 @@ async def read_session(
     session: OwnedSession, request: Request, runtime: RuntimeDep
 ) -> SessionDetailDTO:
     """One session; for staff, with its model usage (calls, tokens, cost) over its turns."""
-    fields = dict(session_dto(session))
     principal = caller(request)
     if principal is None or not principal.is_staff:
-        return SessionDetailDTO(**fields)
+        return SessionDetailDTO(**dict(session_dto(session, staff=False)))
+    fields = dict(session_dto(session))
     usage = await runtime.store.session_usage(session.id)
     return SessionDetailDTO(**fields, usage=SessionUsageDTO(**usage.model_dump()))
 
@@ -295,17 +332,16 @@ async def read_session(
     responses={404: {"description": "Session, agent or customer not found"}},
 )
 async def update_session(
-    session_id: str, params: SessionUpdateParams, runtime: RuntimeDep
+    session_id: str, params: SessionUpdateParams, request: Request, runtime: RuntimeDep
 ) -> SessionDTO:
     """Change the title, mode, consumption offsets, agent or customer; set or unset metadata;
-    add or remove labels."""
+    add or remove labels. A change of mode is a handoff step on the timeline (manual: handed
+    to a person; auto: returned to the agent; docs/handoff.md)."""
     store = runtime.store
     s = await store.get(Session, session_id)
     changes: dict[str, Any] = {}
     if params.title is not None:
         changes["title"] = params.title
-    if params.mode is not None:
-        changes["mode"] = params.mode
     if params.consumption_offsets is not None and params.consumption_offsets.client is not None:
         changes["consumption_offsets"] = ConsumptionOffsets(
             client=params.consumption_offsets.client
@@ -319,9 +355,15 @@ async def update_session(
     if params.labels is not None:
         changes["labels"] = params.labels.apply(s.labels)
     updated = Session.model_validate({**s.model_dump(), **changes})
-    saved = await store.update(updated)
+    saved = await store.update(updated) if changes else s
     if (saved.customer_id, saved.agent_id) != (s.customer_id, s.agent_id):
         session_changed(runtime, session_id)  # who may use it changed
+    if params.mode is not None:
+        # Last, once everything else was found valid: a step of its own on the timeline.
+        by = principal.id if (principal := caller(request)) else ""
+        saved = await runtime.engine.handoffs.set_mode(
+            session_id, params.mode, by=by, reason="set to manual mode (PATCH /sessions)"
+        )
     return session_dto(saved)
 
 

@@ -17,6 +17,7 @@ import math
 from collections.abc import Sequence
 from types import TracebackType
 from typing import Any, TypeVar
+from urllib.parse import quote
 
 import httpx
 import pydantic
@@ -197,9 +198,14 @@ class TactfulClient:
         data = await self._json("POST", "/sessions", json=body)
         return self._parse(SessionInfo, data, "POST /sessions")
 
-    async def post_message(self, session_id: str, text: str) -> EventInfo:
-        """``POST /sessions/{id}/events``: a customer message; the agent's turn starts."""
+    async def post_message(
+        self, session_id: str, text: str, *, moderation: str | None = None
+    ) -> EventInfo:
+        """``POST /sessions/{id}/events``: a customer message; the agent's turn starts.
+        ``moderation`` (auto, paranoid, none) checks it first (docs/moderation.md)."""
         path = f"/sessions/{session_id}/events"
+        if moderation is not None:
+            path += f"?moderation={quote(moderation)}"
         body = {"kind": "message", "source": "customer", "message": text}
         return self._parse(EventInfo, await self._json("POST", path, json=body), f"POST {path}")
 
@@ -346,12 +352,20 @@ class TactfulClient:
 
     # -- one exchange ---------------------------------------------------------------------------
 
-    async def send(self, session_id: str, text: str, *, timeout: float = 120.0) -> TurnResult:
-        """Post a customer message and wait, by long poll, for the ``ready`` status of its turn.
+    async def send(
+        self,
+        session_id: str,
+        text: str,
+        *,
+        timeout: float = 120.0,
+        moderation: str | None = None,
+    ) -> TurnResult:
+        """Post a customer message (checked first as ``moderation`` says) and wait, by long
+        poll, for the ``ready`` status of its turn.
 
         Raises ``ClientError`` if the turn does not finish within ``timeout`` seconds.
         """
-        posted = await self.post_message(session_id, text)
+        posted = await self.post_message(session_id, text, moderation=moderation)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         offset = posted.offset + 1

@@ -19,7 +19,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from tactful.domain import ToolServiceConfig, ToolSpec
-from tactful.errors import NotFoundError, ValidationError
+from tactful.errors import ConflictError, NotFoundError, ValidationError
 from tactful.store.base import Store
 from tactful.tools.base import ToolService
 from tactful.tools.python import PythonTool, register_python
@@ -77,15 +77,31 @@ async def get_service(store: Store, name: str) -> ToolServiceConfig:
     return found[0]
 
 
+def code_service_conflict(name: str) -> ConflictError:
+    return ConflictError(
+        f"tool service {name!r} is defined in code (Python) on this server: it cannot be "
+        "replaced or deleted over the API; change the code that registers it"
+    )
+
+
+async def code_services(store: Store, registry: ToolRegistry) -> list[ToolService]:
+    """The services this process serves that are not stored: defined in code (``@tactful.tool``
+    functions, ``Server.add_service``), in registration order."""
+    stored = {c.name for c in await store.list(ToolServiceConfig)}
+    return [s for s in registry.services() if s.name not in stored]
+
+
 async def put_service(
     store: Store, registry: ToolRegistry, config: ToolServiceConfig
 ) -> ToolServiceConfig:
     """Connect the service ``config`` describes, then store it with its tools' specs, replacing
     the stored one of that name (which is disconnected first). Raises ``ValidationError`` when
     it cannot be reached (nothing is stored), ``ConflictError`` when a service not stored (one
-    defined in Python) has that name."""
+    defined in code) has that name."""
     if await store.list(ToolServiceConfig, name=config.name):
         await registry.remove_service(config.name)
+    elif registry.service(config.name) is not None:
+        raise code_service_conflict(config.name)
     specs = await open_service(registry, config)
     async with store.transaction():
         for spec in specs:
@@ -95,8 +111,11 @@ async def put_service(
 
 
 async def delete_service(store: Store, registry: ToolRegistry, name: str) -> None:
-    """Forget the stored service ``name`` and disconnect it. Raises ``NotFoundError``."""
+    """Forget the stored service ``name`` and disconnect it. Raises ``NotFoundError``, and
+    ``ConflictError`` for a service defined in code."""
     async with store.transaction():
+        if not await store.list(ToolServiceConfig, name=name) and registry.service(name):
+            raise code_service_conflict(name)
         config = await get_service(store, name)
         await store.delete(ToolServiceConfig, config.id)
     await registry.remove_service(name)

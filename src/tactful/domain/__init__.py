@@ -33,6 +33,7 @@ from tactful.domain.events import Event, EventKind, EventSource, SessionStatus
 from tactful.domain.flags import Flag
 from tactful.domain.glossary import Term
 from tactful.domain.guidelines import Criticality, Guideline
+from tactful.domain.handoff import Handoff, HandoffStep, Operator
 from tactful.domain.journeys import (
     Journey,
     JourneyProgress,
@@ -44,6 +45,13 @@ from tactful.domain.journeys import (
     journey_tag,
 )
 from tactful.domain.keys import ApiKey, KeyRole
+from tactful.domain.moderation import ModerationAction, ModerationMode, ModerationRecord
+from tactful.domain.proactive import (
+    ProactiveKind,
+    ProactiveRequest,
+    RequestedAction,
+    UtteranceRationale,
+)
 from tactful.domain.relationships import Endpoint, EndpointKind, Relationship, RelationshipKind
 from tactful.domain.sessions import ConsumptionOffsets, Session, SessionMode
 from tactful.domain.tags import Tag, agent_id_of_tag, agent_tag
@@ -121,6 +129,8 @@ __all__ = [
     "EventSource",
     "Flag",
     "Guideline",
+    "Handoff",
+    "HandoffStep",
     "Journey",
     "JourneyProgress",
     "JourneyRun",
@@ -136,14 +146,21 @@ __all__ = [
     "MessageOutputMode",
     "ModelCall",
     "ModelUsage",
+    "ModerationAction",
+    "ModerationMode",
+    "ModerationRecord",
+    "Operator",
     "PlannedToolCall",
     "PreambleSent",
+    "ProactiveKind",
+    "ProactiveRequest",
     "ProposedArgument",
     "ProposedToolCall",
     "Reevaluation",
     "Relationship",
     "RelationshipKind",
     "ReplyMethod",
+    "RequestedAction",
     "ResolutionEffect",
     "ResolutionRule",
     "ResolutionStep",
@@ -172,6 +189,7 @@ __all__ = [
     "Trace",
     "TraceStatus",
     "TransitionConsidered",
+    "UtteranceRationale",
     "VariableUsed",
     "agent_id_of_tag",
     "agent_tag",

@@ -8,6 +8,7 @@ from typing import ClassVar
 from pydantic import Field
 
 from tactful.domain.common import Entity
+from tactful.domain.moderation import ModerationAction
 
 
 class CompositionMode(StrEnum):
@@ -49,3 +50,7 @@ class Agent(Entity):
     # Anonymous browsers may start a session with this agent and use only that session
     # (production mode; docs/security.md). Off unless turned on.
     guest_sessions: bool = False
+    # What a customer message moderation flagged leads to, and the refusal's wording; None:
+    # the server's moderation_action and moderation_refusal settings (docs/moderation.md).
+    moderation_action: ModerationAction | None = None
+    moderation_refusal: str | None = Field(default=None, min_length=1, max_length=2000)

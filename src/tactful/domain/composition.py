@@ -32,6 +32,8 @@ class ReplyMethod(StrEnum):
     NO_MATCH = "no-match"
     # The message was ambiguous: a question asking which intent the customer means.
     CLARIFICATION = "clarification"
+    # Moderation flagged the customer's message: the agent's refusal, with no model call.
+    REFUSAL = "refusal"
 
 
 class ArgumentSource(StrEnum):
@@ -280,8 +282,9 @@ class Composition(BaseModel):
     tool_calls: list[ToolCallRecord] = Field(default_factory=list)
     # Tools not called again: this turn ran before (its worker died) and they had succeeded.
     tool_calls_reused: list[str] = Field(default_factory=list)
-    # The tool that handed the session to a person.
+    # The tool that handed the session to a person, and why.
     handoff: str | None = None
+    handoff_reason: str | None = None
     reevaluations: list[Reevaluation] = Field(default_factory=list)
     # -- what went wrong on the way -------------------------------------------------------------
     matcher_errors: list[str] = Field(default_factory=list)

@@ -9,6 +9,14 @@ from pydantic import Field
 
 from tactful.domain.common import Entity
 
+# An event's metadata after an annotation (``PATCH /sessions/{id}/events/{event_id}``), as
+# compact JSON in UTF-8: at most this many bytes; each key 1 to 200 characters.
+EVENT_METADATA_MAX_BYTES = 16 * 1024
+EVENT_METADATA_KEY_MAX_CHARS = 200
+# Metadata keys the engine writes and reads back (``preamble``: a message sent while the agent
+# works, left out of the conversation it reads): only staff change them.
+ENGINE_METADATA_KEYS = frozenset({"preamble"})
+
 
 class EventKind(StrEnum):
     MESSAGE = "message"

@@ -8,6 +8,7 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, Field
 
 from tactful.domain.common import Entity
+from tactful.domain.handoff import Handoff
 
 
 class SessionMode(StrEnum):
@@ -33,3 +34,6 @@ class Session(Entity):
     guest: bool = False
     # Per-session agent state: guidelines applied so far, active journeys (later issues).
     agent_state: dict[str, Any] = Field(default_factory=dict)
+    # In manual mode: why, since when and by whom it was handed to a person, and who took it
+    # (``tactful.domain.handoff``). None in automatic mode.
+    handoff: Handoff | None = None

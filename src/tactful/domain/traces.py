@@ -14,6 +14,8 @@ from pydantic import BaseModel, BeforeValidator, Field
 from tactful.domain.common import Entity
 from tactful.domain.composition import Composition, ProposedToolCall
 from tactful.domain.journeys import RunStatus
+from tactful.domain.moderation import ModerationRecord
+from tactful.domain.proactive import ProactiveRequest
 
 
 def _blank_is_none(value: object) -> object:
@@ -50,6 +52,8 @@ class MatchMethod(StrEnum):
     RETRIEVER = "retriever"
     # A followed journey's step, as a synthetic guideline.
     JOURNEY = "journey"
+    # An action asked for with a request to speak (a proactive turn).
+    REQUESTED = "requested"
 
 
 class ResolutionRule(StrEnum):
@@ -210,7 +214,10 @@ class Trace(Entity):
     collection: ClassVar[str] = "traces"
     session_id: str
     agent_id: str
+    # The customer message the turn answers; for a proactive turn, the status that opened it.
     customer_event_offset: int = 0
+    # What asked the agent to speak without a customer message (None: a customer message).
+    proactive: ProactiveRequest | None = None
     tier: str = ""
     status: TraceStatus = TraceStatus.RUNNING
     candidates: list[Candidate] = Field(default_factory=list)
@@ -221,6 +228,8 @@ class Trace(Entity):
     journeys: list[JourneyStep] = Field(default_factory=list)
     # How the reply was written, and what it drew on (tools, variables, glossary...).
     composition: Composition = Field(default_factory=Composition)
+    # The moderation of the customer message this turn answers (None: it was not checked).
+    moderation: ModerationRecord | None = None
     model_calls: list[ModelCall] = Field(default_factory=list)
     # Where the turn went on without (part of) its model, and why: matching decided by the
     # offline tier, a reply from canned responses (docs/models.md, "When a model fails").
@@ -229,6 +238,10 @@ class Trace(Entity):
     usage: ModelUsage = Field(default_factory=ModelUsage)
     stage_timings_ms: dict[str, float] = Field(default_factory=dict)
     message_event_id: str | None = None
+    # The labels of the turn's active guidelines and followed journeys, which it gives its
+    # session with its reply; and those of them the session did not have yet.
+    session_labels: list[str] = Field(default_factory=list)
+    session_labels_added: list[str] = Field(default_factory=list)
     error: str | None = None
     # Which run of the turn this is: above 1, its turn ran again after a worker died.
     attempt: int = 1

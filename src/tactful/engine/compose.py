@@ -261,12 +261,15 @@ class Composer:
     ) -> Reply:
         """Without the model: the best qualifying template of the active guidelines (their
         match strength, then closeness to the latest message, then use of tool results)."""
+        # A proactive turn asked for actions answers no message: the templates closest to
+        # what it was asked to say may serve too.
+        asked = ctx.proactive is not None and bool(ctx.proactive.actions)
         found = await self.templates.candidates(
             ctx,
             actionable,
             tools,
-            retrieve=0,
-            query=ctx.last_customer_message or " ",
+            retrieve=RETRIEVED_TEMPLATES if asked else 0,
+            query=None if asked else ctx.last_customer_message or " ",
             extra=extras.templates if extras is not None else (),
         )
         usable = [c for c in found if c.text is not None and not c.generative]
@@ -546,7 +549,7 @@ class Composer:
             f"- When {m.ranked.guideline.condition}, then {m.ranked.guideline.action}"
             for m in actionable
         )
-        history = "\n".join(f"{u.role}: {u.text}" for u in ctx.window())
+        history = "\n".join(f"{u.role}: {u.text}{u.note}" for u in ctx.window())
         user = (
             f"Customer: {ctx.customer.name}\n\nGuidelines to follow now:\n{rules or '- (none)'}\n\n"
             f"Glossary:\n{extras.glossary or '- (none)'}\n\nConversation:\n{history}"
@@ -555,6 +558,11 @@ class Composer:
             user += (
                 "\n\nWhat you can do (offer these when they help; never promise what is not "
                 f"here or in the guidelines):\n{extras.capabilities}"
+            )
+        if ctx.proactive is not None:
+            user += (
+                "\n\nThe customer has not written anything new: this message is the agent's "
+                f"own initiative ({ctx.proactive.kind.value})."
             )
         if tools and tools.notes:
             user += f"\n\nWhat we know (context variables):\n{tools.notes}"

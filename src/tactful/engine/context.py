@@ -19,11 +19,13 @@ from tactful.domain import (
     Guideline,
     Journey,
     JourneyProgress,
+    ProactiveRequest,
     Relationship,
     Session,
     Term,
     agent_tag,
 )
+from tactful.domain.moderation import ModerationRecord, moderation_note
 from tactful.store.base import Store
 
 HISTORY_WINDOW = 8
@@ -51,6 +53,13 @@ class Utterance:
     role: str  # "customer" or "agent"
     text: str
     offset: int
+    # The categories moderation flagged in a customer message (empty: not flagged).
+    flags: tuple[str, ...] = ()
+
+    @property
+    def note(self) -> str:
+        """What the prompts add after the message: why moderation flagged it, if it did."""
+        return moderation_note(self.flags) if self.flags else ""
 
 
 @dataclass
@@ -73,6 +82,10 @@ class TurnContext:
     # The agent snapshot the definitions above were copied from (None: built by hand), so
     # that work done once per snapshot is found again.
     snapshot: AgentSnapshot | None = None
+    # How moderation checked the customer message this turn answers (None: not checked).
+    moderation: ModerationRecord | None = None
+    # A proactive turn: what asked the agent to speak without a new customer message.
+    proactive: ProactiveRequest | None = None
 
     def guideline(self, guideline_id: str) -> Guideline:
         return self.guidelines_by_id[guideline_id]
@@ -94,6 +107,10 @@ class TurnContext:
             if u.role == "customer":
                 return u.text
         return ""
+
+    def answers(self, offset: int) -> bool:
+        """Whether the turn answers a customer message at ``offset`` (not: a proactive turn)."""
+        return bool(self.messages) and self.messages[-1].offset == offset
 
     def window(self, size: int = HISTORY_WINDOW) -> list[Utterance]:
         return self.messages[-size:]
@@ -134,7 +151,26 @@ def _utterance(event: Event) -> Utterance | None:
     role = "agent" if event.source in _AGENT_SOURCES else "customer"
     if event.source is EventSource.SYSTEM:
         return None
-    return Utterance(role=role, text=text, offset=event.offset)
+    flags: tuple[str, ...] = ()
+    if role == "customer" and event.data.get("flagged") is True:
+        tags = event.data.get("tags")
+        flags = tuple(t for t in tags if isinstance(t, str)) if isinstance(tags, list) else ()
+        flags = flags or ("unsafe content",)
+    return Utterance(role=role, text=text, offset=event.offset, flags=flags)
+
+
+def _moderation_of(events: list[Event], offset: int | None) -> ModerationRecord | None:
+    """The moderation record of the customer message at ``offset`` (the turn's), if checked."""
+    if offset is None or not events or events[-1].offset != offset:
+        return None
+    data = events[-1].data
+    found = data.get("moderation") if isinstance(data, dict) else None
+    if not isinstance(found, dict):
+        return None
+    try:
+        return ModerationRecord.model_validate(found)
+    except ValueError:
+        return None
 
 
 @dataclass(frozen=True)
@@ -267,4 +303,5 @@ async def _load_context(
         progress=progress,
         capabilities=list(snapshot.capabilities),
         snapshot=snapshot,
+        moderation=_moderation_of(events, up_to),
     )

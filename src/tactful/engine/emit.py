@@ -9,15 +9,17 @@ the reply went out already. A streamed reply goes out from its first piece.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Iterable, Sequence
 from typing import Any
 
 from tactful.domain import (
     Event,
     EventKind,
     EventSource,
+    Guideline,
     JourneyProgress,
     SessionStatus,
+    Trace,
     TraceStatus,
 )
 from tactful.domain.turns import TurnStatus
@@ -76,6 +78,13 @@ def reply_events(turn: Turn, data: dict[str, Any]) -> list[NewEvent]:
     ]
 
 
+def session_labels(guidelines: Iterable[Guideline]) -> list[str]:
+    """The labels a turn gives its session: those of its active guidelines and of the
+    journeys it follows (a followed journey's synthetic guideline carries them), in order,
+    once each."""
+    return list(dict.fromkeys(label for g in guidelines for label in g.labels))
+
+
 async def emit_reply(
     timeline: Timeline,
     turn: Turn,
@@ -83,13 +92,19 @@ async def emit_reply(
     progress: JourneyProgress | None,
     *,
     streamed: Event | None = None,
+    labels: Sequence[str] = (),
+    trace: Trace | None = None,
 ) -> Event:
     """Append ``typing`` and the agent's message (or complete the one streamed so far) and,
-    in the same transaction, the session's journey progress: a turn that never replied
-    changes no journey. The turn's record says the reply went out in that transaction too, so
-    a turn replies once, and never after a newer message superseded it (``Superseded``)."""
+    in the same transaction, the session's journey progress and ``labels``: a turn that never
+    replied changes no journey and labels nothing. The turn's record says the reply went out
+    in that transaction too, so a turn replies once, and never after a newer message
+    superseded it (``Superseded``). The labels that were new go in ``trace``."""
     store, session_id = timeline.store, turn.session_id
     async with store.transaction():
+        # First: the labels are read and written under the session's lock, which a posted
+        # message (and the append below) also takes first.
+        added = await store.add_session_labels(session_id, labels) if labels else []
         if streamed is not None:
             written = [await store.update_event_data(session_id, streamed.id, data)]
         else:
@@ -99,6 +114,8 @@ async def emit_reply(
         await turn.start_emitting()
         if progress is not None:
             await store.put(progress)
+    if trace is not None:
+        trace.session_labels_added = added
     if streamed is not None:
         timeline.recent.publish_update(written[-1])
     else:

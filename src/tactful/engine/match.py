@@ -190,7 +190,7 @@ SCREEN_COST = 3
 
 def _conversation(ctx: TurnContext) -> str:
     window = ctx.window(_WINDOW_MESSAGES)
-    lines = [f"{u.role}: {u.text[:_MESSAGE_CHARS]}" for u in window]
+    lines = [f"{u.role}: {u.text[:_MESSAGE_CHARS]}{u.note}" for u in window]
     text = "\n".join(lines) or "(no messages yet)"
     # Older agent replies fall out of the window; what they did stays visible, in a few words.
     in_window = sum(1 for u in window if u.role == "agent")

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 from opentelemetry.trace import Tracer
 
+from tactful.domain.moderation import ModerationAction
 from tactful.domain.pricing import PriceTable
 from tactful.engine.candidates import DEFAULT_K, DEFAULT_MAX_FORCED
 from tactful.engine.canned import TemplateLimits
@@ -29,6 +30,23 @@ HOOK_TIMEOUT_S = 10.0
 RETRIEVER_TIMEOUT_S = 10.0
 # Every model call of a turn ends within this many seconds of the turn's start.
 TURN_DEADLINE_S = 20.0
+# A moderation check of a posted message is cut after this many seconds (it then goes on).
+MODERATION_TIMEOUT_S = 5.0
+# What the agent answers a message moderation flagged, when refusing (and no agent says else).
+MODERATION_REFUSAL = (
+    "I'm sorry, I can't help with that message. If you have a question about your order or "
+    "our products, I'm happy to help."
+)
+
+
+@dataclass
+class ModerationOptions:
+    """What a flagged customer message leads to (an agent's own settings win), and how long a
+    check may take (engine.moderation)."""
+
+    action: ModerationAction = ModerationAction.REFUSE
+    refusal: str = MODERATION_REFUSAL
+    timeout_s: float = MODERATION_TIMEOUT_S
 
 
 @dataclass
@@ -56,6 +74,8 @@ class EngineOptions:
     runner: RunnerOptions = field(default_factory=RunnerOptions)
     # What model calls cost (the model_prices setting); an empty table prices nothing.
     prices: PriceTable = field(default_factory=PriceTable)
+    # Flagged customer messages: refuse, hand off or warn (the moderation_* settings).
+    moderation: ModerationOptions = field(default_factory=ModerationOptions)
     # Where the turn's spans go; None: OpenTelemetry's global tracer (a no-op unless the
     # program configured a provider). The otel_endpoint setting gives one (telemetry.tracing).
     tracer: Tracer | None = None

@@ -4,6 +4,8 @@
    acknowledgement and its turn are written together; the runner claims the turn and
    ``TurnLifecycle`` runs it here.
 2. ``context``: the agent's definitions, the customer, the timeline up to this turn's message.
+   A message moderation flagged may end the turn here, refused or handed off with no model
+   call (``engine.moderation``).
 3. ``retrieve``: rank guidelines, terms, capabilities and journeys; load context variables;
    pick the guidelines checked in detail and those screened.
 4. ``match``: the model's checks (or the offline threshold), code matchers, journey steps.
@@ -29,6 +31,7 @@ from tactful.domain import (
     MatchMethod,
     MatchVerdict,
     MessageOutputMode,
+    ReplyMethod,
     StreamedReply,
     TermFound,
     ToolSpec,
@@ -39,7 +42,8 @@ from tactful.engine.candidates import CandidateSet, select_candidates
 from tactful.engine.compose import Composer, Reply
 from tactful.engine.context import SnapshotCache, TurnContext, load_context
 from tactful.engine.embeddings import EmbeddingCache
-from tactful.engine.emit import ReplyStream, conclude, emit_reply, shielded
+from tactful.engine.emit import ReplyStream, conclude, emit_reply, session_labels, shielded
+from tactful.engine.handoff import Handoffs
 from tactful.engine.hooks import Hooks, MatchContext
 from tactful.engine.journeys import (
     Follower,
@@ -51,9 +55,11 @@ from tactful.engine.journeys import (
 )
 from tactful.engine.journeys import plan as journey_plan
 from tactful.engine.match import JourneyCheck, Match, OfflineMatcher
+from tactful.engine.moderation import ModerationPolicy
 from tactful.engine.options import EngineOptions
 from tactful.engine.preamble import Preamble
 from tactful.engine.prepared import PreparedSnapshots
+from tactful.engine.proactive import read_request, requested_guidelines
 from tactful.engine.resolve import Resolution, resolve
 from tactful.engine.retrieve import Ranked, Retriever
 from tactful.engine.retrievers import RetrievedSet, Retrievers, transient_guidelines
@@ -137,6 +143,7 @@ class Pipeline:
         hooks: Hooks,
         retrievers: Retrievers,
         tool_stage: ToolStage,
+        handoffs: Handoffs,
     ) -> None:
         self.timeline = timeline
         self.store = timeline.store
@@ -155,14 +162,20 @@ class Pipeline:
         self.model_matcher = tool_stage.model_matcher
         self.composer = Composer(cache, generator, options.template_limits)
         self.follower = Follower(cache, options.journey_condition_threshold, hooks)
+        self.moderation = ModerationPolicy(timeline, options.moderation, handoffs)
 
     async def run(self, turn: Turn, rec: TraceRecorder) -> None:
         """The stages in order, for one claimed turn (its claim wrote ``processing``)."""
         trace = rec.trace
         ctx = await self.context(turn, rec)
+        # A message moderation flagged may be refused or handed off here, before any model call.
+        if await self.moderation.handle(turn, ctx, rec):
+            return
         preamble = Preamble(self.timeline.append, ctx, trace)
-        if trace.attempt > 1:
-            preamble.stop()  # run again after a worker died: its preamble may be out already
+        if trace.attempt > 1 or ctx.proactive is not None:
+            # Run again after a worker died: its preamble may be out already. A proactive
+            # turn keeps nobody waiting.
+            preamble.stop()
         else:
             preamble.start()
         # The agent's retrievers run while the turn decides what applies.
@@ -174,6 +187,8 @@ class Pipeline:
             retrieval = await self.retrieve(ctx, rec)
             matching = await self.match(ctx, retrieval, rec)
             decision = await self.resolve(ctx, retrieval, matching, rec)
+            if ctx.proactive is not None:
+                decision.matched += requested_guidelines(ctx.proactive, trace)
             action = await self.act(ctx, retrieval, matching, decision, rec, preamble)
             # Both retrievals ran concurrently with earlier stages; each one's time is traced.
             retrieved = await agent_retrieval
@@ -183,7 +198,11 @@ class Pipeline:
                 turn, ctx, retrieval, matching, decision, action, rec, preamble
             )
             preamble.stop()
-            await self.emit(turn, ctx, matching, composed, rec)
+            if ctx.proactive is not None and composed.reply.method is ReplyMethod.NO_MATCH:
+                # Nothing to say unprompted: the turn ends without a message.
+                await conclude(self.timeline, rec, turn)
+                return
+            await self.emit(turn, ctx, matching, action, composed, rec)
         finally:
             preamble.stop()
             agent_retrieval.cancel()
@@ -196,7 +215,11 @@ class Pipeline:
             ctx = await load_context(
                 self.store, turn.session_id, self.snapshots, up_to=turn.record.customer_offset
             )
+            if not ctx.answers(turn.record.customer_offset):
+                # No customer message there: a proactive turn, opened by its request.
+                ctx.proactive = await read_request(self.store, turn)
         rec.trace.agent_id = ctx.agent.id
+        rec.trace.proactive = ctx.proactive
         return ctx
 
     # -- 3. retrieve ----------------------------------------------------------------------------
@@ -416,8 +439,13 @@ class Pipeline:
         scoped = asyncio.create_task(self.retrievers.run(MatchContext.of(ctx), owners))
         try:
             async with rec.stage("tools"):
-                findings = await self.tool_stage.run(
-                    ctx, matched, trace, before=preamble.before_tools
+                # A proactive turn speaks; it calls no tools (nothing new was asked).
+                findings = (
+                    ToolFindings()
+                    if ctx.proactive is not None
+                    else await self.tool_stage.run(
+                        ctx, matched, trace, before=preamble.before_tools
+                    )
                 )
                 matched = await journeys_after_tools(
                     self.follower,
@@ -540,11 +568,14 @@ class Pipeline:
         turn: Turn,
         ctx: TurnContext,
         matching: Matching,
+        action: Action,
         composed: Composed,
         rec: TraceRecorder,
     ) -> None:
         outcome = matching.journeys
         streamed = composed.stream.event if composed.stream is not None else None
+        labels = session_labels(m.ranked.guideline for m in action.matched)
+        rec.trace.session_labels = labels
         message = await shielded(
             emit_reply(
                 self.timeline,
@@ -552,6 +583,8 @@ class Pipeline:
                 composed.data,
                 outcome.progress if outcome.changed(ctx.progress) else None,
                 streamed=streamed,
+                labels=labels,
+                trace=rec.trace,
             )
         )
         rec.trace.message_event_id = message.id

@@ -17,15 +17,14 @@ from tactful.domain import (
     EventSource,
     Reevaluation,
     RelationshipKind,
-    Session,
     SessionControl,
-    SessionMode,
     ToolCallRecord,
     ToolSpec,
     Trace,
 )
 from tactful.domain.relationships import guidelines_by_tag
 from tactful.engine.context import TurnContext, Utterance
+from tactful.engine.handoff import Handoffs
 from tactful.engine.match import Match, ModelMatcher
 from tactful.engine.resolve import resolve
 from tactful.engine.retrieve import Ranked
@@ -57,8 +56,11 @@ class ToolStage:
         *,
         timeout_s: float,
         model_matcher: ModelMatcher | None,
+        handoffs: Handoffs | None = None,
     ) -> None:
         self.registry = registry
+        # How a tool's ``SessionControl.HANDOFF`` hands the session to a person.
+        self.handoffs = handoffs
         self.store = store
         self._append = append
         self.timeout_s = timeout_s
@@ -114,11 +116,21 @@ class ToolStage:
             findings.results.append((o.tool_id, o.result.data))
             findings.fields.update(o.result.fields)
             if o.result.control is SessionControl.HANDOFF:
-                session = await self.store.get(Session, session_id)
-                session.mode = SessionMode.MANUAL
-                await self.store.update(session)
-                trace.composition.handoff = o.tool_id
+                await self._hand_off(session_id, o, trace)
         return findings
+
+    async def _hand_off(self, session_id: str, outcome: ToolOutcome, trace: Trace) -> None:
+        """The tool handed the session to a person: manual mode, with its reason in the trace,
+        the session's handoff and the timeline."""
+        assert outcome.result is not None and self.handoffs is not None
+        reason = outcome.result.handoff_reason or (
+            f"the tool {outcome.tool_id} handed the conversation to a person"
+        )
+        await self.handoffs.hand_off(
+            session_id, reason=reason, by=f"tool:{outcome.tool_id}", trace_id=trace.id
+        )
+        trace.composition.handoff = outcome.tool_id
+        trace.composition.handoff_reason = reason
 
     async def _recorded(
         self, session_id: str, trace: Trace, specs: dict[str, ToolSpec]

@@ -21,6 +21,8 @@ from tactful.domain import (
     Event,
     EventKind,
     EventSource,
+    ModerationMode,
+    ProactiveRequest,
     Session,
     SessionMode,
     SessionStatus,
@@ -32,9 +34,12 @@ from tactful.engine.capabilities import capability_rows
 from tactful.engine.context import SnapshotCache
 from tactful.engine.embeddings import EmbeddingCache
 from tactful.engine.glossary import term_text
+from tactful.engine.handoff import Handoffs
 from tactful.engine.hooks import Hooks
 from tactful.engine.lifecycle import TurnLifecycle
 from tactful.engine.match import ModelMatcher
+from tactful.engine.moderation import Moderators, message_data
+from tactful.engine.moderation import check as moderate
 from tactful.engine.options import EngineOptions
 from tactful.engine.pipeline import Pipeline
 from tactful.engine.retrieve import sentences
@@ -43,7 +48,7 @@ from tactful.engine.runner import TurnRunner
 from tactful.engine.templates import template_text
 from tactful.engine.timeline import Timeline, status_event
 from tactful.engine.tool_stage import ToolStage
-from tactful.errors import PayloadTooLargeError, ValidationError
+from tactful.errors import ConflictError, PayloadTooLargeError, ValidationError
 from tactful.llm.base import Embedder, Generator
 from tactful.store.base import NewEvent, Store, TurnQueue
 from tactful.telemetry.base import TurnObserver
@@ -72,14 +77,19 @@ class Engine:
         options: EngineOptions | None = None,
         *,
         turns: TurnQueue,
+        moderators: Moderators | None = None,
     ) -> None:
         self.store = store
         self.turns = turns
         self.bus = bus
         self.generator = generator
         self.options = options or EngineOptions()
+        # The checks ``moderation=auto|paranoid`` runs on a posted customer message.
+        self.moderators = moderators or Moderators()
         self.timeline = Timeline(store, bus)
         self.cache = EmbeddingCache(embedder, store)
+        # Handing sessions to a person and back.
+        self.handoffs = Handoffs(self.timeline)
         self._auto_sessions: OrderedDict[str, None] = OrderedDict()
         self._warming: set[asyncio.Task[None]] = set()
         # Code matchers and hooks registered through the SDK (in memory, per process).
@@ -94,6 +104,7 @@ class Engine:
             self.timeline.append,
             timeout_s=self.options.tool_timeout_s,
             model_matcher=ModelMatcher(generator) if generator else None,
+            handoffs=self.handoffs,
         )
         self.pipeline = Pipeline(
             self.timeline,
@@ -103,6 +114,7 @@ class Engine:
             hooks=self.hooks,
             retrievers=self.retrievers,
             tool_stage=self.tool_stage,
+            handoffs=self.handoffs,
         )
         self.lifecycle = TurnLifecycle(
             self.timeline,
@@ -178,8 +190,11 @@ class Engine:
         source: EventSource = EventSource.CUSTOMER,
         participant: dict[str, Any] | None = None,
         metadata: dict[str, Any] | None = None,
+        moderation: ModerationMode = ModerationMode.NONE,
     ) -> Event:
-        """Append a customer message, acknowledge it, and start the agent's turn."""
+        """Append a customer message, acknowledge it, and start the agent's turn.
+        ``moderation``: how the message is checked first (``engine.moderation``); the check
+        never refuses the message itself, its turn acts on what it found."""
         if source not in CUSTOMER_SOURCES:
             raise ValidationError(f"a customer message cannot have source {source.value!r}")
         if not message.strip():
@@ -196,9 +211,13 @@ class Engine:
         if warmed:
             await self._warm(message)
         session = await self.store.get(Session, session_id)
+        checked = await moderate(
+            self.moderators, message, moderation, timeout_s=self.options.moderation.timeout_s
+        )
         data: dict[str, Any] = {"message": message}
         if participant:
             data["participant"] = participant
+        data.update(message_data(checked))
         # The customer message carries the trace id of the turn it starts, as Parlant's do.
         trace_id = new_id()
         auto = session.mode is SessionMode.AUTO
@@ -240,6 +259,36 @@ class Engine:
             await self.runner.submit(record, superseded, claimed=claimed)
         return event
 
+    async def speak(self, session_id: str, request: ProactiveRequest) -> Event:
+        """Start a turn without a customer message: a greeting, or a request to utter (with
+        actions its message follows). Its ``acknowledged`` status carries the request and opens
+        the turn, which queues behind a running one; a newer customer message supersedes it
+        as any other. Returns that status. Refused in manual mode (a person answers)."""
+        session = await self.store.get(Session, session_id)
+        if session.mode is not SessionMode.AUTO:
+            raise ConflictError(
+                "the session is in manual mode: a person answers, not the agent (return it to "
+                "automatic mode first)"
+            )
+        trace_id = new_id()
+        opened = status_event(SessionStatus.ACKNOWLEDGED, trace_id, **request.status_data())
+        claimed: TurnRecord | None = None
+        async with self.store.transaction():
+            written = await self.store.append_events(session_id, [opened])
+            record = TurnRecord(
+                id=trace_id,
+                session_id=session_id,
+                customer_offset=written[0].offset,
+                creation_utc=utcnow(),
+            )
+            await self.turns.create(record)
+            if (here := await self.runner.claim_posted(record)) is not None:
+                claimed, started = here
+                written += started
+        self.timeline.publish(written)
+        await self.runner.submit(record, [], claimed=claimed)
+        return written[0]
+
     async def _warm(self, message: str) -> None:
         self.cache.warm_later([message, *sentences(message)])
         # One pass of the event loop, so that the embedding starts now, not when the ingest
@@ -279,3 +328,4 @@ class Engine:
         await self.runner.drain(grace)
         await self.cache.close()
         await self.tools.close()
+        await self.moderators.aclose()

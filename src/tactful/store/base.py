@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import builtins
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime
@@ -20,6 +20,8 @@ from tactful.domain import (
     EventSource,
     ModelUsage,
     Revision,
+    Session,
+    SessionMode,
 )
 from tactful.domain.turns import TurnRecord, TurnStatus
 from tactful.llm.base import Vectors
@@ -35,6 +37,20 @@ class Encoded(Generic[E]):
 
     entity: E
     document: str
+
+
+@dataclass(frozen=True)
+class SessionFilter:
+    """What ``Store.find_sessions`` matches: every field given must hold (None: any)."""
+
+    agent_id: str | None = None
+    customer_id: str | None = None
+    mode: SessionMode | None = None
+    # The operator who took it (``Session.handoff.assignee.id``), or whether anyone did.
+    assignee_id: str | None = None
+    assigned: bool | None = None
+    # Each of these labels must be among the session's.
+    labels: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -126,6 +142,11 @@ class Store(ABC):
         """Entities in creation order, filtered by equality on indexed columns."""
 
     @abstractmethod
+    async def find_sessions(self, where: SessionFilter) -> builtins.list[Session]:
+        """Sessions in creation order, filtered in the database (the mode, the handoff and the
+        labels through JSON expressions over the session document)."""
+
+    @abstractmethod
     async def list_keyed(self, kind: type[E]) -> builtins.list[tuple[str | None, E]]:
         """Every entity of a kind with its natural key (None where it has none), in one read."""
 
@@ -137,6 +158,13 @@ class Store(ABC):
         keys are recorded in the audit trail (``list_audit``) in the same transaction, as made
         by ``tactful.domain.audit.current_actor()``.
         """
+
+    @abstractmethod
+    async def add_session_labels(
+        self, session_id: str, labels: Sequence[str]
+    ) -> builtins.list[str]:
+        """Add ``labels`` to the session's (once each, order kept) in one read-modify-write
+        under the session's lock; returns those that were new. Raises ``NotFoundError``."""
 
     @abstractmethod
     async def definitions_revision(self) -> int:
@@ -187,6 +215,21 @@ class Store(ABC):
     async def update_event_data(self, session_id: str, event_id: str, data: Any) -> Event:
         """Replace an event's data in place (a streamed message growing); its offset, kind and
         source stay. Raises ``NotFoundError``."""
+
+    @abstractmethod
+    async def update_event_metadata(
+        self,
+        session_id: str,
+        event_id: str,
+        *,
+        set: Mapping[str, Any] | None = None,
+        unset: Sequence[str] = (),
+        check: Callable[[dict[str, Any]], None] | None = None,
+    ) -> Event:
+        """Set and remove keys of an event's metadata in one read-modify-write under the
+        event's lock (concurrent updates all land); ``check`` sees the result before it is
+        written and may refuse it by raising (then nothing is written). Its data, offset, kind
+        and source stay. Raises ``NotFoundError``."""
 
     @abstractmethod
     async def delete_events(self, session_id: str, *, min_offset: int) -> int:

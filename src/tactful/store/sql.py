@@ -8,7 +8,7 @@ import contextlib
 import json
 import secrets
 import sqlite3
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from datetime import datetime
@@ -61,7 +61,7 @@ from tactful.errors import (
 )
 from tactful.llm.base import Vectors
 from tactful.store import statements
-from tactful.store.base import E, Encoded, NewEvent, Store
+from tactful.store.base import E, Encoded, NewEvent, SessionFilter, Store
 from tactful.store.schema import (
     AUDITED_COLLECTIONS,
     DEFINITION_COLLECTIONS,
@@ -664,12 +664,43 @@ class SQLStore(Store):
             found = await ex.texts(query, params)
         return [_document(kind, d) for d in found]
 
+    async def find_sessions(self, where: SessionFilter) -> builtins.list[Session]:
+        if not _searchable(where.agent_id, where.customer_id, where.assignee_id, *where.labels):
+            return []
+        query = statements.find_sessions(where, self.backend)
+        async with self._tx(read_only=True) as conn:
+            rows = (await conn.execute(query)).all()
+        return [_document(Session, r.data) for r in rows]
+
     async def list_keyed(self, kind: type[E]) -> builtins.list[tuple[str | None, E]]:
         table = self._table(kind)
         query = select(table.c.natural_key, table.c.data).order_by(table.c.creation_utc)
         async with self._tx(read_only=True) as conn:
             rows = (await conn.execute(query)).all()
         return [(r.natural_key, kind.model_validate(r.data)) for r in rows]
+
+    async def add_session_labels(
+        self, session_id: str, labels: Sequence[str]
+    ) -> builtins.list[str]:
+        if not _searchable(session_id):
+            raise NotFoundError("Session", session_id)
+        async with self._tx() as conn:
+            sessions = ENTITY_TABLES["sessions"]
+            # The row's lock first (PostgreSQL; SQLite's writer holds its own): no other
+            # writer of the session changes it between this read and the write.
+            data = (
+                await conn.execute(
+                    select(sessions.c.data).where(sessions.c.id == session_id).with_for_update()
+                )
+            ).scalar_one_or_none()
+            if data is None:
+                raise NotFoundError("Session", session_id)
+            session = _document(Session, data)
+            added = [label for label in dict.fromkeys(labels) if label not in session.labels]
+            if added:
+                session.labels = [*session.labels, *added]
+                await self.update(session)
+        return added
 
     async def delete(self, kind: type[E], id: str) -> bool:
         table = self._table(kind)
@@ -806,6 +837,35 @@ class SQLStore(Store):
             row = await ex.first(statements.UPDATE_EVENT_DATA, params)
         if row is None:
             raise NotFoundError("Event", event_id)
+        return self._event(row)
+
+    async def update_event_metadata(
+        self,
+        session_id: str,
+        event_id: str,
+        *,
+        set: Mapping[str, Any] | None = None,
+        unset: Sequence[str] = (),
+        check: Callable[[dict[str, Any]], None] | None = None,
+    ) -> Event:
+        if not _searchable(session_id, event_id):
+            raise NotFoundError("Event", event_id)
+        params: dict[str, Any] = {"p_session_id": session_id, "p_id": event_id}
+        async with self._run() as ex:
+            found = await ex.first(statements.EVENT_METADATA_FOR_UPDATE, params)
+            if found is None:
+                raise NotFoundError("Event", event_id)
+            stored = found[0]
+            current = load_json(stored) if isinstance(stored, str) else stored
+            metadata = {**(current or {}), **(set or {})}
+            for key in unset:
+                metadata.pop(key, None)
+            if check is not None:
+                check(metadata)
+            row = await ex.first(
+                statements.UPDATE_EVENT_METADATA, {**params, "p_metadata": metadata}
+            )
+        assert row is not None  # read under its lock in this transaction
         return self._event(row)
 
     async def delete_events(self, session_id: str, *, min_offset: int) -> int:

@@ -15,10 +15,14 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     Integer,
+    String,
     and_,
     bindparam,
     delete,
+    exists,
+    func,
     insert,
+    literal,
     or_,
     select,
     update,
@@ -30,6 +34,7 @@ from sqlalchemy.sql import Delete, Insert, Select, Update
 from sqlalchemy.types import TypeDecorator
 
 from tactful.domain.turns import TurnStatus
+from tactful.store.base import SessionFilter
 from tactful.store.schema import (
     ENTITY_TABLES,
     INDEXED_COLUMNS,
@@ -96,6 +101,37 @@ def list_entities(collection: str, filters: tuple[str, ...]) -> Select[Any]:
     return query
 
 
+def find_sessions(where: SessionFilter, backend: str) -> Select[Any]:
+    """The sessions ``where`` matches; the mode, the handoff and the labels are read from the
+    document (``->>`` and ``json_array_elements_text`` on PostgreSQL, ``json_extract`` and
+    ``json_each`` on SQLite): filtered in the query, before any paging."""
+    table = ENTITY_TABLES["sessions"]
+    data = table.c.data
+    query = select(data).order_by(table.c.creation_utc, table.c.id)
+    if where.agent_id is not None:
+        query = query.where(table.c.agent_id == where.agent_id)
+    if where.customer_id is not None:
+        query = query.where(table.c.customer_id == where.customer_id)
+    if where.mode is not None:
+        query = query.where(data["mode"].as_string() == where.mode.value)
+    assignee = data[("handoff", "assignee", "id")].as_string()
+    if where.assignee_id is not None:
+        query = query.where(assignee == where.assignee_id)
+    if where.assigned is not None:
+        query = query.where(assignee.is_not(None) if where.assigned else assignee.is_(None))
+    # One EXISTS over the document's labels per label wanted.
+    for label in dict.fromkeys(where.labels):
+        if backend == "postgresql":
+            elements = func.json_array_elements_text(data["labels"]).table_valued("value")
+        else:
+            elements = func.json_each(data, "$.labels").table_valued("value")
+        wanted = bindparam(None, label, type_=String())
+        query = query.where(
+            exists(select(literal(1)).select_from(elements).where(elements.c.value == wanted))
+        )
+    return query
+
+
 @cache
 def put_entity(backend: str, collection: str) -> Insert:
     """Insert the row, or replace a stored one's columns (but its id and creation time) from
@@ -136,6 +172,21 @@ UPDATE_EVENT_DATA: Update = (
     update(events)
     .where(events.c.session_id == bindparam("p_session_id"), events.c.id == bindparam("p_id"))
     .values(data=bindparam("p_data", type_=events.c.data.type))
+    .returning(*events.c)
+)
+
+# An event's metadata, read under the row's lock (PostgreSQL; SQLite's writer holds its lock)
+# and written back: an annotation is one read-modify-write that no other one interleaves with.
+EVENT_METADATA_FOR_UPDATE: Select[Any] = (
+    select(events.c.metadata)
+    .where(events.c.session_id == bindparam("p_session_id"), events.c.id == bindparam("p_id"))
+    .with_for_update()
+)
+
+UPDATE_EVENT_METADATA: Update = (
+    update(events)
+    .where(events.c.session_id == bindparam("p_session_id"), events.c.id == bindparam("p_id"))
+    .values(metadata=bindparam("p_metadata", type_=events.c.metadata.type))
     .returning(*events.c)
 )
 

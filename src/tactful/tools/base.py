@@ -9,11 +9,11 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import BaseModel, Field
 
-from tactful.domain import Agent, Customer, Session, ToolSpec
+from tactful.domain import Agent, Customer, Session, ToolServiceKind, ToolSpec
 
 # Defined with the domain (the trace records it); tools return it, so it is theirs too.
 from tactful.domain.tools import SessionControl as SessionControl
@@ -28,13 +28,14 @@ class ToolResult(BaseModel):
 
     ``data`` goes to the model and the trace; ``metadata`` only to the trace; ``fields`` are
     values canned responses may use (``{{transaction_id}}``); ``control`` can hand the session
-    to a person.
+    to a person, saying why in ``handoff_reason`` (the trace and the timeline keep it).
     """
 
     data: Any = None
     metadata: dict[str, Any] = Field(default_factory=dict)
     fields: dict[str, Any] = Field(default_factory=dict)
     control: SessionControl = SessionControl.NONE
+    handoff_reason: str = Field(default="", max_length=1000)
 
 
 Emit = Callable[[str, Any], Awaitable[None]]
@@ -90,6 +91,15 @@ class ToolService(ABC):
     """A named set of tools: in-process Python functions, an MCP server, an OpenAPI service."""
 
     name: str
+    # Its kind in ``/services`` (Parlant's kinds). A service served in this process (Python
+    # ``@tactful.tool`` functions, a ``ToolService`` written in code) is ``sdk``: Parlant's
+    # kind for tools written in code with its SDK.
+    kind: ClassVar[ToolServiceKind] = ToolServiceKind.SDK
+
+    def service_url(self) -> str:
+        """Where the service is reached, as ``/services`` shows it: "" when it runs in this
+        process (or over stdio)."""
+        return ""
 
     @abstractmethod
     async def list_tools(self) -> list[ToolSpec]:

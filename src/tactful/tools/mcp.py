@@ -34,7 +34,7 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
 from pydantic import ValidationError
 
-from tactful.domain import ToolSpec
+from tactful.domain import ToolServiceKind, ToolSpec
 from tactful.domain.tools import tool_id
 from tactful.tools.base import ToolContext, ToolError, ToolResult, ToolService
 from tactful.tools.outbound import OutboundPolicy, OutboundRefused
@@ -72,6 +72,8 @@ class MCPService(ToolService):
     later call connects again. Over HTTP it connects only where ``outbound`` allows (default:
     public addresses); registered with a server, it follows the server's ``outbound_hosts``.
     """
+
+    kind = ToolServiceKind.MCP
 
     def __init__(
         self,
@@ -239,6 +241,9 @@ class MCPService(ToolService):
         if session is not None:
             session.closed_on_request = True
         await asyncio.gather(*(each.close(force=True) for each in list(self._sessions)))
+
+    def service_url(self) -> str:
+        return self.server if isinstance(self.server, str) else ""
 
     def outbound_urls(self) -> list[str]:
         """The server's URL over HTTP; none over stdio."""

@@ -20,7 +20,7 @@ from urllib.parse import quote, urljoin, urlsplit
 
 import httpx
 
-from tactful.domain import ToolSpec
+from tactful.domain import ToolServiceKind, ToolSpec
 from tactful.domain.tools import tool_id
 from tactful.tools.base import ToolContext, ToolError, ToolResult, ToolService
 from tactful.tools.outbound import OutboundPolicy, OutboundRefused
@@ -83,6 +83,8 @@ class OpenAPIService(ToolService):
     connection pool. Requests go only where ``outbound`` allows (default: public addresses);
     registered with a server, the service follows the server's ``outbound_hosts`` instead.
     """
+
+    kind = ToolServiceKind.OPENAPI
 
     def __init__(
         self,
@@ -156,6 +158,9 @@ class OpenAPIService(ToolService):
         http, self._http = self._http, None
         if http is not None:
             await http.aclose()
+
+    def service_url(self) -> str:
+        return self.base_url or ""
 
     def outbound_urls(self) -> list[str]:
         """The spec's URL and the base URL, as far as they are known yet."""

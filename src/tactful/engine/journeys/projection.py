@@ -50,6 +50,8 @@ def synthetic(graph: JourneyGraph, state_id: str, canned: Sequence[str] = ()) ->
         tools=list(state.tools) if state.kind is StateKind.TOOL else [],
         canned_responses=list(dict.fromkeys([*state.canned_responses, *canned])),
         metadata={"journey_id": j.id, "state_id": state_id},
+        # A followed journey's labels go to the session as an active guideline's do.
+        labels=list(j.labels),
     )
 
 

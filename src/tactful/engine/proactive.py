@@ -1,0 +1,58 @@
+"""Proactive turns (``tactful.domain.proactive``): what asked the agent to speak, read back from
+the status that opened the turn, and its actions as guidelines that apply this turn."""
+
+from __future__ import annotations
+
+from tactful.domain import (
+    EventKind,
+    Guideline,
+    MatchMethod,
+    MatchVerdict,
+    ProactiveKind,
+    ProactiveRequest,
+    Trace,
+)
+from tactful.engine.match import Match
+from tactful.engine.retrieve import Ranked
+from tactful.engine.runner import Turn
+from tactful.store.base import Store
+
+CONDITIONS = {
+    ProactiveKind.GREETING: "the conversation opens and the agent speaks first",
+    ProactiveKind.UTTERANCE: "the agent is asked to speak without a new customer message",
+}
+
+
+async def read_request(store: Store, turn: Turn) -> ProactiveRequest:
+    """The request carried by the ``acknowledged`` status that opened the turn (an utterance
+    with no actions if it is gone: its events were deleted)."""
+    opened = await store.list_events(
+        turn.session_id,
+        min_offset=turn.record.customer_offset,
+        kinds=[EventKind.STATUS],
+        trace_id=turn.trace_id,
+        limit=1,
+    )
+    found = ProactiveRequest.of_status(opened[0].data) if opened else None
+    return found or ProactiveRequest(kind=ProactiveKind.UTTERANCE)
+
+
+def requested_guidelines(request: ProactiveRequest, trace: Trace) -> list[Match]:
+    """The request's actions, as guidelines that apply this turn (they are not checked)."""
+    found = []
+    condition = CONDITIONS[request.kind]
+    for i, asked in enumerate(request.actions):
+        guideline = Guideline(id=f"requested:{i}", condition=condition, action=asked.action)
+        verdict = MatchVerdict(
+            guideline_id=guideline.id,
+            condition=condition,
+            action=asked.action,
+            applies=True,
+            score=1.0,
+            rationale=f"asked for with the request to speak (rationale: {asked.rationale.value})",
+            method=MatchMethod.REQUESTED,
+        )
+        trace.matches.append(verdict)
+        trace.final_guideline_ids.append(guideline.id)
+        found.append(Match(Ranked(guideline, 1.0, 1.0), verdict))
+    return found
