@@ -9,6 +9,7 @@ def test_public_names_are_pinned() -> None:
             "Agent",
             "CannedResponse",
             "CannedResponseField",
+            "Capability",
             "CompositionMode",
             "ConfigurationError",
             "ConflictError",

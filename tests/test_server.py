@@ -195,6 +195,9 @@ async def test_served_agents_are_prepared_before_their_first_turn() -> None:
         await agent.create_guideline("The customer asks about shipping costs", "Quote the rates")
         await agent.create_term("VoltPoints", "Loyalty points, 100 per euro spent")
         await agent.create_canned_response("Our rates start at 4.99.")
+        await agent.create_capability(
+            "Lend a phone", "A loan phone while yours is repaired", signals=["my phone broke"]
+        )
         await server.start_http()
         engine = server.runtime.engine
         for _ in range(500):
@@ -205,13 +208,15 @@ async def test_served_agents_are_prepared_before_their_first_turn() -> None:
         assert "The customer asks for a refund" in embedder.texts
         assert "VoltPoints: Loyalty points, 100 per euro spent" in embedder.texts
         assert "Our rates start at 4.99." in embedder.texts
+        assert "Lend a phone: A loan phone while yours is repaired" in embedder.texts
+        assert "my phone broke" in embedder.texts
         prepared = len(embedder.texts)
         await server.send(await server.create_session(agent), "hello there")
         during = embedder.texts[prepared:]
         assert "The customer asks for a refund" not in during
         assert "The customer asks about shipping costs" not in during
         assert "hello there" in during
-        assert not any("VoltPoints" in t or "4.99" in t for t in during)
+        assert not any("VoltPoints" in t or "4.99" in t or "phone" in t for t in during)
 
 
 async def test_an_agent_that_cannot_be_prepared_is_left_to_its_first_turn(

@@ -855,6 +855,51 @@ OBSERVATIONS: tuple[tuple[str, str], ...] = (
     ("vm-obs-has-protect", "The customer says they have a Voltmart Protect plan"),
 )
 
+# What the agent can do for a customer (id, title, description, signals): the ones close to
+# what the customer says are put before the model each turn, so that it offers these and does
+# not promise anything else. Each is backed by a tool or a rule above.
+CAPABILITIES: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
+    (
+        "vm-cap-return",
+        "Start a return",
+        "Open a return for an item delivered in the last 30 days and give its RMA number; the "
+        "return label is free.",
+        (
+            "I want to return this",
+            "can I send it back for my money",
+            "I'd like to return an item I bought",
+        ),
+    ),
+    (
+        "vm-cap-address",
+        "Change a delivery address",
+        "Change the delivery address of an order until it ships.",
+        (
+            "I moved, my package should go to my new home",
+            "please change my delivery address",
+            "can the delivery go to my office instead",
+        ),
+    ),
+    (
+        "vm-cap-protect-claim",
+        "File a Voltmart Protect claim",
+        "Start a claim under a Voltmart Protect plan for a product that stopped working "
+        "(accidental damage only with Protect Plus): the plan number, what went wrong and photos "
+        "of any damage.",
+        (
+            "my TV stopped working and I have Voltmart Protect",
+            "I want to make a claim on my protection plan",
+            "my laptop died after the warranty ended, I bought Protect",
+        ),
+    ),
+    (
+        "vm-cap-person",
+        "Hand over to a person",
+        "Pass the conversation to a person on the Voltmart support team, who answers in this chat.",
+        ("can I talk to a human", "I want a real person", "connect me to someone from support"),
+    ),
+)
+
 TERMS: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
     (
         "vm-term-order-number",
@@ -968,6 +1013,8 @@ async def define(server: tactful.Server) -> tactful.Agent:
         await agent.create_observation(condition, id=observation_id)
     for term_id, name, description, synonyms in TERMS:
         await agent.create_term(name, description, id=term_id, synonyms=synonyms)
+    for capability_id, title, description, signals in CAPABILITIES:
+        await agent.create_capability(title, description, id=capability_id, signals=signals)
     return agent
 
 

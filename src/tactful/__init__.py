@@ -5,6 +5,7 @@ from tactful.config import Settings
 from tactful.domain import (
     CannedResponse,
     CannedResponseField,
+    Capability,
     CompositionMode,
     Criticality,
     Customer,
@@ -43,6 +44,7 @@ __all__ = [
     "Agent",
     "CannedResponse",
     "CannedResponseField",
+    "Capability",
     "CompositionMode",
     "ConfigurationError",
     "ConflictError",

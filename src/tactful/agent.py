@@ -1,5 +1,5 @@
 """The SDK's ``Agent``: idempotent definitions of guidelines, canned responses, terms,
-relationships, context variables, code matchers and hooks for one agent."""
+capabilities, relationships, context variables, code matchers and hooks for one agent."""
 
 from __future__ import annotations
 
@@ -9,11 +9,13 @@ from typing import Any
 
 from tactful.definitions import journeys, services
 from tactful.definitions.canned import define_canned_response
+from tactful.definitions.capabilities import define_capability
 from tactful.definitions.customers import ensure_guest
 from tactful.definitions.glossary import define_term
 from tactful.definitions.guidelines import define_guideline, mark_always
 from tactful.definitions.keys import (
     canned_response_key,
+    capability_key,
     guideline_key,
     journey_key,
     observation_key,
@@ -28,6 +30,7 @@ from tactful.domain import (
     GUEST_CUSTOMER_ID,
     CannedResponse,
     CannedResponseField,
+    Capability,
     CompositionMode,
     Criticality,
     Customer,
@@ -245,6 +248,35 @@ class Agent:
         stored = await define_term(self.runtime.store, term, key=key)
         self._defined.add((Term, stored.id))
         return stored
+
+    async def create_capability(
+        self,
+        title: str,
+        description: str,
+        *,
+        signals: Sequence[str] = (),
+        id: str | None = None,
+        tags: Sequence[str] = (),
+    ) -> Capability:
+        """Something this agent can actually do for a customer ("Replace a broken phone"),
+        offered in the turns it is relevant to: ``signals`` are things a customer says when
+        they need it. Identified by its title within this agent (whatever its case). An
+        unknown tag raises ``NotFoundError``, as ``POST /capabilities`` does."""
+        capability = Capability(
+            title=title,
+            description=description,
+            signals=list(signals),
+            tags=[self.tag, *tags],
+            **({"id": id} if id else {}),
+        )
+        key = capability_key(self.id, title) if id is None else None
+        stored = await define_capability(self.runtime.store, capability, key=key)
+        self._defined.add((Capability, stored.id))
+        return stored
+
+    async def capabilities(self) -> list[Capability]:
+        """This agent's capabilities, in creation order."""
+        return [c for c in await self.runtime.store.list(Capability) if self.tag in c.tags]
 
     async def create_journey(
         self,
@@ -474,15 +506,16 @@ class Agent:
         Call it after running all of an agent's definitions on a fresh handle (``tactful serve
         --agent FILE`` does, after the file's ``define``): whatever left the definitions leaves
         the server. The agent's definitions are its journeys, guidelines, observations, canned
-        responses, terms and context variables (everything carrying its tag, including what
-        was created through REST: the definitions manage the agent); deleting them cleans up
-        as the REST deletes do (a variable's values go with it, journeys and guidelines forget
-        a deleted canned response, journeys forget a deleted condition). Relationships go
-        when an end is deleted, or when they were not defined through this handle, have an end
-        among the agent's guidelines, journeys or tag, and no end belonging to something else
-        (another agent's or an untagged guideline or journey); tool and plain-tag ends count
-        for neither. All in one transaction. Not pruned: the agent itself, tags, tools, states
-        and transitions of a journey still defined, matchers, hooks and retrievers (in memory).
+        responses, terms, capabilities and context variables (everything carrying its tag,
+        including what was created through REST: the definitions manage the agent); deleting
+        them cleans up as the REST deletes do (a variable's values go with it, journeys and
+        guidelines forget a deleted canned response, journeys forget a deleted condition).
+        Relationships go when an end is deleted, or when they were not defined through this
+        handle, have an end among the agent's guidelines, journeys or tag, and no end belonging
+        to something else (another agent's or an untagged guideline or journey); tool and
+        plain-tag ends count for neither. All in one transaction. Not pruned: the agent
+        itself, tags, tools, states and transitions of a journey still defined, matchers, hooks
+        and retrievers (in memory).
 
         A handle through which nothing was defined prunes nothing (a log line says so): it is
         probably not the handle the definitions used. Programs using the SDK directly are

@@ -194,6 +194,7 @@ _PRUNED_FIELDS = {
     "observation": "observations",
     "canned_response": "canned_responses",
     "term": "terms",
+    "capability": "capabilities",
     "variable": "variables",
 }
 

@@ -108,6 +108,23 @@ OPERATIONS: dict[str, tuple[str, Build] | tuple[str, Build, int]] = {
         lambda w: (f"/terms/{w.ids['term']}", {"description": "New"}),
     ),
     "DELETE /terms/{term_id}": (ADMIN, lambda w: (f"/terms/{w.ids['term']}", None)),
+    "GET /capabilities": (STAFF, lambda w: ("/capabilities", None)),
+    "POST /capabilities": (
+        ADMIN,
+        lambda w: ("/capabilities", {"title": "Refund", "description": "Refund an order"}),
+    ),
+    "GET /capabilities/{capability_id}": (
+        STAFF,
+        lambda w: (f"/capabilities/{w.ids['capability']}", None),
+    ),
+    "PATCH /capabilities/{capability_id}": (
+        ADMIN,
+        lambda w: (f"/capabilities/{w.ids['capability']}", {"description": "New"}),
+    ),
+    "DELETE /capabilities/{capability_id}": (
+        ADMIN,
+        lambda w: (f"/capabilities/{w.ids['capability']}", None),
+    ),
     "GET /journeys": (STAFF, lambda w: ("/journeys", None)),
     "POST /journeys": (ADMIN, lambda w: ("/journeys", {"title": "Exchange"})),
     "GET /journeys/{journey_id}": (STAFF, lambda w: (f"/journeys/{w.ids['journey']}", None)),
@@ -312,6 +329,9 @@ async def populate(prod: Production) -> tuple[dict[str, str], dict[str, Any]]:
             {"source_guideline": ids["g1"], "target_guideline": ids["g2"], "kind": "priority"},
         )
         ids["term"] = await made("/terms", {"name": "Plus", "description": "Our plan"})
+        ids["capability"] = await made(
+            "/capabilities", {"title": "Track an order", "description": "Say where it is"}
+        )
         ids["journey"] = await made("/journeys", {"title": "Returns", "tags": [agent_tag]})
         ids["variable"] = await made("/context-variables", {"name": "tier"})
         value = await admin.put(f"/context-variables/{ids['variable']}/cust-a", json={"data": 1})

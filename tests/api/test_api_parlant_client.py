@@ -13,6 +13,8 @@ from parlant.client.types import (
     Agent,
     CannedResponse,
     CannedResponseField,
+    Capability,
+    CapabilityTagUpdateParams,
     ConsumptionOffsetsUpdateParams,
     Customer,
     Event,
@@ -162,6 +164,49 @@ async def test_the_official_client_drives_a_conversation(
     await parlant.customers.delete(customer.id)
     await parlant.agents.delete(agent.id)
     await parlant.tags.delete(tag.id)
+
+
+async def test_the_official_client_manages_capabilities(
+    parlant: AsyncParlantClient, runtime: Runtime
+) -> None:
+    agent = await parlant.agents.create(name="Support")
+    tag = await parlant.tags.create(name="phones")
+    capability = await parlant.capabilities.create(
+        title="Replace a broken phone",
+        description="Send a replacement phone while the broken one is repaired",
+        signals=["my phone broke", "I need a phone while mine is repaired"],
+        tags=[f"agent:{agent.id}"],
+    )
+    assert isinstance(capability, Capability)
+    assert capability.signals == ["my phone broke", "I need a phone while mine is repaired"]
+    assert capability.tags == [f"agent:{agent.id}"]
+    other = await parlant.capabilities.create(
+        title="Reset a password", description="Send a reset link", signals=[]
+    )
+    assert [c.id for c in await parlant.capabilities.list()] == [capability.id, other.id]
+    by_tag = await parlant.capabilities.list(tag_id=f"agent:{agent.id}")
+    assert [c.id for c in by_tag] == [capability.id]
+    assert (await parlant.capabilities.retrieve(capability.id)).title == "Replace a broken phone"
+
+    updated = await parlant.capabilities.update(
+        capability.id,
+        description="A loan phone while yours is repaired",
+        signals=["my screen cracked"],
+        tags=CapabilityTagUpdateParams(add=[tag.id], remove=[f"agent:{agent.id}"]),
+    )
+    assert updated.title == "Replace a broken phone"
+    assert updated.description == "A loan phone while yours is repaired"
+    assert updated.signals == ["my screen cracked"]
+    assert updated.tags == [tag.id]
+
+    await parlant.capabilities.delete(capability.id)
+    with pytest.raises(ApiError) as gone:
+        await parlant.capabilities.retrieve(capability.id)
+    assert gone.value.status_code == 404
+    with pytest.raises(ApiError) as invalid:
+        await parlant.capabilities.create(title="", description="x", signals=[])
+    assert invalid.value.status_code == 422
+    assert [c.id for c in await parlant.capabilities.list()] == [other.id]
 
 
 async def test_the_official_client_sees_our_errors(parlant: AsyncParlantClient) -> None:

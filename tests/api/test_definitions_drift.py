@@ -18,7 +18,7 @@ import pytest_asyncio
 from api_scenario import refusal
 
 import tactful
-from tactful.domain import Guideline, Journey, Relationship, Tag, ToolSpec
+from tactful.domain import Capability, Guideline, Journey, Relationship, Tag, ToolSpec
 from tactful.llm.scripted import HashingEmbedder
 from tactful.runtime import Runtime
 from tactful.store.base import Store
@@ -258,3 +258,36 @@ async def test_a_journey_with_an_unknown_tag_is_refused_alike(
     for store in (sdk.runtime.store, runtime.store):
         assert await store.list(Journey) == []
         assert await store.list(Guideline) == []
+
+
+async def test_a_capability_is_stored_alike_and_refused_alike(
+    sdk: tactful.Server, rest: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    agent = await sdk.create_agent("Support", id=AGENT)
+    signals = [" my phone broke", "my phone broke", "I need a loan phone"]
+    made = await agent.create_capability("Lend a phone", "A loan phone", signals=signals)
+    with pytest.raises(tactful.NotFoundError) as sdk_refusal:
+        await agent.create_capability("Reset a password", "Send a link", tags=["nope"])
+
+    await _post(rest, "/agents", {"name": "Support", "id": AGENT})
+    posted = await _post(
+        rest,
+        "/capabilities",
+        {
+            "title": "Lend a phone",
+            "description": "A loan phone",
+            "signals": signals,
+            "tags": [f"agent:{AGENT}"],
+        },
+    )
+    response = await rest.post(
+        "/capabilities",
+        json={"title": "Reset a password", "description": "Send a link", "tags": ["nope"]},
+    )
+    assert response.status_code == 404
+    assert response.json() == {"detail": str(sdk_refusal.value)}
+    [stored] = await runtime.store.list(Capability)
+    assert stored.id == posted["id"]
+    ignored = {"id", "creation_utc"}
+    assert stored.model_dump(exclude=ignored) == made.model_dump(exclude=ignored)
+    assert stored.signals == ["my phone broke", "I need a loan phone"]

@@ -187,7 +187,8 @@ def test_every_shape_problem_of_every_file_is_listed(tmp_path: Path) -> None:
         f"{folder / 'list.yaml'}: a mapping of sections is expected, not a list",
         f"{folder / 'terms.yaml'}: `terms` must be a list, not dict",
         f"{folder / 'terms.yaml'}: unknown section 'rules' (the sections are agent, tags, "
-        "services, canned_responses, guidelines, terms, variables, journeys, relationships, code)",
+        "services, canned_responses, guidelines, terms, capabilities, variables, journeys, "
+        "relationships, code)",
     ]
     assert str(raised.value) == f"{folder}: 4 problems"
 

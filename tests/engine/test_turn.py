@@ -75,7 +75,8 @@ async def test_event_sequence_offsets_and_trace(
     assert matched[0].rationale == "the customer talks about refund"
     assert [c.stage for c in trace.model_calls] == ["match", "compose"]
     assert all(c.prompt_tokens > 0 and c.completion_tokens > 0 for c in trace.model_calls)
-    stages = {"context", "glossary", "retrieve", "match", "journeys", "resolve", "tools", "compose"}
+    stages = {"context", "glossary", "capabilities", "retrieve", "match", "journeys", "resolve"}
+    stages |= {"tools", "compose"}
     assert set(trace.stage_timings_ms) == stages
     assert trace.final_guideline_ids == [matched[0].guideline_id]
     assert trace.message_event_id == reply.id

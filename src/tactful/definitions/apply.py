@@ -110,7 +110,8 @@ def check(
     for v in wanted.variables:
         if v.freshness_rules and (problem := cron_problem(v.freshness_rules)):
             problems.append(f"variable {v.name!r}: freshness rules: {problem}")
-    for entity in [*wanted.guidelines, *wanted.canned_responses, *wanted.terms, *wanted.journeys]:
+    owned = [*wanted.guidelines, *wanted.canned_responses, *wanted.terms, *wanted.capabilities]
+    for entity in [*owned, *wanted.journeys]:
         for tag in getattr(entity, "tags", []):
             if not _tag_exists(tag, tags, agents, journeys):
                 problems.append(f"{entity.id!r}: tag {tag!r} does not exist")
@@ -277,6 +278,9 @@ async def _write(store: Store, ctx: Context, wanted: AgentDefinitions, changes: 
         for term in current.terms:
             if term.id in deleted:
                 await deletion.delete_term(store, term.id)
+        for capability in current.capabilities:
+            if capability.id in deleted:
+                await deletion.delete_capability(store, capability.id)
         for v in current.variables:
             if v.id in deleted:
                 await deletion.delete_variable(store, v.id)
@@ -284,6 +288,7 @@ async def _write(store: Store, ctx: Context, wanted: AgentDefinitions, changes: 
         *wanted.canned_responses,
         *wanted.guidelines,
         *wanted.terms,
+        *wanted.capabilities,
         *wanted.variables,
         *wanted.journeys,
     ]:

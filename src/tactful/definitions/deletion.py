@@ -10,6 +10,7 @@ from collections.abc import Iterable
 from tactful.domain import (
     Agent,
     CannedResponse,
+    Capability,
     ContextVariable,
     Customer,
     EndpointKind,
@@ -31,6 +32,7 @@ TAGGED: tuple[type[Entity], ...] = (
     Customer,
     Guideline,
     Term,
+    Capability,
     CannedResponse,
     Journey,
     ContextVariable,
@@ -98,6 +100,10 @@ async def delete_canned_response(store: Store, canned_response_id: str) -> bool:
 
 async def delete_term(store: Store, term_id: str) -> bool:
     return await store.delete(Term, term_id)
+
+
+async def delete_capability(store: Store, capability_id: str) -> bool:
+    return await store.delete(Capability, capability_id)
 
 
 async def delete_variable(store: Store, variable_id: str) -> bool:

@@ -2,17 +2,17 @@
 ``apply`` read (docs/definitions.md has the format).
 
 ``AgentDefinitions`` is the stored form: the agent, and everything carrying its tag (guidelines
-and observations, canned responses, terms, context variables, journeys), the relationships with
-an end among them, and the tags and tool services they name. ``collect`` picks it out of what a
-store holds (now, or as of a revision); ``to_document`` writes it as plain data (YAML-ready:
-no creation times, no defaults, the agent's tag implied); ``from_document`` reads it back,
-filling what a hand-written file may leave out.
+and observations, canned responses, terms, capabilities, context variables, journeys), the
+relationships with an end among them, and the tags and tool services they name. ``collect``
+picks it out of what a store holds (now, or as of a revision); ``to_document`` writes it as
+plain data (YAML-ready: no creation times, no defaults, the agent's tag implied);
+``from_document`` reads it back, filling what a hand-written file may leave out.
 
 Identity: every definition has an id. A file may leave ids out: one is then derived from the
 natural key the SDK gives the same definition (``keys``: a guideline's condition and action and
 the journeys it is scoped to, a canned response's template, a term's and a variable's names, a
-journey's title; a relationship's kind and ends), so that applying the same file again changes
-nothing.
+capability's and a journey's titles; a relationship's kind and ends), so that applying the same
+file again changes nothing.
 Journey states need ids (transitions name them).
 """
 
@@ -28,6 +28,7 @@ from tactful.definitions import keys
 from tactful.domain import (
     Agent,
     CannedResponse,
+    Capability,
     ContextVariable,
     Endpoint,
     EndpointKind,
@@ -54,12 +55,20 @@ KINDS: tuple[type[Entity], ...] = (
     CannedResponse,
     Guideline,
     Term,
+    Capability,
     ContextVariable,
     Journey,
     Relationship,
 )
 # The kinds an agent owns through its tag (``agent:<id>``).
-OWNED: tuple[type[Entity], ...] = (CannedResponse, Guideline, Term, ContextVariable, Journey)
+OWNED: tuple[type[Entity], ...] = (
+    CannedResponse,
+    Guideline,
+    Term,
+    Capability,
+    ContextVariable,
+    Journey,
+)
 
 # What a store holds, by kind (now, or rebuilt as of a revision).
 Holdings = Mapping[type[Entity], Sequence[Entity]]
@@ -72,6 +81,7 @@ SECTIONS = (
     "canned_responses",
     "guidelines",
     "terms",
+    "capabilities",
     "variables",
     "journeys",
     "relationships",
@@ -90,6 +100,7 @@ class AgentDefinitions(BaseModel):
     canned_responses: list[CannedResponse] = Field(default_factory=list)
     guidelines: list[Guideline] = Field(default_factory=list)
     terms: list[Term] = Field(default_factory=list)
+    capabilities: list[Capability] = Field(default_factory=list)
     variables: list[ContextVariable] = Field(default_factory=list)
     journeys: list[Journey] = Field(default_factory=list)
     relationships: list[Relationship] = Field(default_factory=list)
@@ -146,6 +157,7 @@ def collect(holdings: Holdings, agent_id: str) -> AgentDefinitions | None:
         canned_responses=owned(CannedResponse),
         guidelines=owned(Guideline),
         terms=owned(Term),
+        capabilities=owned(Capability),
         variables=owned(ContextVariable),
         journeys=owned(Journey),
     )
@@ -176,6 +188,7 @@ def section_of(kind: type[Entity]) -> str:
         CannedResponse: "canned_responses",
         Guideline: "guidelines",
         Term: "terms",
+        Capability: "capabilities",
         ContextVariable: "variables",
         Journey: "journeys",
         Relationship: "relationships",
@@ -380,6 +393,11 @@ def from_document(document: Mapping[str, Any], agent_id: str) -> AgentDefinition
     terms = read(
         Term, "terms", lambda d: derived_id("term", keys.term_key(agent_id, text(d, "name")))
     )
+    capabilities = read(
+        Capability,
+        "capabilities",
+        lambda d: derived_id("capability", keys.capability_key(agent_id, text(d, "title"))),
+    )
     variables = read(
         ContextVariable,
         "variables",
@@ -402,6 +420,7 @@ def from_document(document: Mapping[str, Any], agent_id: str) -> AgentDefinition
         canned_responses=canned,
         guidelines=guidelines,
         terms=terms,
+        capabilities=capabilities,
         variables=variables,
         journeys=journeys,
         relationships=relationships,

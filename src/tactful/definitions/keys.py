@@ -3,7 +3,7 @@ that running the same definitions again updates them instead of adding copies.
 
 A key names the kind, the agent (empty for a definition shared by all agents), the journeys
 the definition is scoped to, and a digest of what identifies it (a guideline's condition and
-action, a canned response's template, a term's name, a tag's name).
+action, a canned response's template, a term's name, a capability's title, a tag's name).
 
 Definition files use the same keys: an entry a file gives no id gets one derived from its key
 (``document.derived_id``), so a definition has one identity however it is written.
@@ -43,6 +43,11 @@ def canned_response_key(agent_id: str, tags: Iterable[str], template: str) -> st
 def term_key(agent_id: str, name: str) -> str:
     """A glossary term's key: its name within the agent, whatever its case."""
     return f"term:{agent_id}:{name.lower()}"
+
+
+def capability_key(agent_id: str, title: str) -> str:
+    """A capability's key: its title within the agent, whatever its case and outer spaces."""
+    return f"capability:{agent_id}:{digest(title.strip().lower())}"
 
 
 def tag_name_key(name: str) -> str:

@@ -20,6 +20,7 @@ from tactful.definitions.document import AgentDefinitions, foreign
 from tactful.domain import Agent as AgentModel
 from tactful.domain import (
     CannedResponse,
+    Capability,
     ContextVariable,
     Entity,
     Guideline,
@@ -41,8 +42,8 @@ class Change(BaseModel):
     """One definition that applying creates, updates or deletes."""
 
     action: ChangeAction
-    # agent, tag, service, canned_response, guideline, observation, term, variable, journey,
-    # relationship
+    # agent, tag, service, canned_response, guideline, observation, term, capability, variable,
+    # journey, relationship
     kind: str
     id: str
     # What a person recognises it by: a condition, a title, a name, a template.
@@ -79,6 +80,7 @@ def kind_name(entity: Entity) -> str:
         ToolServiceConfig: "service",
         CannedResponse: "canned_response",
         Term: "term",
+        Capability: "capability",
         ContextVariable: "variable",
         Journey: "journey",
         Relationship: "relationship",
@@ -90,7 +92,7 @@ def label(entity: Entity) -> str:
     text: str
     if isinstance(entity, Guideline):
         text = entity.condition + (f" -> {entity.action}" if entity.action else "")
-    elif isinstance(entity, Journey):
+    elif isinstance(entity, Journey | Capability):
         text = entity.title
     elif isinstance(entity, CannedResponse):
         text = entity.value
@@ -175,6 +177,7 @@ def plan(current: AgentDefinitions | None, wanted: AgentDefinitions) -> Plan:
         *_diff(current.canned_responses, wanted.canned_responses, prune=True),
         *_diff(current.guidelines, wanted.guidelines, prune=True),
         *_diff(current.terms, wanted.terms, prune=True),
+        *_diff(current.capabilities, wanted.capabilities, prune=True),
         *_diff(current.variables, wanted.variables, prune=True),
         *_diff(current.journeys, wanted.journeys, prune=True),
         *_diff(current.relationships, wanted.relationships, prune=False),

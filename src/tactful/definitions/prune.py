@@ -13,6 +13,7 @@ from tactful.definitions import deletion
 from tactful.definitions.document import foreign
 from tactful.domain import (
     CannedResponse,
+    Capability,
     ContextVariable,
     EndpointKind,
     Entity,
@@ -30,7 +31,14 @@ log = logging.getLogger("tactful")
 
 # The kinds of definitions an agent owns through its tag, in the order they are deleted:
 # journeys first, so that their clean-up sees the observations still there.
-OWNED: tuple[type[Entity], ...] = (Journey, Guideline, CannedResponse, Term, ContextVariable)
+OWNED: tuple[type[Entity], ...] = (
+    Journey,
+    Guideline,
+    CannedResponse,
+    Term,
+    Capability,
+    ContextVariable,
+)
 
 Defined = Collection[tuple[type[Entity], str]]
 
@@ -44,6 +52,7 @@ class Pruned:
     observations: list[str] = field(default_factory=list)
     canned_responses: list[str] = field(default_factory=list)
     terms: list[str] = field(default_factory=list)
+    capabilities: list[str] = field(default_factory=list)
     variables: list[str] = field(default_factory=list)
     relationships: list[str] = field(default_factory=list)
 
@@ -58,13 +67,20 @@ class Pruned:
             "observation": len(self.observations),
             "canned response": len(self.canned_responses),
             "term": len(self.terms),
+            "capability": len(self.capabilities),
             "context variable": len(self.variables),
             "relationship": len(self.relationships),
         }
 
     def summary(self) -> str:
         """``"1 guideline, 1 relationship"`` (empty when nothing was pruned)."""
-        return ", ".join(f"{n} {k}{'s' if n != 1 else ''}" for k, n in self.counts().items() if n)
+        return ", ".join(f"{n} {_plural(k, n)}" for k, n in self.counts().items() if n)
+
+
+def _plural(kind: str, n: int) -> str:
+    if n == 1:
+        return kind
+    return kind[:-1] + "ies" if kind.endswith("y") else kind + "s"
 
 
 async def prune_agent(store: Store, agent_id: str, name: str, defined: Defined) -> Pruned:
@@ -117,6 +133,9 @@ async def prune_agent(store: Store, agent_id: str, name: str, defined: Defined) 
         for t in gone[Term]:
             await deletion.delete_term(store, t.id)
             pruned.terms.append(t.id)
+        for c in gone[Capability]:
+            await deletion.delete_capability(store, c.id)
+            pruned.capabilities.append(c.id)
         for v in gone[ContextVariable]:
             await deletion.delete_variable(store, v.id)
             pruned.variables.append(v.id)

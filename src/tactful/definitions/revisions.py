@@ -31,6 +31,7 @@ _SINGULAR = {
     "canned_responses": "canned response",
     "guidelines": "guideline",
     "terms": "term",
+    "capabilities": "capability",
     "context_variables": "variable",
     "journeys": "journey",
     "relationships": "relationship",

@@ -3,9 +3,11 @@
 from tactful.domain.agents import Agent, CompositionMode, MessageOutputMode
 from tactful.domain.audit import AuditAction, AuditEntry, Revision
 from tactful.domain.canned import CannedResponse, CannedResponseField
+from tactful.domain.capabilities import Capability
 from tactful.domain.common import Entity, Json, new_id, new_secret_id, utcnow
 from tactful.domain.composition import (
     ArgumentSource,
+    CapabilityOffered,
     Clarification,
     Composition,
     PlannedToolCall,
@@ -87,6 +89,7 @@ ENTITY_TYPES: tuple[type[Entity], ...] = (
     Relationship,
     Journey,
     Term,
+    Capability,
     ContextVariable,
     ContextVariableValue,
     CannedResponse,
@@ -108,6 +111,8 @@ __all__ = [
     "Candidate",
     "CannedResponse",
     "CannedResponseField",
+    "Capability",
+    "CapabilityOffered",
     "Clarification",
     "Composition",
     "CompositionMode",

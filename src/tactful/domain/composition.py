@@ -142,6 +142,15 @@ class TermFound(BaseModel):
     score: float
 
 
+class CapabilityOffered(BaseModel):
+    """A capability of the agent relevant to the turn, put before the model as something it
+    can offer."""
+
+    capability_id: str
+    title: str
+    score: float
+
+
 class VariableUsed(BaseModel):
     """A context variable's value this turn, and where it came from."""
 
@@ -266,6 +275,7 @@ class Composition(BaseModel):
     degraded: str | None = None
     # -- what the reply drew on -----------------------------------------------------------------
     glossary: list[TermFound] = Field(default_factory=list)
+    capabilities: list[CapabilityOffered] = Field(default_factory=list)
     variables: list[VariableUsed] = Field(default_factory=list)
     retrievers: list[RetrieverRun] = Field(default_factory=list)
     tool_plan: list[PlannedToolCall] = Field(default_factory=list)

@@ -109,6 +109,8 @@ class TurnExtras:
     templates: Sequence[CannedResponse] = ()
     # Where a streamed fluid reply's pieces go as they arrive (None: no streaming).
     stream: OnText | None = None
+    # The agent's capabilities relevant to the turn, one "- title: description" line each.
+    capabilities: str = ""
 
 
 @dataclass(frozen=True)
@@ -162,15 +164,24 @@ class Composer:
         extra_templates: Sequence[CannedResponse] = (),
         stream: OnText | None = None,
         reply_rules: Sequence[Guideline] | None = None,
+        capabilities: str = "",
     ) -> Reply:
         """``paused``: journeys the customer interrupted ("title: step"), so that a fluid
         reply can offer to go back to them; ``glossary``: this turn's relevant terms;
+        ``capabilities``: what the agent can do that bears on the turn;
         ``retrieved``: what retrievers found; ``extra_templates``: templates they offer;
         ``stream``: streams a fluid reply's pieces as they arrive (when the model can);
         ``reply_rules``: the guidelines about the agent's own reply that a written reply is
         checked against, when worked out ahead (``Prepared.reply_rules``; None: found here)."""
         actionable = [m for m in matched if m.ranked.guideline.action]
-        extras = TurnExtras(paused, glossary, retrieved, list(extra_templates), stream)
+        extras = TurnExtras(
+            paused,
+            glossary,
+            retrieved,
+            list(extra_templates),
+            stream=stream,
+            capabilities=capabilities,
+        )
         reply = await self._write(ctx, matched, actionable, rec, clarification, tools, extras)
         if self.generator is not None and reply.method in WRITTEN and not reply.streamed:
             rules = (
@@ -543,6 +554,11 @@ class Composer:
             f"Customer: {ctx.customer.name}\n\nGuidelines to follow now:\n{rules or '- (none)'}\n\n"
             f"Glossary:\n{extras.glossary or '- (none)'}\n\nConversation:\n{history}"
         )
+        if extras.capabilities:
+            user += (
+                "\n\nWhat you can do (offer these when they help; never promise what is not "
+                f"here or in the guidelines):\n{extras.capabilities}"
+            )
         if ctx.proactive is not None:
             user += (
                 "\n\nThe customer has not written anything new: this message is the agent's "

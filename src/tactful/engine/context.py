@@ -10,6 +10,7 @@ from functools import cached_property
 from tactful.domain import (
     Agent,
     CannedResponse,
+    Capability,
     ContextVariable,
     Customer,
     Event,
@@ -76,6 +77,8 @@ class TurnContext:
     # The agent's journeys and this session's way through them.
     journeys: list[Journey] = field(default_factory=list)
     progress: JourneyProgress = field(default_factory=lambda: JourneyProgress(id="unsaved"))
+    # What the agent can do for a customer (those relevant to the turn are offered).
+    capabilities: list[Capability] = field(default_factory=list)
     # The agent snapshot the definitions above were copied from (None: built by hand), so
     # that work done once per snapshot is found again.
     snapshot: AgentSnapshot | None = None
@@ -184,6 +187,7 @@ class AgentSnapshot:
     journeys: tuple[Journey, ...]
     # The context variables' definitions (their values are per customer: read every turn).
     variables: tuple[ContextVariable, ...] = ()
+    capabilities: tuple[Capability, ...] = ()
 
 
 class SnapshotCache:
@@ -242,6 +246,9 @@ async def _read_snapshot(store: Store, agent_id: str, revision: int) -> AgentSna
         variables=tuple(
             v for v in await store.list(ContextVariable) if in_agent_scope(v.tags, agent)
         ),
+        capabilities=tuple(
+            c for c in await store.list(Capability) if in_agent_scope(c.tags, agent)
+        ),
     )
 
 
@@ -294,6 +301,7 @@ async def _load_context(
         applied_history=applied_history,
         journeys=list(snapshot.journeys),
         progress=progress,
+        capabilities=list(snapshot.capabilities),
         snapshot=snapshot,
         moderation=_moderation_of(events, up_to),
     )

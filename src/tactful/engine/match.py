@@ -208,12 +208,16 @@ def _conversation(ctx: TurnContext) -> str:
     return text
 
 
-def prompt_head(ctx: TurnContext, notes: str = "", glossary: str = "") -> str:
-    """The start of every match prompt of a turn (a cacheable prefix): the agent, the
-    customer, what is known about them, the glossary and the conversation."""
+def prompt_head(
+    ctx: TurnContext, notes: str = "", glossary: str = "", capabilities: str = ""
+) -> str:
+    """The start of every match prompt of a turn (a cacheable prefix): the agent, what it can
+    do that bears on the turn, the customer, what is known about them, the glossary and the
+    conversation."""
     profile = ", ".join(f"{k}: {v}" for k, v in ctx.customer.metadata.items())
     return (
         f"Agent: {ctx.agent.name}. {ctx.agent.description or ''}\n"
+        f"{f'What the agent can do:{chr(10)}{capabilities}{chr(10)}' if capabilities else ''}"
         f"Customer: {ctx.customer.name}{f' ({profile})' if profile else ''}\n"
         f"{f'Known about this customer:{chr(10)}{notes}{chr(10)}' if notes else ''}"
         f"{f'Glossary:{chr(10)}{glossary}{chr(10)}' if glossary else ''}\n"
@@ -312,10 +316,11 @@ class ModelMatcher:
         glossary: str = "",
         *,
         head: str | None = None,
+        capabilities: str = "",
     ) -> tuple[Prompt, dict[int, Ranked]]:
         """One batch's prompt and the guideline behind each listed number. ``head``: the part
         shared by every batch of the turn (``prompt_head``), when worked out already."""
-        head = prompt_head(ctx, notes, glossary) if head is None else head
+        head = prompt_head(ctx, notes, glossary, capabilities) if head is None else head
         numbers = dict(enumerate([*batch.detailed, *batch.screened], 1))
         detailed = "\n".join(_detailed_lines(batch.detailed, applied_before, tools or {}))
         first = len(batch.detailed) + 1
@@ -340,15 +345,17 @@ class ModelMatcher:
         notes: str = "",
         journeys: Sequence[tuple[int, str]] = (),
         glossary: str = "",
+        capabilities: str = "",
     ) -> MatchOutcome:
         """Check ``detailed`` and screen ``screened``; ``tools`` (id -> spec) are listed under
         the detailed guidelines that carry them, so argument inference rides in this wave.
         ``journeys`` (number, text as ``journeys.plan.render`` writes it) ride in the first
-        batch; their answers come back in ``MatchOutcome.journeys``."""
+        batch; their answers come back in ``MatchOutcome.journeys``. ``glossary`` and
+        ``capabilities``: this turn's relevant terms and capabilities, one line each."""
         batches = self.plan(detailed, screened)
         if journeys and not batches:
             batches = [MatchBatch([], [])]
-        head = prompt_head(ctx, notes, glossary)
+        head = prompt_head(ctx, notes, glossary, capabilities)
         prompts = [
             self.prompt(
                 ctx, b, applied_before, tools, journeys=journeys if i == 0 else (), head=head

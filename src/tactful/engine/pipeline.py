@@ -6,16 +6,16 @@
 2. ``context``: the agent's definitions, the customer, the timeline up to this turn's message.
    A message moderation flagged may end the turn here, refused or handed off with no model
    call (``engine.moderation``).
-3. ``retrieve``: rank guidelines, terms and journeys; load context variables; pick the
-   guidelines checked in detail and those screened.
+3. ``retrieve``: rank guidelines, terms, capabilities and journeys; load context variables;
+   pick the guidelines checked in detail and those screened.
 4. ``match``: the model's checks (or the offline threshold), code matchers, journey steps.
 5. ``resolve``: relationships decide what is active, deterministically.
 6. ``act``: the tools the active guidelines and journeys allow, and the retrievers.
 7. ``compose``: the reply, free or from canned responses, streamed where it can be.
 8. ``emit``: the message, the journey progress, the trace, then ``ready``.
 
-Each stage's time is in the trace under its name (``glossary`` and ``journeys`` are timed
-apart inside ``retrieve`` and ``match``).
+Each stage's time is in the trace under its name (``glossary``, ``capabilities`` and
+``journeys`` are timed apart inside ``retrieve`` and ``match``).
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from tactful.domain import (
     ToolSpec,
     Trace,
 )
-from tactful.engine import glossary, variables
+from tactful.engine import capabilities, glossary, variables
 from tactful.engine.candidates import CandidateSet, select_candidates
 from tactful.engine.compose import Composer, Reply
 from tactful.engine.context import SnapshotCache, TurnContext, load_context
@@ -84,10 +84,16 @@ class Retrieval:
     specs: dict[str, ToolSpec]
     # Guidelines decided by their code matchers, not by the model.
     coded: list[str]
+    # What the agent can do that bears on the turn.
+    offered: list[capabilities.RelevantCapability] = field(default_factory=list)
 
     @property
     def glossary(self) -> str:
         return glossary.for_prompt(self.terms)
+
+    @property
+    def capabilities(self) -> str:
+        return capabilities.for_prompt(self.offered)
 
 
 @dataclass
@@ -226,6 +232,10 @@ class Pipeline:
             trace.composition.glossary = [
                 TermFound(term=t.term.name, why=t.why, score=round(t.score, 4)) for t in terms
             ]
+        async with rec.stage("capabilities"):
+            offered = await capabilities.relevant_capabilities(ctx, self.cache)
+        if offered:
+            trace.composition.capabilities = capabilities.traced(offered)
         prepared = self.prepared.get(ctx)
         coded = sorted(gid for gid in self.hooks.matchers if gid in prepared.by_id)
         async with rec.stage("retrieve"):
@@ -266,7 +276,7 @@ class Pipeline:
         # saved, after the reply: building a thousand of them is not the customer's wait.
         limit = None if self.model_matcher is not None else self.options.trace_candidates
         rec.defer(lambda: setattr(trace, "candidates", chosen.candidates(limit)))
-        return Retrieval(ranked, chosen, journeys, values, terms, specs, coded)
+        return Retrieval(ranked, chosen, journeys, values, terms, specs, coded, offered)
 
     # -- 4. match -------------------------------------------------------------------------------
 
@@ -329,6 +339,7 @@ class Pipeline:
             tools=listed,
             notes=variables.for_prompt(shown),
             glossary=found.glossary,
+            capabilities=found.capabilities,
             journeys=[
                 (i.number, journey_plan.render(i, found.specs, conditions, titles))
                 for i in found.journeys.listed
@@ -509,6 +520,7 @@ class Pipeline:
                 tools=action.findings,
                 paused=matching.journeys.paused,
                 glossary=found.glossary,
+                capabilities=found.capabilities,
                 retrieved=retrieved.for_prompt(),
                 extra_templates=[
                     CannedResponse(id=f"retriever:{name}:{i}", value=template)

@@ -99,4 +99,5 @@ def _snapshot_of(ctx: TurnContext) -> AgentSnapshot:
         terms=tuple(ctx.terms),
         relationships=tuple(ctx.relationships),
         journeys=tuple(ctx.journeys),
+        capabilities=tuple(ctx.capabilities),
     )

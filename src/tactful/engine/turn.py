@@ -30,6 +30,7 @@ from tactful.domain import (
     utcnow,
 )
 from tactful.domain.turns import TurnRecord, TurnStatus
+from tactful.engine.capabilities import capability_rows
 from tactful.engine.context import SnapshotCache
 from tactful.engine.embeddings import EmbeddingCache
 from tactful.engine.glossary import term_text
@@ -166,9 +167,9 @@ class Engine:
 
     async def _prepare_agent(self, agent_id: str) -> None:
         """What the first turn over the agent would work out before anything else: its
-        snapshot, the snapshot's constants, its guidelines' embedded rows, its terms' and
-        canned responses' embeddings (on a fresh data folder, embedding them was most of the
-        first turn)."""
+        snapshot, the snapshot's constants, its guidelines' embedded rows, its terms',
+        capabilities' and canned responses' embeddings (on a fresh data folder, embedding them
+        was most of the first turn)."""
         pipeline = self.pipeline
         snapshot = await pipeline.snapshots.get(self.store, agent_id)
         prepared = pipeline.prepared.of(snapshot)
@@ -176,6 +177,7 @@ class Engine:
         await pipeline.retriever.prepare(prepared.checkable(coded))
         # The glossary and the canned responses, as the turn embeds them.
         await self.cache.embed([term_text(t) for t in snapshot.terms])
+        await self.cache.embed(capability_rows(snapshot.capabilities))
         await self.cache.embed([template_text(c) for c in snapshot.canned_responses])
 
     # -- 1. ingest ------------------------------------------------------------------------------
