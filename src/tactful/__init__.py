@@ -19,6 +19,7 @@ from tactful.domain import (
     Term,
     Trace,
 )
+from tactful.domain.evaluations import Finding, ProposedGuideline
 from tactful.engine.retrievers import RetrieverContext, RetrieverResult, TransientGuideline
 from tactful.errors import (
     ConfigurationError,
@@ -48,12 +49,14 @@ __all__ = [
     "Event",
     "EventKind",
     "EventSource",
+    "Finding",
     "Guideline",
     "JourneyHandle",
     "MessageOutputMode",
     "ModelError",
     "NotFoundError",
     "PayloadTooLargeError",
+    "ProposedGuideline",
     "RetrieverContext",
     "RetrieverResult",
     "Server",

@@ -17,6 +17,7 @@ from tactful.api import (
     context_variables,
     customers,
     definitions,
+    evaluations,
     events,
     flags,
     glossary,
@@ -64,6 +65,7 @@ ROUTERS = (
     keys,
     audit,
     definitions,
+    evaluations,
 )
 # Routes are matched one after the other, router by router: the routes of a turn (a message,
 # then long polls) are matched first. The spec keeps the order above. No route of one router
