@@ -23,6 +23,7 @@ from tactful.domain import (
     Term,
     Trace,
 )
+from tactful.domain.evaluations import Finding, ProposedGuideline
 from tactful.engine.retrievers import RetrieverContext, RetrieverResult, TransientGuideline
 from tactful.errors import (
     ConfigurationError,
@@ -53,6 +54,7 @@ __all__ = [
     "Event",
     "EventKind",
     "EventSource",
+    "Finding",
     "Guideline",
     "JourneyHandle",
     "MessageOutputMode",
@@ -62,6 +64,7 @@ __all__ = [
     "NotFoundError",
     "Operator",
     "PayloadTooLargeError",
+    "ProposedGuideline",
     "RetrieverContext",
     "RetrieverResult",
     "Server",

@@ -47,6 +47,7 @@ from tactful.domain import (
     journey_tag,
 )
 from tactful.domain import Agent as AgentModel
+from tactful.domain.evaluations import Finding, ProposedGuideline
 from tactful.domain.variables import GLOBAL_KEY, ContextVariable, ContextVariableValue, tag_key
 from tactful.engine.hooks import Hooks, MessageHook, Predicate, SelectedHook
 from tactful.engine.retrievers import Retriever
@@ -526,6 +527,22 @@ class Agent:
             log.warning("not pruning agent %r: nothing was defined through this handle", self.name)
             return Pruned()
         return await prune_agent(self.runtime.store, self.id, self.name, self._defined)
+
+    async def evaluate(
+        self, proposed: Sequence[ProposedGuideline | tuple[str, str | None]] = ()
+    ) -> list[Finding]:
+        """Check this agent's guidelines for near-duplicates and contradictions: among
+        themselves, or ``proposed`` ones (``ProposedGuideline`` or ``(condition, action)``)
+        against them and each other, before defining them. Offline the embeddings and the
+        words decide; with a model, it is asked about the closest pairs (docs/evaluations.md).
+        Reports only: nothing is changed or refused."""
+        wanted = [
+            p
+            if isinstance(p, ProposedGuideline)
+            else ProposedGuideline(condition=p[0], action=p[1])
+            for p in proposed
+        ]
+        return await self.runtime.engine.evaluations.findings(self.id, wanted)
 
     async def reevaluate_after(self, tool: Any, guideline: EndRef) -> Relationship:
         """After ``tool`` returns, check ``guideline`` (or a tag's guidelines) again with the

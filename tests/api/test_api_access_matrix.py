@@ -252,6 +252,11 @@ OPERATIONS: dict[str, tuple[str, Build] | tuple[str, Build, int]] = {
         lambda w: ("/flags", {"session_id": w.ids["session"], "event_id": w.ids["reply"]}),
     ),
     "DELETE /flags/{flag_id}": (STAFF, lambda w: (f"/flags/{w.ids['flag']}", None)),
+    "POST /evaluations": (ADMIN, lambda w: ("/evaluations", {"agent_id": w.ids["agent"]})),
+    "GET /evaluations/{evaluation_id}": (
+        STAFF,
+        lambda w: (f"/evaluations/{w.ids['evaluation']}?wait_for_completion=0", None),
+    ),
     "GET /services": (STAFF, lambda w: ("/services", None)),
     "GET /services/{name}": (STAFF, lambda w: ("/services/orders", None)),
     # A permitted caller gets past the access check to the body's own refusal.
@@ -356,6 +361,9 @@ async def populate(prod: Production) -> tuple[dict[str, str], dict[str, Any]]:
         )
         assert flag.status_code == 201, flag.text
         ids["flag"] = flag.json()["id"]
+        evaluation = await admin.post("/evaluations", json={"agent_id": ids["agent"]})
+        assert evaluation.status_code == 201, evaluation.text
+        ids["evaluation"] = evaluation.json()["id"]
     await prod.runtime.store.create(
         ToolServiceConfig(name="orders", kind=ToolServiceKind.OPENAPI, url="https://o.example")
     )

@@ -152,3 +152,31 @@ def test_unreachable_server_is_one_line_and_exit_1(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert result.stderr.strip() == f"cannot reach tactful at {url}: is `tactful serve` running?"
     assert result.stdout == ""
+
+
+def test_evaluate_reports_an_agents_duplicate_guidelines(voltmart: Voltmart) -> None:
+    async def define() -> str:
+        async with TactfulClient(voltmart.served.url) as client:
+            agent = await client._json("POST", "/agents", json={"name": "Evaluated"})
+            rule = {"condition": "The customer asks for a refund", "action": "Offer a refund"}
+            for _ in range(2):
+                await client._json(
+                    "POST", "/guidelines", json={**rule, "tags": [f"agent:{agent['id']}"]}
+                )
+            return str(agent["id"])
+
+    agent_id = asyncio.run(define())
+    code, out, err = voltmart.run("evaluate", "--agent", "Evaluated")
+    assert code == 3, err  # something found
+    assert "duplicate" in out and "the same words" in out
+    code, out, _ = voltmart.run("evaluate", "--agent", agent_id, "--json")
+    assert code == 3
+    evaluation = json.loads(out)
+    assert evaluation["status"] == "completed" and evaluation["agent_id"] == agent_id
+    assert [f["kind"] for f in evaluation["findings"]] == ["duplicate"]
+
+
+def test_evaluate_of_an_unknown_agent_is_one_red_line(voltmart: Voltmart) -> None:
+    code, out, err = voltmart.run("evaluate", "--agent", "nobody")
+    assert code == 1 and out == ""
+    assert "nobody" in err and "not found" in err

@@ -18,6 +18,7 @@ from tactful.api import (
     context_variables,
     customers,
     definitions,
+    evaluations,
     event_updates,
     events,
     flags,
@@ -70,6 +71,7 @@ ROUTERS = (
     keys,
     audit,
     definitions,
+    evaluations,
 )
 # Routes are matched one after the other, router by router: the routes of a turn (a message,
 # then long polls) are matched first. The spec keeps the order above. No route of one router

@@ -235,9 +235,10 @@ _add_admin_commands()
 
 
 def _add_definition_commands() -> None:
+    from tactful.cli.evaluate import evaluate
     from tactful.cli.files import apply, export, history, plan, rollback
 
-    for command in (plan, apply, export, history, rollback):
+    for command in (plan, apply, export, history, rollback, evaluate):
         app.command()(command)
 
 

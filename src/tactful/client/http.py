@@ -26,6 +26,7 @@ from tactful.client.models import (
     AgentInfo,
     AppliedInfo,
     CustomerInfo,
+    EvaluationInfo,
     EventInfo,
     GuidelineDetail,
     GuidelineInfo,
@@ -305,6 +306,17 @@ class TactfulClient:
         response = await self._request("DELETE", path)
         if response.is_error:
             self._body(response, "DELETE", path)
+
+    # -- evaluations ----------------------------------------------------------------------------
+
+    async def evaluate_agent(self, agent_id: str, *, wait: float = 60.0) -> EvaluationInfo:
+        """``POST /evaluations`` (admin) for an agent's guidelines among themselves, then
+        ``GET /evaluations/{id}`` waiting up to ``wait`` seconds for it to complete."""
+        created = await self._json("POST", "/evaluations", json={"agent_id": agent_id})
+        evaluation = self._parse(EvaluationInfo, created, "POST /evaluations")
+        return await self._get(
+            EvaluationInfo, f"/evaluations/{evaluation.id}", wait_for_completion=str(wait)
+        )
 
     # -- definitions ----------------------------------------------------------------------------
     # An agent's definitions as one document, in the file format (tactful.definitions.document):

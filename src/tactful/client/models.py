@@ -24,6 +24,7 @@ from tactful.domain import (
     ResolutionStep,
     Trace,
 )
+from tactful.domain.evaluations import Finding
 
 
 class _Answer(BaseModel):
@@ -254,3 +255,15 @@ class TurnResult(_Answer):
     def text(self) -> str:
         """The agent's reply (several messages joined by blank lines)."""
         return "\n\n".join(r.message or "" for r in self.replies)
+
+
+class EvaluationInfo(_Record):
+    """``POST /evaluations`` and ``GET /evaluations/{id}``: an evaluation and what it found
+    (``tactful.domain.evaluations.Finding``, one definition on both sides)."""
+
+    id: str
+    status: str
+    progress: float = 0.0
+    error: str | None = None
+    agent_id: str | None = None
+    findings: list[Finding] = []

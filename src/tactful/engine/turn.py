@@ -33,6 +33,8 @@ from tactful.domain.turns import TurnRecord, TurnStatus
 from tactful.engine.capabilities import capability_rows
 from tactful.engine.context import SnapshotCache
 from tactful.engine.embeddings import EmbeddingCache
+from tactful.engine.evaluation import Evaluator
+from tactful.engine.evaluations import Evaluations
 from tactful.engine.glossary import term_text
 from tactful.engine.handoff import Handoffs
 from tactful.engine.hooks import Hooks
@@ -115,6 +117,12 @@ class Engine:
             retrievers=self.retrievers,
             tool_stage=self.tool_stage,
             handoffs=self.handoffs,
+        )
+        # Guidelines checked against each other at definition time (docs/evaluations.md).
+        self.evaluations = Evaluations(
+            store,
+            Evaluator(self.cache, generator, timeout_s=self.options.turn_deadline_s),
+            self.pipeline.snapshots,
         )
         self.lifecycle = TurnLifecycle(
             self.timeline,
@@ -325,6 +333,7 @@ class Engine:
         for task in list(self._warming):
             task.cancel()
         await asyncio.gather(*self._warming, return_exceptions=True)
+        await self.evaluations.close()
         await self.runner.drain(grace)
         await self.cache.close()
         await self.tools.close()

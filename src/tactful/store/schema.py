@@ -49,6 +49,7 @@ INDEXED_COLUMNS: dict[str, tuple[str, ...]] = {
     "journey_progress": (),
     "api_keys": (),
     "flags": ("session_id", "agent_id"),
+    "evaluations": ("agent_id",),
 }
 
 
