@@ -780,6 +780,21 @@ RULES: tuple[Rule, ...] = (
         ),
     ),
     # -- conversation ---------------------------------------------------------------------------
+    # The agent speaks first when a session is created with allow_greeting (docs/handoff.md):
+    # decided by a code matcher (``attach``), on a conversation with no message yet.
+    Rule(
+        id="vm-welcome",
+        condition="The conversation has just opened and nobody has written anything yet",
+        action="Welcome the customer to Voltmart Support and ask how you can help.",
+        examples=(),
+        responses=(
+            (
+                "vm-welcome-1",
+                "Hi {{std.customer.name}}, welcome to Voltmart Support! I can help with orders, "
+                "returns, refunds, deliveries and Voltmart Protect. What can I do for you?",
+            ),
+        ),
+    ),
     Rule(
         id="vm-greeting",
         condition="The customer only greets the agent without stating a request",
@@ -1033,8 +1048,15 @@ async def attach(server: tactful.Server) -> Any:
             asked = [text for _, text in rule.responses]
             hooks.add_matcher(f"{rule.lookup.id}-answer", _answers(asked, rule.lookup.given))
             hooks.add_matcher(rule.lookup.id, _written(rule.lookup.given))
+    # Voltmart speaks first only on a conversation that has no message yet.
+    hooks.add_matcher("vm-welcome", _opening)
     journeys.attach_branches(server)
     return tools
+
+
+def _opening(context: MatchContext) -> bool:
+    """A code matcher: nobody has written anything yet (a greeting turn)."""
+    return not context.messages and not context.latest_message
 
 
 def _written(pattern: re.Pattern[str]) -> Callable[[MatchContext], bool]:

@@ -503,7 +503,9 @@ class OrderTools(PythonToolService):
             """Hand the conversation to a person on the support team: the session goes to
             manual mode, and the agent stays quiet until a person hands it back."""
             return tactful.ToolResult(
-                data={"ok": True, "handed_off": True}, control=SessionControl.HANDOFF
+                data={"ok": True, "handed_off": True},
+                control=SessionControl.HANDOFF,
+                handoff_reason="the customer asked for a person",
             )
 
         self.find_order = find_order

@@ -157,7 +157,8 @@ async def test_nothing_to_say_stays_silent() -> None:
 
 
 async def test_an_offline_utterance_picks_the_closest_template() -> None:
-    async with tactful.Server(transient=True, embedder=HashingEmbedder(), offline=True) as server:
+    # The real embedder: the closeness a template needs is calibrated on it.
+    async with tactful.Server(transient=True, offline=True) as server:
         agent = await server.create_agent("Shop", composition_mode=tactful.CompositionMode.STRICT)
         await agent.create_canned_response("Your order has shipped and arrives tomorrow.")
         await agent.create_canned_response("Refunds take five business days.")
@@ -176,3 +177,41 @@ async def test_manual_mode_refuses_to_utter(
     with pytest.raises(tactful.ConflictError, match="manual mode"):
         await server.utter(session, ["say hello"])
     assert await server.runtime.store.list_events(session.id, kinds=[EventKind.STATUS]) == []
+
+
+async def test_an_offline_utterance_says_nothing_rather_than_a_template_about_something_else() -> (
+    None
+):
+    async with tactful.Server(transient=True, offline=True) as server:
+        agent = await server.create_agent("Shop", composition_mode=tactful.CompositionMode.STRICT)
+        await agent.create_canned_response("Refunds take five business days.")
+        session = await server.create_session(agent)
+        assert await server.utter(session, ["tell the customer their order has shipped"]) is None
+        [trace] = await server.runtime.store.list(Trace, session_id=session.id)
+        assert trace.composition.method == "no-match"
+
+
+async def test_a_proactive_turn_does_not_answer_the_customers_message_again() -> None:
+    """The offline tier decides on similarity to the latest customer message: after the agent
+    answered it, a request to speak must not bring the same answer back."""
+    async with tactful.Server(transient=True, offline=True) as server:
+        agent = await server.create_agent("Shop", composition_mode=tactful.CompositionMode.STRICT)
+        refunds = await agent.create_guideline(
+            "the customer asks how long refunds take",
+            "say refunds take five business days",
+            canned_responses=[
+                (await agent.create_canned_response("Refunds take five business days.")).id
+            ],
+        )
+        await agent.create_canned_response("Is there anything else I can do for you today?")
+        session = await server.create_session(agent)
+        answer = await server.send(session, "how long do refunds take?")
+        assert answer.data["message"] == "Refunds take five business days."
+        said = await server.utter(
+            session, ["ask if there is anything else you can do for them today"]
+        )
+        assert said is not None
+        assert said.data["message"] == "Is there anything else I can do for you today?"
+        traces = await server.runtime.store.list(Trace, session_id=session.id)
+        assert refunds.id in traces[0].final_guideline_ids
+        assert traces[-1].final_guideline_ids == ["requested:0"]

@@ -51,6 +51,11 @@ COMPOSE_STAGE = "compose"
 TOOL_RESULT_BONUS = 0.5
 # Free-standing templates (attached to no guideline or journey step) offered to the model.
 RETRIEVED_TEMPLATES = 10
+# How close (cosine, all-MiniLM-L6-v2) a template must be to a proactive turn's request to say
+# it on the offline tier (the Voltmart example: "ask if there is anything else you can do"
+# finds its "Anything else I can do for you today?" at 0.49; "check whether the customer is
+# still there" finds nothing over 0.41, and says nothing).
+ASKED_SIMILARITY = 0.45
 # Closest templates shown as the style to follow in composited mode.
 STYLE_TEMPLATES = 3
 SEPARATOR = "\n\n"
@@ -262,17 +267,25 @@ class Composer:
         """Without the model: the best qualifying template of the active guidelines (their
         match strength, then closeness to the latest message, then use of tool results)."""
         # A proactive turn asked for actions answers no message: the templates closest to
-        # what it was asked to say may serve too.
+        # what it was asked to say may serve too, whichever guideline they belong to.
         asked = ctx.proactive is not None and bool(ctx.proactive.actions)
         found = await self.templates.candidates(
             ctx,
             actionable,
             tools,
             retrieve=RETRIEVED_TEMPLATES if asked else 0,
-            query=None if asked else ctx.last_customer_message or " ",
+            # What it was asked to say, not the message answered already.
+            query=_asked(ctx) if asked else ctx.last_customer_message or " ",
             extra=extras.templates if extras is not None else (),
+            free_only=not asked,
         )
         usable = [c for c in found if c.text is not None and not c.generative]
+        if asked:
+            # A template no active guideline holds serves a request only if it is close to it:
+            # better silent than a template about something else.
+            usable = [
+                c for c in usable if c.guideline_id is not None or c.similarity >= ASKED_SIMILARITY
+            ]
         disqualified = [c.describe() for c in found if c.text is None or c.generative]
         if not usable:
             return Reply(
@@ -610,3 +623,9 @@ class Composer:
         return Reply(
             text=answer.content.message, method=ReplyMethod.FLUID, applied_guideline_ids=applied
         )
+
+
+def _asked(ctx: TurnContext) -> str:
+    """A proactive turn's requested actions, as one text."""
+    assert ctx.proactive is not None
+    return " ".join(a.action for a in ctx.proactive.actions) or " "

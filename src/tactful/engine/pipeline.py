@@ -59,7 +59,7 @@ from tactful.engine.moderation import ModerationPolicy
 from tactful.engine.options import EngineOptions
 from tactful.engine.preamble import Preamble
 from tactful.engine.prepared import PreparedSnapshots
-from tactful.engine.proactive import read_request, requested_guidelines
+from tactful.engine.proactive import read_request, requested_guidelines, without_answered
 from tactful.engine.resolve import Resolution, resolve
 from tactful.engine.retrieve import Ranked, Retriever
 from tactful.engine.retrievers import RetrievedSet, Retrievers, transient_guidelines
@@ -188,6 +188,9 @@ class Pipeline:
             matching = await self.match(ctx, retrieval, rec)
             decision = await self.resolve(ctx, retrieval, matching, rec)
             if ctx.proactive is not None:
+                # What the agent already said since the customer's latest message is not said
+                # again on the offline tier's similarity; what the request asks for is.
+                decision.matched = without_answered(ctx, decision.matched, trace)
                 decision.matched += requested_guidelines(ctx.proactive, trace)
             action = await self.act(ctx, retrieval, matching, decision, rec, preamble)
             # Both retrievals ran concurrently with earlier stages; each one's time is traced.

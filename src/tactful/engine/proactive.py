@@ -12,6 +12,7 @@ from tactful.domain import (
     ProactiveRequest,
     Trace,
 )
+from tactful.engine.context import TurnContext
 from tactful.engine.match import Match
 from tactful.engine.retrieve import Ranked
 from tactful.engine.runner import Turn
@@ -56,3 +57,31 @@ def requested_guidelines(request: ProactiveRequest, trace: Trace) -> list[Match]
         trace.final_guideline_ids.append(guideline.id)
         found.append(Match(Ranked(guideline, 1.0, 1.0), verdict))
     return found
+
+
+def answered(ctx: TurnContext) -> set[str]:
+    """The guidelines the agent's messages since the customer's latest one applied."""
+    since = 0
+    for u in reversed(ctx.messages):
+        if u.role == "customer":
+            break
+        since += u.role == "agent"
+    recent = ctx.applied_history[-since:] if since else []
+    return {gid for ids in recent for gid in ids}
+
+
+def without_answered(ctx: TurnContext, matched: list[Match], trace: Trace) -> list[Match]:
+    """``matched`` without the guidelines the offline tier matched on similarity to the
+    customer's latest message when the agent has answered it already (``answered``): a
+    proactive turn does not say that again. A model's verdict stands (it saw them marked as
+    applied earlier, and said whether to apply them again)."""
+    done = answered(ctx)
+    again = {
+        m.ranked.guideline.id
+        for m in matched
+        if m.ranked.guideline.id in done and m.verdict.method is MatchMethod.OFFLINE_SIMILARITY
+    }
+    if not again:
+        return matched
+    trace.final_guideline_ids = [g for g in trace.final_guideline_ids if g not in again]
+    return [m for m in matched if m.ranked.guideline.id not in again]

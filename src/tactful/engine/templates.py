@@ -82,11 +82,13 @@ class TemplateOffer:
         retrieve: int,
         query: str | None = None,
         extra: Sequence[CannedResponse] = (),
+        free_only: bool = True,
     ) -> list[Candidate]:
         """The active guidelines' templates, then ``extra`` ones (retrievers'), then the
-        ``retrieve`` free-standing templates closest to the conversation, each rendered or
-        disqualified; ``similarity`` is to ``query`` (default: the latest message and the
-        active actions)."""
+        ``retrieve`` free-standing templates closest to the conversation (with ``free_only``
+        false, the closest of every other template: a proactive turn's request is no
+        guideline's, its words may be anywhere), each rendered or disqualified; ``similarity``
+        is to ``query`` (default: the latest message and the active actions)."""
         query = query if query is not None else self._query(ctx, actionable)
         by_id = {c.id: c for c in ctx.canned_responses}
         fields = self.fields(ctx, tools)
@@ -102,8 +104,12 @@ class TemplateOffer:
             seen.add(response.id)
         target: Vectors | None = None  # the query's embedding, once
         if retrieve > 0:
-            attached = {cid for g in ctx.guidelines for cid in g.canned_responses}
-            attached |= {cid for j in ctx.journeys for s in j.states for cid in s.canned_responses}
+            attached: set[str] = set()
+            if free_only:
+                attached = {cid for g in ctx.guidelines for cid in g.canned_responses}
+                attached |= {
+                    cid for j in ctx.journeys for s in j.states for cid in s.canned_responses
+                }
             free = [c for c in ctx.canned_responses if c.id not in attached | seen]
             if free:
                 target = (await self.cache.embed_messages([query]))[0]

@@ -128,11 +128,12 @@ def failure_lines(outcome: ScenarioOutcome, run: RunOutcome) -> list[str]:
 
 def _step_lines(suite: Suite, number: int, turn: TurnRecord, failed: list[Check]) -> list[str]:
     step = turn.step
-    said = (
-        f"customer: {_quote(step.customer)}"
-        if step.customer is not None
-        else f"event: {_quote(str(step.event.data if step.event else ''))}"
-    )
+    if step.customer is not None:
+        said = f"customer: {_quote(step.customer)}"
+    elif step.agent_speaks is not None:
+        said = f"agent_speaks: {_quote('; '.join(step.agent_speaks) or '(a greeting)')}"
+    else:
+        said = f"event: {_quote(str(step.event.data if step.event else ''))}"
     reply = _quote(turn.reply) if turn.replies else "(no reply)"
     lines = [f"  step {number} at {location(suite, step.line)}: {said}", f"    agent: {reply}"]
     lines += _check_lines(failed)

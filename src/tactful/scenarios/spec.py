@@ -20,7 +20,7 @@ from pydantic import ValidationError as PydanticValidationError
 from pydantic_core import ErrorDetails
 
 from tactful.definitions.files import read_yaml
-from tactful.domain import Json, SessionStatus
+from tactful.domain import Json, ModerationMode, SessionStatus
 from tactful.errors import ValidationError
 
 
@@ -159,20 +159,31 @@ class CustomEvent(_Strict):
 
 
 class Step(_Strict):
-    """One step: a customer message (the agent's turn follows) or a custom event."""
+    """One step: a customer message (the agent's turn follows), a custom event, or the agent
+    asked to speak first (``agent_speaks``: a greeting when empty, else the actions its message
+    follows, as ``POST /sessions?allow_greeting=true`` and ``Server.utter`` do)."""
 
     customer: str | None = None
+    # How the customer message is moderated (Parlant's moderation=auto|paranoid|none).
+    moderation: ModerationMode = ModerationMode.NONE
     event: CustomEvent | None = None
+    agent_speaks: list[str] | None = None
     expect: Expect = Field(default_factory=Expect)
     # The file's line, for failures.
     line: int | None = None
 
     @model_validator(mode="after")
     def _one_kind(self) -> Step:
-        if (self.customer is None) == (self.event is None):
-            raise ValueError("a step is either `customer: <message>` or `event: {data: ...}`")
+        kinds = [self.customer is not None, self.event is not None, self.agent_speaks is not None]
+        if sum(kinds) != 1:
+            raise ValueError(
+                "a step is one of `customer: <message>`, `event: {data: ...}` or "
+                "`agent_speaks: [actions]` ([] for a greeting)"
+            )
         if self.customer is not None and not self.customer.strip():
             raise ValueError("a customer message cannot be empty")
+        if self.moderation is not ModerationMode.NONE and self.customer is None:
+            raise ValueError("`moderation` applies to a customer message")
         return self
 
 

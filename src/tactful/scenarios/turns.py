@@ -10,6 +10,9 @@ from tactful.domain import (
     Event,
     EventKind,
     EventSource,
+    ProactiveKind,
+    ProactiveRequest,
+    RequestedAction,
     Session,
     SessionMode,
     SessionStatus,
@@ -101,9 +104,15 @@ async def take_step(server: Server, session_id: str, index: int, step: Step) -> 
         posted = await engine.timeline.append(
             session_id, EventKind.CUSTOM, EventSource.CUSTOMER, step.event.data
         )
+    elif step.agent_speaks is not None:
+        actions = [RequestedAction(action=a) for a in step.agent_speaks]
+        kind = ProactiveKind.UTTERANCE if actions else ProactiveKind.GREETING
+        posted = await engine.speak(session_id, ProactiveRequest(kind=kind, actions=actions))
     else:
         assert step.customer is not None
-        posted = await engine.post_customer_message(session_id, step.customer)
+        posted = await engine.post_customer_message(
+            session_id, step.customer, moderation=step.moderation
+        )
     await engine.wait_idle(session_id)
     record.events = await store.list_events(session_id, min_offset=posted.offset + 1)
     record.trace = await _trace(server, session_id, posted, record.events)
