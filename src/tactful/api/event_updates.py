@@ -23,7 +23,7 @@ from fastapi import APIRouter, Body, Depends, Request
 from pydantic import Field
 
 from tactful.api.auth import EVERYONE, OwnedSessionRef, Role, allow, caller
-from tactful.api.events import EventDTO, shown, visible
+from tactful.api.event_views import EventDTO, shown, visible
 from tactful.api.params import MetadataUpdate, Params
 from tactful.api.runtime import RuntimeDep
 from tactful.domain.events import (

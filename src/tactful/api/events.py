@@ -3,19 +3,18 @@
 Waiting is driven by the bus (``tactful.engine.timeline.wait_for_events``): a request returns
 as soon as a matching event exists, never by polling the store. A waiter woken by this process's
 own write is answered from the events it just wrote (``tactful.engine.recent_events``) when they
-tell all; else, and once more before giving up, from the store.
+tell all; else, and once more before giving up, from the store. What each caller sees of an
+event is ``api/event_views.py``'s; server-sent events are ``api/event_stream.py``'s.
 """
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Sequence
-from datetime import datetime
+from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from tactful.api.auth import (
     EVERYONE,
@@ -28,6 +27,8 @@ from tactful.api.auth import (
     caller,
     require,
 )
+from tactful.api.event_stream import SSE_HEADERS, stream_events, until_complete
+from tactful.api.event_views import CUSTOMER_SOURCES, EventDTO, event_dto, is_staff, shown, visible
 from tactful.api.params import (
     PAGE_MAX,
     Params,
@@ -53,8 +54,7 @@ from tactful.domain import (
     Session,
     SessionStatus,
 )
-from tactful.domain.handoff import HANDOFF_KEY, customer_view
-from tactful.domain.proactive import ACTIONS_MAX, PROACTIVE_KEY
+from tactful.domain.proactive import ACTIONS_MAX
 from tactful.engine.timeline import wait_for_events
 from tactful.errors import ForbiddenError, NotFoundError, PayloadTooLargeError, ValidationError
 from tactful.runtime import Runtime
@@ -62,11 +62,9 @@ from tactful.security.limits import RateLimiter
 
 router = APIRouter(prefix="/sessions", tags=["events"])
 
-CUSTOMER_SOURCES = (EventSource.CUSTOMER, EventSource.CUSTOMER_UI)
 HUMAN_SOURCES = (EventSource.HUMAN_AGENT, EventSource.HUMAN_AGENT_ON_BEHALF_OF_AI_AGENT)
 # Parlant's default: a GET without wait_for_data waits up to a minute (capped by the settings).
 DEFAULT_WAIT_S = 60.0
-SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 # What ``kinds`` may hold, so that the spec says which values are refused.
 _KIND = "(?:" + "|".join(k.value for k in EventKind) + ")"
 KINDS = f"^ *(?:{_KIND} *)?(?:, *(?:{_KIND} *)?)*$"
@@ -80,21 +78,6 @@ PAGE_HEADERS = {
         "schema": {"type": "string", "enum": ["true", "false"]},
     }
 }
-
-
-class EventDTO(BaseModel):
-    """An event, as Parlant's ``Event``. ``correlation_id`` repeats ``trace_id``."""
-
-    id: str
-    source: EventSource
-    kind: EventKind
-    offset: int
-    creation_utc: datetime
-    trace_id: str
-    correlation_id: str
-    data: Any = None
-    metadata: dict[str, Any]
-    deleted: bool
 
 
 class EventCreationParams(Params):
@@ -111,21 +94,6 @@ class EventCreationParams(Params):
     guidelines: list[AgentMessageGuidelineDTO] | None = Field(default=None, max_length=ACTIONS_MAX)
     participant: ParticipantDTO | None = None
     status: SessionStatus | None = None
-
-
-def event_dto(e: Event) -> EventDTO:
-    return EventDTO(
-        id=e.id,
-        source=e.source,
-        kind=e.kind,
-        offset=e.offset,
-        creation_utc=e.creation_utc,
-        trace_id=e.trace_id,
-        correlation_id=e.trace_id,
-        data=e.data,
-        metadata=e.metadata,
-        deleted=e.deleted,
-    )
 
 
 def combination_problem(p: EventCreationParams) -> str | None:
@@ -213,7 +181,7 @@ async def create_event(
     principal = caller(request)
     if params.kind is EventKind.MESSAGE and params.source in CUSTOMER_SOURCES:
         assert params.message is not None
-        if params.participant is not None and not _staff(principal):
+        if params.participant is not None and not is_staff(principal):
             raise ForbiddenError(
                 "the server names the customer of a message; leave participant out"
             )
@@ -258,10 +226,6 @@ async def create_event(
     return event_dto(event)
 
 
-def _staff(principal: Principal | None) -> bool:
-    return principal is not None and principal.is_staff
-
-
 async def _count_customer_message(runtime: Runtime, session: SessionRef) -> None:
     """Customer messages are rate-limited per session and per customer (the shared guest
     customer is limited per session only), whoever posts them."""
@@ -275,61 +239,6 @@ async def _count_customer_message(runtime: Runtime, session: SessionRef) -> None
             settings.rate_messages_per_customer,
             "messages from this customer",
         )
-
-
-def visible(event: Event, principal: Principal | None) -> bool:
-    """Customers and guests see their timeline without tool events (tool results are the
-    agent's working data, not the customer's)."""
-    return _staff(principal) or event.kind is not EventKind.TOOL
-
-
-def shown(event: Event, principal: Principal | None) -> EventDTO:
-    """The event as this caller may see it: an error status keeps its internals from
-    customers and guests (the trace has them, for staff), and so does a checked customer
-    message its moderation record."""
-    dto = event_dto(event)
-    data = dto.data
-    if (
-        not _staff(principal)
-        and event.kind is EventKind.MESSAGE
-        and event.source in CUSTOMER_SOURCES
-        and isinstance(data, dict)
-        and "moderation" in data
-    ):
-        # What fired, and how, is for staff: the customer sees Parlant's flagged and tags.
-        data = {k: v for k, v in data.items() if k != "moderation"}
-        dto.data = data
-    if (
-        not _staff(principal)
-        and event.kind is EventKind.STATUS
-        and isinstance(data, dict)
-        and isinstance(data.get("data"), dict)
-        and "exception" in data["data"]
-    ):
-        inner = {**data["data"], "exception": "the agent could not answer; please try again"}
-        dto.data = {**data, "data": inner}
-    if not _staff(principal):
-        dto.data = _for_customers(event, dto.data)
-    return dto
-
-
-def _for_customers(event: Event, data: Any) -> Any:
-    """What customers see of the agent's working data on their timeline: a proactive turn's
-    kind without the actions asked for; a handoff step without its reason or who did it."""
-    if not isinstance(data, dict):
-        return data
-    if (
-        event.kind is EventKind.CUSTOM
-        and event.source is EventSource.SYSTEM
-        and HANDOFF_KEY in data
-    ):
-        return customer_view(data)
-    inner = data.get("data")
-    if event.kind is EventKind.STATUS and isinstance(inner, dict) and PROACTIVE_KEY in inner:
-        request = inner[PROACTIVE_KEY]
-        kind = request.get("kind") if isinstance(request, dict) else None
-        return {**data, "data": {**inner, PROACTIVE_KEY: {"kind": kind}}}
-    return data
 
 
 def parse_kinds(kinds: str | None) -> list[EventKind] | None:
@@ -348,117 +257,6 @@ def parse_kinds(kinds: str | None) -> list[EventKind] | None:
                 f"unknown event kind {name!r}; use {allowed}", loc=("query", "kinds")
             ) from None
     return parsed or None
-
-
-def streaming(event: Event) -> bool:
-    """A message still being streamed: its chunks do not end with None yet."""
-    data = event.data
-    if event.kind is not EventKind.MESSAGE or not isinstance(data, dict):
-        return False
-    chunks = data.get("chunks")
-    return isinstance(chunks, list) and (not chunks or chunks[-1] is not None)
-
-
-def _state(event: Event) -> int:
-    data = event.data if isinstance(event.data, dict) else {}
-    chunks = data.get("chunks")
-    return len(chunks) if isinstance(chunks, list) else 0
-
-
-async def _stream(
-    runtime: Runtime,
-    session_id: str,
-    *,
-    min_offset: int,
-    kinds: Sequence[EventKind] | None,
-    source: EventSource | None,
-    trace_id: str | None,
-    idle_timeout: float,
-    principal: Principal | None,
-    page: int,
-) -> AsyncIterator[str]:
-    # Each appended event, and each new piece of a streamed message, wakes the listener; a
-    # streamed message is sent again as it grows, until its chunks end with null. The stream
-    # ends after idle_timeout without anything new (or when the client goes away: Starlette
-    # cancels this generator).
-    store, bus, recent = runtime.store, runtime.bus, runtime.engine.timeline.recent
-    loop = asyncio.get_running_loop()
-    offset = min_offset
-    growing: dict[str, int] = {}
-    quiet_since = loop.time()
-    # Once quiet for idle_timeout, the store is read once more before closing: a wake-up lost
-    # on the bus (another process's) never hides a stored event.
-    last_look = False
-    while True:
-        # Subscribe before reading so that a change in between still wakes us.
-        listener = bus.listen(session_id)
-        try:
-            out: list[Event] = []
-            for event_id, seen in list(growing.items()):
-                known = None if last_look else recent.event(session_id, event_id)
-                event = known if known is not None else await store.get_event(session_id, event_id)
-                if _state(event) != seen:
-                    out.append(event)
-            # A page at a time: a long backlog goes out in pieces, never read whole.
-            query: dict[str, Any] = {
-                "min_offset": offset,
-                "kinds": kinds,
-                "source": source,
-                "trace_id": trace_id,
-                "limit": page,
-            }
-            fresh = None if last_look else recent.events(session_id, **query)
-            out += fresh if fresh is not None else await store.list_events(session_id, **query)
-            for event in out:
-                yield f"data: {shown(event, principal).model_dump_json()}\n\n"
-                offset = max(offset, event.offset + 1)
-                if streaming(event):
-                    growing[event.id] = _state(event)
-                else:
-                    growing.pop(event.id, None)
-            if out:
-                quiet_since = loop.time()
-                last_look = False
-                continue
-            if last_look:
-                return
-            remaining = idle_timeout - (loop.time() - quiet_since)
-            if remaining <= 0 or not await listener.wait(remaining):
-                last_look = True
-        finally:
-            listener.close()
-
-
-async def _until_complete(
-    runtime: Runtime, session_id: str, event: Event, timeout: float
-) -> AsyncIterator[Event]:
-    """The event's states as it grows, until it is complete or ``timeout`` passes quietly."""
-    loop = asyncio.get_running_loop()
-    recent = runtime.engine.timeline.recent
-    yield event
-    seen = _state(event)
-    deadline = loop.time() + timeout
-    last_look = False  # as in _stream: read once more before giving up
-    while streaming(event):
-        listener = runtime.bus.listen(session_id)
-        try:
-            known = None if last_look else recent.event(session_id, event.id)
-            event = (
-                known if known is not None else await runtime.store.get_event(session_id, event.id)
-            )
-            if _state(event) != seen:
-                seen = _state(event)
-                deadline = loop.time() + timeout
-                last_look = False
-                yield event
-                continue
-            if last_look:
-                return
-            remaining = deadline - loop.time()
-            if remaining <= 0 or not await listener.wait(remaining):
-                last_look = True
-        finally:
-            listener.close()
 
 
 @router.get(
@@ -523,13 +321,13 @@ async def list_events(
     session_id = session.id
     principal = caller(request)
     kind_list = parse_kinds(kinds)
-    if not _staff(principal):
+    if not is_staff(principal):
         kind_list = [k for k in kind_list or EventKind if k is not EventKind.TOOL]
         if not kind_list:
             return _page(response, [], limit, principal)
     wait = min(wait_for_data, runtime.settings.long_poll_max_s)
     if sse:
-        stream = _stream(
+        stream = stream_events(
             runtime,
             session_id,
             min_offset=min_offset,
@@ -637,11 +435,11 @@ async def read_event(
     if sse:
 
         async def states() -> AsyncIterator[str]:
-            async for state in _until_complete(runtime, session_id, event, wait):
+            async for state in until_complete(runtime, session_id, event, wait):
                 yield f"data: {shown(state, principal).model_dump_json()}\n\n"
 
         return StreamingResponse(states(), media_type="text/event-stream", headers=SSE_HEADERS)
     if wait_for_completion:
-        async for state in _until_complete(runtime, session_id, event, wait):
+        async for state in until_complete(runtime, session_id, event, wait):
             event = state
     return shown(event, principal)
