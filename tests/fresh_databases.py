@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import make_url, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from tactful.store.sql import _as_async_url
+from tactful.store.sql_connection import _as_async_url
 
 POSTGRES_ENV = "TACTFUL_TEST_POSTGRES_URL"
 

@@ -9,7 +9,8 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from tactful.store.sql import SQLStore, _as_async_url, open_store
+from tactful.store.sql import SQLStore, open_store
+from tactful.store.sql_connection import _as_async_url
 
 POSTGRES_ENV = "TACTFUL_TEST_POSTGRES_URL"
 BACKENDS = ["sqlite-memory", "sqlite-file", "postgresql"]

@@ -18,7 +18,8 @@ from tactful.domain import Agent, Customer, Event, EventKind, EventSource, Sessi
 from tactful.domain.turns import TurnRecord, TurnStatus
 from tactful.store import statements
 from tactful.store.base import NewEvent
-from tactful.store.sql import AlchemyExecutor, SQLStore, _document, load_json, open_store
+from tactful.store.sql import SQLStore, open_store
+from tactful.store.sql_connection import AlchemyExecutor, as_document, load_json
 from tactful.store.sqlite_raw import RawExecutor
 from tactful.store.turns import SQLTurnQueue
 
@@ -280,12 +281,12 @@ async def test_documents_from_their_text_equal_documents_decoded_first(store: SQ
         statements.find_entity("sessions"), {"p_id": session.id}
     )
     assert isinstance(text, str)
-    assert _document(Session, text) == Session.model_validate(load_json(text)) == session
+    assert as_document(Session, text) == Session.model_validate(load_json(text)) == session
     # Text pydantic's parser refuses falls back to the decoded path, and fails as it did.
     with pytest.raises(ValueError, match="agent_id"):
-        _document(Session, '{"id": "x", "customer_id": "c"}')
+        as_document(Session, '{"id": "x", "customer_id": "c"}')
     escaped = text.replace('"customer_id": "', '"customer_id": "\\udc80')
-    assert _document(Session, escaped).customer_id.startswith("\ufffd")
+    assert as_document(Session, escaped).customer_id.startswith("\ufffd")
 
 
 async def test_a_read_only_transaction_on_a_file_takes_no_connection(store: SQLStore) -> None:

@@ -23,7 +23,8 @@ from tactful.engine.match import MatchAnswer, answer_listed
 from tactful.errors import NotFoundError
 from tactful.llm.scripted import HashingEmbedder, ScriptedCall, ScriptedGenerator
 from tactful.store.base import NewEvent
-from tactful.store.sql import SQLStore, _inline, open_store
+from tactful.store.sql import SQLStore, open_store
+from tactful.store.sql_connection import _inline
 
 WRITE = re.compile(r"^(?:INSERT INTO|UPDATE|DELETE FROM) \"?(\w+)")
 

@@ -12,7 +12,8 @@ from sqlalchemy.exc import IntegrityError
 from tactful.domain.turns import TurnRecord, TurnStatus
 from tactful.store import statements
 from tactful.store.base import TurnQueue
-from tactful.store.sql import AlchemyExecutor, SQLStore
+from tactful.store.sql import SQLStore
+from tactful.store.sql_connection import AlchemyExecutor
 
 _TURN_COLUMNS = (
     "id",
