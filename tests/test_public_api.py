@@ -7,6 +7,7 @@ def test_public_names_are_pinned() -> None:
     assert sorted(tactful.__all__) == sorted(
         [
             "Agent",
+            "Bail",
             "CannedResponse",
             "CannedResponseField",
             "Capability",
@@ -22,6 +23,7 @@ def test_public_names_are_pinned() -> None:
             "MessageOutputMode",
             "Guideline",
             "JourneyHandle",
+            "MatchContext",
             "ModelError",
             "ModerationAction",
             "ModerationMode",
@@ -46,6 +48,7 @@ def test_public_names_are_pinned() -> None:
             "Trace",
             "TransientGuideline",
             "TransitionHandle",
+            "TurnView",
             "ValidationError",
             "__version__",
             "tool",

@@ -24,6 +24,7 @@ from tactful.domain import (
     Trace,
 )
 from tactful.domain.evaluations import Finding, ProposedGuideline
+from tactful.engine.hooks import Bail, MatchContext, TurnView
 from tactful.engine.retrievers import RetrieverContext, RetrieverResult, TransientGuideline
 from tactful.errors import (
     ConfigurationError,
@@ -43,6 +44,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Agent",
+    "Bail",
     "CannedResponse",
     "CannedResponseField",
     "Capability",
@@ -57,6 +59,7 @@ __all__ = [
     "Finding",
     "Guideline",
     "JourneyHandle",
+    "MatchContext",
     "MessageOutputMode",
     "ModelError",
     "ModerationAction",
@@ -82,6 +85,7 @@ __all__ = [
     "Trace",
     "TransientGuideline",
     "TransitionHandle",
+    "TurnView",
     "ValidationError",
     "__version__",
     "tool",

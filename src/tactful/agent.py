@@ -7,6 +7,7 @@ import logging
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from tactful.agent_code import AgentCode
 from tactful.definitions import journeys, services
 from tactful.definitions.canned import define_canned_response
 from tactful.definitions.capabilities import define_capability
@@ -49,8 +50,6 @@ from tactful.domain import (
 from tactful.domain import Agent as AgentModel
 from tactful.domain.evaluations import Finding, ProposedGuideline
 from tactful.domain.variables import GLOBAL_KEY, ContextVariable, ContextVariableValue, tag_key
-from tactful.engine.hooks import Hooks, MessageHook, Predicate, SelectedHook
-from tactful.engine.retrievers import Retriever
 from tactful.engine.variables import (
     choose,
     read_value,
@@ -99,8 +98,9 @@ def _variable_id(variable: ContextVariable | str) -> str:
     raise ValidationError(f"{variable!r} is not a context variable or a context variable id")
 
 
-class Agent:
-    """An agent defined through the SDK. Its ``create_*`` methods are idempotent.
+class Agent(AgentCode):
+    """An agent defined through the SDK. Its ``create_*`` methods are idempotent; the code it
+    runs in this process (matchers, hooks, retrievers) attaches through ``AgentCode``.
 
     Each handle records what was defined through it (and through its journeys' handles), so
     that ``prune`` can delete what a run of the definitions no longer defines.
@@ -126,6 +126,9 @@ class Agent:
     def tag(self) -> str:
         """The tag that scopes definitions to this agent."""
         return agent_tag(self.id)
+
+    def _guideline_id(self, guideline: GuidelineRef) -> str:
+        return _guideline_id(guideline)
 
     async def _register_tools(self, tools: Iterable[Any]) -> list[str]:
         """Ids of ``tools`` (``@tactful.tool`` functions registered in this process)."""
@@ -569,48 +572,6 @@ class Agent:
         related = await relate(self.runtime.store, kind, ends[0], ends[1:])
         self._defined.update((Relationship, r.id) for r in related)
         return related
-
-    # -- code matchers and hooks ------------------------------------------------------------------
-
-    def _hooks(self) -> Hooks:
-        return self.runtime.engine.hooks
-
-    def match_with(self, guideline: GuidelineRef, predicate: Predicate) -> Predicate:
-        """Decide whether ``guideline`` applies with ``predicate(MatchContext)`` (plain or
-        async, returning a bool) instead of a model check. In memory: register it again when
-        the program starts. Returns ``predicate``."""
-        self._hooks().add_matcher(_guideline_id(guideline), predicate)
-        return predicate
-
-    def on_selected(self, guideline: GuidelineRef, hook: SelectedHook) -> SelectedHook:
-        """Call ``hook(MatchContext, Guideline)`` whenever ``guideline`` is selected in a turn.
-        Its errors are logged and traced, never raised. Returns ``hook``."""
-        self._hooks().add_selected(_guideline_id(guideline), hook)
-        return hook
-
-    def on_message(self, hook: MessageHook) -> MessageHook:
-        """Call ``hook(MatchContext, Event)`` whenever this agent has sent a message (usable as
-        a decorator). Its errors are logged and traced, never raised. Returns ``hook``."""
-        self._hooks().add_message(self.id, hook)
-        return hook
-
-    def attach_retriever(
-        self,
-        retriever: Retriever,
-        *,
-        id: str | None = None,
-        guideline: GuidelineRef | None = None,
-    ) -> Retriever:
-        """Run ``retriever(RetrieverContext)`` (plain or async) each turn of this agent, while
-        matching runs; with ``guideline``, only in turns where that guideline is active (while
-        the tools run). It returns data for the reply, or a ``tactful.RetrieverResult`` with
-        data, templates, fields and transient guidelines. ``id`` names it (default: the
-        function's name); attaching again under the same id replaces it. In memory: attach it
-        again when the program starts. Returns ``retriever``."""
-        owner = f"guideline:{_guideline_id(guideline)}" if guideline is not None else self.tag
-        name = id or getattr(retriever, "__name__", None) or "retriever"
-        self.runtime.engine.retrievers.add(owner, name, retriever)
-        return retriever
 
     async def match_always(self, guideline: GuidelineRef) -> Guideline:
         """Mark ``guideline`` always-match: it applies on every turn, with no check."""

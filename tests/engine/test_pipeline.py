@@ -77,9 +77,9 @@ async def test_a_turn_runs_the_stages_in_order_with_typed_results(
 
 
 def test_the_run_reads_as_the_stages_in_order() -> None:
-    """``Pipeline.run`` calls each stage once, in the order of ARCHITECTURE.md."""
+    """``Pipeline.run_stages`` calls each stage once, in the order of ARCHITECTURE.md."""
     tree = ast.parse(
-        inspect.getsource(pipeline_module.Pipeline.run).strip().replace("\n    ", "\n")
+        inspect.getsource(pipeline_module.Pipeline.run_stages).strip().replace("\n    ", "\n")
     )
     called = [
         node.func.attr

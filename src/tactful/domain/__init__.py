@@ -77,6 +77,7 @@ from tactful.domain.traces import (
     Trace,
     TraceStatus,
     TransitionConsidered,
+    TurnBail,
 )
 from tactful.domain.variables import ContextVariable, ContextVariableValue
 
@@ -189,6 +190,7 @@ __all__ = [
     "Trace",
     "TraceStatus",
     "TransitionConsidered",
+    "TurnBail",
     "UtteranceRationale",
     "VariableUsed",
     "agent_id_of_tag",

@@ -210,6 +210,17 @@ class ResolutionStep(BaseModel):
     detail: str = ""
 
 
+class TurnBail(BaseModel):
+    """A stage hook that ended its turn: which hook, at which stage (before or after it), why,
+    and whether it handed the session to a person (docs/hooks.md)."""
+
+    hook: str
+    stage: str
+    when: str
+    reason: str = ""
+    hand_off: bool = False
+
+
 class Trace(Entity):
     collection: ClassVar[str] = "traces"
     session_id: str
@@ -243,6 +254,8 @@ class Trace(Entity):
     session_labels: list[str] = Field(default_factory=list)
     session_labels_added: list[str] = Field(default_factory=list)
     error: str | None = None
+    # The stage hook that ended the turn early (None: no hook did).
+    bailed: TurnBail | None = None
     # Which run of the turn this is: above 1, its turn ran again after a worker died.
     attempt: int = 1
 

@@ -123,12 +123,12 @@ async def emit_reply(
     return written[-1]
 
 
-async def conclude(timeline: Timeline, rec: TraceRecorder, turn: Turn) -> None:
-    """The trace, ``ready`` and the end of the turn's record, in one transaction: a client
-    that reads the trace on ``ready`` finds it. Not left half-done by a stop that lands
-    meanwhile."""
+async def conclude(timeline: Timeline, rec: TraceRecorder, turn: Turn, **data: Any) -> None:
+    """The trace, ``ready`` (with ``data``) and the end of the turn's record, in one
+    transaction: a client that reads the trace on ``ready`` finds it. Not left half-done by a
+    stop that lands meanwhile."""
     rec.trace.status = TraceStatus.DONE
-    ready = [status_event(SessionStatus.READY, rec.trace.id)]
+    ready = [status_event(SessionStatus.READY, rec.trace.id, **data)]
     await asyncio.shield(write_ending(timeline, rec, ready, turn, TurnStatus.DONE))
 
 

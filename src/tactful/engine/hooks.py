@@ -2,9 +2,11 @@
 
 A code matcher decides whether one guideline applies with a predicate over the conversation
 (``MatchContext``) instead of a model check. ``on_selected`` hooks run when a guideline is in a
-turn's final set; ``on_message`` hooks run when an agent has sent a message. Callables may be
-plain or async. None of them can break a turn: an exception or a timeout is logged and comes
-back as an error string for the trace.
+turn's final set; ``on_message`` hooks run when an agent has sent a message; stage hooks run
+before and after each stage of an agent's turns, and when a stage raised (``TurnView``,
+``Bail``; run by ``engine.stage_hooks``, docs/hooks.md). Callables may be plain or async. None
+of them can break a turn: an exception or a timeout is logged and comes back as an error string
+for the trace.
 
 The registry lives as long as the process (the engine holds one ``Hooks``): a program registers
 its callables again when it starts, as it defines its agents again.
@@ -17,7 +19,7 @@ import inspect
 import logging
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from tactful.domain import Event, Guideline
 from tactful.engine.context import TurnContext
@@ -71,10 +73,44 @@ class BranchContext(MatchContext):
         return cls(**{f: getattr(base, f) for f in base.__dataclass_fields__}, results=by_key)
 
 
+# The stages of a turn that hooks see, in order (``engine.pipeline``; ``act`` runs the tools).
+STAGES = ("context", "retrieve", "match", "resolve", "act", "compose", "emit")
+# When a stage hook runs: before the stage, after it, or when it raised.
+When = Literal["before", "after", "error"]
+
+
+@dataclass(frozen=True)
+class Bail:
+    """What a stage hook returns to end the turn there: silently (no reply), or handing the
+    session to a person with ``reason`` (``hand_off=True``). Returning None goes on."""
+
+    reason: str = ""
+    hand_off: bool = False
+
+
+@dataclass(frozen=True)
+class TurnView(MatchContext):
+    """What a stage hook sees of a turn: the conversation, the stage and the moment, and what
+    the turn has produced so far (copies: changing them changes nothing)."""
+
+    trace_id: str = ""
+    stage: str = ""
+    when: When = "before"
+    # The active guidelines (and followed journeys, as guidelines): from ``resolve`` on.
+    guidelines: tuple[Guideline, ...] = ()
+    # The reply as composed: from ``compose`` on (None before, or when there is nothing to say).
+    draft: str | None = None
+    # The agent's message as sent: after ``emit``.
+    message: Event | None = None
+    # What the stage raised (``when == "error"`` only).
+    error: Exception | None = None
+
+
 Predicate = Callable[[MatchContext], bool | Awaitable[bool]]
 BranchPredicate = Callable[[BranchContext], bool | Awaitable[bool]]
 SelectedHook = Callable[[MatchContext, Guideline], Awaitable[None] | None]
 MessageHook = Callable[[MatchContext, Event], Awaitable[None] | None]
+StageHook = Callable[[TurnView], Bail | Awaitable[Bail | None] | None]
 
 C = TypeVar("C", bound=Callable[..., Any])
 
@@ -102,6 +138,9 @@ class Hooks:
         self.on_message: dict[str, list[MessageHook]] = {}
         # Journey transition id -> its code condition.
         self.branches: dict[str, BranchPredicate] = {}
+        # Agent id -> (when, stage) -> its stage hooks, in registration order ("error" hooks
+        # under the stage "*").
+        self.stages: dict[str, dict[tuple[When, str], list[StageHook]]] = {}
 
     # -- registration -----------------------------------------------------------------------------
 
@@ -120,6 +159,26 @@ class Hooks:
     def add_branch(self, transition_id: str, predicate: BranchPredicate) -> None:
         """Decide the journey transition ``transition_id`` with ``predicate`` (replaces)."""
         self.branches[transition_id] = predicate
+
+    def add_stage(self, agent_id: str, when: When, stage: str, hook: StageHook) -> None:
+        """Call ``hook`` ``when`` (before, after) ``stage`` of the agent's turns, or when any
+        stage raised (``when="error"``, ``stage="*"``); once, however often registered."""
+        if when == "error":
+            stage = "*"
+        elif when not in ("before", "after"):
+            raise ValueError(f"a stage hook runs before, after or on error, not {when!r}")
+        elif stage not in STAGES:
+            raise ValueError(f"unknown stage {stage!r}; the stages are {', '.join(STAGES)}")
+        elif (when, stage) == ("before", "context"):
+            raise ValueError(
+                "no hook runs before context: the turn's agent is known once its context is "
+                "loaded (use after('context'))"
+            )
+        _append_once(self.stages.setdefault(agent_id, {}).setdefault((when, stage), []), hook)
+
+    def stage_hooks(self, agent_id: str, when: When, stage: str) -> list[StageHook]:
+        """The agent's hooks for ``when`` and ``stage``, in registration order."""
+        return list(self.stages.get(agent_id, {}).get((when, stage), []))
 
     # -- running ----------------------------------------------------------------------------------
 
@@ -183,6 +242,24 @@ class Hooks:
             )
         )
         return [error for _, error in outcomes if error is not None]
+
+    async def run_stage(self, view: TurnView) -> tuple[tuple[str, Bail] | None, list[str]]:
+        """The agent's hooks for the view's moment, one after another in registration order,
+        until one bails: (that hook's name and its ``Bail``, or None; the hooks' errors). A
+        failing hook is skipped; an ``error`` hook's bail is ignored (the turn fails anyway)."""
+        stage = "*" if view.when == "error" else view.stage
+        errors: list[str] = []
+        for hook in self.stage_hooks(view.agent_id, view.when, stage):
+            label = f"{view.when} {view.stage} hook {_name(hook)} of agent {view.agent_id}"
+            value, error = await self._call(label, hook, view)
+            if error is None and value is not None and not isinstance(value, Bail):
+                error = f"{label}: returned {value!r}, not None or a Bail"
+                log.warning("%s", error)
+            if error is not None:
+                errors.append(error)
+            elif isinstance(value, Bail) and view.when != "error":
+                return (_name(hook), value), errors
+        return None, errors
 
     async def _call(self, label: str, fn: Callable[..., Any], *args: Any) -> tuple[Any, str | None]:
         """``fn(*args)``, awaited if need be, within the timeout: (value, None) or

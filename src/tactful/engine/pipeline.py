@@ -15,31 +15,32 @@
 8. ``emit``: the message, the journey progress, the trace, then ``ready``.
 
 Each stage's time is in the trace under its name (``glossary``, ``capabilities`` and
-``journeys`` are timed apart inside ``retrieve`` and ``match``).
+``journeys`` are timed apart inside ``retrieve`` and ``match``). An agent's stage hooks run
+around the stages and may end the turn early (``engine.stage_hooks``, docs/hooks.md); each
+stage's result is a type of ``engine.stages``.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 from tactful.domain import (
     CannedResponse,
     Clarification,
+    Event,
     MatchMethod,
     MatchVerdict,
     MessageOutputMode,
     ReplyMethod,
     StreamedReply,
     TermFound,
-    ToolSpec,
     Trace,
 )
 from tactful.engine import capabilities, glossary, variables
-from tactful.engine.candidates import CandidateSet, select_candidates
-from tactful.engine.compose import Composer, Reply
+from tactful.engine.candidates import select_candidates
+from tactful.engine.compose import Composer
 from tactful.engine.context import SnapshotCache, TurnContext, load_context
 from tactful.engine.embeddings import EmbeddingCache
 from tactful.engine.emit import ReplyStream, conclude, emit_reply, session_labels, shielded
@@ -48,7 +49,6 @@ from tactful.engine.hooks import Hooks, MatchContext
 from tactful.engine.journeys import (
     Follower,
     JourneyOutcome,
-    JourneyPlan,
     journey_relationships,
     journeys_after_tools,
     off_scope_of,
@@ -65,69 +65,13 @@ from tactful.engine.retrieve import Ranked, Retriever
 from tactful.engine.retrievers import RetrievedSet, Retrievers, transient_guidelines
 from tactful.engine.runner import Turn
 from tactful.engine.self_check import about_reply
+from tactful.engine.stage_hooks import Bailed, TurnHooks, end_bailed
+from tactful.engine.stages import Action, Composed, Decision, Matching, Retrieval
 from tactful.engine.timeline import Timeline
 from tactful.engine.tool_stage import ToolStage
 from tactful.engine.tools import ToolFindings
 from tactful.engine.trace import TraceRecorder
 from tactful.llm.base import Generator
-
-
-@dataclass
-class Retrieval:
-    """Stage 3: what may apply, ranked, and what each candidate gets."""
-
-    ranked: list[Ranked]
-    chosen: CandidateSet
-    journeys: JourneyPlan
-    values: list[variables.VariableValue]
-    terms: list[glossary.RelevantTerm]
-    specs: dict[str, ToolSpec]
-    # Guidelines decided by their code matchers, not by the model.
-    coded: list[str]
-    # What the agent can do that bears on the turn.
-    offered: list[capabilities.RelevantCapability] = field(default_factory=list)
-
-    @property
-    def glossary(self) -> str:
-        return glossary.for_prompt(self.terms)
-
-    @property
-    def capabilities(self) -> str:
-        return capabilities.for_prompt(self.offered)
-
-
-@dataclass
-class Matching:
-    """Stage 4: every verdict, and where the journeys went."""
-
-    verdicts: list[MatchVerdict]
-    journeys: JourneyOutcome
-
-
-@dataclass
-class Decision:
-    """Stage 5: the active guidelines and followed journeys, as matches."""
-
-    matched: list[Match]
-    clarification: Clarification | None
-
-
-@dataclass
-class Action:
-    """Stage 6: what the tools and retrievers found, and the guidelines the reply follows."""
-
-    matched: list[Match]
-    findings: ToolFindings
-    retrieved: RetrievedSet = field(default_factory=RetrievedSet)
-
-
-@dataclass
-class Composed:
-    """Stage 7: the reply, and the stream it went out through (if it streamed)."""
-
-    reply: Reply
-    data: dict[str, Any]
-    stream: ReplyStream | None
 
 
 class Pipeline:
@@ -163,14 +107,25 @@ class Pipeline:
         self.composer = Composer(cache, generator, options.template_limits)
         self.follower = Follower(cache, options.journey_condition_threshold, hooks)
         self.moderation = ModerationPolicy(timeline, options.moderation, handoffs)
+        self.handoffs = handoffs
 
     async def run(self, turn: Turn, rec: TraceRecorder) -> None:
-        """The stages in order, for one claimed turn (its claim wrote ``processing``)."""
+        """The stages in order, for one claimed turn (its claim wrote ``processing``); a stage
+        hook that bails ends it early."""
+        try:
+            await self.run_stages(turn, rec)
+        except Bailed as bailed:
+            await end_bailed(self.timeline, self.handoffs, turn, rec, bailed.bail)
+
+    async def run_stages(self, turn: Turn, rec: TraceRecorder) -> None:
+        """The stages in order, each between its stage hooks."""
         trace = rec.trace
         ctx = await self.context(turn, rec)
         # A message moderation flagged may be refused or handed off here, before any model call.
         if await self.moderation.handle(turn, ctx, rec):
             return
+        stages = TurnHooks(self.hooks, ctx, rec)
+        await stages.fire("after", "context")
         preamble = Preamble(self.timeline.append, ctx, trace)
         if trace.attempt > 1 or ctx.proactive is not None:
             # Run again after a worker died: its preamble may be out already. A proactive
@@ -184,28 +139,23 @@ class Pipeline:
             name=f"retrieve:{trace.id}",
         )
         try:
-            retrieval = await self.retrieve(ctx, rec)
-            matching = await self.match(ctx, retrieval, rec)
-            decision = await self.resolve(ctx, retrieval, matching, rec)
-            if ctx.proactive is not None:
-                # What the agent already said since the customer's latest message is not said
-                # again on the offline tier's similarity; what the request asks for is.
-                decision.matched = without_answered(ctx, decision.matched, trace)
-                decision.matched += requested_guidelines(ctx.proactive, trace)
-            action = await self.act(ctx, retrieval, matching, decision, rec, preamble)
-            # Both retrievals ran concurrently with earlier stages; each one's time is traced.
-            retrieved = await agent_retrieval
-            retrieved.extend(action.retrieved)
-            self._retrieved(action, retrieved, retrieval, rec)
-            composed = await self.compose(
-                turn, ctx, retrieval, matching, decision, action, rec, preamble
+            retrieval = await stages.run("retrieve", self.retrieve(ctx, rec))
+            matching = await stages.run("match", self.match(ctx, retrieval, rec))
+            decision = await stages.run("resolve", self.resolve(ctx, retrieval, matching, rec))
+            action = await stages.run(
+                "act", self.act(ctx, retrieval, matching, decision, rec, preamble, agent_retrieval)
+            )
+            composed = await stages.run(
+                "compose",
+                self.compose(turn, ctx, retrieval, matching, decision, action, rec, preamble),
             )
             preamble.stop()
             if ctx.proactive is not None and composed.reply.method is ReplyMethod.NO_MATCH:
                 # Nothing to say unprompted: the turn ends without a message.
                 await conclude(self.timeline, rec, turn)
                 return
-            await self.emit(turn, ctx, matching, action, composed, rec)
+            await stages.run("emit", self.emit(turn, ctx, matching, action, composed, rec))
+            await conclude(self.timeline, rec, turn)
         finally:
             preamble.stop()
             agent_retrieval.cancel()
@@ -415,10 +365,15 @@ class Pipeline:
         matched = resolved_matches(
             ctx, resolution, found.ranked, verdicts, moved, trace, journeys=set(projected)
         )
-        if errors := await self.hooks.fire_selected(
+        if ctx.proactive is not None:
+            # What the agent already said since the customer's latest message is not said
+            # again on the offline tier's similarity; what the request asks for is.
+            matched = without_answered(ctx, matched, trace)
+            matched += requested_guidelines(ctx.proactive, trace)
+        errors = await self.hooks.fire_selected(
             MatchContext.of(ctx), [m.ranked.guideline for m in matched]
-        ):
-            trace.composition.hook_errors = errors
+        )
+        trace.composition.hook_errors.extend(errors)
         return Decision(matched, resolution.clarification)
 
     # -- 6. act: tools and retrievers -----------------------------------------------------------
@@ -431,6 +386,7 @@ class Pipeline:
         decision: Decision,
         rec: TraceRecorder,
         preamble: Preamble,
+        agent_retrieval: asyncio.Task[RetrievedSet],
     ) -> Action:
         trace = rec.trace
         matched = decision.matched
@@ -471,10 +427,15 @@ class Pipeline:
                 ]
                 relevant = await variables.relevant(found.values, ctx, self.cache, texts=named)
                 findings.notes = variables.for_prompt(relevant)
-            retrieved = await scoped
+            scoped_found = await scoped
         finally:
             scoped.cancel()
-        return Action(matched, findings, retrieved)
+        # Both retrievals ran concurrently with earlier stages; each one's time is traced.
+        retrieved = await agent_retrieval
+        retrieved.extend(scoped_found)
+        action = Action(matched, findings, retrieved)
+        self._retrieved(action, retrieved, found, rec)
+        return action
 
     def _retrieved(
         self, action: Action, retrieved: RetrievedSet, found: Retrieval, rec: TraceRecorder
@@ -562,6 +523,8 @@ class Pipeline:
             and self.generator.supports_streaming
             and clarification is None
             and not any(g.action and about_reply(g) for g in ctx.guidelines)
+            # A hook after compose reviews the draft before it goes out.
+            and not self.hooks.stage_hooks(ctx.agent.id, "after", "compose")
         )
 
     # -- 8. emit --------------------------------------------------------------------------------
@@ -574,7 +537,7 @@ class Pipeline:
         action: Action,
         composed: Composed,
         rec: TraceRecorder,
-    ) -> None:
+    ) -> Event:
         outcome = matching.journeys
         streamed = composed.stream.event if composed.stream is not None else None
         labels = session_labels(m.ranked.guideline for m in action.matched)
@@ -593,9 +556,10 @@ class Pipeline:
         rec.trace.message_event_id = message.id
         # The next turn's window holds this reply: embed it now, off that turn's path.
         self.cache.warm_later([str(composed.data.get("message") or "")])
-        if errors := await self.hooks.fire_message(MatchContext.of(ctx), message):
-            rec.trace.composition.hook_errors = errors
-        await conclude(self.timeline, rec, turn)
+        rec.trace.composition.hook_errors.extend(
+            await self.hooks.fire_message(MatchContext.of(ctx), message)
+        )
+        return message
 
 
 def resolved_matches(
