@@ -26,7 +26,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tactful.domain import (
-    CannedResponse,
     Clarification,
     MatchMethod,
     MatchVerdict,
@@ -479,8 +478,10 @@ class Pipeline:
     def _retrieved(
         self, action: Action, retrieved: RetrievedSet, found: Retrieval, rec: TraceRecorder
     ) -> None:
-        """What the retrievers gave, into the trace, the template fields and the guidelines."""
+        """What the retrievers (and tools' results) gave, into the trace, the template fields
+        and the guidelines."""
         trace = rec.trace
+        retrieved.extend(action.findings.brought)
         action.retrieved = retrieved
         if retrieved.items:
             trace.composition.retrievers = [r.describe() for r in retrieved.items]
@@ -525,10 +526,7 @@ class Pipeline:
                 glossary=found.glossary,
                 capabilities=found.capabilities,
                 retrieved=retrieved.for_prompt(),
-                extra_templates=[
-                    CannedResponse(id=f"retriever:{name}:{i}", value=template)
-                    for i, (name, template) in enumerate(retrieved.templates())
-                ],
+                extra_templates=retrieved.templates(),
                 stream=stream,
                 reply_rules=self.prepared.get(ctx).reply_rules,
             )
