@@ -227,11 +227,12 @@ async def test_a_refused_change_raises_in_the_tool_and_writes_nothing(
     assert [e for e in customs if TOOL_UPDATE_KEY in e.data] == []
 
 
-async def test_outside_a_turn_a_tool_cannot_change_anything() -> None:
+async def test_outside_a_turn_a_change_is_checked_and_not_written() -> None:
     context = tactful.ToolContext(agent_id="a", session_id="s", customer_id="c")
+    assert await context.add_session_labels("x", "x", "y") == ["x", "y"]
     try:
-        await context.add_session_labels("x")
+        await context.set_session_metadata({"": 1})
     except ToolError as e:
-        assert "only while the engine runs it in a turn" in str(e)
+        assert "a key, tag or label has 1 to 200 characters" in str(e)
     else:
         raise AssertionError("the change should have been refused")

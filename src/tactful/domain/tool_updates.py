@@ -13,7 +13,7 @@ import json
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from tactful.domain.common import Json
 from tactful.domain.events import EVENT_METADATA_KEY_MAX_CHARS, EVENT_METADATA_MAX_BYTES
@@ -48,6 +48,11 @@ class ToolUpdate(BaseModel):
     add: list[str] = Field(default_factory=list)
     remove: list[str] = Field(default_factory=list)
     event_id: str | None = None
+
+    @field_validator("unset", "add", "remove")
+    @classmethod
+    def _once_each(cls, names: list[str]) -> list[str]:
+        return list(dict.fromkeys(names))
 
     def __bool__(self) -> bool:
         return bool(self.set or self.unset or self.add or self.remove)

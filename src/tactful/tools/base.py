@@ -6,6 +6,7 @@ the engine only sees this module.
 
 from __future__ import annotations
 
+import logging
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -30,6 +31,8 @@ from tactful.tools.arguments import schema_problems
 
 if TYPE_CHECKING:
     from tactful.tools.outbound import OutboundPolicy
+
+log = logging.getLogger("tactful.tools")
 
 
 class ToolResult(BaseModel):
@@ -100,8 +103,9 @@ class ToolContext:
 
     # -- changing this customer and session (``tactful.domain.tool_updates``) ------------------
     # Each change is written at once, with a ``custom`` event on the timeline, in one
-    # transaction; a change that is refused (sizes, unknown tags, outside a turn) raises
-    # ``ToolError`` and writes nothing.
+    # transaction; a change that is refused (sizes, unknown tags) raises ``ToolError`` and
+    # writes nothing. Outside a turn (a test's own context, a context variable's refresh) a
+    # change is checked, then not written (as ``emit_*`` send nothing there).
 
     async def set_customer_metadata(self, values: Mapping[str, str]) -> None:
         """Set keys of the customer's metadata (string values)."""
@@ -134,16 +138,15 @@ class ToolContext:
         await self._change(UpdateTarget.SESSION_LABELS, remove=list(labels))
 
     async def _change(self, target: UpdateTarget, **parts: Any) -> ToolUpdate:
-        if self._update is None:
-            raise ToolError(
-                "a tool changes its customer or session only while the engine runs it in a turn"
-            )
         try:
             asked = ToolUpdate(tool_id=self.tool_id, target=target, **parts)
         except ValueError as e:
             raise ToolError(f"{target.value}: {e}") from e
         if problem := asked.problem():
             raise ToolError(f"{target.value}: {problem}")
+        if self._update is None:
+            log.info("%s: not in a turn, the change is not written", target.value)
+            return asked
         done, entity = await self._update(asked)
         # What the tool reads afterwards is what it wrote.
         if isinstance(entity, Customer):
