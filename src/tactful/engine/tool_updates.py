@@ -72,9 +72,8 @@ class ToolUpdates:
                     session_id, placeholder.id, done.event_data()
                 )
         except _Unchanged as nothing:
-            return asked.model_copy(update={"set": {}, "unset": [], "add": [], "remove": []}), (
-                nothing.entity
-            )
+            none = asked.model_copy(update={"set": {}, "unset": [], "add": [], "remove": []})
+            return none, nothing.entity
         self.timeline.publish([event])
         done.event_id = event.id
         return done, entity
