@@ -14,7 +14,8 @@ return arrived or for a cancellation before shipping, address changes only while
 are checked here, not left to the model: a refused request is an ordinary result saying why
 (``ok: false``), never an exception. Every result carries ``fields`` for canned responses
 (``{{status}}``, ``{{rma}}``, ``{{transaction_id}}``, ...), set to None when they do not apply,
-so a template can branch on them with ``{% if %}``.
+so a template can branch on them with ``{% if %}``. An opened return labels the session
+``return`` and notes its RMA in the session's metadata (``ToolContext.add_session_labels``).
 """
 
 # No `from __future__ import annotations`: like agent.py, this file is loaded by path.
@@ -459,6 +460,10 @@ class OrderTools(PythonToolService):
             """Start a return for a delivered order and get its RMA number. Only within 30 days
             of delivery; a return already open is returned as is."""
             data = await store.start_return(order_id, reason)
+            if data.get("rma"):
+                # The support team finds sessions with an open return (GET /sessions?labels=).
+                await context.add_session_labels("return")
+                await context.set_session_metadata({"rma": data["rma"]})
             return tactful.ToolResult(
                 data=data,
                 fields={"order_id": order_id, "rma": data.get("rma"),

@@ -75,6 +75,9 @@ async def test_a_return_with_an_interruption(live: tuple[tactful.Server, tactful
     progress = await server.runtime.store.get(JourneyProgress, session.id)
     [run] = progress.runs.values()
     assert (run.status, run.ended_reason) == (RunStatus.ENDED, "completed")
+    # The tool that opened the return labelled the session and noted the RMA on it.
+    stored = await server.runtime.store.get(tactful.Session, session.id)
+    assert "return" in stored.labels and stored.metadata["rma"] in rma
 
 
 @pytest.mark.embedder

@@ -32,7 +32,7 @@ from tactful.domain.customers import GUEST_CUSTOMER_ID, Customer
 from tactful.domain.events import Event, EventKind, EventSource, SessionStatus
 from tactful.domain.flags import Flag
 from tactful.domain.glossary import Term
-from tactful.domain.guidelines import Criticality, Guideline
+from tactful.domain.guidelines import Criticality, Guideline, TransientGuideline
 from tactful.domain.handoff import Handoff, HandoffStep, Operator
 from tactful.domain.journeys import (
     Journey,
@@ -189,6 +189,7 @@ __all__ = [
     "ToolSpec",
     "Trace",
     "TraceStatus",
+    "TransientGuideline",
     "TransitionConsidered",
     "TurnBail",
     "UtteranceRationale",

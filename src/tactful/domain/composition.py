@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from tactful.domain.agents import CompositionMode
 from tactful.domain.common import Json
+from tactful.domain.tool_updates import ToolUpdate
 from tactful.domain.tools import SessionControl
 
 
@@ -168,7 +169,8 @@ class RetrieverRun(BaseModel):
     """One retriever's run this turn (what it gave is counted; its data went to the prompt)."""
 
     name: str
-    # "agent:<id>", "guideline:<id>" or "journey:<id>".
+    # "agent:<id>", "guideline:<id>", "journey:<id>", or "tool:<tool id>" for a tool whose
+    # result brought guidelines or templates (``ToolResult.guidelines``, ``canned_responses``).
     owner: str
     ok: bool
     took_ms: float
@@ -208,12 +210,15 @@ class PlannedToolCall(BaseModel):
 
 
 class ToolResultRecord(BaseModel):
-    """What a tool returned: ``data`` went to the model, ``fields`` to the templates."""
+    """What a tool returned: ``data`` went to the model, ``fields`` to the templates;
+    ``canned_responses`` and ``guidelines`` joined this turn's (as a retriever's do)."""
 
     data: Json = None
     metadata: dict[str, Json] = Field(default_factory=dict)
     fields: dict[str, Json] = Field(default_factory=dict)
     control: SessionControl = SessionControl.NONE
+    canned_responses: list[str] = Field(default_factory=list)
+    guidelines: list[dict[str, Json]] = Field(default_factory=list)
 
 
 class ToolCallRecord(BaseModel):
@@ -282,6 +287,8 @@ class Composition(BaseModel):
     tool_calls: list[ToolCallRecord] = Field(default_factory=list)
     # Tools not called again: this turn ran before (its worker died) and they had succeeded.
     tool_calls_reused: list[str] = Field(default_factory=list)
+    # What tools changed of their customer and session (``tactful.domain.tool_updates``).
+    tool_updates: list[ToolUpdate] = Field(default_factory=list)
     # The tool that handed the session to a person, and why.
     handoff: str | None = None
     handoff_reason: str | None = None

@@ -5,7 +5,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Any, ClassVar
 
-from pydantic import Field
+from pydantic import BaseModel, Field
 
 from tactful.domain.agents import CompositionMode
 from tactful.domain.common import Entity
@@ -46,3 +46,11 @@ class Guideline(Entity):
     @property
     def is_observation(self) -> bool:
         return self.action is None
+
+
+class TransientGuideline(BaseModel):
+    """A guideline a retriever or a tool says applies this turn: it is not matched, it is
+    applied as it is. Without a condition it applies to this turn whatever was said."""
+
+    condition: str = Field(default="", max_length=4000)
+    action: str = Field(min_length=1, max_length=4000)

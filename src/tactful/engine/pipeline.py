@@ -23,11 +23,9 @@ stage's result is a type of ``engine.stages``.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
 from typing import Any
 
 from tactful.domain import (
-    CannedResponse,
     Clarification,
     Event,
     MatchMethod,
@@ -36,7 +34,6 @@ from tactful.domain import (
     ReplyMethod,
     StreamedReply,
     TermFound,
-    Trace,
 )
 from tactful.engine import capabilities, glossary, variables
 from tactful.engine.candidates import select_candidates
@@ -48,20 +45,20 @@ from tactful.engine.handoff import Handoffs
 from tactful.engine.hooks import Hooks, MatchContext
 from tactful.engine.journeys import (
     Follower,
-    JourneyOutcome,
     journey_relationships,
     journeys_after_tools,
     off_scope_of,
 )
 from tactful.engine.journeys import plan as journey_plan
-from tactful.engine.match import JourneyCheck, Match, OfflineMatcher
+from tactful.engine.match import JourneyCheck, OfflineMatcher
 from tactful.engine.moderation import ModerationPolicy
 from tactful.engine.options import EngineOptions
 from tactful.engine.preamble import Preamble
 from tactful.engine.prepared import PreparedSnapshots
 from tactful.engine.proactive import read_request, requested_guidelines, without_answered
 from tactful.engine.resolve import Resolution, resolve
-from tactful.engine.retrieve import Ranked, Retriever
+from tactful.engine.resolved import resolved_matches
+from tactful.engine.retrieve import Retriever
 from tactful.engine.retrievers import RetrievedSet, Retrievers, transient_guidelines
 from tactful.engine.runner import Turn
 from tactful.engine.self_check import about_reply
@@ -440,8 +437,10 @@ class Pipeline:
     def _retrieved(
         self, action: Action, retrieved: RetrievedSet, found: Retrieval, rec: TraceRecorder
     ) -> None:
-        """What the retrievers gave, into the trace, the template fields and the guidelines."""
+        """What the retrievers (and tools' results) gave, into the trace, the template fields
+        and the guidelines."""
         trace = rec.trace
+        retrieved.extend(action.findings.brought)
         action.retrieved = retrieved
         if retrieved.items:
             trace.composition.retrievers = [r.describe() for r in retrieved.items]
@@ -486,10 +485,7 @@ class Pipeline:
                 glossary=found.glossary,
                 capabilities=found.capabilities,
                 retrieved=retrieved.for_prompt(),
-                extra_templates=[
-                    CannedResponse(id=f"retriever:{name}:{i}", value=template)
-                    for i, (name, template) in enumerate(retrieved.templates())
-                ],
+                extra_templates=retrieved.templates(),
                 stream=stream,
                 reply_rules=self.prepared.get(ctx).reply_rules,
             )
@@ -560,58 +556,3 @@ class Pipeline:
             await self.hooks.fire_message(MatchContext.of(ctx), message)
         )
         return message
-
-
-def resolved_matches(
-    ctx: TurnContext,
-    resolution: Resolution,
-    ranked: list[Ranked],
-    verdicts: list[MatchVerdict],
-    moved: JourneyOutcome,
-    trace: Trace,
-    *,
-    journeys: set[str],
-) -> list[Match]:
-    """The active guidelines and followed journeys, as matches, in the resolution's order; a
-    guideline a relationship activated gets a verdict saying so (and it goes in the trace).
-    ``journeys``: the synthetic guidelines resolution saw (some may have been suppressed)."""
-    projected = {m.ranked.guideline.id: m for m in moved.projected.values()}
-    ranked_by_id = _ranked_of(ranked, set(resolution.active) - journeys)
-    verdict_by_id = {v.guideline_id: v for v in verdicts}
-    matched = []
-    for gid in resolution.active:
-        if gid in journeys:
-            if gid in projected:
-                matched.append(projected[gid])
-                trace.matches.append(projected[gid].verdict)
-            continue
-        g = ctx.guideline(gid)
-        score = resolution.scores.get(gid, 0.0)
-        verdict = verdict_by_id.get(gid) or MatchVerdict(
-            guideline_id=gid,
-            condition=g.condition,
-            action=g.action,
-            applies=True,
-            score=score,
-            rationale="activated by a relationship (see resolution)",
-            method=MatchMethod.RESOLUTION,
-        )
-        if gid not in verdict_by_id:
-            trace.matches.append(verdict)  # so the trace names what a relationship added
-        matched.append(Match(ranked_by_id.get(gid) or Ranked(g, score, score), verdict))
-    return matched
-
-
-def _ranked_of(ranked: Sequence[Ranked], wanted: set[str]) -> dict[str, Ranked]:
-    """The rankings of the ``wanted`` guidelines (those ranked): a turn activates a few of a
-    thousand, most of them ranked near the top, so the look stops once all are found."""
-    found: dict[str, Ranked] = {}
-    if not wanted:
-        return found
-    for r in ranked:
-        gid = r.guideline.id
-        if gid in wanted and gid not in found:
-            found[gid] = r
-            if len(found) == len(wanted):
-                break
-    return found

@@ -7,6 +7,10 @@ A retriever gets a ``RetrieverContext`` and returns data (anything printable), o
 fields (for templates) and transient guidelines (applied this turn as they are). Like code
 matchers they live in memory: a program attaches them again when it starts. A retriever that
 fails or times out is left out of the turn and named in the trace; it never breaks the turn.
+
+A tool's result may bring templates and guidelines too (``ToolResult.canned_responses`` and
+``guidelines``): the tool stage makes them a ``Retrieved`` owned by ``tool:<tool id>``
+(``brought_by``), and the turn takes them as it takes a retriever's.
 """
 
 from __future__ import annotations
@@ -21,7 +25,17 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from tactful.domain import Guideline, MatchMethod, MatchVerdict, RetrieverRun, Trace
+from tactful.domain import (
+    CannedResponse,
+    Guideline,
+    MatchMethod,
+    MatchVerdict,
+    RetrieverRun,
+    Trace,
+)
+
+# Defined with the domain (tools return it too); a retriever's, so it is exported from here.
+from tactful.domain.guidelines import TransientGuideline as TransientGuideline
 from tactful.engine.hooks import MatchContext
 from tactful.engine.match import Match
 from tactful.engine.options import RETRIEVER_TIMEOUT_S
@@ -35,11 +49,8 @@ PROMPT_CHARS = 1500
 RetrieverContext = MatchContext
 
 
-class TransientGuideline(BaseModel):
-    """A guideline a retriever says applies this turn (no matching: it is applied as is)."""
-
-    condition: str = Field(min_length=1)
-    action: str = Field(min_length=1)
+# The condition a transient guideline given without one is shown with.
+THIS_TURN = "this turn (it applies whatever was said)"
 
 
 class RetrieverResult(BaseModel):
@@ -47,7 +58,7 @@ class RetrieverResult(BaseModel):
 
     data: Any = None
     # Templates offered as canned responses this turn (Jinja2, like any canned response).
-    canned_responses: list[str] = Field(default_factory=list)
+    canned_responses: list[str | CannedResponse] = Field(default_factory=list)
     # Values templates may use ({{stock_level}}).
     fields: dict[str, Any] = Field(default_factory=dict)
     guidelines: list[TransientGuideline] = Field(default_factory=list)
@@ -61,10 +72,15 @@ class Retrieved:
     """One retriever's outcome this turn."""
 
     name: str
-    owner: str  # "agent:<id>", "guideline:<id>" or "journey:<id>"
+    owner: str  # "agent:<id>", "guideline:<id>", "journey:<id>" or "tool:<tool id>"
     result: RetrieverResult | None
     error: str | None = None
     took_ms: float = 0.0
+
+    @property
+    def kind(self) -> str:
+        """What gave it: "retriever", or "tool" (a tool's result brought it)."""
+        return "tool" if self.owner.startswith("tool:") else "retriever"
 
     def describe(self) -> RetrieverRun:
         """For the trace: what it gave is counted (its data went to the prompt)."""
@@ -114,14 +130,34 @@ class RetrievedSet:
             merged.update(r.result.fields)
         return merged
 
-    def templates(self) -> list[tuple[str, str]]:
-        """(retriever name, template) pairs."""
-        return [
-            (r.name, t) for r in self.ok for t in (r.result.canned_responses if r.result else [])
-        ]
+    def templates(self) -> list[CannedResponse]:
+        """The templates offered, each with an id naming what gave it ("retriever:<name>:<i>",
+        "tool:<tool id>:<i>"); a ``CannedResponse`` keeps its fields and signals."""
+        offered = []
+        pairs = [(r, t) for r in self.ok for t in (r.result.canned_responses if r.result else [])]
+        for i, (r, t) in enumerate(pairs):
+            id = f"{r.kind}:{r.name}:{i}"
+            if isinstance(t, CannedResponse):
+                offered.append(t.model_copy(update={"id": id}))
+            else:
+                offered.append(CannedResponse(id=id, value=t))
+        return offered
 
-    def guidelines(self) -> list[tuple[str, TransientGuideline]]:
-        return [(r.name, g) for r in self.ok for g in (r.result.guidelines if r.result else [])]
+    def guidelines(self) -> list[tuple[Retrieved, TransientGuideline]]:
+        return [(r, g) for r in self.ok for g in (r.result.guidelines if r.result else [])]
+
+
+def brought_by(
+    tool_id: str,
+    canned_responses: Sequence[str | CannedResponse],
+    guidelines: Sequence[TransientGuideline],
+    took_ms: float = 0.0,
+) -> Retrieved | None:
+    """What a tool's result brought into the turn, as a retriever's outcome (None: nothing)."""
+    if not canned_responses and not guidelines:
+        return None
+    result = RetrieverResult(canned_responses=list(canned_responses), guidelines=list(guidelines))
+    return Retrieved(tool_id, f"tool:{tool_id}", result, took_ms=took_ms)
 
 
 class Retrievers:
@@ -171,17 +207,19 @@ def _ms(started: float) -> float:
 
 
 def transient_guidelines(retrieved: RetrievedSet, trace: Trace) -> list[Match]:
-    """The guidelines retrievers said apply this turn, as matches (they are not checked)."""
+    """The guidelines retrievers (and tools' results) said apply this turn, as matches (they
+    are not checked)."""
     found = []
-    for i, (name, g) in enumerate(retrieved.guidelines()):
-        guideline = Guideline(id=f"retriever:{name}:{i}", condition=g.condition, action=g.action)
+    for i, (r, g) in enumerate(retrieved.guidelines()):
+        condition = g.condition or THIS_TURN
+        guideline = Guideline(id=f"{r.kind}:{r.name}:{i}", condition=condition, action=g.action)
         verdict = MatchVerdict(
             guideline_id=guideline.id,
-            condition=g.condition,
+            condition=condition,
             action=g.action,
             applies=True,
             score=1.0,
-            rationale=f"given by the retriever {name!r} for this turn",
+            rationale=f"given by the {r.kind} {r.name!r} for this turn",
             method=MatchMethod.RETRIEVER,
         )
         trace.matches.append(verdict)

@@ -28,6 +28,8 @@ from tactful.engine.handoff import Handoffs
 from tactful.engine.match import Match, ModelMatcher
 from tactful.engine.resolve import resolve
 from tactful.engine.retrieve import Ranked
+from tactful.engine.retrievers import brought_by
+from tactful.engine.tool_updates import ToolUpdates
 from tactful.engine.tools import ToolFindings, plan_tool_calls
 from tactful.engine.trace import TraceRecorder
 from tactful.store.base import Store
@@ -57,8 +59,11 @@ class ToolStage:
         timeout_s: float,
         model_matcher: ModelMatcher | None,
         handoffs: Handoffs | None = None,
+        updates: ToolUpdates | None = None,
     ) -> None:
         self.registry = registry
+        # How a tool changes its customer's and session's metadata, tags and labels.
+        self.updates = updates
         # How a tool's ``SessionControl.HANDOFF`` hands the session to a person.
         self.handoffs = handoffs
         self.store = store
@@ -115,6 +120,9 @@ class ToolStage:
                 continue
             findings.results.append((o.tool_id, o.result.data))
             findings.fields.update(o.result.fields)
+            r = o.result
+            if brought := brought_by(o.tool_id, r.canned_responses, r.guidelines, o.duration_ms):
+                findings.brought.items.append(brought)
             if o.result.control is SessionControl.HANDOFF:
                 await self._hand_off(session_id, o, trace)
         return findings
@@ -169,6 +177,11 @@ class ToolStage:
             session=ctx.session,
             customer=ctx.customer,
             _emit=emit,
+            _update=(
+                self.updates.for_turn(session_id, ctx.customer.id, trace)
+                if self.updates is not None
+                else None
+            ),
         )
 
     async def with_choices(

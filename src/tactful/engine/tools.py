@@ -26,6 +26,7 @@ from tactful.domain import (
 )
 from tactful.engine.context import TurnContext
 from tactful.engine.match import Match
+from tactful.engine.retrievers import RetrievedSet
 
 HIDDEN = "x-tactful-hidden"
 
@@ -166,6 +167,8 @@ class ToolFindings:
     fields: dict[str, Any] = field(default_factory=dict)
     # Context variables relevant to the reply, one "- name: value" line each.
     notes: str = ""
+    # Templates and guidelines tools' results brought: the turn takes them as retrievers'.
+    brought: RetrievedSet = field(default_factory=RetrievedSet)
 
     def __bool__(self) -> bool:
         return bool(self.results or self.errors or self.missing or self.refused or self.notes)
@@ -177,6 +180,7 @@ class ToolFindings:
         self.missing += more.missing
         self.refused += more.refused
         self.fields.update(more.fields)
+        self.brought.extend(more.brought)
 
     def for_prompt(self) -> str:
         lines = []

@@ -50,6 +50,7 @@ from tactful.engine.runner import TurnRunner
 from tactful.engine.templates import template_text
 from tactful.engine.timeline import Timeline, status_event
 from tactful.engine.tool_stage import ToolStage
+from tactful.engine.tool_updates import ToolUpdates
 from tactful.errors import ConflictError, PayloadTooLargeError, ValidationError
 from tactful.llm.base import Embedder, Generator
 from tactful.store.base import NewEvent, Store, TurnQueue
@@ -107,6 +108,7 @@ class Engine:
             timeout_s=self.options.tool_timeout_s,
             model_matcher=ModelMatcher(generator) if generator else None,
             handoffs=self.handoffs,
+            updates=ToolUpdates(self.timeline),
         )
         self.pipeline = Pipeline(
             self.timeline,

@@ -9,6 +9,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -60,6 +61,8 @@ async def _run_one(
         entry = None
         error = f"unknown tool {call.tool_id!r}"
     if entry is not None:
+        # Each call has its own context, naming its tool (its changes say which tool made them).
+        context = replace(context, tool_id=call.tool_id)
         timeout_s = entry.timeout_s if entry.timeout_s is not None else default_timeout_s
         try:
             # One budget for the check and the call: a choice provider may do I/O too.
