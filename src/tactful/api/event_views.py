@@ -1,6 +1,7 @@
 """What each caller sees of a session's events: staff everything; customers and guests their
 timeline without tool events, and without the agent's working data (an error's internals, what
-moderation fired, the actions asked of a proactive turn, who handed a session off and why)."""
+moderation fired, the actions asked of a proactive turn, who handed a session off and why, the
+values a tool changed)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ from tactful.api.auth import Principal
 from tactful.domain import Event, EventKind, EventSource
 from tactful.domain.handoff import HANDOFF_KEY, customer_view
 from tactful.domain.proactive import PROACTIVE_KEY
+from tactful.domain.tool_updates import TOOL_UPDATE_KEY
+from tactful.domain.tool_updates import customer_view as tool_update_view
 
 CUSTOMER_SOURCES = (EventSource.CUSTOMER, EventSource.CUSTOMER_UI)
 
@@ -89,15 +92,15 @@ def shown(event: Event, principal: Principal | None) -> EventDTO:
 
 def _for_customers(event: Event, data: Any) -> Any:
     """What customers see of the agent's working data on their timeline: a proactive turn's
-    kind without the actions asked for; a handoff step without its reason or who did it."""
+    kind without the actions asked for; a handoff step without its reason or who did it; a
+    tool's change to them or their session without the values (the kind of change only)."""
     if not isinstance(data, dict):
         return data
-    if (
-        event.kind is EventKind.CUSTOM
-        and event.source is EventSource.SYSTEM
-        and HANDOFF_KEY in data
-    ):
-        return customer_view(data)
+    if event.kind is EventKind.CUSTOM and event.source is EventSource.SYSTEM:
+        if HANDOFF_KEY in data:
+            return customer_view(data)
+        if TOOL_UPDATE_KEY in data:
+            return tool_update_view(data)
     inner = data.get("data")
     if event.kind is EventKind.STATUS and isinstance(inner, dict) and PROACTIVE_KEY in inner:
         request = inner[PROACTIVE_KEY]
