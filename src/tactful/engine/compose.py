@@ -44,6 +44,7 @@ from tactful.engine.self_check import about_reply, check_draft
 from tactful.engine.templates import TemplateOffer
 from tactful.engine.tools import ToolFindings
 from tactful.engine.trace import TraceRecorder
+from tactful.engine.writing import TurnExtras, writing_prompt
 from tactful.errors import ModelError
 from tactful.llm.base import Generator, OnText, Prompt
 
@@ -99,23 +100,6 @@ class TemplateChoice(BaseModel):
         default=None,
         description="Only when no template answers exactly and writing is allowed: the reply",
     )
-
-
-@dataclass(frozen=True)
-class TurnExtras:
-    """What else the reply may draw on this turn, besides guidelines and tool results."""
-
-    # Journeys the customer interrupted ("title: step").
-    paused: Sequence[str] = ()
-    # Relevant glossary terms and retrievers' data, one "- ..." line each.
-    glossary: str = ""
-    retrieved: str = ""
-    # Templates retrievers offered (always candidates this turn).
-    templates: Sequence[CannedResponse] = ()
-    # Where a streamed fluid reply's pieces go as they arrive (None: no streaming).
-    stream: OnText | None = None
-    # The agent's capabilities relevant to the turn, one "- title: description" line each.
-    capabilities: str = ""
 
 
 @dataclass(frozen=True)
@@ -210,7 +194,7 @@ class Composer:
     ) -> None:
         """Check the written draft against the rules about replies; revise it once if needed."""
         assert self.generator is not None
-        base = self.prompt(ctx, actionable, tools, extras)
+        base = writing_prompt(ctx, actionable, tools, extras)
         try:
             outcome = await check_draft(self.generator, rec, base, reply.text, rules, actionable)
         except ModelError as e:
@@ -352,7 +336,7 @@ class Composer:
                 reply.details.reason = "no qualifying template"
                 return reply
             return self._no_match(ctx, details, "no qualifying template")
-        base = self.prompt(ctx, actionable, tools, extras)
+        base = writing_prompt(ctx, actionable, tools, extras)
         listed = "\n".join(
             f"{i}. {c.text}"
             + (f"  [generative: {', '.join(sorted(c.generative))}]" if c.generative else "")
@@ -460,7 +444,7 @@ class Composer:
             reply = await self.fluid(ctx, actionable, rec, tools, extras)
             reply.details.reason = "no template to take the style from"
             return reply
-        base = self.prompt(ctx, actionable, tools, extras)
+        base = writing_prompt(ctx, actionable, tools, extras)
         examples = "\n".join(f"- {c.text}" for c in style)
         user = (
             f"{base.user}\n\nApproved replies: write the message in their style and wording, "
@@ -502,7 +486,7 @@ class Composer:
             return reply
         described = [o.description or o.condition for o in options]
         if self.generator is not None:
-            prompt = self.prompt(ctx, [], extras=extras)
+            prompt = writing_prompt(ctx, [], extras=extras)
             question = (
                 "\n\nThe latest message is ambiguous: it could mean any of these:\n"
                 + "\n".join(f"- {d}" for d in described)
@@ -535,62 +519,6 @@ class Composer:
             details=Composition(clarification=clarification),
         )
 
-    def prompt(
-        self,
-        ctx: TurnContext,
-        actionable: Sequence[Match],
-        tools: ToolFindings | None = None,
-        extras: TurnExtras | None = None,
-        *,
-        plain: bool = False,
-    ) -> Prompt:
-        """The writing prompt; ``plain`` asks for the message as plain text (streaming)
-        instead of JSON."""
-        extras = extras or TurnExtras()
-        language = (
-            "Write in the language of the customer's latest message."
-            if ctx.agent.reply_in_customer_language
-            else "Write in the language of these instructions, whatever the customer writes in."
-        )
-        system = (
-            f"You are {ctx.agent.name}, a customer-service agent. {ctx.agent.description or ''}\n"
-            "Write the agent's next message. Follow every guideline given; do not invent facts, "
-            f"prices, policies or order details that are not in the conversation. {language} "
-            + ("Answer with the message only, as plain text." if plain else "Answer in JSON.")
-        )
-        rules = "\n".join(
-            f"- When {m.ranked.guideline.condition}, then {m.ranked.guideline.action}"
-            for m in actionable
-        )
-        history = "\n".join(f"{u.role}: {u.text}{u.note}" for u in ctx.window())
-        user = (
-            f"Customer: {ctx.customer.name}\n\nGuidelines to follow now:\n{rules or '- (none)'}\n\n"
-            f"Glossary:\n{extras.glossary or '- (none)'}\n\nConversation:\n{history}"
-        )
-        if extras.capabilities:
-            user += (
-                "\n\nWhat you can do (offer these when they help; never promise what is not "
-                f"here or in the guidelines):\n{extras.capabilities}"
-            )
-        if ctx.proactive is not None:
-            user += (
-                "\n\nThe customer has not written anything new: this message is the agent's "
-                f"own initiative ({ctx.proactive.kind.value})."
-            )
-        if tools and tools.notes:
-            user += f"\n\nWhat we know (context variables):\n{tools.notes}"
-        if tools and tools.for_prompt():
-            user += f"\n\nTools this turn:\n{tools.for_prompt()}"
-        if extras.retrieved:
-            user += f"\n\nRetrieved for this turn:\n{extras.retrieved}"
-        if extras.paused:
-            waiting = "\n".join(f"- {p}" for p in extras.paused)
-            user += (
-                "\n\nProcedures on hold (the customer turned to something else; answer that, "
-                f"then offer to carry on where it stopped):\n{waiting}"
-            )
-        return Prompt(system=system, user=user)
-
     async def fluid(
         self,
         ctx: TurnContext,
@@ -604,7 +532,7 @@ class Composer:
         if extras is not None and extras.stream is not None and self.generator.supports_streaming:
             streamed = await rec.stream(
                 self.generator,
-                self.prompt(ctx, actionable, tools, extras, plain=True),
+                writing_prompt(ctx, actionable, tools, extras, plain=True),
                 stage=COMPOSE_STAGE,
                 on_text=extras.stream,
             )
@@ -616,7 +544,7 @@ class Composer:
             )
         answer = await rec.generate(
             self.generator,
-            self.prompt(ctx, actionable, tools, extras),
+            writing_prompt(ctx, actionable, tools, extras),
             ReplyAnswer,
             stage=COMPOSE_STAGE,
         )
