@@ -57,6 +57,12 @@ def check_turn(expect: Expect, turn: TurnRecord) -> list[Check]:
         checks.append(
             Check(f"status {expect.status}", turn.status == expect.status, f"was {turn.status}")
         )
+    offered = [c.capability_id for c in turn.trace.composition.capabilities] if turn.trace else []
+    shown = f"offered: {', '.join(offered) or 'none'}"
+    checks += [Check(f"capability {c} offered", c in offered, shown) for c in expect.offered]
+    checks += [
+        Check(f"capability {c} not offered", c not in offered, shown) for c in expect.not_offered
+    ]
     return checks
 
 

@@ -113,6 +113,9 @@ class Expect(_Strict):
     reply_not_contains: list[str] = Field(default_factory=list)
     no_reply: bool = False
     handoff: bool | None = None
+    # The agent's capabilities offered to the model this turn (ids), and ones that must not be.
+    offered: list[str] = Field(default_factory=list)
+    not_offered: list[str] = Field(default_factory=list)
     # The last status the agent reported in the turn ("ready", "error", ...).
     status: SessionStatus | None = None
     # Judged by the model; skipped, with the reason, when none is configured.
@@ -127,6 +130,8 @@ class Expect(_Strict):
         "reply_matches",
         "reply_not_contains",
         "criteria",
+        "offered",
+        "not_offered",
         mode="before",
     )(_listed)
 
