@@ -118,7 +118,11 @@ async def test_the_labeled_set_gives_few_findings(cache: EmbeddingCache) -> None
     """320 curated guidelines, each distinct: the offline check reports only variants of one
     situation (close conditions and actions), not every pair that shares a condition like
     "Always"."""
-    raw = json.loads((DATASET / "guidelines.json").read_text())
+    if not (DATASET / "guidelines.json").exists():
+        reason = f"labeled matching set not found at {DATASET}"
+        print(reason)
+        pytest.skip(reason)
+    raw = json.loads((DATASET / "guidelines.json").read_text("utf-8"))
     guidelines = [
         Guideline(id=g["id"], condition=g["condition"], action=g.get("action")) for g in raw
     ]
