@@ -84,6 +84,16 @@ async def test_nothing_to_evaluate_is_a_422(client: httpx.AsyncClient) -> None:
     )
     assert half.status_code == 422
     assert "needs its 'guideline' field" in half.text
+    # Flags are strict, as everywhere in the API (schemathesis found 0 taken for false).
+    lax = await client.post(
+        "/evaluations",
+        json={
+            "payloads": [
+                {"guideline": {"content": REFUND, "journey_node_proposition": 0}},
+            ]
+        },
+    )
+    assert lax.status_code == 422
 
 
 async def test_an_unknown_agent_or_evaluation_is_a_404(client: httpx.AsyncClient) -> None:

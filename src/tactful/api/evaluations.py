@@ -19,7 +19,7 @@ from fastapi import APIRouter, Depends, HTTPException, Path, status
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from tactful.api.auth import STAFF, Role, allow
-from tactful.api.params import seconds_query
+from tactful.api.params import Flag, seconds_query
 from tactful.api.runtime import RuntimeDep
 from tactful.domain.evaluations import (
     Evaluation,
@@ -54,9 +54,10 @@ class GuidelinePayloadDTO(_Open):
     tool_ids: list[ToolIdDTO] = Field(default_factory=list, max_length=100)
     operation: Literal["add", "update"] = "add"
     updated_id: str | None = Field(default=None, max_length=128)
-    action_proposition: bool | None = None
-    properties_proposition: bool | None = None
-    journey_node_proposition: bool | None = None
+    # Strict, as every flag of the API (``0`` is not ``false``): accepted and ignored.
+    action_proposition: Flag | None = None
+    properties_proposition: Flag | None = None
+    journey_node_proposition: Flag | None = None
 
 
 class PayloadDTO(_Open):
