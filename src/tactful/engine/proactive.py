@@ -5,16 +5,14 @@ from __future__ import annotations
 
 from tactful.domain import (
     EventKind,
-    Guideline,
     MatchMethod,
-    MatchVerdict,
     ProactiveKind,
     ProactiveRequest,
     Trace,
 )
 from tactful.engine.context import TurnContext
 from tactful.engine.match import Match
-from tactful.engine.retrieve import Ranked
+from tactful.engine.retrievers import given_match
 from tactful.engine.runner import Turn
 from tactful.store.base import Store
 
@@ -40,23 +38,17 @@ async def read_request(store: Store, turn: Turn) -> ProactiveRequest:
 
 def requested_guidelines(request: ProactiveRequest, trace: Trace) -> list[Match]:
     """The request's actions, as guidelines that apply this turn (they are not checked)."""
-    found = []
-    condition = CONDITIONS[request.kind]
-    for i, asked in enumerate(request.actions):
-        guideline = Guideline(id=f"requested:{i}", condition=condition, action=asked.action)
-        verdict = MatchVerdict(
-            guideline_id=guideline.id,
-            condition=condition,
-            action=asked.action,
-            applies=True,
-            score=1.0,
+    return [
+        given_match(
+            trace,
+            f"requested:{i}",
+            CONDITIONS[request.kind],
+            asked.action,
             rationale=f"asked for with the request to speak (rationale: {asked.rationale.value})",
             method=MatchMethod.REQUESTED,
         )
-        trace.matches.append(verdict)
-        trace.final_guideline_ids.append(guideline.id)
-        found.append(Match(Ranked(guideline, 1.0, 1.0), verdict))
-    return found
+        for i, asked in enumerate(request.actions)
+    ]
 
 
 def answered(ctx: TurnContext) -> set[str]:

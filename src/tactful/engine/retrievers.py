@@ -209,20 +209,40 @@ def _ms(started: float) -> float:
 def transient_guidelines(retrieved: RetrievedSet, trace: Trace) -> list[Match]:
     """The guidelines retrievers (and tools' results) said apply this turn, as matches (they
     are not checked)."""
-    found = []
-    for i, (r, g) in enumerate(retrieved.guidelines()):
-        condition = g.condition or THIS_TURN
-        guideline = Guideline(id=f"{r.kind}:{r.name}:{i}", condition=condition, action=g.action)
-        verdict = MatchVerdict(
-            guideline_id=guideline.id,
-            condition=condition,
-            action=g.action,
-            applies=True,
-            score=1.0,
+    return [
+        given_match(
+            trace,
+            f"{r.kind}:{r.name}:{i}",
+            g.condition or THIS_TURN,
+            g.action,
             rationale=f"given by the {r.kind} {r.name!r} for this turn",
             method=MatchMethod.RETRIEVER,
         )
-        trace.matches.append(verdict)
-        trace.final_guideline_ids.append(guideline.id)
-        found.append(Match(Ranked(guideline, 1.0, 1.0), verdict))
-    return found
+        for i, (r, g) in enumerate(retrieved.guidelines())
+    ]
+
+
+def given_match(
+    trace: Trace,
+    guideline_id: str,
+    condition: str,
+    action: str | None,
+    *,
+    rationale: str,
+    method: MatchMethod,
+) -> Match:
+    """A guideline that applies this turn without a check (given by a retriever, a tool or a
+    request to speak), as a match, named in the trace's matches and final set."""
+    guideline = Guideline(id=guideline_id, condition=condition, action=action)
+    verdict = MatchVerdict(
+        guideline_id=guideline_id,
+        condition=condition,
+        action=action,
+        applies=True,
+        score=1.0,
+        rationale=rationale,
+        method=method,
+    )
+    trace.matches.append(verdict)
+    trace.final_guideline_ids.append(guideline_id)
+    return Match(Ranked(guideline, 1.0, 1.0), verdict)
