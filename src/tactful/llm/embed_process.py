@@ -39,10 +39,19 @@ class EmbeddingProcess:
     """One child process embedding with MiniLM (see the module's docstring). ``embed`` blocks:
     call it from a worker thread. Calls are serialised."""
 
-    def __init__(self, model_dir: Path, batch_size: int, blas_threads: int | None) -> None:
+    def __init__(
+        self,
+        model_dir: Path,
+        batch_size: int,
+        blas_threads: int | None,
+        runtime: str = "numpy",
+        threads: int = 1,
+    ) -> None:
         self.model_dir = model_dir
         self.batch_size = batch_size
         self.blas_threads = blas_threads
+        self.runtime = runtime
+        self.threads = threads
         self._lock = threading.Lock()
         self._child: subprocess.Popen[bytes] | None = None
         self.started = 0
@@ -87,6 +96,7 @@ class EmbeddingProcess:
             self._stop()
             command = [sys.executable, "-m", "tactful.llm.embed_worker", str(self.model_dir)]
             command += [str(self.batch_size), str(self.blas_threads or 0)]
+            command += [self.runtime, str(self.threads)]
             self._child = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
             self.started += 1
         return self._child
@@ -112,18 +122,22 @@ def read_exactly(stream: IO[bytes], size: int) -> bytes:
     return data
 
 
-_PROCESSES: dict[tuple[Path, int], EmbeddingProcess] = {}
+_PROCESSES: dict[tuple[Path, int, str, int], EmbeddingProcess] = {}
 _LOCK = threading.Lock()
 
 
-def in_process(model_dir: Path, batch_size: int) -> EmbeddingProcess:
-    """The program's embedding process for this model folder (made on first use, with this
-    process's BLAS thread limit; started on its first request)."""
-    key = (model_dir, batch_size)
+def in_process(
+    model_dir: Path, batch_size: int, runtime: str = "numpy", threads: int = 1
+) -> EmbeddingProcess:
+    """The program's embedding process for this model folder and runtime (made on first use,
+    with this process's BLAS thread limit; started on its first request)."""
+    key = (model_dir, batch_size, runtime, threads)
     with _LOCK:
         found = _PROCESSES.get(key)
         if found is None:
-            found = _PROCESSES[key] = EmbeddingProcess(model_dir, batch_size, _blas_threads())
+            found = _PROCESSES[key] = EmbeddingProcess(
+                model_dir, batch_size, _blas_threads(), runtime, threads
+            )
         return found
 
 

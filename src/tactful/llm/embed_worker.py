@@ -1,6 +1,6 @@
 """The offline embedder's process itself: ``python -m tactful.llm.embed_worker MODEL_DIR
-BATCH_SIZE BLAS_THREADS`` answers ``tactful.llm.embed_process``'s requests on stdin until it
-closes (the protocol is described there)."""
+BATCH_SIZE BLAS_THREADS [RUNTIME THREADS]`` answers ``tactful.llm.embed_process``'s requests on
+stdin until it closes (the protocol is described there)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,9 @@ import sys
 from tactful.llm.embed_process import HEADER, read_exactly
 
 
-def serve(model_dir: str, batch_size: int, blas_threads: int) -> None:
+def serve(
+    model_dir: str, batch_size: int, blas_threads: int, runtime: str = "numpy", threads: int = 1
+) -> None:
     """The child's loop: answer requests on stdin until it closes."""
     from threadpoolctl import threadpool_limits
 
@@ -18,7 +20,12 @@ def serve(model_dir: str, batch_size: int, blas_threads: int) -> None:
 
     if blas_threads:
         threadpool_limits(limits=blas_threads, user_api="blas")
-    embedder = MiniLMEmbedder(model_dir, batch_size=batch_size)
+    embedder = MiniLMEmbedder(
+        model_dir,
+        batch_size=batch_size,
+        runtime="onnx" if runtime == "onnx" else "numpy",
+        threads=threads,
+    )
     embedder.embed_sync(["warm"])  # loads the model before the first request
     source, sink = sys.stdin.buffer, sys.stdout.buffer
     while True:
@@ -40,4 +47,5 @@ def serve(model_dir: str, batch_size: int, blas_threads: int) -> None:
 
 
 if __name__ == "__main__":
-    serve(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]))
+    rest = sys.argv[4:6] if len(sys.argv) >= 6 else ["numpy", "1"]
+    serve(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), rest[0], int(rest[1]))

