@@ -73,6 +73,8 @@ class RunFigures:
 
     # The machine's 1-minute load average when the configuration started.
     load: float | None = None
+    # Where MiniLM's encoder ran ("onnx" or "numpy"; None: the hashing embedder or Parlant).
+    embedder_runtime: str | None = None
 
     def values(self, name: str) -> list[float]:
         return [getattr(t, name) for t in self.turns if getattr(t, name) is not None]
@@ -151,8 +153,9 @@ class _TimedEmbedder:
 async def measure_tactful(
     data: dict[str, Any], latency_ms: float, embedder: str, rounds: int = ROUNDS
 ) -> RunFigures:
-    """``embedder``: "hashing" (feature-hashed words, as the anchor's fake gives Parlant) or
-    "minilm" (tactful's real offline default, on this CPU). The scenario's turns run ``rounds``
+    """``embedder``: "hashing" (feature-hashed words, as the anchor's fake gives Parlant),
+    "minilm" (tactful's real offline default, on this CPU: on ONNX Runtime when installed) or
+    "minilm-numpy" (the same, its encoder in NumPy). The scenario's turns run ``rounds``
     times, each round in a new session."""
     import turn_cost
 
@@ -165,16 +168,20 @@ async def measure_tactful(
     # The tokenizer (o200k, a large vocabulary) is loaded after memory is read: the server's
     # memory, not the benchmark's, is what is compared.
     prompts: list[list[tuple[str, str, str]]] = []
-    system = "tactful" if embedder == "hashing" else "tactful+minilm"
+    system = _system(embedder)
     figures = RunFigures(system, len(data["guidelines"]), latency_ms, load=os.getloadavg()[0])
     model = ScriptedGenerator(
         {"match": turn_cost.fake_match, "compose": lambda c: ReplyAnswer(message="Happy to help.")},
         latency_s=latency_ms / 1000,
     )
     # MiniLM as the server runs it by default: in a process of its own.
-    timed = _TimedEmbedder(
-        HashingEmbedder(1536) if embedder == "hashing" else MiniLMEmbedder(process=True)
-    )
+    inner: Any = HashingEmbedder(1536)
+    if embedder != "hashing":
+        inner = MiniLMEmbedder(
+            process=True, runtime="numpy" if embedder.endswith("numpy") else "auto"
+        )
+        figures.embedder_runtime = inner.runtime
+    timed = _TimedEmbedder(inner)
 
     with tempfile.TemporaryDirectory() as home:
         # First start: the definitions are written (not measured).
@@ -248,6 +255,10 @@ async def _rounds(server: Any, agent: Any, turns: list[str], rounds: int) -> lis
     return out
 
 
+def _system(embedder: str) -> str:
+    return "tactful" if embedder == "hashing" else f"tactful+{embedder}"
+
+
 def _tactful(scenario_file: Path, latency_ms: float, embedder: str) -> RunFigures:
     """One configuration in a fresh interpreter."""
     out = subprocess.run(
@@ -258,8 +269,7 @@ def _tactful(scenario_file: Path, latency_ms: float, embedder: str) -> RunFigure
     )
     if out.returncode != 0:
         n = len(json.loads(scenario_file.read_text())["guidelines"])
-        system = "tactful" if embedder == "hashing" else "tactful+minilm"
-        return RunFigures(system, n, latency_ms, error=out.stderr[-2000:])
+        return RunFigures(_system(embedder), n, latency_ms, error=out.stderr[-2000:])
     raw = json.loads(out.stdout)
     turns = [TurnFigures(**t) for t in raw.pop("turns")]
     return RunFigures(**raw, turns=turns)
@@ -383,9 +393,11 @@ def report(
         "the events each client receives.",
         "",
     ]
+    runtime = next((r.embedder_runtime for r in runs if r.system == "tactful+minilm"), None)
+    where = {"onnx": " (ONNX Runtime)", "numpy": " (NumPy)"}.get(runtime or "", "")
     for latency in latencies:
         lines += [f"## Model latency {latency:g} ms", ""]
-        head = "| N | metric | tactful | Parlant | tactful / Parlant | tactful, MiniLM |"
+        head = f"| N | metric | tactful | Parlant | tactful / Parlant | tactful, MiniLM{where} |"
         lines += [head, "|---|---|---|---|---|---|"]
         for n in sizes:
             t, p = by.get(("tactful", n, latency)), by.get(("parlant", n, latency))
@@ -410,6 +422,7 @@ def report(
                     f"| {_cell(mv, fmt)} |"
                 )
         lines.append("")
+    lines += runtime_table(runs, latencies)
     lines += stage_table(runs, sizes)
     if load_lines:
         lines += ["## Event delivery and concurrency", "", *load_lines, ""]
@@ -599,14 +612,16 @@ def targets(
         "the fake model building its answers). Python's cycle collector runs every 20,000 "
         "allocations in a server process (`gc_threshold`), not every 700: a dozen times a turn "
         "at its default, about 3 ms (`bench/turn_parts.py`).",
-        "- *With MiniLM:* embedding the new customer message and its sentences on this CPU "
-        "(the `of which embedding` row: about 9 ms of a call is fixed, the cost of products "
-        "with few rows over 42 MB of weights). It starts when the message arrives, before its "
-        "ingest transaction, in the embedder's process of its own, while the turn is claimed "
-        "and its context read, but the turn still waits for it (in the `glossary` column, the "
-        "first to need it). Its 42 MB of weights also push the server's own data out of the "
-        "shared 32 MB cache: the steps after it that read every guideline run slower than "
-        "with the hashing embedder (`bench/turn_parts.py --embedder hashing`).",
+        "- *With MiniLM:* embedding the new customer message (and its sentences, the first "
+        "time each is seen) on this CPU, on ONNX Runtime where the `onnx` extra is installed "
+        "(the runtime table above has NumPy's figures from the same run): the `of which "
+        "embedding` row, products with a few dozen rows over 42 MB of weights, at about two "
+        "thirds of one core's speed on ONNX Runtime, a third in NumPy. It starts when the "
+        "message arrives, before its ingest transaction, in the embedder's process of its own, "
+        "while the turn is claimed and its context read, but the turn still waits for it (in "
+        "the `glossary` column, the first to need it). Its weights also push the server's own "
+        "data out of the shared 32 MB cache: the steps after it that read every guideline run "
+        "slower than with the hashing embedder (`bench/turn_parts.py --embedder hashing`).",
         "",
         "After the reply, off the customer's wait but not off the CPU: a candidate record per "
         "guideline for the trace (about 1,000 at N = 1000) and the trace's write.",
@@ -619,6 +634,44 @@ def targets(
         "",
     ]
     return out
+
+
+def runtime_table(runs: list[RunFigures], latencies: list[float]) -> list[str]:
+    """MiniLM's encoder on ONNX Runtime against NumPy, at the largest N, in the same run."""
+    numpy_runs = {r.latency_ms: r for r in runs if r.system == "tactful+minilm-numpy"}
+    onnx_runs = {
+        r.latency_ms: r
+        for r in runs
+        if r.system == "tactful+minilm"
+        and r.embedder_runtime == "onnx"
+        and r.n == max((x.n for x in numpy_runs.values()), default=-1)
+    }
+    if not numpy_runs or not onnx_runs:
+        return []
+    n = next(iter(numpy_runs.values())).n
+    out = [
+        f"## The offline embedder's runtime at N = {n}",
+        "",
+        "The `tactful, MiniLM` configuration again with its encoder in NumPy "
+        "(`TACTFUL_EMBEDDER_RUNTIME=numpy`, what a server without the `onnx` extra runs), "
+        "in the same run.",
+        "",
+        "| latency ms | metric | ONNX Runtime | NumPy | ONNX Runtime / NumPy |",
+        "|---|---|---|---|---|",
+    ]
+    for latency in latencies:
+        o, m = onnx_runs.get(latency), numpy_runs.get(latency)
+        for name, label in [
+            ("overhead_ms", "overhead ms"),
+            ("embedding_ms", "of which embedding ms"),
+        ]:
+            ov = o.median(name) if o and not o.error else None
+            mv = m.median(name) if m and not m.error else None
+            out.append(
+                f"| {latency:g} | {label} | {_figure(o, name, '{:,.1f}')} "
+                f"| {_figure(m, name, '{:,.1f}')} | {_ratio(ov, mv)} |"
+            )
+    return [*out, ""]
 
 
 def _extra(runs: list[RunFigures]) -> str:
@@ -733,6 +786,10 @@ def main() -> None:
                 runs.append(_tactful(scenario_file, latency, "hashing"))
                 print(f"N={n} L={latency:g}: tactful, MiniLM ...", file=sys.stderr, flush=True)
                 runs.append(_tactful(scenario_file, latency, "minilm"))
+                if n == max(args.sizes):
+                    # The encoder in NumPy too, for the runtime's ratio in the same run.
+                    print(f"N={n} L={latency:g}: tactful, MiniLM in NumPy ...", file=sys.stderr)
+                    runs.append(_tactful(scenario_file, latency, "minilm-numpy"))
                 if parlant is not None:
                     print(f"N={n} L={latency:g}: Parlant ...", file=sys.stderr, flush=True)
                     runs.append(_parlant(scenario_file, latency, parlant, work))
