@@ -73,8 +73,12 @@ class OnnxLayers:
         import onnxruntime as ort
 
         hidden = int(layers[0].qkv_w.shape[0])
-        model = _graph(layers, hidden=hidden, heads=heads, eps=eps)
+        model, weights = _graph(layers, hidden=hidden, heads=heads, eps=eps)
         options = ort.SessionOptions()
+        # The weights stay NumPy's arrays: ONNX Runtime reads them where they are, not copies
+        # of them in the graph (which would hold the 42 MB twice more).
+        self._weights = [ort.OrtValue.ortvalue_from_numpy(w) for w in weights.values()]
+        options.add_external_initializers(list(weights), self._weights)
         options.intra_op_num_threads = max(1, threads)
         options.inter_op_num_threads = 1
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
@@ -113,20 +117,34 @@ def _runs(lengths: Sequence[int]) -> list[tuple[int, int, list[int]]]:
     return runs
 
 
-def _graph(layers: Sequence[_Layer], *, hidden: int, heads: int, eps: float) -> Any:
-    """BERT's encoder layers as an ONNX model (opset 17), the weights as initializers.
+def _graph(
+    layers: Sequence[_Layer], *, hidden: int, heads: int, eps: float
+) -> tuple[Any, dict[str, F32]]:
+    """BERT's encoder layers as an ONNX model (opset 17), and the layers' weights by name.
 
-    Inputs: ``x`` (1, tokens, hidden) and ``bias`` (1, 1, tokens, tokens), added to the
-    attention scores (0 where a token may attend, -1e9 elsewhere); output ``y`` like ``x``.
+    The weights are initializers marked external, without data: the session is given the
+    arrays themselves (``add_external_initializers``). Inputs: ``x`` (1, tokens, hidden) and
+    ``bias`` (1, 1, tokens, tokens), added to the attention scores (0 where a token may
+    attend, -1e9 elsewhere); output ``y`` like ``x``.
     """
     from onnx import TensorProto, helper, numpy_helper
 
     head_dim = hidden // heads
     nodes: list[Any] = []
     weights: list[Any] = []
+    external: dict[str, F32] = {}
 
     def const(name: str, value: npt.NDArray[Any]) -> str:
         weights.append(numpy_helper.from_array(np.ascontiguousarray(value), name))
+        return name
+
+    def weight(name: str, value: F32) -> str:
+        tensor = TensorProto(name=name, data_type=TensorProto.FLOAT, dims=value.shape)
+        # Marked external (a location is required), given to the session, never read.
+        tensor.data_location = TensorProto.EXTERNAL
+        tensor.external_data.add(key="location", value="numpy")
+        weights.append(tensor)
+        external[name] = value
         return name
 
     def op(kind: str, inputs: list[str], output: str, **attrs: Any) -> str:
@@ -144,7 +162,7 @@ def _graph(layers: Sequence[_Layer], *, hidden: int, heads: int, eps: float) -> 
     x = "x"
     for i, layer in enumerate(layers):
         p = f"layer{i}."
-        w = {name: const(p + name, getattr(layer, name)) for name in _LAYER_WEIGHTS}
+        w = {name: weight(p + name, getattr(layer, name)) for name in _LAYER_WEIGHTS}
         qkv = op("Add", [op("MatMul", [x, w["qkv_w"]], p + "qkv0"), w["qkv_b"]], p + "qkv")
         # (1, T, 3 * hidden) -> (3, 1, heads, T, head_dim): query, key and value.
         split = op("Reshape", [qkv, split_heads], p + "split")
@@ -177,7 +195,7 @@ def _graph(layers: Sequence[_Layer], *, hidden: int, heads: int, eps: float) -> 
     graph = helper.make_graph(nodes, "minilm_layers", [tokens, mask], [out_info], weights)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
-    return model
+    return model, external
 
 
 _LAYER_WEIGHTS = (
