@@ -123,3 +123,12 @@ async def test_onnx_in_its_own_process_gives_this_processes_vectors_bit_for_bit(
     assert np.array_equal(got, here.embed_sync(TEXTS))
     assert there._model is None  # computed in the child
     assert there._child().runtime == "onnx"
+
+
+def test_the_graph_takes_every_weight_of_a_layer() -> None:
+    from dataclasses import fields
+
+    from tactful.llm.minilm import _Layer
+    from tactful.llm.minilm_onnx import LAYER_WEIGHTS
+
+    assert tuple(f.name for f in fields(_Layer)) == LAYER_WEIGHTS

@@ -228,7 +228,9 @@ class _MiniLM:
         # The layers on ONNX Runtime when asked (minilm_onnx); the embeddings and pooling stay here.
         self.onnx: OnnxLayers | None = None
         if runtime == "onnx":
-            self.onnx = OnnxLayers(self.layers, heads=self.heads, eps=self.eps, threads=threads)
+            self.onnx = OnnxLayers(
+                self.layers, hidden=self.hidden, heads=self.heads, eps=self.eps, threads=threads
+            )
 
     def tokenize(self, texts: Sequence[str]) -> list[list[int]]:
         """Token ids per text, with [CLS]/[SEP] and truncated to ``max_seq_length``."""

@@ -17,17 +17,14 @@ from __future__ import annotations
 import importlib.util
 import math
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
 
 from tactful.errors import ConfigurationError
 
-if TYPE_CHECKING:
-    from tactful.llm.minilm import _Layer
-
-__all__ = ["ONNX_HINT", "OnnxLayers", "Runtime", "resolve_runtime"]
+__all__ = ["LAYER_WEIGHTS", "ONNX_HINT", "OnnxLayers", "Runtime", "resolve_runtime"]
 
 Runtime = Literal["auto", "onnx", "numpy"]
 ONNX_HINT = "pip install 'tactful[onnx]'"
@@ -68,11 +65,12 @@ class OnnxLayers:
     """The encoder layers as one ONNX Runtime session: ``(tokens, hidden)`` in, out."""
 
     def __init__(
-        self, layers: Sequence[_Layer], *, heads: int, eps: float, threads: int = 1
+        self, layers: Sequence[object], *, hidden: int, heads: int, eps: float, threads: int = 1
     ) -> None:
+        """``layers``: each layer's weights as attributes named as in ``LAYER_WEIGHTS`` (the
+        model's ``_Layer``), float32 arrays the session reads in place: keep them alive."""
         import onnxruntime as ort
 
-        hidden = int(layers[0].qkv_w.shape[0])
         model, weights = _graph(layers, hidden=hidden, heads=heads, eps=eps)
         options = ort.SessionOptions()
         # The weights stay NumPy's arrays: ONNX Runtime reads them where they are, not copies
@@ -118,7 +116,7 @@ def _runs(lengths: Sequence[int]) -> list[tuple[int, int, list[int]]]:
 
 
 def _graph(
-    layers: Sequence[_Layer], *, hidden: int, heads: int, eps: float
+    layers: Sequence[object], *, hidden: int, heads: int, eps: float
 ) -> tuple[Any, dict[str, F32]]:
     """BERT's encoder layers as an ONNX model (opset 17), and the layers' weights by name.
 
@@ -162,7 +160,7 @@ def _graph(
     x = "x"
     for i, layer in enumerate(layers):
         p = f"layer{i}."
-        w = {name: weight(p + name, getattr(layer, name)) for name in _LAYER_WEIGHTS}
+        w = {name: weight(p + name, getattr(layer, name)) for name in LAYER_WEIGHTS}
         qkv = op("Add", [op("MatMul", [x, w["qkv_w"]], p + "qkv0"), w["qkv_b"]], p + "qkv")
         # (1, T, 3 * hidden) -> (3, 1, heads, T, head_dim): query, key and value.
         split = op("Reshape", [qkv, split_heads], p + "split")
@@ -198,7 +196,7 @@ def _graph(
     return model, external
 
 
-_LAYER_WEIGHTS = (
+LAYER_WEIGHTS = (
     "qkv_w",
     "qkv_b",
     "attn_out_w",
