@@ -122,7 +122,8 @@ class Settings(BaseSettings):
     # answers more turns per second (docs/benchmarks.md). False: in a thread, as before.
     embedder_process: bool = True
     # Where the offline embedder's encoder runs: "onnx" (ONNX Runtime, the onnx extra: about
-    # twice as fast on a turn's texts), "numpy", or "auto" (ONNX Runtime when installed).
+    # 1.3 to 1.5 times as fast on a turn's texts), "numpy", or "auto" (ONNX Runtime when
+    # installed).
     embedder_runtime: Literal["auto", "onnx", "numpy"] = "auto"
     # ONNX Runtime's threads for one embedding (they sleep between embeddings; a second one
     # was no faster in a server's turns, docs/benchmarks.md).

@@ -40,12 +40,18 @@ def test_serve_masks_secrets(tmp_path: Path) -> None:
     served = start_serve(
         ["--transient", "--agent", str(SHOP_AGENT), "--database-url", "sqlite+aiosqlite://"],
         tmp_path,
-        extra_env={"TACTFUL_OPENAI_API_KEY": "sk-secret-123", "TACTFUL_MODEL_PROVIDER": "offline"},
+        extra_env={
+            "TACTFUL_OPENAI_API_KEY": "sk-secret-123",
+            "TACTFUL_MODEL_PROVIDER": "offline",
+            "TACTFUL_EMBEDDER_RUNTIME": "numpy",
+        },
     )
     served.stop()
     out = served.output()
     assert "sk-secret-123" not in out
     assert "***" in out
+    # Which runtime embeds, with the extra's name whole (not taken for console markup).
+    assert "embedder: all-MiniLM-L6-v2 offline, on NumPy (`pip install 'tactful[onnx]'`" in out
 
 
 def test_port_already_taken_is_one_clear_line(tmp_path: Path) -> None:

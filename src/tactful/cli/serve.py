@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
@@ -116,7 +117,7 @@ async def serve(settings: Settings, agent_files: Sequence[Path]) -> None:
             state["http_owns_signals"] = True
             console.print(f"[bold]model[/]: {server.runtime.tier_reason}", soft_wrap=True)
             embedder = server.runtime.engine.cache.embedder.describe()
-            console.print(f"[bold]embedder[/]: {embedder}", soft_wrap=True)
+            console.print(f"[bold]embedder[/]: {escape(embedder)}", soft_wrap=True)
             console.print(f"[bold]access[/]: {await describe_access(server)}", soft_wrap=True)
             for path in agent_files:
                 agents = await load_agent_file(

@@ -1,4 +1,4 @@
-"""The MiniLM encoder's layers on ONNX Runtime: the same weights, about twice as fast.
+"""The MiniLM encoder's layers on ONNX Runtime: the same weights, faster on a turn's texts.
 
 ``tactful.llm.minilm`` runs all-MiniLM-L6-v2 in NumPy; for a turn's few short texts NumPy's
 OpenBLAS spends most of the encoder's time in matrix products with a dozen rows, where it
