@@ -1,4 +1,5 @@
-"""Offline sentence embeddings: all-MiniLM-L6-v2 in pure NumPy, no torch.
+"""Offline sentence embeddings: all-MiniLM-L6-v2 in pure NumPy, no torch (its encoder layers
+on ONNX Runtime instead when the ``onnx`` extra is installed: ``minilm_onnx``).
 
 Reproduces sentence-transformers' ``SentenceTransformer("all-MiniLM-L6-v2")``: a 6-layer BERT
 encoder, mean pooling over the attention mask, then L2 normalisation. The weights and tokenizer
@@ -385,7 +386,8 @@ def _worker() -> ThreadPoolExecutor:
 
 
 class MiniLMEmbedder(Embedder):
-    """all-MiniLM-L6-v2 sentence embeddings computed offline with NumPy (384-d unit vectors).
+    """all-MiniLM-L6-v2 sentence embeddings computed offline (384-d unit vectors), the encoder
+    in NumPy or on ONNX Runtime (``runtime``).
 
     The model is loaded on first use (once, under a lock). ``embed`` runs the work in a worker
     thread, or with ``process=True`` in a worker process (one per program, started on first use
