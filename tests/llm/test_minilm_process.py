@@ -91,6 +91,28 @@ def test_the_embedding_process_leaves_with_a_program_killed_outright(tmp_path: P
     assert not _alive(child)
 
 
+@pytest.mark.embedder
+def test_a_program_that_ends_normally_waits_for_its_embedding_process(tmp_path: Path) -> None:
+    script = tmp_path / "ends.py"
+    script.write_text(
+        "import asyncio\n"
+        "from tactful.llm.minilm import MiniLMEmbedder\n"
+        "e = MiniLMEmbedder(process=True)\n"
+        "asyncio.run(e.embed(['hello there']))\n"
+        "print(e._child().pid(), flush=True)\n"
+    )
+    ended = subprocess.run(
+        [sys.executable, "-W", "always::ResourceWarning", str(script)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert ended.returncode == 0, ended.stderr
+    # Gone when the program is, and never reported as a subprocess left running.
+    assert not _alive(int(ended.stdout))
+    assert "ResourceWarning" not in ended.stderr, ended.stderr
+
+
 def test_the_server_embeds_in_a_process_unless_told_otherwise() -> None:
     chosen = default_embedder(Settings())
     assert isinstance(chosen, MiniLMEmbedder) and chosen.process

@@ -91,10 +91,11 @@ def failed_checks(outcome: ScenarioOutcome) -> list[tuple[str, str]]:
     return [(c.what, c.detail) for run in outcome.runs for s in run.steps for c in s.failed]
 
 
-@pytest.fixture(scope="module")
-def runner() -> ScenarioRunner:
+@pytest_asyncio.fixture(loop_scope="module", scope="module")
+async def runner() -> AsyncIterator[ScenarioRunner]:
     # One runner for the module: its embedder (and what it embedded) serves every run.
-    return ScenarioRunner(offline=True)
+    async with ScenarioRunner(offline=True) as shared:
+        yield shared
 
 
 @pytest_asyncio.fixture(loop_scope="module", scope="module")

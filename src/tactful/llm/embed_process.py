@@ -18,6 +18,7 @@ included). A child that died is started again by the next request, which is sent
 
 from __future__ import annotations
 
+import atexit
 import json
 import struct
 import subprocess
@@ -124,6 +125,15 @@ def read_exactly(stream: IO[bytes], size: int) -> bytes:
 
 _PROCESSES: dict[tuple[Path, int, str, int], EmbeddingProcess] = {}
 _LOCK = threading.Lock()
+
+
+@atexit.register
+def _close_all() -> None:
+    """A program that ends normally waits for its embedding processes to leave (they would
+    anyway, their stdin closed, but after this interpreter had warned of each as running)."""
+    with _LOCK:
+        for process in _PROCESSES.values():
+            process.close()
 
 
 def in_process(
