@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
-
-import pytest
 
 from tactful.domain import Agent, Criticality, Customer, Guideline, MatchVerdict, Session, Trace
 from tactful.engine.context import TurnContext, Utterance
@@ -132,50 +129,6 @@ async def test_batches_share_the_cacheable_prefix() -> None:
     heads = {p.user.split("DETAILED CHECKS:")[0] for p in prompts}
     assert len(heads) == 1 and "customer: my order" in heads.pop()
     assert [c.usage.cached_tokens > 0 for c in model.calls][1:] == [True, True]
-
-
-async def test_each_batch_is_sent_as_its_prompt_is_written() -> None:
-    # The model reads the first batch while the next prompts are written.
-    order: list[str] = []
-    model = ScriptedGenerator({"match": answer_with(set())}, latency_s=0.01)
-    sent = model.generate
-
-    async def generate(*args: Any, **kwargs: Any) -> Any:
-        order.append("sent")
-        return await sent(*args, **kwargs)
-
-    model.generate = generate  # type: ignore[method-assign]
-    matcher = ModelMatcher(model, batch_tokens=200)
-    written = matcher.prompt
-
-    def prompt(*args: Any, **kwargs: Any) -> Any:
-        order.append("written")
-        return written(*args, **kwargs)
-
-    matcher.prompt = prompt  # type: ignore[method-assign]
-    items = ranked(60)
-    outcome = await matcher.match(context("x"), items[:20], items[20:], recorder())
-    assert order == ["written", "sent"] * 3
-    assert (
-        len([v for v in outcome.verdicts if v.guideline_id in {f"g{i}" for i in range(20)}]) == 20
-    )
-
-
-async def test_a_cancelled_match_leaves_no_model_call_running() -> None:
-    model = ScriptedGenerator({"match": answer_with(set())}, latency_s=5)
-    rec = recorder()
-    items = ranked(60)
-    task = asyncio.create_task(
-        ModelMatcher(model, batch_tokens=200).match(context("x"), items[:20], items[20:], rec)
-    )
-    await asyncio.sleep(0.2)
-    assert len(model.calls) == 3
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
-    # Each of the three calls was cancelled with the match, none left to finish later.
-    others = asyncio.all_tasks() - {asyncio.current_task()}
-    assert not [t for t in others if "generate" in repr(t.get_coro())]
 
 
 async def test_applied_before_needs_reapply() -> None:

@@ -356,28 +356,22 @@ class ModelMatcher:
         if journeys and not batches:
             batches = [MatchBatch([], [])]
         head = prompt_head(ctx, notes, glossary, capabilities)
-        prompts: list[tuple[Prompt, dict[int, Ranked]]] = []
-        calls: list[asyncio.Task[Any]] = []
-        try:
-            for i, b in enumerate(batches):
-                prompt = self.prompt(
-                    ctx, b, applied_before, tools, journeys=journeys if i == 0 else (), head=head
-                )
-                prompts.append(prompt)
-                schema = JourneyMatchAnswer if i == 0 and journeys else MatchAnswer
-                call = rec.generate(self.generator, prompt[0], schema, stage=MATCH_STAGE)
-                calls.append(asyncio.create_task(call))
-                if i + 1 < len(batches):
-                    # Each call leaves as its prompt is ready: the next prompts are written
-                    # while the model reads the first ones.
-                    await asyncio.sleep(0)
-            answers = await asyncio.gather(*calls, return_exceptions=True)
-        except BaseException:
-            # Cancelled (the turn's deadline) or failed while writing a prompt: no call is
-            # left running.
-            for task in calls:
-                task.cancel()
-            raise
+        prompts = [
+            self.prompt(
+                ctx, b, applied_before, tools, journeys=journeys if i == 0 else (), head=head
+            )
+            for i, b in enumerate(batches)
+        ]
+        schemas = [
+            JourneyMatchAnswer if i == 0 and journeys else MatchAnswer for i in range(len(prompts))
+        ]
+        answers = await asyncio.gather(
+            *(
+                rec.generate(self.generator, p, schema, stage=MATCH_STAGE)
+                for (p, _), schema in zip(prompts, schemas, strict=True)
+            ),
+            return_exceptions=True,
+        )
         outcome = MatchOutcome([], [])
         for i, (batch, (_, numbers), answer) in enumerate(
             zip(batches, prompts, answers, strict=True)
