@@ -223,7 +223,8 @@ class SnapshotCache:
         """Give what was frozen back to the collector (kept for good otherwise), which frees
         what the closing server held in its own time. Not collected here: a full collection
         walks every object of the process, and in one that starts many servers (tests,
-        scenario runs) that cost 250 ms a close (measured over tests/api: 8.5 of its 75 s)."""
+        scenario runs) that cost 250 ms a close (measured over tests/api: 8.5 of its 75 s).
+        The price is memory held longer: that run's peak went from 233 to 414 MB."""
         if self._froze:
             gc.unfreeze()
             self._froze = False
