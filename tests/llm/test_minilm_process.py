@@ -62,19 +62,22 @@ async def test_a_killed_embedding_process_is_replaced_on_the_next_call() -> None
     assert process.started == started + 1 and process.pid() not in (None, pid)
 
 
-@pytest.mark.embedder
-def test_the_embedding_process_leaves_with_a_program_killed_outright(tmp_path: Path) -> None:
-    # A script without a __main__ guard: the child imports nothing of it.
-    script = tmp_path / "serve.py"
-    script.write_text(
-        "import asyncio, time\n"
-        "from tactful.llm import embed_process\n"
+def _embedding_program(path: Path, then: str = "") -> Path:
+    """A script that embeds once in its own process, prints that process's pid, then runs
+    ``then``. It has no __main__ guard: the child imports nothing of it."""
+    path.write_text(
+        "import asyncio\n"
         "from tactful.llm.minilm import MiniLMEmbedder\n"
         "e = MiniLMEmbedder(process=True)\n"
         "asyncio.run(e.embed(['hello there']))\n"
-        "print(e._child().pid(), flush=True)\n"
-        "time.sleep(120)\n"
+        "print(e._child().pid(), flush=True)\n" + then
     )
+    return path
+
+
+@pytest.mark.embedder
+def test_the_embedding_process_leaves_with_a_program_killed_outright(tmp_path: Path) -> None:
+    script = _embedding_program(tmp_path / "serve.py", then="import time\ntime.sleep(120)\n")
     program = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
     try:
         assert program.stdout is not None
@@ -93,14 +96,7 @@ def test_the_embedding_process_leaves_with_a_program_killed_outright(tmp_path: P
 
 @pytest.mark.embedder
 def test_a_program_that_ends_normally_waits_for_its_embedding_process(tmp_path: Path) -> None:
-    script = tmp_path / "ends.py"
-    script.write_text(
-        "import asyncio\n"
-        "from tactful.llm.minilm import MiniLMEmbedder\n"
-        "e = MiniLMEmbedder(process=True)\n"
-        "asyncio.run(e.embed(['hello there']))\n"
-        "print(e._child().pid(), flush=True)\n"
-    )
+    script = _embedding_program(tmp_path / "ends.py")
     ended = subprocess.run(
         [sys.executable, "-W", "always::ResourceWarning", str(script)],
         capture_output=True,
