@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 
 import numpy as np
 import pytest
@@ -311,12 +310,14 @@ def test_rankings_built_many_at_once_are_those_the_constructor_builds() -> None:
     built = [Ranked(GUIDELINES[i], score[i], focus[i], similarity[i], lexical[i]) for i in order]
     assert many == built
     assert [repr(r) for r in many] == [repr(r) for r in built]
-    assert [vars(r) for r in many] == [vars(r) for r in built]
+    assert [r._asdict() for r in many] == [r._asdict() for r in built]
+    assert all(type(r) is Ranked for r in many)
     assert [hash((r.score, r.lexical)) for r in many] == [hash((r.score, r.lexical)) for r in built]
     assert Ranked.many(GUIDELINES, [2], score, focus, similarity) == [
         Ranked(GUIDELINES[2], 0.5, 0.4, 0.2)
     ]
-    with pytest.raises(dataclasses.FrozenInstanceError):
+    assert Ranked.many(GUIDELINES, [], score, focus, similarity) == []
+    with pytest.raises(AttributeError):
         many[0].score = 1.0  # type: ignore[misc]
 
 

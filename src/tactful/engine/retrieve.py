@@ -24,10 +24,12 @@ from __future__ import annotations
 
 import re
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, replace
 from functools import lru_cache
+from itertools import repeat
+from typing import NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -41,8 +43,7 @@ from tactful.llm.base import Vectors
 F32 = npt.NDArray[np.float32]
 
 
-@dataclass(frozen=True)
-class Ranked:
+class Ranked(NamedTuple):
     """A guideline's retrieval score (for ranking) and its focus on the latest message.
 
     ``score`` is the ranking score: the list from ``Retriever.rank`` is sorted by it. It weighs
@@ -53,7 +54,8 @@ class Ranked:
     ``focus`` is the similarity of the condition (or an example utterance) to the latest
     message only, so that a decision made on similarity alone (the offline tier) answers
     that message, not the previous one again. ``similarity`` and ``lexical`` are the two fused
-    signals, kept for traces and benchmarks.
+    signals, kept for traces and benchmarks. (A named tuple: a ranking makes one per
+    guideline on every turn, a thousand of them at a time, built in C.)
     """
 
     guideline: Guideline
@@ -72,21 +74,14 @@ class Ranked:
         lexical: Sequence[float] | None = None,
     ) -> list[Ranked]:
         """``Ranked(guidelines[i], score[i], focus[i], similarity[i], lexical[i])`` for each
-        ``i`` of ``order`` (``lexical`` None: 0.0). The same objects as the constructor's,
-        built without its field-by-field frozen assignment: a ranking makes one per guideline
-        on every turn."""
-        new = object.__new__
-        out = []
-        for i in order:
-            r = new(Ranked)
-            fields = r.__dict__
-            fields["guideline"] = guidelines[i]
-            fields["score"] = score[i]
-            fields["focus"] = focus[i]
-            fields["similarity"] = similarity[i]
-            fields["lexical"] = lexical[i] if lexical is not None else 0.0
-            out.append(r)
-        return out
+        ``i`` of ``order`` (``lexical`` None: 0.0), without a call in Python per guideline."""
+        columns: list[Iterator[object]] = [
+            map(values.__getitem__, order) for values in (guidelines, score, focus, similarity)
+        ]
+        columns.append(repeat(0.0) if lexical is None else map(lexical.__getitem__, order))
+        # ``tuple.__new__``: the named tuple's own constructor, without its call in Python. Not
+        # strict: ``repeat`` has no end; the others have ``order``'s length.
+        return list(map(tuple.__new__, repeat(Ranked), zip(*columns, strict=False)))
 
 
 class Ranking(list[Ranked]):
