@@ -10,13 +10,13 @@ from tactful.engine.match import (
     GuidelineCheck,
     ListedGuideline,
     MatchAnswer,
-    MatchBatch,
     ModelMatcher,
     OfflineMatcher,
     _conversation,
     answer_listed,
     prompt_head,
 )
+from tactful.engine.match_batches import MatchBatch
 from tactful.engine.retrieve import Ranked
 from tactful.engine.trace import TraceRecorder
 from tactful.errors import ModelError
@@ -63,31 +63,6 @@ def answer_with(applies: set[str], *, reapply: bool | None = None) -> Any:
 
 def recorder() -> TraceRecorder:
     return TraceRecorder(Trace(session_id="s", agent_id="a"))
-
-
-def test_plan_spreads_work_over_at_most_three_batches() -> None:
-    matcher = ModelMatcher(ScriptedGenerator(), batch_tokens=300)
-    small = matcher.plan(ranked(3), ranked(5))
-    assert len(small) == 1
-    big = matcher.plan(ranked(30), ranked(1000))
-    assert len(big) == 3
-    assert sum(len(b.detailed) for b in big) == 30
-    assert sum(len(b.screened) for b in big) == 1000
-    loads = [b.cost for b in big]
-    assert max(loads) - min(loads) < 40  # balanced within about one entry
-    assert matcher.plan([], []) == []
-
-
-class Wordy(ScriptedGenerator):
-    """A model whose tokenizer makes every text long."""
-
-    def count_tokens(self, text: str) -> int:
-        return 100
-
-
-def test_plan_sizes_batches_with_the_models_token_count() -> None:
-    assert len(ModelMatcher(ScriptedGenerator(), batch_tokens=100).plan(ranked(3), [])) == 1
-    assert len(ModelMatcher(Wordy(), batch_tokens=100).plan(ranked(3), [])) == 3
 
 
 async def test_detailed_and_screened_verdicts_come_from_one_wave() -> None:

@@ -9,7 +9,6 @@ trace says so.
 from __future__ import annotations
 
 import asyncio
-import heapq
 import re
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -20,6 +19,7 @@ from pydantic import BaseModel, Field
 
 from tactful.domain import Criticality, MatchMethod, MatchVerdict, ProposedToolCall, ToolSpec
 from tactful.engine.context import TurnContext
+from tactful.engine.match_batches import MatchBatch, plan_batches
 from tactful.engine.retrieve import Ranked
 from tactful.engine.trace import TraceRecorder
 from tactful.errors import ModelError
@@ -183,9 +183,6 @@ _MATCH_INSTRUCTIONS = (
 _WINDOW_MESSAGES = 10
 _MESSAGE_CHARS = 600
 _EARLIER_ACTIONS = 10
-# Prompt tokens of a guideline's listing beyond its condition (number, marks; answer slots).
-DETAILED_COST = 12
-SCREEN_COST = 3
 
 
 def _conversation(ctx: TurnContext) -> str:
@@ -245,13 +242,6 @@ def _detailed_lines(
 
 
 @dataclass
-class MatchBatch:
-    detailed: list[Ranked]
-    screened: list[Ranked]
-    cost: int = 0
-
-
-@dataclass
 class MatchOutcome:
     verdicts: list[MatchVerdict]
     failures: list[str]
@@ -283,27 +273,13 @@ class ModelMatcher:
 
     def plan(self, detailed: Sequence[Ranked], screened: Sequence[Ranked]) -> list[MatchBatch]:
         """Spread the work over as few batches as the budget allows (at most max_batches)."""
-        tokens = self._tokens
-        detailed_costs = [tokens(r.guideline.condition) + DETAILED_COST for r in detailed]
-        screen_costs = [tokens(r.guideline.condition) + SCREEN_COST for r in screened]
-        total = sum(detailed_costs) + sum(screen_costs)
-        if total == 0:
-            return []
-        count = max(1, min(self.max_batches, -(-total // self.batch_tokens)))
-        batches = [MatchBatch([], []) for _ in range(count)]
-        # The lightest batch takes the next guideline (the first one among equals).
-        lightest = [(0, i) for i in range(count)]
-        for r, cost in zip(detailed, detailed_costs, strict=True):
-            _, i = lightest[0]
-            batches[i].detailed.append(r)
-            batches[i].cost += cost
-            heapq.heapreplace(lightest, (batches[i].cost, i))
-        for r, cost in zip(screened, screen_costs, strict=True):
-            _, i = lightest[0]
-            batches[i].screened.append(r)
-            batches[i].cost += cost
-            heapq.heapreplace(lightest, (batches[i].cost, i))
-        return [b for b in batches if b.detailed or b.screened]
+        return plan_batches(
+            detailed,
+            screened,
+            self._tokens,
+            batch_tokens=self.batch_tokens,
+            max_batches=self.max_batches,
+        )
 
     def prompt(
         self,

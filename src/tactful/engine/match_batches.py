@@ -1,0 +1,79 @@
+"""How a turn's match work is spread over its parallel model calls (``ModelMatcher``'s batches).
+
+The detailed checks go one by one to the lightest batch; the compact screen, most of the
+guidelines at 1,000 of them, is cut into consecutive runs that even the batches out, so that a
+turn does not place a thousand guidelines one at a time. Costs are prompt tokens, as the
+model's tokenizer counts them, plus each listing's own (``DETAILED_COST``, ``SCREEN_COST``).
+"""
+
+from __future__ import annotations
+
+import heapq
+from bisect import bisect_left
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from itertools import accumulate
+
+from tactful.engine.retrieve import Ranked
+
+# Prompt tokens of a guideline's listing beyond its condition (number, marks; answer slots).
+DETAILED_COST = 12
+SCREEN_COST = 3
+
+
+@dataclass
+class MatchBatch:
+    detailed: list[Ranked]
+    screened: list[Ranked]
+    cost: int = 0
+
+
+def plan_batches(
+    detailed: Sequence[Ranked],
+    screened: Sequence[Ranked],
+    tokens: Callable[[str], int],
+    *,
+    batch_tokens: int,
+    max_batches: int,
+) -> list[MatchBatch]:
+    """As few batches as ``batch_tokens`` allows (at most ``max_batches``), as even as the
+    listings' costs (``tokens`` counts a condition) let them be; empty ones left out."""
+    detailed_costs = [tokens(r.guideline.condition) + DETAILED_COST for r in detailed]
+    screen_costs = [tokens(r.guideline.condition) + SCREEN_COST for r in screened]
+    total = sum(detailed_costs) + sum(screen_costs)
+    if total == 0:
+        return []
+    count = max(1, min(max_batches, -(-total // batch_tokens)))
+    batches = [MatchBatch([], []) for _ in range(count)]
+    # The lightest batch takes the next guideline (the first one among equals).
+    lightest = [(0, i) for i in range(count)]
+    for r, cost in zip(detailed, detailed_costs, strict=True):
+        _, i = lightest[0]
+        batches[i].detailed.append(r)
+        batches[i].cost += cost
+        heapq.heapreplace(lightest, (batches[i].cost, i))
+    _cut_screen(batches, screened, list(accumulate(screen_costs)))
+    return [b for b in batches if b.detailed or b.screened]
+
+
+def _cut_screen(batches: list[MatchBatch], screened: Sequence[Ranked], ends: list[int]) -> None:
+    """Give each batch a consecutive run of ``screened`` (``ends``: the running total of their
+    costs) that brings it nearest the batches' even share; the last takes what is left."""
+    left = ends[-1] if ends else 0
+    start = done = 0
+    for n, batch in enumerate(batches):
+        stop = len(screened)
+        if n < len(batches) - 1:
+            rest = batches[n:]
+            want = done + (left + sum(b.cost for b in rest)) / len(rest) - batch.cost
+            stop = bisect_left(ends, want, lo=start)
+            # The nearer of the two cuts around the even share (none: a batch already over it).
+            before = ends[stop - 1] if stop > start else done
+            if stop < len(ends) and ends[stop] - want < want - before:
+                stop += 1
+        batch.screened = list(screened[start:stop])
+        taken = (ends[stop - 1] if stop else 0) - done
+        batch.cost += taken
+        left -= taken
+        done += taken
+        start = stop
