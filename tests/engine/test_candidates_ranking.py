@@ -10,8 +10,11 @@ import pytest
 
 from tactful.domain import Agent, Criticality, Customer, Guideline, Session
 from tactful.engine.candidates import (
+    SCREEN,
     CandidateSet,
     FixedTable,
+    Screen,
+    Selected,
     fixed_reasons,
     select_candidates,
 )
@@ -157,3 +160,29 @@ def test_an_empty_ranking_selects_nothing() -> None:
     cs = select_candidates(Ranking([], [], frozenset(), plain=True))
     assert (cs.tier1, cs.tier2) == ([], [])
     assert select_candidates([Ranked(guidelines()[1], 1.0)], k=1).tier1[0].rank == 1
+
+
+async def test_the_screen_of_a_ranking_is_made_only_when_its_records_are_read(
+    store: Store,
+) -> None:
+    guides = guidelines()
+    retriever = Retriever(EmbeddingCache(HashingEmbedder(), store))
+    ranking = await retriever.rank(context("I want a refund for the stolen parcel"), guides)
+    chosen = select_candidates(ranking, k=5)
+    screen = chosen.tier2
+    assert isinstance(screen, Screen)
+    first = {s.guideline.id for s in chosen.tier1}
+    expected = [
+        Selected(r, rank, 2, (SCREEN,))
+        for rank, r in enumerate(ranking, start=1)
+        if r.guideline.id not in first
+    ]
+    # The matcher's guidelines come from the ranking's runs: no record is made for them.
+    assert chosen.screened == [s.ranked for s in expected]
+    assert screen._made is None
+    assert len(screen) == len(expected) == len(guides) - len(first)
+    # Read, the records are those a list would hold, in ranking order.
+    assert list(screen) == expected
+    assert screen == expected and screen != expected[1:] and screen != "screen"
+    assert (screen[0], screen[-1], screen[1:3]) == (expected[0], expected[-1], expected[1:3])
+    assert chosen.candidates()[len(first)].guideline_id == expected[0].guideline.id

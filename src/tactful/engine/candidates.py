@@ -26,7 +26,7 @@ from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from itertools import chain, islice, repeat
-from typing import NamedTuple
+from typing import NamedTuple, overload
 
 from pydantic import TypeAdapter
 
@@ -100,7 +100,8 @@ class CandidateSet:
     not always-matched."""
 
     tier1: list[Selected]
-    tier2: list[Selected]
+    # A list, or a ``Screen`` (kept as runs of the ranking until its records are read).
+    tier2: Sequence[Selected]
     # Always-match marker: applied on every turn with no check (in neither tier).
     always: list[Selected] = field(default_factory=list)
     # Disabled guidelines that were passed in anyway (never checked).
@@ -115,6 +116,8 @@ class CandidateSet:
     @property
     def screened(self) -> list[Ranked]:
         """Tier 2 as the matcher takes it."""
+        if isinstance(self.tier2, Screen):
+            return self.tier2.ranked()
         return [s.ranked for s in self.tier2]
 
     def candidates(self, limit: int | None = None) -> list[Candidate]:
@@ -351,7 +354,7 @@ class _Split:
         ids = {r.guideline.id for r in checkable}
         return cls(rank_of, checkable, positions, ids, always, disabled)
 
-    def tiers(self, reasons: Mapping[str, list[str]]) -> tuple[list[Selected], list[Selected]]:
+    def tiers(self, reasons: Mapping[str, list[str]]) -> tuple[list[Selected], Sequence[Selected]]:
         """Tier 1 (the ids with ``reasons``) and tier 2 (the rest), in ranking order."""
         # ``tuple.__new__``: the named tuple's own constructor, without its call in Python.
         new = tuple.__new__
@@ -369,26 +372,83 @@ class _Split:
                 if r.guideline.id in reasons
             ]
             return tier1, screened
-        # Tier 1 by its ranks; tier 2 is the runs between them, built in C.
+        # Tier 1 by its ranks; tier 2 is the runs between them.
         ranks = sorted(self.rank_of[gid] for gid in reasons)
         checkable = self.checkable
         tier1 = [
             new(Selected, (checkable[p - 1], p, 1, tuple(reasons[checkable[p - 1].guideline.id])))
             for p in ranks
         ]
-        tier2: list[Selected] = []
+        return tier1, Screen(checkable, ranks)
+
+
+class Screen(Sequence[Selected]):
+    """Tier 2 of a plain ranking (each guideline once, all checked), kept as the runs of the
+    ranking between tier 1's ranks. The matcher takes its guidelines straight from the runs;
+    its records (``Selected``, 900 of them at 1,000 guidelines) are made when first read,
+    which is after the reply, for the trace."""
+
+    def __init__(self, checkable: Sequence[Ranked], ranks: Sequence[int]) -> None:
+        # ``checkable[i]`` has rank ``i + 1``; ``ranks``: tier 1's, ascending.
+        self._checkable = checkable
+        self._ranks = ranks
+        self._made: list[Selected] | None = None
+
+    def _runs(self) -> Iterator[tuple[int, int]]:
+        """Each run's first rank and the rank after its last."""
         start = 1
-        for stop in (*ranks, len(checkable) + 1):
+        for stop in (*self._ranks, len(self._checkable) + 1):
             if stop > start:
+                yield start, stop
+            start = stop + 1
+
+    def ranked(self) -> list[Ranked]:
+        """The screened guidelines' rankings, in ranking order (no record made)."""
+        out: list[Ranked] = []
+        for start, stop in self._runs():
+            out += self._checkable[start - 1 : stop - 1]
+        return out
+
+    def _records(self) -> list[Selected]:
+        if self._made is None:
+            made: list[Selected] = []
+            new = tuple.__new__
+            for start, stop in self._runs():
                 run = zip(
-                    checkable[start - 1 : stop - 1],
+                    self._checkable[start - 1 : stop - 1],
                     range(start, stop),
                     repeat(2),
                     repeat(_SCREENED),
+                    strict=False,
                 )
-                tier2.extend(map(new, repeat(Selected), run))
-            start = stop + 1
-        return tier1, tier2
+                made.extend(map(new, repeat(Selected), run))
+            self._made = made
+        return self._made
+
+    def __len__(self) -> int:
+        return len(self._checkable) - len(self._ranks)
+
+    @overload
+    def __getitem__(self, index: int) -> Selected: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[Selected]: ...
+
+    def __getitem__(self, index: int | slice) -> Selected | list[Selected]:
+        return self._records()[index]
+
+    def __iter__(self) -> Iterator[Selected]:
+        return iter(self._records())
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Screen | list | tuple):
+            return self._records() == list(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"Screen({self._records()!r})"
 
 
 def _forced_reasons(
