@@ -7,7 +7,7 @@ from test_match import ranked
 
 from tactful.domain import Guideline
 from tactful.engine.match import ModelMatcher
-from tactful.engine.match_batches import DETAILED_COST, SCREEN_COST, plan_batches
+from tactful.engine.match_batches import DETAILED_COST, SCREEN_COST, ScreenCosts, plan_batches
 from tactful.engine.retrieve import Ranked
 from tactful.llm.base import count_tokens
 from tactful.llm.scripted import ScriptedGenerator
@@ -89,3 +89,27 @@ def test_no_screen_and_no_checks_plan_nothing() -> None:
     only = plan_batches([], five, count_tokens, batch_tokens=3000, max_batches=3)
     assert len(only) == 1
     assert only[0].screened == five
+
+
+def test_screen_costs_count_each_guideline_once_and_forget_past_their_limit() -> None:
+    counted: list[str] = []
+
+    def tokens(text: str) -> int:
+        counted.append(text)
+        return count_tokens(text)
+
+    costs = ScreenCosts(tokens)
+    screened = ranked(50)
+    expected = [count_tokens(r.guideline.condition) + SCREEN_COST for r in screened]
+    assert costs(screened) == expected
+    assert costs(list(reversed(screened))) == expected[::-1]
+    assert len(counted) == 50
+    # Another guideline object with the same id is another definition: counted on its own.
+    changed = Ranked(Guideline(id="g0", condition="a much longer condition than before"), 1.0)
+    assert costs([changed]) == [count_tokens(changed.guideline.condition) + SCREEN_COST]
+    assert len(counted) == 51
+    costs.LIMIT = 60
+    assert costs(ranked(20)) == [
+        count_tokens(r.guideline.condition) + SCREEN_COST for r in ranked(20)
+    ]
+    assert len(costs._kept) == 20

@@ -19,7 +19,7 @@ from pydantic import BaseModel, Field
 
 from tactful.domain import Criticality, MatchMethod, MatchVerdict, ProposedToolCall, ToolSpec
 from tactful.engine.context import TurnContext
-from tactful.engine.match_batches import MatchBatch, plan_batches
+from tactful.engine.match_batches import MatchBatch, ScreenCosts, plan_batches
 from tactful.engine.retrieve import Ranked
 from tactful.engine.trace import TraceRecorder
 from tactful.errors import ModelError
@@ -270,6 +270,7 @@ class ModelMatcher:
         self.max_batches = max_batches
         # Conditions come back every turn: each is counted once.
         self._tokens = lru_cache(maxsize=65536)(generator.count_tokens)
+        self._screen_costs = ScreenCosts(self._tokens)
 
     def plan(self, detailed: Sequence[Ranked], screened: Sequence[Ranked]) -> list[MatchBatch]:
         """Spread the work over as few batches as the budget allows (at most max_batches)."""
@@ -279,6 +280,7 @@ class ModelMatcher:
             self._tokens,
             batch_tokens=self.batch_tokens,
             max_batches=self.max_batches,
+            screen_costs=self._screen_costs,
         )
 
     def prompt(

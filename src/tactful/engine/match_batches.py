@@ -13,7 +13,9 @@ from bisect import bisect_left
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from itertools import accumulate
+from operator import attrgetter
 
+from tactful.domain import Guideline
 from tactful.engine.retrieve import Ranked
 
 # Prompt tokens of a guideline's listing beyond its condition (number, marks; answer slots).
@@ -28,6 +30,39 @@ class MatchBatch:
     cost: int = 0
 
 
+class ScreenCosts:
+    """Each guideline's screen listing cost, remembered by guideline object: its ``id``, the
+    object kept here so that no other takes that id. A turn at 1,000 guidelines then looks a
+    thousand costs up in one table instead of reading each condition again (scattered through
+    memory, which cost the turn more than the counting did). A guideline is not changed in
+    place once defined: a new definition is a new object. At most ``LIMIT`` are kept."""
+
+    LIMIT = 65536
+
+    def __init__(self, tokens: Callable[[str], int]) -> None:
+        self._tokens = tokens
+        self._by_object: dict[int, int] = {}
+        self._kept: list[Guideline] = []
+
+    def __call__(self, screened: Sequence[Ranked]) -> list[int]:
+        guidelines = list(map(_GUIDELINE, screened))
+        try:
+            return list(map(self._by_object.__getitem__, map(id, guidelines)))
+        except KeyError:
+            pass
+        if len(self._kept) + len(guidelines) > self.LIMIT:
+            self._by_object.clear()
+            self._kept.clear()
+        for g in guidelines:
+            if id(g) not in self._by_object:
+                self._by_object[id(g)] = self._tokens(g.condition) + SCREEN_COST
+                self._kept.append(g)
+        return list(map(self._by_object.__getitem__, map(id, guidelines)))
+
+
+_GUIDELINE = attrgetter("guideline")
+
+
 def plan_batches(
     detailed: Sequence[Ranked],
     screened: Sequence[Ranked],
@@ -35,12 +70,14 @@ def plan_batches(
     *,
     batch_tokens: int,
     max_batches: int,
+    screen_costs: ScreenCosts | None = None,
 ) -> list[MatchBatch]:
     """As few batches as ``batch_tokens`` allows (at most ``max_batches``), as even as the
-    listings' costs (``tokens`` counts a condition) let them be; empty ones left out."""
+    listings' costs (``tokens`` counts a condition; ``screen_costs``, a ``ScreenCosts``, gives
+    the screen's) let them be; empty ones left out."""
     detailed_costs = [tokens(r.guideline.condition) + DETAILED_COST for r in detailed]
-    screen_costs = [tokens(r.guideline.condition) + SCREEN_COST for r in screened]
-    total = sum(detailed_costs) + sum(screen_costs)
+    screen = (screen_costs or ScreenCosts(tokens))(screened)
+    total = sum(detailed_costs) + sum(screen)
     if total == 0:
         return []
     count = max(1, min(max_batches, -(-total // batch_tokens)))
@@ -52,7 +89,7 @@ def plan_batches(
         batches[i].detailed.append(r)
         batches[i].cost += cost
         heapq.heapreplace(lightest, (batches[i].cost, i))
-    _cut_screen(batches, screened, list(accumulate(screen_costs)))
+    _cut_screen(batches, screened, list(accumulate(screen)))
     return [b for b in batches if b.detailed or b.screened]
 
 
