@@ -7,7 +7,7 @@ from test_match import ranked
 
 from tactful.domain import Guideline
 from tactful.engine.match import ModelMatcher
-from tactful.engine.match_batches import DETAILED_COST, SCREEN_COST, ScreenCosts, plan_batches
+from tactful.engine.match_batches import DETAILED_COST, SCREEN_COST, ScreenListing, plan_batches
 from tactful.engine.retrieve import Ranked
 from tactful.llm.base import count_tokens
 from tactful.llm.scripted import ScriptedGenerator
@@ -91,25 +91,31 @@ def test_no_screen_and_no_checks_plan_nothing() -> None:
     assert only[0].screened == five
 
 
-def test_screen_costs_count_each_guideline_once_and_forget_past_their_limit() -> None:
+def test_the_screen_listing_counts_each_guideline_once_and_forgets_past_its_limit() -> None:
     counted: list[str] = []
 
     def tokens(text: str) -> int:
         counted.append(text)
         return count_tokens(text)
 
-    costs = ScreenCosts(tokens)
+    listing = ScreenListing(tokens)
     screened = ranked(50)
     expected = [count_tokens(r.guideline.condition) + SCREEN_COST for r in screened]
-    assert costs(screened) == expected
-    assert costs(list(reversed(screened))) == expected[::-1]
+    assert listing.costs(screened) == expected
+    assert listing.costs(list(reversed(screened))) == expected[::-1]
+    assert listing.conditions(screened[:2]) == [r.guideline.condition for r in screened[:2]]
     assert len(counted) == 50
-    # Another guideline object with the same id is another definition: counted on its own.
+    # Another guideline object with the same id is another definition: listed on its own.
     changed = Ranked(Guideline(id="g0", condition="a much longer condition than before"), 1.0)
-    assert costs([changed]) == [count_tokens(changed.guideline.condition) + SCREEN_COST]
+    assert listing.conditions([changed]) == ["a much longer condition than before"]
+    assert listing.costs([changed]) == [count_tokens(changed.guideline.condition) + SCREEN_COST]
     assert len(counted) == 51
-    costs.LIMIT = 60
-    assert costs(ranked(20)) == [
-        count_tokens(r.guideline.condition) + SCREEN_COST for r in ranked(20)
+    # Past the limit, what was kept is forgotten and counted again when it comes back.
+    listing.LIMIT = 60
+    fresh = ranked(20)
+    assert listing.costs(fresh) == [
+        count_tokens(r.guideline.condition) + SCREEN_COST for r in fresh
     ]
-    assert len(costs._kept) == 20
+    assert len(listing._kept) == 20
+    assert listing.costs(screened[:3]) == expected[:3]
+    assert len(counted) == 51 + 20 + 3

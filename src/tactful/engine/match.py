@@ -13,13 +13,14 @@ import re
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
+from itertools import count
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
 from tactful.domain import Criticality, MatchMethod, MatchVerdict, ProposedToolCall, ToolSpec
 from tactful.engine.context import TurnContext
-from tactful.engine.match_batches import MatchBatch, ScreenCosts, plan_batches
+from tactful.engine.match_batches import MatchBatch, ScreenListing, plan_batches
 from tactful.engine.retrieve import Ranked
 from tactful.engine.trace import TraceRecorder
 from tactful.errors import ModelError
@@ -270,7 +271,7 @@ class ModelMatcher:
         self.max_batches = max_batches
         # Conditions come back every turn: each is counted once.
         self._tokens = lru_cache(maxsize=65536)(generator.count_tokens)
-        self._screen_costs = ScreenCosts(self._tokens)
+        self._listing = ScreenListing(self._tokens)
 
     def plan(self, detailed: Sequence[Ranked], screened: Sequence[Ranked]) -> list[MatchBatch]:
         """Spread the work over as few batches as the budget allows (at most max_batches)."""
@@ -280,7 +281,7 @@ class ModelMatcher:
             self._tokens,
             batch_tokens=self.batch_tokens,
             max_batches=self.max_batches,
-            screen_costs=self._screen_costs,
+            listing=self._listing,
         )
 
     def prompt(
@@ -302,9 +303,8 @@ class ModelMatcher:
         numbers = dict(enumerate([*batch.detailed, *batch.screened], 1))
         detailed = "\n".join(_detailed_lines(batch.detailed, applied_before, tools or {}))
         first = len(batch.detailed) + 1
-        screen = "\n".join(
-            f"{n}. {r.guideline.condition}" for n, r in enumerate(batch.screened, first)
-        )
+        conditions = self._listing.conditions(batch.screened)
+        screen = "\n".join(map("{}. {}".format, count(first), conditions))
         user = f"{head}DETAILED CHECKS:\n{detailed or '(none)'}\n\nSCREEN:\n{screen or '(none)'}"
         if journeys:
             written = "\n".join(text for _, text in journeys)

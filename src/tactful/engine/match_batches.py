@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from itertools import accumulate
 from operator import attrgetter
+from typing import TypeVar
 
 from tactful.domain import Guideline
 from tactful.engine.retrieve import Ranked
@@ -30,36 +31,48 @@ class MatchBatch:
     cost: int = 0
 
 
-class ScreenCosts:
-    """Each guideline's screen listing cost, remembered by guideline object: its ``id``, the
-    object kept here so that no other takes that id. A turn at 1,000 guidelines then looks a
-    thousand costs up in one table instead of reading each condition again (scattered through
-    memory, which cost the turn more than the counting did). A guideline is not changed in
-    place once defined: a new definition is a new object. At most ``LIMIT`` are kept."""
+class ScreenListing:
+    """What the screen lists of each guideline, its condition and that line's cost, remembered
+    by guideline object: its ``id``, the object kept here so that no other takes that id. A
+    turn at 1,000 guidelines then looks both up in one table each instead of reading every
+    guideline's fields again, scattered through memory, which cost the turn more than the
+    counting and the writing did. A guideline is not changed in place once defined: a new
+    definition is a new object. At most ``LIMIT`` are kept."""
 
     LIMIT = 65536
 
     def __init__(self, tokens: Callable[[str], int]) -> None:
         self._tokens = tokens
-        self._by_object: dict[int, int] = {}
+        self._cost: dict[int, int] = {}
+        self._condition: dict[int, str] = {}
         self._kept: list[Guideline] = []
 
-    def __call__(self, screened: Sequence[Ranked]) -> list[int]:
+    def costs(self, screened: Sequence[Ranked]) -> list[int]:
+        """Each one's screen line cost in prompt tokens (``SCREEN_COST`` included)."""
+        return self._each(self._cost, screened)
+
+    def conditions(self, screened: Sequence[Ranked]) -> list[str]:
+        return self._each(self._condition, screened)
+
+    def _each(self, table: dict[int, _T], screened: Sequence[Ranked]) -> list[_T]:
         guidelines = list(map(_GUIDELINE, screened))
         try:
-            return list(map(self._by_object.__getitem__, map(id, guidelines)))
+            return list(map(table.__getitem__, map(id, guidelines)))
         except KeyError:
             pass
         if len(self._kept) + len(guidelines) > self.LIMIT:
-            self._by_object.clear()
+            self._cost.clear()
+            self._condition.clear()
             self._kept.clear()
         for g in guidelines:
-            if id(g) not in self._by_object:
-                self._by_object[id(g)] = self._tokens(g.condition) + SCREEN_COST
+            if id(g) not in self._cost:
+                self._cost[id(g)] = self._tokens(g.condition) + SCREEN_COST
+                self._condition[id(g)] = g.condition
                 self._kept.append(g)
-        return list(map(self._by_object.__getitem__, map(id, guidelines)))
+        return list(map(table.__getitem__, map(id, guidelines)))
 
 
+_T = TypeVar("_T")
 _GUIDELINE = attrgetter("guideline")
 
 
@@ -70,13 +83,13 @@ def plan_batches(
     *,
     batch_tokens: int,
     max_batches: int,
-    screen_costs: ScreenCosts | None = None,
+    listing: ScreenListing | None = None,
 ) -> list[MatchBatch]:
     """As few batches as ``batch_tokens`` allows (at most ``max_batches``), as even as the
-    listings' costs (``tokens`` counts a condition; ``screen_costs``, a ``ScreenCosts``, gives
-    the screen's) let them be; empty ones left out."""
+    listings' costs let them be (``tokens`` counts a condition; ``listing``, kept from turn to
+    turn, gives the screen's); empty ones left out."""
     detailed_costs = [tokens(r.guideline.condition) + DETAILED_COST for r in detailed]
-    screen = (screen_costs or ScreenCosts(tokens))(screened)
+    screen = (listing or ScreenListing(tokens)).costs(screened)
     total = sum(detailed_costs) + sum(screen)
     if total == 0:
         return []
