@@ -37,9 +37,13 @@ class ScreenListing:
     turn at 1,000 guidelines then looks both up in one table each instead of reading every
     guideline's fields again, scattered through memory, which cost the turn more than the
     counting and the writing did. A guideline is not changed in place once defined: a new
-    definition is a new object. At most ``LIMIT`` are kept."""
+    definition is a new object. At most ``LIMIT`` are kept, and with them the guideline objects
+    themselves (about 1.3 KB each, 11 MB at most): when an agent's definitions change, its old
+    snapshots' guidelines stay here until the limit clears them all. Past it (an agent of more
+    guidelines, or several large agents taking turns) a turn counts again what it lists:
+    slower, the same costs."""
 
-    LIMIT = 65536
+    LIMIT = 8192
 
     def __init__(self, tokens: Callable[[str], int]) -> None:
         self._tokens = tokens
