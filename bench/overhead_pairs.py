@@ -69,6 +69,9 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=4)
     parser.add_argument("--rounds", type=int, default=16)
     args = parser.parse_args()
+    for tree in (args.old, args.new):
+        if not (tree / "src" / "tactful").is_dir() or not (tree / "bench").is_dir():
+            parser.error(f"{tree} is not a checkout of tactful (no src/tactful or bench there)")
     differences = []
     with tempfile.TemporaryDirectory() as tmp:
         scenario = Path(tmp) / "scenario.json"
